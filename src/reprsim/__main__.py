@@ -1,0 +1,5 @@
+import sys
+
+from reprsim.cli import main
+
+sys.exit(main())

@@ -1,0 +1,45 @@
+"""The `reprsim` command. Each subcommand lives in its own module exposing `register(subparsers)`."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# Subcommand modules, in the order `reprsim --help` lists them.
+COMMANDS: tuple[str, ...] = (
+    "quick",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from reprsim import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="reprsim",
+        description="Similarity analysis of neural network representations and attention.",
+    )
+    parser.add_argument("--version", action="version", version=f"reprsim {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        importlib.import_module(f"reprsim.cli.{name}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, FileNotFoundError, KeyError) as exc:
+        # User-facing errors: one clear line, no traceback.
+        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"reprsim {args.command}: error: {msg}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
