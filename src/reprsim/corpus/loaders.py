@@ -1,0 +1,107 @@
+"""Readers for corpus files: plain text (one sentence per line) and CoNLL-U.
+
+Files are read as bytes and decoded line by line so that a non-UTF-8 byte is reported with its file, line and
+byte offset. Lines are split on "\\n" only (a trailing "\\r" is removed), never on the other Unicode line
+breaks, so line numbers match what an editor shows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from reprsim.corpus.text import clean_sentence, normalize_text
+
+UTF8_BOM = b"\xef\xbb\xbf"
+
+
+def read_lines(path: str | Path) -> Iterator[tuple[int, str]]:
+    """Yield (1-based line number, decoded line) for a UTF-8 file.
+
+    Raises FileNotFoundError for a missing file, ValueError for an empty file or for bytes that are not UTF-8
+    (naming the file, the line and the byte offset from the start of the file).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"corpus file not found: {path}")
+    data = path.read_bytes()
+    if not data.strip():
+        raise ValueError(f"corpus file is empty: {path}")
+    offset = len(UTF8_BOM) if data.startswith(UTF8_BOM) else 0
+    lines = data[offset:].split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()  # the newline that ends the last line does not start another one
+    for number, raw in enumerate(lines, start=1):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ValueError(
+                f"{path}: line {number}: invalid UTF-8 byte 0x{raw[exc.start]:02x} at byte offset "
+                f"{offset + exc.start} of the file (column {exc.start + 1} of the line, in bytes)"
+            ) from None
+        offset += len(raw) + 1
+        yield number, text.removesuffix("\r")
+
+
+def read_text(path: str | Path, *, skip_empty: bool = False) -> list[list[str]]:
+    """Read a plain-text corpus: one sentence per line, words separated by whitespace.
+
+    A line with no words (blank, or only characters that cleaning removes) is an error naming the file and
+    line, unless `skip_empty` is set, in which case it is skipped.
+    """
+    sentences: list[list[str]] = []
+    for number, line in read_lines(path):
+        words = clean_sentence(normalize_text(line).split())
+        if not words:
+            if skip_empty:
+                continue
+            raise ValueError(
+                f"{path}: line {number} is empty (no words); remove it or pass skip_empty=True"
+            )
+        sentences.append(words)
+    if not sentences:
+        raise ValueError(f"corpus file has no sentences: {path}")
+    return sentences
+
+
+def _conllu_form(path: str | Path, number: int, line: str) -> str | None:
+    """The FORM of one CoNLL-U token line, or None for multiword-token ranges and empty nodes."""
+    columns = line.split("\t")
+    if len(columns) < 2:
+        raise ValueError(f"{path}: line {number}: not a CoNLL-U token line (expected tab-separated columns)")
+    token_id = columns[0]
+    if "-" in token_id or "." in token_id:
+        return None  # "1-2" multiword token (its parts follow) or "1.1" empty node (no surface form)
+    if not token_id.isdigit():
+        raise ValueError(f"{path}: line {number}: CoNLL-U ID {token_id!r} is not an integer")
+    return columns[1]
+
+
+def read_conllu(path: str | Path) -> list[list[str]]:
+    """Read the FORM column of a CoNLL-U file: sentences are separated by blank lines, "#" lines are comments.
+
+    Multiword-token lines ("1-2") and empty nodes ("1.1") are skipped, so the words are the syntactic tokens.
+    A sentence whose words all clean to nothing is an error naming the file and its first line.
+    """
+    sentences: list[list[str]] = []
+    forms: list[str] = []
+    first_line = 0
+    for number, line in [*read_lines(path), (-1, "")]:  # a sentinel blank line closes the last sentence
+        if line.startswith("#"):
+            continue
+        if not line.strip():
+            if forms:
+                words = clean_sentence([normalize_text(form) for form in forms])
+                if not words:
+                    raise ValueError(f"{path}: sentence starting at line {first_line} has no words after cleaning")
+                sentences.append(words)
+                forms = []
+            continue
+        form = _conllu_form(path, number, line)
+        if form is not None:
+            if not forms:
+                first_line = number
+            forms.append(form)
+    if not sentences:
+        raise ValueError(f"CoNLL-U file has no sentences: {path}")
+    return sentences

@@ -1,0 +1,269 @@
+"""A study: one validated YAML config holding corpus, models, extraction options, measures and outputs.
+
+Validation is explicit and strict: an unknown key, a wrong type or a value outside its allowed set is an error
+that names the key path (for example `extraction.subword`) and what is allowed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class StudyConfigError(ValueError):
+    """A study config is malformed; the message names the key and what is allowed."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    model: str
+    revision: str | None = None
+    trust_remote_code: bool = False
+    layers: str | list[int] | None = None  # overrides extraction.layers for this model
+
+
+@dataclass(frozen=True)
+class CorpusSpec:
+    source: str = "builtin"
+    max_sentences: int | None = None
+    max_words: int | None = None
+
+
+@dataclass(frozen=True)
+class ExtractionSpec:
+    layers: str | list[int] = "all"
+    subword: str = "last"
+    attention: bool = True
+    causal_attention: bool = False
+    batch_size: int = 32
+    device: str = "auto"
+    dtype: str = "float32"
+    long_sentences: str = "error"
+
+
+@dataclass(frozen=True)
+class CompareSpec:
+    measures: list[str] = field(default_factory=lambda: ["all"])
+    device: str = "auto"
+    chunk_rows: int = 8192
+    subsample_rows: int = 5000
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class FinetuneSpec:
+    base: str
+    finetuned: list[str]
+
+
+@dataclass(frozen=True)
+class Study:
+    name: str
+    corpus: CorpusSpec
+    models: list[ModelSpec]
+    extraction: ExtractionSpec
+    compare: CompareSpec
+    store: Path
+    results: Path
+    report: Path | None
+    finetuning: list[FinetuneSpec]
+
+
+_TOP_KEYS = {"name", "corpus", "models", "extraction", "compare", "finetuning", "output"}
+_CHOICES = {
+    "extraction.subword": {"last", "first", "mean"},
+    "extraction.device": {"auto", "cpu", "cuda"},
+    "extraction.dtype": {"float32", "float16", "bfloat16"},
+    "extraction.long_sentences": {"error", "window"},
+    "compare.device": {"auto", "cpu", "cuda"},
+}
+
+
+def _fail(path: str, message: str) -> StudyConfigError:
+    return StudyConfigError(f"study config: `{path}`: {message}")
+
+
+def _mapping(value: Any, path: str, allowed: set[str]) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise _fail(path, f"must be a mapping, got {type(value).__name__}")
+    unknown = sorted(set(value) - allowed)
+    if unknown:
+        raise _fail(f"{path}.{unknown[0]}" if path else unknown[0],
+                    f"unknown key; allowed: {', '.join(sorted(allowed))}")
+    return value
+
+
+def _typed(value: Any, path: str, kind: type | tuple[type, ...], minimum: int | None = None) -> Any:
+    # bool is a subclass of int: reject it where a number is asked for.
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise _fail(path, f"must be {names}, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise _fail(path, f"must be at least {minimum}, got {value}")
+    return value
+
+
+def _choice(value: Any, path: str) -> str:
+    allowed = _CHOICES[path]
+    if value not in allowed:
+        raise _fail(path, f"{value!r} is not allowed; choose one of {', '.join(sorted(allowed))}")
+    return str(value)
+
+
+def _optional_int(raw: dict[str, Any], key: str, path: str) -> int | None:
+    value = raw.get(key)
+    return None if value is None else _typed(value, f"{path}.{key}", int, minimum=1)
+
+
+def _corpus(raw: Any) -> CorpusSpec:
+    if isinstance(raw, str):
+        return CorpusSpec(source=raw)
+    d = _mapping(raw, "corpus", {"source", "max_sentences", "max_words"})
+    return CorpusSpec(
+        source=_typed(d.get("source", "builtin"), "corpus.source", str),
+        max_sentences=_optional_int(d, "max_sentences", "corpus"),
+        max_words=_optional_int(d, "max_words", "corpus"),
+    )
+
+
+def _models(raw: Any) -> list[ModelSpec]:
+    if not isinstance(raw, list) or not raw:
+        raise _fail("models", "must be a non-empty list of models (each `{name: ..., model: ...}` or a string)")
+    specs: list[ModelSpec] = []
+    for i, item in enumerate(raw):
+        path = f"models[{i}]"
+        if isinstance(item, str):
+            specs.append(ModelSpec(name=item, model=item))
+            continue
+        d = _mapping(item, path, {"name", "model", "revision", "trust_remote_code", "layers"})
+        if "model" not in d:
+            raise _fail(f"{path}.model", "is required (a preset name, hub name or local path)")
+        model = _typed(d["model"], f"{path}.model", str)
+        specs.append(ModelSpec(
+            name=_typed(d.get("name", model), f"{path}.name", str),
+            model=model,
+            revision=None if d.get("revision") is None else _typed(d["revision"], f"{path}.revision", str),
+            trust_remote_code=_typed(d.get("trust_remote_code", False), f"{path}.trust_remote_code", bool),
+            layers=None if d.get("layers") is None else _layers(d["layers"], f"{path}.layers"),
+        ))
+    names = [s.name for s in specs]
+    duplicate = next((n for n in names if names.count(n) > 1), None)
+    if duplicate is not None:
+        raise _fail("models", f"two models are named {duplicate!r}; names must be unique")
+    return specs
+
+
+def _layers(value: Any, path: str = "extraction.layers") -> str | list[int]:
+    if value == "all":
+        return "all"
+    if isinstance(value, list) and value and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
+                                                  for v in value):
+        return list(value)
+    raise _fail(path, f"must be 'all' or a list of layer indices >= 0, got {value!r}")
+
+
+def _extraction(raw: Any) -> ExtractionSpec:
+    d = _mapping(raw, "extraction", set(ExtractionSpec.__dataclass_fields__))
+    base = ExtractionSpec()
+    return ExtractionSpec(
+        layers=_layers(d.get("layers", base.layers)),
+        subword=_choice(d.get("subword", base.subword), "extraction.subword"),
+        attention=_typed(d.get("attention", base.attention), "extraction.attention", bool),
+        causal_attention=_typed(d.get("causal_attention", base.causal_attention), "extraction.causal_attention",
+                                bool),
+        batch_size=_typed(d.get("batch_size", base.batch_size), "extraction.batch_size", int, minimum=1),
+        device=_choice(d.get("device", base.device), "extraction.device"),
+        dtype=_choice(d.get("dtype", base.dtype), "extraction.dtype"),
+        long_sentences=_choice(d.get("long_sentences", base.long_sentences), "extraction.long_sentences"),
+    )
+
+
+def _compare(raw: Any) -> CompareSpec:
+    d = _mapping(raw, "compare", set(CompareSpec.__dataclass_fields__))
+    base = CompareSpec()
+    measures = d.get("measures", base.measures)
+    if isinstance(measures, str):
+        measures = [measures]
+    if not isinstance(measures, list) or not all(isinstance(m, str) for m in measures) or not measures:
+        raise _fail("compare.measures", f"must be a list of measure names or 'all', got {measures!r}")
+    from reprsim import measures as registry
+
+    known = set(registry.available()) | {"all"}
+    unknown = [m for m in measures if m not in known]
+    if unknown:
+        raise _fail("compare.measures", f"unknown measure {unknown[0]!r}; available: "
+                    f"{', '.join(sorted(known))}")
+    return CompareSpec(
+        measures=list(measures),
+        device=_choice(d.get("device", base.device), "compare.device"),
+        chunk_rows=_typed(d.get("chunk_rows", base.chunk_rows), "compare.chunk_rows", int, minimum=2),
+        subsample_rows=_typed(d.get("subsample_rows", base.subsample_rows), "compare.subsample_rows", int,
+                              minimum=10),
+        seed=_typed(d.get("seed", base.seed), "compare.seed", int),
+    )
+
+
+def _finetuning(raw: Any, model_names: list[str]) -> list[FinetuneSpec]:
+    if raw is None:
+        return []
+    items = raw if isinstance(raw, list) else [raw]
+    specs = []
+    for i, item in enumerate(items):
+        path = f"finetuning[{i}]"
+        d = _mapping(item, path, {"base", "finetuned"})
+        base = _typed(d.get("base"), f"{path}.base", str)
+        tuned = d.get("finetuned")
+        if isinstance(tuned, str):
+            tuned = [tuned]
+        if not isinstance(tuned, list) or not tuned:
+            raise _fail(f"{path}.finetuned", "must be a model name or a list of model names")
+        for name in [base, *tuned]:
+            if name not in model_names:
+                raise _fail(path, f"{name!r} is not one of the study's models: {', '.join(model_names)}")
+        specs.append(FinetuneSpec(base=base, finetuned=list(tuned)))
+    return specs
+
+
+def parse_study(raw: Any, base_dir: Path) -> Study:
+    """Validate a parsed YAML document; relative output paths are taken relative to `base_dir`."""
+    d = _mapping(raw, "", _TOP_KEYS)
+    if "models" not in d:
+        raise _fail("models", "is required")
+    models = _models(d["models"])
+    out = _mapping(d.get("output"), "output", {"dir", "store", "results", "report"})
+    out_dir = base_dir / _typed(out.get("dir", "reprsim-out"), "output.dir", str)
+
+    def path_of(key: str, default: Path) -> Path:
+        value = out.get(key)
+        return default if value is None else base_dir / _typed(value, f"output.{key}", str)
+
+    report = out.get("report")
+    return Study(
+        name=_typed(d.get("name", "study"), "name", str),
+        corpus=_corpus(d.get("corpus", "builtin")),
+        models=models,
+        extraction=_extraction(d.get("extraction")),
+        compare=_compare(d.get("compare")),
+        store=path_of("store", out_dir / "store"),
+        results=path_of("results", out_dir / "results.parquet"),
+        report=None if report is False else path_of("report", out_dir / "report"),
+        finetuning=_finetuning(d.get("finetuning"), [m.name for m in models]),
+    )
+
+
+def load_study(path: str | Path) -> Study:
+    """Read and validate a study YAML file."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"study config not found: {p}")
+    try:
+        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise StudyConfigError(f"study config {p}: not valid YAML: {exc}") from exc
+    return parse_study(raw, p.parent)

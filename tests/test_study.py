@@ -1,0 +1,76 @@
+"""Study config validation: every error names the key and what is allowed."""
+
+from pathlib import Path
+
+import pytest
+
+from reprsim.study import StudyConfigError, load_study, parse_study
+
+BASE = Path("/tmp/study-base")
+
+
+def test_minimal_config_fills_defaults():
+    study = parse_study({"models": ["minilm", {"name": "ctrl", "model": "minilm-random"}]}, BASE)
+    assert [m.name for m in study.models] == ["minilm", "ctrl"]
+    assert study.models[1].model == "minilm-random"
+    assert study.corpus.source == "builtin"
+    assert study.extraction.subword == "last"
+    assert study.compare.measures == ["all"]
+    assert study.store == BASE / "reprsim-out" / "store"
+    assert study.results == BASE / "reprsim-out" / "results.parquet"
+    assert study.report == BASE / "reprsim-out" / "report"
+
+
+def test_full_config_round_trip(tmp_path):
+    text = """
+name: demo
+corpus: {source: builtin, max_sentences: 100, max_words: 30}
+models:
+  - {name: A, model: minilm, layers: [0, 2, 4]}
+  - {name: B, model: minilm-random}
+extraction: {subword: mean, attention: false, batch_size: 8, dtype: float16}
+compare: {measures: [linear_cka, maxsim], subsample_rows: 500}
+finetuning: {base: A, finetuned: B}
+output: {dir: out, report: false}
+"""
+    (tmp_path / "study.yaml").write_text(text)
+    study = load_study(tmp_path / "study.yaml")
+    assert study.corpus.max_sentences == 100 and study.corpus.max_words == 30
+    assert study.models[0].layers == [0, 2, 4] and study.models[1].layers is None
+    assert study.extraction.subword == "mean" and study.extraction.attention is False
+    assert study.compare.measures == ["linear_cka", "maxsim"]
+    assert study.finetuning[0].base == "A" and study.finetuning[0].finetuned == ["B"]
+    assert study.store == tmp_path / "out" / "store"
+    assert study.report is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "fragment"),
+    [
+        ({"models": ["a"], "colour": 1}, "`colour`: unknown key; allowed: compare, corpus"),
+        ({}, "`models`: is required"),
+        ({"models": []}, "`models`: must be a non-empty list"),
+        ({"models": [{"name": "x"}]}, "`models[0].model`: is required"),
+        ({"models": ["a", "a"]}, "two models are named 'a'"),
+        ({"models": ["a"], "extraction": {"subword": "middle"}}, "`extraction.subword`: 'middle' is not allowed; "
+         "choose one of first, last, mean"),
+        ({"models": ["a"], "extraction": {"batch_size": 0}}, "`extraction.batch_size`: must be at least 1"),
+        ({"models": ["a"], "extraction": {"batch_size": True}}, "`extraction.batch_size`: must be int"),
+        ({"models": ["a"], "extraction": {"layers": [-1]}}, "`extraction.layers`: must be 'all' or a list"),
+        ({"models": ["a"], "extraction": {"atention": True}}, "`extraction.atention`: unknown key"),
+        ({"models": ["a"], "corpus": {"max_sentences": "many"}}, "`corpus.max_sentences`: must be int"),
+        ({"models": ["a"], "finetuning": {"base": "a", "finetuned": ["zz"]}}, "'zz' is not one of the study's"),
+    ],
+)
+def test_errors_name_the_key(raw, fragment):
+    with pytest.raises(StudyConfigError) as info:
+        parse_study(raw, BASE)
+    assert fragment in str(info.value)
+
+
+def test_missing_file_and_bad_yaml(tmp_path):
+    with pytest.raises(FileNotFoundError, match="study config not found"):
+        load_study(tmp_path / "nope.yaml")
+    (tmp_path / "bad.yaml").write_text("models: [a\n")
+    with pytest.raises(StudyConfigError, match="not valid YAML"):
+        load_study(tmp_path / "bad.yaml")
