@@ -12,7 +12,8 @@ if ! command -v chromium >/dev/null 2>&1; then
     fi
 fi
 . .venv/bin/activate
-export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 MPLBACKEND=Agg
+# Two xdist workers on two cores: one BLAS/torch thread each, or they oversubscribe the cores.
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 MPLBACKEND=Agg OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 ruff check src tests benchmarks
 mypy
 python -m pytest -q -n 2 "$@"

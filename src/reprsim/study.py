@@ -51,6 +51,7 @@ class CompareSpec:
     device: str = "auto"
     chunk_rows: int = 8192
     subsample_rows: int = 5000
+    attention_sentences: int = 500
     seed: int = 0
 
 
@@ -205,6 +206,8 @@ def _compare(raw: Any) -> CompareSpec:
         chunk_rows=_typed(d.get("chunk_rows", base.chunk_rows), "compare.chunk_rows", int, minimum=2),
         subsample_rows=_typed(d.get("subsample_rows", base.subsample_rows), "compare.subsample_rows", int,
                               minimum=10),
+        attention_sentences=_typed(d.get("attention_sentences", base.attention_sentences),
+                                   "compare.attention_sentences", int, minimum=1),
         seed=_typed(d.get("seed", base.seed), "compare.seed", int),
     )
 

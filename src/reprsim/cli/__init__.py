@@ -8,7 +8,13 @@ import sys
 
 # Subcommand modules, in the order `reprsim --help` lists them.
 COMMANDS: tuple[str, ...] = (
+    "extract",
     "quick",
+    "compare",
+    "run",
+    "demo",
+    "report",
+    "validate",
 )
 
 

@@ -24,7 +24,8 @@ def builtin_path() -> Path:
     """Locate lee_background.cor inside the installed gensim package (without importing it)."""
     spec = importlib.util.find_spec("gensim")
     if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError(
+        # FileNotFoundError, not ImportError: what is missing is the corpus file (the CLI reports it cleanly).
+        raise FileNotFoundError(
             f"the built-in corpus is read from gensim's test data, but gensim is not installed; "
             f"install it with: pip install {GENSIM_PIN}"
         )

@@ -55,9 +55,7 @@ def read_text(path: str | Path, *, skip_empty: bool = False) -> list[list[str]]:
         if not words:
             if skip_empty:
                 continue
-            raise ValueError(
-                f"{path}: line {number} is empty (no words); remove it or pass skip_empty=True"
-            )
+            raise ValueError(f"{path}: line {number} is empty (no words); remove it or pass skip_empty=True")
         sentences.append(words)
     if not sentences:
         raise ValueError(f"corpus file has no sentences: {path}")
@@ -93,7 +91,7 @@ def read_conllu(path: str | Path) -> list[list[str]]:
             if forms:
                 words = clean_sentence([normalize_text(form) for form in forms])
                 if not words:
-                    raise ValueError(f"{path}: sentence starting at line {first_line} has no words after cleaning")
+                    raise ValueError(f"{path}: sentence at line {first_line} has no words after cleaning")
                 sentences.append(words)
                 forms = []
             continue

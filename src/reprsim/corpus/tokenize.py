@@ -38,12 +38,12 @@ CLITIC = re.compile(r"^(.+?)(n['’]t|['’](?:s|re|ve|ll|d|m))$", re.IGNORECASE
 
 def _strip_closers(token: str) -> str:
     """The token without trailing closing quotes and brackets (used to look at its final punctuation)."""
-    return token.rstrip('"\')]}”’')
+    return token.rstrip("\"')]}”’")
 
 
 def _strip_openers(token: str) -> str:
     """The token without leading opening quotes and brackets."""
-    return token.lstrip('"\'([{“‘')
+    return token.lstrip("\"'([{“‘")
 
 
 def is_abbreviation(token: str) -> bool:
@@ -92,7 +92,7 @@ def _split_clitic(core: str) -> list[str]:
 
 
 def tokenize_token(token: str, sentence_final: bool) -> list[str]:
-    """Split one raw token into words: leading punctuation, the core (with clitics split), trailing punctuation."""
+    """Split one raw token into words: leading punctuation, core (clitics split off), trailing punctuation."""
     leading: list[str] = []
     while len(token) > 1 and token[0] in OPENERS and not (token[0] == "'" and token[1].isdigit()):
         leading.append(token[0])

@@ -1,1 +1,23 @@
-"""reprsim.extraction"""
+"""Extraction: models over a corpus to word-level activations and attention in an ActivationStore."""
+
+from reprsim.extraction.adapter import AdapterOutput, SentenceError, WordAdapter
+from reprsim.extraction.alignment import SUBWORD_RULES, plan_windows
+from reprsim.extraction.extract import extract
+from reprsim.extraction.models import ModelSource, load_transformer, resolve_model
+from reprsim.extraction.presets import INSTALL_COMMAND, PRESETS
+from reprsim.extraction.transformer import TransformerAdapter
+
+__all__ = [
+    "INSTALL_COMMAND",
+    "PRESETS",
+    "SUBWORD_RULES",
+    "AdapterOutput",
+    "ModelSource",
+    "SentenceError",
+    "TransformerAdapter",
+    "WordAdapter",
+    "extract",
+    "load_transformer",
+    "plan_windows",
+    "resolve_model",
+]

@@ -1,1 +1,57 @@
-"""reprsim.validation"""
+"""reprsim.validation: does each measure reproduce published sanity checks on networks trained here?
+
+Section 1 (`seeds`): identifying corresponding layers of networks that differ only in their seed
+(Kornblith et al. 2019, Table 2). Section 2 (`sensitivity`): similarity to a layer as its principal
+components are deleted, against the seed-to-seed noise floor (Ding et al. 2021). Section 3 (`findings`):
+findings a study of real models should show, computed from its results table. `run` ties them together.
+"""
+
+from reprsim.validation.findings import StudyDesign, StudyFindings, findings_markdown, study_findings
+from reprsim.validation.run import ValidationConfig, ValidationResult, run_validation, write_outputs
+from reprsim.validation.seeds import (
+    cross_seed_table,
+    identification_accuracy,
+    identification_hits,
+    same_layer_similarity,
+)
+from reprsim.validation.sensitivity import delete_components, deletion_curves, sensitivity_summary
+from reprsim.validation.specs import KORNBLITH_TABLE2, MeasureSpec, representation_measures
+from reprsim.validation.train import (
+    LMConfig,
+    MLPConfig,
+    TrainedNetwork,
+    deterministic_torch,
+    load_digits_split,
+    split_lm_sentences,
+    train_digits_mlp,
+    train_word_lm,
+)
+
+__all__ = [
+    "KORNBLITH_TABLE2",
+    "LMConfig",
+    "MLPConfig",
+    "MeasureSpec",
+    "StudyDesign",
+    "StudyFindings",
+    "TrainedNetwork",
+    "ValidationConfig",
+    "ValidationResult",
+    "cross_seed_table",
+    "delete_components",
+    "deletion_curves",
+    "deterministic_torch",
+    "findings_markdown",
+    "identification_accuracy",
+    "identification_hits",
+    "load_digits_split",
+    "representation_measures",
+    "run_validation",
+    "same_layer_similarity",
+    "sensitivity_summary",
+    "split_lm_sentences",
+    "study_findings",
+    "train_digits_mlp",
+    "train_word_lm",
+    "write_outputs",
+]

@@ -1,0 +1,71 @@
+"""Localisation score of a layer (Wu et al. 2020; measures.md, "From layers to models").
+
+score(l) = z(mean maxsim of l to every layer of every other model)
+         - z(mean SVCCA of l to every layer of every other model),
+with z-scores taken across all layers of all models considered. A high score means the information a layer
+shares with other models sits in individual neurons (neuron-level similarity is high relative to the
+subspace level); a low score means it is distributed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from reprsim.analysis.aggregate import distinct_models
+from reprsim.results import ResultTable
+
+NEURON_MEASURE = "maxsim"
+SUBSPACE_MEASURE = "svcca"
+
+
+def mean_to_other_models(table: ResultTable, measure: str, models: Sequence[str]) -> pd.DataFrame:
+    """Per layer, the mean of sim(l -> l') over every layer l' of every other model in `models`.
+
+    Columns: model, layer, value.
+    """
+    parts = []
+    for model in models:
+        others = [label for label in table.layer_ids(models) if label.model != model]
+        rows = table.layer_ids([model])
+        means = table.values(measure, rows, others).mean(axis=1)
+        parts.append(pd.DataFrame({"model": model, "layer": [r.layer for r in rows], "value": means}))
+    return pd.concat(parts, ignore_index=True)
+
+
+def zscore(values: np.ndarray, what: str) -> np.ndarray:
+    """(x - mean) / std with the population std (ddof=0); a constant input has no z-score and raises."""
+    values = np.asarray(values, dtype=np.float64)
+    spread = values.std()
+    if not spread > 0:
+        raise ValueError(f"cannot z-score {what}: all {values.size} layers have the same value")
+    return (values - values.mean()) / spread
+
+
+def localisation_scores(
+    table: ResultTable,
+    models: Sequence[str] | None = None,
+    neuron_measure: str = NEURON_MEASURE,
+    subspace_measure: str = SUBSPACE_MEASURE,
+) -> pd.DataFrame:
+    """Localisation score of every layer of `models` (default: all models in the table).
+
+    Columns: model, layer, neuron_mean, subspace_mean, neuron_z, subspace_z, score.
+    """
+    names = distinct_models(table, models)
+    for measure in (neuron_measure, subspace_measure):
+        if measure not in table.measures():
+            raise KeyError(
+                f"localisation needs measure {measure!r}, which the results table lacks; "
+                f"it has {table.measures()}"
+            )
+    neuron = mean_to_other_models(table, neuron_measure, names)
+    subspace = mean_to_other_models(table, subspace_measure, names)
+    out = neuron.rename(columns={"value": "neuron_mean"})
+    out["subspace_mean"] = subspace["value"].to_numpy()
+    out["neuron_z"] = zscore(out["neuron_mean"].to_numpy(), f"the mean {neuron_measure}")
+    out["subspace_z"] = zscore(out["subspace_mean"].to_numpy(), f"the mean {subspace_measure}")
+    out["score"] = out["neuron_z"] - out["subspace_z"]
+    return out

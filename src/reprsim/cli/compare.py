@@ -1,0 +1,52 @@
+"""`reprsim compare`: all pairs of stored representations on the chosen measures, into a results table."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def _names(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def run(args: argparse.Namespace) -> int:
+    from reprsim.compare import compare
+    from reprsim.results import ResultTable
+
+    out = Path(args.out)
+    previous = ResultTable.load(out) if out.exists() and not args.overwrite else None
+    table = compare(
+        args.store,
+        measures=_names(args.measures),
+        models=_names(args.models) if args.models else None,
+        previous=previous,
+        device=args.device,
+        chunk_rows=args.chunk_rows,
+        subsample_rows=args.subsample_rows,
+        attention_sentences=args.attention_sentences,
+        seed=args.seed,
+        progress=not args.quiet,
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    path = table.save(out, format="csv" if args.csv else None)
+    kept = len(previous) if previous is not None else 0
+    print(f"wrote {len(table)} rows ({len(table) - kept} new) to {path}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("compare", help="compare every stored representation with every other")
+    p.add_argument("--store", required=True, help="activation store directory (from `reprsim extract`)")
+    p.add_argument("--measures", default="all", help="comma-separated measure names, or 'all' (default)")
+    p.add_argument("--models", default=None, help="comma-separated entry names (default: every entry)")
+    p.add_argument("--out", required=True, help="results file (.parquet, or .csv); existing rows are kept")
+    p.add_argument("--csv", action="store_true", help="write CSV whatever the suffix")
+    p.add_argument("--overwrite", action="store_true", help="ignore an existing results file")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--chunk-rows", type=int, default=8192, help="rows streamed per chunk")
+    p.add_argument("--subsample-rows", type=int, default=5000, help="rows for n x n measures (RBF CKA, RSA, k-NN)")
+    p.add_argument("--attention-sentences", type=int, default=500, help="sentences for attention measures")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=run)

@@ -1,0 +1,119 @@
+"""`reprsim extract MODEL [MODEL ...] --corpus SOURCE --store DIR`: word-level activations into a store."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def run(args: argparse.Namespace) -> int:
+    from reprsim.corpus import Corpus
+    from reprsim.extraction import extract
+    from reprsim.store import ActivationStore
+
+    if args.name is not None and len(args.name) != len(args.models):
+        raise ValueError(f"--name was given {len(args.name)} times for {len(args.models)} models")
+    corpus = Corpus.load(args.corpus)
+    if args.max_words is not None:
+        corpus = corpus.drop_longer_than(args.max_words)
+    store = ActivationStore(args.store)
+    entries = extract(
+        args.models,
+        corpus,
+        store,
+        layers=args.layers,
+        subword=args.subword,
+        attention=not args.no_attention,
+        causal_attention=args.causal_attention,
+        batch_size=args.batch_size,
+        device=args.device,
+        dtype=args.dtype,
+        max_sentences=args.max_sentences,
+        long_sentences=args.long_sentences,
+        names=args.name,
+        trust_remote_code=args.trust_remote_code,
+        progress=not args.quiet,
+    )
+    for entry in entries:
+        attention = "with attention" if entry.has_attention else "no attention"
+        print(
+            f"{entry.name}: {entry.n_sentences} sentences, {entry.n_words} words, layers "
+            f"{','.join(map(str, entry.layer_ids))}, {attention} -> {store.path / entry.key}"
+        )
+    return 0
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "extract",
+        help="run models over a corpus and store word-level activations (resumable)",
+        description=(
+            "Run each MODEL (a preset: minilm, smollm2, gemma3-270m, mpnet, or <preset>-random; a Hugging "
+            "Face id; or a local model folder) over the corpus and store one vector per word per layer, "
+            "plus word-level attention maps, in the activation store. Complete entries are skipped; an "
+            "interrupted run resumes where it stopped."
+        ),
+    )
+    parser.add_argument("models", nargs="+", metavar="MODEL", help="preset, hub id or model folder")
+    parser.add_argument("--corpus", required=True, help="'builtin', a plain-text file or a .conllu file")
+    parser.add_argument(
+        "--store", required=True, type=Path, help="activation store folder (created if missing)"
+    )
+    parser.add_argument(
+        "--layers", default=None, help="comma-separated layer indices (0 = embeddings) or 'all'"
+    )
+    parser.add_argument(
+        "--subword",
+        choices=("last", "first", "mean"),
+        default="last",
+        help="which subword tokens make a word's vector (default: last)",
+    )
+    parser.add_argument("--no-attention", action="store_true", help="store no attention maps")
+    parser.add_argument(
+        "--causal-attention",
+        action="store_true",
+        help="mask attention to earlier words and renormalise (compare encoders with decoders)",
+    )
+    parser.add_argument("--batch-size", type=_positive, default=32, help="sentences per forward pass")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
+    parser.add_argument(
+        "--dtype",
+        choices=("float32", "float16", "bfloat16"),
+        default="float32",
+        help="model and storage precision",
+    )
+    parser.add_argument("--max-sentences", type=_positive, default=None, help="use the first N sentences")
+    parser.add_argument(
+        "--max-words",
+        type=_positive,
+        default=None,
+        help="drop sentences longer than K words (before --max-sentences)",
+    )
+    parser.add_argument(
+        "--long-sentences",
+        choices=("error", "window"),
+        default="error",
+        help="sentences over a model's context: error (default) or overlapping windows",
+    )
+    parser.add_argument(
+        "--name",
+        action="extend",
+        nargs="+",
+        default=None,
+        metavar="NAME",
+        help="display names, one per model in order (--name a b or --name a --name b)",
+    )
+    parser.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="allow models whose code comes with their weights (off by default)",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(func=run)

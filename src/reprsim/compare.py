@@ -1,0 +1,306 @@
+"""All-pairs comparison: every stored representation against every other, on every chosen measure.
+
+Three paths, by what a measure needs:
+- streamable representation measures (linear CKA, maxsim, linreg, the CCA family, Procrustes, debiased CKA)
+  go through the engine's single streaming pass of cross-products, so memory does not grow with the corpus;
+- measures that build n x n matrices (RBF CKA, RSA, mutual k-NN) run on one seeded row subsample shared by
+  every representation, and the table says so (`subsample`, `n_rows`);
+- attention measures stream the stored word-level maps of a sentence subsample.
+
+Results already present in `previous` are kept and not recomputed, so adding a model to a study costs only
+the pairs that involve it.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from reprsim import measures as registry
+from reprsim._version import __version__
+from reprsim.results import DIRECTED, SYMMETRIC, LayerId, ResultTable
+from reprsim.store import ActivationStore, StoreEntry
+
+# Measures left out of "all": minibatch CKA estimates what linear/debiased CKA give exactly here.
+NOT_IN_ALL = frozenset({"minibatch_cka"})
+
+
+@dataclass(frozen=True)
+class Representation:
+    """One stored layer: its identity in the results and where its rows come from."""
+
+    layer_id: LayerId
+    entry: StoreEntry
+    layer: int
+
+    @property
+    def width(self) -> int:
+        return self.entry.layer_width(self.layer)
+
+    def chunks(self, chunk_rows: int) -> Iterator[np.ndarray]:
+        return self.entry.iter_rows(self.layer, chunk_rows=chunk_rows)
+
+
+def resolve_measures(names: Sequence[str]) -> list[str]:
+    """Expand "all" and check every name against the registry (KeyError listing what exists)."""
+    chosen: list[str] = []
+    for name in names:
+        expanded = [m for m in registry.available() if m not in NOT_IN_ALL] if name == "all" else [name]
+        for m in expanded:
+            registry.get(m)
+            if m not in chosen:
+                chosen.append(m)
+    if not chosen:
+        raise ValueError("no measures chosen")
+    return chosen
+
+
+def select_entries(store: ActivationStore, models: Sequence[str] | None) -> list[StoreEntry]:
+    """The store's complete entries, optionally only the named ones, checked to share one corpus."""
+    entries = store.entries()
+    if not entries:
+        raise ValueError(f"activation store {store.path} holds no complete entries; run `reprsim extract` first")
+    by_name: dict[str, StoreEntry] = {}
+    for entry in entries:
+        if entry.name in by_name:
+            raise ValueError(
+                f"two store entries share the display name {entry.name!r} ({by_name[entry.name].key} and "
+                f"{entry.key}); give them distinct names at extraction or choose one with --models"
+            )
+        by_name[entry.name] = entry
+    if models is not None:
+        missing = [m for m in models if m not in by_name]
+        if missing:
+            raise KeyError(f"model {missing[0]!r} is not in store {store.path}; available: {', '.join(by_name)}")
+        entries = [by_name[m] for m in models]
+    check_same_corpus(entries)
+    return entries
+
+
+def check_same_corpus(entries: Sequence[StoreEntry]) -> None:
+    """Every entry must hold the same words in the same order: same corpus hash and row count."""
+    first = entries[0]
+    for entry in entries[1:]:
+        if entry.corpus_hash != first.corpus_hash or entry.n_words != first.n_words:
+            raise ValueError(
+                f"store entries {first.name!r} and {entry.name!r} were extracted from different corpora "
+                f"(corpus hash {first.corpus_hash} with {first.n_words} words vs {entry.corpus_hash} with "
+                f"{entry.n_words} words); re-extract them on the same corpus"
+            )
+
+
+def representations(entries: Sequence[StoreEntry]) -> list[Representation]:
+    return [Representation(LayerId(e.name, layer), e, layer) for e in entries for layer in e.layer_ids]
+
+
+def ordered_pairs(n: int, symmetric: bool) -> list[tuple[int, int]]:
+    """Index pairs to compute: i <= j for symmetric measures, every (i, j) for directed ones."""
+    return [(i, j) for i in range(n) for j in range(n) if not symmetric or i <= j]
+
+
+def _record(a: LayerId, b: LayerId, measure: str, value: float, level: str, n_rows: int,
+            subsample: bool) -> dict[str, Any]:
+    info = registry.get(measure)
+    return {
+        "model_a": a.model, "layer_a": a.layer, "model_b": b.model, "layer_b": b.layer,
+        "measure": measure, "direction": SYMMETRIC if info.symmetric else DIRECTED,
+        "value": float(value), "level": level, "n_rows": n_rows, "subsample": subsample,
+    }
+
+
+def _done_keys(previous: ResultTable | None) -> set[tuple[str, int, str, int, str]]:
+    if previous is None:
+        return set()
+    f = previous.frame
+    return set(zip(f.model_a, f.layer_a, f.model_b, f.layer_b, f.measure, strict=True))
+
+
+def _todo(reps: Sequence[Any], measure: str, done: set[tuple[str, int, str, int, str]]) -> list[tuple[int, int]]:
+    info = registry.get(measure)
+    ids = [r.layer_id for r in reps]
+    return [
+        (i, j) for i, j in ordered_pairs(len(reps), info.symmetric)
+        if (ids[i].model, ids[i].layer, ids[j].model, ids[j].layer, measure) not in done
+    ]
+
+
+# --- streamable representation measures: one pass of cross-products -----------------------------------
+def streamed_records(reps: Sequence[Representation], names: Sequence[str],
+                     done: set[tuple[str, int, str, int, str]], device: str, chunk_rows: int,
+                     progress: bool) -> list[dict[str, Any]]:
+    from reprsim.engine import StreamSource, compute_pairs
+
+    todo = {m: _todo(reps, m, done) for m in names}
+    if not any(todo.values()):
+        return []
+    sources = [StreamSource(r.layer_id, r.width, lambda r=r: r.chunks(chunk_rows)) for r in reps]
+    n = reps[0].entry.n_words
+    values = compute_pairs(sources, todo, device=device, progress=progress)
+    return [
+        _record(reps[i].layer_id, reps[j].layer_id, m, v, "representation", n, False)
+        for m, pairs in values.items() for (i, j), v in pairs.items()
+    ]
+
+
+# --- n x n measures: a shared row subsample ------------------------------------------------------------
+def subsample_rows(n: int, size: int, seed: int) -> np.ndarray:
+    """Sorted row indices of a seeded subsample, shared by every representation (all rows if n <= size)."""
+    if n <= size:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, size=size, replace=False))
+
+
+def read_subsample(rep: Representation, rows: np.ndarray, chunk_rows: int) -> np.ndarray:
+    """The chosen rows of one representation, read chunk by chunk (never the whole layer)."""
+    parts = []
+    start = 0
+    for chunk in rep.chunks(chunk_rows):
+        stop = start + chunk.shape[0]
+        lo, hi = np.searchsorted(rows, [start, stop])
+        parts.append(chunk[rows[lo:hi] - start])
+        start = stop
+    return np.concatenate(parts).astype(np.float32, copy=False)
+
+
+def subsampled_records(reps: Sequence[Representation], names: Sequence[str],
+                       done: set[tuple[str, int, str, int, str]], size: int, seed: int, chunk_rows: int,
+                       progress: bool) -> list[dict[str, Any]]:
+    todo = {m: _todo(reps, m, done) for m in names}
+    n_pairs = sum(len(p) for p in todo.values())
+    if n_pairs == 0:
+        return []
+    rows = subsample_rows(reps[0].entry.n_words, size, seed)
+    needed = sorted({k for pairs in todo.values() for pair in pairs for k in pair})
+    data = {k: read_subsample(reps[k], rows, chunk_rows)
+            for k in tqdm(needed, desc="reading subsample", unit="layer", disable=not progress)}
+    subsample = len(rows) < reps[0].entry.n_words
+    records = []
+    with tqdm(total=n_pairs, desc="n x n measures", unit="pair", disable=not progress) as bar:
+        for m, pairs in todo.items():
+            fn = registry.get(m).function
+            kwargs = {"max_rows": len(rows)} if m in ("rbf_cka", "rsa") else {}
+            for i, j in pairs:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", registry.SubsampleWarning)
+                    value = fn(data[i], data[j], **kwargs)
+                records.append(_record(reps[i].layer_id, reps[j].layer_id, m, value, "representation",
+                                       len(rows), subsample))
+                bar.update()
+    return records
+
+
+# --- attention measures ----------------------------------------------------------------------------------
+def attention_layers(entries: Sequence[StoreEntry]) -> list[Representation]:
+    return [Representation(LayerId(e.name, layer), e, layer)
+            for e in entries if e.has_attention for layer in e.layer_ids if e.heads(layer) > 0]
+
+
+def read_attention(rep: Representation, sentences: np.ndarray) -> list[np.ndarray]:
+    wanted = set(sentences.tolist())
+    return [m for s, m in enumerate(rep.entry.iter_attention(rep.layer)) if s in wanted]
+
+
+def attention_records(entries: Sequence[StoreEntry], names: Sequence[str],
+                      done: set[tuple[str, int, str, int, str]], max_sentences: int, seed: int,
+                      progress: bool) -> list[dict[str, Any]]:
+    reps = attention_layers(entries)
+    if not reps or not names:
+        return []
+    todo = {m: _todo(reps, m, done) for m in names}
+    n_pairs = sum(len(p) for p in todo.values())
+    if n_pairs == 0:
+        return []
+    n_sentences = entries[0].n_sentences
+    sentences = subsample_rows(n_sentences, max_sentences, seed)
+    needed = sorted({k for pairs in todo.values() for pair in pairs for k in pair})
+    maps = {k: read_attention(reps[k], sentences)
+            for k in tqdm(needed, desc="reading attention", unit="layer", disable=not progress)}
+    n_words = int(sum(np.asarray(entries[0].sentence_lengths)[sentences]))
+    subsample = len(sentences) < n_sentences
+    records = []
+    with tqdm(total=n_pairs, desc="attention measures", unit="pair", disable=not progress) as bar:
+        for m, pairs in todo.items():
+            fn = registry.get(m).function
+            for i, j in pairs:
+                records.append(_record(reps[i].layer_id, reps[j].layer_id, m, fn(maps[i], maps[j]),
+                                       "attention", n_words, subsample))
+                bar.update()
+    return records
+
+
+def compare(
+    store: str | Path | ActivationStore,
+    measures: Sequence[str] = ("all",),
+    models: Sequence[str] | None = None,
+    *,
+    previous: ResultTable | None = None,
+    device: str = "auto",
+    chunk_rows: int = 8192,
+    subsample_rows: int = 5000,
+    attention_sentences: int = 500,
+    seed: int = 0,
+    progress: bool = True,
+) -> ResultTable:
+    """Compare every stored representation with every other on each measure; returns a ResultTable.
+
+    measures: registry names or "all"; models: display names of store entries (default: all entries);
+    previous: an earlier table of the same study whose rows are kept and not recomputed;
+    subsample_rows: rows used by n x n measures (RBF CKA, RSA, mutual k-NN); attention_sentences: sentences
+    used by attention measures; device: "auto" | "cpu" | "cuda" for the streaming engine.
+    """
+    if not isinstance(store, ActivationStore):
+        store = ActivationStore(store, create=False)
+    for name, value, minimum in (("chunk_rows", chunk_rows, 2), ("subsample_rows", subsample_rows, 10),
+                                 ("attention_sentences", attention_sentences, 1)):
+        if value < minimum:
+            raise ValueError(f"{name} must be at least {minimum}, got {value}")
+    names = resolve_measures(measures)
+    entries = select_entries(store, models)
+    reps = representations(entries)
+    done = _done_keys(previous)
+    if previous is not None:
+        check_previous_corpus(previous, entries[0])
+
+    streamed = [m for m in names if registry.get(m).level != "attention" and registry.get(m).streamable
+                and not registry.get(m).needs_subsample and m not in NOT_IN_ALL]
+    sampled = [m for m in names if registry.get(m).level != "attention" and m not in streamed]
+    attention = [m for m in names if registry.get(m).level == "attention"]
+
+    records = streamed_records(reps, streamed, done, device, chunk_rows, progress)
+    records += subsampled_records(reps, sampled, done, subsample_rows, seed, chunk_rows, progress)
+    records += attention_records(entries, attention, done, attention_sentences, seed, progress)
+
+    provenance = {
+        "reprsim_version": __version__,
+        "store": str(store.path),
+        "corpus_hash": entries[0].corpus_hash,
+        "n_words": entries[0].n_words,
+        "entries": {e.name: e.key for e in entries},
+        "measures": names,
+        "subsample_rows": subsample_rows,
+        "attention_sentences": attention_sentences,
+        "seed": seed,
+    }
+    new = ResultTable.from_records(records, provenance) if records else None
+    if previous is None:
+        if new is None:
+            raise ValueError("nothing to compare")
+        return new
+    if new is None:
+        return previous
+    return ResultTable.concat([previous, new], provenance=provenance)
+
+
+def check_previous_corpus(previous: ResultTable, entry: StoreEntry) -> None:
+    old = previous.provenance.get("corpus_hash")
+    if old is not None and old != entry.corpus_hash:
+        raise ValueError(
+            f"the previous results were computed on corpus {old}, the store holds corpus {entry.corpus_hash}; "
+            "use a new results file"
+        )

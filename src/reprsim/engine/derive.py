@@ -1,0 +1,588 @@
+"""Every linear similarity measure of a pair from its centred cross-product blocks (docs/engine.md).
+
+Given C_xx, C_yy, C_xy (centred cross-products X_c^T Y_c, any common scale) and n, each measure of
+docs/measures.md is a function of small d x d matrices, so its cost after the streaming pass is independent
+of n. The per-representation work (eigendecompositions, whitening, SVCCA reductions, variances) lives in
+`RepresentationStats`, computed once per representation and reused by every pair it is in; `PairTerms`
+holds one pair's cross block and caches the intermediates that several measures share (the whitened cross
+block, its SVD), so each pair pays only for its cross terms.
+
+The one-shot functions of `reprsim.measures` are the reference: the same constant-neuron rule, the same
+exclusions and clipping, the same directions. The one numerical difference is how a rank is decided: the
+one-shot functions threshold the singular values of the (unit-column) data, these functions threshold the
+eigenvalues of the covariance (or correlation) matrix at `eigen_rank_tolerance`, which is as fine as an
+eigendecomposition of a float64 covariance can resolve (directions whose singular value is below about 1e-6
+of the largest are treated as rounding). For data of full numerical rank, or with exact rank deficiency
+(constant or duplicated neurons, n <= p), both agree.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Generic, Literal, TypeVar
+
+import numpy as np
+import torch
+
+from reprsim.measures._input import CONSTANT_RTOL
+from reprsim.measures.neuron import NeuronMatch
+
+from .moments import CrossMoments
+
+T = TypeVar("T")
+SvccaConvention = Literal["raghu", "wu"]
+
+# Measures the engine derives; directed ones return Directed values (see `DIRECTED_MEASURES`).
+ENGINE_MEASURES: tuple[str, ...] = (
+    "maxsim",
+    "linreg",
+    "r2_lr",
+    "cca_r2",
+    "cca_rho",
+    "svcca",
+    "pwcca",
+    "linear_cka",
+    "debiased_cka",
+    "procrustes",
+    "procrustes_distance",
+    "angular_distance",
+)
+DIRECTED_MEASURES = frozenset({"maxsim", "linreg", "r2_lr", "pwcca"})
+CCA_TYPE_MEASURES = frozenset({"cca_r2", "cca_rho", "svcca", "pwcca"})
+MIN_ROWS_UNBIASED = 4
+
+
+@dataclass(frozen=True)
+class Directed(Generic[T]):
+    """Both directions of a directed measure of a pair (a, b): a_to_b = sim(a -> b), b_to_a = sim(b -> a).
+
+    In `StreamingSimilarity` a is X and b is Y, so a_to_b is the one-shot f(X, Y).
+    """
+
+    a_to_b: T
+    b_to_a: T
+
+
+@dataclass(frozen=True)
+class SvccaOptions:
+    """SVCCA's options, as in `reprsim.measures.svcca`: kept variance fraction, k rule, standardising.
+
+    standardize=None follows the convention (True for "wu", False for "raghu").
+    """
+
+    keep: float = 0.99
+    convention: SvccaConvention = "raghu"
+    standardize: bool | None = None
+
+    def __post_init__(self) -> None:
+        keep = self.keep
+        if isinstance(keep, bool) or not isinstance(keep, (int, float)) or not 0.0 < float(keep) <= 1.0:
+            raise ValueError(f"svcca: keep must be a fraction in (0, 1], got {keep!r}")
+        if self.convention not in ("raghu", "wu"):
+            raise ValueError(f"svcca: convention must be 'raghu' or 'wu', got {self.convention!r}")
+
+    @property
+    def standardized(self) -> bool:
+        return self.convention == "wu" if self.standardize is None else bool(self.standardize)
+
+
+def eigen_rank_tolerance(width: int) -> float:
+    """Relative eigenvalue threshold for a numerical rank: 10 * width * float64 eps of the largest eigenvalue.
+
+    An eigendecomposition of a float64 d x d covariance resolves eigenvalues only down to about d * eps of
+    the largest; anything below is rounding of a zero (a constant, duplicated or n <= p direction).
+    """
+    return 10.0 * width * torch.finfo(torch.float64).eps
+
+
+@dataclass(frozen=True)
+class Spectrum:
+    """Eigendecomposition of a symmetric positive semi-definite matrix, largest eigenvalue first.
+
+    values: all eigenvalues, descending; vectors: the matching unit eigenvectors (columns);
+    rank: how many eigenvalues exceed `eigen_rank_tolerance` (the numerical range is vectors[:, :rank]).
+    """
+
+    values: torch.Tensor
+    vectors: torch.Tensor
+    rank: int
+
+
+def spectrum(matrix: torch.Tensor, what: str) -> Spectrum:
+    """Eigendecomposition of a covariance-like matrix on its numerical range (ValueError naming `what`)."""
+    try:
+        values, vectors = torch.linalg.eigh(matrix)
+    except torch.linalg.LinAlgError as exc:
+        raise ValueError(f"the eigendecomposition of {what} did not converge ({exc})") from exc
+    if not (bool(torch.isfinite(values).all()) and bool(torch.isfinite(vectors).all())):
+        raise ValueError(f"the eigendecomposition of {what} returned non-finite values")
+    values, vectors = values.flip(0), vectors.flip(1)
+    top = float(values[0]) if values.numel() else 0.0
+    rank = int((values > eigen_rank_tolerance(matrix.shape[0]) * top).sum()) if top > 0.0 else 0
+    if rank == 0:
+        raise ValueError(f"{what} has numerical rank 0 (no variance)")
+    return Spectrum(values, vectors, rank)
+
+
+def kept_count(values: torch.Tensor, rank: int, keep: float, convention: SvccaConvention) -> int:
+    """SVCCA's k from variances (descending) over the numerical rank, as `reprsim.measures.svcca` decides.
+
+    "raghu": the smallest count whose cumulative fraction reaches `keep`; "wu": the count of directions
+    whose cumulative fraction is strictly below `keep`, at least 1.
+    """
+    cumulative = values[:rank].cumsum(0)
+    below = int((cumulative / cumulative[-1] < keep).sum())
+    return min(below + 1, rank) if convention == "raghu" else max(below, 1)
+
+
+class RepresentationStats:
+    """Everything about one representation that its pairs share, computed once (netrep-style fit once).
+
+    Built from its centred block C = X_c^T X_c, the row count and the column-wise max |x| (the constant-
+    neuron rule of `reprsim.measures`: a neuron is constant when its centred norm is at most 1e-10 of
+    max|x| sqrt(n)). The decompositions are computed on first use and cached:
+    `correlation` (eigh of the correlation matrix of the varying neurons: CCA, PWCCA, linreg, R2_LR),
+    `covariance_spectrum` (eigh of C over the varying neurons: SVCCA without standardising).
+    """
+
+    def __init__(
+        self,
+        covariance: torch.Tensor,
+        n: int,
+        column_absmax: torch.Tensor,
+        norm_product: float | None = None,
+        name: str = "X",
+    ) -> None:
+        if covariance.ndim != 2 or covariance.shape[0] != covariance.shape[1]:
+            raise ValueError(f"{name}: covariance must be square, got shape {tuple(covariance.shape)}")
+        self.name = name
+        self.n = int(n)
+        self.width = int(covariance.shape[0])
+        self.covariance = covariance.to(torch.float64)
+        self.variances = torch.diagonal(self.covariance).clamp(min=0.0)
+        spread = self.variances.sqrt()
+        self.constant = spread <= CONSTANT_RTOL * column_absmax.to(spread) * math.sqrt(self.n)
+        self.varying = torch.nonzero(~self.constant).squeeze(1)
+        self.n_constant = int(self.constant.sum())
+        self.frobenius = float(torch.linalg.matrix_norm(self.covariance))
+        self.trace = float(self.variances.sum())
+        self.norm_product = norm_product  # sum_i |x_i - mean|^4, for debiased CKA
+
+    @classmethod
+    def from_moments(cls, moments: CrossMoments, a: int, name: str | None = None) -> RepresentationStats:
+        """The statistics of representation a of a CrossMoments (its diagonal block must be present)."""
+        norm_product = moments.centred_norm_product(a, a) if moments.row_norms else None
+        return cls(
+            moments.centred(a, a),
+            moments.n_rows(a),
+            moments.column_absmax(a),
+            norm_product=norm_product,
+            name=name if name is not None else f"representation {a}",
+        )
+
+    def require_varying(self, measure: str) -> None:
+        """Raise when every neuron is constant: the representation has nothing to compare."""
+        if self.n_constant == self.width:
+            raise ValueError(
+                f"{measure}: every neuron of {self.name} is constant (zero variance); the similarity is "
+                "undefined"
+            )
+
+    @cached_property
+    def varying_covariance(self) -> torch.Tensor:
+        """C restricted to the varying neurons."""
+        return self.covariance[self.varying][:, self.varying]
+
+    @cached_property
+    def varying_scale(self) -> torch.Tensor:
+        """sqrt of the variances (centred norms) of the varying neurons."""
+        return self.variances[self.varying].sqrt()
+
+    @cached_property
+    def correlation(self) -> Spectrum:
+        """Spectrum of the correlation matrix D^-1/2 C D^-1/2 of the varying neurons.
+
+        The one-shot CCA and regression measures decide ranks on unit-norm columns; the correlation matrix is
+        their Gram matrix, so the same scale-free rank decision is made here.
+        """
+        self.require_varying("cca")
+        scale = self.varying_scale
+        return spectrum(
+            self.varying_covariance / torch.outer(scale, scale), f"the correlations of {self.name}"
+        )
+
+    @cached_property
+    def covariance_spectrum(self) -> Spectrum:
+        """Spectrum of C over the varying neurons (SVCCA's singular directions of the centred data)."""
+        self.require_varying("svcca")
+        return spectrum(self.varying_covariance, f"the covariance of {self.name}")
+
+    @cached_property
+    def whitener(self) -> torch.Tensor:
+        """W (rank x varying): maps centred varying neurons to orthonormal coordinates, W C W^T = I.
+
+        W = L^-1/2 V^T D^-1/2 from the correlation spectrum on its numerical range.
+        """
+        s = self.correlation
+        r = s.rank
+        return (s.vectors[:, :r] / s.values[:r].sqrt()).T / self.varying_scale
+
+    @cached_property
+    def loadings(self) -> torch.Tensor:
+        """C W^T = D^1/2 V L^1/2 (varying x rank): inner products of the centred neurons with unit canonical
+        coordinates; PWCCA's weights are sums of |loadings @ U|."""
+        s = self.correlation
+        r = s.rank
+        return (s.vectors[:, :r] * s.values[:r].sqrt()) * self.varying_scale[:, None]
+
+    def svcca_basis(self, options: SvccaOptions) -> torch.Tensor:
+        """B (k x varying): the top-k SVCCA directions as orthonormal coordinates (B C B^T = I_k)."""
+        cache = self.__dict__.setdefault("_svcca_bases", {})
+        key = (float(options.keep), options.convention, options.standardized)
+        if key not in cache:
+            if options.standardized:
+                s = self.correlation
+                k = kept_count(s.values, s.rank, options.keep, options.convention)
+                cache[key] = (s.vectors[:, :k] / s.values[:k].sqrt()).T / self.varying_scale
+            else:
+                s = self.covariance_spectrum
+                k = kept_count(s.values, s.rank, options.keep, options.convention)
+                cache[key] = (s.vectors[:, :k] / s.values[:k].sqrt()).T
+        basis: torch.Tensor = cache[key]
+        return basis
+
+
+def _singular_values(matrix: torch.Tensor, what: str) -> torch.Tensor:
+    try:
+        s = torch.linalg.svdvals(matrix)
+    except torch.linalg.LinAlgError as exc:
+        raise ValueError(f"the SVD of {what} did not converge ({exc})") from exc
+    if not bool(torch.isfinite(s).all()):
+        raise ValueError(f"the SVD of {what} returned non-finite values")
+    return s
+
+
+@dataclass(frozen=True)
+class CanonicalDecomposition:
+    """SVD of the whitened cross block K = W_x C_xy W_y^T = U diag(rho) V^T (rho descending, unclipped)."""
+
+    u: torch.Tensor  # rank_x x m
+    rho: torch.Tensor  # m
+    v: torch.Tensor  # rank_y x m
+
+
+# Below this canonical correlation, the partner singular vector K^T u / rho loses accuracy (rounding / rho);
+# such pairs get their own eigendecomposition instead.
+_SMALL_RHO = 1e-6
+
+
+def _gram_eigen(gram: torch.Tensor, what: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eigenvalues (descending, clipped at 0) and eigenvectors of a Gram matrix K K^T."""
+    try:
+        values, vectors = torch.linalg.eigh(gram)
+    except torch.linalg.LinAlgError as exc:
+        raise ValueError(f"the eigendecomposition of {what} did not converge ({exc})") from exc
+    if not (bool(torch.isfinite(values).all()) and bool(torch.isfinite(vectors).all())):
+        raise ValueError(f"the eigendecomposition of {what} returned non-finite values")
+    return values.flip(0).clamp(min=0.0), vectors.flip(1)
+
+
+def _gram_singular_values(matrix: torch.Tensor, what: str) -> torch.Tensor:
+    """Singular values of a matrix from the eigenvalues of its smaller Gram matrix (descending).
+
+    Twice as fast as an SVD for the matrices here; a singular value s comes out with absolute error about
+    eps / s (1e-8 at worst, for s near 0), far below what a mean over hundreds of them resolves.
+    """
+    gram = matrix @ matrix.T if matrix.shape[0] <= matrix.shape[1] else matrix.T @ matrix
+    try:
+        values = torch.linalg.eigvalsh(gram)
+    except torch.linalg.LinAlgError as exc:
+        raise ValueError(f"the eigendecomposition of {what} did not converge ({exc})") from exc
+    if not bool(torch.isfinite(values).all()):
+        raise ValueError(f"the eigendecomposition of {what} returned non-finite values")
+    return values.flip(0).clamp(min=0.0).sqrt()
+
+
+def canonical_decomposition(k: torch.Tensor, what: str) -> CanonicalDecomposition:
+    """U, rho, V of K from the eigendecomposition of its smaller Gram matrix (about twice as fast as an SVD).
+
+    The other side's vectors are K^T u / rho; when some rho is below 1e-6 they would be inaccurate, and
+    the other Gram matrix is decomposed too.
+    """
+    transposed = k.shape[0] > k.shape[1]
+    small = k.T if transposed else k  # m x r, m <= r
+    values, first = _gram_eigen(small @ small.T, what)
+    rho = values.sqrt()
+    if bool((rho > _SMALL_RHO).all()):
+        second = (small.T @ first) / rho
+    else:
+        second = _gram_eigen(small.T @ small, what)[1][:, : rho.numel()]
+    return (
+        CanonicalDecomposition(second, rho, first)
+        if transposed
+        else CanonicalDecomposition(first, rho, second)
+    )
+
+
+class PairTerms:
+    """One pair's cross block with the intermediates its measures share, computed on first use.
+
+    x, y: the two representations' statistics; cross: C_xy (p x q) on the same scale as their covariances;
+    norm_product: sum_i |x_i - mean_x|^2 |y_i - mean_y|^2 (only debiased CKA needs it).
+    """
+
+    def __init__(
+        self,
+        x: RepresentationStats,
+        y: RepresentationStats,
+        cross: torch.Tensor,
+        norm_product: float | None = None,
+    ) -> None:
+        if tuple(cross.shape) != (x.width, y.width):
+            raise ValueError(
+                f"cross block has shape {tuple(cross.shape)}, expected ({x.width}, {y.width}) for "
+                f"{x.name} x {y.name}"
+            )
+        if x.n != y.n:
+            raise ValueError(f"{x.name} and {y.name} have different row counts: {x.n} and {y.n}")
+        self.x, self.y = x, y
+        self.cross = cross.to(torch.float64)
+        self.norm_product = norm_product
+
+    @property
+    def n(self) -> int:
+        return self.x.n
+
+    @cached_property
+    def varying_cross(self) -> torch.Tensor:
+        """C_xy restricted to the varying neurons of both sides."""
+        return self.cross[self.x.varying][:, self.y.varying]
+
+    @cached_property
+    def regressed_on_y(self) -> torch.Tensor:
+        """C_xy W_y^T (varying x rank_y): X's neurons in Y's orthonormal coordinates; row norms^2 are the
+        variance of each X neuron that a linear fit from Y explains."""
+        return self.varying_cross @ self.y.whitener.T
+
+    @cached_property
+    def regressed_on_x(self) -> torch.Tensor:
+        """C_yx W_x^T (varying y x rank_x): Y's neurons in X's orthonormal coordinates."""
+        return self.varying_cross.T @ self.x.whitener.T
+
+    @cached_property
+    def coherence(self) -> torch.Tensor:
+        """K = W_x C_xy W_y^T (rank_x x rank_y): its singular values are the canonical correlations."""
+        return self.x.whitener @ self.regressed_on_y
+
+    @cached_property
+    def canonical(self) -> CanonicalDecomposition:
+        """Canonical directions and correlations (U, rho, V) of the pair."""
+        return canonical_decomposition(self.coherence, self._what)
+
+    @cached_property
+    def correlations(self) -> torch.Tensor:
+        """Canonical correlations, descending, clipped to [0, 1] (m = min(rank X, rank Y) of them)."""
+        if "canonical" in self.__dict__:
+            rho = self.canonical.rho
+        else:
+            rho = _gram_singular_values(self.coherence, self._what)
+        return rho.clamp(0.0, 1.0)
+
+    @property
+    def _what(self) -> str:
+        return f"the whitened cross-covariance of {self.x.name} and {self.y.name}"
+
+
+# --- the measures ---------------------------------------------------------------------------------------
+def _ratio(
+    xy: float, xx: float, yy: float, measure: str, x: RepresentationStats, y: RepresentationStats
+) -> float:
+    for value, stats in ((xx, x), (yy, y)):
+        if not value > 0.0:
+            raise ValueError(
+                f"{measure}: HSIC of {stats.name} with itself is {value:.3g} (not positive); it carries no "
+                "usable variation for this estimator (too few rows, or (nearly) constant)"
+            )
+    return xy / math.sqrt(xx * yy)
+
+
+def linear_cka(t: PairTerms) -> float:
+    """||C_xy||_F^2 / (||C_xx||_F ||C_yy||_F)."""
+    t.x.require_varying("linear_cka")
+    t.y.require_varying("linear_cka")
+    xy = float(torch.linalg.matrix_norm(t.cross)) ** 2
+    return _ratio(xy, t.x.frobenius**2, t.y.frobenius**2, "linear_cka", t.x, t.y)
+
+
+def unbiased_hsic(
+    cross_frobenius_sq: float, norm_product: float, trace_x: float, trace_y: float, n: int
+) -> float:
+    """Song et al.'s unbiased HSIC of linear kernels from feature-space sums (times n(n-3), which cancels).
+
+    With K~ = X_c X_c^T with zeroed diagonal (likewise L~), q_i = |x_c,i|^2, r_i = |y_c,i|^2:
+    tr(K~L~) = ||C_xy||^2 - q.r, 1'K~1 = -tr C_xx, K~1 = -q, so
+    n(n-3) HSIC_1 = ||C_xy||_F^2 - n/(n-2) q.r + tr C_xx tr C_yy / ((n-1)(n-2)).
+    """
+    return cross_frobenius_sq - n / (n - 2) * norm_product + trace_x * trace_y / ((n - 1) * (n - 2))
+
+
+def debiased_cka(t: PairTerms) -> float:
+    """Linear CKA with the unbiased HSIC estimator (needs the row-norm products of the moments)."""
+    if t.n < MIN_ROWS_UNBIASED:
+        raise ValueError(f"debiased_cka: the unbiased HSIC estimator needs at least 4 rows, got {t.n}")
+    if t.norm_product is None or t.x.norm_product is None or t.y.norm_product is None:
+        raise ValueError("debiased_cka needs row-norm sums: accumulate CrossMoments with row_norms=True")
+    t.x.require_varying("debiased_cka")
+    t.y.require_varying("debiased_cka")
+    n = t.n
+    xy = unbiased_hsic(float(torch.linalg.matrix_norm(t.cross)) ** 2, t.norm_product, t.x.trace, t.y.trace, n)
+    xx = unbiased_hsic(t.x.frobenius**2, t.x.norm_product, t.x.trace, t.x.trace, n)
+    yy = unbiased_hsic(t.y.frobenius**2, t.y.norm_product, t.y.trace, t.y.trace, n)
+    return _ratio(xy, xx, yy, "debiased_cka", t.x, t.y)
+
+
+def _best_matches(corr: torch.Tensor, own: RepresentationStats, other: RepresentationStats) -> NeuronMatch:
+    """NeuronMatch of `own`'s neurons (rows of corr) against `other`'s (columns), as maxsim_per_neuron."""
+    best_var, arg_var = corr.max(dim=1)
+    valid = (~own.constant).cpu().numpy()
+    best = np.zeros(own.width, dtype=np.float64)
+    index = np.full(own.width, -1, dtype=np.int64)
+    best[valid] = best_var.cpu().numpy()
+    index[valid] = other.varying[arg_var].cpu().numpy()
+    return NeuronMatch(best, index, valid, own.n_constant, other.n_constant)
+
+
+def neuron_matches(t: PairTerms) -> Directed[NeuronMatch]:
+    """Every neuron's best |Pearson| partner on the other side, both directions (maxsim_per_neuron)."""
+    for stats in (t.x, t.y):
+        stats.require_varying("maxsim")
+    scale = torch.outer(t.x.varying_scale, t.y.varying_scale)
+    corr = (t.varying_cross / scale).abs_().clamp_(max=1.0)
+    return Directed(_best_matches(corr, t.x, t.y), _best_matches(corr.T, t.y, t.x))
+
+
+def maxsim(t: PairTerms) -> Directed[float]:
+    """mean_i max_j |Pearson(x_i, y_j)| over varying neurons, both directions."""
+    matches = neuron_matches(t)
+    return Directed(matches.a_to_b.score, matches.b_to_a.score)
+
+
+def _linreg_one_way(regressed: torch.Tensor, own: RepresentationStats) -> float:
+    explained = regressed.square().sum(dim=1) / own.variances[own.varying]
+    return float(explained.sqrt().clamp(max=1.0).mean())
+
+
+def linreg(t: PairTerms) -> Directed[float]:
+    """Mean multiple correlation of each neuron regressed on the other side (Wu et al. mixedsim)."""
+    return Directed(_linreg_one_way(t.regressed_on_y, t.x), _linreg_one_way(t.regressed_on_x, t.y))
+
+
+def _r2_one_way(regressed: torch.Tensor, own: RepresentationStats) -> float:
+    total = float(own.variances[own.varying].sum())
+    return min(max(float(regressed.square().sum()) / total, 0.0), 1.0)
+
+
+def r2_lr(t: PairTerms) -> Directed[float]:
+    """Fraction of each side's variance a linear fit from the other explains (Kornblith et al. R2_LR)."""
+    return Directed(_r2_one_way(t.regressed_on_y, t.x), _r2_one_way(t.regressed_on_x, t.y))
+
+
+def canonical_correlations(t: PairTerms) -> np.ndarray:
+    """The canonical correlations rho_1 >= ... >= rho_m as float64 numpy (as the one-shot function)."""
+    return t.correlations.cpu().numpy()
+
+
+def cca_r2(t: PairTerms) -> float:
+    """sum rho_k^2 / m."""
+    return float(t.correlations.square().mean())
+
+
+def cca_rho(t: PairTerms) -> float:
+    """sum rho_k / m."""
+    return float(t.correlations.mean())
+
+
+def svcca(t: PairTerms, options: SvccaOptions) -> float:
+    """Mean canonical correlation of the top-k directions of each side (the k x k reduced blocks)."""
+    bx, by = t.x.svcca_basis(options), t.y.svcca_basis(options)
+    reduced = bx @ t.varying_cross @ by.T
+    rho = _gram_singular_values(reduced, f"the SVCCA-reduced cross-covariance of {t.x.name} and {t.y.name}")
+    return float(rho.clamp(0.0, 1.0).mean())
+
+
+def _pwcca_one_way(loadings: torch.Tensor, directions: torch.Tensor, rho: torch.Tensor) -> float:
+    alpha = (loadings @ directions).abs().sum(dim=0)
+    score = (alpha * rho).sum() / alpha.sum()
+    if not bool(torch.isfinite(score)):
+        raise ValueError("pwcca: the projection weights are degenerate (no variance along the variates)")
+    return float(score)
+
+
+def pwcca(t: PairTerms) -> Directed[float]:
+    """Canonical correlations weighted by |<h_k, x_i>| summed over the side's neurons (Morcos et al.)."""
+    c = t.canonical
+    rho = c.rho.clamp(0.0, 1.0)
+    return Directed(_pwcca_one_way(t.x.loadings, c.u, rho), _pwcca_one_way(t.y.loadings, c.v, rho))
+
+
+def procrustes(t: PairTerms) -> float:
+    """||C_xy||_* / sqrt(tr C_xx tr C_yy) over varying neurons, clipped to [0, 1]."""
+    for stats in (t.x, t.y):
+        stats.require_varying("procrustes")
+    nuclear = float(_singular_values(t.varying_cross, "X^T Y").sum())
+    trace_x = float(t.x.variances[t.x.varying].sum())
+    trace_y = float(t.y.variances[t.y.varying].sum())
+    return min(max(nuclear / math.sqrt(trace_x * trace_y), 0.0), 1.0)
+
+
+def procrustes_distance(t: PairTerms) -> float:
+    """2 - 2 * procrustes (Ding et al.)."""
+    return 2.0 - 2.0 * procrustes(t)
+
+
+def angular_distance(t: PairTerms) -> float:
+    """arccos(procrustes) (Williams et al.)."""
+    return math.acos(min(1.0, max(-1.0, procrustes(t))))
+
+
+MeasureValue = float | Directed[float]
+
+_DERIVATIONS: dict[str, Callable[[PairTerms, SvccaOptions], MeasureValue]] = {
+    "maxsim": lambda t, _: maxsim(t),
+    "linreg": lambda t, _: linreg(t),
+    "r2_lr": lambda t, _: r2_lr(t),
+    "cca_r2": lambda t, _: cca_r2(t),
+    "cca_rho": lambda t, _: cca_rho(t),
+    "svcca": svcca,
+    "pwcca": lambda t, _: pwcca(t),
+    "linear_cka": lambda t, _: linear_cka(t),
+    "debiased_cka": lambda t, _: debiased_cka(t),
+    "procrustes": lambda t, _: procrustes(t),
+    "procrustes_distance": lambda t, _: procrustes_distance(t),
+    "angular_distance": lambda t, _: angular_distance(t),
+}
+
+
+def check_measures(measures: Sequence[str] | str) -> tuple[str, ...]:
+    """Validated, de-duplicated measure names (ValueError naming an unknown one and listing the rest)."""
+    names = (measures,) if isinstance(measures, str) else tuple(measures)
+    if not names:
+        raise ValueError(f"no measures given; choose from {', '.join(ENGINE_MEASURES)}")
+    for name in names:
+        if name not in _DERIVATIONS:
+            raise ValueError(
+                f"measure {name!r} cannot be derived from streamed moments; choose from "
+                f"{', '.join(ENGINE_MEASURES)} (the others need the rows themselves: reprsim.measures)"
+            )
+    return tuple(dict.fromkeys(names))
+
+
+def derive(
+    t: PairTerms, measures: Sequence[str], svcca_options: SvccaOptions | None = None
+) -> dict[str, MeasureValue]:
+    """The requested measures of one pair: a float for symmetric ones, Directed for directed ones."""
+    options = svcca_options if svcca_options is not None else SvccaOptions()
+    return {name: _DERIVATIONS[name](t, options) for name in check_measures(measures)}

@@ -1,0 +1,653 @@
+"""Running cross-moments of many representations: one pass over row chunks gives every centred block.
+
+Stack R representations side by side, Z = [X_1 | ... | X_R] (n rows, D = sum of widths d_a). Every linear
+similarity measure of a pair (a, b) needs only n, the column sums and the cross-product block X_a^T X_b
+(docs/engine.md), so `CrossMoments` streams row chunks once and keeps, in float64:
+
+- per representation: a fixed per-column shift m_a (the first chunk's mean), the row count, the sum of the
+  shifted rows s_a and the column-wise max |x| (for the constant-neuron test of the one-shot measures);
+- per requested block a <= b: S_ab = sum over rows of (x_a - m_a)(x_b - m_b)^T, stored as row panels
+  (one GEMM per representation a against a contiguous run of representations b, so a symmetric study
+  costs half of Z^T Z);
+- optionally (debiased CKA) the squared row norms p_a = |x_a - m_a|^2 and the sums p_a . p_b, p_a^T Z_b,
+  Z_a^T p_b of each block.
+
+The shift makes the centred block C_ab = S_ab - s_a s_b^T / n exact even when the column means are huge
+relative to the spread (forming it from raw sums would cancel away most digits).
+
+Moments are mergeable (`merge`: shards of rows, e.g. from parallel workers) and extendable
+(`with_representations`: a new model's blocks against the old ones are formed in a pass that streams the
+old chunks as well, while the old blocks are kept as they are).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+
+from reprsim.measures._input import ArrayLike, as_matrix
+
+Precision = Literal["float64", "float32"]
+PairSpec = Literal["all"] | Iterable[tuple[int, int]]
+
+PRECISIONS: tuple[str, ...] = ("float64", "float32")
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """The torch device to accumulate on: "auto" picks CUDA when available and the CPU otherwise."""
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}") from exc
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} was requested but CUDA is not available; use device='auto'")
+    return resolved
+
+
+def check_precision(precision: str) -> Precision:
+    """Validate the GEMM precision: "float64", or "float32" products added into float64 accumulators."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    return precision  # type: ignore[return-value]
+
+
+def check_widths(widths: Sequence[int], what: str = "widths") -> list[int]:
+    """Representation widths as a list of positive ints (ValueError naming the bad entry)."""
+    out = []
+    for i, w in enumerate(widths):
+        if isinstance(w, bool) or not isinstance(w, int) or w < 1:
+            raise ValueError(f"{what}[{i}] must be a positive integer, got {w!r}")
+        out.append(int(w))
+    if not out:
+        raise ValueError(f"{what} is empty: give at least one representation width")
+    return out
+
+
+def normalise_pairs(pairs: PairSpec, n_reps: int, diagonal: bool) -> list[tuple[int, int]]:
+    """Sorted unique blocks (a, b) with a <= b: every block for "all", else the given pairs (either order).
+
+    Diagonal blocks (a, a) of every representation are added when `diagonal` is True: every pair measure
+    needs both of its representations' own blocks.
+    """
+    if isinstance(pairs, str):
+        if pairs != "all":
+            raise ValueError(f"pairs must be 'all' or a list of (a, b) index pairs, got {pairs!r}")
+        return [(a, b) for a in range(n_reps) for b in range(a, n_reps)]
+    blocks: set[tuple[int, int]] = set()
+    for pair in pairs:
+        if len(pair) != 2:
+            raise ValueError(f"each pair must be two representation indices, got {pair!r}")
+        a, b = pair
+        for i in (a, b):
+            if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < n_reps:
+                raise ValueError(f"pair {pair!r}: index {i!r} is not in 0..{n_reps - 1}")
+        blocks.add((min(a, b), max(a, b)))
+    if diagonal:
+        blocks.update((a, a) for a in range(n_reps))
+    return sorted(blocks)
+
+
+@dataclass
+class _RepSums:
+    """Per-representation sums over the rows seen (about the fixed shift)."""
+
+    width: int
+    offset: int  # first column in the stacked chunk
+    shift: torch.Tensor | None = None  # (d,) fixed per-column shift, set from the first chunk
+    total: torch.Tensor | None = None  # (d,) sum of shifted rows
+    absmax: torch.Tensor | None = None  # (d,) max |x| (unshifted), for the constant-neuron test
+    norm_total: float = 0.0  # sum of squared shifted row norms
+    n: int = 0
+    frozen: bool = False  # complete from an earlier pass: used, never updated
+
+
+@dataclass
+class _Panel:
+    """S for one representation a against a contiguous run of representations b (all b >= a).
+
+    A panel keeps its own row count and column sums over the rows it saw, so that it centres and merges
+    on its own even when one of its representations was summed in an earlier pass.
+    """
+
+    row: int
+    cols: tuple[int, ...]
+    col_starts: tuple[int, ...]  # start column of each b within the panel
+    product: torch.Tensor  # d_a x sum(d_b), float64: sum z_a z_B^T
+    row_total: torch.Tensor  # (d_a,) sum z_a
+    col_total: torch.Tensor  # (sum d_b,) sum z_B
+    n: int = 0
+    frozen: bool = False
+    # debiased-CKA row-norm sums (None unless row norms are tracked), p = |z|^2 per row
+    row_norm_total: float = 0.0  # sum p_a
+    col_norm_totals: torch.Tensor | None = None  # (len(cols),) sum p_b
+    norms_dot: torch.Tensor | None = None  # (len(cols),) sum p_a p_b
+    row_norms_cols: torch.Tensor | None = None  # (sum d_b,) sum p_a z_b, concatenated over b
+    cols_norms_row: torch.Tensor | None = None  # (d_a, len(cols)) sum z_a p_b
+    width: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.width = int(self.product.shape[1])
+
+
+def _runs(indices: Sequence[int]) -> list[list[int]]:
+    """Split sorted indices into maximal runs of consecutive integers."""
+    runs: list[list[int]] = []
+    for i in indices:
+        if runs and runs[-1][-1] == i - 1:
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    return runs
+
+
+class CrossMoments:
+    """Streaming float64 cross-moments of R representations, for the blocks a study asks for.
+
+    widths: d_1..d_R. pairs: "all" (every block, a symmetric half of Z^T Z) or (a, b) index pairs; the
+    diagonal blocks are always kept unless diagonal=False (used by tiled passes that already have them).
+    device: "auto" (CUDA if available, else CPU), "cpu", "cuda". precision: "float64" GEMMs, or "float32"
+    GEMMs whose chunk products are added into float64 accumulators (faster; see docs/readme/engine.md for
+    its accuracy). row_norms: also keep the row-norm sums that debiased CKA needs.
+
+    >>> m = CrossMoments([3, 2])
+    >>> m.update([x_chunk, y_chunk])       # doctest: +SKIP  (the same rows of both representations)
+    >>> m.centred(0, 1)                     # doctest: +SKIP  (3 x 2 centred cross-products X_c^T Y_c)
+    """
+
+    def __init__(
+        self,
+        widths: Sequence[int],
+        pairs: PairSpec = "all",
+        *,
+        device: str | torch.device = "auto",
+        precision: Precision = "float64",
+        row_norms: bool = False,
+        diagonal: bool = True,
+    ) -> None:
+        self._widths = check_widths(widths)
+        self.device = resolve_device(device)
+        self.precision = check_precision(precision)
+        self.row_norms = bool(row_norms)
+        self.multiply_adds = 0  # multiply-adds done by the block GEMMs so far (cost accounting, tests)
+        self._reps: list[_RepSums] = []
+        offset = 0
+        for w in self._widths:
+            self._reps.append(_RepSums(width=w, offset=offset))
+            offset += w
+        self._panels: list[_Panel] = []
+        self._where: dict[tuple[int, int], tuple[_Panel, int]] = {}
+        self._add_panels(normalise_pairs(pairs, len(self._widths), diagonal))
+        self._buffer: torch.Tensor | None = None
+
+    # --- structure -----------------------------------------------------------------------------------
+    def _zeros(self, *shape: int) -> torch.Tensor:
+        return torch.zeros(*shape, dtype=torch.float64, device=self.device)
+
+    def _add_panels(self, blocks: Sequence[tuple[int, int]]) -> None:
+        """Create zeroed panels for the blocks not stored yet, one per run of consecutive b per a."""
+        by_row: dict[int, list[int]] = {}
+        for a, b in blocks:
+            if (a, b) not in self._where:
+                by_row.setdefault(a, []).append(b)
+        for a in sorted(by_row):
+            for run in _runs(sorted(set(by_row[a]))):
+                starts, width = [], 0
+                for b in run:
+                    starts.append(width)
+                    width += self._widths[b]
+                d_a = self._widths[a]
+                panel = _Panel(
+                    row=a,
+                    cols=tuple(run),
+                    col_starts=tuple(starts),
+                    product=self._zeros(d_a, width),
+                    row_total=self._zeros(d_a),
+                    col_total=self._zeros(width),
+                )
+                if self.row_norms:
+                    panel.col_norm_totals = self._zeros(len(run))
+                    panel.norms_dot = self._zeros(len(run))
+                    panel.row_norms_cols = self._zeros(width)
+                    panel.cols_norms_row = self._zeros(d_a, len(run))
+                self._panels.append(panel)
+                for b, start in zip(run, starts, strict=True):
+                    self._where[(a, b)] = (panel, start)
+
+    @property
+    def widths(self) -> list[int]:
+        return list(self._widths)
+
+    @property
+    def n_reps(self) -> int:
+        return len(self._widths)
+
+    @property
+    def blocks(self) -> list[tuple[int, int]]:
+        """Every stored block (a, b), a <= b, computed or pending."""
+        return sorted(self._where)
+
+    @property
+    def pending_blocks(self) -> list[tuple[int, int]]:
+        """Blocks that the next `update` calls accumulate (not frozen by `with_representations`)."""
+        return sorted(k for k, (panel, _) in self._where.items() if not panel.frozen)
+
+    def has_block(self, a: int, b: int) -> bool:
+        return (min(a, b), max(a, b)) in self._where
+
+    def nbytes(self) -> int:
+        """Bytes held by the block accumulators (the memory that grows with the number of blocks)."""
+        return sum(p.product.numel() * p.product.element_size() for p in self._panels)
+
+    def needed(self) -> list[bool]:
+        """Which representations' chunks the next update uses (for their own sums or a pending block)."""
+        needed = [not r.frozen for r in self._reps]
+        for panel in self._panels:
+            if not panel.frozen:
+                needed[panel.row] = True
+                for b in panel.cols:
+                    needed[b] = True
+        return needed
+
+    # --- accumulation --------------------------------------------------------------------------------
+    def _staging(self, rows: int) -> torch.Tensor:
+        """The reusable stacked chunk buffer (rows x D) in the GEMM dtype."""
+        dtype = torch.float64 if self.precision == "float64" else torch.float32
+        if self._buffer is None or self._buffer.shape[0] < rows:
+            self._buffer = None  # free the old one before allocating
+            self._buffer = torch.empty(rows, sum(self._widths), dtype=dtype, device=self.device)
+        return self._buffer[:rows]
+
+    def update(self, chunks: Iterable[ArrayLike | None]) -> None:
+        """Add one chunk of rows: one array (rows x d_a) per representation, the same rows in each.
+
+        `chunks` is consumed lazily (a generator reading one representation at a time keeps only one
+        representation's raw chunk alive). An entry may be None for a representation that no pending
+        block or sum needs (e.g. old models not paired with a new one after `with_representations`).
+        Any float dtype (float16 included) is accepted; values are converted to float64 before use.
+        """
+        needed = self.needed()
+        rows: int | None = None
+        norms: list[torch.Tensor | None] = [None] * self.n_reps
+        buffer: torch.Tensor | None = None
+        count = 0
+        for a, chunk in enumerate(chunks):
+            count += 1
+            if a >= self.n_reps:
+                raise ValueError(f"update got more than {self.n_reps} chunks (one per representation)")
+            if chunk is None:
+                if needed[a]:
+                    raise ValueError(f"representation {a}: its chunk is needed but None was given")
+                continue
+            if not needed[a]:
+                continue
+            x = as_matrix(chunk, f"chunk of representation {a}", device=self.device)
+            rep = self._reps[a]
+            if x.shape[1] != rep.width:
+                raise ValueError(
+                    f"chunk of representation {a} has {x.shape[1]} columns, expected width {rep.width}"
+                )
+            if rows is None:
+                rows = int(x.shape[0])
+                buffer = self._staging(rows)
+            elif x.shape[0] != rows:
+                raise ValueError(
+                    f"chunk of representation {a} has {x.shape[0]} rows but an earlier representation's "
+                    f"chunk has {rows}: chunks must hold the same rows (words) of every representation"
+                )
+            assert buffer is not None
+            if rep.shift is None:
+                rep.shift = x.mean(dim=0)
+            column_max = None if rep.frozen else x.abs().amax(dim=0)
+            z = x - rep.shift  # never in place: x may share memory with the caller's float64 array
+            del x
+            buffer[:, rep.offset : rep.offset + rep.width].copy_(z)
+            if self.row_norms:
+                norms[a] = z.square().sum(dim=1)
+            if column_max is not None:
+                self._add_sums(rep, z, column_max, norms[a])
+            del z
+        if count != self.n_reps:
+            raise ValueError(f"update got {count} chunks, expected {self.n_reps} (one per representation)")
+        if rows is None or buffer is None:
+            return
+        column_sums = buffer.sum(dim=0, dtype=torch.float64)
+        for panel in self._panels:
+            if not panel.frozen:
+                self._add_panel(panel, buffer, column_sums, norms, rows)
+
+    def _add_sums(
+        self, rep: _RepSums, z: torch.Tensor, column_max: torch.Tensor, norms: torch.Tensor | None
+    ) -> None:
+        total = z.sum(dim=0)
+        rep.total = total if rep.total is None else rep.total + total
+        rep.absmax = column_max if rep.absmax is None else torch.maximum(rep.absmax, column_max)
+        if norms is not None:
+            rep.norm_total += float(norms.sum())
+        rep.n += int(z.shape[0])
+
+    def _add_panel(
+        self,
+        panel: _Panel,
+        buffer: torch.Tensor,
+        column_sums: torch.Tensor,
+        norms: Sequence[torch.Tensor | None],
+        rows: int,
+    ) -> None:
+        rep_a = self._reps[panel.row]
+        start = self._reps[panel.cols[0]].offset
+        za = buffer[:, rep_a.offset : rep_a.offset + rep_a.width]
+        zb = buffer[:, start : start + panel.width]  # a contiguous run of representations
+        if self.precision == "float64":
+            panel.product.addmm_(za.T, zb)
+        else:
+            panel.product += (za.T @ zb).to(torch.float64)
+        panel.row_total += column_sums[rep_a.offset : rep_a.offset + rep_a.width]
+        panel.col_total += column_sums[start : start + panel.width]
+        panel.n += rows
+        self.multiply_adds += rows * rep_a.width * panel.width
+        if self.row_norms:
+            assert panel.norms_dot is not None and panel.row_norms_cols is not None
+            assert panel.cols_norms_row is not None and panel.col_norm_totals is not None
+            pa = norms[panel.row]
+            assert pa is not None
+            pb = torch.stack([norms[b] for b in panel.cols], dim=1)  # type: ignore[misc]
+            panel.row_norm_total += float(pa.sum())
+            panel.col_norm_totals += pb.sum(dim=0)
+            panel.norms_dot += pa @ pb
+            panel.row_norms_cols += (pa.to(zb.dtype) @ zb).to(torch.float64)
+            panel.cols_norms_row += (za.T @ pb.to(za.dtype)).to(torch.float64)
+
+    # --- reading -------------------------------------------------------------------------------------
+    def _rep(self, a: int) -> _RepSums:
+        if isinstance(a, bool) or not isinstance(a, int) or not 0 <= a < self.n_reps:
+            raise ValueError(f"representation index {a!r} is not in 0..{self.n_reps - 1}")
+        rep = self._reps[a]
+        if rep.n == 0 or rep.total is None:
+            raise ValueError(f"representation {a} has seen no rows yet; call update() first")
+        return rep
+
+    def _block(self, a: int, b: int) -> tuple[_Panel, int, slice]:
+        """The panel holding block (min, max), the index of max among its columns, and its column slice."""
+        lo, hi = min(a, b), max(a, b)
+        try:
+            panel, start = self._where[(lo, hi)]
+        except KeyError:
+            raise KeyError(
+                f"block ({a}, {b}) was not requested; these CrossMoments hold {len(self._where)} blocks"
+            ) from None
+        return panel, panel.cols.index(hi), slice(start, start + self._widths[hi])
+
+    def n_rows(self, a: int | None = None) -> int:
+        """Rows seen by representation a (or by all of them, which must agree)."""
+        if a is not None:
+            if isinstance(a, bool) or not isinstance(a, int) or not 0 <= a < self.n_reps:
+                raise ValueError(f"representation index {a!r} is not in 0..{self.n_reps - 1}")
+            return self._reps[a].n
+        counts = {r.n for r in self._reps}
+        if len(counts) != 1:
+            raise ValueError(f"representations saw different row counts: {sorted(counts)}")
+        return counts.pop()
+
+    def _checked_block(self, a: int, b: int) -> tuple[_Panel, int, slice]:
+        rep_a, rep_b = self._rep(a), self._rep(b)
+        panel, k, cols = self._block(a, b)
+        if not rep_a.n == rep_b.n == panel.n:
+            raise ValueError(
+                f"block ({a}, {b}) saw {panel.n} rows but representations {a} and {b} saw {rep_a.n} and "
+                f"{rep_b.n}: every pass must stream the same rows"
+            )
+        if panel.n < 2:
+            raise ValueError(f"need at least 2 rows to centre, got {panel.n}")
+        return panel, k, cols
+
+    def mean(self, a: int) -> torch.Tensor:
+        """Column means of representation a (float64)."""
+        rep = self._rep(a)
+        assert rep.shift is not None and rep.total is not None
+        return rep.shift + rep.total / rep.n
+
+    def column_absmax(self, a: int) -> torch.Tensor:
+        """Column-wise max |x| of representation a (for the constant-neuron test)."""
+        rep = self._rep(a)
+        assert rep.absmax is not None
+        return rep.absmax
+
+    def centred(self, a: int, b: int) -> torch.Tensor:
+        """C_ab = X_a,c^T X_b,c (centred cross-products, not divided by n - 1), float64, d_a x d_b."""
+        panel, _, cols = self._checked_block(a, b)
+        row = panel.row_total
+        block = panel.product[:, cols] - torch.outer(row, panel.col_total[cols]) / panel.n
+        return block.T if a > b else block
+
+    def centred_norm_product(self, a: int, b: int) -> float:
+        """sum_i |x_a,i - mean_a|^2 |x_b,i - mean_b|^2: the row-norm term of the unbiased HSIC of (a, b).
+
+        Needs row_norms=True: the sums about the shift are moved to the exact means (`_moved_norm_sums`).
+        """
+        if not self.row_norms:
+            raise ValueError("centred_norm_product needs CrossMoments(..., row_norms=True)")
+        panel, k, cols = self._checked_block(a, b)
+        sums = _panel_norm_sums(panel, k, cols)
+        n = panel.n
+        return float(_moved_norm_sums(sums, -sums.total_a / n, -sums.total_b / n, n).dot)
+
+    # --- combining -----------------------------------------------------------------------------------
+    def merge(self, other: CrossMoments) -> CrossMoments:
+        """Add another shard's rows (same widths and blocks) into these moments, in place; returns self.
+
+        The shards may have different shifts: the other's sums are re-expressed about this one's shift
+        exactly (binomial expansion) before adding, so the result equals one pass over all rows up to
+        rounding. Accumulators frozen by `with_representations` must be the very same (shared) objects.
+        """
+        if not isinstance(other, CrossMoments):
+            raise ValueError(f"can only merge CrossMoments, got {type(other).__name__}")
+        if other._widths != self._widths or sorted(other._where) != sorted(self._where):
+            raise ValueError("cannot merge CrossMoments with different widths or blocks")
+        if other.row_norms != self.row_norms:
+            raise ValueError("cannot merge CrossMoments with and without row_norms")
+        deltas = [self._shift_difference(a, other) for a in range(self.n_reps)]
+        for mine, theirs in zip(self._panels, other._panels, strict=True):
+            if mine.frozen or theirs.frozen:
+                if mine is not theirs:
+                    raise ValueError(f"a block panel of representation {mine.row} is frozen but not shared")
+            elif theirs.n:
+                self._merge_panel(mine, theirs, deltas)
+        for a, (mine_rep, theirs_rep) in enumerate(zip(self._reps, other._reps, strict=True)):
+            if not mine_rep.frozen and theirs_rep.n:
+                self._merge_rep(mine_rep, theirs_rep, deltas[a])
+        self.multiply_adds += other.multiply_adds
+        return self
+
+    def _shift_difference(self, a: int, other: CrossMoments) -> torch.Tensor:
+        """delta = other's shift - this shift for representation a (zero when shared or unset)."""
+        mine, theirs = self._reps[a], other._reps[a]
+        if mine.frozen or theirs.frozen:
+            if mine is not theirs:
+                raise ValueError(f"representation {a} is frozen in one shard but not shared with the other")
+            return self._zeros(mine.width)
+        if theirs.shift is None:
+            return self._zeros(mine.width)
+        if mine.shift is None:
+            mine.shift = theirs.shift.to(self.device).clone()
+        return theirs.shift.to(self.device) - mine.shift
+
+    def _merge_rep(self, mine: _RepSums, theirs: _RepSums, delta: torch.Tensor) -> None:
+        assert theirs.total is not None and theirs.absmax is not None
+        total = theirs.total.to(self.device)
+        mine.norm_total += theirs.norm_total + float(2.0 * total @ delta + theirs.n * delta.square().sum())
+        total = total + theirs.n * delta
+        absmax = theirs.absmax.to(self.device)
+        mine.total = total if mine.total is None else mine.total + total
+        mine.absmax = absmax if mine.absmax is None else torch.maximum(mine.absmax, absmax)
+        mine.n += theirs.n
+
+    def _merge_panel(self, mine: _Panel, theirs: _Panel, deltas: Sequence[torch.Tensor]) -> None:
+        n = theirs.n
+        delta_a = deltas[mine.row]
+        for k, b in enumerate(mine.cols):
+            cols = slice(mine.col_starts[k], mine.col_starts[k] + self._widths[b])
+            delta_b = deltas[b]
+            s_a, s_b = theirs.row_total.to(self.device), theirs.col_total[cols].to(self.device)
+            if self.row_norms:
+                sums = _panel_norm_sums(theirs, k, cols)
+                moved = _moved_norm_sums(_NormSums.to(sums, self.device), delta_a, delta_b, n)
+                assert mine.norms_dot is not None and mine.row_norms_cols is not None
+                assert mine.cols_norms_row is not None and mine.col_norm_totals is not None
+                mine.norms_dot[k] += moved.dot
+                mine.row_norms_cols[cols] += moved.a_norms_b_cols
+                mine.cols_norms_row[:, k] += moved.a_cols_b_norms
+                mine.col_norm_totals[k] += sums.norm_total_b + 2.0 * (s_b @ delta_b) + n * (delta_b @ delta_b)
+            block = theirs.product[:, cols].to(self.device)
+            mine.product[:, cols] += (
+                block
+                + torch.outer(s_a, delta_b)
+                + torch.outer(delta_a, s_b)
+                + n * torch.outer(delta_a, delta_b)
+            )
+            mine.col_total[cols] += s_b + n * delta_b
+        s_a = theirs.row_total.to(self.device)
+        mine.row_norm_total += theirs.row_norm_total + float(2.0 * (s_a @ delta_a) + n * (delta_a @ delta_a))
+        mine.row_total += s_a + n * delta_a
+        mine.n += n
+
+    def with_representations(self, widths: Sequence[int], pairs: PairSpec = "all") -> CrossMoments:
+        """Moments for these representations plus new ones, of which only the new blocks get computed.
+
+        The returned object shares (and freezes) every existing accumulator; its pending blocks are those
+        that involve a new representation: all of them for pairs="all", else the given (a, b) pairs (global
+        indices, the new representations numbered after the old ones) plus the new diagonal blocks. Feed it
+        chunks of all representations (an old one may be None when no pending block needs it); the rows
+        must be the same as before, which is checked by row count when a block is read.
+        """
+        new_widths = check_widths(widths, "new widths")
+        old = self.n_reps
+        total = old + len(new_widths)
+        if isinstance(pairs, str):
+            if pairs != "all":
+                raise ValueError(f"pairs must be 'all' or a list of (a, b) index pairs, got {pairs!r}")
+            blocks = [(a, b) for a in range(total) for b in range(max(a, old), total)]
+        else:
+            blocks = [p for p in normalise_pairs(pairs, total, diagonal=False) if p[1] >= old]
+            blocks += [(a, a) for a in range(old, total)]
+        grown = CrossMoments(
+            new_widths,
+            [],
+            device=self.device,
+            precision=self.precision,
+            row_norms=self.row_norms,
+            diagonal=False,
+        )
+        for rep in self._reps:
+            rep.frozen = True
+        for panel in self._panels:
+            panel.frozen = True
+        offset = sum(self._widths)
+        for rep in grown._reps:
+            rep.offset += offset
+        grown._widths = self._widths + new_widths
+        grown._reps = self._reps + grown._reps
+        grown._panels = list(self._panels)
+        grown._where = dict(self._where)
+        grown._add_panels(blocks)
+        return grown
+
+
+@dataclass(frozen=True)
+class _NormSums:
+    """Row-norm sums of block (a, b) about some shift: z = x - shift, p = |z|^2 per row."""
+
+    cross: torch.Tensor  # sum z_a z_b^T
+    total_a: torch.Tensor  # sum z_a
+    total_b: torch.Tensor
+    norm_total_a: float  # sum p_a
+    norm_total_b: float
+    dot: torch.Tensor  # sum p_a p_b (0-d)
+    a_norms_b_cols: torch.Tensor  # sum p_a z_b
+    a_cols_b_norms: torch.Tensor  # sum z_a p_b
+
+    def to(self, device: torch.device) -> _NormSums:
+        return _NormSums(
+            cross=self.cross.to(device),
+            total_a=self.total_a.to(device),
+            total_b=self.total_b.to(device),
+            norm_total_a=self.norm_total_a,
+            norm_total_b=self.norm_total_b,
+            dot=self.dot.to(device),
+            a_norms_b_cols=self.a_norms_b_cols.to(device),
+            a_cols_b_norms=self.a_cols_b_norms.to(device),
+        )
+
+
+def _panel_norm_sums(panel: _Panel, k: int, cols: slice) -> _NormSums:
+    """The row-norm sums of the k-th block of a panel (about the shifts)."""
+    assert panel.norms_dot is not None and panel.row_norms_cols is not None
+    assert panel.cols_norms_row is not None and panel.col_norm_totals is not None
+    return _NormSums(
+        cross=panel.product[:, cols],
+        total_a=panel.row_total,
+        total_b=panel.col_total[cols],
+        norm_total_a=panel.row_norm_total,
+        norm_total_b=float(panel.col_norm_totals[k]),
+        dot=panel.norms_dot[k],
+        a_norms_b_cols=panel.row_norms_cols[cols],
+        a_cols_b_norms=panel.cols_norms_row[:, k],
+    )
+
+
+def _moved_norm_sums(s: _NormSums, delta_a: torch.Tensor, delta_b: torch.Tensor, n: int) -> _NormSums:
+    """The row-norm sums after moving every row by delta: z' = z + delta (exact binomial expansion).
+
+    With p' = p + 2 z.delta + |delta|^2 and S_ab = sum z_a z_b^T, s = sum z, P = sum p:
+      sum p'_a z'_b = sum p_a z_b + P_a delta_b + 2 S_ab^T delta_a + 2 (s_a.delta_a) delta_b
+                      + |delta_a|^2 s_b + n |delta_a|^2 delta_b,
+      sum p'_a p'_b = sum p_a p_b + 2 delta_b.(sum p_a z_b) + 2 delta_a.(sum z_a p_b)
+                      + 4 delta_a^T S_ab delta_b
+                      + |delta_b|^2 (P_a + 2 s_a.delta_a) + |delta_a|^2 (P_b + 2 s_b.delta_b)
+                      + n |delta_a|^2 |delta_b|^2.
+    delta = -mean gives the centred sums (debiased CKA); delta = a shift difference merges two shards.
+    Only `dot` and the two vectors are moved; the other fields are returned as given.
+    """
+    da2, db2 = delta_a @ delta_a, delta_b @ delta_b
+    sa_da, sb_db = s.total_a @ delta_a, s.total_b @ delta_b
+    a_norms_b_cols = (
+        s.a_norms_b_cols
+        + s.norm_total_a * delta_b
+        + 2.0 * (s.cross.T @ delta_a)
+        + 2.0 * sa_da * delta_b
+        + da2 * s.total_b
+        + n * da2 * delta_b
+    )
+    a_cols_b_norms = (
+        s.a_cols_b_norms
+        + s.norm_total_b * delta_a
+        + 2.0 * (s.cross @ delta_b)
+        + 2.0 * sb_db * delta_a
+        + db2 * s.total_a
+        + n * db2 * delta_a
+    )
+    dot = (
+        s.dot
+        + 2.0 * (delta_b @ s.a_norms_b_cols)
+        + 2.0 * (delta_a @ s.a_cols_b_norms)
+        + 4.0 * (delta_a @ (s.cross @ delta_b))
+        + db2 * (s.norm_total_a + 2.0 * sa_da)
+        + da2 * (s.norm_total_b + 2.0 * sb_db)
+        + n * da2 * db2
+    )
+    return _NormSums(
+        cross=s.cross,
+        total_a=s.total_a,
+        total_b=s.total_b,
+        norm_total_a=s.norm_total_a,
+        norm_total_b=s.norm_total_b,
+        dot=dot,
+        a_norms_b_cols=a_norms_b_cols,
+        a_cols_b_norms=a_cols_b_norms,
+    )

@@ -1,0 +1,87 @@
+"""The adapter protocol: what reprsim needs from a model to analyse it, whatever the model is.
+
+`reprsim.extract` talks to every model through this protocol. Hugging Face transformers go through
+`TransformerAdapter`; any other PyTorch module (an LSTM language model, a CNN over characters, ...) can be
+analysed by writing a small class with the members below. See docs/readme/extraction.md for an example.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import torch
+
+ArrayLike = np.ndarray | torch.Tensor
+
+
+@dataclass
+class AdapterOutput:
+    """Word-level outputs of one batch of sentences.
+
+    hidden: one entry per requested layer, in the order requested; each is either one array of
+        (words in the batch, width) with the sentences' words concatenated in batch order, or a sequence of
+        per-sentence (words, width) arrays.
+    attention: None, or one entry per requested layer, each a sequence of per-sentence (heads, words, words)
+        word-level maps whose rows sum to 1 (a layer without attention gives (0, words, words) arrays).
+    """
+
+    hidden: Sequence[ArrayLike | Sequence[ArrayLike]]
+    attention: Sequence[Sequence[ArrayLike]] | None = None
+
+
+@runtime_checkable
+class WordAdapter(Protocol):
+    """A model seen as a function from sentences (lists of words) to per-layer word vectors.
+
+    layer_widths: the width of each layer's word vectors; layer 0 is conventionally the input embedding.
+    attention_heads: heads per layer (same length as layer_widths), 0 where a layer has no attention;
+        all zeros for a model without attention.
+    fingerprint(): a JSON-able dict that identifies the weights and every setting that changes the output
+        (it becomes part of the activation store key, so a changed model is never mistaken for a stored one).
+    encode(sentences, layers, attention): word vectors of `layers` for a batch of sentences, and the
+        word-level attention of those layers when `attention` is true.
+    """
+
+    @property
+    def layer_widths(self) -> Sequence[int]: ...
+
+    @property
+    def attention_heads(self) -> Sequence[int]: ...
+
+    def fingerprint(self) -> dict[str, Any]: ...
+
+    def encode(
+        self, sentences: Sequence[Sequence[str]], layers: Sequence[int], attention: bool
+    ) -> AdapterOutput: ...
+
+
+class SentenceError(ValueError):
+    """An adapter could not handle one sentence of a batch; `row` is its index in the batch.
+
+    The extraction driver turns it into an error naming the sentence's index in the corpus.
+    """
+
+    def __init__(self, row: int, reason: str) -> None:
+        super().__init__(f"batch sentence {row}: {reason}")
+        self.row = row
+        self.reason = reason
+
+
+def to_numpy(array: ArrayLike) -> np.ndarray:
+    """A float32 numpy copy of a tensor or array (half precision tensors are widened first)."""
+    if isinstance(array, torch.Tensor):
+        return array.detach().to(device="cpu", dtype=torch.float32).numpy()
+    return np.asarray(array, dtype=np.float32)
+
+
+def stack_rows(layer_output: ArrayLike | Sequence[ArrayLike]) -> np.ndarray:
+    """One (words in batch, width) array from either a single array or per-sentence arrays."""
+    if isinstance(layer_output, np.ndarray | torch.Tensor):
+        return to_numpy(layer_output)
+    parts = [to_numpy(p) for p in layer_output]
+    if not parts:
+        raise ValueError("adapter returned no per-sentence arrays for a layer")
+    return np.concatenate(parts, axis=0)

@@ -1,0 +1,207 @@
+"""From subword tokens to words: pooling of hidden states and attention, checks, and long-sentence windows.
+
+Everything here works on `word_ids` (for each token, the index of the word it belongs to, or None for special
+and padding tokens), never on token positions: where specials sit and which side is padded differs between
+tokenizer families, and word_ids is the one description that is right for all of them.
+
+The pooling is one (words x tokens) matrix per sentence, built with vectorised tensor operations, so a batch
+of sentences is pooled with one batched matrix product for the hidden states and two for the attention maps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+
+SubwordRule = Literal["last", "first", "mean"]
+SUBWORD_RULES: tuple[str, ...] = ("last", "first", "mean")
+
+
+def check_subword_rule(rule: str) -> None:
+    """Reject an unknown pooling rule early, before any model is loaded."""
+    if rule not in SUBWORD_RULES:
+        raise ValueError(f"subword must be one of {', '.join(SUBWORD_RULES)}; got {rule!r}")
+
+
+def word_ids_tensor(word_ids: Sequence[Sequence[int | None]], length: int) -> torch.Tensor:
+    """Pack per-sentence word_ids into a (batch, length) long tensor with -1 for specials and padding.
+
+    `length` is the padded token length; each row is placed where its tokens are, so callers pass word_ids
+    already padded (None at pad positions) to `length`.
+    """
+    rows = [[-1 if w is None else int(w) for w in ids] for ids in word_ids]
+    for i, row in enumerate(rows):
+        if len(row) != length:
+            raise ValueError(f"word_ids of batch row {i} has {len(row)} entries, expected {length}")
+    return torch.tensor(rows, dtype=torch.long).reshape(len(rows), length)
+
+
+def word_membership(word_ids: torch.Tensor, n_words: int) -> torch.Tensor:
+    """(batch, words, tokens) 0/1 matrix: token t belongs to word w. Specials and padding (-1) are in none."""
+    one_hot = torch.nn.functional.one_hot(word_ids + 1, num_classes=n_words + 1)[..., 1:]
+    return one_hot.transpose(1, 2).to(torch.float32)
+
+
+def pooling_weights(word_ids: torch.Tensor, n_words: int, rule: str) -> torch.Tensor:
+    """(batch, words, tokens) weights that turn token vectors into word vectors by `rule`.
+
+    "first"/"last" put weight 1 on the word's first/last subword (found with a running count of the word's
+    tokens from the left or from the right), "mean" spreads 1/k over its k subwords. Rows of words that have
+    no token stay zero; `check_all_words_present` reports those.
+    """
+    check_subword_rule(rule)
+    member = word_membership(word_ids, n_words)
+    if rule == "first":
+        return member * (member.cumsum(-1) == 1)
+    if rule == "last":
+        from_right = member.flip(-1).cumsum(-1).flip(-1)
+        return member * (from_right == 1)
+    counts = member.sum(-1, keepdim=True)
+    return member / counts.clamp(min=1.0)
+
+
+def missing_words(word_ids: Sequence[int | None], n_words: int) -> list[int]:
+    """Indices of words that no token maps to (the tokenizer dropped or merged them)."""
+    present = {w for w in word_ids if w is not None}
+    return [w for w in range(n_words) if w not in present]
+
+
+def alignment_problem(word_ids: Sequence[int | None], words: Sequence[str], model: str) -> str | None:
+    """Why a sentence's tokens do not cover its words one-to-one, or None when they do.
+
+    A word with no token (the tokenizer dropped it, or merged it into a neighbour) would shift every later
+    word of the corpus against the other models, so callers treat any problem as an error naming the word.
+    """
+    extra = sorted({w for w in word_ids if w is not None and not 0 <= w < len(words)})
+    if extra:
+        return f"{model}'s tokenizer reports word index {extra[0]} but the sentence has {len(words)} words"
+    gaps = missing_words(word_ids, len(words))
+    if gaps:
+        w = gaps[0]
+        return (
+            f"word {w} {words[w]!r} maps to no token of {model} ({len(gaps)} such word(s) in this sentence); "
+            "clean or drop the sentence (zero-width or control characters, a lone combining mark, empty word)"
+        )
+    return None
+
+
+def pool_hidden(hidden: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """(batch, words, d) word vectors from (batch, tokens, d) token vectors, computed in float32.
+
+    Token positions that carry no word are zeroed first, so a NaN or inf at a pad position cannot leak into
+    a word through a zero weight (0 * NaN is NaN). For "first"/"last" the weights are 0/1, so the result is
+    the chosen token's vector exactly.
+    """
+    used = weights.sum(1) > 0  # (batch, tokens): token contributes to some word
+    clean = torch.where(used.unsqueeze(-1), hidden.to(torch.float32), torch.zeros((), dtype=torch.float32))
+    return torch.bmm(weights, clean)
+
+
+def pool_attention(attention: torch.Tensor, member: torch.Tensor) -> torch.Tensor:
+    """(batch, heads, words, words) word-level attention from (batch, heads, tokens, tokens) subword maps.
+
+    Attention TO a word sums its subword columns; attention FROM a word averages its subword rows; special
+    and pad tokens are dropped, then each row is renormalised to sum to 1 (Wu et al. 2020). Rows of words
+    absent from a sentence (padding words) come out as zeros.
+    """
+    member = member.to(torch.float32)
+    counts = member.sum(-1, keepdim=True)
+    row_mean = (member / counts.clamp(min=1.0)).unsqueeze(1)  # (B, 1, W, T)
+    column_sum = member.transpose(1, 2).unsqueeze(1)  # (B, 1, T, W)
+    used = member.sum(1) > 0  # (B, T)
+    mask = used.unsqueeze(-1) & used.unsqueeze(-2)  # (B, T, T)
+    clean = torch.where(mask.unsqueeze(1), attention.to(torch.float32), torch.zeros((), dtype=torch.float32))
+    words = row_mean @ clean @ column_sum
+    return renormalise_rows(words, present=counts.squeeze(-1) > 0)
+
+
+def renormalise_rows(attention: torch.Tensor, present: torch.Tensor | None = None) -> torch.Tensor:
+    """Divide each row of (..., n, n) attention by its sum.
+
+    A real word whose row sums to zero (all its attention went to dropped tokens and underflowed) has no
+    defined distribution: raise rather than divide by zero. `present` (batch, words) marks real words; rows
+    of absent (padding) words stay zero.
+    """
+    sums = attention.sum(-1, keepdim=True)
+    if present is None:
+        present_rows = torch.ones(sums.shape[:-1], dtype=torch.bool, device=attention.device)
+    else:
+        present_rows = present.unsqueeze(1).expand(sums.shape[:-1])
+    bad = present_rows & ~(sums.squeeze(-1) > 0)
+    if bool(bad.any()):
+        where = [int(i) for i in torch.nonzero(bad)[0]]
+        raise ValueError(
+            f"word-level attention row {where} sums to {float(sums.squeeze(-1)[tuple(where)])}: all of that "
+            "word's attention went to special tokens (or underflowed); try dtype float32"
+        )
+    return torch.where(
+        sums > 0, attention / torch.where(sums > 0, sums, torch.ones((), dtype=sums.dtype)), 0.0
+    )
+
+
+def causal_mask_rows(attention: torch.Tensor) -> torch.Tensor:
+    """Keep attention to the word itself and earlier words only, then renormalise each row.
+
+    Applied to every model when causal attention is requested, so bidirectional and left-to-right models are
+    compared on the same footing (Wu et al. 2020). The diagonal is kept, so no row becomes empty unless all of
+    its mass was on later words, which `renormalise_rows` reports.
+    """
+    n = attention.shape[-1]
+    lower = torch.tril(torch.ones(n, n, dtype=torch.bool, device=attention.device))
+    return renormalise_rows(torch.where(lower, attention, torch.zeros((), dtype=attention.dtype)))
+
+
+@dataclass(frozen=True)
+class WordWindow:
+    """A run of consecutive words of one sentence fed to the model as one sequence.
+
+    The model sees words [start, stop); the words [keep_start, keep_stop) are taken from this window.
+    """
+
+    start: int
+    stop: int
+    keep_start: int
+    keep_stop: int
+
+
+def plan_windows(token_counts: Sequence[int], capacity: int) -> list[WordWindow]:
+    """Split a sentence whose tokens exceed `capacity` into overlapping windows of whole words.
+
+    Strategy: each window holds as many whole words as fit. The next window starts at the earliest word such
+    that the overlap (the words before the first new word) holds at most half the capacity, so windows
+    advance by about half a window. Each word is taken from the earliest window that contains it, which is
+    the window where it has the most left context: every word after the first window sees at least about
+    half a window of left context (less only when single words are very long). A word longer than the
+    capacity on its own cannot be placed and raises.
+    """
+    if capacity < 1:
+        raise ValueError(f"window capacity must be at least 1 token, got {capacity}")
+    n = len(token_counts)
+    for i, c in enumerate(token_counts):
+        if c > capacity:
+            raise ValueError(f"word {i} alone has {c} tokens, more than the model's {capacity}")
+    windows: list[WordWindow] = []
+    start, kept = 0, 0
+    while kept < n:
+        stop, used = start, 0
+        while stop < n and used + token_counts[stop] <= capacity:
+            used += token_counts[stop]
+            stop += 1
+        windows.append(WordWindow(start, stop, kept, stop))
+        kept = stop
+        if stop == n:
+            break
+        nxt = stop
+        overlap = 0
+        while (
+            nxt - 1 > start
+            and overlap + token_counts[nxt - 1] <= capacity // 2
+            and overlap + token_counts[nxt - 1] + token_counts[stop] <= capacity
+        ):
+            nxt -= 1
+            overlap += token_counts[nxt]
+        start = nxt
+    return windows

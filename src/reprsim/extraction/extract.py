@@ -1,0 +1,429 @@
+"""`reprsim.extract`: run models over a corpus and write word-level activations to an ActivationStore.
+
+The corpus is processed in windows of contiguous sentences (WINDOW_SENTENCES, on a fixed grid from sentence
+0). Within a window, sentences are sorted by length into batches so similar lengths share padding, and the
+window is written in corpus order with one write_sentences call. A killed run therefore resumes at a window
+boundary and recomputes exactly the same batches: the finished entry is byte-identical to an uninterrupted
+run on the same machine. An entry that is already complete is skipped without loading its model.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from reprsim.corpus import Corpus
+from reprsim.extraction.adapter import SentenceError, WordAdapter, stack_rows, to_numpy
+from reprsim.extraction.alignment import causal_mask_rows, check_subword_rule
+from reprsim.extraction.models import (
+    ModelSource,
+    check_dtype,
+    load_transformer,
+    resolve_device,
+    resolve_model,
+)
+from reprsim.extraction.transformer import TransformerAdapter, check_long_sentences
+from reprsim.store import ActivationStore, EntryWriter, StoreEntry, make_key
+
+WINDOW_SENTENCES = 256
+# Bump when a change to extraction changes stored values, so old entries are not taken for new ones.
+EXTRACTION_VERSION = 1
+
+ModelSpec = str | WordAdapter
+
+
+@dataclass(frozen=True)
+class ExtractOptions:
+    """Options shared by every model of one extract call (validated once)."""
+
+    layers: tuple[int, ...] | None
+    subword: str
+    attention: bool
+    causal_attention: bool
+    batch_size: int
+    device: torch.device
+    dtype: str
+    long_sentences: str
+    trust_remote_code: bool
+    progress: bool
+
+    def key_fields(self) -> dict[str, Any]:
+        """The options that change stored values (device and batch size change only rounding)."""
+        return {
+            "layers": "all" if self.layers is None else list(self.layers),
+            "attention": self.attention,
+            "causal_attention": self.causal_attention,
+            "dtype": self.dtype,
+            "extraction_version": EXTRACTION_VERSION,
+        }
+
+
+def extract(
+    models: ModelSpec | Sequence[ModelSpec],
+    corpus: Corpus | str,
+    store: ActivationStore | str | Path,
+    *,
+    layers: Sequence[int] | str | None = None,
+    subword: str = "last",
+    attention: bool = True,
+    causal_attention: bool = False,
+    batch_size: int = 32,
+    device: str = "auto",
+    dtype: str = "float32",
+    max_sentences: int | None = None,
+    long_sentences: str = "error",
+    names: Sequence[str] | None = None,
+    trust_remote_code: bool = False,
+    progress: bool = True,
+) -> list[StoreEntry]:
+    """Extract word vectors (and word-level attention) of each model over the corpus into the store.
+
+    models: preset names ("minilm", "smollm2", "gemma3-270m", "mpnet", "<preset>-random"), Hugging Face hub
+        ids, local model folders, or WordAdapter objects (your own PyTorch models), alone or in a list.
+    corpus: a Corpus, or a source for Corpus.load ("builtin", a .txt or .conllu path).
+    layers: layer indices (0 = embeddings) or None/"all". subword: "last", "first" or "mean" subword pooling.
+    attention: also store word-level attention maps; causal_attention: mask them to earlier words and
+        renormalise. long_sentences: "error" (default) or "window" (overlapping windows, see
+        alignment.plan_windows). max_sentences: use only the first N sentences. names: display labels.
+    device / dtype / trust_remote_code / subword / long_sentences apply to models given by name; an adapter
+        object runs as it is. dtype is also the storage type of every entry.
+    Returns the store entries in the order of `models`; complete entries are reused, not recomputed.
+    """
+    specs: list[ModelSpec] = (
+        [models] if isinstance(models, str) or not isinstance(models, Sequence) else list(models)
+    )
+    if not specs:
+        raise ValueError("extract needs at least one model")
+    if names is not None and len(names) != len(specs):
+        raise ValueError(f"names has {len(names)} labels for {len(specs)} models")
+    options = _check_options(
+        layers,
+        subword,
+        attention,
+        causal_attention,
+        batch_size,
+        device,
+        dtype,
+        long_sentences,
+        trust_remote_code,
+        progress,
+    )
+    corpus = corpus if isinstance(corpus, Corpus) else Corpus.load(corpus)
+    if max_sentences is not None:
+        if isinstance(max_sentences, bool) or not isinstance(max_sentences, int) or max_sentences < 1:
+            raise ValueError(f"max_sentences must be a positive integer, got {max_sentences!r}")
+        corpus = corpus.head(min(max_sentences, len(corpus)))
+    store = store if isinstance(store, ActivationStore) else ActivationStore(store)
+    labels = [names[i] if names is not None else _default_name(spec) for i, spec in enumerate(specs)]
+    duplicates = sorted({label for label in labels if labels.count(label) > 1})
+    if duplicates:
+        raise ValueError(f"two models share the display name {duplicates[0]!r}; pass names=[...]")
+    return [
+        extract_one(spec, label, corpus, store, options) for spec, label in zip(specs, labels, strict=True)
+    ]
+
+
+def _check_options(
+    layers: Sequence[int] | str | None,
+    subword: str,
+    attention: bool,
+    causal_attention: bool,
+    batch_size: int,
+    device: str,
+    dtype: str,
+    long_sentences: str,
+    trust_remote_code: bool,
+    progress: bool,
+) -> ExtractOptions:
+    """Validate every option before any model is loaded, naming the bad argument."""
+    check_subword_rule(subword)
+    check_long_sentences(long_sentences)
+    check_dtype(dtype)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if causal_attention and not attention:
+        raise ValueError("causal_attention=True needs attention=True")
+    return ExtractOptions(
+        layers=parse_layers(layers),
+        subword=subword,
+        attention=bool(attention),
+        causal_attention=bool(causal_attention),
+        batch_size=batch_size,
+        device=resolve_device(device),
+        dtype=dtype,
+        long_sentences=long_sentences,
+        trust_remote_code=bool(trust_remote_code),
+        progress=bool(progress),
+    )
+
+
+def parse_layers(layers: Sequence[int] | str | None) -> tuple[int, ...] | None:
+    """None for all layers; else sorted distinct non-negative ints ("0,3,6" and "all" accepted)."""
+    if layers is None or (isinstance(layers, str) and layers.strip().lower() == "all"):
+        return None
+    items: Sequence[Any] = layers.split(",") if isinstance(layers, str) else layers
+    parsed = []
+    for item in items:
+        try:
+            value = int(str(item).strip()) if isinstance(item, str) else item
+        except ValueError:
+            raise ValueError(f"layers must be 'all' or integers like 0,3,6; got {layers!r}") from None
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 0:
+            raise ValueError(f"layer {item!r} is not a non-negative integer (0 = embeddings)")
+        parsed.append(int(value))
+    if not parsed:
+        raise ValueError("layers is empty; pass None or 'all' for every layer")
+    return tuple(sorted(set(parsed)))
+
+
+def _default_name(spec: ModelSpec) -> str:
+    if isinstance(spec, str):
+        path = Path(spec).expanduser()
+        return path.resolve().name if path.is_dir() else spec
+    return str(getattr(spec, "name", type(spec).__name__))
+
+
+def _versions() -> dict[str, str]:
+    """Library versions in the manifest: a resume under other versions is refused rather than mixed."""
+    found = {}
+    for package in ("torch", "transformers"):
+        try:
+            found[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            found[package] = "absent"
+    return found
+
+
+def extract_one(
+    spec: ModelSpec, name: str, corpus: Corpus, store: ActivationStore, options: ExtractOptions
+) -> StoreEntry:
+    """Extract one model (or reuse its complete entry); see `extract`."""
+    source = resolve_model(spec, options.trust_remote_code) if isinstance(spec, str) else None
+    adapter: WordAdapter | None = None
+    if source is not None:
+        model_fields: dict[str, Any] = {
+            "source": source.identity,
+            "subword": options.subword,
+            "long_sentences": options.long_sentences,
+        }
+        label = source.spec
+    else:
+        if not isinstance(spec, WordAdapter):
+            raise ValueError(
+                f"model {spec!r} is neither a name/path nor a WordAdapter (needs layer_widths, "
+                "attention_heads, fingerprint() and encode())"
+            )
+        adapter = spec
+        model_fields = {"adapter": type(spec).__name__, "fingerprint": spec.fingerprint()}
+        label = type(spec).__name__
+    fingerprint = {"model": model_fields, "corpus_hash": corpus.hash, **options.key_fields()}
+    key = make_key(name, fingerprint)
+    if store.has_complete(key):
+        return store.get(key)
+    if adapter is None:
+        assert source is not None
+        adapter = _load_adapter(source, name, options)
+    validate_sentences(adapter, corpus.sentences, name)
+    layer_ids = resolve_layer_ids(options.layers, len(adapter.layer_widths), name)
+    widths = [int(adapter.layer_widths[layer]) for layer in layer_ids]
+    heads = [int(adapter.attention_heads[layer]) for layer in layer_ids]
+    store_attention = options.attention and any(h > 0 for h in heads)
+    manifest = {
+        "name": name,
+        "model": label,
+        "corpus_hash": corpus.hash,
+        "fingerprint": fingerprint,
+        "versions": _versions(),
+    }
+    writer = store.writer(
+        key,
+        manifest,
+        layer_ids,
+        widths,
+        corpus.sentence_lengths,
+        heads if store_attention else None,
+        options.dtype,
+    )
+    run_windows(adapter, corpus, writer, layer_ids, widths, heads if store_attention else None, options, name)
+    return writer.finalize()
+
+
+def _load_adapter(source: ModelSource, name: str, options: ExtractOptions) -> TransformerAdapter:
+    model, tokenizer = load_transformer(
+        source,
+        attention=options.attention,
+        device=options.device,
+        dtype=options.dtype,
+        trust_remote_code=options.trust_remote_code,
+    )
+    return TransformerAdapter(
+        model,
+        tokenizer,
+        subword=options.subword,
+        long_sentences=options.long_sentences,
+        identity=source.identity,
+        name=name,
+    )
+
+
+def validate_sentences(adapter: WordAdapter, sentences: Sequence[Sequence[str]], name: str) -> None:
+    """Fail in seconds, before any model run or store write, when the adapter can check sentences up front
+    (TransformerAdapter.validate tokenizes them: words with no token, sentences over the context)."""
+    validate = getattr(adapter, "validate", None)
+    if callable(validate):
+        try:
+            validate(sentences)
+        except SentenceError as err:
+            raise ValueError(f"{name}, sentence {err.row}: {err.reason}") from None
+
+
+def resolve_layer_ids(layers: tuple[int, ...] | None, n_layers: int, name: str) -> list[int]:
+    """The requested layers checked against the model's layer count (0 .. n_layers-1)."""
+    if layers is None:
+        return list(range(n_layers))
+    bad = [layer for layer in layers if layer >= n_layers]
+    if bad:
+        raise ValueError(f"layer {bad[0]} does not exist in {name}: it has layers 0..{n_layers - 1}")
+    return list(layers)
+
+
+def window_bounds(done: int, n_sentences: int, size: int = WINDOW_SENTENCES) -> list[tuple[int, int]]:
+    """[start, stop) windows on the fixed grid 0, size, 2*size, ... covering sentences done..n_sentences."""
+    bounds = []
+    start = done
+    while start < n_sentences:
+        stop = min(n_sentences, (start // size + 1) * size)
+        bounds.append((start, stop))
+        start = stop
+    return bounds
+
+
+def length_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Indices grouped into batches of similar length: longest first (memory errors show up at once)."""
+    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def run_windows(
+    adapter: WordAdapter,
+    corpus: Corpus,
+    writer: EntryWriter,
+    layer_ids: list[int],
+    widths: list[int],
+    heads: list[int] | None,
+    options: ExtractOptions,
+    name: str,
+) -> None:
+    """Compute and write every window from the writer's durable prefix on, with a words/s progress bar."""
+    sentences = corpus.sentences
+    done = writer.done_sentences
+    lengths = corpus.sentence_lengths
+    bar = tqdm(
+        total=corpus.n_words,
+        initial=sum(lengths[:done]),
+        unit="word",
+        unit_scale=True,
+        desc=f"extract {name}",
+        disable=not options.progress,
+        dynamic_ncols=True,
+    )
+    try:
+        for start, stop in window_bounds(done, len(sentences)):
+            hidden, attention = extract_window(
+                adapter, sentences, start, stop, layer_ids, widths, heads, options, name, bar
+            )
+            writer.write_sentences(start, stop, hidden, attention)
+    finally:
+        bar.close()
+
+
+def extract_window(
+    adapter: WordAdapter,
+    sentences: Sequence[Sequence[str]],
+    start: int,
+    stop: int,
+    layer_ids: list[int],
+    widths: list[int],
+    heads: list[int] | None,
+    options: ExtractOptions,
+    name: str,
+    bar: Any,
+) -> tuple[list[np.ndarray], list[list[np.ndarray]] | None]:
+    """One window's word vectors in corpus order (one array per layer) and per-sentence attention maps."""
+    window = sentences[start:stop]
+    lengths = [len(s) for s in window]
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(int)
+    hidden = [np.empty((int(offsets[-1]), width), dtype=np.float32) for width in widths]
+    maps: list[list[Any]] | None = [[None] * len(window) for _ in layer_ids] if heads is not None else None
+    for batch in length_batches(lengths, options.batch_size):
+        batch_sentences = [window[i] for i in batch]
+        try:
+            output = adapter.encode(batch_sentences, layer_ids, heads is not None)
+        except SentenceError as err:
+            raise ValueError(f"{name}, sentence {start + batch[err.row]}: {err.reason}") from None
+        what = f"{name}, sentences {[start + i for i in batch][:5]}"
+        rows = _check_hidden(output.hidden, [lengths[i] for i in batch], widths, layer_ids, what)
+        batch_offsets = np.concatenate([[0], np.cumsum([lengths[i] for i in batch])]).astype(int)
+        for k in range(len(layer_ids)):
+            for j, i in enumerate(batch):
+                hidden[k][offsets[i] : offsets[i + 1]] = rows[k][batch_offsets[j] : batch_offsets[j + 1]]
+        if maps is not None and heads is not None:
+            _place_attention(output.attention, maps, batch, lengths, heads, layer_ids, options, what)
+        bar.update(int(batch_offsets[-1]))
+    return hidden, maps
+
+
+def _check_hidden(
+    hidden: Sequence[Any], lengths: list[int], widths: list[int], layer_ids: list[int], what: str
+) -> list[np.ndarray]:
+    """Adapter output as (words in batch, width) arrays, checked against the corpus's word counts."""
+    if len(hidden) != len(layer_ids):
+        raise ValueError(f"{what}: adapter returned {len(hidden)} layers for {len(layer_ids)} requested")
+    rows = [stack_rows(h) for h in hidden]
+    for layer, width, array in zip(layer_ids, widths, rows, strict=True):
+        if array.shape != (sum(lengths), width):
+            raise ValueError(
+                f"{what}, layer {layer}: adapter returned shape {array.shape}, but the corpus has "
+                f"{sum(lengths)} words in these sentences and the layer is {width} wide"
+            )
+    return rows
+
+
+def _place_attention(
+    attention: Sequence[Sequence[Any]] | None,
+    maps: list[list[Any]],
+    batch: list[int],
+    lengths: list[int],
+    heads: list[int],
+    layer_ids: list[int],
+    options: ExtractOptions,
+    what: str,
+) -> None:
+    """Check per-sentence word-level maps, apply the causal mask if asked, and file them by sentence."""
+    if attention is None or len(attention) != len(layer_ids):
+        raise ValueError(f"{what}: adapter returned no attention for {len(layer_ids)} layers")
+    for k, (layer, n_heads) in enumerate(zip(layer_ids, heads, strict=True)):
+        if n_heads == 0:
+            continue
+        if len(attention[k]) != len(batch):
+            raise ValueError(
+                f"{what}, layer {layer}: {len(attention[k])} attention maps for {len(batch)} sentences"
+            )
+        for j, i in enumerate(batch):
+            block = attention[k][j]
+            shape = tuple(block.shape)
+            if shape != (n_heads, lengths[i], lengths[i]):
+                raise ValueError(
+                    f"{what}, layer {layer}: attention map of shape {shape}, expected "
+                    f"({n_heads}, {lengths[i]}, {lengths[i]})"
+                )
+            if options.causal_attention:
+                block = causal_mask_rows(torch.as_tensor(to_numpy(block)))
+            maps[k][i] = to_numpy(block)

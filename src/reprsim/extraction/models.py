@@ -1,0 +1,160 @@
+"""Finding and loading transformers models: presets, local folders and Hugging Face hub names.
+
+`resolve_model` is cheap (no weights are loaded): it says where a model comes from and what exact weights it
+is, so the extraction driver can build the store key and skip finished work before loading anything.
+`load_transformer` then builds the model and tokenizer.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from reprsim.extraction.presets import (
+    PRESETS,
+    RANDOM_SEED,
+    cache_root,
+    folder_sha256,
+    preset_folder,
+    preset_identity,
+    split_random,
+)
+
+DTYPES: dict[str, torch.dtype] = {
+    "float32": torch.float32,
+    "float16": torch.float16,
+    "bfloat16": torch.bfloat16,
+}
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where a model's files are and which weights they hold.
+
+    kind: "preset", "local" (a folder) or "hub" (a Hugging Face id, possibly cached offline).
+    location: the preset name, the folder, or the hub id. identity: JSON-able description of the exact
+    weights (a sha256 of the files, or the hub commit), used in the store key.
+    """
+
+    spec: str
+    name: str
+    kind: str
+    location: str
+    identity: dict[str, Any] = field(default_factory=dict)
+    random_init: bool = False
+
+
+def check_dtype(dtype: str) -> torch.dtype:
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {', '.join(DTYPES)}; got {dtype!r}")
+    return DTYPES[dtype]
+
+
+def resolve_device(device: str) -> torch.device:
+    """ "auto" is CUDA when torch sees a GPU, else the CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise ValueError(f"device must be cpu, cuda, cuda:N or auto; got {device!r}")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but torch sees no CUDA GPU")
+    return torch.device(device)
+
+
+def hub_revision(model_id: str, trust_remote_code: bool = False) -> str:
+    """The commit a hub id resolves to (downloading config.json if allowed; offline it must be cached)."""
+    from transformers.utils import cached_file
+
+    try:
+        path = cached_file(model_id, "config.json", trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as err:
+        offline = os.environ.get("HF_HUB_OFFLINE")
+        raise FileNotFoundError(
+            f"model {model_id!r} is not a preset ({', '.join(PRESETS)}), not a local folder, and could not "
+            f"be found on the Hugging Face hub or in its cache (HF_HUB_OFFLINE={offline}): {err}"
+        ) from None
+    if path is None:
+        raise FileNotFoundError(f"model {model_id!r} has no config.json")
+    parent = Path(path).parent
+    return parent.name if parent.parent.name == "snapshots" else folder_sha256(parent)
+
+
+def resolve_model(spec: str, trust_remote_code: bool = False) -> ModelSource:
+    """Classify `spec` as a preset (or its "-random" twin), a local folder or a hub id; identify weights."""
+    preset, random_init = split_random(spec)
+    if preset in PRESETS:
+        identity: dict[str, Any] = dict(preset_identity(preset))
+        if random_init:
+            identity = {**identity, "random_init_seed": RANDOM_SEED, "torch": torch.__version__}
+        return ModelSource(spec, spec, "preset", preset, identity, random_init)
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise FileNotFoundError(f"model folder {str(path)!r} has no config.json")
+        return ModelSource(
+            spec, path.resolve().name, "local", str(path.resolve()), {"folder_sha256": folder_sha256(path)}
+        )
+    if spec.startswith((".", "/", "~")) or spec.count("/") > 1:
+        raise FileNotFoundError(f"model folder {spec!r} does not exist")
+    return ModelSource(
+        spec, spec, "hub", spec, {"hub_id": spec, "revision": hub_revision(spec, trust_remote_code)}
+    )
+
+
+def load_transformer(
+    source: ModelSource,
+    *,
+    attention: bool,
+    device: torch.device,
+    dtype: str = "float32",
+    trust_remote_code: bool = False,
+) -> tuple[torch.nn.Module, Any]:
+    """Model (in eval mode, on `device`) and tokenizer for a resolved source.
+
+    Eager attention is chosen only when attention maps are wanted (SDPA returns none); seq2seq models give
+    their encoder. Weights come from safetensors when the folder has them; otherwise transformers' torch.load
+    runs weights-only. trust_remote_code stays off unless asked for.
+    """
+    from transformers import AutoConfig, AutoTokenizer
+
+    torch_dtype = check_dtype(dtype)
+    folder = str(preset_folder(source.location, cache_root())) if source.kind == "preset" else source.location
+    common: dict[str, Any] = {"trust_remote_code": trust_remote_code}
+    tokenizer = AutoTokenizer.from_pretrained(folder, **common)
+    config = AutoConfig.from_pretrained(folder, **common)
+    options: dict[str, Any] = {"dtype": torch_dtype}
+    if attention:
+        options["attn_implementation"] = "eager"
+    auto = _auto_class(config)
+    if source.random_init:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(RANDOM_SEED)
+            model = auto.from_config(config, **options, **common)
+    else:
+        if Path(folder).is_dir() and any(Path(folder).glob("*.safetensors")):
+            options["use_safetensors"] = True
+        model = auto.from_pretrained(folder, **options, **common)
+    if getattr(model.config, "is_encoder_decoder", False) and hasattr(model, "get_encoder"):
+        model = model.get_encoder()  # seq2seq models without a text-encoding class (BART, ...)
+    model = model.to(device=device, dtype=torch_dtype).eval()
+    return model, tokenizer
+
+
+def _auto_class(config: Any) -> Any:
+    """AutoModel, except where the text-encoding class differs from the base class (T5: T5EncoderModel
+    rather than T5Model, which needs decoder inputs)."""
+    from transformers import AutoModel, AutoModelForTextEncoding
+    from transformers.models.auto.modeling_auto import (
+        MODEL_FOR_TEXT_ENCODING_MAPPING_NAMES,
+        MODEL_MAPPING_NAMES,
+    )
+
+    model_type = getattr(config, "model_type", None)
+    encoder = MODEL_FOR_TEXT_ENCODING_MAPPING_NAMES.get(model_type)
+    if encoder is not None and encoder != MODEL_MAPPING_NAMES.get(model_type):
+        return AutoModelForTextEncoding
+    return AutoModel

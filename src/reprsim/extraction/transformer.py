@@ -1,0 +1,423 @@
+"""`TransformerAdapter`: any Hugging Face transformer (encoder, decoder, or the encoder of a seq2seq model)
+seen as a `WordAdapter`.
+
+Tokenizer families differ in where they put special tokens, which side they pad, and whether a pre-split word
+gets the leading-space marker it has in running text (docs: alignment-pitfalls). The adapter handles them by
+probing the tokenizer once instead of switching on model names:
+- space prefix: if tokenizing pre-split words differs from running text and prefixing " " to words 2..n makes
+  it equal (GPT-2, RoBERTa, SmolLM2 byte-level BPE), words 2..n get the prefix;
+- padding side: the tokenizer's own (left for Llama and XLNet); with left padding, models with learned
+  absolute positions get position_ids counted from the first real token;
+- attention sink: a causal decoder whose tokenizer puts nothing before the first word gets its BOS token
+  prepended (and dropped again), so the first word is not the position that soaks up attention (SmolLM2:
+  id 1);
+- literal "[SEP]", "<s>", "<|im_end|>" in the text stay words (split_special_tokens=True).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from reprsim.extraction.adapter import AdapterOutput, SentenceError
+from reprsim.extraction.alignment import (
+    WordWindow,
+    alignment_problem,
+    check_subword_rule,
+    plan_windows,
+    pool_attention,
+    pool_hidden,
+    pooling_weights,
+    word_ids_tensor,
+    word_membership,
+)
+
+LONG_SENTENCE_MODES: tuple[str, ...] = ("error", "window")
+_PROBE_WORDS = ["Hello", "world", "again"]
+# Tokenizers without a real limit report model_max_length as ~1e30; anything above this is "no limit".
+_NO_LIMIT = 1_000_000
+
+
+@dataclass(frozen=True)
+class TokenizedUnit:
+    """One sequence fed to the model: a sentence, or one window of a long sentence.
+
+    row: the sentence's index in the batch. word_ids index words relative to window.start.
+    """
+
+    row: int
+    window: WordWindow
+    input_ids: list[int]
+    word_ids: list[int | None]
+
+
+def check_long_sentences(mode: str) -> None:
+    """Reject an unknown long-sentence strategy early."""
+    if mode not in LONG_SENTENCE_MODES:
+        raise ValueError(f"long_sentences must be one of {', '.join(LONG_SENTENCE_MODES)}; got {mode!r}")
+
+
+def _call_tokenizer(
+    tokenizer: Any, word_lists: list[list[str]]
+) -> tuple[list[list[int]], list[list[int | None]]]:
+    """Token ids and word_ids of pre-split word lists, literal special-token text kept as text."""
+    enc = tokenizer(word_lists, is_split_into_words=True, add_special_tokens=True, split_special_tokens=True)
+    ids = [list(map(int, row)) for row in enc["input_ids"]]
+    try:
+        word_ids = [list(enc.word_ids(i)) for i in range(len(word_lists))]
+    except (ValueError, AttributeError, NotImplementedError) as err:
+        raise ValueError(
+            f"tokenizer {type(tokenizer).__name__} cannot map tokens to words (word_ids): {err}; "
+            "load a tokenizers-backed (fast) tokenizer"
+        ) from None
+    return ids, word_ids
+
+
+def needs_space_prefix(tokenizer: Any) -> bool:
+    """Whether words 2..n need a " " prefix for pre-split tokenization to match running text.
+
+    Byte-level BPE tokenizers (GPT-2, RoBERTa, SmolLM2) encode the space before a word into its first token;
+    given pre-split words without add_prefix_space they silently glue each word to the previous one.
+    """
+    plain, _ = _call_tokenizer(tokenizer, [_PROBE_WORDS])
+    prefixed, _ = _call_tokenizer(tokenizer, [[_PROBE_WORDS[0]] + [" " + w for w in _PROBE_WORDS[1:]]])
+    running = [int(i) for i in tokenizer(" ".join(_PROBE_WORDS), split_special_tokens=True)["input_ids"]]
+    return plain[0] != running and prefixed[0] == running
+
+
+def is_causal_decoder(model: torch.nn.Module) -> bool:
+    """True for left-to-right models (GPT-2, Llama, SmolLM2, Gemma): their attention modules say is_causal."""
+    return any(getattr(m, "is_causal", False) is True for m in model.modules())
+
+
+def positions_from_padding(model: torch.nn.Module) -> bool:
+    """True when position ids are derived from the pad mask (RoBERTa, MPNet): their position table has a
+    padding index. Such models handle left padding themselves and must not be given position_ids."""
+    return any(
+        isinstance(m, torch.nn.Embedding) and "position" in name and m.padding_idx is not None
+        for name, m in model.named_modules()
+    )
+
+
+def accepts_position_ids(model: torch.nn.Module) -> bool:
+    """Whether the model's forward takes position_ids (learned absolute positions, RoPE)."""
+    return "position_ids" in inspect.signature(model.forward).parameters
+
+
+def context_limit(model: torch.nn.Module, tokenizer: Any) -> int | None:
+    """The longest token sequence the model can take, or None when it has no fixed limit (T5, XLNet).
+
+    Read from the config (max_position_embeddings / n_positions / n_ctx), minus the padding offset of models
+    whose positions start after the pad index (RoBERTa: 514 - 2), and capped by the tokenizer's
+    model_max_length when that is a real number (vocabulary-file tokenizers report ~1e30).
+    """
+    config = getattr(model, "config", None)
+    limit: int | None = None
+    for attr in ("max_position_embeddings", "n_positions", "n_ctx"):
+        value = getattr(config, attr, None)
+        if isinstance(value, int) and value > 0:
+            limit = value
+            break
+    if limit is not None:
+        offsets = [
+            m.padding_idx + 1
+            for name, m in model.named_modules()
+            if isinstance(m, torch.nn.Embedding) and "position" in name and m.padding_idx is not None
+        ]
+        if offsets:
+            limit -= max(offsets)
+    tokenizer_limit = getattr(tokenizer, "model_max_length", None)
+    if isinstance(tokenizer_limit, int) and 0 < tokenizer_limit < _NO_LIMIT:
+        limit = tokenizer_limit if limit is None else min(limit, tokenizer_limit)
+    return limit
+
+
+def weights_sha256(model: torch.nn.Module) -> str:
+    """sha256 of the model's parameters and buffers (names, shapes, dtypes, bytes), in state-dict order."""
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        t = tensor.detach().to("cpu").contiguous()
+        digest.update(f"{name}|{tuple(t.shape)}|{t.dtype}|".encode())
+        digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return digest.hexdigest()
+
+
+def vocabulary_sha256(tokenizer: Any) -> str:
+    """sha256 of the tokenizer's vocabulary (token -> id), which decides how words are split."""
+    vocab = sorted(tokenizer.get_vocab().items())
+    return hashlib.sha256(json.dumps(vocab, ensure_ascii=False).encode()).hexdigest()
+
+
+class TransformerAdapter:
+    """A transformers model plus its tokenizer, producing word vectors and word-level attention.
+
+    hidden_states[0] is the embedding output (layer 0), hidden_states[l] the output of block l; attention of
+    layer l is block l's map (layer 0 has none). The model is used in eval mode under torch.inference_mode.
+
+    identity: a JSON-able description of the weights for the store key; by default a sha256 of the
+    parameters and of the tokenizer's vocabulary. Other arguments default to what the tokenizer and model
+    imply (see the module docstring) and can be forced for unusual models.
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        tokenizer: Any,
+        *,
+        subword: str = "last",
+        long_sentences: str = "error",
+        padding_side: str | None = None,
+        prepend_bos: bool | None = None,
+        space_prefix: bool | None = None,
+        max_tokens: int | None = None,
+        identity: dict[str, Any] | None = None,
+        name: str = "model",
+    ) -> None:
+        check_subword_rule(subword)
+        check_long_sentences(long_sentences)
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.subword = subword
+        self.long_sentences = long_sentences
+        self.name = name
+        side = padding_side or getattr(tokenizer, "padding_side", None) or "right"
+        if side not in ("left", "right"):
+            raise ValueError(f"padding_side must be 'left' or 'right'; got {side!r}")
+        self.padding_side = side
+        self.space_prefix = needs_space_prefix(tokenizer) if space_prefix is None else space_prefix
+        self.prepend_bos = self._default_prepend_bos() if prepend_bos is None else prepend_bos
+        if self.prepend_bos and getattr(tokenizer, "bos_token_id", None) is None:
+            raise ValueError(f"prepend_bos=True but {name}'s tokenizer has no BOS token")
+        self.max_tokens = context_limit(model, tokenizer) if max_tokens is None else max_tokens
+        self.position_ids_for_left_padding = accepts_position_ids(model) and not positions_from_padding(model)
+        self._identity = identity
+        config: Any = model.config
+        n_blocks = int(config.num_hidden_layers)
+        self._widths = [int(config.hidden_size)] * (n_blocks + 1)
+        self._heads = [0] + [int(config.num_attention_heads)] * n_blocks
+
+    # ---- WordAdapter protocol -------------------------------------------------------------------------
+    @property
+    def layer_widths(self) -> list[int]:
+        return list(self._widths)
+
+    @property
+    def attention_heads(self) -> list[int]:
+        return list(self._heads)
+
+    def fingerprint(self) -> dict[str, Any]:
+        """Identity of weights and tokenizer plus every adapter setting that changes the word vectors."""
+        identity = self._identity
+        if identity is None:
+            identity = {
+                "class": type(self.model).__name__,
+                "weights_sha256": weights_sha256(self.model),
+                "vocabulary_sha256": vocabulary_sha256(self.tokenizer),
+            }
+        return {
+            **identity,
+            "subword": self.subword,
+            "long_sentences": self.long_sentences,
+            "space_prefix": self.space_prefix,
+            "prepend_bos": self.prepend_bos,
+        }
+
+    def encode(
+        self, sentences: Sequence[Sequence[str]], layers: Sequence[int], attention: bool
+    ) -> AdapterOutput:
+        """Word vectors (and word-level attention) of `layers` for a batch of sentences."""
+        units = self.tokenize(sentences)
+        input_ids, mask, word_ids, position_ids = self._pad(units)
+        outputs = self._forward(input_ids, mask, position_ids, attention)
+        hidden_states = outputs.hidden_states
+        if len(hidden_states) != len(self._widths):
+            raise RuntimeError(
+                f"{self.name} returned {len(hidden_states)} hidden states, but its config implies "
+                f"{len(self._widths)} (embeddings + num_hidden_layers)"
+            )
+        n_words = max(u.window.stop - u.window.start for u in units)
+        wid = word_ids_tensor(word_ids, input_ids.shape[1]).to(input_ids.device)
+        weights = pooling_weights(wid, n_words, self.subword)
+        unit_index, word_index = (t.to(input_ids.device) for t in self._kept_rows(units))
+        hidden = [
+            pool_hidden(hidden_states[layer], weights)[unit_index, word_index].cpu() for layer in layers
+        ]
+        if not attention:
+            return AdapterOutput(hidden=hidden)
+        member = word_membership(wid, n_words)
+        maps = []
+        for layer in layers:
+            if layer == 0:
+                maps.append([torch.zeros(0, len(s), len(s)) for s in sentences])
+                continue
+            words = pool_attention(outputs.attentions[layer - 1], member).cpu()
+            maps.append(self._sentence_maps(words, units, [len(s) for s in sentences]))
+        return AdapterOutput(hidden=hidden, attention=maps)
+
+    # ---- tokenization -----------------------------------------------------------------------------------
+    def validate(self, sentences: Sequence[Sequence[str]], chunk: int = 1024) -> None:
+        """Tokenize sentences without running the model and raise SentenceError for the first bad one.
+
+        Lets the driver fail in seconds, before hours of extraction, on a word that maps to no token or a
+        sentence over the context limit.
+        """
+        for begin in range(0, len(sentences), chunk):
+            try:
+                self.tokenize(sentences[begin : begin + chunk])
+            except SentenceError as err:
+                raise SentenceError(begin + err.row, err.reason) from None
+
+    def tokenize(self, sentences: Sequence[Sequence[str]]) -> list[TokenizedUnit]:
+        """Units (whole sentences, or windows of long ones) in batch order, checked word by word."""
+        ids, word_ids = self._tokenize_runs([list(s) for s in sentences], [False] * len(sentences))
+        units: list[TokenizedUnit] = []
+        for row, words in enumerate(sentences):
+            problem = alignment_problem(word_ids[row], words, self.name)
+            if problem:
+                raise SentenceError(row, problem)
+            whole = WordWindow(0, len(words), 0, len(words))
+            if self.max_tokens is None or len(ids[row]) <= self.max_tokens:
+                units.append(TokenizedUnit(row, whole, ids[row], word_ids[row]))
+                continue
+            if self.long_sentences == "error":
+                raise SentenceError(
+                    row,
+                    f"{len(ids[row])} tokens (with special tokens) is more than {self.name}'s context of "
+                    f"{self.max_tokens}; drop long sentences (--max-words) or use long_sentences='window'",
+                )
+            units.extend(self._window_units(row, words, word_ids[row]))
+        return units
+
+    def _tokenize_runs(
+        self, runs: list[list[str]], continues: list[bool]
+    ) -> tuple[list[list[int]], list[list[int | None]]]:
+        """Tokenize runs of words; a run that continues a sentence gets the space prefix on its first word."""
+        texts = [
+            [w if (i == 0 and not cont) or not self.space_prefix else " " + w for i, w in enumerate(run)]
+            for run, cont in zip(runs, continues, strict=True)
+        ]
+        ids, word_ids = _call_tokenizer(self.tokenizer, texts)
+        if self.prepend_bos:
+            bos = int(self.tokenizer.bos_token_id)
+            ids = [[bos, *row] for row in ids]
+            word_ids = [[None, *row] for row in word_ids]  # type: ignore[list-item]
+        return ids, word_ids
+
+    def _window_units(
+        self, row: int, words: Sequence[str], word_ids: list[int | None]
+    ) -> list[TokenizedUnit]:
+        """Split an over-long sentence into overlapping windows (see alignment.plan_windows)."""
+        assert self.max_tokens is not None
+        counts = [0] * len(words)
+        for w in word_ids:
+            if w is not None:
+                counts[w] += 1
+        n_special = len(word_ids) - sum(counts)
+        try:
+            windows = plan_windows(counts, self.max_tokens - n_special)
+        except ValueError as err:
+            raise SentenceError(row, f"cannot window this sentence for {self.name}: {err}") from None
+        runs = [list(words[w.start : w.stop]) for w in windows]
+        ids, wids = self._tokenize_runs(runs, [w.start > 0 for w in windows])
+        units: list[TokenizedUnit] = []
+        for window, unit_ids, unit_wids in zip(windows, ids, wids, strict=True):
+            problem = alignment_problem(unit_wids, runs[len(units)], self.name)
+            if problem or len(unit_ids) > self.max_tokens:
+                raise SentenceError(
+                    row, problem or f"window of words {window.start}..{window.stop - 1} re-tokenized longer"
+                )
+            units.append(TokenizedUnit(row, window, unit_ids, unit_wids))
+        return units
+
+    def _default_prepend_bos(self) -> bool:
+        """Prepend BOS for causal decoders whose tokenizer puts no special token before the first word."""
+        if getattr(self.tokenizer, "bos_token_id", None) is None or not is_causal_decoder(self.model):
+            return False
+        _, word_ids = _call_tokenizer(self.tokenizer, [_PROBE_WORDS])
+        return word_ids[0][0] is not None
+
+    # ---- model ------------------------------------------------------------------------------------------
+    def _pad(
+        self, units: list[TokenizedUnit]
+    ) -> tuple[torch.Tensor, torch.Tensor, list[list[int | None]], torch.Tensor | None]:
+        """Pad units to one length on the tokenizer's side; position ids when left padding needs them."""
+        tok = self.tokenizer
+        pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+        pad_id = 0 if pad_id is None else int(pad_id)
+        length = max(len(u.input_ids) for u in units)
+        ids: list[list[int]] = []
+        mask: list[list[int]] = []
+        word_ids: list[list[int | None]] = []
+        for u in units:
+            n_pad = length - len(u.input_ids)
+            pads: list[int | None] = [None] * n_pad
+            if self.padding_side == "left":
+                ids.append([pad_id] * n_pad + u.input_ids)
+                mask.append([0] * n_pad + [1] * len(u.input_ids))
+                word_ids.append(pads + u.word_ids)
+            else:
+                ids.append(u.input_ids + [pad_id] * n_pad)
+                mask.append([1] * len(u.input_ids) + [0] * n_pad)
+                word_ids.append(u.word_ids + pads)
+        device = next(self.model.parameters()).device
+        input_ids = torch.tensor(ids, dtype=torch.long, device=device)
+        attention_mask = torch.tensor(mask, dtype=torch.long, device=device)
+        position_ids = None
+        if self.padding_side == "left" and self.position_ids_for_left_padding:
+            position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+        return input_ids, attention_mask, word_ids, position_ids
+
+    def _forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        position_ids: torch.Tensor | None,
+        attention: bool,
+    ) -> Any:
+        """One forward pass; eager attention only when maps are wanted (SDPA returns none)."""
+        if attention and getattr(self.model.config, "_attn_implementation", "eager") != "eager":
+            self.model.set_attn_implementation("eager")  # type: ignore[operator]
+        kwargs: dict[str, Any] = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if position_ids is not None:
+            kwargs["position_ids"] = position_ids
+        with torch.inference_mode():
+            outputs = self.model(**kwargs, output_hidden_states=True, output_attentions=attention)
+        if attention and not outputs.attentions:
+            raise RuntimeError(
+                f"{self.name} returned no attention maps; it needs attn_implementation='eager'"
+            )
+        return outputs
+
+    @staticmethod
+    def _kept_rows(units: list[TokenizedUnit]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(unit, word) indices of the word vectors to keep, in sentence order."""
+        unit_index: list[int] = []
+        word_index: list[int] = []
+        for u_idx, u in enumerate(units):
+            keep = range(u.window.keep_start - u.window.start, u.window.keep_stop - u.window.start)
+            unit_index.extend([u_idx] * len(keep))
+            word_index.extend(keep)
+        return torch.tensor(unit_index, dtype=torch.long), torch.tensor(word_index, dtype=torch.long)
+
+    @staticmethod
+    def _sentence_maps(
+        words: torch.Tensor, units: list[TokenizedUnit], lengths: list[int]
+    ) -> list[torch.Tensor]:
+        """Per-sentence (heads, n, n) maps; a windowed sentence takes each word's row from its window."""
+        maps: list[torch.Tensor] = [torch.zeros(words.shape[1], n, n) for n in lengths]
+        for u_idx, u in enumerate(units):
+            w = u.window
+            if w.start == 0 and w.stop == lengths[u.row]:
+                maps[u.row] = words[u_idx, :, : w.stop, : w.stop]
+                continue
+            rows = slice(w.keep_start - w.start, w.keep_stop - w.start)
+            maps[u.row][:, w.keep_start : w.keep_stop, w.start : w.stop] = words[
+                u_idx, :, rows, : w.stop - w.start
+            ]
+        return maps

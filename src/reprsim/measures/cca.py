@@ -1,0 +1,146 @@
+"""CCA-type similarity: canonical correlations, R2_CCA, mean rho_CCA, SVCCA and PWCCA.
+
+Canonical correlations are the singular values of Q_X^T Q_Y, with Q_X and Q_Y orthonormal bases (thin SVD,
+relative rank tolerance) of the centred matrices. This is the stable path: no covariance matrix is formed and
+no inverse square root is taken, so rank-deficient input gives finite numbers and a decomposition failure is a
+ValueError, never a NaN.
+
+When n is not much larger than the width, any measure invariant to invertible linear maps tends to 1 (once
+rank X = n every such index is constant); these functions warn (FewRowsWarning) when n < 10 * max(p, q).
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Literal
+
+import numpy as np
+import torch
+
+from reprsim.measures._input import ArrayLike, as_pair, centre, warn_few_rows
+from reprsim.measures.neuron import nonconstant_columns, unit_columns
+from reprsim.measures.regression import column_basis, rank_tolerance, thin_svd
+
+SvccaConvention = Literal["raghu", "wu"]
+
+
+def _bases(x: torch.Tensor, y: torch.Tensor, measure: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Orthonormal bases of the centred column spaces of x and y (constant neurons span nothing)."""
+    x_var, _ = nonconstant_columns(x, "X", measure)
+    y_var, _ = nonconstant_columns(y, "Y", measure)
+    return column_basis(unit_columns(x_var), "centred X"), column_basis(unit_columns(y_var), "centred Y")
+
+
+def _correlations_between(qx: torch.Tensor, qy: torch.Tensor) -> torch.Tensor:
+    """Canonical correlations of two orthonormal bases: singular values of qx^T qy, clipped to [0, 1]."""
+    _, rho = thin_svd(qx.T @ qy, "Q_X^T Q_Y")
+    return rho.clamp(0.0, 1.0)
+
+
+def _canonical(X: ArrayLike, Y: ArrayLike, measure: str) -> torch.Tensor:
+    x, y = as_pair(X, Y)
+    warn_few_rows(x.shape[0], x.shape[1], y.shape[1], measure)
+    return _correlations_between(*_bases(x, y, measure))
+
+
+def canonical_correlations(X: ArrayLike, Y: ArrayLike) -> np.ndarray:
+    """Canonical correlations rho_1 >= ... >= rho_m of X and Y, m = min(rank X, rank Y), as float64 numpy.
+
+    Symmetric in X and Y. Invariant to invertible linear maps of either side. Warns when n < 10 * max(p, q).
+    """
+    return _canonical(X, Y, "canonical_correlations").cpu().numpy()
+
+
+def cca_r2(X: ArrayLike, Y: ArrayLike) -> float:
+    """R2_CCA = sum_k rho_k^2 / m (Yanai's GCD for equal ranks; Kornblith et al. 2019). Symmetric."""
+    rho = _canonical(X, Y, "cca_r2")
+    return float(rho.square().mean())
+
+
+def cca_rho(X: ArrayLike, Y: ArrayLike) -> float:
+    """Mean canonical correlation, sum_k rho_k / m (Raghu et al.'s mean rho_CCA). Symmetric."""
+    rho = _canonical(X, Y, "cca_rho")
+    return float(rho.mean())
+
+
+def kept_directions(
+    x: torch.Tensor, keep: float, convention: SvccaConvention, standardize: bool, name: str = "X"
+) -> torch.Tensor:
+    """Orthonormal n x k basis of the top-k singular directions of the centred (or standardised) x.
+
+    Variance fractions are taken over the numerical rank. "raghu": k = smallest count whose cumulative
+    variance fraction reaches `keep`. "wu": k = count of directions whose cumulative fraction is strictly
+    below `keep` (Wu et al.'s code), at least 1. `standardize` divides each centred neuron by its unbiased
+    std first (Wu et al.'s code does); it must only be applied to non-constant columns.
+    """
+    c = centre(x)
+    if standardize:
+        c = c / c.std(dim=0, keepdim=True)
+    u, s = thin_svd(c, f"standardised {name}" if standardize else f"centred {name}")
+    rank = int((s > rank_tolerance(tuple(c.shape)) * s[0]).sum())
+    if rank == 0:
+        raise ValueError(f"svcca: {name} has numerical rank 0 (no variance)")
+    variance = s[:rank].square()
+    cumulative = variance.cumsum(0)
+    fraction = cumulative / cumulative[-1]
+    below = int((fraction < keep).sum())
+    k = min(below + 1, rank) if convention == "raghu" else max(below, 1)
+    return u[:, :k]
+
+
+def svcca(
+    X: ArrayLike,
+    Y: ArrayLike,
+    keep: float = 0.99,
+    convention: SvccaConvention = "raghu",
+    standardize: bool | None = None,
+) -> float:
+    """SVCCA (Raghu et al. 2017): mean canonical correlation of the top singular directions of X and Y.
+
+    Each side keeps the top-k singular directions explaining a fraction `keep` (in (0, 1]) of its variance,
+    then the mean rho_CCA of the two kept subspaces is returned (m = min(k_X, k_Y)). Symmetric.
+    convention="raghu": k = smallest count whose cumulative variance reaches `keep` (Raghu/Kornblith);
+    convention="wu": k = count whose cumulative variance is strictly below `keep` (Wu et al.'s code).
+    standardize: divide centred neurons by their unbiased std before the SVD; None (default) follows the
+    convention (True for "wu", False for "raghu"), so convention="wu" alone reproduces Wu et al.'s code.
+    Standardising trades invariance to orthogonal maps for invariance to rescaling individual neurons.
+    Warns when n < 10 * max(p, q).
+    """
+    if isinstance(keep, bool) or not isinstance(keep, numbers.Real) or not 0.0 < float(keep) <= 1.0:
+        raise ValueError(f"svcca: keep must be a fraction in (0, 1], got {keep!r}")
+    if convention not in ("raghu", "wu"):
+        raise ValueError(f"svcca: convention must be 'raghu' or 'wu', got {convention!r}")
+    do_standardize = convention == "wu" if standardize is None else bool(standardize)
+    x, y = as_pair(X, Y)
+    warn_few_rows(x.shape[0], x.shape[1], y.shape[1], "svcca")
+    x_var, _ = nonconstant_columns(x, "X", "svcca")
+    y_var, _ = nonconstant_columns(y, "Y", "svcca")
+    ux = kept_directions(x_var, float(keep), convention, do_standardize, "X")
+    uy = kept_directions(y_var, float(keep), convention, do_standardize, "Y")
+    return float(_correlations_between(ux, uy).mean())
+
+
+def pwcca(X: ArrayLike, Y: ArrayLike) -> float:
+    """PWCCA(X -> Y) (Morcos et al. 2018): canonical correlations weighted by how much of X each accounts for.
+
+    h_k = k-th canonical variate of X (unit-norm column of Q_X U, where Q_X^T Q_Y = U diag(rho) V^T);
+    alpha_k = sum_i |<h_k, x_i>| over the centred neurons x_i of X; PWCCA = sum_k alpha_k rho_k / sum alpha_k.
+    Directed: the weights come from X. Invariant to isotropic scaling of X and to invertible linear maps of Y,
+    not to orthogonal (or general invertible) maps of X. Warns when n < 10 * max(p, q).
+    """
+    x, y = as_pair(X, Y)
+    warn_few_rows(x.shape[0], x.shape[1], y.shape[1], "pwcca")
+    x_var, _ = nonconstant_columns(x, "X", "pwcca")
+    y_var, _ = nonconstant_columns(y, "Y", "pwcca")
+    qx = column_basis(unit_columns(x_var), "centred X")
+    qy = column_basis(unit_columns(y_var), "centred Y")
+    u, rho = thin_svd(qx.T @ qy, "Q_X^T Q_Y")
+    variates = qx @ u  # n x m, unit-norm canonical variates of X
+    alpha = (variates.T @ centre(x_var)).abs().sum(dim=1)
+    rho = rho.clamp(0.0, 1.0)
+    score = (alpha * rho).sum() / alpha.sum()
+    if not bool(torch.isfinite(score)):
+        raise ValueError(
+            "pwcca: the projection weights are degenerate (X has no variance along its variates)"
+        )
+    return float(score)

@@ -1,0 +1,60 @@
+"""One command end to end: corpus -> extraction -> all-pairs comparison -> report, from a Study.
+
+Every step skips finished work: complete store entries are reused, rows already in the results file are
+kept, so re-running a study (or adding a model to it) costs only what is new.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from reprsim.corpus import Corpus
+from reprsim.study import Study
+
+
+@dataclass(frozen=True)
+class StudyOutputs:
+    results: Path
+    report: Path | None
+    n_rows: int
+
+
+def load_corpus(study: Study) -> Corpus:
+    return Corpus.load(study.corpus.source, n=study.corpus.max_sentences, max_words=study.corpus.max_words)
+
+
+def run_study(study: Study, progress: bool = True) -> StudyOutputs:
+    """Run a validated study; returns where the results and the report were written."""
+    from reprsim.compare import compare
+    from reprsim.extraction import extract
+    from reprsim.report import write_report
+    from reprsim.results import ResultTable
+    from reprsim.store import ActivationStore
+
+    corpus = load_corpus(study)
+    store = ActivationStore(study.store)
+    ex = study.extraction
+    for model in study.models:
+        layers = model.layers if model.layers is not None else ex.layers
+        extract(
+            [model.model], corpus, store,
+            layers=None if layers == "all" else layers,
+            subword=ex.subword, attention=ex.attention, causal_attention=ex.causal_attention,
+            batch_size=ex.batch_size, device=ex.device, dtype=ex.dtype, long_sentences=ex.long_sentences,
+            names=[model.name], trust_remote_code=model.trust_remote_code, progress=progress,
+        )
+    previous = ResultTable.load(study.results) if study.results.exists() else None
+    cmp = study.compare
+    table = compare(
+        store, measures=cmp.measures, models=[m.name for m in study.models], previous=previous,
+        device=cmp.device, chunk_rows=cmp.chunk_rows, subsample_rows=cmp.subsample_rows,
+        attention_sentences=cmp.attention_sentences, seed=cmp.seed, progress=progress,
+    )
+    study.results.parent.mkdir(parents=True, exist_ok=True)
+    table.save(study.results)
+    report = None
+    if study.report is not None:
+        finetuned = {f.base: f.finetuned for f in study.finetuning}
+        report = write_report(table, study.report, finetuned=finetuned or None, title=f"reprsim: {study.name}")
+    return StudyOutputs(results=study.results, report=report, n_rows=len(table))

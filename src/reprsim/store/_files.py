@@ -1,0 +1,103 @@
+"""Small file-system helpers for crash-safe writes: atomic replace, fsync, checksums, leftover clean-up."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+# Suffixes of temporary files: ours (TMP_SUFFIX) and zarr's LocalStore atomic writes (".partial").
+TMP_SUFFIX = ".tmp"
+PARTIAL_SUFFIXES = (TMP_SUFFIX, ".partial")
+HASH_BLOCK = 1 << 20
+
+
+def canonical_json(value: Any) -> str:
+    """Deterministic JSON text (sorted keys, fixed indentation) so equal content gives equal bytes."""
+    return json.dumps(value, sort_keys=True, indent=1, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def fsync_dir(path: Path) -> None:
+    """Flush a directory's entries (new or renamed files) to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_file(path: Path) -> None:
+    """Flush a file's data to disk (after another writer, e.g. zarr, wrote it)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_paths(files: list[Path], root: Path) -> None:
+    """Flush files, and every directory between them and `root` (new chunk folders are directory entries)."""
+    folders: set[Path] = set()
+    for path in files:
+        fsync_file(path)
+        folder = path.parent
+        while folder != root and root in folder.parents:
+            folders.add(folder)
+            folder = folder.parent
+    folders.add(root)
+    for folder in sorted(folders, key=lambda p: len(p.parts), reverse=True):
+        fsync_dir(folder)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write `text` so that `path` holds either its old content or the whole new one, even after a crash.
+
+    Write a temporary file, fsync it, os.replace it over `path`, then fsync the directory.
+    """
+    tmp = path.with_name(path.name + TMP_SUFFIX)
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def read_json(path: Path) -> Any:
+    """Parse a JSON file (exceptions propagate: callers turn them into messages naming the entry)."""
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 hex digest of a file, read in blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(HASH_BLOCK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def remove_leftovers(root: Path) -> list[Path]:
+    """Delete temporary files left by a killed writer (ours and zarr's); return what was removed."""
+    removed = []
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and path.name.endswith(PARTIAL_SUFFIXES):
+            path.unlink()
+            removed.append(path)
+    return removed
+
+
+def remove_tree(path: Path) -> None:
+    """Delete a directory tree crash-safely: rename it aside first (atomic), then delete the renamed copy.
+
+    A kill during deletion leaves a hidden ".<name>.deleting" folder, never a half-deleted entry.
+    """
+    doomed = path.with_name(f".{path.name}.deleting")
+    if doomed.exists():
+        shutil.rmtree(doomed)
+    os.replace(path, doomed)
+    fsync_dir(path.parent)
+    shutil.rmtree(doomed)

@@ -1,0 +1,64 @@
+"""Where an entry's files live and how rows and attention blocks map to positions in its arrays.
+
+<store>/<key>/manifest.json    what the entry holds (written once, before any data)
+<store>/<key>/progress.json    {"done_sentences": k}: the durable prefix (replaced atomically)
+<store>/<key>/complete.json    completion marker: per-array file sizes and sha256 (written last)
+<store>/<key>/hidden/<layer>/  zarr v3 array, n_words x width, chunks of whole rows (about 1 MiB)
+<store>/<key>/attention/<layer>/  zarr v3 1-D array: for each sentence s, its (heads, T_s, T_s) map
+                               flattened in C order, sentences concatenated
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+MANIFEST = "manifest.json"
+PROGRESS = "progress.json"
+COMPLETE = "complete.json"
+HIDDEN_DIR = "hidden"
+ATTENTION_DIR = "attention"
+FORMAT = "reprsim-activations"
+FORMAT_VERSION = 1
+
+
+# Automatic row chunks hold about CHUNK_BYTES: small enough that re-encoding the partly filled last chunk on
+# every append stays cheap, large enough that a chunk read is one sizeable sequential read.
+CHUNK_BYTES = 1 << 20
+MIN_CHUNK_ROWS = 64
+MAX_CHUNK_ROWS = 4096
+
+
+def auto_chunk_rows(width: int, itemsize: int) -> int:
+    """Rows per chunk for a layer: the power of two nearest below CHUNK_BYTES / row size, in [64, 4096]."""
+    rows = max(1, CHUNK_BYTES // (width * itemsize))
+    return min(MAX_CHUNK_ROWS, max(MIN_CHUNK_ROWS, 1 << (rows.bit_length() - 1)))
+
+
+def hidden_name(layer: int) -> str:
+    """Relative path of a layer's hidden-state array inside the entry."""
+    return f"{HIDDEN_DIR}/{layer}"
+
+
+def attention_name(layer: int) -> str:
+    """Relative path of a layer's attention array inside the entry."""
+    return f"{ATTENTION_DIR}/{layer}"
+
+
+def word_offsets(sentence_lengths: list[int]) -> np.ndarray:
+    """Row where each sentence starts (length n_sentences + 1; the last value is n_words)."""
+    return np.concatenate([[0], np.cumsum(np.asarray(sentence_lengths, dtype=np.int64))])
+
+
+def attention_offsets(sentence_lengths: list[int], heads: int) -> np.ndarray:
+    """Element where each sentence's heads x T x T block starts in the flat attention array (+ the total)."""
+    lengths = np.asarray(sentence_lengths, dtype=np.int64)
+    return np.concatenate([[0], np.cumsum(heads * lengths * lengths)])
+
+
+def chunk_files(array_dir: Path, start: int, stop: int, chunk: int, ndim: int) -> list[Path]:
+    """Chunk files (zarr v3 default "c/i/0" keys) that hold elements or rows [start, stop) of an array."""
+    first, last = start // chunk, (stop - 1) // chunk
+    suffix = ("0",) * (ndim - 1)
+    return [array_dir.joinpath("c", str(i), *suffix) for i in range(first, last + 1)]

@@ -1,0 +1,156 @@
+"""ActivationStore: a directory of entries, one per (model, options, corpus), keyed by make_key."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from reprsim.store import layout
+from reprsim.store._files import canonical_json, remove_tree
+from reprsim.store.entry import StoreEntry, open_entry
+from reprsim.store.writer import EntryWriter, build_record
+
+KEY_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+DEFAULT_ATTENTION_CHUNK = 1 << 18
+KEY_HASH_CHARS = 20
+
+
+def make_key(model_name: str, fingerprint: dict[str, Any]) -> str:
+    """A deterministic, filesystem-safe entry key: "<slug of model_name>-<sha256 of fingerprint>".
+
+    The fingerprint (model id, revision or weights hash, corpus hash, alignment rule, dtype, layers,
+    attention flag, ...) is serialised as canonical JSON (sorted keys), so dict order does not matter; any
+    change in it gives a new key. The label only makes keys readable.
+    """
+    if not isinstance(fingerprint, dict):
+        raise ValueError(f"fingerprint must be a dict, got {type(fingerprint).__name__}")
+    try:
+        text = canonical_json(fingerprint)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"fingerprint for {model_name!r} is not JSON-serialisable: {exc}") from exc
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", model_name).strip("-._")[:60] or "model"
+    return f"{slug}-{hashlib.sha256(text.encode('utf-8')).hexdigest()[:KEY_HASH_CHARS]}"
+
+
+def check_key(key: str) -> str:
+    """Refuse keys that are not plain folder names (no "/", "..", leading dot or odd characters)."""
+    if not isinstance(key, str) or not KEY_PATTERN.match(key):
+        raise ValueError(f"invalid store key {key!r}: use make_key, or letters, digits, '.', '_' and '-'")
+    return key
+
+
+class ActivationStore:
+    """A folder of activation entries (zarr v3 arrays + JSON manifests); see docs/readme/corpus-store.md."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        create: bool = True,
+        *,
+        chunk_rows: int | None = None,
+        attention_chunk: int = DEFAULT_ATTENTION_CHUNK,
+    ) -> None:
+        self.path = Path(path)
+        if (chunk_rows is not None and chunk_rows < 1) or attention_chunk < 1:
+            raise ValueError(
+                f"chunk_rows and attention_chunk must be positive, got {chunk_rows}, {attention_chunk}"
+            )
+        self.chunk_rows = chunk_rows
+        self.attention_chunk = attention_chunk
+        if self.path.exists() and not self.path.is_dir():
+            raise ValueError(f"activation store path is not a directory: {self.path}")
+        if not self.path.exists():
+            if not create:
+                raise FileNotFoundError(f"activation store not found: {self.path}")
+            self.path.mkdir(parents=True)
+
+    def _entry_dir(self, key: str) -> Path:
+        return self.path / check_key(key)
+
+    def keys(self) -> list[str]:
+        """Keys of all entries, complete or not (sorted)."""
+        return sorted(
+            child.name
+            for child in self.path.iterdir()
+            if child.is_dir() and not child.name.startswith(".") and KEY_PATTERN.match(child.name)
+        )
+
+    def has_complete(self, key: str) -> bool:
+        """True when the entry has its completion marker (cheap; damage is reported by get)."""
+        return (self._entry_dir(key) / layout.COMPLETE).is_file()
+
+    def incomplete(self) -> list[str]:
+        """Keys of half-written entries (resumable with writer, or removable with remove)."""
+        return [key for key in self.keys() if not self.has_complete(key)]
+
+    def get(self, key: str, verify: bool | None = None) -> StoreEntry:
+        """Open a complete entry after checking it.
+
+        verify=None (default): structure and file sizes always, full sha256 checksums only for entries up to
+        64 MiB; True: always checksums; False: never. Raises KeyError for an unknown key (naming the
+        available ones) and CorruptEntryError for damaged or half-written entries.
+        """
+        entry_dir = self._entry_dir(key)
+        if not entry_dir.is_dir():
+            raise KeyError(f"no store entry {key!r} in {self.path}; available: {self.keys() or 'none'}")
+        return open_entry(entry_dir, verify=verify)
+
+    def entries(self, verify: bool | None = None) -> list[StoreEntry]:
+        """All complete entries, each checked as by get (a damaged one raises CorruptEntryError)."""
+        return [self.get(key, verify=verify) for key in self.keys() if self.has_complete(key)]
+
+    def writer(
+        self,
+        key: str,
+        manifest: dict[str, Any],
+        layer_ids: Sequence[int],
+        layer_widths: Sequence[int],
+        sentence_lengths: Sequence[int],
+        heads: Sequence[int] | None,
+        dtype: str = "float32",
+        *,
+        overwrite: bool = False,
+    ) -> EntryWriter:
+        """Start an entry, or resume a half-written one whose manifest matches (see EntryWriter).
+
+        A half-written entry with a different manifest raises ValueError naming the differing fields, and a
+        complete entry raises ValueError; overwrite=True discards either and starts over.
+        """
+        record = build_record(
+            check_key(key),
+            manifest,
+            layer_ids,
+            layer_widths,
+            sentence_lengths,
+            heads,
+            dtype,
+            self.chunk_rows,
+            self.attention_chunk,
+        )
+        return EntryWriter(self._entry_dir(key), record, overwrite=overwrite)
+
+    def remove(self, key: str) -> None:
+        """Delete an entry, complete or not (KeyError if absent)."""
+        entry_dir = self._entry_dir(key)
+        if not entry_dir.is_dir():
+            raise KeyError(f"no store entry {key!r} in {self.path}; available: {self.keys() or 'none'}")
+        remove_tree(entry_dir)
+
+    def clean(self) -> None:
+        """Delete leftovers of interrupted removals (hidden ".<key>.deleting" folders)."""
+        for child in self.path.glob(".*.deleting"):
+            shutil.rmtree(child)
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and KEY_PATTERN.match(key) is not None and (self.path / key).is_dir()
+
+    def __repr__(self) -> str:
+        keys = self.keys()
+        unfinished = len(self.incomplete())
+        return (
+            f"ActivationStore({str(self.path)!r}, {len(keys) - unfinished} complete, {unfinished} incomplete)"
+        )

@@ -1,0 +1,319 @@
+"""Crash-safe, resumable writing of one store entry.
+
+Each write_sentences call writes the rows (and attention blocks) of a contiguous range of sentences, flushes
+the touched chunk files to disk, and only then replaces progress.json atomically. A writer killed at any point
+therefore leaves a durable prefix of `done_sentences` sentences; rows written past it are simply rewritten on
+resume, and because chunk files are replaced atomically (zarr writes a temporary file and renames it) and
+compressed deterministically, the finished entry is byte-identical to one written without interruption.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+from zarr.codecs import ZstdCodec
+
+from reprsim._version import __version__
+from reprsim.store import codec, layout
+from reprsim.store._files import (
+    atomic_write_text,
+    canonical_json,
+    file_sha256,
+    fsync_paths,
+    read_json,
+    remove_leftovers,
+    remove_tree,
+)
+from reprsim.store.append import ArrayAppender
+from reprsim.store.entry import CorruptEntryError, StoreEntry, array_names, checksum_arrays
+
+# zstd level 1 with its frame checksum: deterministic output, and a damaged chunk fails to decode on read.
+COMPRESSOR_LEVEL = 1
+
+
+def _compressor() -> ZstdCodec:
+    return ZstdCodec(level=COMPRESSOR_LEVEL, checksum=True)
+
+
+def _check_int_list(values: Sequence[int], argument: str, minimum: int) -> list[int]:
+    """Validate a list of ints (bools excluded) >= minimum, naming the argument."""
+    result = list(values)
+    for i, value in enumerate(result):
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+            raise ValueError(f"{argument}[{i}] must be an integer >= {minimum}, got {value!r}")
+    return [int(v) for v in result]
+
+
+def build_record(
+    key: str,
+    manifest: dict[str, Any],
+    layer_ids: Sequence[int],
+    layer_widths: Sequence[int],
+    sentence_lengths: Sequence[int],
+    heads: Sequence[int] | None,
+    dtype: str,
+    chunk_rows: int | None,
+    attention_chunk: int,
+) -> dict[str, Any]:
+    """Validate a writer's arguments and build the manifest.json record (caller's manifest + store fields)."""
+    if not isinstance(manifest, dict):
+        raise ValueError(f"manifest must be a dict, got {type(manifest).__name__}")
+    try:
+        canonical_json(manifest)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"manifest for {key!r} is not JSON-serialisable: {exc}") from exc
+    codec.check_dtype(dtype)
+    layers = _check_int_list(layer_ids, "layer_ids", 0)
+    if not layers or len(set(layers)) != len(layers):
+        raise ValueError(f"layer_ids must be non-empty and distinct, got {layers}")
+    widths = _check_int_list(layer_widths, "layer_widths", 1)
+    if len(widths) != len(layers):
+        raise ValueError(f"layer_widths has {len(widths)} values for {len(layers)} layer_ids")
+    lengths = _check_int_list(sentence_lengths, "sentence_lengths", 1)
+    if not lengths:
+        raise ValueError("sentence_lengths is empty")
+    head_counts = None if heads is None else _check_int_list(heads, "heads", 0)
+    if head_counts is not None and len(head_counts) != len(layers):
+        raise ValueError(f"heads has {len(head_counts)} values for {len(layers)} layer_ids")
+    record = {
+        "format": layout.FORMAT,
+        "format_version": layout.FORMAT_VERSION,
+        "reprsim_version": __version__,
+        "key": key,
+        "manifest": manifest,
+        "dtype": dtype,
+        "storage_dtype": codec.STORAGE_DTYPE[dtype].name,
+        "layer_ids": layers,
+        "layer_widths": widths,
+        "heads": head_counts,
+        "sentence_lengths": lengths,
+        "n_words": sum(lengths),
+        "chunk_rows": [
+            chunk_rows or layout.auto_chunk_rows(width, codec.STORAGE_DTYPE[dtype].itemsize)
+            for width in widths
+        ],
+        "attention_chunk": attention_chunk,
+        "compressor": f"zstd level {COMPRESSOR_LEVEL} with checksum",
+    }
+    # Round-trip through JSON so the record compares equal to what manifest.json reads back (tuples -> lists).
+    return dict(json.loads(canonical_json(record)))
+
+
+def differing_fields(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """Names of top-level (and manifest.*) fields whose values differ between two records."""
+    fields = []
+    for name in sorted(set(old) | set(new)):
+        if name == "manifest" and isinstance(old.get(name), dict) and isinstance(new.get(name), dict):
+            fields += [f"manifest.{f}" for f in differing_fields(old[name], new[name])]
+        elif old.get(name) != new.get(name):
+            fields.append(name)
+    return fields
+
+
+class EntryWriter:
+    """Writes one entry sentence range by sentence range; create through ActivationStore.writer."""
+
+    def __init__(self, entry_dir: Path, record: dict[str, Any], overwrite: bool = False) -> None:
+        self.path = entry_dir
+        self.key = str(record["key"])
+        self._record = record
+        self._lengths: list[int] = record["sentence_lengths"]
+        self._rows = layout.word_offsets(self._lengths)
+        self._done = self._open_or_start(overwrite)
+        self._appenders: dict[str, ArrayAppender] = {}
+
+    # --- setup ---------------------------------------------------------------------------------------
+    def _open_or_start(self, overwrite: bool) -> int:
+        """Resume a matching incomplete entry, or lay out a fresh one; return the durable sentence count."""
+        manifest_path = self.path / layout.MANIFEST
+        if self.path.exists() and not overwrite:
+            if (self.path / layout.COMPLETE).exists():
+                raise ValueError(
+                    f"store entry {self.key!r} is already complete; open it with store.get, "
+                    f"or pass overwrite=True to write it again"
+                )
+            if manifest_path.is_file():
+                old = read_json(manifest_path)
+                if old != self._record:
+                    raise ValueError(
+                        f"store entry {self.key!r} is a half-written entry with a different manifest "
+                        f"(fields differ: {', '.join(differing_fields(old, self._record))}); "
+                        f"pass overwrite=True to discard it and start over"
+                    )
+                remove_leftovers(self.path)
+                try:
+                    return int(read_json(self.path / layout.PROGRESS)["done_sentences"])
+                except (OSError, ValueError, KeyError, TypeError) as exc:
+                    raise CorruptEntryError(
+                        self.key,
+                        f"{layout.PROGRESS} is unreadable ({exc}); pass overwrite=True to start over",
+                    ) from exc
+            # No manifest and no marker: a writer was killed while laying the entry out. Start over.
+        if self.path.exists():
+            remove_tree(self.path)
+        self._lay_out()
+        return 0
+
+    def _lay_out(self) -> None:
+        """Create the arrays and the progress record, then the manifest (its presence means "resumable")."""
+        self.path.mkdir(parents=True)
+        storage = codec.STORAGE_DTYPE[self._record["dtype"]]
+        for name, shape, chunks in self._array_specs():
+            zarr.create_array(
+                store=str(self.path / name),
+                shape=shape,
+                chunks=chunks,
+                dtype=storage,
+                compressors=_compressor(),
+                fill_value=0,
+                config={"write_empty_chunks": True},  # every chunk has a file, so a missing file is damage
+            )
+        fsync_paths([p for p in self.path.rglob("*") if p.is_file()], self.path)
+        atomic_write_text(self.path / layout.PROGRESS, canonical_json({"done_sentences": 0}))
+        atomic_write_text(self.path / layout.MANIFEST, canonical_json(self._record))
+
+    def _array_specs(self) -> list[tuple[str, tuple[int, ...], tuple[int, ...]]]:
+        """(relative path, shape, chunk shape) of every array of the entry."""
+        rec = self._record
+        specs: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = [
+            (layout.hidden_name(layer), (rec["n_words"], width), (rows, width))
+            for layer, width, rows in zip(
+                rec["layer_ids"], rec["layer_widths"], rec["chunk_rows"], strict=True
+            )
+        ]
+        if rec["heads"] is not None:
+            for layer, heads in zip(rec["layer_ids"], rec["heads"], strict=True):
+                if heads > 0:
+                    total = int(layout.attention_offsets(self._lengths, heads)[-1])
+                    specs.append((layout.attention_name(layer), (total,), (rec["attention_chunk"],)))
+        return specs
+
+    # --- writing -------------------------------------------------------------------------------------
+    @property
+    def done_sentences(self) -> int:
+        """Sentences already durable on disk (a prefix of the corpus); resume writing here."""
+        return self._done
+
+    @property
+    def n_sentences(self) -> int:
+        return len(self._lengths)
+
+    def write_sentences(
+        self,
+        start: int,
+        stop: int,
+        hidden: list[np.ndarray],
+        attention: list[list[np.ndarray]] | None = None,
+    ) -> None:
+        """Write sentences [start, stop): hidden[k] is (their words) x width of layer_ids[k];
+        attention[k][s] is the (heads, T, T) map of sentence start+s for layer_ids[k] (None for layers with
+        0 heads). Ranges must come in order: start == done_sentences.
+        """
+        if start != self._done:
+            raise ValueError(
+                f"store entry {self.key!r}: write_sentences must continue at sentence {self._done}, "
+                f"got start={start}"
+            )
+        if not start < stop <= self.n_sentences:
+            raise ValueError(
+                f"store entry {self.key!r}: invalid sentence range [{start}, {stop}) "
+                f"of {self.n_sentences} sentences"
+            )
+        encoded_hidden = self._encode_hidden(start, stop, hidden)
+        encoded_attention = self._encode_attention(start, stop, attention)
+        touched: list[Path] = []
+        row_start = int(self._rows[start])
+        for layer, values in zip(self._record["layer_ids"], encoded_hidden, strict=True):
+            touched += self._appender(layout.hidden_name(layer)).append(row_start, values)
+        for layer, heads, flat in encoded_attention:
+            offset = int(layout.attention_offsets(self._lengths, heads)[start])
+            touched += self._appender(layout.attention_name(layer)).append(offset, flat)
+        fsync_paths(touched, self.path)
+        atomic_write_text(self.path / layout.PROGRESS, canonical_json({"done_sentences": stop}))
+        self._done = stop
+
+    def _appender(self, name: str) -> ArrayAppender:
+        """The appender of one array (kept for the writer's life: it holds the partly filled chunk)."""
+        if name not in self._appenders:
+            self._appenders[name] = ArrayAppender(self.path / name)
+        return self._appenders[name]
+
+    def _encode_hidden(self, start: int, stop: int, hidden: list[np.ndarray]) -> list[np.ndarray]:
+        """Check shapes against sentence lengths and layer widths, and convert to the stored type."""
+        rec = self._record
+        if len(hidden) != len(rec["layer_ids"]):
+            raise ValueError(
+                f"store entry {self.key!r}: got {len(hidden)} hidden arrays for "
+                f"{len(rec['layer_ids'])} layers {rec['layer_ids']}"
+            )
+        rows = int(self._rows[stop] - self._rows[start])
+        encoded = []
+        for layer, width, values in zip(rec["layer_ids"], rec["layer_widths"], hidden, strict=True):
+            what = f"store entry {self.key!r}, layer {layer}, sentences [{start}, {stop})"
+            shape = np.shape(values)
+            if shape != (rows, width):
+                raise ValueError(f"{what}: expected shape ({rows}, {width}) (words x width), got {shape}")
+            encoded.append(codec.encode(values, rec["dtype"], what))
+        return encoded
+
+    def _encode_attention(
+        self, start: int, stop: int, attention: list[list[np.ndarray]] | None
+    ) -> list[tuple[int, int, np.ndarray]]:
+        """Check per-sentence map shapes and flatten them: (layer, heads, flat values) per stored layer."""
+        rec = self._record
+        if rec["heads"] is None:
+            if attention is not None:
+                raise ValueError(
+                    f"store entry {self.key!r} was created without attention, but attention was given"
+                )
+            return []
+        if attention is None or len(attention) != len(rec["layer_ids"]):
+            got = "none" if attention is None else str(len(attention))
+            raise ValueError(
+                f"store entry {self.key!r}: expected attention for {len(rec['layer_ids'])} layers, got {got}"
+            )
+        result = []
+        for layer, heads, maps in zip(rec["layer_ids"], rec["heads"], attention, strict=True):
+            if heads == 0:
+                continue
+            what = f"store entry {self.key!r}, attention layer {layer}"
+            if maps is None or len(maps) != stop - start:
+                raise ValueError(
+                    f"{what}: expected {stop - start} sentence maps, got "
+                    f"{'none' if maps is None else len(maps)}"
+                )
+            blocks = []
+            for s, block in enumerate(maps, start=start):
+                t = self._lengths[s]
+                if np.shape(block) != (heads, t, t):
+                    raise ValueError(
+                        f"{what}, sentence {s}: expected shape ({heads}, {t}, {t}), got {np.shape(block)}"
+                    )
+                blocks.append(codec.encode(block, rec["dtype"], f"{what}, sentence {s}").reshape(-1))
+            result.append((layer, heads, np.concatenate(blocks)))
+        return result
+
+    # --- completion ----------------------------------------------------------------------------------
+    def finalize(self) -> StoreEntry:
+        """Checksum every array and write the completion marker; return the finished entry."""
+        if self._done != self.n_sentences:
+            raise ValueError(
+                f"store entry {self.key!r}: cannot finalize after {self._done} of "
+                f"{self.n_sentences} sentences"
+            )
+        remove_leftovers(self.path)
+        marker = {
+            "complete": True,
+            "manifest_sha256": file_sha256(self.path / layout.MANIFEST),
+            "arrays": checksum_arrays(self.path, array_names(self._record)),
+        }
+        atomic_write_text(self.path / layout.COMPLETE, canonical_json(marker))
+        return StoreEntry(self.path, self._record, marker)
+
+    def __repr__(self) -> str:
+        return f"EntryWriter({self.key!r}, {self._done}/{self.n_sentences} sentences done)"

@@ -1,0 +1,354 @@
+"""The validation suite end to end: train seeded networks, run sections 1 and 2, write tables and figures.
+
+`run_validation(config)` returns a `ValidationResult` of tidy DataFrames; `write_outputs(result, out_dir)`
+writes them as CSV, a Markdown report and two figures. Presets: "full" (the documented numbers, < 45 min
+on 2 cores), "quick" (~2 min) and "smoke" (seconds; for tests and CI).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from reprsim.validation.figures import plot_identification, plot_sensitivity
+from reprsim.validation.markdown import markdown_table
+from reprsim.validation.seeds import (
+    cross_seed_table,
+    identification_accuracy,
+    identification_hits,
+    same_layer_similarity,
+)
+from reprsim.validation.sensitivity import ORDERS, deletion_curves, sensitivity_summary
+from reprsim.validation.specs import KORNBLITH_TABLE2_OTHER, MeasureSpec, representation_measures
+from reprsim.validation.train import (
+    LMConfig,
+    MLPConfig,
+    TrainedNetwork,
+    load_digits_split,
+    split_lm_sentences,
+    train_digits_mlp,
+    train_word_lm,
+)
+
+SETTINGS: tuple[str, ...] = ("digits-mlp", "word-lm")
+
+
+@dataclass(frozen=True)
+class ValidationConfig:
+    """Everything that determines a validation run (written beside the results as config.json)."""
+
+    preset: str
+    seeds: tuple[int, ...]
+    mlp: MLPConfig
+    lm: LMConfig
+    settings: tuple[str, ...] = SETTINGS
+    max_rows: int = 2000
+    rbf_bandwidths: tuple[float, ...] = (0.4, 0.8)
+    deletion_points: int = 14
+    measures: tuple[str, ...] | None = None
+    threads: int = 2
+
+    def __post_init__(self) -> None:
+        if len(self.seeds) < 2 or len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"need at least 2 distinct seeds, got {self.seeds}")
+        unknown = [s for s in self.settings if s not in SETTINGS]
+        if unknown or not self.settings:
+            raise ValueError(f"settings must be a non-empty subset of {SETTINGS}, got {self.settings}")
+
+    @classmethod
+    def preset_named(cls, name: str, threads: int = 2) -> ValidationConfig:
+        """The "full", "quick" or "smoke" configuration."""
+        if name == "full":
+            return cls(
+                preset=name,
+                seeds=(0, 1, 2, 3, 4),
+                mlp=MLPConfig(hidden_layers=8, width=64, epochs=60),
+                lm=LMConfig(n_layers=6, d_model=128, n_heads=4, epochs=10, heldout_sentences=120),
+                max_rows=2000,
+                deletion_points=14,
+                threads=threads,
+            )
+        if name == "quick":
+            return cls(
+                preset=name,
+                seeds=(0, 1, 2),
+                mlp=MLPConfig(hidden_layers=6, width=64, epochs=30),
+                lm=LMConfig(n_layers=4, d_model=64, n_heads=4, epochs=3, heldout_sentences=60),
+                max_rows=600,
+                deletion_points=8,
+                threads=threads,
+            )
+        if name == "smoke":
+            return cls(
+                preset=name,
+                seeds=(0, 1, 2),
+                mlp=MLPConfig(hidden_layers=4, width=32, epochs=15),
+                lm=LMConfig(n_layers=2, d_model=32, n_heads=2, epochs=1, heldout_sentences=20),
+                max_rows=300,
+                deletion_points=6,
+                threads=threads,
+            )
+        raise ValueError(f"unknown preset {name!r}; use full, quick or smoke")
+
+    def specs(self) -> list[MeasureSpec]:
+        """The measures to validate (every representation-level registry measure unless `measures`)."""
+        return representation_measures(self.rbf_bandwidths, self.max_rows, names=self.measures)
+
+
+@dataclass
+class ValidationResult:
+    """All tables of a run. Every frame has a `setting` column; see the section modules for the rest."""
+
+    config: ValidationConfig
+    networks: pd.DataFrame
+    cross_seed: pd.DataFrame
+    hits: pd.DataFrame
+    accuracy: pd.DataFrame
+    noise_floor: pd.DataFrame
+    curves: pd.DataFrame
+    sensitivity: pd.DataFrame
+    warnings: pd.DataFrame
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def train_setting(
+    setting: str, config: ValidationConfig, sentences: Sequence[Sequence[str]] | None, progress: bool
+) -> list[TrainedNetwork]:
+    """Train one network per seed for a setting (the LM needs the corpus sentences)."""
+    if setting == "digits-mlp":
+        digits = load_digits_split(config.mlp.test_fraction, config.mlp.split_seed)
+        return [train_digits_mlp(digits, config.mlp, s, config.threads, progress) for s in config.seeds]
+    if sentences is None:
+        raise ValueError("the word-lm setting needs corpus sentences")
+    data = split_lm_sentences(sentences, config.lm)
+    return [train_word_lm(data, config.lm, s, config.threads, progress) for s in config.seeds]
+
+
+def run_validation(
+    config: ValidationConfig,
+    sentences: Sequence[Sequence[str]] | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> ValidationResult:
+    """Sections 1 and 2 for every setting of `config`.
+
+    `sentences` (lists of words) train the language model; default: the built-in corpus.
+    """
+    if "word-lm" in config.settings and sentences is None:
+        from reprsim.corpus import Corpus
+
+        sentences = Corpus.builtin().sentences
+    specs = config.specs()
+    larger = {s.label: s.larger_is_similar for s in specs}
+    parts: dict[str, list[pd.DataFrame]] = {
+        k: [] for k in ("nets", "cross", "hits", "floor", "curves", "sens")
+    }
+    warning_rows: list[dict[str, Any]] = []
+    seconds: dict[str, float] = {}
+    old_threads = torch.get_num_threads()
+    torch.set_num_threads(config.threads)
+    try:
+        for setting in config.settings:
+            start = time.perf_counter()
+            networks = train_setting(setting, config, sentences, progress)
+            seconds[f"{setting}: training"] = time.perf_counter() - start
+            log(
+                f"{setting}: trained {len(networks)} networks, "
+                + ", ".join(f"seed {n.seed} {n.metric_name} {n.metric:.3f}" for n in networks)
+            )
+            parts["nets"].append(
+                pd.DataFrame(
+                    {
+                        "setting": setting,
+                        "seed": [n.seed for n in networks],
+                        "layers": [len(n.layers) for n in networks],
+                        "rows": [n.layers[0].shape[0] for n in networks],
+                        "width": [n.layers[-1].shape[1] for n in networks],
+                        "metric": [n.metric_name for n in networks],
+                        "value": [n.metric for n in networks],
+                    }
+                )
+            )
+            start = time.perf_counter()
+            counts: dict[str, Counter[str]] = {}
+            table = cross_seed_table(networks, specs, counts, progress)
+            hits = identification_hits(table, larger, setting)
+            floor = same_layer_similarity(table, setting)
+            seconds[f"{setting}: layer identification"] = time.perf_counter() - start
+            warning_rows += _warning_rows(setting, "identification", counts)
+
+            start = time.perf_counter()
+            counts = {}
+            curves = deletion_curves(networks[0], specs, ORDERS, config.deletion_points, counts, progress)
+            seconds[f"{setting}: component deletion"] = time.perf_counter() - start
+            warning_rows += _warning_rows(setting, "sensitivity", counts)
+
+            parts["cross"].append(table.frame.assign(setting=setting))
+            parts["hits"].append(hits)
+            parts["floor"].append(floor)
+            parts["curves"].append(curves)
+            parts["sens"].append(sensitivity_summary(curves, floor, specs))
+    finally:
+        torch.set_num_threads(old_threads)
+    hits_all = pd.concat(parts["hits"], ignore_index=True)
+    return ValidationResult(
+        config=config,
+        networks=pd.concat(parts["nets"], ignore_index=True),
+        cross_seed=pd.concat(parts["cross"], ignore_index=True),
+        hits=hits_all,
+        accuracy=identification_accuracy(hits_all, [s.label for s in specs]),
+        noise_floor=pd.concat(parts["floor"], ignore_index=True),
+        curves=pd.concat(parts["curves"], ignore_index=True),
+        sensitivity=pd.concat(parts["sens"], ignore_index=True),
+        warnings=pd.DataFrame(warning_rows, columns=["setting", "section", "measure", "warning", "count"]),
+        seconds=seconds,
+    )
+
+
+def _warning_rows(setting: str, section: str, counts: dict[str, Counter[str]]) -> list[dict[str, Any]]:
+    return [
+        {"setting": setting, "section": section, "measure": measure, "warning": name, "count": n}
+        for measure, counter in counts.items()
+        for name, n in sorted(counter.items())
+    ]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Reporting
+# ----------------------------------------------------------------------------------------------------------
+
+
+def accuracy_table(result: ValidationResult) -> pd.DataFrame:
+    """Measure x setting accuracy (%) beside Kornblith et al.'s Table 2, plus a chance row."""
+    acc = result.accuracy
+    wide = acc.pivot(index="measure", columns="setting", values="accuracy").reindex(
+        index=list(dict.fromkeys(acc["measure"])), columns=list(result.config.settings)
+    )
+    paper = acc.drop_duplicates("measure").set_index("measure")
+    wide["Kornblith et al. (CNN, CIFAR-10)"] = paper["paper_accuracy"]
+    wide["paper's index"] = paper["paper_index"]
+    wide = wide.reset_index()
+    chance = acc.drop_duplicates("setting").set_index("setting")["chance"]
+    chance_row = {
+        "measure": "chance (1/L)",
+        **{s: chance.get(s, float("nan")) for s in result.config.settings},
+    }
+    chance_row["Kornblith et al. (CNN, CIFAR-10)"] = 10.0
+    chance_row["paper's index"] = ""
+    return pd.concat([wide, pd.DataFrame([chance_row])], ignore_index=True)
+
+
+def sensitivity_table(result: ValidationResult, setting: str) -> pd.DataFrame:
+    """One setting's sensitivity summary in a readable column order, both deletion orders side by side."""
+    part = result.sensitivity[result.sensitivity["setting"] == setting]
+    top = part[part["order"] == "top"].set_index("measure")
+    bottom = part[part["order"] == "bottom"].set_index("measure")
+    return pd.DataFrame(
+        {
+            "measure": top.index,
+            "rho top": top["spearman_mean"].to_numpy(),
+            "worst layer": top["spearman_worst"].to_numpy(),
+            "flat layers": top["flat_layers"].to_numpy(),
+            "value, all but 1 PC gone": top["value_at_max_k"].to_numpy(),
+            "seed floor": top["noise_floor"].to_numpy(),
+            "var. removed at detection (top)": top["variance_removed_at_detection"].to_numpy(),
+            "rho bottom": bottom["spearman_mean"].reindex(top.index).to_numpy(),
+            "var. removed at detection (bottom)": bottom["variance_removed_at_detection"]
+            .reindex(top.index)
+            .to_numpy(),
+            "detected layers (bottom)": bottom["detected_layers"].reindex(top.index).to_numpy(),
+        }
+    )
+
+
+def validation_markdown(result: ValidationResult) -> str:
+    """The report: networks, layer-identification accuracy, sensitivity per setting, warnings, timings."""
+    cfg = result.config
+    nets = (
+        result.networks.groupby(["setting", "metric"], sort=False)
+        .agg(
+            seeds=("seed", "size"),
+            layers=("layers", "first"),
+            width=("width", "first"),
+            rows=("rows", "first"),
+            mean=("value", "mean"),
+            min=("value", "min"),
+            max=("value", "max"),
+        )
+        .reset_index()
+    )
+    other = ", ".join(f"{p.index} {p.accuracy:g}%" for p in KORNBLITH_TABLE2_OTHER)
+    lines = [
+        f"# reprsim validation ({cfg.preset} preset)",
+        "",
+        "## Networks",
+        "",
+        markdown_table(nets),
+        "",
+        "## 1. Identifying corresponding layers across seeds (accuracy %, Kornblith et al. 2019 Table 2)",
+        "",
+        "A hit: the layer of the other network most similar to layer i (argmax of S + S^T; argmin for "
+        "distances) is layer i, strictly (ties are misses).",
+        "",
+        markdown_table(accuracy_table(result), digits=1),
+        "",
+        f"Paper rows no registry measure computes: {other}.",
+        "",
+        "## 2. Sensitivity to deleting principal components (Ding et al. 2021)",
+        "",
+        "rho: Spearman correlation of the number of deleted components with the similarity to the intact "
+        "layer, mean over layers (-1 = falls monotonically; +1 expected for distances); flat layers: "
+        "no change at all (rho undefined). Seed floor: value between the same layer of two seeds. Detection: the "
+        "smallest fraction of variance removed at which the damaged layer scores below the seed floor "
+        "(median over layers; empty = never).",
+        "",
+    ]
+    for setting in cfg.settings:
+        lines += [f"### {setting}", "", markdown_table(sensitivity_table(result, setting)), ""]
+    if len(result.warnings):
+        summary = result.warnings.groupby(["measure", "warning"], sort=False)["count"].sum().reset_index()
+        lines += ["## Warnings raised by the measures", "", markdown_table(summary), ""]
+    lines += [
+        "## Time (s)",
+        "",
+        markdown_table(
+            pd.DataFrame({"step": list(result.seconds), "seconds": list(result.seconds.values())}), digits=1
+        ),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_outputs(result: ValidationResult, out_dir: str | Path) -> list[Path]:
+    """Write CSV tables, validation.md, config.json and the two figures into `out_dir`; return the paths."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tables = {
+        "networks.csv": result.networks,
+        "cross_seed_similarities.csv": result.cross_seed,
+        "identification_hits.csv": result.hits,
+        "identification_accuracy.csv": result.accuracy,
+        "noise_floor.csv": result.noise_floor,
+        "deletion_curves.csv": result.curves,
+        "sensitivity_summary.csv": result.sensitivity,
+        "warnings.csv": result.warnings,
+    }
+    written = []
+    for name, frame in tables.items():
+        frame.to_csv(out / name, index=False)
+        written.append(out / name)
+    config = {**asdict(result.config), "seconds": result.seconds, "torch": torch.__version__}
+    (out / "config.json").write_text(json.dumps(config, indent=2, default=str) + "\n", encoding="utf-8")
+    (out / "validation.md").write_text(validation_markdown(result), encoding="utf-8")
+    written += [out / "config.json", out / "validation.md"]
+    written.append(plot_identification(result.accuracy, out / "identification_accuracy.png"))
+    written.append(plot_sensitivity(result.curves, result.noise_floor, out / "sensitivity_curves.png"))
+    return written

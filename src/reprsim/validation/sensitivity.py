@@ -1,0 +1,227 @@
+"""Section 2: does a measure notice when information is removed from a representation? (Ding et al. 2021)
+
+A layer's activations lose their k leading (or trailing) principal components; the measure compares the
+damaged copy with the intact layer. A useful similarity falls as k grows (Spearman correlation of k with the
+value near -1; near +1 for a distance), and it should fall below the *noise floor* - the value between the
+same layer of two independently seeded networks - once enough is gone: otherwise the measure calls a
+damaged layer more similar to the original than a functionally equivalent retrained one.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from scipy.stats import spearmanr
+from tqdm.auto import tqdm
+
+from reprsim.validation.seeds import model_name
+from reprsim.validation.specs import MeasureSpec, counting_warnings
+from reprsim.validation.train import TrainedNetwork
+
+Order = Literal["top", "bottom"]
+ORDERS: tuple[Order, ...] = ("top", "bottom")
+
+# Relative singular-value threshold below which a direction counts as numerically absent.
+RANK_RTOL = 1e-6
+# Values equal to this many significant digits are ties when ranking (rounding must not fake a trend).
+TIE_DIGITS = 10
+
+
+@dataclass(frozen=True)
+class PrincipalComponents:
+    """Centred-SVD of a layer: X - mean = U diag(s) Vt, truncated to the numerical rank."""
+
+    scores: np.ndarray  # U * s, n x rank
+    directions: np.ndarray  # Vt, rank x p
+    variances: np.ndarray  # s**2, descending
+
+    @property
+    def rank(self) -> int:
+        return len(self.variances)
+
+
+def principal_components(X: np.ndarray) -> PrincipalComponents:
+    """Principal components of X in float64, dropping directions below RANK_RTOL of the largest."""
+    x = np.asarray(X, dtype=np.float64)
+    centred = x - x.mean(axis=0, keepdims=True)
+    u, s, vt = np.linalg.svd(centred, full_matrices=False)
+    if s.size == 0 or s[0] == 0:
+        raise ValueError(f"layer of shape {x.shape} has no variance; no components to delete")
+    rank = int((s > RANK_RTOL * s[0]).sum())
+    return PrincipalComponents(scores=u[:, :rank] * s[:rank], directions=vt[:rank], variances=s[:rank] ** 2)
+
+
+def delete_components(X: np.ndarray, pcs: PrincipalComponents, k: int, order: Order) -> np.ndarray:
+    """X with its k largest-variance ("top") or k smallest-variance ("bottom") components subtracted.
+
+    The column means stay, so k = 0 returns X itself (measures that do not centre columns, such as RSA and
+    mutual k-NN, then give exactly their identity value). k must leave at least one component.
+    """
+    if not 0 <= k < pcs.rank:
+        raise ValueError(f"k must be in [0, rank={pcs.rank}), got {k}")
+    if order not in ORDERS:
+        raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
+    chosen = slice(0, k) if order == "top" else slice(pcs.rank - k, pcs.rank)
+    removed = pcs.scores[:, chosen] @ pcs.directions[chosen]
+    return np.asarray(X, dtype=np.float64) - removed
+
+
+def deletion_counts(rank: int, n_points: int) -> list[int]:
+    """About `n_points` component counts in [0, rank - 1], dense near both ends.
+
+    Deleting top components changes a layer most at small k; deleting bottom ones matters only when k
+    approaches the rank (Ding et al.'s finding), so the grid is geometric from both ends.
+    """
+    if rank < 2:
+        raise ValueError(f"need rank >= 2 to delete components and keep one, got {rank}")
+    if n_points < 3:
+        raise ValueError(f"n_points must be >= 3, got {n_points}")
+    half = max(n_points // 2, 2)
+    from_start = np.geomspace(1, rank - 1, half)
+    from_end = rank - np.geomspace(1, rank - 1, half)
+    counts = np.unique(np.round(np.concatenate([[0.0], from_start, from_end])).astype(int))
+    return [int(k) for k in counts if 0 <= k <= rank - 1]
+
+
+def variance_removed(pcs: PrincipalComponents, k: int, order: Order) -> float:
+    """Fraction of the layer's total variance carried by the k deleted components."""
+    chosen = pcs.variances[:k] if order == "top" else pcs.variances[pcs.rank - k :]
+    return float(chosen.sum() / pcs.variances.sum())
+
+
+def deletion_curves(
+    network: TrainedNetwork,
+    specs: Sequence[MeasureSpec],
+    orders: Sequence[Order] = ORDERS,
+    n_points: int = 12,
+    warning_counts: dict[str, Counter[str]] | None = None,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Similarity of every layer to itself with k principal components deleted, for every measure.
+
+    Directed measures report the mean of sim(damaged -> intact) and sim(intact -> damaged).
+    Columns: setting, model, layer, order, k, variance_removed, measure, value.
+    """
+    layer_pcs = [principal_components(x) for x in network.layers]
+    grids = [deletion_counts(p.rank, n_points) for p in layer_pcs]
+    total = len(orders) * sum(len(g) for g in grids) * sum(1 if s.symmetric else 2 for s in specs)
+    rows = []
+    with tqdm(total=total, desc=f"{network.setting}: deleting components", disable=not progress) as bar:
+        for spec in specs:
+            counts: Counter[str] = Counter()
+            with counting_warnings(counts):
+                for layer_id, x, pcs, grid in zip(
+                    network.layer_ids, network.layers, layer_pcs, grids, strict=True
+                ):
+                    for order in orders:
+                        for k in grid:
+                            damaged = delete_components(x, pcs, k, order)
+                            value = (
+                                spec(damaged, x)
+                                if spec.symmetric
+                                else 0.5 * (spec(damaged, x) + spec(x, damaged))
+                            )
+                            bar.update(1 if spec.symmetric else 2)
+                            rows.append(
+                                {
+                                    "setting": network.setting,
+                                    "model": model_name(network),
+                                    "layer": layer_id,
+                                    "order": order,
+                                    "k": k,
+                                    "variance_removed": variance_removed(pcs, k, order),
+                                    "measure": spec.label,
+                                    "value": value,
+                                }
+                            )
+            if warning_counts is not None:
+                warning_counts.setdefault(spec.label, Counter()).update(counts)
+    return pd.DataFrame(rows)
+
+
+def spearman_with_k(k: Sequence[float], values: Sequence[float]) -> float:
+    """Spearman correlation of k with the values; NaN when the values do not change at all (no trend).
+
+    Values are rounded to TIE_DIGITS significant digits first, so floating-point jitter around a constant
+    (1.0 +- 1e-15 for a saturated measure) is not ranked as a trend.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    rounded = np.array([float(f"{x:.{TIE_DIGITS}g}") for x in v])
+    if np.ptp(rounded) == 0:
+        return float("nan")
+    return float(spearmanr(np.asarray(k, dtype=np.float64), rounded).statistic)
+
+
+def first_detection(
+    variance: Sequence[float], values: Sequence[float], floor: float, larger_is_similar: bool
+) -> float:
+    """Smallest fraction of variance removed at which the damaged layer looks less similar than a reseeded
+    copy (value below the floor; above it for a distance); NaN if it never does on the grid."""
+    for removed, value in zip(variance, values, strict=True):
+        if (value < floor) if larger_is_similar else (value > floor):
+            return float(removed)
+    return float("nan")
+
+
+def sensitivity_summary(
+    curves: pd.DataFrame, noise_floor: pd.DataFrame, specs: Sequence[MeasureSpec]
+) -> pd.DataFrame:
+    """Per setting, order and measure: trend with k, the floor, and how much must go before detection.
+
+    `noise_floor` is `same_layer_similarity` output (setting, measure, layer, mean). Columns: setting, order,
+    measure, spearman_mean (over layers, flat layers excluded), spearman_worst (the layer furthest from
+    the expected sign), flat_layers, n_layers,
+    expected_sign (-1 for similarities, +1 for distances), value_at_max_k (mean over layers), noise_floor
+    (mean over layers), detected_layers, variance_removed_at_detection (median over detected layers).
+    """
+    by_label = {s.label: s for s in specs}
+    floors = noise_floor.set_index(["setting", "measure", "layer"])["mean"]
+    rows = []
+    for (setting, order, measure), part in curves.groupby(["setting", "order", "measure"], sort=False):
+        spec = by_label[str(measure)]
+        rhos, detections, last_values, layer_floors = [], [], [], []
+        for layer, curve in part.groupby("layer", sort=True):
+            curve = curve.sort_values("k")
+            rhos.append(spearman_with_k(curve["k"], curve["value"]))
+            last_values.append(float(curve["value"].iloc[-1]))
+            key = (setting, measure, layer)
+            if key in floors.index:
+                floor = float(floors.loc[key])
+                layer_floors.append(floor)
+                detections.append(
+                    first_detection(curve["variance_removed"], curve["value"], floor, spec.larger_is_similar)
+                )
+        rho = np.array(rhos)
+        detected = np.array(detections)
+        rows.append(
+            {
+                "setting": setting,
+                "order": order,
+                "measure": measure,
+                "spearman_mean": float(np.nanmean(rho)) if np.isfinite(rho).any() else np.nan,
+                "spearman_worst": _worst(rho, spec.larger_is_similar),
+                "flat_layers": int(np.isnan(rho).sum()),
+                "n_layers": len(rho),
+                "expected_sign": -1 if spec.larger_is_similar else 1,
+                "value_at_max_k": float(np.mean(last_values)),
+                "noise_floor": float(np.mean(layer_floors)) if layer_floors else np.nan,
+                "detected_layers": int(np.isfinite(detected).sum()),
+                "variance_removed_at_detection": (
+                    float(np.nanmedian(detected)) if np.isfinite(detected).any() else np.nan
+                ),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _worst(rho: np.ndarray, larger_is_similar: bool) -> float:
+    """The least convincing trend over layers: the largest rho of a similarity, the smallest of a distance."""
+    finite = rho[np.isfinite(rho)]
+    if finite.size == 0:
+        return float("nan")
+    return float(finite.max() if larger_is_similar else finite.min())

@@ -1,0 +1,287 @@
+"""CrossMoments: centred blocks, row-norm sums, merging, extension, chunking and input checks.
+
+References are plain numpy: centre the columns and multiply.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from reprsim.engine.moments import CrossMoments, resolve_device
+
+RNG = np.random.default_rng(20240501)
+
+
+def make_reps(n: int, widths: list[int], offset: float = 0.0, seed: int = 0) -> list[np.ndarray]:
+    """Correlated representations (shared latent) with per-neuron scales and means."""
+    rng = np.random.default_rng(seed)
+    latent = rng.standard_normal((n, 3))
+    reps = []
+    for w in widths:
+        x = latent @ rng.standard_normal((3, w)) + rng.standard_normal((n, w)) * rng.uniform(0.3, 3.0, w)
+        reps.append(x + rng.normal(0.0, 2.0, w) + offset)
+    return reps
+
+
+def stream(
+    m: CrossMoments, reps: list[np.ndarray], chunk: int, start: int = 0, stop: int | None = None
+) -> None:
+    stop = reps[0].shape[0] if stop is None else stop
+    for s in range(start, stop, chunk):
+        m.update([r[s : min(s + chunk, stop)] for r in reps])
+
+
+def centred_product(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    return (x - x.mean(axis=0)).T @ (y - y.mean(axis=0))
+
+
+def centred_norm_product(x: np.ndarray, y: np.ndarray) -> float:
+    """sum_i |x_i - mean|^2 |y_i - mean|^2 by a plain loop over rows."""
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    xc, yc = x - x.mean(axis=0), y - y.mean(axis=0)
+    return float(sum(float(xc[i] @ xc[i]) * float(yc[i] @ yc[i]) for i in range(x.shape[0])))
+
+
+def assert_blocks_match(m: CrossMoments, reps: list[np.ndarray], rtol: float = 1e-10) -> None:
+    for a in range(len(reps)):
+        for b in range(len(reps)):
+            if not m.has_block(a, b):
+                continue
+            expected = centred_product(reps[a], reps[b])
+            got = m.centred(a, b).numpy()
+            scale = np.abs(expected).max()
+            assert np.abs(got - expected).max() <= rtol * scale, (a, b)
+
+
+@pytest.mark.parametrize("chunk", [2, 7, 64, 300])
+@pytest.mark.parametrize("widths", [[5, 3], [4, 6, 2], [12, 12]])
+def test_centred_blocks_match_numpy_for_any_chunking(chunk: int, widths: list[int]) -> None:
+    reps = make_reps(300, widths)
+    m = CrossMoments(widths, device="cpu")
+    stream(m, reps, chunk)
+    assert m.n_rows() == 300
+    assert_blocks_match(m, reps)
+    for a, rep in enumerate(reps):
+        np.testing.assert_allclose(m.mean(a).numpy(), rep.mean(axis=0), rtol=1e-12, atol=1e-12)
+        np.testing.assert_array_equal(m.column_absmax(a).numpy(), np.abs(rep).max(axis=0))
+
+
+def test_shift_removes_cancellation_with_huge_means() -> None:
+    """Means 1e7 x the spread: raw sums minus s s^T / n keep about 2 of 16 digits; the shift keeps all."""
+    base = make_reps(500, [4, 3], seed=3)
+    reps = [b + 1e7 for b in base]
+    m = CrossMoments([4, 3], device="cpu")
+    stream(m, reps, 64)
+    for a in range(2):
+        for b in range(2):
+            expected = centred_product(base[a], base[b])  # the offset does not change centred products
+            got = m.centred(a, b).numpy()
+            assert np.abs(got - expected).max() <= 1e-7 * np.abs(expected).max()
+    # the naive formula on the same data is visibly wrong (documents what the shift protects against)
+    x = reps[0]
+    naive = x.T @ x - np.outer(x.sum(0), x.sum(0)) / x.shape[0]
+    assert np.abs(naive - centred_product(base[0], base[0])).max() > 1e-5 * np.abs(naive).max()
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+def test_low_precision_inputs_are_accumulated_in_float64(dtype: type) -> None:
+    reps = [r.astype(dtype) for r in make_reps(200, [6, 5], offset=100.0)]
+    m = CrossMoments([6, 5], device="cpu")
+    stream(m, reps, 33)
+    assert_blocks_match(m, reps, rtol=1e-11)
+
+
+def test_torch_input_and_float64_input_are_not_modified() -> None:
+    reps = make_reps(50, [3, 2])
+    before = [r.copy() for r in reps]
+    m = CrossMoments([3, 2], device="cpu")
+    m.update([reps[0], torch.from_numpy(reps[1])])
+    for r, b in zip(reps, before, strict=True):
+        np.testing.assert_array_equal(r, b)
+    assert_blocks_match(m, reps)
+
+
+def test_row_norm_product_matches_a_loop() -> None:
+    reps = make_reps(120, [4, 5, 3], offset=50.0)
+    m = CrossMoments([4, 5, 3], row_norms=True, device="cpu")
+    stream(m, reps, 17)
+    for a in range(3):
+        for b in range(3):
+            expected = centred_norm_product(reps[a], reps[b])
+            assert m.centred_norm_product(a, b) == pytest.approx(expected, rel=1e-10)
+
+
+def test_requested_pairs_only_plus_diagonals() -> None:
+    widths = [3, 4, 2, 5]
+    reps = make_reps(80, widths)
+    m = CrossMoments(widths, pairs=[(3, 0), (1, 2)], device="cpu")
+    assert m.blocks == [(0, 0), (0, 3), (1, 1), (1, 2), (2, 2), (3, 3)]
+    stream(m, reps, 9)
+    assert m.multiply_adds == 80 * (9 + 15 + 16 + 8 + 4 + 25)
+    assert_blocks_match(m, reps)
+    np.testing.assert_allclose(m.centred(3, 0).numpy(), centred_product(reps[3], reps[0]), rtol=1e-10)
+    with pytest.raises(KeyError, match=r"block \(0, 1\) was not requested"):
+        m.centred(0, 1)
+
+
+def test_symmetric_pass_costs_half_of_the_full_product() -> None:
+    widths = [4, 4, 4]
+    reps = make_reps(40, widths)
+    m = CrossMoments(widths, device="cpu")
+    stream(m, reps, 40)
+    d = sum(widths)
+    # blocks a <= b: the upper triangle of Z^T Z (with the diagonal blocks in full)
+    assert m.multiply_adds == 40 * (d * d + sum(w * w for w in widths)) // 2
+
+
+def test_merge_of_shards_equals_one_pass() -> None:
+    widths = [5, 3, 4]
+    reps = make_reps(301, widths, offset=1e3, seed=5)
+    whole = CrossMoments(widths, row_norms=True, device="cpu")
+    stream(whole, reps, 64)
+    first = CrossMoments(widths, row_norms=True, device="cpu")
+    second = CrossMoments(widths, row_norms=True, device="cpu")
+    third = CrossMoments(widths, row_norms=True, device="cpu")  # stays empty
+    stream(first, reps, 10, 0, 97)  # different first chunks: different shifts
+    stream(second, reps, 25, 97, 301)
+    first.merge(second).merge(third)
+    assert first.n_rows() == 301
+    assert first.multiply_adds == whole.multiply_adds
+    assert_blocks_match(first, reps, rtol=1e-10)
+    for a in range(3):
+        np.testing.assert_allclose(first.mean(a).numpy(), reps[a].mean(axis=0), rtol=1e-12)
+        np.testing.assert_array_equal(first.column_absmax(a).numpy(), np.abs(reps[a]).max(axis=0))
+        for b in range(a, 3):
+            expected = centred_norm_product(reps[a], reps[b])
+            assert first.centred_norm_product(a, b) == pytest.approx(expected, rel=1e-9)
+
+
+def test_merge_into_an_empty_accumulator() -> None:
+    reps = make_reps(60, [3, 3])
+    empty = CrossMoments([3, 3], device="cpu")
+    full = CrossMoments([3, 3], device="cpu")
+    stream(full, reps, 8)
+    empty.merge(full)
+    assert_blocks_match(empty, reps)
+
+
+def test_merge_rejects_different_layouts() -> None:
+    with pytest.raises(ValueError, match="different widths or blocks"):
+        CrossMoments([3, 2], device="cpu").merge(CrossMoments([3, 3], device="cpu"))
+    with pytest.raises(ValueError, match="row_norms"):
+        CrossMoments([3], device="cpu").merge(CrossMoments([3], row_norms=True, device="cpu"))
+
+
+def test_adding_a_representation_computes_only_its_blocks() -> None:
+    widths, new = [4, 3], [5, 2]
+    reps = make_reps(150, widths + new, seed=9)
+    old = CrossMoments(widths, row_norms=True, device="cpu")
+    stream(old, reps[:2], 16)
+    kept = {k: old.centred(*k).clone() for k in old.blocks}
+    old_products = [panel.product for panel in old._panels]
+    grown = old.with_representations(new)
+    assert grown.pending_blocks == [(0, 2), (0, 3), (1, 2), (1, 3), (2, 2), (2, 3), (3, 3)]
+    stream(grown, reps, 23)  # the old chunks stream again, the old blocks are not recomputed
+    assert grown.multiply_adds == 150 * sum(
+        (widths + new)[a] * (widths + new)[b] for a, b in grown.pending_blocks
+    )
+    for k, value in kept.items():
+        assert torch.equal(grown.centred(*k), value)
+    assert [p.product for p in grown._panels[: len(old_products)]] == old_products  # the same tensors
+    assert_blocks_match(grown, reps)
+    for a in range(4):
+        assert grown.centred_norm_product(a, 3) == pytest.approx(
+            centred_norm_product(reps[a], reps[3]), rel=1e-9
+        )
+
+
+def test_adding_a_representation_with_chosen_pairs_needs_only_their_chunks() -> None:
+    reps = make_reps(90, [3, 4, 2], seed=11)
+    old = CrossMoments([3, 4], device="cpu")
+    stream(old, reps[:2], 30)
+    grown = old.with_representations([2], pairs=[(1, 2)])
+    assert grown.pending_blocks == [(1, 2), (2, 2)]
+    assert grown.needed() == [False, True, True]
+    for s in range(0, 90, 30):
+        grown.update([None, reps[1][s : s + 30], reps[2][s : s + 30]])
+    assert grown.multiply_adds == 90 * (4 * 2 + 2 * 2)
+    assert_blocks_match(grown, reps)
+
+
+def test_extension_pass_with_a_different_row_count_is_refused() -> None:
+    reps = make_reps(50, [3, 2])
+    old = CrossMoments([3], device="cpu")
+    stream(old, reps[:1], 10)
+    grown = old.with_representations([2])
+    stream(grown, [reps[0][:40], reps[1][:40]], 10)
+    with pytest.raises(ValueError, match="every pass must stream the same rows"):
+        grown.centred(0, 1)
+
+
+def test_float32_products_stay_close_to_float64() -> None:
+    reps = make_reps(2000, [20, 15], offset=10.0)
+    exact = CrossMoments([20, 15], device="cpu")
+    fast = CrossMoments([20, 15], precision="float32", device="cpu")
+    stream(exact, reps, 512)
+    stream(fast, reps, 512)
+    for a, b in [(0, 0), (0, 1), (1, 1)]:
+        e, f = exact.centred(a, b).numpy(), fast.centred(a, b).numpy()
+        assert np.abs(e - f).max() <= 1e-5 * np.abs(e).max()
+        assert np.abs(e - f).max() > 0.0  # it really is a different (float32) product
+
+
+def test_generator_of_chunks_is_consumed_lazily() -> None:
+    reps = make_reps(30, [2, 3])
+    m = CrossMoments([2, 3], device="cpu")
+    m.update(r for r in reps)
+    assert_blocks_match(m, reps)
+
+
+def test_auto_device_falls_back_to_cpu() -> None:
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert resolve_device("auto").type == expected
+    m = CrossMoments([2], device="auto")
+    assert m.device.type == expected
+
+
+@pytest.mark.parametrize(
+    ("chunks", "message"),
+    [
+        ([np.ones((4, 3)), np.ones((5, 2))], "same rows"),
+        ([np.ones((4, 3)), np.ones((4, 3))], "expected width 2"),
+        ([np.ones((4, 3))], "expected 2"),
+        ([np.ones((4, 3)), np.ones((4, 2)), np.ones((4, 2))], "more than 2"),
+        ([np.ones((4, 3)), None], "needed but None"),
+        ([np.ones((4, 3)), np.full((4, 2), np.nan)], "NaN"),
+        ([np.ones(4), np.ones((4, 2))], "2-D"),
+    ],
+)
+def test_bad_chunks_are_refused_with_a_clear_message(chunks: list[np.ndarray | None], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        CrossMoments([3, 2], device="cpu").update(chunks)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"widths": [3, 0]}, r"widths\[1\]"),
+        ({"widths": []}, "empty"),
+        ({"widths": [3], "precision": "float16"}, "precision"),
+        ({"widths": [3], "device": "tpu"}, "device"),
+        ({"widths": [3, 2], "pairs": [(0, 2)]}, "not in 0..1"),
+        ({"widths": [3, 2], "pairs": "some"}, "pairs must be"),
+    ],
+)
+def test_bad_arguments_are_refused(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        CrossMoments(**kwargs)
+
+
+def test_reading_before_any_rows_is_an_error() -> None:
+    with pytest.raises(ValueError, match="no rows yet"):
+        CrossMoments([2, 2], device="cpu").centred(0, 1)

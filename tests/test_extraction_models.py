@@ -1,0 +1,480 @@
+"""Tiny randomly initialised transformers of nine families, built offline, through extraction end to end.
+
+For each family the stored word vectors must equal the model's own hidden states at the chosen subword,
+computed here independently: one sentence alone, no padding, token positions picked by hand from word_ids,
+with the family's expected space-prefix / BOS convention written out in FAMILIES. Word-level attention is
+compared with a plain-loop reduction of the model's own subword attention. Also: padding on either side,
+an LSTM language model through the WordAdapter protocol, and model loading errors.
+"""
+
+from __future__ import annotations
+
+import json
+import string
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+import transformers as tr
+
+from reprsim.corpus import Corpus
+from reprsim.extraction import AdapterOutput, TransformerAdapter, WordAdapter, extract
+from reprsim.store import ActivationStore
+
+WORDS = ["the", "cat", "sat", "on", "mat", "dog", "un", "believ", "able", "happen", "ed"]
+LETTERS = list(string.ascii_lowercase + string.ascii_uppercase + ".,'!?-[]<>|_")
+SENTENCES = [
+    ["the", "cat", "sat", "on", "the", "mat", "."],
+    ["unbelievable", "dog"],
+    ["[SEP]", "cat", "<s>", "happened", "!"],
+    ["on", "the", "mat", "the", "dog", "sat", "un", "happened", "."],
+]
+
+# ---- tokenizers from tiny vocabulary files (alignment-pitfalls.md: offline constructors) -------------
+
+
+def wordpiece_tokenizer(tmp: Path, cls: Any = tr.BertTokenizer) -> Any:
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *LETTERS, *("##" + c for c in LETTERS)]
+    vocab += WORDS + ["##" + w for w in WORDS]
+    path = tmp / "vocab.txt"
+    path.write_text("\n".join(dict.fromkeys(vocab)) + "\n")
+    return cls(vocab=str(path), do_lower_case=False)
+
+
+def byte_level_files(tmp: Path, specials: list[str]) -> tuple[str, str]:
+    """GPT-2 style vocab.json / merges.txt: all 256 byte symbols, "Ġ"+letter, and whole tiny words."""
+    printable = [
+        *range(ord("!"), ord("~") + 1),
+        *range(ord("¡"), ord("¬") + 1),
+        *range(ord("®"), ord("ÿ") + 1),
+    ]
+    symbols = [chr(b) for b in printable]
+    symbols += [chr(256 + n) for n in range(256 - len(printable))]
+    merges: list[tuple[str, str]] = [("Ġ", c) for c in string.ascii_letters]
+    tokens = specials + symbols + ["Ġ" + c for c in string.ascii_letters]
+    for word in WORDS:
+        for start in (word[0], "Ġ" + word[0]):
+            current = start
+            for ch in word[1:]:
+                merges.append((current, ch))
+                current += ch
+                tokens.append(current)
+    vocab = {t: i for i, t in enumerate(dict.fromkeys(tokens))}
+    (tmp / "vocab.json").write_text(json.dumps(vocab))
+    lines = [f"{a} {b}" for a, b in dict.fromkeys(merges)]
+    (tmp / "merges.txt").write_text("#version: 0.2\n" + "\n".join(lines) + "\n")
+    return str(tmp / "vocab.json"), str(tmp / "merges.txt")
+
+
+def unigram_vocab(specials: list[str]) -> list[tuple[str, float]]:
+    pieces = [(s, 0.0) for s in specials] + [("▁", -2.0)]
+    pieces += [(c, -3.0) for c in LETTERS] + [("▁" + c, -3.5) for c in LETTERS]
+    pieces += [("▁" + w, -1.0) for w in WORDS] + [(w, -1.5) for w in WORDS]
+    return list(dict.fromkeys(pieces))
+
+
+def llama_tokenizer() -> Any:
+    tokens = ["<unk>", "<s>", "</s>", "▁", *LETTERS]
+    merges = []
+    for word in WORDS:
+        current = "▁"
+        for ch in word:
+            merges.append((current, ch))
+            current += ch
+            tokens.append(current)
+    vocab = {t: i for i, t in enumerate(dict.fromkeys(tokens))}
+    return tr.LlamaTokenizer(vocab=vocab, merges=list(dict.fromkeys(merges)))
+
+
+SMALL = {"hidden_size": 16, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 32}
+
+
+def build_family(family: str, tmp: Path) -> tuple[torch.nn.Module, Any]:
+    """A tiny random model and its tokenizer (seeded, eval mode)."""
+    torch.manual_seed(0)
+    if family in ("bert", "distilbert", "electra"):
+        tok_cls = {
+            "bert": tr.BertTokenizer,
+            "distilbert": tr.DistilBertTokenizer,
+            "electra": tr.ElectraTokenizer,
+        }
+        tok = wordpiece_tokenizer(tmp, tok_cls[family])
+        if family == "bert":
+            model = tr.BertModel(tr.BertConfig(vocab_size=len(tok), max_position_embeddings=64, **SMALL))
+        elif family == "distilbert":
+            config = tr.DistilBertConfig(
+                vocab_size=len(tok), dim=16, n_layers=2, n_heads=2, hidden_dim=32, max_position_embeddings=64
+            )
+            model = tr.DistilBertModel(config)
+        else:
+            config = tr.ElectraConfig(
+                vocab_size=len(tok), embedding_size=8, max_position_embeddings=64, **SMALL
+            )
+            model = tr.ElectraModel(config)
+    elif family == "gpt2":
+        tok = tr.GPT2Tokenizer(*byte_level_files(tmp, ["<|endoftext|>"]))
+        config = tr.GPT2Config(
+            vocab_size=len(tok),
+            n_embd=16,
+            n_layer=2,
+            n_head=2,
+            n_positions=64,
+            bos_token_id=0,
+            eos_token_id=0,
+        )
+        model = tr.GPT2Model(config)
+    elif family == "roberta":
+        tok = tr.RobertaTokenizer(*byte_level_files(tmp, ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]))
+        config = tr.RobertaConfig(
+            vocab_size=len(tok),
+            max_position_embeddings=66,
+            pad_token_id=1,
+            bos_token_id=0,
+            eos_token_id=2,
+            **SMALL,
+        )
+        model = tr.RobertaModel(config)
+    elif family == "xlnet":
+        specials = ["<unk>", "<s>", "</s>", "<cls>", "<sep>", "<pad>", "<mask>"]
+        tok = tr.XLNetTokenizer(vocab=unigram_vocab(specials), unk_id=0)
+        config = tr.XLNetConfig(
+            vocab_size=len(tok),
+            d_model=16,
+            n_layer=2,
+            n_head=2,
+            d_inner=32,
+            pad_token_id=5,
+            bos_token_id=1,
+            eos_token_id=2,
+        )
+        model = tr.XLNetModel(config)
+    elif family == "albert":
+        tok = tr.AlbertTokenizer(
+            vocab=unigram_vocab(["<pad>", "<unk>", "[CLS]", "[SEP]", "[MASK]"]), do_lower_case=False
+        )
+        config = tr.AlbertConfig(vocab_size=len(tok), embedding_size=8, max_position_embeddings=64, **SMALL)
+        model = tr.AlbertModel(config)
+    elif family == "t5":
+        tok = tr.T5Tokenizer(vocab=unigram_vocab(["<pad>", "</s>", "<unk>"]), extra_ids=0)
+        config = tr.T5Config(vocab_size=len(tok), d_model=16, d_kv=8, d_ff=32, num_layers=2, num_heads=2)
+        model = tr.T5EncoderModel(config)
+    elif family == "llama":
+        tok = llama_tokenizer()
+        config = tr.LlamaConfig(
+            vocab_size=len(tok),
+            max_position_embeddings=64,
+            num_key_value_heads=1,
+            bos_token_id=1,
+            eos_token_id=2,
+            **SMALL,
+        )
+        model = tr.LlamaModel(config)
+    else:
+        raise KeyError(family)
+    return model.eval(), tok
+
+
+# family: (words 2..n get a " " prefix, a BOS id is prepended) -- the conventions of alignment-pitfalls.md
+FAMILIES: dict[str, tuple[bool, bool]] = {
+    "bert": (False, False),
+    "distilbert": (False, False),
+    "electra": (False, False),
+    "albert": (False, False),
+    "xlnet": (False, False),
+    "t5": (False, False),
+    "gpt2": (True, True),
+    "roberta": (True, False),
+    "llama": (False, True),
+}
+
+
+def reference_tokens(tok: Any, words: Sequence[str], prefix: bool, bos: bool) -> tuple[list[int], list[Any]]:
+    texts = [words[0]] + [(" " + w if prefix else w) for w in words[1:]]
+    enc = tok([texts], is_split_into_words=True, add_special_tokens=True, split_special_tokens=True)
+    ids, word_ids = list(enc["input_ids"][0]), list(enc.word_ids(0))
+    if bos:
+        ids, word_ids = [tok.bos_token_id, *ids], [None, *word_ids]
+    return ids, word_ids
+
+
+def reference_run(model: torch.nn.Module, ids: list[int], attention: bool) -> Any:
+    """The model on one sentence alone: no padding, default positions."""
+    if attention:
+        model.set_attn_implementation("eager")  # type: ignore[operator]
+    with torch.no_grad():
+        return model(input_ids=torch.tensor([ids]), output_hidden_states=True, output_attentions=attention)
+
+
+def reference_vectors(hidden: torch.Tensor, word_ids: list[Any], n_words: int, rule: str) -> np.ndarray:
+    """Plain loop: each word's positions from word_ids, then its last / first / mean subword."""
+    rows = []
+    for w in range(n_words):
+        positions = [t for t, x in enumerate(word_ids) if x == w]
+        assert positions, f"word {w} has no token in the reference tokenization"
+        vectors = hidden[0, positions].double().numpy()
+        rows.append({"last": vectors[-1], "first": vectors[0], "mean": vectors.mean(0)}[rule])
+    return np.stack(rows)
+
+
+def reference_attention(att: np.ndarray, word_ids: list[Any], n_words: int) -> np.ndarray:
+    """Plain loop: TO a word sums its subword columns, FROM a word averages its rows; rows renormalised."""
+    out = np.zeros((att.shape[0], n_words, n_words))
+    for i in range(n_words):
+        rows = [t for t, x in enumerate(word_ids) if x == i]
+        for j in range(n_words):
+            cols = [t for t, x in enumerate(word_ids) if x == j]
+            out[:, i, j] = att[:, rows][:, :, cols].sum(axis=(1, 2)) / len(rows)
+    return out / out.sum(-1, keepdims=True)
+
+
+@pytest.fixture(scope="module")
+def saved_families(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Each tiny model saved as a local model folder (safetensors + tokenizer files)."""
+    folders = {}
+    for family in FAMILIES:
+        work = tmp_path_factory.mktemp(f"{family}-vocab")
+        model, tok = build_family(family, work)
+        folder = tmp_path_factory.mktemp("models") / f"tiny-{family}"
+        model.save_pretrained(folder)
+        tok.save_pretrained(folder)
+        folders[family] = folder
+    return folders
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_stored_vectors_equal_the_models_own_hidden_states(
+    family: str, saved_families: dict[str, Path], tmp_path: Path
+) -> None:
+    folder = saved_families[family]
+    prefix, bos = FAMILIES[family]
+    corpus = Corpus(SENTENCES)
+    store = ActivationStore(tmp_path / "store")
+    # Reference model and tokenizer loaded here, independently of the extraction code.
+    model = (
+        tr.AutoModelForTextEncoding.from_pretrained(folder)
+        if family == "t5"
+        else tr.AutoModel.from_pretrained(folder)
+    )
+    model.eval()
+    tok = tr.AutoTokenizer.from_pretrained(folder)
+    for rule in ("last", "first", "mean"):
+        attention = rule == "last"  # eager + attention maps once; SDPA hidden states for the others
+        (entry,) = extract(
+            str(folder),
+            corpus,
+            store,
+            subword=rule,
+            attention=attention,
+            batch_size=3,
+            device="cpu",
+            progress=False,
+        )
+        n_layers = model.config.num_hidden_layers + 1
+        assert entry.layer_ids == list(range(n_layers))
+        offset = 0
+        attention_maps = (
+            {layer: list(entry.iter_attention(layer)) for layer in range(1, n_layers)} if attention else {}
+        )
+        for s, words in enumerate(SENTENCES):
+            ids, word_ids = reference_tokens(tok, words, prefix, bos)
+            out = reference_run(model, ids, attention)
+            for layer in range(n_layers):
+                want = reference_vectors(out.hidden_states[layer], word_ids, len(words), rule)
+                got = entry.read_rows(layer, offset, offset + len(words))
+                np.testing.assert_allclose(
+                    got, want, atol=2e-5, rtol=1e-5, err_msg=f"{family} {rule} layer {layer}"
+                )
+                if attention and layer > 0:
+                    att = out.attentions[layer - 1][0].numpy()
+                    stored = attention_maps[layer][s]
+                    np.testing.assert_allclose(stored.sum(-1), 1.0, atol=1e-5)
+                    np.testing.assert_allclose(
+                        stored, reference_attention(att, word_ids, len(words)), atol=2e-5
+                    )
+            offset += len(words)
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_batch_padding_does_not_change_results(family: str, side: str, tmp_path: Path) -> None:
+    model, tok = build_family(family, tmp_path)
+    adapter = TransformerAdapter(model, tok, padding_side=side, name=family)
+    layers = list(range(len(adapter.layer_widths)))
+    batch = adapter.encode(SENTENCES, layers, attention=True)
+    assert batch.attention is not None
+    offset = 0
+    for s, words in enumerate(SENTENCES):
+        alone = adapter.encode([words], layers, attention=True)
+        assert alone.attention is not None
+        for k in range(len(layers)):
+            got = np.asarray(batch.hidden[k])[offset : offset + len(words)]
+            np.testing.assert_allclose(got, np.asarray(alone.hidden[k]), atol=1e-5, rtol=1e-5)
+            np.testing.assert_allclose(
+                np.asarray(batch.attention[k][s]), np.asarray(alone.attention[k][0]), atol=1e-5
+            )
+        offset += len(words)
+
+
+def test_adapter_detects_family_conventions(tmp_path: Path) -> None:
+    for family, (prefix, bos) in FAMILIES.items():
+        (tmp_path / family).mkdir()
+        model, tok = build_family(family, tmp_path / family)
+        adapter = TransformerAdapter(model, tok)
+        assert (adapter.space_prefix, adapter.prepend_bos) == (prefix, bos), family
+    assert adapter.padding_side == "left"  # llama's tokenizer pads left
+
+
+# ---- a user's own PyTorch model through the WordAdapter protocol ---------------------------------------
+
+
+class TinyLSTMLanguageModel(torch.nn.Module):
+    """A word-level LSTM LM: embeddings (layer 0) and two stacked LSTM layers (layers 1, 2)."""
+
+    def __init__(self, vocabulary: list[str], width: int = 8) -> None:
+        super().__init__()
+        self.index = {w: i + 1 for i, w in enumerate(vocabulary)}  # 0 = unknown word
+        self.embed = torch.nn.Embedding(len(vocabulary) + 1, width)
+        self.lstms = torch.nn.ModuleList([torch.nn.LSTM(width, width, batch_first=True) for _ in range(2)])
+
+    def layer_outputs(self, ids: torch.Tensor) -> list[torch.Tensor]:
+        outputs = [self.embed(ids)]
+        for lstm in self.lstms:
+            outputs.append(lstm(outputs[-1])[0])
+        return outputs
+
+
+class LSTMAdapter:
+    """The documented example: per-sentence forward, so no padding question arises."""
+
+    name = "lstm"
+
+    def __init__(self, model: TinyLSTMLanguageModel) -> None:
+        self.model = model.eval()
+
+    @property
+    def layer_widths(self) -> list[int]:
+        return [self.model.embed.embedding_dim] * (1 + len(self.model.lstms))
+
+    @property
+    def attention_heads(self) -> list[int]:
+        return [0] * len(self.layer_widths)
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {"weights": [float(p.detach().double().sum()) for p in self.model.parameters()]}
+
+    def encode(
+        self, sentences: Sequence[Sequence[str]], layers: Sequence[int], attention: bool
+    ) -> AdapterOutput:
+        per_layer: list[list[torch.Tensor]] = [[] for _ in layers]
+        with torch.inference_mode():
+            for words in sentences:
+                ids = torch.tensor([[self.model.index.get(w, 0) for w in words]])
+                outputs = self.model.layer_outputs(ids)
+                for k, layer in enumerate(layers):
+                    per_layer[k].append(outputs[layer][0])
+        return AdapterOutput(hidden=per_layer)
+
+
+def test_lstm_adapter_through_extract(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    corpus = Corpus(SENTENCES)
+    lm = TinyLSTMLanguageModel(sorted({w for s in SENTENCES for w in s}))
+    adapter = LSTMAdapter(lm)
+    assert isinstance(adapter, WordAdapter)
+    store = ActivationStore(tmp_path / "store")
+    (entry,) = extract(adapter, corpus, store, layers=[0, 2], attention=True, batch_size=2, progress=False)
+    assert entry.name == "lstm" and entry.layer_ids == [0, 2] and not entry.has_attention
+    # Reference: a hand-written LSTM recurrence over each sentence with the module's own weights.
+    offset = 0
+    for words in SENTENCES:
+        x = lm.embed.weight.detach()[[lm.index[w] for w in words]]
+        np.testing.assert_allclose(entry.read_rows(0, offset, offset + len(words)), x.numpy(), atol=1e-6)
+        for lstm in lm.lstms:
+            w_ih, w_hh = lstm.weight_ih_l0.detach(), lstm.weight_hh_l0.detach()
+            b = (lstm.bias_ih_l0 + lstm.bias_hh_l0).detach()
+            h = torch.zeros(w_hh.shape[1])
+            c = torch.zeros(w_hh.shape[1])
+            states = []
+            for t in range(len(words)):
+                i, f, g, o = (w_ih @ x[t] + w_hh @ h + b).chunk(4)
+                c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+                h = torch.sigmoid(o) * torch.tanh(c)
+                states.append(h)
+            x = torch.stack(states)
+        np.testing.assert_allclose(entry.read_rows(2, offset, offset + len(words)), x.numpy(), atol=1e-5)
+        offset += len(words)
+
+
+class BrokenAdapter(LSTMAdapter):
+    """Returns one word too few for the batch: the driver must catch it."""
+
+    def encode(
+        self, sentences: Sequence[Sequence[str]], layers: Sequence[int], attention: bool
+    ) -> AdapterOutput:
+        out = super().encode(sentences, layers, attention)
+        return AdapterOutput(hidden=[torch.cat(list(h))[:-1] for h in out.hidden])
+
+
+def test_adapter_with_wrong_word_count_is_rejected(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    lm = TinyLSTMLanguageModel(["the"])
+    with pytest.raises(ValueError, match=r"shape \(8, 8\).*corpus has 9 words"):
+        extract(BrokenAdapter(lm), Corpus([SENTENCES[3]]), tmp_path / "store", progress=False)
+
+
+# ---- loading errors ----------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda c, s: extract("no-such-org/no-such-model", c, s), "not a preset"),
+        (lambda c, s: extract("./missing/folder", c, s), "does not exist"),
+        (lambda c, s: extract("minilm", c, s, subword="middle"), "subword must be one of"),
+        (lambda c, s: extract("minilm", c, s, dtype="int8"), "dtype must be one of"),
+        (lambda c, s: extract("minilm", c, s, batch_size=0), "batch_size must be"),
+        (lambda c, s: extract("minilm", c, s, layers=[0, -1]), "layer -1 is not"),
+        (lambda c, s: extract("minilm", c, s, long_sentences="truncate"), "long_sentences must be"),
+        (lambda c, s: extract("minilm", c, s, device="tpu"), "device must be"),
+        (lambda c, s: extract(["minilm", "minilm"], c, s), "share the display name"),
+        (lambda c, s: extract(["minilm"], c, s, names=["a", "b"]), "names has 2 labels"),
+        (lambda c, s: extract("minilm", c, s, causal_attention=True, attention=False), "needs attention"),
+    ],
+)
+def test_bad_arguments_raise_clear_errors(
+    call: Callable[[Corpus, Path], Any], message: str, tmp_path: Path
+) -> None:
+    with pytest.raises((ValueError, FileNotFoundError), match=message):
+        call(Corpus(SENTENCES), tmp_path / "store")
+
+
+def test_folder_without_config_is_rejected(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="has no config.json"):
+        extract(str(tmp_path / "empty"), Corpus(SENTENCES), tmp_path / "store", progress=False)
+
+
+def test_layer_beyond_the_model_is_rejected(saved_families: dict[str, Path], tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"layer 7 does not exist in tiny-bert: it has layers 0..2"):
+        extract(
+            str(saved_families["bert"]), Corpus(SENTENCES), tmp_path / "store", layers=[0, 7], progress=False
+        )
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_half_precision_models_store_close_values(
+    dtype: str, saved_families: dict[str, Path], tmp_path: Path
+) -> None:
+    corpus = Corpus(SENTENCES)
+    folder = str(saved_families["bert"])
+    full = extract(folder, corpus, tmp_path / "store", layers=[2], attention=False, progress=False)[0]
+    half = extract(
+        folder, corpus, tmp_path / "store", layers=[2], attention=False, dtype=dtype, progress=False
+    )[0]
+    assert half.dtype == dtype and half.key != full.key
+    a, b = full.read_rows(2, 0, full.n_words), half.read_rows(2, 0, half.n_words)
+    assert b.dtype in (np.float32, np.float16)
+    tolerance = 0.1 if dtype == "bfloat16" else 0.01  # 8 vs 11 significant bits, through two layers
+    np.testing.assert_allclose(b, a, atol=tolerance * np.abs(a).max())
+    assert not np.array_equal(b.astype(np.float32), a)

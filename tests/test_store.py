@@ -1,0 +1,499 @@
+"""Tests for reprsim.store: round trips, dtypes, validation, resume, crash safety and corruption detection."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from reprsim.store import ActivationStore, CorruptEntryError, make_key
+from reprsim.store import entry as entry_module
+from reprsim.store import writer as writer_module
+
+LENGTHS = [3, 5, 2, 7, 4, 1, 6, 3, 8, 2]
+LAYERS = [0, 2, 5]
+WIDTHS = [4, 3, 6]
+HEADS = [0, 2, 3]  # layer 0 (embeddings) has no attention
+MANIFEST = {
+    "name": "tiny",
+    "model_id": "tiny/model",
+    "revision": "abc",
+    "corpus_hash": "f00d",
+    "alignment": "mean",
+}
+
+
+def hidden_for(start: int, stop: int, lengths=LENGTHS, widths=WIDTHS) -> list[np.ndarray]:
+    """Deterministic activations of sentences [start, stop): each sentence's rows come from its own seed."""
+    return [
+        np.concatenate(
+            [
+                np.random.default_rng([s, k]).standard_normal((lengths[s], w)).astype(np.float32)
+                for s in range(start, stop)
+            ]
+        )
+        for k, w in enumerate(widths)
+    ]
+
+
+def attention_for(start: int, stop: int, lengths=LENGTHS, heads=HEADS) -> list[list]:
+    """Deterministic (heads, T, T) maps per layer and sentence (None for layers without heads)."""
+    return [
+        [
+            None
+            if h == 0
+            else np.random.default_rng([s, k, 99]).random((h, lengths[s], lengths[s])).astype(np.float32)
+            for s in range(start, stop)
+        ]
+        for k, h in enumerate(heads)
+    ]
+
+
+def write_entry(store, key, batches, dtype="float32", heads=HEADS, **kwargs):
+    """Write an entry in the given sentence batches (a list of stops) and finalize it."""
+    writer = store.writer(key, MANIFEST, LAYERS, WIDTHS, LENGTHS, heads, dtype, **kwargs)
+    start = writer.done_sentences
+    for stop in batches:
+        if stop <= start:
+            continue
+        writer.write_sentences(
+            start, stop, hidden_for(start, stop), attention_for(start, stop) if heads else None
+        )
+        start = stop
+    return writer.finalize()
+
+
+def files_of(folder: Path) -> dict[str, bytes]:
+    """Every file under a folder, by relative path, with its bytes."""
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
+    }
+
+
+@pytest.fixture
+def store(tmp_path):
+    return ActivationStore(tmp_path / "store", chunk_rows=8, attention_chunk=50)
+
+
+# --- keys -----------------------------------------------------------------------------------------------
+def test_make_key_is_deterministic_order_free_and_safe():
+    a = make_key("bert base/uncased", {"model": "bert", "layers": [0, 1], "dtype": "float32"})
+    b = make_key("bert base/uncased", {"dtype": "float32", "layers": [0, 1], "model": "bert"})
+    assert a == b
+    assert a.startswith("bert-base-uncased-")
+    assert "/" not in a and " " not in a
+    assert a != make_key("bert base/uncased", {"model": "bert", "layers": [0, 1], "dtype": "float16"})
+    assert a != make_key("other", {"model": "bert", "layers": [0, 1], "dtype": "float32"})
+    with pytest.raises(ValueError, match="not JSON-serialisable"):
+        make_key("m", {"x": object()})
+
+
+def test_invalid_keys_and_missing_store(tmp_path, store):
+    for bad in ("../escape", "a/b", ".hidden", ""):
+        with pytest.raises(ValueError, match="invalid store key"):
+            store.get(bad)
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        ActivationStore(tmp_path / "nowhere", create=False)
+
+
+# --- round trips ----------------------------------------------------------------------------------------
+def test_round_trip_float32_rows_and_attention(store):
+    entry = write_entry(store, "k", [1, 4, 5, 9, 10])
+    reference_hidden = hidden_for(0, len(LENGTHS))
+    reference_attention = attention_for(0, len(LENGTHS))
+    entry = store.get("k")
+    assert entry.n_words == sum(LENGTHS) and entry.n_sentences == len(LENGTHS)
+    assert entry.sentence_lengths == LENGTHS and entry.layer_ids == LAYERS
+    assert [entry.layer_width(layer) for layer in LAYERS] == WIDTHS
+    assert entry.name == "tiny" and entry.corpus_hash == "f00d" and entry.manifest == MANIFEST
+    assert entry.has_attention and [entry.heads(layer) for layer in LAYERS] == HEADS
+    for k, layer in enumerate(LAYERS):
+        chunks = list(entry.iter_rows(layer, chunk_rows=7))
+        assert [len(c) for c in chunks] == [7] * 5 + [6]  # 41 rows
+        assert all(c.dtype == np.float32 for c in chunks)
+        np.testing.assert_array_equal(np.concatenate(chunks), reference_hidden[k])
+        np.testing.assert_array_equal(entry.read_rows(layer, 5, 23), reference_hidden[k][5:23])
+    for k, layer in enumerate(LAYERS[1:], start=1):
+        maps = list(entry.iter_attention(layer, buffer_elements=60))
+        assert len(maps) == len(LENGTHS)
+        for got, want in zip(maps, reference_attention[k], strict=True):
+            np.testing.assert_array_equal(got, want)
+    with pytest.raises(ValueError, match="no attention for layer 0"):
+        next(entry.iter_attention(0))
+    with pytest.raises(KeyError, match=r"no layer 3; stored layers: \[0, 2, 5\]"):
+        entry.read_rows(3, 0, 1)
+    with pytest.raises(ValueError, match="out of range"):
+        entry.read_rows(0, 50, 60)
+
+
+def test_batching_does_not_change_the_bytes(tmp_path):
+    one = ActivationStore(tmp_path / "one", chunk_rows=8, attention_chunk=50)
+    many = ActivationStore(tmp_path / "many", chunk_rows=8, attention_chunk=50)
+    write_entry(one, "k", [10])
+    write_entry(many, "k", list(range(1, 11)))
+    assert files_of(one.path / "k") == files_of(many.path / "k")
+
+
+class RecordingArray:
+    """Wraps a zarr array and records the number of rows of every read."""
+
+    def __init__(self, array, reads):
+        self.array, self.reads = array, reads
+
+    def __getitem__(self, index):
+        self.reads.append(index.stop - index.start)
+        return self.array[index]
+
+
+def test_reads_never_load_a_whole_layer(store, monkeypatch):
+    entry = write_entry(store, "k", [10])
+    reads: list[int] = []
+    original = entry_module.StoreEntry._open
+    monkeypatch.setattr(
+        entry_module.StoreEntry, "_open", lambda self, name: RecordingArray(original(self, name), reads)
+    )
+    total = sum(len(c) for c in entry.iter_rows(2, chunk_rows=10))
+    assert total == entry.n_words
+    assert reads == [10, 10, 10, 10, 1]
+    reads.clear()
+    entry.read_rows(2, 3, 9)
+    assert reads == [6]
+
+
+def test_entry_without_attention(store):
+    entry = write_entry(store, "k", [10], heads=None)
+    assert not entry.has_attention
+    with pytest.raises(ValueError, match="without attention"):
+        entry.heads(2)
+    writer = store.writer("k2", MANIFEST, LAYERS, WIDTHS, LENGTHS, None, "float32")
+    with pytest.raises(ValueError, match="created without attention"):
+        writer.write_sentences(0, 1, hidden_for(0, 1), attention_for(0, 1))
+
+
+def test_automatic_chunk_rows_follow_width(tmp_path):
+    store = ActivationStore(tmp_path / "s")
+    writer = store.writer("k", MANIFEST, [0, 1], [384, 4096], [2, 3], None, "float32")
+    # about 1 MiB per chunk: 1 MiB / (384 * 4 B) = 682 -> 512 rows; 1 MiB / (4096 * 4 B) = 64 rows
+    assert writer._record["chunk_rows"] == [512, 64]
+
+
+# --- dtypes ---------------------------------------------------------------------------------------------
+def test_float16_storage_rounds_like_numpy(store):
+    entry = write_entry(store, "k", [10], dtype="float16")
+    for k, layer in enumerate(LAYERS):
+        got = np.concatenate(list(entry.iter_rows(layer)))
+        assert got.dtype == np.float16
+        np.testing.assert_array_equal(got, hidden_for(0, 10)[k].astype(np.float16))
+
+
+def test_bfloat16_storage_matches_torch_rounding(store):
+    import torch  # imported here: the crash test's child processes import this module and must start fast
+
+    entry = write_entry(store, "k", [3, 10], dtype="bfloat16")
+    for k, layer in enumerate(LAYERS):
+        got = np.concatenate(list(entry.iter_rows(layer)))
+        want = torch.from_numpy(hidden_for(0, 10)[k]).to(torch.bfloat16).to(torch.float32).numpy()
+        assert got.dtype == np.float32
+        np.testing.assert_array_equal(got, want)
+    # the files hold 2 bytes per value
+    assert json.loads((store.path / "k" / "hidden" / "0" / "zarr.json").read_text())["data_type"] == "uint16"
+
+
+@pytest.mark.parametrize(
+    ("dtype", "bad_value"), [("float16", 70000.0), ("bfloat16", 3.4e38), ("float32", 1e39)]
+)
+def test_overflow_raises_naming_the_layer(store, dtype, bad_value):
+    writer = store.writer("k", MANIFEST, LAYERS, WIDTHS, LENGTHS, None, dtype)
+    hidden = [h.astype(np.float64) for h in hidden_for(0, 2)]
+    hidden[1][3, 1] = -bad_value
+    with pytest.raises(ValueError, match=rf"layer 2, sentences \[0, 2\): values up to .* overflow {dtype}"):
+        writer.write_sentences(0, 2, hidden, None)
+    assert writer.done_sentences == 0
+
+
+def test_float16_accepts_its_largest_value_and_rejects_nan(store):
+    writer = store.writer("k", MANIFEST, LAYERS, WIDTHS, LENGTHS, None, "float16")
+    hidden = hidden_for(0, 1)
+    hidden[0][0, 0] = 65504.0
+    writer.write_sentences(0, 1, hidden, None)
+    hidden = hidden_for(1, 2)
+    hidden[2][0, 0] = np.nan
+    with pytest.raises(ValueError, match="layer 5, sentences \\[1, 2\\): contains NaN"):
+        writer.write_sentences(1, 2, hidden, None)
+
+
+def test_unknown_dtype(store):
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        store.writer("k", MANIFEST, LAYERS, WIDTHS, LENGTHS, None, "int8")
+
+
+# --- validation on write --------------------------------------------------------------------------------
+def test_row_counts_and_shapes_are_validated(store):
+    writer = store.writer("k", MANIFEST, LAYERS, WIDTHS, LENGTHS, HEADS, "float32")
+    hidden = hidden_for(0, 2)  # 8 rows
+    with pytest.raises(ValueError, match=r"layer 0, sentences \[0, 3\): expected shape \(10, 4\)"):
+        writer.write_sentences(0, 3, hidden, attention_for(0, 3))
+    wrong_width = [hidden[0], hidden[1][:, :2], hidden[2]]
+    with pytest.raises(ValueError, match=r"layer 2.*expected shape \(8, 3\).*\(8, 2\)"):
+        writer.write_sentences(0, 2, wrong_width, attention_for(0, 2))
+    attention = attention_for(0, 2)
+    attention[2][1] = attention[2][1][:, :4, :4]
+    with pytest.raises(ValueError, match=r"attention layer 5, sentence 1: expected shape \(3, 5, 5\)"):
+        writer.write_sentences(0, 2, hidden, attention)
+    with pytest.raises(ValueError, match="expected attention for 3 layers"):
+        writer.write_sentences(0, 2, hidden, None)
+    with pytest.raises(ValueError, match="must continue at sentence 0, got start=1"):
+        writer.write_sentences(1, 2, hidden_for(1, 2), attention_for(1, 2))
+    with pytest.raises(ValueError, match="invalid sentence range"):
+        writer.write_sentences(0, 11, hidden_for(0, 10), attention_for(0, 10))
+    with pytest.raises(ValueError, match="cannot finalize after 0 of 10"):
+        writer.finalize()
+    with pytest.raises(ValueError, match="layer_widths has 2 values for 3 layer_ids"):
+        store.writer("k3", MANIFEST, LAYERS, [4, 3], LENGTHS, None, "float32")
+    with pytest.raises(ValueError, match=r"sentence_lengths\[1\] must be an integer >= 1"):
+        store.writer("k3", MANIFEST, LAYERS, WIDTHS, [3, 0], None, "float32")
+
+
+# --- store listing, resume, overwrite ------------------------------------------------------------------
+def test_listing_remove_and_repr(store):
+    write_entry(store, "done", [10])
+    writer = store.writer("half", MANIFEST, LAYERS, WIDTHS, LENGTHS, HEADS, "float32")
+    writer.write_sentences(0, 4, hidden_for(0, 4), attention_for(0, 4))
+    assert store.keys() == ["done", "half"]
+    assert store.incomplete() == ["half"]
+    assert [e.key for e in store.entries()] == ["done"]
+    assert store.has_complete("done") and not store.has_complete("half")
+    assert repr(store) == f"ActivationStore({str(store.path)!r}, 1 complete, 1 incomplete)"
+    with pytest.raises(KeyError, match=r"no store entry 'nope'.*available: \['done', 'half'\]"):
+        store.get("nope")
+    store.remove("half")
+    assert store.keys() == ["done"] and not (store.path / "half").exists()
+    with pytest.raises(KeyError):
+        store.remove("half")
+    with pytest.raises(ValueError, match="already complete"):
+        store.writer("done", MANIFEST, LAYERS, WIDTHS, LENGTHS, HEADS, "float32")
+
+
+def test_resume_continues_at_done_sentences_and_matches_uninterrupted(tmp_path):
+    reference = ActivationStore(tmp_path / "ref", chunk_rows=8, attention_chunk=50)
+    write_entry(reference, "k", [10])
+    store = ActivationStore(tmp_path / "s", chunk_rows=8, attention_chunk=50)
+    writer = store.writer("k", MANIFEST, LAYERS, WIDTHS, LENGTHS, HEADS, "float32")
+    writer.write_sentences(0, 3, hidden_for(0, 3), attention_for(0, 3))
+    writer.write_sentences(3, 6, hidden_for(3, 6), attention_for(3, 6))
+    del writer  # abandoned without finalize
+    resumed = store.writer("k", MANIFEST, LAYERS, WIDTHS, LENGTHS, HEADS, "float32")
+    assert resumed.done_sentences == 6
+    resumed.write_sentences(6, 10, hidden_for(6, 10), attention_for(6, 10))
+    resumed.finalize()
+    assert files_of(store.path / "k") == files_of(reference.path / "k")
+
+
+def test_resume_with_different_manifest_refuses_or_starts_over(store):
+    writer = store.writer("k", MANIFEST, LAYERS, WIDTHS, LENGTHS, HEADS, "float32")
+    writer.write_sentences(0, 3, hidden_for(0, 3), attention_for(0, 3))
+    changed = {**MANIFEST, "revision": "def"}
+    with pytest.raises(ValueError, match=r"different manifest \(fields differ: manifest\.revision\)"):
+        store.writer("k", changed, LAYERS, WIDTHS, LENGTHS, HEADS, "float32")
+    with pytest.raises(ValueError, match="fields differ: dtype"):
+        store.writer("k", MANIFEST, LAYERS, WIDTHS, LENGTHS, HEADS, "float16")
+    fresh = store.writer("k", changed, LAYERS, WIDTHS, LENGTHS, HEADS, "float32", overwrite=True)
+    assert fresh.done_sentences == 0
+    assert store.writer("k", changed, LAYERS, WIDTHS, LENGTHS, HEADS, "float32").done_sentences == 0
+
+
+def test_crash_between_data_and_progress_commit_resumes_identically(tmp_path, monkeypatch):
+    """A failure after the chunks are written but before progress.json is replaced loses only that batch."""
+    reference = ActivationStore(tmp_path / "ref", chunk_rows=8, attention_chunk=50)
+    write_entry(reference, "k", [10])
+    store = ActivationStore(tmp_path / "s", chunk_rows=8, attention_chunk=50)
+    writer = store.writer("k", MANIFEST, LAYERS, WIDTHS, LENGTHS, HEADS, "float32")
+    writer.write_sentences(0, 4, hidden_for(0, 4), attention_for(0, 4))
+    original = writer_module.atomic_write_text
+
+    def fail_on_progress(path, text):
+        if path.name == "progress.json":
+            raise OSError("simulated crash")
+        original(path, text)
+
+    monkeypatch.setattr(writer_module, "atomic_write_text", fail_on_progress)
+    with pytest.raises(OSError, match="simulated crash"):
+        writer.write_sentences(4, 7, hidden_for(4, 7), attention_for(4, 7))
+    monkeypatch.setattr(writer_module, "atomic_write_text", original)
+    # a temporary file such as zarr leaves when killed mid-write must not survive into the entry
+    (store.path / "k" / "hidden" / "2" / "c" / "0" / "0.deadbeef.partial").write_bytes(b"junk")
+    resumed = store.writer("k", MANIFEST, LAYERS, WIDTHS, LENGTHS, HEADS, "float32")
+    assert resumed.done_sentences == 4
+    resumed.write_sentences(4, 10, hidden_for(4, 10), attention_for(4, 10))
+    resumed.finalize()
+    assert files_of(store.path / "k") == files_of(reference.path / "k")
+
+
+KILL_LENGTHS = LENGTHS * 3  # 30 sentences, written one per call by the child
+
+CHILD = textwrap.dedent(
+    """
+    import sys
+    sys.path.insert(0, {tests!r})
+    from test_store import HEADS, KILL_LENGTHS, LAYERS, MANIFEST, WIDTHS, attention_for, hidden_for
+    from reprsim.store import ActivationStore
+
+    store = ActivationStore({root!r}, chunk_rows=8, attention_chunk=50)
+    writer = store.writer("k", MANIFEST, LAYERS, WIDTHS, KILL_LENGTHS, HEADS, "float32")
+    print("ready", writer.done_sentences, flush=True)
+    for s in range(writer.done_sentences, len(KILL_LENGTHS)):
+        hidden = hidden_for(s, s + 1, lengths=KILL_LENGTHS)
+        writer.write_sentences(s, s + 1, hidden, attention_for(s, s + 1, lengths=KILL_LENGTHS))
+        print("wrote", s + 1, flush=True)
+    writer.finalize()
+    print("done", flush=True)
+    """
+)
+
+
+def run_child(script: Path, rng: random.Random | None, early: bool = False) -> tuple[int, int]:
+    """Run the writer child; unless rng is None, SIGKILL it at a random point. Returns (returncode, start).
+
+    early: kill at a random time without waiting for "ready" (may land during start-up or entry layout).
+    Otherwise wait for 0-3 completed writes, then a random 0-30 ms, so the kill lands inside a write.
+    """
+    errors = script.with_suffix(".err")
+    with open(errors, "w") as stderr:
+        child = subprocess.Popen(
+            [sys.executable, str(script)], stdout=subprocess.PIPE, stderr=stderr, text=True
+        )
+    assert child.stdout is not None
+    start = -1
+    if rng is not None and early:
+        time.sleep(rng.uniform(0.3, 1.2))
+    else:
+        line = child.stdout.readline()
+        if not line:
+            child.wait()
+            pytest.fail(f"writer child failed to start: {errors.read_text()}")
+        start = int(line.split()[1])
+        if rng is not None:
+            for _ in range(rng.randint(0, 3)):
+                child.stdout.readline()
+            time.sleep(rng.uniform(0.0, 0.03))
+    if rng is not None and child.poll() is None:
+        os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    child.stdout.close()
+    return child.returncode, start
+
+
+def test_sigkill_at_random_points_then_resume_is_byte_identical(tmp_path):
+    reference = ActivationStore(tmp_path / "ref", chunk_rows=8, attention_chunk=50)
+    writer = reference.writer("k", MANIFEST, LAYERS, WIDTHS, KILL_LENGTHS, HEADS, "float32")
+    n = len(KILL_LENGTHS)
+    writer.write_sentences(
+        0, n, hidden_for(0, n, lengths=KILL_LENGTHS), attention_for(0, n, lengths=KILL_LENGTHS)
+    )
+    writer.finalize()
+    script = tmp_path / "child.py"
+    script.write_text(CHILD.format(tests=str(Path(__file__).parent), root=str(tmp_path / "s")))
+    rng = random.Random(1234)
+    kills, starts, finished = 0, [], False
+    for attempt in range(7):
+        code, start = run_child(script, rng, early=attempt < 2)
+        if start >= 0:
+            starts.append(start)
+        if code == 0:
+            finished = True
+            break
+        assert code == -signal.SIGKILL
+        kills += 1
+    if not finished:
+        code, start = run_child(script, None)
+        assert code == 0
+        starts.append(start)
+    assert kills >= 3, f"only {kills} kills landed before the writer finished (starts {starts})"
+    assert starts == sorted(starts) and starts[-1] > 0, starts  # durable progress survived the kills
+    assert files_of(tmp_path / "s" / "k") == files_of(reference.path / "k")
+    ActivationStore(tmp_path / "s").get("k", verify=True)
+
+
+# --- corruption -----------------------------------------------------------------------------------------
+def test_truncated_chunk_is_detected_on_open(store):
+    write_entry(store, "k", [10])
+    chunk = store.path / "k" / "hidden" / "2" / "c" / "1" / "0"
+    chunk.write_bytes(chunk.read_bytes()[:-5])
+    with pytest.raises(
+        CorruptEntryError, match=r"'k'.*hidden/2/c/1/0 of array hidden/2 has \d+ bytes, expected"
+    ):
+        store.get("k", verify=False)
+
+
+def test_deleted_chunk_is_detected_on_open(store):
+    write_entry(store, "k", [10])
+    (store.path / "k" / "attention" / "5" / "c" / "2").unlink()
+    with pytest.raises(CorruptEntryError, match="attention/5/c/2 of array attention/5 is missing"):
+        store.get("k", verify=False)
+
+
+def test_altered_bytes_are_detected_by_checksums(store):
+    write_entry(store, "k", [10])
+    chunk = store.path / "k" / "hidden" / "0" / "c" / "2" / "0"
+    data = bytearray(chunk.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    chunk.write_bytes(bytes(data))
+    with pytest.raises(CorruptEntryError, match=r"checksum mismatch in file hidden/0/c/2/0"):
+        store.get("k")  # small entry: checksums run on open
+    entry = store.get("k", verify=False)  # structure and sizes are fine
+    with pytest.raises(CorruptEntryError, match="checksum mismatch"):
+        entry.verify()
+    with pytest.raises(CorruptEntryError, match="cannot read layer 0 rows"):
+        list(entry.iter_rows(0))  # zstd's frame checksum catches it on read, too
+
+
+def test_large_entries_skip_checksums_on_open(store, monkeypatch):
+    write_entry(store, "k", [10])
+    chunk = store.path / "k" / "hidden" / "0" / "c" / "0" / "0"
+    data = bytearray(chunk.read_bytes())
+    data[-3] ^= 0x01
+    chunk.write_bytes(bytes(data))
+    monkeypatch.setattr(entry_module, "VERIFY_ON_OPEN_BYTES", 10)
+    entry = store.get("k")  # "large": structure only
+    with pytest.raises(CorruptEntryError):
+        entry.verify()
+
+
+def test_missing_manifest_and_missing_or_bad_marker(store):
+    write_entry(store, "a", [10])
+    (store.path / "a" / "manifest.json").unlink()
+    with pytest.raises(CorruptEntryError, match=r"'a'.*manifest\.json is missing"):
+        store.get("a")
+    write_entry(store, "b", [10])
+    (store.path / "b" / "complete.json").unlink()
+    with pytest.raises(
+        CorruptEntryError, match=r"'b'.*no completion marker: half-written \(10 sentences done\)"
+    ):
+        store.get("b")
+    write_entry(store, "c", [10])
+    (store.path / "c" / "complete.json").write_text("{not json")
+    with pytest.raises(CorruptEntryError, match=r"'c'.*complete\.json is unreadable"):
+        store.get("c")
+    write_entry(store, "d", [10])
+    manifest = store.path / "d" / "manifest.json"
+    manifest.write_text(manifest.read_text().replace('"tiny"', '"huge"'))
+    with pytest.raises(CorruptEntryError, match=r"manifest\.json does not match"):
+        store.get("d")
+    writer = store.writer("e", MANIFEST, LAYERS, WIDTHS, LENGTHS, HEADS, "float32")
+    writer.write_sentences(0, 2, hidden_for(0, 2), attention_for(0, 2))
+    with pytest.raises(CorruptEntryError, match=r"'e'.*half-written \(2 sentences done\)"):
+        store.get("e")
+    with pytest.raises(CorruptEntryError):
+        store.entries()  # a damaged complete entry is reported, not skipped
+    (store.path / "e" / "progress.json").write_text("garbage")
+    with pytest.raises(CorruptEntryError, match=r"progress\.json is unreadable"):
+        store.writer("e", MANIFEST, LAYERS, WIDTHS, LENGTHS, HEADS, "float32")
