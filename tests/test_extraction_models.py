@@ -451,7 +451,7 @@ def test_bad_arguments_raise_clear_errors(
 
 def test_folder_without_config_is_rejected(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
-    with pytest.raises(FileNotFoundError, match="has no config.json"):
+    with pytest.raises(FileNotFoundError, match=r"has no config\.json"):
         extract(str(tmp_path / "empty"), Corpus(SENTENCES), tmp_path / "store", progress=False)
 
 

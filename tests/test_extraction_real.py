@@ -1,7 +1,8 @@
 """The packaged real models (MiniLM, SmolLM2) end to end, offline, on a handful of sentences.
 
 References are computed here with plain transformers calls on one sentence at a time, token positions
-picked by hand from word_ids. The SmolLM2 conversion is cached in the default reprsim cache (once per machine).
+picked by hand from word_ids. The SmolLM2 conversion is cached in the default reprsim cache (once per
+machine).
 """
 
 from __future__ import annotations

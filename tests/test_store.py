@@ -347,6 +347,7 @@ CHILD = textwrap.dedent(
     from test_store import HEADS, KILL_LENGTHS, LAYERS, MANIFEST, WIDTHS, attention_for, hidden_for
     from reprsim.store import ActivationStore
 
+    print("imported", flush=True)
     store = ActivationStore({root!r}, chunk_rows=8, attention_chunk=50)
     writer = store.writer("k", MANIFEST, LAYERS, WIDTHS, KILL_LENGTHS, HEADS, "float32")
     print("ready", writer.done_sentences, flush=True)
@@ -360,11 +361,21 @@ CHILD = textwrap.dedent(
 )
 
 
+def read_line(child: subprocess.Popen, errors: Path) -> str:
+    """The child's next output line; fails the test with its stderr if it ended without one."""
+    assert child.stdout is not None
+    line = child.stdout.readline()
+    if not line and child.wait() != 0:
+        pytest.fail(f"writer child failed: {errors.read_text()}")
+    return line
+
+
 def run_child(script: Path, rng: random.Random | None, early: bool = False) -> tuple[int, int]:
     """Run the writer child; unless rng is None, SIGKILL it at a random point. Returns (returncode, start).
 
-    early: kill at a random time without waiting for "ready" (may land during start-up or entry layout).
-    Otherwise wait for 0-3 completed writes, then a random 0-30 ms, so the kill lands inside a write.
+    Kill points are placed relative to the child's own progress lines, so they land mid-write on slow and
+    fast disks alike. early: kill within 50 ms of start-up (during writer creation or the first writes);
+    otherwise after 0-2 completed writes plus a random fraction of one write's duration.
     """
     errors = script.with_suffix(".err")
     with open(errors, "w") as stderr:
@@ -373,18 +384,18 @@ def run_child(script: Path, rng: random.Random | None, early: bool = False) -> t
         )
     assert child.stdout is not None
     start = -1
+    read_line(child, errors)  # "imported"
     if rng is not None and early:
-        time.sleep(rng.uniform(0.3, 1.2))
+        time.sleep(rng.uniform(0.0, 0.05))
     else:
-        line = child.stdout.readline()
-        if not line:
-            child.wait()
-            pytest.fail(f"writer child failed to start: {errors.read_text()}")
-        start = int(line.split()[1])
+        start = int(read_line(child, errors).split()[1])  # "ready <done>"
         if rng is not None:
-            for _ in range(rng.randint(0, 3)):
-                child.stdout.readline()
-            time.sleep(rng.uniform(0.0, 0.03))
+            began = time.perf_counter()
+            read_line(child, errors)  # the first write of this run
+            one_write = time.perf_counter() - began
+            for _ in range(rng.randint(0, 2)):
+                read_line(child, errors)
+            time.sleep(rng.uniform(0.0, one_write))
     if rng is not None and child.poll() is None:
         os.kill(child.pid, signal.SIGKILL)
     child.wait()
@@ -403,21 +414,25 @@ def test_sigkill_at_random_points_then_resume_is_byte_identical(tmp_path):
     script = tmp_path / "child.py"
     script.write_text(CHILD.format(tests=str(Path(__file__).parent), root=str(tmp_path / "s")))
     rng = random.Random(1234)
-    kills, starts, finished = 0, [], False
+    kills, starts, codes, finished = 0, [], [], False
     for attempt in range(7):
         code, start = run_child(script, rng, early=attempt < 2)
+        codes.append(code)
         if start >= 0:
             starts.append(start)
         if code == 0:
             finished = True
             break
-        assert code == -signal.SIGKILL
+        assert code == -signal.SIGKILL, (codes, script.with_suffix(".err").read_text())
         kills += 1
     if not finished:
         code, start = run_child(script, None)
         assert code == 0
         starts.append(start)
-    assert kills >= 3, f"only {kills} kills landed before the writer finished (starts {starts})"
+    assert kills >= 3, (
+        f"only {kills} kills landed before the writer finished (exit codes {codes}, starts {starts}): "
+        f"{script.with_suffix('.err').read_text()}"
+    )
     assert starts == sorted(starts) and starts[-1] > 0, starts  # durable progress survived the kills
     assert files_of(tmp_path / "s" / "k") == files_of(reference.path / "k")
     ActivationStore(tmp_path / "s").get("k", verify=True)

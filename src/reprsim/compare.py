@@ -13,7 +13,6 @@ the pairs that involve it.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from tqdm.auto import tqdm
 
 from reprsim import measures as registry
 from reprsim._version import __version__
+from reprsim.measures.fitted import FITTED_MEASURES, fit, profile_similarity
 from reprsim.results import DIRECTED, SYMMETRIC, LayerId, ResultTable
 from reprsim.store import ActivationStore, StoreEntry
 
@@ -134,18 +134,26 @@ def _todo(reps: Sequence[Any], measure: str, done: set[tuple[str, int, str, int,
 def streamed_records(reps: Sequence[Representation], names: Sequence[str],
                      done: set[tuple[str, int, str, int, str]], device: str, chunk_rows: int,
                      progress: bool) -> list[dict[str, Any]]:
-    from reprsim.engine import StreamSource, compute_pairs
+    """Linear measures from the engine's single streaming pass over every needed pair (i <= j)."""
+    from reprsim.engine import RepresentationSource, all_pairs
+    from reprsim.engine.derive import Directed
 
-    todo = {m: _todo(reps, m, done) for m in names}
-    if not any(todo.values()):
+    todo = {m: set(_todo(reps, m, done)) for m in names}
+    pairs = sorted({(min(i, j), max(i, j)) for p in todo.values() for i, j in p})
+    if not pairs:
         return []
-    sources = [StreamSource(r.layer_id, r.width, lambda r=r: r.chunks(chunk_rows)) for r in reps]
+    sources = [RepresentationSource.from_store(r.entry, r.layer) for r in reps]
     n = reps[0].entry.n_words
-    values = compute_pairs(sources, todo, device=device, progress=progress)
-    return [
-        _record(reps[i].layer_id, reps[j].layer_id, m, v, "representation", n, False)
-        for m, pairs in values.items() for (i, j), v in pairs.items()
-    ]
+    records = []
+    for result in all_pairs(sources, list(names), pairs, device=device, chunk_rows=chunk_rows, progress=progress):
+        i, j = result.a, result.b
+        for m, value in result.values.items():
+            both = [(i, j, value.a_to_b), (j, i, value.b_to_a)] if isinstance(value, Directed) else []
+            for a, b, v in both[: 1 if i == j else 2] or [(i, j, value)]:
+                if (a, b) in todo[m]:
+                    records.append(_record(reps[a].layer_id, reps[b].layer_id, m, float(v),
+                                           "representation", n, False))
+    return records
 
 
 # --- n x n measures: a shared row subsample ------------------------------------------------------------
@@ -168,9 +176,22 @@ def read_subsample(rep: Representation, rows: np.ndarray, chunk_rows: int) -> np
     return np.concatenate(parts).astype(np.float32, copy=False)
 
 
+PROFILE_BUDGET_BYTES = 2 << 30  # n x n profiles held at once; beyond it, representations are fitted in tiles
+
+
+def profile_bytes(measure: str, n: int) -> int:
+    return {"rbf_cka": 8 * n * n, "rsa": 4 * n * (n - 1), "mutual_knn": n * n}.get(measure, 0)
+
+
+def tiles(indices: Sequence[int], size: int) -> list[list[int]]:
+    return [list(indices[i : i + size]) for i in range(0, len(indices), size)]
+
+
 def subsampled_records(reps: Sequence[Representation], names: Sequence[str],
                        done: set[tuple[str, int, str, int, str]], size: int, seed: int, chunk_rows: int,
                        progress: bool) -> list[dict[str, Any]]:
+    """n x n measures on one shared row subsample; each representation's n x n profile is fitted once per
+    tile of representations (all at once when they fit in PROFILE_BUDGET_BYTES)."""
     todo = {m: _todo(reps, m, done) for m in names}
     n_pairs = sum(len(p) for p in todo.values())
     if n_pairs == 0:
@@ -183,15 +204,30 @@ def subsampled_records(reps: Sequence[Representation], names: Sequence[str],
     records = []
     with tqdm(total=n_pairs, desc="n x n measures", unit="pair", disable=not progress) as bar:
         for m, pairs in todo.items():
-            fn = registry.get(m).function
-            kwargs = {"max_rows": len(rows)} if m in ("rbf_cka", "rsa") else {}
-            for i, j in pairs:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", registry.SubsampleWarning)
-                    value = fn(data[i], data[j], **kwargs)
-                records.append(_record(reps[i].layer_id, reps[j].layer_id, m, value, "representation",
-                                       len(rows), subsample))
-                bar.update()
+            if not pairs:
+                continue
+            tile = max(1, PROFILE_BUDGET_BYTES // max(1, 2 * profile_bytes(m, len(rows))))
+            if m not in FITTED_MEASURES:
+                # Measures with no per-representation fit (e.g. minibatch CKA) run per pair on the subsample.
+                fn = registry.get(m).function
+                for i, j in pairs:
+                    records.append(_record(reps[i].layer_id, reps[j].layer_id, m, fn(data[i], data[j]),
+                                           "representation", len(rows), subsample))
+                    bar.update()
+                continue
+            used = sorted({k for pair in pairs for k in pair})
+            wanted = set(pairs)
+            for block_a in tiles(used, tile):
+                fits_a = {k: fit(m, data[k]) for k in block_a}
+                for block_b in tiles(used, tile):
+                    fits_b = fits_a if block_b == block_a else {k: fit(m, data[k]) for k in block_b}
+                    for i in block_a:
+                        for j in block_b:
+                            if (i, j) in wanted:
+                                value = profile_similarity(fits_a[i], fits_b[j])
+                                records.append(_record(reps[i].layer_id, reps[j].layer_id, m, value,
+                                                       "representation", len(rows), subsample))
+                                bar.update()
     return records
 
 
@@ -267,8 +303,9 @@ def compare(
     if previous is not None:
         check_previous_corpus(previous, entries[0])
 
-    streamed = [m for m in names if registry.get(m).level != "attention" and registry.get(m).streamable
-                and not registry.get(m).needs_subsample and m not in NOT_IN_ALL]
+    from reprsim.engine import ENGINE_MEASURES
+
+    streamed = [m for m in names if m in ENGINE_MEASURES]
     sampled = [m for m in names if registry.get(m).level != "attention" and m not in streamed]
     attention = [m for m in names if registry.get(m).level == "attention"]
 

@@ -153,7 +153,7 @@ def _auto_class(config: Any) -> Any:
         MODEL_MAPPING_NAMES,
     )
 
-    model_type = getattr(config, "model_type", None)
+    model_type = str(getattr(config, "model_type", ""))
     encoder = MODEL_FOR_TEXT_ENCODING_MAPPING_NAMES.get(model_type)
     if encoder is not None and encoder != MODEL_MAPPING_NAMES.get(model_type):
         return AutoModelForTextEncoding

@@ -194,6 +194,7 @@ def preset_folder(preset: str, cache: Path | None = None) -> Path:
 
 def _publish(tmp: Path, target: Path) -> Path:
     """Move a finished temporary folder into place atomically; another process may have won the race."""
+    os.chmod(tmp, 0o755)  # mkdtemp makes it private; the cache is shared like any model cache
     try:
         os.replace(tmp, target)
     except OSError:

@@ -56,21 +56,25 @@ def neighbour_mask(sims: torch.Tensor, k: int) -> torch.Tensor:
     return above | (tied & (tied.cumsum(dim=1) <= room))
 
 
-def shared_neighbours(zx: torch.Tensor, zy: torch.Tensor, k: int) -> torch.Tensor:
-    """Per row i, |N_X(i) & N_Y(i)|: neighbours by inner product of unit rows, self excluded.
+def neighbour_sets(z: torch.Tensor, k: int) -> torch.Tensor:
+    """n x n boolean mask of each row's k nearest rows by inner product of unit rows, self excluded.
 
-    Works through blocks of BLOCK_ROWS rows so memory stays at BLOCK_ROWS x n per representation.
+    Built through blocks of BLOCK_ROWS rows, so the float similarity matrix is never held whole.
     """
-    n = zx.shape[0]
-    shared = torch.empty(n, dtype=torch.long, device=zx.device)
+    n = z.shape[0]
+    mask = torch.empty(n, n, dtype=torch.bool, device=z.device)
     for start in range(0, n, BLOCK_ROWS):
         stop = min(start + BLOCK_ROWS, n)
-        own = torch.arange(start, stop, device=zx.device)
-        sims_x, sims_y = zx[start:stop] @ zx.T, zy[start:stop] @ zy.T
-        sims_x[own - start, own] = -torch.inf
-        sims_y[own - start, own] = -torch.inf
-        shared[start:stop] = (neighbour_mask(sims_x, k) & neighbour_mask(sims_y, k)).sum(dim=1)
-    return shared
+        own = torch.arange(start, stop, device=z.device)
+        sims = z[start:stop] @ z.T
+        sims[own - start, own] = -torch.inf
+        mask[start:stop] = neighbour_mask(sims, k)
+    return mask
+
+
+def shared_neighbours(zx: torch.Tensor, zy: torch.Tensor, k: int) -> torch.Tensor:
+    """Per row i, |N_X(i) & N_Y(i)|: neighbours by inner product of unit rows, self excluded."""
+    return (neighbour_sets(zx, k) & neighbour_sets(zy, k)).sum(dim=1)
 
 
 def mutual_knn(

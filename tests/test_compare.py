@@ -1,0 +1,129 @@
+"""The all-pairs comparison against per-pair calls of the measure functions on the stored activations."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from reprsim import measures
+from reprsim.compare import compare, resolve_measures
+from reprsim.results import ResultTable
+from reprsim.store import ActivationStore, make_key
+
+LENGTHS = [5, 7, 4, 6, 8, 5, 6, 7, 4, 6, 5, 7, 6, 5, 4, 8, 7, 6, 5, 4] * 6  # 20 x 6 sentences
+N_WORDS = sum(LENGTHS)
+
+
+def _attention_map(rng: np.random.Generator, heads: int, t: int) -> np.ndarray:
+    logits = rng.standard_normal((heads, t, t))
+    weights = np.exp(logits)
+    return (weights / weights.sum(axis=-1, keepdims=True)).astype(np.float32)
+
+
+def write_model(store: ActivationStore, name: str, layers: dict[int, np.ndarray], heads: int,
+                corpus_hash: str = "corpus-1", seed: int = 0, lengths: list[int] = LENGTHS) -> None:
+    """A store entry straight from arrays (layer 0 has no attention, like embeddings)."""
+    rng = np.random.default_rng(seed)
+    ids = sorted(layers)
+    head_counts = [0 if layer == 0 else heads for layer in ids]
+    manifest = {"name": name, "corpus_hash": corpus_hash, "model": name}
+    writer = store.writer(make_key(name, manifest), manifest, ids, [layers[i].shape[1] for i in ids], lengths,
+                          head_counts)
+    attention = [[_attention_map(rng, h, t) if h else None for t in lengths] for h in head_counts]
+    writer.write_sentences(0, len(lengths), [layers[i].astype(np.float32) for i in ids], attention)
+    writer.finalize()
+
+
+@pytest.fixture(scope="module")
+def study_store(tmp_path_factory):
+    """Two 'models' of 3 layers each sharing a latent signal, with attention on layers 1 and 2."""
+    rng = np.random.default_rng(0)
+    latent = rng.standard_normal((N_WORDS, 4))
+    store = ActivationStore(tmp_path_factory.mktemp("store"))
+    for m, (name, width) in enumerate([("A", 6), ("B", 5)]):
+        layers = {
+            layer: latent @ rng.standard_normal((4, width)) + (0.5 + layer) * rng.standard_normal((N_WORDS, width))
+            for layer in range(3)
+        }
+        write_model(store, name, layers, heads=2, seed=m)
+    return store
+
+
+def test_every_measure_equals_per_pair_calls(study_store):
+    table = compare(study_store, measures=["all", "minibatch_cka"], subsample_rows=N_WORDS,
+                    attention_sentences=len(LENGTHS), progress=False)
+    entries = {e.name: e for e in study_store.entries()}
+    rows = {(e.name, layer): e.read_rows(layer, 0, e.n_words) for e in entries.values() for layer in e.layer_ids}
+    maps = {(e.name, layer): list(e.iter_attention(layer))
+            for e in entries.values() for layer in e.layer_ids if e.heads(layer)}
+    frame = table.frame
+    assert set(frame.measure) == set(measures.available())
+    n_reps, n_att = len(rows), len(maps)
+    for name in measures.available():
+        info = measures.get(name)
+        sub = frame[frame.measure == name]
+        k = n_att if info.level == "attention" else n_reps
+        assert len(sub) == (k * (k + 1) // 2 if info.symmetric else k * k), name
+        for r in sub.itertuples():
+            a, b = (r.model_a, r.layer_a), (r.model_b, r.layer_b)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                if info.level == "attention":
+                    expected = info.function(maps[a], maps[b])
+                else:
+                    expected = info.function(rows[a], rows[b])
+            # arccos near 1 turns a rounding error e of the similarity into sqrt(2e): 1e-16 -> 1.5e-8.
+            tolerance = 1e-7 if name == "angular_distance" else 1e-9
+            assert r.value == pytest.approx(expected, rel=1e-6, abs=tolerance), (name, a, b)
+            assert r.direction == ("sym" if info.symmetric else "a->b")
+
+
+def test_previous_rows_are_kept_not_recomputed(study_store, monkeypatch):
+    first = compare(study_store, measures=["linear_cka", "rsa"], models=["A"], progress=False)
+    calls = []
+    import reprsim.engine
+
+    original = reprsim.engine.all_pairs
+
+    def counting(sources, names, pairs, **kwargs):
+        calls.append(list(pairs))
+        return original(sources, names, pairs, **kwargs)
+
+    monkeypatch.setattr(reprsim.engine, "all_pairs", counting)
+    both = compare(study_store, measures=["linear_cka", "rsa"], previous=first, progress=False)
+    assert len(calls) == 1
+    # Only pairs involving B's layers (indices 3..5) were streamed: A's 6 within-model pairs were not.
+    assert all(3 in pair or 4 in pair or 5 in pair for pair in calls[0])
+    assert len(both) == 2 * 21
+    again = compare(study_store, measures=["linear_cka", "rsa"], previous=both, progress=False)
+    assert len(calls) == 1 and len(again) == len(both)
+
+
+def test_errors_name_the_problem(tmp_path, study_store):
+    with pytest.raises(FileNotFoundError, match="activation store not found"):
+        compare(tmp_path / "missing")
+    with pytest.raises(ValueError, match="holds no complete entries"):
+        compare(ActivationStore(tmp_path / "empty"))
+    with pytest.raises(KeyError, match="unknown measure 'cka_linear'"):
+        resolve_measures(["cka_linear"])
+    with pytest.raises(KeyError, match="model 'C' is not in store"):
+        compare(study_store, measures=["linear_cka"], models=["C"], progress=False)
+    other = ActivationStore(tmp_path / "mixed")
+    rng = np.random.default_rng(1)
+    write_model(other, "A", {0: rng.standard_normal((N_WORDS, 3))}, heads=0)
+    write_model(other, "B", {0: rng.standard_normal((N_WORDS - 4, 3))}, heads=0, corpus_hash="corpus-2",
+                lengths=LENGTHS[:-1])
+    with pytest.raises(ValueError, match="extracted from different corpora"):
+        compare(other, measures=["linear_cka"], progress=False)
+
+
+def test_results_round_trip_and_subsample_flag(study_store, tmp_path):
+    table = compare(study_store, measures=["rbf_cka", "linear_cka"], subsample_rows=100, progress=False)
+    path = table.save(tmp_path / "r.parquet")
+    loaded = ResultTable.load(path)
+    f = loaded.frame
+    assert set(f[f.measure == "rbf_cka"].n_rows) == {100} and f[f.measure == "rbf_cka"].subsample.all()
+    assert set(f[f.measure == "linear_cka"].n_rows) == {N_WORDS} and not f[f.measure == "linear_cka"].subsample.any()
+    assert loaded.provenance["corpus_hash"] == "corpus-1"
