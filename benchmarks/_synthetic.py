@@ -52,7 +52,8 @@ class SyntheticStudy:
             keep = np.sqrt(1.0 - self.drift**2)
             for step in range(1, layer + 1):
                 step_rng = np.random.default_rng([self.seed, 7919, model, step])
-                mixing = keep * mixing + self.drift * step_rng.standard_normal((rank, self.width)) / np.sqrt(rank)
+                step_noise = step_rng.standard_normal((rank, self.width)) / np.sqrt(rank)
+                mixing = keep * mixing + self.drift * step_noise
             rng = np.random.default_rng([self.seed, 104729, model, layer])
             scale = rng.lognormal(0.0, 0.5, self.width)
             mean = rng.normal(0.0, 1.0, self.width)
@@ -101,3 +102,30 @@ class SyntheticStudy:
         """Rows of one layer in chunks of `rows` (generated on the fly)."""
         for start in range(0, n, rows):
             yield self.layer_rows(model, layer, start, min(start + rows, n))
+
+
+# --- shared by the benchmarks ------------------------------------------------------------------------------
+STUDY_MEASURES: tuple[str, ...] = ("linear_cka", "maxsim", "linreg", "svcca", "pwcca")
+
+
+def peak_rss_bytes() -> int:
+    """Peak resident set size of this process so far (Linux reports ru_maxrss in KiB)."""
+    import resource
+
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
+def machine() -> str:
+    """One line describing where the numbers were measured."""
+    import os
+    import platform
+
+    import torch
+
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return (
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, "
+        f"torch {torch.__version__} with {torch.get_num_threads()} threads, {gpu}; "
+        f"load average at start {load:.1f}"
+    )

@@ -182,15 +182,17 @@ CHILD = textwrap.dedent(
 )
 
 
-def run_child(script: Path, block_at: int, args: list[str]) -> subprocess.Popen[str]:
+def run_child(script: Path, block_at: int, args: list[str], log: Path) -> subprocess.Popen[str]:
+    """The child with stdout piped (one short line at a time) and stderr to a file (no pipe to fill up)."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    return subprocess.Popen(
-        [sys.executable, str(script), str(block_at), *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
+    with log.open("w") as stderr:
+        return subprocess.Popen(
+            [sys.executable, str(script), str(block_at), *args],
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            env=env,
+        )
 
 
 def test_killed_extraction_resumes_to_byte_identical_store(tmp_path: Path) -> None:
@@ -203,23 +205,27 @@ def test_killed_extraction_resumes_to_byte_identical_store(tmp_path: Path) -> No
     def args(store: Path) -> list[str]:
         return ["extract", str(model), "--corpus", str(corpus_path), "--store", str(store), "--quiet"]
 
-    killed = run_child(script, 10, args(tmp_path / "resumed"))  # blocks inside the second window
+    log = tmp_path / "stderr.txt"
+    killed = run_child(script, 10, args(tmp_path / "resumed"), log)  # blocks inside the second window
     assert killed.stdout is not None
-    assert killed.stdout.readline().strip() == "BLOCKED"
+    line = killed.stdout.readline()
+    if line.strip() != "BLOCKED":
+        killed.kill()
+        pytest.fail(f"the child never reached the second window: {line!r}\n{log.read_text()}")
     killed.send_signal(signal.SIGKILL)
     killed.wait(timeout=60)
     assert killed.returncode == -signal.SIGKILL
     store = ActivationStore(tmp_path / "resumed", create=False)
     assert store.entries() == [] and len(store.incomplete()) == 1
 
-    resumed = run_child(script, -1, args(tmp_path / "resumed"))
-    out, err = resumed.communicate(timeout=300)
-    assert resumed.returncode == 0, err
+    resumed = run_child(script, -1, args(tmp_path / "resumed"), log)
+    out, _ = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, log.read_text()
     assert "CALLS 2" in out  # only the unfinished window was recomputed
 
-    reference = run_child(script, -1, args(tmp_path / "reference"))
-    out, err = reference.communicate(timeout=300)
-    assert reference.returncode == 0, err
+    reference = run_child(script, -1, args(tmp_path / "reference"), log)
+    out, _ = reference.communicate(timeout=300)
+    assert reference.returncode == 0, log.read_text()
     assert "CALLS 10" in out
 
     resumed_files = files_of(tmp_path / "resumed")

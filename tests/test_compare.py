@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from reprsim import measures
-from reprsim.compare import compare, resolve_measures
+from reprsim.comparison import compare, resolve_measures
 from reprsim.results import ResultTable
 from reprsim.store import ActivationStore, make_key
 

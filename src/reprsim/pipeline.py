@@ -26,7 +26,7 @@ def load_corpus(study: Study) -> Corpus:
 
 def run_study(study: Study, progress: bool = True) -> StudyOutputs:
     """Run a validated study; returns where the results and the report were written."""
-    from reprsim.compare import compare
+    from reprsim.comparison import compare
     from reprsim.extraction import extract
     from reprsim.report import write_report
     from reprsim.results import ResultTable

@@ -100,7 +100,7 @@ def _mapping(value: Any, path: str, allowed: set[str]) -> dict[str, Any]:
     return value
 
 
-def _typed(value: Any, path: str, kind: type | tuple[type, ...], minimum: int | None = None) -> Any:
+def _typed(value: Any, path: str, kind: Any, minimum: int | None = None) -> Any:
     # bool is a subclass of int: reject it where a number is asked for.
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)

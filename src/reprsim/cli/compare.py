@@ -11,7 +11,7 @@ def _names(text: str) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from reprsim.compare import compare
+    from reprsim.comparison import compare
     from reprsim.results import ResultTable
 
     out = Path(args.out)

@@ -347,7 +347,7 @@ class CrossMoments:
         if self.precision == "float64":
             panel.product.addmm_(za.T, zb)
         else:
-            panel.product += (za.T @ zb).to(torch.float64)
+            panel.product.add_(za.T @ zb)  # float32 chunk product, added into the float64 sum
         panel.row_total += column_sums[rep_a.offset : rep_a.offset + rep_a.width]
         panel.col_total += column_sums[start : start + panel.width]
         panel.n += rows

@@ -96,7 +96,7 @@ def pool_hidden(hidden: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     the chosen token's vector exactly.
     """
     used = weights.sum(1) > 0  # (batch, tokens): token contributes to some word
-    clean = torch.where(used.unsqueeze(-1), hidden.to(torch.float32), torch.zeros((), dtype=torch.float32))
+    clean = torch.where(used.unsqueeze(-1), hidden.to(torch.float32), 0.0)
     return torch.bmm(weights, clean)
 
 
@@ -113,7 +113,7 @@ def pool_attention(attention: torch.Tensor, member: torch.Tensor) -> torch.Tenso
     column_sum = member.transpose(1, 2).unsqueeze(1)  # (B, 1, T, W)
     used = member.sum(1) > 0  # (B, T)
     mask = used.unsqueeze(-1) & used.unsqueeze(-2)  # (B, T, T)
-    clean = torch.where(mask.unsqueeze(1), attention.to(torch.float32), torch.zeros((), dtype=torch.float32))
+    clean = torch.where(mask.unsqueeze(1), attention.to(torch.float32), 0.0)
     words = row_mean @ clean @ column_sum
     return renormalise_rows(words, present=counts.squeeze(-1) > 0)
 
@@ -137,9 +137,7 @@ def renormalise_rows(attention: torch.Tensor, present: torch.Tensor | None = Non
             f"word-level attention row {where} sums to {float(sums.squeeze(-1)[tuple(where)])}: all of that "
             "word's attention went to special tokens (or underflowed); try dtype float32"
         )
-    return torch.where(
-        sums > 0, attention / torch.where(sums > 0, sums, torch.ones((), dtype=sums.dtype)), 0.0
-    )
+    return torch.where(sums > 0, attention / torch.where(sums > 0, sums, 1.0), 0.0)
 
 
 def causal_mask_rows(attention: torch.Tensor) -> torch.Tensor:
@@ -151,7 +149,7 @@ def causal_mask_rows(attention: torch.Tensor) -> torch.Tensor:
     """
     n = attention.shape[-1]
     lower = torch.tril(torch.ones(n, n, dtype=torch.bool, device=attention.device))
-    return renormalise_rows(torch.where(lower, attention, torch.zeros((), dtype=attention.dtype)))
+    return renormalise_rows(torch.where(lower, attention, 0.0))
 
 
 @dataclass(frozen=True)

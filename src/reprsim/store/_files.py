@@ -52,18 +52,21 @@ def fsync_paths(files: list[Path], root: Path) -> None:
         fsync_dir(folder)
 
 
-def atomic_write_text(path: Path, text: str) -> None:
+def atomic_write_text(path: Path, text: str, durable: bool = True) -> None:
     """Write `text` so that `path` holds either its old content or the whole new one, even after a crash.
 
-    Write a temporary file, fsync it, os.replace it over `path`, then fsync the directory.
+    Write a temporary file, fsync it, os.replace it over `path`, then fsync the directory. durable=False
+    skips the fsyncs: still atomic for a killed process, not for a power cut.
     """
     tmp = path.with_name(path.name + TMP_SUFFIX)
     with open(tmp, "w", encoding="utf-8") as handle:
         handle.write(text)
         handle.flush()
-        os.fsync(handle.fileno())
+        if durable:
+            os.fsync(handle.fileno())
     os.replace(tmp, path)
-    fsync_dir(path.parent)
+    if durable:
+        fsync_dir(path.parent)
 
 
 def read_json(path: Path) -> Any:

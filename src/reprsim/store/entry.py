@@ -75,7 +75,6 @@ class StoreEntry:
         self.path = entry_dir
         self._record = record
         self._marker = marker
-        self._rows = layout.word_offsets(record["sentence_lengths"])
 
     # --- metadata ------------------------------------------------------------------------------------
     @property

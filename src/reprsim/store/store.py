@@ -53,6 +53,7 @@ class ActivationStore:
         *,
         chunk_rows: int | None = None,
         attention_chunk: int = DEFAULT_ATTENTION_CHUNK,
+        durable: bool = True,
     ) -> None:
         self.path = Path(path)
         if (chunk_rows is not None and chunk_rows < 1) or attention_chunk < 1:
@@ -61,6 +62,9 @@ class ActivationStore:
             )
         self.chunk_rows = chunk_rows
         self.attention_chunk = attention_chunk
+        # durable=False skips fsync: a killed process still resumes correctly, a power cut may not (for
+        # scratch stores and tests on slow disks).
+        self.durable = durable
         if self.path.exists() and not self.path.is_dir():
             raise ValueError(f"activation store path is not a directory: {self.path}")
         if not self.path.exists():
@@ -131,7 +135,7 @@ class ActivationStore:
             self.chunk_rows,
             self.attention_chunk,
         )
-        return EntryWriter(self._entry_dir(key), record, overwrite=overwrite)
+        return EntryWriter(self._entry_dir(key), record, overwrite=overwrite, durable=self.durable)
 
     def remove(self, key: str) -> None:
         """Delete an entry, complete or not (KeyError if absent)."""

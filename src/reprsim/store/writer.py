@@ -118,8 +118,11 @@ def differing_fields(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
 class EntryWriter:
     """Writes one entry sentence range by sentence range; create through ActivationStore.writer."""
 
-    def __init__(self, entry_dir: Path, record: dict[str, Any], overwrite: bool = False) -> None:
+    def __init__(
+        self, entry_dir: Path, record: dict[str, Any], overwrite: bool = False, durable: bool = True
+    ) -> None:
         self.path = entry_dir
+        self.durable = durable
         self.key = str(record["key"])
         self._record = record
         self._lengths: list[int] = record["sentence_lengths"]
@@ -173,9 +176,18 @@ class EntryWriter:
                 fill_value=0,
                 config={"write_empty_chunks": True},  # every chunk has a file, so a missing file is damage
             )
-        fsync_paths([p for p in self.path.rglob("*") if p.is_file()], self.path)
-        atomic_write_text(self.path / layout.PROGRESS, canonical_json({"done_sentences": 0}))
-        atomic_write_text(self.path / layout.MANIFEST, canonical_json(self._record))
+        self._sync([p for p in self.path.rglob("*") if p.is_file()])
+        self._commit(layout.PROGRESS, {"done_sentences": 0})
+        self._commit(layout.MANIFEST, self._record)
+
+    def _sync(self, files: list[Path]) -> None:
+        """Flush written files to disk before anything that declares them done (skipped if not durable)."""
+        if self.durable:
+            fsync_paths(files, self.path)
+
+    def _commit(self, name: str, content: dict[str, Any]) -> None:
+        """Atomically replace one of the entry's JSON records."""
+        atomic_write_text(self.path / name, canonical_json(content), durable=self.durable)
 
     def _array_specs(self) -> list[tuple[str, tuple[int, ...], tuple[int, ...]]]:
         """(relative path, shape, chunk shape) of every array of the entry."""
@@ -233,8 +245,8 @@ class EntryWriter:
         for layer, heads, flat in encoded_attention:
             offset = int(layout.attention_offsets(self._lengths, heads)[start])
             touched += self._appender(layout.attention_name(layer)).append(offset, flat)
-        fsync_paths(touched, self.path)
-        atomic_write_text(self.path / layout.PROGRESS, canonical_json({"done_sentences": stop}))
+        self._sync(touched)
+        self._commit(layout.PROGRESS, {"done_sentences": stop})
         self._done = stop
 
     def _appender(self, name: str) -> ArrayAppender:
@@ -312,7 +324,7 @@ class EntryWriter:
             "manifest_sha256": file_sha256(self.path / layout.MANIFEST),
             "arrays": checksum_arrays(self.path, array_names(self._record)),
         }
-        atomic_write_text(self.path / layout.COMPLETE, canonical_json(marker))
+        self._commit(layout.COMPLETE, marker)
         return StoreEntry(self.path, self._record, marker)
 
     def __repr__(self) -> str:

@@ -148,8 +148,12 @@ def streamed_records(reps: Sequence[Representation], names: Sequence[str],
     for result in all_pairs(sources, list(names), pairs, device=device, chunk_rows=chunk_rows, progress=progress):
         i, j = result.a, result.b
         for m, value in result.values.items():
-            both = [(i, j, value.a_to_b), (j, i, value.b_to_a)] if isinstance(value, Directed) else []
-            for a, b, v in both[: 1 if i == j else 2] or [(i, j, value)]:
+            directions: list[tuple[int, int, float]]
+            if isinstance(value, Directed):
+                directions = [(i, j, value.a_to_b), (j, i, value.b_to_a)][: 1 if i == j else 2]
+            else:
+                directions = [(i, j, value)]
+            for a, b, v in directions:
                 if (a, b) in todo[m]:
                     records.append(_record(reps[a].layer_id, reps[b].layer_id, m, float(v),
                                            "representation", n, False))

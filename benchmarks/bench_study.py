@@ -1,0 +1,234 @@
+"""Study benchmark: the full matrix of five linear measures for 2 models x 13 layers x 768 neurons.
+
+reprsim (`reprsim.engine.all_pairs`: one streaming pass, then per-pair d x d algebra) against per-pair
+implementations measured in the same run: a plain numpy loop (every pair computed from its rows, the way
+per-pair code works), pytorch-cka (debiased CKA from Gram matrices) and repsim (C++ all-pairs; only at
+small sizes, it takes minutes per pair at the full size). Baselines run on a seeded sample of pairs and are
+extrapolated linearly to all pairs (every pair has the same shapes, so a per-pair loop's cost is exactly
+linear in the number of pairs). Prints each baseline's time, reprsim's time, their ratio, and the largest
+absolute difference of the values over the sampled pairs.
+
+    python benchmarks/bench_study.py            # 10,000 rows, 26 layers x 768 (several minutes on 2 cores)
+    python benchmarks/bench_study.py --quick    # 2,000 rows, 8 layers x 128 (seconds)
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _synthetic import STUDY_MEASURES, SyntheticStudy, machine
+from reprsim.engine import Directed, RepresentationSource, all_pairs
+
+PairValue = float | tuple[float, float]
+
+
+# --- plain numpy per-pair baselines (textbook definitions, docs/measures.md) ----------------------------
+def _centre(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    return x - x.mean(axis=0)
+
+
+def _standardise(x: np.ndarray) -> np.ndarray:
+    c = _centre(x)
+    return c / np.linalg.norm(c, axis=0)
+
+
+def np_linear_cka(x: np.ndarray, y: np.ndarray) -> PairValue:
+    xc, yc = _centre(x), _centre(y)
+    return float(np.linalg.norm(yc.T @ xc) ** 2 / (np.linalg.norm(xc.T @ xc) * np.linalg.norm(yc.T @ yc)))
+
+
+def np_maxsim(x: np.ndarray, y: np.ndarray) -> PairValue:
+    corr = np.abs(_standardise(x).T @ _standardise(y))
+    return float(corr.max(axis=1).mean()), float(corr.max(axis=0).mean())
+
+
+def np_linreg(x: np.ndarray, y: np.ndarray) -> PairValue:
+    xs, ys = _standardise(x), _standardise(y)
+    qx, qy = np.linalg.qr(xs)[0], np.linalg.qr(ys)[0]
+    return float(np.linalg.norm(qy.T @ xs, axis=0).mean()), float(np.linalg.norm(qx.T @ ys, axis=0).mean())
+
+
+def _top_directions(x: np.ndarray, keep: float) -> np.ndarray:
+    u, s, _ = np.linalg.svd(_centre(x), full_matrices=False)
+    fraction = np.cumsum(s**2) / np.sum(s**2)
+    return u[:, : int(np.sum(fraction < keep)) + 1]
+
+
+def np_svcca(x: np.ndarray, y: np.ndarray, keep: float = 0.99) -> PairValue:
+    ux, uy = _top_directions(x, keep), _top_directions(y, keep)
+    return float(np.clip(np.linalg.svd(ux.T @ uy, compute_uv=False), 0.0, 1.0).mean())
+
+
+def np_pwcca(x: np.ndarray, y: np.ndarray) -> PairValue:
+    xc, yc = _centre(x), _centre(y)
+    qx, qy = np.linalg.qr(_standardise(x))[0], np.linalg.qr(_standardise(y))[0]
+    u, rho, vt = np.linalg.svd(qx.T @ qy, full_matrices=False)
+    rho = np.clip(rho, 0.0, 1.0)
+    alpha = np.abs((qx @ u).T @ xc).sum(axis=1)
+    beta = np.abs((qy @ vt.T).T @ yc).sum(axis=1)
+    return float(alpha @ rho / alpha.sum()), float(beta @ rho / beta.sum())
+
+
+NUMPY_BASELINES: dict[str, tuple[str, Callable[[np.ndarray, np.ndarray], PairValue]]] = {
+    "linear_cka": ("numpy per-pair (3 GEMMs)", np_linear_cka),
+    "maxsim": ("numpy per-pair (correlation matrix)", np_maxsim),
+    "linreg": ("numpy per-pair (2 QR)", np_linreg),
+    "svcca": ("numpy per-pair (2 SVD + CCA)", np_svcca),
+    "pwcca": ("numpy per-pair (2 QR + SVD)", np_pwcca),
+}
+
+
+# --- library baselines ----------------------------------------------------------------------------------
+def library_baselines(rows: int, width: int) -> list[tuple[str, str, Callable[..., PairValue], str]]:
+    """(measure compared, description, per-pair function, note) for the libraries that are installed."""
+    found: list[tuple[str, str, Callable[..., PairValue], str]] = []
+    if importlib.util.find_spec("cka") is not None:
+        import torch
+        from cka import cka_from_features
+
+        def pytorch_cka(x: np.ndarray, y: np.ndarray) -> PairValue:
+            return float(cka_from_features(torch.from_numpy(x), torch.from_numpy(y))[0, 0])
+
+        found.append(("debiased_cka", "pytorch-cka 1.1.3 cka_from_features (Gram, float32)", pytorch_cka, ""))
+    if importlib.util.find_spec("repsim") is not None:
+        if rows <= 2000 and width <= 256:
+            import repsim
+
+            def repsim_cka(x: np.ndarray, y: np.ndarray) -> PairValue:
+                return float(repsim.cka([x, y], "linear", "gretton")[0, 1])
+
+            def repsim_pwcca(x: np.ndarray, y: np.ndarray) -> PairValue:
+                return float(repsim.pwcca([x, y])[0, 1])
+
+            found.append(("linear_cka", "repsim 0.1.5 cka(linear, gretton) (C++)", repsim_cka, ""))
+            found.append(("pwcca", "repsim 0.1.5 pwcca (C++, mean of both directions)", repsim_pwcca, "sym"))
+        else:
+            print(
+                "repsim 0.1.5: skipped at this size (its C++ CKA takes 11.7 s per pair at 2,000 rows x 128 "
+                "and grows ~n^3; its PWCCA 39 s per pair at 2,000 x 256, growing faster than d^3); run --quick"
+            )
+    return found
+
+
+def _as_pair(value: float | Directed[float]) -> PairValue:
+    return (value.a_to_b, value.b_to_a) if isinstance(value, Directed) else value
+
+
+def _difference(got: PairValue, want: PairValue) -> float:
+    g = np.atleast_1d(np.asarray(got, dtype=np.float64))
+    w = np.atleast_1d(np.asarray(want, dtype=np.float64))
+    return float(np.abs(g - w).max())
+
+
+def time_baseline(
+    function: Callable[..., PairValue],
+    reps: list[np.ndarray],
+    pairs: list[tuple[int, int]],
+    reference: dict[tuple[int, int], PairValue],
+) -> tuple[float, float]:
+    """(seconds per pair, max |difference| to reprsim) of a per-pair function over the sampled pairs."""
+    elapsed, worst = 0.0, 0.0
+    for a, b in pairs:
+        start = time.perf_counter()
+        value = function(reps[a], reps[b])
+        elapsed += time.perf_counter() - start
+        worst = max(worst, _difference(value, reference[(a, b)]))
+    return elapsed / len(pairs), worst
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="2,000 rows, 2 x 4 layers x 128 (seconds)")
+    parser.add_argument("--rows", type=int, default=None)
+    parser.add_argument("--layers", type=int, default=None, help="layers per model")
+    parser.add_argument("--width", type=int, default=None)
+    parser.add_argument("--baseline-pairs", type=int, default=None, help="pairs sampled for the baselines")
+    parser.add_argument("--precision", choices=("float64", "float32"), default="float64")
+    parser.add_argument("--chunk-rows", type=int, default=8192)
+    args = parser.parse_args(argv)
+    rows = args.rows or (2000 if args.quick else 10000)
+    n_layers = args.layers or (4 if args.quick else 13)
+    width = args.width or (128 if args.quick else 768)
+    study = SyntheticStudy(n_layers=n_layers, width=width)
+    reps = study.all_layers(rows)
+    n_pairs = study.n_reps * (study.n_reps - 1) // 2
+    sample_size = min(n_pairs, args.baseline_pairs or (n_pairs if args.quick else 8))
+    everything = [(a, b) for a in range(study.n_reps) for b in range(a + 1, study.n_reps)]
+    chosen = np.random.default_rng(0).choice(len(everything), size=sample_size, replace=False)
+    sample = [everything[i] for i in sorted(chosen)]
+    libraries = library_baselines(rows, width)
+    measures = STUDY_MEASURES + tuple(m for m, *_ in libraries if m not in STUDY_MEASURES)
+
+    print(f"machine: {machine()}")
+    print(
+        f"study: {study.n_models} models x {n_layers} layers x {width} neurons, {rows} rows (float32 synthetic), "
+        f"{n_pairs} pairs; measures {', '.join(measures)}; engine precision {args.precision}"
+    )
+    sources = [RepresentationSource.from_array(i, r) for i, r in enumerate(reps)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        start = time.perf_counter()
+        results = all_pairs(
+            sources, measures, progress=False, precision=args.precision, chunk_rows=args.chunk_rows
+        )
+        engine_seconds = time.perf_counter() - start
+    values = {(r.a, r.b): {m: _as_pair(v) for m, v in r.values.items()} for r in results}
+    print(f"reprsim all_pairs, all {len(measures)} measures, all {n_pairs} pairs: {engine_seconds:.1f} s")
+    print(
+        f"baselines timed on {sample_size} sampled pairs, extrapolated x{n_pairs / sample_size:.2f} to all pairs"
+    )
+    print()
+    header = (
+        f"{'measure':13s} {'baseline':52s} {'s/pair':>8s} {'all pairs':>10s} {'ratio':>7s} {'max|diff|':>10s}"
+    )
+    print(header)
+    print("-" * len(header))
+    total_numpy = 0.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for measure, (label, function) in NUMPY_BASELINES.items():
+            reference = {p: values[p][measure] for p in sample}
+            per_pair, worst = time_baseline(function, reps, sample, reference)
+            total = per_pair * n_pairs
+            total_numpy += total
+            print(
+                f"{measure:13s} {label:52s} {per_pair:8.3f} {total:9.1f}s {total / engine_seconds:6.1f}x {worst:10.1e}"
+            )
+        print(
+            f"{'all five':13s} {'sum of the numpy per-pair loops':52s} {'':8s} {total_numpy:9.1f}s "
+            f"{total_numpy / engine_seconds:6.1f}x"
+        )
+        for measure, label, function, kind in libraries:
+            reference = {}
+            for p in sample:
+                value = values[p][measure]
+                reference[p] = float(np.mean(value)) if kind == "sym" and isinstance(value, tuple) else value
+            per_pair, worst = time_baseline(function, reps, sample, reference)
+            total = per_pair * n_pairs
+            print(
+                f"{measure:13s} {label:52s} {per_pair:8.3f} {total:9.1f}s {total / engine_seconds:6.1f}x {worst:10.1e}"
+            )
+    print()
+    print(
+        "ratio = baseline time for all pairs / reprsim time for all measures and pairs (conservative: each "
+        "measure is charged reprsim's whole run). rsatoolbox is installed but computes RSA only (not a linear "
+        "measure); cka-pytorch is on the index but needs lightning/torchvision, so it is not installed."
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,90 @@
+"""End to end through the CLI on tiny offline models: extract -> compare -> report, and `reprsim run`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_extraction_models import WORDS, build_family
+
+from reprsim.cli import main
+from reprsim.results import ResultTable
+
+
+@pytest.fixture(scope="module")
+def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folders = {}
+    for family in ("bert", "gpt2"):
+        model, tok = build_family(family, tmp_path_factory.mktemp(f"{family}-vocab"))
+        folder = tmp_path_factory.mktemp("models") / f"tiny-{family}"
+        model.save_pretrained(folder)
+        tok.save_pretrained(folder)
+        folders[family] = folder
+    return folders
+
+
+@pytest.fixture(scope="module")
+def corpus_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    rng = np.random.default_rng(0)
+    lines = [" ".join(rng.choice(WORDS, size=int(rng.integers(3, 9)))) for _ in range(60)]
+    path = tmp_path_factory.mktemp("corpus") / "sentences.txt"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_extract_compare_report_commands(tiny_models, corpus_file, tmp_path, capsys):
+    store = tmp_path / "store"
+    assert main(["extract", str(tiny_models["bert"]), str(tiny_models["gpt2"]), "--corpus", str(corpus_file),
+                 "--store", str(store), "--name", "bert", "--name", "gpt2", "--quiet"]) == 0
+    results = tmp_path / "results.parquet"
+    assert main(["compare", "--store", str(store), "--measures", "linear_cka,maxsim,rsa,attention_js",
+                 "--out", str(results), "--quiet"]) == 0
+    table = ResultTable.load(results)
+    assert set(table.measures()) == {"linear_cka", "maxsim", "rsa", "attention_js"}
+    assert table.models() == ["bert", "gpt2"]
+    # 3 hidden-state layers per tiny model (embeddings + 2 blocks): 6 representations, 4 attention layers.
+    frame = table.frame
+    assert (frame.measure == "linear_cka").sum() == 6 * 7 // 2
+    assert (frame.measure == "maxsim").sum() == 36
+    assert (frame.measure == "attention_js").sum() == 16
+    assert (frame.measure == "rsa").sum() == 21
+    assert "wrote 94 rows (94 new)" in capsys.readouterr().out
+    report = tmp_path / "report"
+    assert main(["report", str(results), "--out", str(report)]) == 0
+    html = (report / "index.html").read_text()
+    assert html.count("data:image/png;base64,") >= 4 and "linear_cka" in html
+
+
+def test_run_study_and_rerun_skips_finished_work(tiny_models, corpus_file, tmp_path, capsys):
+    config = tmp_path / "study.yaml"
+    config.write_text(f"""
+name: tiny
+corpus: {{source: {corpus_file}, max_sentences: 40}}
+models:
+  - {{name: bert, model: {tiny_models['bert']}}}
+  - {{name: gpt2, model: {tiny_models['gpt2']}, layers: [0, 2]}}
+compare: {{measures: [linear_cka, pwcca, attention_cka]}}
+output: {{dir: out}}
+""")
+    assert main(["run", str(config), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "results:" in out and "report:" in out
+    results = tmp_path / "out" / "results.parquet"
+    table = ResultTable.load(results)
+    assert table.layers("gpt2") == [0, 2] and table.layers("bert") == [0, 1, 2]
+    assert (tmp_path / "out" / "report" / "index.html").is_file()
+    store_files = {p: p.stat().st_mtime_ns for p in (tmp_path / "out" / "store").rglob("*") if p.is_file()}
+    assert main(["run", str(config), "--quiet"]) == 0
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "out" / "store").rglob("*") if p.is_file()} == store_files
+    assert len(ResultTable.load(results)) == len(table)
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    assert main(["compare", "--store", str(tmp_path / "nope"), "--out", str(tmp_path / "r.parquet")]) == 1
+    assert "activation store not found" in capsys.readouterr().err
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("models: [a]\ncompare: {measures: [cka]}\n")
+    assert main(["run", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert "`compare.measures`: unknown measure 'cka'" in err
