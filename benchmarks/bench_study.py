@@ -15,11 +15,12 @@ absolute difference of the values over the sampled pairs.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import sys
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -98,9 +99,11 @@ def library_baselines(rows: int, width: int) -> list[tuple[str, str, Callable[..
         from cka import cka_from_features
 
         def pytorch_cka(x: np.ndarray, y: np.ndarray) -> PairValue:
-            return float(cka_from_features(torch.from_numpy(x), torch.from_numpy(y))[0, 0])
+            # float64: in float32 its Gram-space sums of uncentred activations cancel catastrophically
+            # (on this data the float32 result is off by up to 0.99)
+            return float(cka_from_features(torch.from_numpy(x).double(), torch.from_numpy(y).double())[0, 0])
 
-        found.append(("debiased_cka", "pytorch-cka 1.1.3 cka_from_features (Gram, float32)", pytorch_cka, ""))
+        found.append(("debiased_cka", "pytorch-cka 1.1.3 cka_from_features (Gram, float64)", pytorch_cka, ""))
     if importlib.util.find_spec("repsim") is not None:
         if rows <= 2000 and width <= 256:
             import repsim
@@ -115,8 +118,9 @@ def library_baselines(rows: int, width: int) -> list[tuple[str, str, Callable[..
             found.append(("pwcca", "repsim 0.1.5 pwcca (C++, mean of both directions)", repsim_pwcca, "sym"))
         else:
             print(
-                "repsim 0.1.5: skipped at this size (its C++ CKA takes 11.7 s per pair at 2,000 rows x 128 "
-                "and grows ~n^3; its PWCCA 39 s per pair at 2,000 x 256, growing faster than d^3); run --quick"
+                "repsim 0.1.5: skipped at this size (its C++ CKA took 11.7 s per pair at 2,000 rows x 128 "
+                "and grows ~n^3;\n  its PWCCA 39 s per pair at 2,000 x 256, growing faster than d^3); "
+                "see --quick"
             )
     return found
 
@@ -131,31 +135,64 @@ def _difference(got: PairValue, want: PairValue) -> float:
     return float(np.abs(g - w).max())
 
 
+@contextlib.contextmanager
+def blas_threads(count: int) -> Iterator[None]:
+    """Limit numpy's BLAS and torch to `count` threads for the duration."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        with threadpool_limits(count):
+            yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def time_baseline(
     function: Callable[..., PairValue],
     reps: list[np.ndarray],
     pairs: list[tuple[int, int]],
     reference: dict[tuple[int, int], PairValue],
-) -> tuple[float, float]:
-    """(seconds per pair, max |difference| to reprsim) of a per-pair function over the sampled pairs."""
+) -> tuple[float, float, int]:
+    """(seconds per pair, max |difference| to reprsim, BLAS threads used) over the sampled pairs.
+
+    The baseline gets its faster thread setting, tried on the first pair: on a shared 2-core machine a
+    2-thread LAPACK call can be 40x slower than a 1-thread one, which would flatter reprsim.
+    """
+    import os
+
+    trial: dict[int, float] = {}
+    for count in sorted({1, os.cpu_count() or 1}):
+        with blas_threads(count):
+            start = time.perf_counter()
+            function(reps[pairs[0][0]], reps[pairs[0][1]])
+            trial[count] = time.perf_counter() - start
+    threads = min(trial, key=lambda c: trial[c])
     elapsed, worst = 0.0, 0.0
-    for a, b in pairs:
-        start = time.perf_counter()
-        value = function(reps[a], reps[b])
-        elapsed += time.perf_counter() - start
-        worst = max(worst, _difference(value, reference[(a, b)]))
-    return elapsed / len(pairs), worst
+    with blas_threads(threads):
+        for a, b in pairs:
+            start = time.perf_counter()
+            value = function(reps[a], reps[b])
+            elapsed += time.perf_counter() - start
+            worst = max(worst, _difference(value, reference[(a, b)]))
+    return elapsed / len(pairs), worst, threads
+
+
+def report_line(measure: str, label: str, per_pair: float, n_pairs: int, engine: float, worst: float) -> str:
+    total = per_pair * n_pairs
+    return f"{measure:13s} {label:56s} {per_pair:8.3f} {total:9.1f}s {total / engine:7.1f}x {worst:10.1e}"
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="2,000 rows, 2 x 4 layers x 128 (seconds)")
     parser.add_argument("--rows", type=int, default=None)
     parser.add_argument("--layers", type=int, default=None, help="layers per model")
     parser.add_argument("--width", type=int, default=None)
     parser.add_argument("--baseline-pairs", type=int, default=None, help="pairs sampled for the baselines")
+    parser.add_argument("--library-pairs", type=int, default=3, help="pairs sampled for library baselines")
     parser.add_argument("--precision", choices=("float64", "float32"), default="float64")
     parser.add_argument("--chunk-rows", type=int, default=8192)
     args = parser.parse_args(argv)
@@ -169,30 +206,31 @@ def main(argv: list[str] | None = None) -> int:
     everything = [(a, b) for a in range(study.n_reps) for b in range(a + 1, study.n_reps)]
     chosen = np.random.default_rng(0).choice(len(everything), size=sample_size, replace=False)
     sample = [everything[i] for i in sorted(chosen)]
+    library_sample = sample[: max(1, min(len(sample), args.library_pairs))]
     libraries = library_baselines(rows, width)
     measures = STUDY_MEASURES + tuple(m for m, *_ in libraries if m not in STUDY_MEASURES)
 
     print(f"machine: {machine()}")
     print(
-        f"study: {study.n_models} models x {n_layers} layers x {width} neurons, {rows} rows (float32 synthetic), "
-        f"{n_pairs} pairs; measures {', '.join(measures)}; engine precision {args.precision}"
+        f"study: {study.n_models} models x {n_layers} layers x {width} neurons, {rows} rows "
+        f"(float32 synthetic), {n_pairs} pairs; measures {', '.join(measures)}; engine precision {args.precision}"
     )
     sources = [RepresentationSource.from_array(i, r) for i, r in enumerate(reps)]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         start = time.perf_counter()
-        results = all_pairs(
-            sources, measures, progress=False, precision=args.precision, chunk_rows=args.chunk_rows
-        )
+        results = all_pairs(sources, measures, progress=False, precision=args.precision, chunk_rows=args.chunk_rows)
         engine_seconds = time.perf_counter() - start
     values = {(r.a, r.b): {m: _as_pair(v) for m, v in r.values.items()} for r in results}
     print(f"reprsim all_pairs, all {len(measures)} measures, all {n_pairs} pairs: {engine_seconds:.1f} s")
     print(
-        f"baselines timed on {sample_size} sampled pairs, extrapolated x{n_pairs / sample_size:.2f} to all pairs"
+        f"numpy baselines timed on {sample_size} sampled pairs, libraries on {len(library_sample)}; "
+        f"extrapolated linearly to all {n_pairs} pairs"
     )
     print()
     header = (
-        f"{'measure':13s} {'baseline':52s} {'s/pair':>8s} {'all pairs':>10s} {'ratio':>7s} {'max|diff|':>10s}"
+        f"{'measure':13s} {'baseline (BLAS threads)':56s} {'s/pair':>8s} {'all pairs':>10s} {'ratio':>8s} "
+        f"{'max|diff|':>10s}"
     )
     print(header)
     print("-" * len(header))
@@ -201,31 +239,25 @@ def main(argv: list[str] | None = None) -> int:
         warnings.simplefilter("ignore")
         for measure, (label, function) in NUMPY_BASELINES.items():
             reference = {p: values[p][measure] for p in sample}
-            per_pair, worst = time_baseline(function, reps, sample, reference)
-            total = per_pair * n_pairs
-            total_numpy += total
-            print(
-                f"{measure:13s} {label:52s} {per_pair:8.3f} {total:9.1f}s {total / engine_seconds:6.1f}x {worst:10.1e}"
-            )
-        print(
-            f"{'all five':13s} {'sum of the numpy per-pair loops':52s} {'':8s} {total_numpy:9.1f}s "
-            f"{total_numpy / engine_seconds:6.1f}x"
-        )
+            per_pair, worst, threads = time_baseline(function, reps, sample, reference)
+            total_numpy += per_pair * n_pairs
+            print(report_line(measure, f"{label} ({threads})", per_pair, n_pairs, engine_seconds, worst))
+        summed = "sum of the five numpy per-pair loops"
+        print(f"{'all five':13s} {summed:56s} {'':8s} {total_numpy:9.1f}s {total_numpy / engine_seconds:7.1f}x")
         for measure, label, function, kind in libraries:
             reference = {}
-            for p in sample:
+            for p in library_sample:
                 value = values[p][measure]
                 reference[p] = float(np.mean(value)) if kind == "sym" and isinstance(value, tuple) else value
-            per_pair, worst = time_baseline(function, reps, sample, reference)
-            total = per_pair * n_pairs
-            print(
-                f"{measure:13s} {label:52s} {per_pair:8.3f} {total:9.1f}s {total / engine_seconds:6.1f}x {worst:10.1e}"
-            )
+            per_pair, worst, threads = time_baseline(function, reps, library_sample, reference)
+            print(report_line(measure, f"{label} ({threads})", per_pair, n_pairs, engine_seconds, worst))
     print()
     print(
-        "ratio = baseline time for all pairs / reprsim time for all measures and pairs (conservative: each "
-        "measure is charged reprsim's whole run). rsatoolbox is installed but computes RSA only (not a linear "
-        "measure); cka-pytorch is on the index but needs lightning/torchvision, so it is not installed."
+        "ratio = baseline time for all pairs / reprsim time for all measures and pairs (conservative: each\n"
+        "measure is charged reprsim's whole run). max|diff| = largest absolute difference of the values\n"
+        "(both directions of directed measures) over the sampled pairs. rsatoolbox 0.3.2 is installed but\n"
+        "computes RSA only (not a linear measure); cka-pytorch 1.1.3 is on the index but requires\n"
+        "lightning/torchvision/torchmetrics (it would replace the pinned torch), so it is not installed."
     )
     return 0
 

@@ -1,4 +1,5 @@
-"""Attention-level measures against plain loops over sentences, query words and head pairs."""
+"""Attention-level measures (per pair and from per-layer fits) against plain loops over sentences, query
+words and head pairs."""
 
 from __future__ import annotations
 
@@ -10,6 +11,12 @@ import torch
 from scipy.spatial.distance import jensenshannon
 
 from reprsim.measures import attention_cka, attention_head_similarity, attention_js, attention_pearson
+from reprsim.measures.attention import (
+    attention_profile_bytes,
+    attention_profile_head_similarity,
+    attention_profile_similarity,
+    fit_attention,
+)
 
 LENGTHS = [3, 6, 1, 5, 8]
 
@@ -185,3 +192,188 @@ def test_long_sentences_chunk_heads_without_changing_the_result(monkeypatch):
     whole = attention_head_similarity(A, B)
     monkeypatch.setattr(attention_module, "MAX_PAIR_ELEMENTS", 100)  # one head of A per chunk
     np.testing.assert_allclose(attention_head_similarity(A, B), whole, rtol=1e-13)
+
+
+# --- per-layer fits ----------------------------------------------------------------------------------------
+EDGE_LENGTHS = [1, 2, 4, 1, 7, 2, 5]
+
+
+def maps_with_zeros(heads: int, seed: int, lengths: list[int] = EDGE_LENGTHS) -> list[np.ndarray]:
+    """Maps with exact zeros: causal rows, one-hot rows, uniform rows and rows with a few zero keys."""
+    maps = random_maps(heads, seed, lengths, causal=seed % 2 == 0)
+    rng = np.random.default_rng(seed + 100)
+    for a in maps:
+        T = a.shape[-1]
+        a[0, T - 1] = np.eye(T)[rng.integers(T)]  # one-hot row
+        if heads > 1:
+            a[1, 0] = 1.0 / T  # uniform (constant) row
+        zeros = rng.random(a.shape) < 0.3
+        a[zeros] = 0.0
+        empty = a.sum(axis=-1) == 0
+        a[empty] = 1.0 / T
+        a /= a.sum(axis=-1, keepdims=True)
+    return maps
+
+
+def js_from_elementwise_terms(a: np.ndarray, b: np.ndarray) -> float:
+    """Sum over keys of f(a, b) = a/2 log(2a/(a+b)) + b/2 log(2b/(a+b)), 0 log 0 = 0 (plain loop)."""
+    total = 0.0
+    for x, y in zip(a, b, strict=True):
+        total += 0.5 * x * np.log(2 * x / (x + y)) if x > 0 else 0.0
+        total += 0.5 * y * np.log(2 * y / (x + y)) if y > 0 else 0.0
+    return total
+
+
+def test_js_is_a_sum_of_elementwise_terms():
+    """The identity the fitted JS relies on, checked against scipy on rows with zeros."""
+    for a, b in zip(maps_with_zeros(3, 40), maps_with_zeros(3, 41), strict=True):
+        for h in range(a.shape[0]):
+            for i in range(a.shape[1]):
+                expected = jensenshannon(a[h, i], b[h, i]) ** 2
+                assert js_from_elementwise_terms(a[h, i], b[h, i]) == pytest.approx(expected, abs=1e-12)
+
+
+@pytest.mark.parametrize("seeds", [(20, 21), (22, 23), (24, 25), (20, 22)])  # (20, 22): both causal
+def test_fitted_head_similarity_matches_reference_loops(seeds):
+    A, B = maps_with_zeros(4, seeds[0]), maps_with_zeros(3, seeds[1])
+    fa_js, fb_js = fit_attention(A, "js"), fit_attention(B, "js", name="B")
+    np.testing.assert_allclose(attention_profile_head_similarity(fa_js, fb_js), js_head_similarity_ref(A, B),
+                               rtol=0, atol=1e-9)
+    fa_p, fb_p = fit_attention(A, "pearson"), fit_attention(B, "pearson")
+    with pytest.warns(UserWarning, match="left out"):
+        pearson = attention_profile_head_similarity(fa_p, fb_p)
+    np.testing.assert_allclose(pearson, pearson_head_similarity_ref(A, B), rtol=0, atol=1e-9)
+    assert attention_profile_similarity(fit_attention(A, "cka"), fit_attention(B, "cka")) == pytest.approx(
+        attention_cka_ref(A, B), abs=1e-9)
+
+
+def test_pearson_warning_counts_constant_rows():
+    A, B = maps_with_zeros(2, 26), maps_with_zeros(3, 27)
+    constant = sum(int(np.sum(np.ptp(m, axis=-1) == 0)) for m in [*A, *B])
+    rows = sum(EDGE_LENGTHS) * (2 + 3)
+    with pytest.warns(UserWarning, match=f"left out {constant} of {rows} attention rows"):
+        attention_profile_similarity(fit_attention(A, "pearson"), fit_attention(B, "pearson"))
+
+
+def test_one_fit_serves_every_pair_and_equals_per_pair_functions():
+    layers = [maps_with_zeros(h, 30 + h) for h in (2, 3, 4)]
+    per_pair = {"js": attention_js, "pearson": attention_pearson, "cka": attention_cka}
+    for kind, function in per_pair.items():
+        fits = [fit_attention(m, kind) for m in layers]  # type: ignore[arg-type]
+        for i, A in enumerate(layers):
+            for j, B in enumerate(layers):
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    expected = function(A, B)
+                    fitted = attention_profile_similarity(fits[i], fits[j])
+                assert fitted == pytest.approx(expected, rel=1e-12, abs=1e-12), (kind, i, j)
+    js = [fit_attention(m, "js") for m in layers]
+    ref = js_head_similarity_ref(layers[2], layers[0])
+    assert attention_profile_similarity(js[2], js[0]) == pytest.approx(ref.max(axis=1).mean(), abs=1e-9)
+
+
+def test_fitted_js_blocks_of_entries_do_not_change_the_result(monkeypatch):
+    import reprsim.measures.attention as attention_module
+
+    A, B = maps_with_zeros(3, 50), maps_with_zeros(2, 51)
+    fa, fb = fit_attention(A, "js"), fit_attention(B, "js")
+    whole = attention_profile_head_similarity(fa, fb)
+    monkeypatch.setattr(attention_module, "MAX_PAIR_ELEMENTS", 7)  # 3 entries per block
+    np.testing.assert_allclose(attention_profile_head_similarity(fa, fb), whole, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(whole, js_head_similarity_ref(A, B), rtol=0, atol=1e-9)
+
+
+def test_profiles_hold_the_flattened_layer_once():
+    A = maps_with_zeros(3, 52)
+    n_entries = sum(t * t for t in EDGE_LENGTHS)
+    for kind in ("js", "pearson", "cka"):
+        profile = fit_attention(A, kind)  # type: ignore[arg-type]
+        assert profile.entries.shape == (3, n_entries) and profile.entries.dtype == torch.float64
+        assert profile.lengths == tuple(EDGE_LENGTHS) and profile.n_rows == sum(EDGE_LENGTHS)
+        assert profile.nbytes == attention_profile_bytes(3, EDGE_LENGTHS, kind)  # type: ignore[arg-type]
+    assert fit_attention(A, "pearson").valid_rows.shape == (3, sum(EDGE_LENGTHS))  # type: ignore[union-attr]
+    flat = np.concatenate([a.reshape(3, -1) for a in A], axis=1)
+    np.testing.assert_array_equal(fit_attention(A, "js").support, (flat > 0).any(axis=0))
+
+
+def test_fit_and_profile_errors_name_the_problem():
+    A, B = maps_with_zeros(2, 53), maps_with_zeros(2, 54)
+    with pytest.raises(ValueError, match=r"attention \(gpt L3, sentence 2\): row of head 0"):
+        bad = [a.copy() for a in A]
+        bad[2][0, 0] *= 3.0
+        fit_attention(bad, "js", name="gpt L3")
+    with pytest.raises(ValueError, match=r"attention \(gpt L3\): sentence 1 has 3 heads but sentence 0 had 2"):
+        fit_attention([A[0], maps_with_zeros(3, 55)[1]], "js", name="gpt L3")
+    with pytest.raises(ValueError, match="no sentences"):
+        fit_attention([], "cka")
+    with pytest.raises(ValueError, match="kind must be one of"):
+        fit_attention(A, "cosine")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="different kinds"):
+        attention_profile_similarity(fit_attention(A, "js"), fit_attention(B, "cka"))
+    with pytest.raises(ValueError, match="A has 7 sentences and B has 6"):
+        attention_profile_similarity(fit_attention(A, "js"), fit_attention(B[:6], "js"))
+    swapped = [B[1], B[0], *B[2:]]  # lengths 2, 1 instead of 1, 2
+    with pytest.raises(ValueError, match="sentence 0 has 1 words in A but 2 in B"):
+        attention_profile_similarity(fit_attention(A, "js"), fit_attention(swapped, "js"))
+    with pytest.raises(ValueError, match="no head x head similarity"):
+        attention_profile_head_similarity(fit_attention(A, "cka"), fit_attention(B, "cka"))
+    uniform = [np.full((2, 2, 2), 0.5)] * 3  # A[1] has two words
+    with pytest.raises(ValueError, match="every head of B has constant attention weights"):
+        attention_profile_similarity(fit_attention(A[1:2] * 3, "cka"), fit_attention(uniform, "cka"))
+
+
+# --- all-pairs comparison: fitted once per layer -----------------------------------------------------------
+def test_comparison_fits_each_layer_once_and_tiles_without_changing_values(tmp_path, monkeypatch):
+    import reprsim.comparison as comparison
+    from reprsim.store import ActivationStore, make_key
+
+    lengths = [1, 4, 2, 6, 5, 3]
+    store = ActivationStore(tmp_path / "store")
+    for m, (name, heads) in enumerate([("P", 3), ("Q", 2)]):
+        rng = np.random.default_rng(m)
+        ids = [0, 1, 2]
+        manifest = {"name": name, "corpus_hash": "c", "model": name}
+        writer = store.writer(make_key(name, manifest), manifest, ids, [4, 4, 4], lengths, [0, heads, heads])
+        hidden = [rng.standard_normal((sum(lengths), 4)).astype(np.float32) for _ in ids]
+        no_attention: list[np.ndarray | None] = [None] * len(lengths)  # layer 0, like embeddings
+        attention = [no_attention] + [
+            [x.astype(np.float32) for x in maps_with_zeros(heads, 60 + 2 * m + k, lengths)] for k in (0, 1)
+        ]
+        writer.write_sentences(0, len(lengths), hidden, attention)  # type: ignore[arg-type]
+        writer.finalize()
+    entries = store.entries()
+    layers = {(e.name, layer): list(e.iter_attention(layer)) for e in entries for layer in (1, 2)}
+    names = ["attention_js", "attention_pearson", "attention_cka"]
+
+    fits: list[str] = []
+    original = comparison.fit_attention
+
+    def counting(maps, kind, *, name="A"):
+        fits.append(name)
+        return original(maps, kind, name=name)
+
+    monkeypatch.setattr(comparison, "fit_attention", counting)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        records = comparison.attention_records(entries, names, set(), 100, 0, progress=False)
+        assert len(fits) == 3 * 4  # each of the 4 attention layers once per measure
+        monkeypatch.setattr(comparison, "ATTENTION_FIT_BUDGET_BYTES", 1)  # one layer per tile
+        tiled = comparison.attention_records(entries, names, set(), 100, 0, progress=False)
+    assert len(records) == 16 + 16 + 10
+    per_pair = {"attention_js": attention_js, "attention_pearson": attention_pearson, "attention_cka": attention_cka}
+    references = {"attention_js": js_head_similarity_ref, "attention_pearson": pearson_head_similarity_ref}
+    for r, t in zip(records, tiled, strict=True):
+        assert (r["model_a"], r["layer_a"], r["model_b"], r["layer_b"], r["measure"]) == (
+            t["model_a"], t["layer_a"], t["model_b"], t["layer_b"], t["measure"])
+        assert r["value"] == pytest.approx(t["value"], abs=1e-12)
+        A, B = layers[r["model_a"], r["layer_a"]], layers[r["model_b"], r["layer_b"]]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            assert r["value"] == pytest.approx(per_pair[r["measure"]](A, B), abs=1e-12), r
+        if r["measure"] == "attention_cka":
+            reference = attention_cka_ref(A, B)
+        else:
+            reference = references[r["measure"]](A, B).max(axis=1).mean()
+        # float32 storage: rows sum to 1 only to ~1e-7, and scipy's jensenshannon renormalises them
+        assert r["value"] == pytest.approx(reference, abs=1e-6), r
+        assert r["n_rows"] == sum(lengths) and r["level"] == "attention" and not r["subsample"]

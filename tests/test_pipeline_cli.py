@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_extraction_models import WORDS, build_family
 
 from reprsim.cli import main
 from reprsim.results import ResultTable
+from test_extraction_models import WORDS, build_family
 
 
 @pytest.fixture(scope="module")

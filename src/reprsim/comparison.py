@@ -5,7 +5,8 @@ Three paths, by what a measure needs:
   go through the engine's single streaming pass of cross-products, so memory does not grow with the corpus;
 - measures that build n x n matrices (RBF CKA, RSA, mutual k-NN) run on one seeded row subsample shared by
   every representation, and the table says so (`subsample`, `n_rows`);
-- attention measures stream the stored word-level maps of a sentence subsample.
+- attention measures fit each layer's stored word-level maps of a sentence subsample once
+  (`fit_attention`) and score every pair of layers from the fits.
 
 Results already present in `previous` are kept and not recomputed, so adding a model to a study costs only
 the pairs that involve it.
@@ -23,6 +24,14 @@ from tqdm.auto import tqdm
 
 from reprsim import measures as registry
 from reprsim._version import __version__
+from reprsim.measures.attention import (
+    MEASURE_KINDS,
+    AttentionKind,
+    AttentionProfile,
+    attention_profile_bytes,
+    attention_profile_similarity,
+    fit_attention,
+)
 from reprsim.measures.fitted import FITTED_MEASURES, fit, profile_similarity
 from reprsim.results import DIRECTED, SYMMETRIC, LayerId, ResultTable
 from reprsim.store import ActivationStore, StoreEntry
@@ -246,9 +255,20 @@ def read_attention(rep: Representation, sentences: np.ndarray) -> list[np.ndarra
     return [m for s, m in enumerate(rep.entry.iter_attention(rep.layer)) if s in wanted]
 
 
+ATTENTION_FIT_BUDGET_BYTES = 2 << 30  # attention profiles held at once; beyond it, layers are fitted in tiles
+
+
+def fit_attention_layers(reps: Sequence[Representation], maps: dict[int, list[np.ndarray]], block: list[int],
+                         kind: AttentionKind) -> dict[int, AttentionProfile]:
+    """Per-layer attention profiles of the layers in `block` (indices into reps), errors naming the layer."""
+    return {k: fit_attention(maps[k], kind, name=reps[k].layer_id.label()) for k in block}
+
+
 def attention_records(entries: Sequence[StoreEntry], names: Sequence[str],
                       done: set[tuple[str, int, str, int, str]], max_sentences: int, seed: int,
                       progress: bool) -> list[dict[str, Any]]:
+    """Attention measures on a shared sentence subsample: each layer is fitted once per measure (per tile of
+    layers when the profiles exceed ATTENTION_FIT_BUDGET_BYTES) and every pair is scored from the fits."""
     reps = attention_layers(entries)
     if not reps or not names:
         return []
@@ -261,16 +281,30 @@ def attention_records(entries: Sequence[StoreEntry], names: Sequence[str],
     needed = sorted({k for pairs in todo.values() for pair in pairs for k in pair})
     maps = {k: read_attention(reps[k], sentences)
             for k in tqdm(needed, desc="reading attention", unit="layer", disable=not progress)}
-    n_words = int(sum(np.asarray(entries[0].sentence_lengths)[sentences]))
+    lengths = [int(t) for t in np.asarray(entries[0].sentence_lengths)[sentences]]
+    n_words = sum(lengths)
     subsample = len(sentences) < n_sentences
     records = []
     with tqdm(total=n_pairs, desc="attention measures", unit="pair", disable=not progress) as bar:
         for m, pairs in todo.items():
-            fn = registry.get(m).function
-            for i, j in pairs:
-                records.append(_record(reps[i].layer_id, reps[j].layer_id, m, fn(maps[i], maps[j]),
-                                       "attention", n_words, subsample))
-                bar.update()
+            if not pairs:
+                continue
+            kind = MEASURE_KINDS[m]
+            used = sorted({k for pair in pairs for k in pair})
+            largest = max(attention_profile_bytes(reps[k].entry.heads(reps[k].layer), lengths, kind) for k in used)
+            tile = max(1, ATTENTION_FIT_BUDGET_BYTES // max(1, 2 * largest))
+            wanted = set(pairs)
+            for block_a in tiles(used, tile):
+                fits_a = fit_attention_layers(reps, maps, block_a, kind)
+                for block_b in tiles(used, tile):
+                    fits_b = fits_a if block_b == block_a else fit_attention_layers(reps, maps, block_b, kind)
+                    for i in block_a:
+                        for j in block_b:
+                            if (i, j) in wanted:
+                                value = attention_profile_similarity(fits_a[i], fits_b[j])
+                                records.append(_record(reps[i].layer_id, reps[j].layer_id, m, value,
+                                                       "attention", n_words, subsample))
+                                bar.update()
     return records
 
 

@@ -14,7 +14,13 @@ the same length T_s in both; the head counts of A and B may differ.
 - Attention CKA: each head's maps flattened over all sentences (rows (sentence, i, j), columns heads), then
   linear CKA between the two layers' matrices (symmetric).
 
-Everything streams: one sentence at a time, never the whole corpus in memory.
+Per-layer fits (the attention analogue of `fitted.py`): every measure first turns one layer's maps into an
+`AttentionProfile` (`fit_attention`), flattened over all sentences into an (H, N) float64 array, N = sum of
+T_s^2, plus per-head constants; a pair of layers is then scored from the two profiles
+(`attention_profile_similarity`) with a few matmuls (Pearson, CKA) or one vectorised pass over the entries
+(JS). The per-pair functions below fit both sides and score them, so there is one implementation, and an
+all-pairs comparison fits each layer once instead of once per pair. Input is read one sentence at a time;
+a profile holds 8 * H * N bytes (200 sentences of T = 25 with 12 heads: 12 MB).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -30,9 +37,14 @@ import torch
 from reprsim.measures._input import CONSTANT_RTOL
 
 HeadSimilarity = Literal["js", "pearson"]
+AttentionKind = Literal["js", "pearson", "cka"]
+ATTENTION_KINDS: tuple[AttentionKind, ...] = ("js", "pearson", "cka")
+# The registry's attention measures and the profile kind each is scored from.
+MEASURE_KINDS: dict[str, AttentionKind] = {"attention_js": "js", "attention_pearson": "pearson",
+                                           "attention_cka": "cka"}
 
-# Elements of the (heads_A, heads_B, T, T) mixture tensor built at once; bounds memory for long sentences.
-MAX_PAIR_ELEMENTS = 1 << 24
+# Elements of the (heads_B, entries) mixture block built at once in the JS pass; bounds its memory (32 MB).
+MAX_PAIR_ELEMENTS = 1 << 22
 
 
 def _dtype_eps(a: Any) -> float:
@@ -119,64 +131,229 @@ def sentence_pairs(A: Iterable[Any], B: Iterable[Any]) -> Iterator[tuple[torch.T
         raise ValueError("attention: no sentences given")
 
 
-def _js_sums(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """(H, H') sums over query words i of JS(a_h,i || b_h',i), natural log, for one sentence.
-
-    JS(p || q) = (sum p log p + sum q log q) / 2 - sum m log m with m = (p + q) / 2 (0 log 0 = 0).
-    Heads of A are processed in chunks so the (chunk, H', T, T) mixture stays under MAX_PAIR_ELEMENTS.
-    """
-    neg_entropy_a = torch.xlogy(a, a).sum(dim=(-1, -2))  # (H,): summed over query words
-    neg_entropy_b = torch.xlogy(b, b).sum(dim=(-1, -2))  # (H',)
-    per_head = b.numel()
-    chunk = max(1, MAX_PAIR_ELEMENTS // per_head)
-    parts = []
-    for start in range(0, a.shape[0], chunk):
-        m = 0.5 * (a[start:start + chunk, None] + b[None])  # (c, H', T, T)
-        parts.append(torch.xlogy(m, m).sum(dim=(-1, -2)))
-    mixture = torch.cat(parts)
-    return 0.5 * (neg_entropy_a[:, None] + neg_entropy_b[None, :]) - mixture
-
-
 def _unit_centred_rows(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Rows centred and scaled to unit norm, and the mask of rows that are not constant."""
+    """Rows centred and scaled to unit norm (zero for constant rows), and the mask of rows that vary."""
     z = a - a.mean(dim=-1, keepdim=True)
     norms = z.norm(dim=-1)
     valid = norms > CONSTANT_RTOL * a.abs().amax(dim=-1) * math.sqrt(a.shape[-1])
-    return z / torch.where(valid, norms, torch.ones_like(norms))[..., None], valid
+    z = z / torch.where(valid, norms, torch.ones_like(norms))[..., None]
+    return z * valid[..., None], valid
+
+
+@dataclass(frozen=True)
+class AttentionProfile:
+    """One attention layer's per-layer work for one measure kind, reusable against any other layer.
+
+    kind: "js" | "pearson" | "cka". lengths: words per sentence (two profiles must describe the same
+    sentences). entries: (heads, N) float64 over every (sentence, query i, key j): the weights (js), each
+    row centred and unit-normalised with constant rows zeroed (pearson), or each head centred over all
+    entries (cka). head_terms: js: (heads,) 0.5 * (sum a log a + ln 2 * sum a) per head; cka: the
+    Frobenius norm of the centred head Gram (0-d); pearson: unused (empty). valid_rows: pearson only,
+    (heads, rows) 1.0 where a (sentence, query) row varies, else 0.0. support: js only, (N,) True where some
+    head's weight is non-zero (entries zero on both sides add nothing: a causal pair skips half of them).
+    """
+
+    kind: AttentionKind
+    lengths: tuple[int, ...]
+    entries: torch.Tensor
+    head_terms: torch.Tensor
+    valid_rows: torch.Tensor | None = None
+    support: torch.Tensor | None = None
+
+    @property
+    def heads(self) -> int:
+        return int(self.entries.shape[0])
+
+    @property
+    def n_rows(self) -> int:
+        """(sentence, query word) rows: the words of the sentences."""
+        return sum(self.lengths)
+
+    @property
+    def nbytes(self) -> int:
+        extra = sum(t.numel() * t.element_size() for t in (self.valid_rows, self.support) if t is not None)
+        return self.entries.numel() * self.entries.element_size() + extra
+
+
+def attention_profile_bytes(heads: int, lengths: Iterable[int], kind: AttentionKind) -> int:
+    """Bytes an AttentionProfile of this shape holds (to tile all-pairs work under a memory budget)."""
+    lengths = list(lengths)
+    n_entries = sum(t * t for t in lengths)
+    extra = {"pearson": 8 * heads * sum(lengths), "js": n_entries, "cka": 0}[kind]
+    return 8 * heads * n_entries + extra
+
+
+class _ProfileBuilder:
+    """Accumulates one layer's validated sentence maps into an AttentionProfile (input read once, in order)."""
+
+    def __init__(self, kind: AttentionKind, name: str) -> None:
+        if kind not in ATTENTION_KINDS:
+            raise ValueError(f"attention: kind must be one of {ATTENTION_KINDS}, got {kind!r}")
+        self.kind, self.name = kind, name
+        self.lengths: list[int] = []
+        self.parts: list[torch.Tensor] = []
+        self.valid: list[torch.Tensor] = []
+
+    def add(self, a: torch.Tensor) -> None:
+        """Add one validated float64 (heads, T, T) map; head counts must not change between sentences."""
+        if self.parts and a.shape[0] != self.parts[0].shape[0]:
+            raise ValueError(f"attention ({self.name}): sentence {len(self.lengths)} has {a.shape[0]} heads "
+                             f"but sentence 0 had {self.parts[0].shape[0]}")
+        self.lengths.append(int(a.shape[-1]))
+        if self.kind == "pearson":
+            z, valid = _unit_centred_rows(a)
+            self.parts.append(z.reshape(a.shape[0], -1))
+            self.valid.append(valid.to(torch.float64))
+        else:
+            self.parts.append(a.reshape(a.shape[0], -1))
+
+    def finish(self) -> AttentionProfile:
+        if not self.parts:
+            raise ValueError(f"attention ({self.name}): no sentences given")
+        entries = torch.cat(self.parts, dim=1)
+        self.parts = []
+        lengths = tuple(self.lengths)
+        if self.kind == "pearson":
+            return AttentionProfile("pearson", lengths, entries, entries.new_empty(0), torch.cat(self.valid, dim=1))
+        if self.kind == "js":
+            terms = 0.5 * (torch.xlogy(entries, entries).sum(dim=1) + math.log(2.0) * entries.sum(dim=1))
+            return AttentionProfile("js", lengths, entries, terms, support=(entries > 0).any(dim=0))
+        varies = bool((entries.amax(dim=1) > entries.amin(dim=1)).any())
+        entries -= entries.mean(dim=1, keepdim=True)
+        norm = torch.linalg.matrix_norm(entries @ entries.T) if varies else entries.new_zeros(())
+        return AttentionProfile("cka", lengths, entries, norm)
+
+
+def fit_attention(maps: Iterable[Any], kind: AttentionKind, *, name: str = "A") -> AttentionProfile:
+    """Fit one layer's per-sentence (heads, T, T) maps for `kind` ("js", "pearson" or "cka") once.
+
+    `attention_profile_similarity(fit_attention(A, k), fit_attention(B, k))` equals the per-pair measure on
+    (A, B). Maps are validated as in the per-pair functions; errors name `name` and the sentence.
+    """
+    builder = _ProfileBuilder(kind, name)
+    device: torch.device | None = None
+    for s, raw in enumerate(maps):
+        device = _device_of(raw) if device is None else device
+        builder.add(attention_map(raw, name, s, device))
+    return builder.finish()
+
+
+def _check_profiles(pa: AttentionProfile, pb: AttentionProfile) -> None:
+    if pa.kind != pb.kind:
+        raise ValueError(f"attention profiles of different kinds: {pa.kind!r} and {pb.kind!r}")
+    if pa.lengths != pb.lengths:
+        if len(pa.lengths) != len(pb.lengths):
+            raise ValueError(f"attention: A has {len(pa.lengths)} sentences and B has {len(pb.lengths)}; they "
+                             "must be the same sentences")
+        s = next(s for s, (x, y) in enumerate(zip(pa.lengths, pb.lengths, strict=True)) if x != y)
+        raise ValueError(f"attention: sentence {s} has {pa.lengths[s]} words in A but {pb.lengths[s]} in B")
+    if pa.entries.device != pb.entries.device:
+        raise ValueError(f"attention profiles on different devices: {pa.entries.device} and {pb.entries.device}")
+
+
+def _mixture_sums(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """(H, H') sums over entries e of S log S with S = a[h, e] + b[h', e] (0 log 0 = 0).
+
+    The (H', block) mixture is built per head of A in blocks of entries under MAX_PAIR_ELEMENTS. On CPU this
+    runs in numpy with two reused buffers: numpy's SIMD float64 log is ~4x faster than torch's, and reusing
+    the buffers saves another ~3x over allocating them per head. Other devices use torch.xlogy.
+    """
+    block = max(1, MAX_PAIR_ELEMENTS // b.shape[0])
+    n_entries = a.shape[1]
+    if a.device.type != "cpu":
+        out = torch.zeros(a.shape[0], b.shape[0], dtype=torch.float64, device=a.device)
+        for start in range(0, n_entries, block):
+            for h in range(a.shape[0]):
+                s = a[h, start:start + block] + b[:, start:start + block]
+                out[h] += torch.xlogy(s, s).sum(dim=1)
+        return out
+    an, bn = a.numpy(), b.numpy()
+    sums = np.zeros((a.shape[0], b.shape[0]))
+    mixture_buffer = np.empty((b.shape[0], min(block, n_entries)))
+    log_buffer = np.empty_like(mixture_buffer)
+    tiny = np.finfo(np.float64).tiny  # log(S + tiny) = log S for every normal S; S = 0 gives 0 * log(tiny) = 0
+    for start in range(0, n_entries, block):
+        stop = min(start + block, n_entries)
+        mixture, log_mixture = mixture_buffer[:, : stop - start], log_buffer[:, : stop - start]
+        for h in range(a.shape[0]):
+            np.add(an[h, start:stop], bn[:, start:stop], out=mixture)
+            np.add(mixture, tiny, out=log_mixture)
+            np.log(log_mixture, out=log_mixture)
+            sums[h] += np.einsum("ij,ij->i", mixture, log_mixture)
+    return torch.from_numpy(sums)
+
+
+def _js_head_sums(pa: AttentionProfile, pb: AttentionProfile) -> torch.Tensor:
+    """(H, H') sums over every (sentence, query) row of JS(a_h,i || b_h',i), natural log.
+
+    Summed over a row's keys, JS is a sum of elementwise terms f(a, b) = a/2 log(2a/(a+b)) + b/2 log(2b/(a+b))
+    = [a log a + ln2 a]/2 + [b log b + ln2 b]/2 - (a+b) log(a+b)/2, so the total over all entries is
+    head_terms_A[h] + head_terms_B[h'] - (sum of S log S, S = a_h + b_h')/2: one pass over the entries per
+    head of A (`_mixture_sums`). Entries that are zero in every head of both layers (S = 0) are skipped.
+    """
+    a, b = pa.entries, pb.entries
+    if pa.support is not None and pb.support is not None:
+        union = pa.support | pb.support
+        if not bool(union.all()):
+            a, b = a[:, union], b[:, union]
+    return pa.head_terms[:, None] + pb.head_terms[None, :] - 0.5 * _mixture_sums(a, b)
+
+
+def _pearson_head_similarity(pa: AttentionProfile, pb: AttentionProfile) -> torch.Tensor:
+    """Mean row correlation per head pair over the rows valid on both sides: one matmul of unit rows."""
+    assert pa.valid_rows is not None and pb.valid_rows is not None
+    total = pa.entries @ pb.entries.T  # constant rows are zero, so they add nothing
+    counts = pa.valid_rows @ pb.valid_rows.T
+    if bool((counts == 0).any()):
+        h, g = (int(v) for v in torch.nonzero(counts == 0)[0])
+        raise ValueError(f"attention_pearson: head {h} of A and head {g} of B share no query word whose "
+                         "attention rows both vary; their correlation is undefined")
+    excluded = int(pa.valid_rows.numel() - pa.valid_rows.sum()) + int(pb.valid_rows.numel() - pb.valid_rows.sum())
+    if excluded:
+        rows = pa.n_rows * (pa.heads + pb.heads)
+        warnings.warn(f"attention_pearson: left out {excluded} of {rows} attention rows that are constant "
+                      "(uniform or one-word); they have no correlation", UserWarning, stacklevel=2)
+    return total / counts
+
+
+def attention_profile_head_similarity(pa: AttentionProfile, pb: AttentionProfile) -> np.ndarray:
+    """(heads of A) x (heads of B) similarity s(h, h') from two "js" or "pearson" profiles (see module doc)."""
+    _check_profiles(pa, pb)
+    if pa.kind == "js":
+        return (1.0 - _js_head_sums(pa, pb) / pa.n_rows).cpu().numpy()
+    if pa.kind == "pearson":
+        return _pearson_head_similarity(pa, pb).cpu().numpy()
+    raise ValueError("attention CKA compares whole layers; it has no head x head similarity")
+
+
+def attention_profile_similarity(pa: AttentionProfile, pb: AttentionProfile) -> float:
+    """Layer similarity A -> B from two profiles of one kind: mean_h max_h' s(h, h') (js, pearson; directed)
+    or linear CKA (cka; symmetric). Equals attention_js / attention_pearson / attention_cka on the maps."""
+    _check_profiles(pa, pb)
+    if pa.kind != "cka":
+        return _directed_layer_score(attention_profile_head_similarity(pa, pb))
+    norm_a, norm_b = float(pa.head_terms), float(pb.head_terms)
+    if norm_a == 0.0 or norm_b == 0.0:
+        which = "A" if norm_a == 0.0 else "B"
+        raise ValueError(f"attention_cka: every head of {which} has constant attention weights over all "
+                         "(sentence, i, j); CKA is undefined")
+    return float(torch.linalg.matrix_norm(pa.entries @ pb.entries.T)) ** 2 / (norm_a * norm_b)
+
+
+def fit_pair(A: Iterable[Any], B: Iterable[Any], kind: AttentionKind) -> tuple[AttentionProfile, AttentionProfile]:
+    """Profiles of A and B read together sentence by sentence, with the pairwise checks of `sentence_pairs`."""
+    builder_a, builder_b = _ProfileBuilder(kind, "A"), _ProfileBuilder(kind, "B")
+    for a, b in sentence_pairs(A, B):
+        builder_a.add(a)
+        builder_b.add(b)
+    return builder_a.finish(), builder_b.finish()
 
 
 def attention_head_similarity(A: Iterable[Any], B: Iterable[Any], kind: HeadSimilarity = "js") -> np.ndarray:
     """(heads of A) x (heads of B) similarity matrix s(h, h'), kind "js" or "pearson" (see the module doc)."""
     if kind not in ("js", "pearson"):
         raise ValueError(f"attention_head_similarity: kind must be 'js' or 'pearson', got {kind!r}")
-    total: torch.Tensor | None = None
-    count: torch.Tensor | float = 0.0
-    rows = excluded = 0
-    for a, b in sentence_pairs(A, B):
-        if kind == "js":
-            part: torch.Tensor = _js_sums(a, b)
-            count = count + a.shape[-1]
-        else:
-            za, va = _unit_centred_rows(a)
-            zb, vb = _unit_centred_rows(b)
-            pair_valid = (va[:, None, :] & vb[None, :, :]).to(torch.float64)  # (H, H', T)
-            part = (torch.einsum("hij,gij->hgi", za, zb) * pair_valid).sum(dim=-1)
-            count = count + pair_valid.sum(dim=-1)
-            excluded += int((~va).sum()) + int((~vb).sum())
-            rows += a.shape[-1] * (a.shape[0] + b.shape[0])
-        total = part if total is None else total + part
-    assert total is not None  # sentence_pairs raises on empty input
-    if kind == "js":
-        return (1.0 - total / count).cpu().numpy()
-    counts = torch.as_tensor(count)
-    if bool((counts == 0).any()):
-        h, g = (int(v) for v in torch.nonzero(counts == 0)[0])
-        raise ValueError(f"attention_pearson: head {h} of A and head {g} of B share no query word whose "
-                         "attention rows both vary; their correlation is undefined")
-    if excluded:
-        warnings.warn(f"attention_pearson: left out {excluded} of {rows} attention rows that are constant "
-                      "(uniform or one-word); they have no correlation", UserWarning, stacklevel=3)
-    return (total / counts).cpu().numpy()
+    return attention_profile_head_similarity(*fit_pair(A, B, kind))
 
 
 def _directed_layer_score(similarity: np.ndarray) -> float:
@@ -186,47 +363,18 @@ def _directed_layer_score(similarity: np.ndarray) -> float:
 
 def attention_js(A: Iterable[Any], B: Iterable[Any]) -> float:
     """Layer similarity A -> B from Jensen-Shannon head similarity: mean_h max_h' 1 - mean JS (directed)."""
-    return _directed_layer_score(attention_head_similarity(A, B, kind="js"))
+    return attention_profile_similarity(*fit_pair(A, B, "js"))
 
 
 def attention_pearson(A: Iterable[Any], B: Iterable[Any]) -> float:
     """Layer similarity A -> B from row-Pearson head similarity: mean_h max_h' mean Pearson (directed)."""
-    return _directed_layer_score(attention_head_similarity(A, B, kind="pearson"))
+    return attention_profile_similarity(*fit_pair(A, B, "pearson"))
 
 
 def attention_cka(A: Iterable[Any], B: Iterable[Any]) -> float:
     """Linear CKA between the layers' heads: rows = every (sentence, i, j) attention weight, columns = heads.
 
-    Streams centred cross-products (H x H', like the engine): each column is shifted by its first-sentence
-    mean before accumulating, which leaves the covariances exact and avoids cancellation. Symmetric.
+    Each head is centred over all entries in the profile (exact two-pass mean), the cross term is one
+    (H, N) x (N, H') matmul. Symmetric.
     """
-    n = 0
-    shift_a = shift_b = sum_a = sum_b = saa = sbb = sab = None
-    for a, b in sentence_pairs(A, B):
-        xa = a.reshape(a.shape[0], -1).T  # (T*T, H)
-        xb = b.reshape(b.shape[0], -1).T
-        if shift_a is None:
-            shift_a, shift_b = xa.mean(dim=0), xb.mean(dim=0)
-            sum_a, sum_b = torch.zeros_like(shift_a), torch.zeros_like(shift_b)
-            saa = torch.zeros(xa.shape[1], xa.shape[1], dtype=torch.float64, device=xa.device)
-            sbb = torch.zeros(xb.shape[1], xb.shape[1], dtype=torch.float64, device=xa.device)
-            sab = torch.zeros(xa.shape[1], xb.shape[1], dtype=torch.float64, device=xa.device)
-        assert shift_b is not None and sum_a is not None and sum_b is not None
-        assert saa is not None and sbb is not None and sab is not None
-        xa, xb = xa - shift_a, xb - shift_b
-        n += xa.shape[0]
-        sum_a += xa.sum(dim=0)
-        sum_b += xb.sum(dim=0)
-        saa += xa.T @ xa
-        sbb += xb.T @ xb
-        sab += xa.T @ xb
-    assert sum_a is not None and sum_b is not None and saa is not None and sbb is not None and sab is not None
-    caa = saa - torch.outer(sum_a, sum_a) / n
-    cbb = sbb - torch.outer(sum_b, sum_b) / n
-    cab = sab - torch.outer(sum_a, sum_b) / n
-    norm_a, norm_b = float(torch.linalg.matrix_norm(caa)), float(torch.linalg.matrix_norm(cbb))
-    if norm_a == 0.0 or norm_b == 0.0:
-        which = "A" if norm_a == 0.0 else "B"
-        raise ValueError(f"attention_cka: every head of {which} has constant attention weights over all "
-                         "(sentence, i, j); CKA is undefined")
-    return float(torch.linalg.matrix_norm(cab)) ** 2 / (norm_a * norm_b)
+    return attention_profile_similarity(*fit_pair(A, B, "cka"))
