@@ -262,3 +262,27 @@ def test_load_names_the_file_on_a_bad_table(tmp_path):
     frame.to_csv(path, index=False)
     with pytest.raises(ValueError, match=r"bad\.csv.*sideways"):
         ResultTable.load(path)
+
+
+def test_layers_per_measure_leave_out_layers_a_measure_does_not_cover():
+    """Attention measures have no layer 0; matrices and model aggregates of them must not ask for it."""
+    from reprsim.analysis import model_matrix
+
+    rows = []
+    for a, la, b, lb in [("A", i, "B", j) for i in range(3) for j in range(3)] + [
+        ("A", i, "A", j) for i in range(3) for j in range(i, 3)] + [("B", i, "B", j) for i in range(3) for j in range(i, 3)]:
+        rows.append({"model_a": a, "layer_a": la, "model_b": b, "layer_b": lb, "measure": "linear_cka",
+                     "direction": "sym", "value": 0.5, "level": "representation", "n_rows": 10, "subsample": False})
+    for a, b in [("A", "B"), ("B", "A"), ("A", "A"), ("B", "B")]:
+        for la in (1, 2):
+            for lb in (1, 2):
+                rows.append({"model_a": a, "layer_a": la, "model_b": b, "layer_b": lb, "measure": "attention_js",
+                             "direction": "a->b", "value": 0.1 * la + 0.01 * lb, "level": "attention",
+                             "n_rows": 10, "subsample": False})
+    table = ResultTable.from_records(rows)
+    assert table.layers("A") == [0, 1, 2]
+    assert table.layers("A", "attention_js") == [1, 2]
+    assert [label.layer for label in table.matrix("attention_js").labels] == [1, 2, 1, 2]
+    matrix = model_matrix(table, "attention_js")
+    # A -> B: mean over A's layers 1, 2 of the best over B's layers = mean(0.12, 0.22)
+    assert matrix.loc["A", "B"] == pytest.approx(0.17)

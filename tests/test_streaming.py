@@ -215,9 +215,7 @@ def test_all_pairs_from_an_activation_store(tmp_path: Path) -> None:
     store = ActivationStore(tmp_path / "store", chunk_rows=32)
     entries = []
     for model, (first, second) in enumerate([(reps[0], reps[1]), (reps[2], reps[3])]):
-        writer = store.writer(
-            f"m{model}", {"name": f"model{model}"}, [0, 1], [first.shape[1]] * 2, lengths, None
-        )
+        writer = store.writer(f"m{model}", {"name": f"model{model}"}, [0, 1], [first.shape[1]] * 2, lengths, None)
         writer.write_sentences(0, len(lengths), [first.astype(np.float32), second.astype(np.float32)], None)
         entries.append(writer.finalize())
     sources = [RepresentationSource.from_store(e, layer) for e in entries for layer in (0, 1)]
@@ -225,9 +223,7 @@ def test_all_pairs_from_an_activation_store(tmp_path: Path) -> None:
     results = all_pairs(sources, ["linear_cka", "cca_rho"], chunk_rows=50, progress=False)
     stored = [r.astype(np.float32) for r in reps]
     for r in results:
-        assert r.values["linear_cka"] == pytest.approx(
-            one_shot("linear_cka", stored[r.a], stored[r.b]), rel=RTOL
-        )
+        assert r.values["linear_cka"] == pytest.approx(one_shot("linear_cka", stored[r.a], stored[r.b]), rel=RTOL)
         assert r.values["cca_rho"] == pytest.approx(one_shot("cca_rho", stored[r.a], stored[r.b]), rel=RTOL)
 
 
@@ -279,3 +275,24 @@ def test_all_pairs_on_auto_device_uses_cpu_without_cuda() -> None:
         progress=False,
     )
     assert result.values["procrustes"] == pytest.approx(one_shot("procrustes", *reps), rel=RTOL)
+
+
+def test_pair_results_from_merged_and_grown_moments() -> None:
+    from reprsim.engine import CrossMoments, pair_results
+
+    reps = layers(300, [6, 5, 7], seed=14)
+    left, right = CrossMoments([6, 5], device="cpu"), CrossMoments([6, 5], device="cpu")
+    left.update([reps[0][:120], reps[1][:120]])
+    right.update([reps[0][120:], reps[1][120:]])
+    grown = left.merge(right).with_representations([7])
+    for s in range(0, 300, 100):
+        grown.update([reps[0][s : s + 100], reps[1][s : s + 100], reps[2][s : s + 100]])
+    results = pair_results(grown, ["linear_cka", "linreg"], ids=["x", "y", "z"])
+    assert [(r.a_id, r.b_id) for r in results] == [("x", "y"), ("x", "z"), ("y", "z")]
+    for r in results:
+        assert r.values["linear_cka"] == pytest.approx(one_shot("linear_cka", reps[r.a], reps[r.b]), rel=RTOL)
+        assert flat(r.values["linreg"]) == pytest.approx(expected_values("linreg", reps[r.a], reps[r.b]), rel=RTOL)
+    partial = CrossMoments([6, 5, 7], pairs=[(0, 1)], device="cpu")
+    partial.update(reps)
+    with pytest.raises(ValueError, match=r"needs block \(0, 2\)"):
+        pair_results(partial, ["linear_cka"], pairs=[(0, 2)])

@@ -282,6 +282,14 @@ class ResultTable:
             str(m): (str(level), str(direction)) for m, (level, direction) in kinds.iterrows()
         }
         self._dense: dict[str, np.ndarray] = {}
+        # Layers each measure covers: attention measures have no layer 0 (embeddings carry no attention).
+        self._measure_layers: dict[str, dict[str, list[int]]] = {}
+        for measure, rows in self._frame.groupby("measure", sort=False):
+            sides = pd.concat([rows[["model_a", "layer_a"]].set_axis(["model", "layer"], axis=1),
+                               rows[["model_b", "layer_b"]].set_axis(["model", "layer"], axis=1)])
+            self._measure_layers[str(measure)] = {
+                str(m): sorted(int(v) for v in set(g.layer)) for m, g in sides.groupby("model", sort=False)
+            }
 
     # -- construction -------------------------------------------------------------------------------
     @classmethod
@@ -393,16 +401,20 @@ class ResultTable:
         """Model names in order of first appearance (row by row, model_a before model_b)."""
         return list(self._models)
 
-    def layers(self, model: str) -> list[int]:
-        """Sorted layer indices that appear for `model` on either side of any pair."""
+    def layers(self, model: str, measure: str | None = None) -> list[int]:
+        """Sorted layer indices that appear for `model` on either side of any pair (of `measure`, if given)."""
         if model not in self._layers:
             raise KeyError(f"model {model!r} is not in the results table; it has {self.models()}")
-        return list(self._layers[model])
+        if measure is None:
+            return list(self._layers[model])
+        self._kind(measure)
+        return list(self._measure_layers[measure].get(model, []))
 
-    def layer_ids(self, models: Sequence[str] | None = None) -> list[LayerId]:
-        """All representations of the given models (default: every model), model by model."""
+    def layer_ids(self, models: Sequence[str] | None = None, measure: str | None = None) -> list[LayerId]:
+        """All representations of the given models (default: every model), model by model; with `measure`,
+        only the layers that measure covers."""
         chosen = self._check_models(models)
-        return [LayerId(m, layer) for m in chosen for layer in self.layers(m)]
+        return [LayerId(m, layer) for m in chosen for layer in self.layers(m, measure)]
 
     def level(self, measure: str) -> str:
         """The level ("representation" or "attention") of a measure."""
@@ -432,14 +444,14 @@ class ResultTable:
         return found
 
     def pair_matrix(self, measure: str, model_a: str, model_b: str) -> np.ndarray:
-        """layers(model_a) x layers(model_b) array of sim(layer of a -> layer of b)."""
-        rows = self.layer_ids([model_a])
-        columns = self.layer_ids([model_b])
+        """layers(model_a) x layers(model_b) array of sim(layer of a -> layer of b) (the measure's layers)."""
+        rows = self.layer_ids([model_a], measure)
+        columns = self.layer_ids([model_b], measure)
         return self.values(measure, rows, columns)
 
     def matrix(self, measure: str, models: Sequence[str] | None = None) -> LayerMatrix:
-        """All layers of `models` (default: all, in table order) against each other for one measure."""
-        labels = self.layer_ids(models)
+        """All layers of `models` (default: all, in table order) that `measure` covers, against each other."""
+        labels = self.layer_ids(models, measure)
         return LayerMatrix(
             measure=measure,
             level=self.level(measure),

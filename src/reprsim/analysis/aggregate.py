@@ -74,12 +74,12 @@ def layer_to_model(
     for model, other in permutations(names, 2):
         block = table.pair_matrix(measure, model, other)
         best, best_column = best_match(block, larger)
-        other_layers = np.asarray(table.layers(other))
+        other_layers = np.asarray(table.layers(other, measure))
         parts.append(
             pd.DataFrame(
                 {
                     "model": model,
-                    "layer": table.layers(model),
+                    "layer": table.layers(model, measure),
                     "other_model": other,
                     "measure": measure,
                     "value": best,

@@ -49,12 +49,13 @@ def finetune_similarity(
                 f"(base layers {sorted(base_layers)})"
             )
         for measure in chosen:
-            values = [table.value(measure, LayerId(model, layer), LayerId(base, layer)) for layer in layers]
+            covered = table.layers(model, measure)  # attention measures have no embedding layer
+            values = [table.value(measure, LayerId(model, layer), LayerId(base, layer)) for layer in covered]
             parts.append(
                 pd.DataFrame(
                     {
                         "model": model,
-                        "layer": layers,
+                        "layer": covered,
                         "measure": measure,
                         "level": table.level(measure),
                         "value": values,

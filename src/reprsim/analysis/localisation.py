@@ -28,8 +28,8 @@ def mean_to_other_models(table: ResultTable, measure: str, models: Sequence[str]
     """
     parts = []
     for model in models:
-        others = [label for label in table.layer_ids(models) if label.model != model]
-        rows = table.layer_ids([model])
+        others = [label for label in table.layer_ids(models, measure) if label.model != model]
+        rows = table.layer_ids([model], measure)
         means = table.values(measure, rows, others).mean(axis=1)
         parts.append(pd.DataFrame({"model": model, "layer": [r.layer for r in rows], "value": means}))
     return pd.concat(parts, ignore_index=True)

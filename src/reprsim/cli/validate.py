@@ -23,9 +23,11 @@ def run(args: argparse.Namespace) -> int:
     if args.study and not Path(args.study).is_file():
         raise FileNotFoundError(f"--study: results table {args.study!r} does not exist")
     config = ValidationConfig.preset_named(preset, threads=args.threads)
-    result = run_validation(config, progress=not args.no_progress)
     out = Path(args.out)
-    write_outputs(result, out)
+    # Results are rewritten after every setting, so an interrupted full run keeps the finished settings.
+    result = run_validation(
+        config, progress=not args.no_progress, on_setting_done=lambda partial: write_outputs(partial, out)
+    )
     print(validation_markdown(result))
     if args.study:
         print(write_study(Path(args.study), Path(args.study_design) if args.study_design else None, out))
@@ -62,9 +64,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="full: 5 seeds, the documented numbers (< 45 min on 2 cores); smoke: seconds, for CI",
     )
     p.add_argument("--out", default="reprsim-validation", help="output folder (default: reprsim-validation)")
-    p.add_argument(
-        "--study", metavar="RESULTS", help="results table (.parquet/.csv) of real models: section 3"
-    )
+    p.add_argument("--study", metavar="RESULTS", help="results table (.parquet/.csv) of real models: section 3")
     p.add_argument(
         "--study-design",
         metavar="YAML",

@@ -4,7 +4,8 @@
   chunks (mergeable across shards, extendable with new representations).
 - `RepresentationStats`, `PairTerms`, `derive`: every linear measure of a pair from its blocks, with
   per-representation decompositions computed once.
-- `all_pairs`: the measures for all (or chosen) pairs of `RepresentationSource`s, memory independent of n.
+- `all_pairs`: the measures for all (or chosen) pairs of `RepresentationSource`s, memory independent of n;
+  `pair_results`: the same from CrossMoments accumulated by hand (merged shards, added models).
 - The user-facing two-representation accumulator is `reprsim.measures.streaming.StreamingSimilarity`.
 See docs/engine.md for the algebra.
 """
@@ -19,7 +20,7 @@ from reprsim.engine.derive import (
     derive,
 )
 from reprsim.engine.moments import CrossMoments, resolve_device
-from reprsim.engine.pairs import PairResult, RepresentationSource, StoredLayer, all_pairs
+from reprsim.engine.pairs import PairResult, RepresentationSource, StoredLayer, all_pairs, pair_results
 
 __all__ = [
     "DIRECTED_MEASURES",
@@ -34,5 +35,6 @@ __all__ = [
     "SvccaOptions",
     "all_pairs",
     "derive",
+    "pair_results",
     "resolve_device",
 ]

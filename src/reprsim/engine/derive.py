@@ -187,8 +187,7 @@ class RepresentationStats:
         """Raise when every neuron is constant: the representation has nothing to compare."""
         if self.n_constant == self.width:
             raise ValueError(
-                f"{measure}: every neuron of {self.name} is constant (zero variance); the similarity is "
-                "undefined"
+                f"{measure}: every neuron of {self.name} is constant (zero variance); the similarity is undefined"
             )
 
     @cached_property
@@ -210,9 +209,7 @@ class RepresentationStats:
         """
         self.require_varying("cca")
         scale = self.varying_scale
-        return spectrum(
-            self.varying_covariance / torch.outer(scale, scale), f"the correlations of {self.name}"
-        )
+        return spectrum(self.varying_covariance / torch.outer(scale, scale), f"the correlations of {self.name}")
 
     @cached_property
     def covariance_spectrum(self) -> Spectrum:
@@ -320,11 +317,7 @@ def canonical_decomposition(k: torch.Tensor, what: str) -> CanonicalDecompositio
         second = (small.T @ first) / rho
     else:
         second = _gram_eigen(small.T @ small, what)[1][:, : rho.numel()]
-    return (
-        CanonicalDecomposition(second, rho, first)
-        if transposed
-        else CanonicalDecomposition(first, rho, second)
-    )
+    return CanonicalDecomposition(second, rho, first) if transposed else CanonicalDecomposition(first, rho, second)
 
 
 class PairTerms:
@@ -343,8 +336,7 @@ class PairTerms:
     ) -> None:
         if tuple(cross.shape) != (x.width, y.width):
             raise ValueError(
-                f"cross block has shape {tuple(cross.shape)}, expected ({x.width}, {y.width}) for "
-                f"{x.name} x {y.name}"
+                f"cross block has shape {tuple(cross.shape)}, expected ({x.width}, {y.width}) for {x.name} x {y.name}"
             )
         if x.n != y.n:
             raise ValueError(f"{x.name} and {y.name} have different row counts: {x.n} and {y.n}")
@@ -397,9 +389,7 @@ class PairTerms:
 
 
 # --- the measures ---------------------------------------------------------------------------------------
-def _ratio(
-    xy: float, xx: float, yy: float, measure: str, x: RepresentationStats, y: RepresentationStats
-) -> float:
+def _ratio(xy: float, xx: float, yy: float, measure: str, x: RepresentationStats, y: RepresentationStats) -> float:
     for value, stats in ((xx, x), (yy, y)):
         if not value > 0.0:
             raise ValueError(
@@ -417,9 +407,7 @@ def linear_cka(t: PairTerms) -> float:
     return _ratio(xy, t.x.frobenius**2, t.y.frobenius**2, "linear_cka", t.x, t.y)
 
 
-def unbiased_hsic(
-    cross_frobenius_sq: float, norm_product: float, trace_x: float, trace_y: float, n: int
-) -> float:
+def unbiased_hsic(cross_frobenius_sq: float, norm_product: float, trace_x: float, trace_y: float, n: int) -> float:
     """Song et al.'s unbiased HSIC of linear kernels from feature-space sums (times n(n-3), which cancels).
 
     With K~ = X_c X_c^T with zeroed diagonal (likewise L~), q_i = |x_c,i|^2, r_i = |y_c,i|^2:
@@ -580,9 +568,7 @@ def check_measures(measures: Sequence[str] | str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
-def derive(
-    t: PairTerms, measures: Sequence[str], svcca_options: SvccaOptions | None = None
-) -> dict[str, MeasureValue]:
+def derive(t: PairTerms, measures: Sequence[str], svcca_options: SvccaOptions | None = None) -> dict[str, MeasureValue]:
     """The requested measures of one pair: a float for symmetric ones, Directed for directed ones."""
     options = svcca_options if svcca_options is not None else SvccaOptions()
     return {name: _DERIVATIONS[name](t, options) for name in check_measures(measures)}

@@ -290,9 +290,7 @@ class CrossMoments:
             x = as_matrix(chunk, f"chunk of representation {a}", device=self.device)
             rep = self._reps[a]
             if x.shape[1] != rep.width:
-                raise ValueError(
-                    f"chunk of representation {a} has {x.shape[1]} columns, expected width {rep.width}"
-                )
+                raise ValueError(f"chunk of representation {a} has {x.shape[1]} columns, expected width {rep.width}")
             if rows is None:
                 rows = int(x.shape[0])
                 buffer = self._staging(rows)
@@ -322,9 +320,7 @@ class CrossMoments:
             if not panel.frozen:
                 self._add_panel(panel, buffer, column_sums, norms, rows)
 
-    def _add_sums(
-        self, rep: _RepSums, z: torch.Tensor, column_max: torch.Tensor, norms: torch.Tensor | None
-    ) -> None:
+    def _add_sums(self, rep: _RepSums, z: torch.Tensor, column_max: torch.Tensor, norms: torch.Tensor | None) -> None:
         total = z.sum(dim=0)
         rep.total = total if rep.total is None else rep.total + total
         rep.absmax = column_max if rep.absmax is None else torch.maximum(rep.absmax, column_max)
@@ -506,10 +502,7 @@ class CrossMoments:
                 mine.col_norm_totals[k] += sums.norm_total_b + 2.0 * (s_b @ delta_b) + n * (delta_b @ delta_b)
             block = theirs.product[:, cols].to(self.device)
             mine.product[:, cols] += (
-                block
-                + torch.outer(s_a, delta_b)
-                + torch.outer(delta_a, s_b)
-                + n * torch.outer(delta_a, delta_b)
+                block + torch.outer(s_a, delta_b) + torch.outer(delta_a, s_b) + n * torch.outer(delta_a, delta_b)
             )
             mine.col_total[cols] += s_b + n * delta_b
         s_a = theirs.row_total.to(self.device)

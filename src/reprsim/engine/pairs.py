@@ -130,9 +130,7 @@ def check_sources(reps: Sequence[RepresentationSource]) -> list[RepresentationSo
         if not isinstance(rep, RepresentationSource):
             raise ValueError(f"reps[{i}] must be a RepresentationSource, got {type(rep).__name__}")
         if isinstance(rep.width, bool) or not isinstance(rep.width, int) or rep.width < 1:
-            raise ValueError(
-                f"representation {rep.id!r}: width must be a positive integer, got {rep.width!r}"
-            )
+            raise ValueError(f"representation {rep.id!r}: width must be a positive integer, got {rep.width!r}")
     return out
 
 
@@ -209,7 +207,7 @@ def _stream(
             elif i == first:
                 yield head
             else:
-                value = next(iterators[i], sentinel)
+                value: Any = next(iterators[i], sentinel)
                 if value is sentinel:
                     raise mismatch(i, more=False)
                 if np.ndim(value) and int(np.shape(value)[0]) != rows:
@@ -258,16 +256,13 @@ def _prepare(stats: RepresentationStats, measures: Sequence[str], svcca_options:
         stats.svcca_basis(svcca_options)
 
 
-def _warn_once(
-    stats: Mapping[int, RepresentationStats], sources: Sequence[RepresentationSource], measures: Sequence[str]
-) -> None:
-    constant = [(sources[i].id, s.n_constant) for i, s in sorted(stats.items()) if s.n_constant]
+def _warn_once(stats: Mapping[int, RepresentationStats], ids: Sequence[Hashable], measures: Sequence[str]) -> None:
+    constant = [(ids[i], s.n_constant) for i, s in sorted(stats.items()) if s.n_constant]
     if constant:
         listing = ", ".join(f"{rid!r}: {k}" for rid, k in constant[:10])
         more = f" and {len(constant) - 10} more" if len(constant) > 10 else ""
         warnings.warn(
-            "constant neurons (zero variance) excluded from neuron-level and CCA-type scores: "
-            f"{listing}{more}",
+            f"constant neurons (zero variance) excluded from neuron-level and CCA-type scores: {listing}{more}",
             ConstantNeuronWarning,
             stacklevel=3,
         )
@@ -315,11 +310,7 @@ def all_pairs(
     precision = check_precision(precision)
     if isinstance(chunk_rows, bool) or not isinstance(chunk_rows, int) or chunk_rows < 1:
         raise ValueError(f"chunk_rows must be a positive integer, got {chunk_rows!r}")
-    if (
-        isinstance(memory_limit_bytes, bool)
-        or not isinstance(memory_limit_bytes, int)
-        or memory_limit_bytes < 1
-    ):
+    if isinstance(memory_limit_bytes, bool) or not isinstance(memory_limit_bytes, int) or memory_limit_bytes < 1:
         raise ValueError(f"memory_limit_bytes must be a positive integer, got {memory_limit_bytes!r}")
     torch_device = resolve_device(device)
     wanted = check_pair_list(pairs, len(sources))
@@ -327,6 +318,7 @@ def all_pairs(
     n_workers = max(1, workers if workers is not None else torch.get_num_threads())
     row_norms = "debiased_cka" in names
 
+    ids = [s.id for s in sources]
     involved = sorted({i for pair in wanted for i in pair})
     stats: dict[int, RepresentationStats] = {}
     results: dict[tuple[int, int], PairResult] = {}
@@ -345,10 +337,8 @@ def all_pairs(
         label = f"pass {number + 1}/{len(tiles)}" if len(tiles) > 1 else "streaming rows"
         _stream([sources[g] for g in members], moments, chunk_rows, progress, label)
         if number == 0:
-            stats = _representation_stats(
-                moments, members, sources, names, svcca_options, torch_device, n_workers
-            )
-            _warn_once(stats, sources, names)
+            stats = _representation_stats(moments, members, ids, names, svcca_options, torch_device, n_workers)
+            _warn_once(stats, ids, names)
         tile_pairs = [p for p in wanted if (min(p), max(p)) in set(tile)]
         for pair, result in zip(
             tile_pairs,
@@ -357,7 +347,7 @@ def all_pairs(
                 moments,
                 local,
                 stats,
-                sources,
+                ids,
                 names,
                 svcca_options,
                 neuron_matches_too,
@@ -375,16 +365,14 @@ def all_pairs(
 def _representation_stats(
     moments: CrossMoments,
     members: Sequence[int],
-    sources: Sequence[RepresentationSource],
+    ids: Sequence[Hashable],
     measures: Sequence[str],
     svcca_options: SvccaOptions,
     device: torch.device,
     workers: int,
 ) -> dict[int, RepresentationStats]:
     def build(g: int) -> RepresentationStats:
-        s = RepresentationStats.from_moments(
-            moments, members.index(g), name=f"representation {sources[g].id!r}"
-        )
+        s = RepresentationStats.from_moments(moments, members.index(g), name=f"representation {ids[g]!r}")
         _prepare(s, measures, svcca_options)
         return s
 
@@ -397,7 +385,7 @@ def _derive_pairs(
     moments: CrossMoments,
     local: Mapping[int, int],
     stats: Mapping[int, RepresentationStats],
-    sources: Sequence[RepresentationSource],
+    ids: Sequence[Hashable],
     measures: Sequence[str],
     svcca_options: SvccaOptions,
     with_neurons: bool,
@@ -417,10 +405,46 @@ def _derive_pairs(
             values = derive(terms, measures, svcca_options)
             neurons = neuron_matches(terms) if with_neurons else None
         except ValueError as exc:
-            raise ValueError(f"pair ({sources[a].id!r}, {sources[b].id!r}): {exc}") from exc
-        return PairResult(a, b, sources[a].id, sources[b].id, terms.n, values, neurons)
+            raise ValueError(f"pair ({ids[a]!r}, {ids[b]!r}): {exc}") from exc
+        return PairResult(a, b, ids[a], ids[b], terms.n, values, neurons)
 
     with _one_blas_thread_each(workers, device) as n, ThreadPoolExecutor(n) as pool:
-        return list(
-            tqdm(pool.map(one, pairs), total=len(pairs), desc="pairs", disable=not progress, leave=False)
-        )
+        return list(tqdm(pool.map(one, pairs), total=len(pairs), desc="pairs", disable=not progress, leave=False))
+
+
+def pair_results(
+    moments: CrossMoments,
+    measures: Sequence[str],
+    pairs: Literal["all"] | Iterable[tuple[int, int]] = "all",
+    ids: Sequence[Hashable] | None = None,
+    *,
+    svcca: SvccaOptions | None = None,
+    neuron_matches_too: bool = False,
+    workers: int | None = None,
+    progress: bool = False,
+) -> list[PairResult]:
+    """The measures of pairs of representations from moments you accumulated (or merged) yourself.
+
+    For CrossMoments streamed by hand, merged from shards, or grown with `with_representations`: every
+    representation in a pair needs its diagonal block, every pair its cross block. ids label the
+    representations (default: their indices). Other arguments as in `all_pairs`.
+    """
+    names = check_measures(measures)
+    svcca_options = svcca if svcca is not None else SvccaOptions()
+    labels: list[Hashable] = list(range(moments.n_reps)) if ids is None else list(ids)
+    if len(labels) != moments.n_reps:
+        raise ValueError(f"got {len(labels)} ids for {moments.n_reps} representations")
+    wanted = check_pair_list(pairs, moments.n_reps)
+    for a, b in wanted:
+        for block in ((a, a), (b, b), (a, b)):
+            if not moments.has_block(*block):
+                raise ValueError(f"pair ({labels[a]!r}, {labels[b]!r}) needs block {block}, which was not accumulated")
+    n_workers = max(1, workers if workers is not None else torch.get_num_threads())
+    involved = sorted({i for pair in wanted for i in pair})
+    identity = {i: i for i in range(moments.n_reps)}
+    stats = _representation_stats(moments, involved, labels, names, svcca_options, moments.device, n_workers)
+    _warn_once(stats, labels, names)
+    return _derive_pairs(
+        wanted, moments, identity, stats, labels, names, svcca_options, neuron_matches_too, moments.device,
+        n_workers, progress,
+    )  # fmt: skip

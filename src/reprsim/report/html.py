@@ -182,7 +182,7 @@ def full_or_blockwise(
     table: ResultTable, measure: str, models: Sequence[str]
 ) -> tuple[list[LayerId], np.ndarray]:
     """The all-layers matrix; model blocks that were not computed come back as NaN (drawn grey)."""
-    labels = table.layer_ids(models)
+    labels = table.layer_ids(models, measure)
     try:
         return labels, table.matrix(measure, models).values
     except KeyError:
@@ -192,7 +192,7 @@ def full_or_blockwise(
     position = 0
     for model in models:
         starts[model] = position
-        position += len(table.layers(model))
+        position += len(table.layers(model, measure))
     for model_a in models:
         for model_b in models:
             try:
@@ -297,7 +297,12 @@ def _pair_parts(table: ResultTable, measure: str, larger: bool, figures: FigureW
         title = f"{model_a} vs {model_b}" if symmetric else f"{model_a} → {model_b}"
         panels.append(
             PairPanel(
-                model_a, model_b, tuple(table.layers(model_a)), tuple(table.layers(model_b)), values, title
+                model_a,
+                model_b,
+                tuple(table.layers(model_a, measure)),
+                tuple(table.layers(model_b, measure)),
+                values,
+                title,
             )
         )
     parts = []

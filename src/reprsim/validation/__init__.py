@@ -7,7 +7,14 @@ findings a study of real models should show, computed from its results table. `r
 """
 
 from reprsim.validation.findings import StudyDesign, StudyFindings, findings_markdown, study_findings
-from reprsim.validation.run import ValidationConfig, ValidationResult, run_validation, write_outputs
+from reprsim.validation.run import (
+    LMSetting,
+    MLPSetting,
+    ValidationConfig,
+    ValidationResult,
+    run_validation,
+    write_outputs,
+)
 from reprsim.validation.seeds import (
     cross_seed_table,
     identification_accuracy,
@@ -30,7 +37,9 @@ from reprsim.validation.train import (
 __all__ = [
     "KORNBLITH_TABLE2",
     "LMConfig",
+    "LMSetting",
     "MLPConfig",
+    "MLPSetting",
     "MeasureSpec",
     "StudyDesign",
     "StudyFindings",

@@ -23,9 +23,7 @@ def plot_identification(accuracy: pd.DataFrame, path: str | Path) -> Path:
     for i, setting in enumerate(settings):
         part = accuracy[accuracy["setting"] == setting].set_index("measure").reindex(measures)
         colour = colours[i % len(colours)]
-        ax.bar(
-            x + (i - (len(settings) - 1) / 2) * width, part["accuracy"], width, label=setting, color=colour
-        )
+        ax.bar(x + (i - (len(settings) - 1) / 2) * width, part["accuracy"], width, label=setting, color=colour)
         ax.axhline(float(part["chance"].dropna().iloc[0]), color=colour, linestyle="--", linewidth=1)
     paper = accuracy.drop_duplicates("measure").set_index("measure").reindex(measures)["paper_accuracy"]
     ax.scatter(x, paper, marker="D", color="black", zorder=3, label="Kornblith et al. 2019 (Table 2)")

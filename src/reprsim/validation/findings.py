@@ -87,9 +87,7 @@ class StudyFindings:
     """The four findings, each a tidy DataFrame (empty when the design does not allow it)."""
 
     model_similarity: pd.DataFrame  # model_a, model_b, measure, value, symmetric
-    families: (
-        pd.DataFrame
-    )  # measure, within_mean, across_mean, within_pairs, across_pairs, within_more_similar
+    families: pd.DataFrame  # measure, within_mean, across_mean, within_pairs, across_pairs, within_more_similar
     controls: pd.DataFrame  # measure, control, real, other, control_value, real_value, control_less_similar
     divergence: pd.DataFrame  # measure_a, measure_b, spearman, n_pairs
     finetuning: pd.DataFrame  # model, base, layer, measure, level, value
@@ -146,9 +144,7 @@ def check_design(table: ResultTable, design: StudyDesign) -> None:
     )
     unknown = sorted(named - known)
     if unknown:
-        raise KeyError(
-            f"study design names model(s) {unknown} that are not in the results table ({sorted(known)})"
-        )
+        raise KeyError(f"study design names model(s) {unknown} that are not in the results table ({sorted(known)})")
     if design.families:
         without = [m for m in design.real_models(table.models()) if m not in design.families]
         if without:
@@ -165,17 +161,13 @@ def study_findings(
     results = as_result_table(table)
     check_design(results, design)
     chosen = (
-        [m for m in results.measures() if results.level(m) == "representation"]
-        if measures is None
-        else list(measures)
+        [m for m in results.measures() if results.level(m) == "representation"] if measures is None else list(measures)
     )
     absent = [m for m in chosen if m not in results.measures()]
     if absent:
         raise KeyError(f"measure(s) {absent} are not in the results table; it has {results.measures()}")
     larger = orientation(chosen, larger_is_similar)
-    similarity = pd.concat(
-        [model_to_model(results, m, larger_is_similar=larger[m]) for m in chosen], ignore_index=True
-    )
+    similarity = pd.concat([model_to_model(results, m, larger_is_similar=larger[m]) for m in chosen], ignore_index=True)
     return StudyFindings(
         model_similarity=similarity,
         families=family_contrast(similarity, design, larger),
@@ -189,14 +181,11 @@ def _pair_values(similarity: pd.DataFrame, measure: str) -> dict[frozenset[str],
     """Symmetrised model-to-model value of one measure per unordered model pair."""
     part = similarity[similarity["measure"] == measure]
     return {
-        frozenset((a, b)): float(v)
-        for a, b, v in zip(part["model_a"], part["model_b"], part["symmetric"], strict=True)
+        frozenset((a, b)): float(v) for a, b, v in zip(part["model_a"], part["model_b"], part["symmetric"], strict=True)
     }
 
 
-def family_contrast(
-    similarity: pd.DataFrame, design: StudyDesign, larger: Mapping[str, bool]
-) -> pd.DataFrame:
+def family_contrast(similarity: pd.DataFrame, design: StudyDesign, larger: Mapping[str, bool]) -> pd.DataFrame:
     """Mean symmetrised model similarity within and across families, per measure (real models only)."""
     columns = ["measure", "within_mean", "across_mean", "within_pairs", "across_pairs", "within_more_similar"]
     if not design.families:
@@ -206,14 +195,10 @@ def family_contrast(
         values = _pair_values(similarity, measure)
         models = design.real_models(sorted({m for pair in values for m in pair}))
         within = [
-            values[frozenset(p)]
-            for p in combinations(models, 2)
-            if design.families[p[0]] == design.families[p[1]]
+            values[frozenset(p)] for p in combinations(models, 2) if design.families[p[0]] == design.families[p[1]]
         ]
         across = [
-            values[frozenset(p)]
-            for p in combinations(models, 2)
-            if design.families[p[0]] != design.families[p[1]]
+            values[frozenset(p)] for p in combinations(models, 2) if design.families[p[0]] != design.families[p[1]]
         ]
         within_mean = float(np.mean(within)) if within else float("nan")
         across_mean = float(np.mean(across)) if across else float("nan")
@@ -224,17 +209,13 @@ def family_contrast(
                 "across_mean": across_mean,
                 "within_pairs": len(within),
                 "across_pairs": len(across),
-                "within_more_similar": bool(
-                    within and across and ((within_mean > across_mean) == larger[measure])
-                ),
+                "within_more_similar": bool(within and across and ((within_mean > across_mean) == larger[measure])),
             }
         )
     return pd.DataFrame(rows, columns=columns)
 
 
-def control_contrast(
-    similarity: pd.DataFrame, design: StudyDesign, larger: Mapping[str, bool]
-) -> pd.DataFrame:
+def control_contrast(similarity: pd.DataFrame, design: StudyDesign, larger: Mapping[str, bool]) -> pd.DataFrame:
     """For each random control c of real model r and each other real model m: sim(c, m) beside sim(r, m).
 
     m = r is left out: the contrast needs the same third model on both sides. control_less_similar: the
@@ -258,17 +239,13 @@ def control_contrast(
                         "other": other,
                         "control_value": c_value,
                         "real_value": r_value,
-                        "control_less_similar": (c_value < r_value)
-                        if larger[measure]
-                        else (c_value > r_value),
+                        "control_less_similar": (c_value < r_value) if larger[measure] else (c_value > r_value),
                     }
                 )
     return pd.DataFrame(rows, columns=columns)
 
 
-def measure_divergence(
-    similarity: pd.DataFrame, design: StudyDesign, larger: Mapping[str, bool]
-) -> pd.DataFrame:
+def measure_divergence(similarity: pd.DataFrame, design: StudyDesign, larger: Mapping[str, bool]) -> pd.DataFrame:
     """Spearman correlation over real model pairs between the model similarities of every two measures.
 
     Distances are negated first, so +1 always means "the two measures rank model pairs alike". Needs at
@@ -280,19 +257,13 @@ def measure_divergence(
     rows = []
     for measure_a, measure_b in combinations(larger, 2):
         a_values, b_values = per_measure[measure_a], per_measure[measure_b]
-        pairs = sorted(
-            (p for p in a_values if p in b_values and not (p & set(design.random_controls))), key=sorted
-        )
+        pairs = sorted((p for p in a_values if p in b_values and not (p & set(design.random_controls))), key=sorted)
         if len(pairs) < 3:
             continue
         sign_a = 1.0 if larger[measure_a] else -1.0
         sign_b = 1.0 if larger[measure_b] else -1.0
-        rho = spearmanr(
-            [sign_a * a_values[p] for p in pairs], [sign_b * b_values[p] for p in pairs]
-        ).statistic
-        rows.append(
-            {"measure_a": measure_a, "measure_b": measure_b, "spearman": float(rho), "n_pairs": len(pairs)}
-        )
+        rho = spearmanr([sign_a * a_values[p] for p in pairs], [sign_b * b_values[p] for p in pairs]).statistic
+        rows.append({"measure_a": measure_a, "measure_b": measure_b, "spearman": float(rho), "n_pairs": len(pairs)})
     return pd.DataFrame(rows, columns=columns)
 
 

@@ -22,9 +22,7 @@ def format_cell(value: object, digits: int) -> str:
 def markdown_table(frame: pd.DataFrame, digits: int = 3) -> str:
     """A GitHub-flavoured Markdown table of `frame` (index dropped); numbers right-aligned."""
     header = [str(c) for c in frame.columns]
-    numeric = [
-        pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c]) for c in frame
-    ]
+    numeric = [pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c]) for c in frame]
     lines = [
         "| " + " | ".join(header) + " |",
         "|" + "|".join("---:" if n else "---" for n in numeric) + "|",

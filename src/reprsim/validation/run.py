@@ -38,7 +38,24 @@ from reprsim.validation.train import (
     train_word_lm,
 )
 
-SETTINGS: tuple[str, ...] = ("digits-mlp", "word-lm")
+
+@dataclass(frozen=True)
+class MLPSetting:
+    """Seeded digits classifiers of one shape, named `name` in the results."""
+
+    name: str
+    config: MLPConfig
+
+
+@dataclass(frozen=True)
+class LMSetting:
+    """Seeded word-level language models of one shape, named `name` in the results."""
+
+    name: str
+    config: LMConfig
+
+
+Setting = MLPSetting | LMSetting
 
 
 @dataclass(frozen=True)
@@ -47,9 +64,7 @@ class ValidationConfig:
 
     preset: str
     seeds: tuple[int, ...]
-    mlp: MLPConfig
-    lm: LMConfig
-    settings: tuple[str, ...] = SETTINGS
+    settings: tuple[Setting, ...]
     max_rows: int = 2000
     rbf_bandwidths: tuple[float, ...] = (0.4, 0.8)
     deletion_points: int = 14
@@ -59,9 +74,9 @@ class ValidationConfig:
     def __post_init__(self) -> None:
         if len(self.seeds) < 2 or len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"need at least 2 distinct seeds, got {self.seeds}")
-        unknown = [s for s in self.settings if s not in SETTINGS]
-        if unknown or not self.settings:
-            raise ValueError(f"settings must be a non-empty subset of {SETTINGS}, got {self.settings}")
+        names = [s.name for s in self.settings]
+        if not names or len(set(names)) != len(names):
+            raise ValueError(f"settings must be non-empty with distinct names, got {names}")
 
     @classmethod
     def preset_named(cls, name: str, threads: int = 2) -> ValidationConfig:
@@ -70,9 +85,12 @@ class ValidationConfig:
             return cls(
                 preset=name,
                 seeds=(0, 1, 2, 3, 4),
-                mlp=MLPConfig(hidden_layers=8, width=64, epochs=60),
-                lm=LMConfig(n_layers=6, d_model=128, n_heads=4, epochs=10, heldout_sentences=120),
-                max_rows=2000,
+                settings=(
+                    MLPSetting("digits-mlp", MLPConfig(hidden_layers=4, width=128, epochs=30)),
+                    MLPSetting("digits-mlp-deep", MLPConfig(hidden_layers=8, width=128, epochs=30)),
+                    LMSetting("word-lm", LMConfig(n_layers=6, d_model=128, epochs=6, heldout_sentences=100)),
+                ),
+                max_rows=1500,
                 deletion_points=14,
                 threads=threads,
             )
@@ -80,8 +98,10 @@ class ValidationConfig:
             return cls(
                 preset=name,
                 seeds=(0, 1, 2),
-                mlp=MLPConfig(hidden_layers=6, width=64, epochs=30),
-                lm=LMConfig(n_layers=4, d_model=64, n_heads=4, epochs=3, heldout_sentences=60),
+                settings=(
+                    MLPSetting("digits-mlp", MLPConfig(hidden_layers=4, width=64, epochs=20)),
+                    LMSetting("word-lm", LMConfig(n_layers=4, d_model=64, epochs=3, heldout_sentences=60)),
+                ),
                 max_rows=600,
                 deletion_points=8,
                 threads=threads,
@@ -90,8 +110,10 @@ class ValidationConfig:
             return cls(
                 preset=name,
                 seeds=(0, 1, 2),
-                mlp=MLPConfig(hidden_layers=4, width=32, epochs=15),
-                lm=LMConfig(n_layers=2, d_model=32, n_heads=2, epochs=1, heldout_sentences=20),
+                settings=(
+                    MLPSetting("digits-mlp", MLPConfig(hidden_layers=3, width=32, epochs=15)),
+                    LMSetting("word-lm", LMConfig(n_layers=2, d_model=32, n_heads=2, epochs=1, heldout_sentences=20)),
+                ),
                 max_rows=300,
                 deletion_points=6,
                 threads=threads,
@@ -101,6 +123,9 @@ class ValidationConfig:
     def specs(self) -> list[MeasureSpec]:
         """The measures to validate (every representation-level registry measure unless `measures`)."""
         return representation_measures(self.rbf_bandwidths, self.max_rows, names=self.measures)
+
+
+WARNING_COLUMNS: tuple[str, ...] = ("setting", "section", "measure", "warning", "count")
 
 
 @dataclass
@@ -120,16 +145,21 @@ class ValidationResult:
 
 
 def train_setting(
-    setting: str, config: ValidationConfig, sentences: Sequence[Sequence[str]] | None, progress: bool
+    setting: Setting,
+    seeds: Sequence[int],
+    threads: int,
+    sentences: Sequence[Sequence[str]] | None,
+    progress: bool,
 ) -> list[TrainedNetwork]:
-    """Train one network per seed for a setting (the LM needs the corpus sentences)."""
-    if setting == "digits-mlp":
-        digits = load_digits_split(config.mlp.test_fraction, config.mlp.split_seed)
-        return [train_digits_mlp(digits, config.mlp, s, config.threads, progress) for s in config.seeds]
+    """Train one network per seed for a setting (language models need the corpus sentences)."""
+    if isinstance(setting, MLPSetting):
+        cfg = setting.config
+        digits = load_digits_split(cfg.test_fraction, cfg.split_seed)
+        return [train_digits_mlp(digits, cfg, s, threads, progress, setting.name) for s in seeds]
     if sentences is None:
-        raise ValueError("the word-lm setting needs corpus sentences")
-    data = split_lm_sentences(sentences, config.lm)
-    return [train_word_lm(data, config.lm, s, config.threads, progress) for s in config.seeds]
+        raise ValueError(f"setting {setting.name} trains language models and needs corpus sentences")
+    data = split_lm_sentences(sentences, setting.config)
+    return [train_word_lm(data, setting.config, s, threads, progress, setting.name) for s in seeds]
 
 
 def run_validation(
@@ -137,79 +167,106 @@ def run_validation(
     sentences: Sequence[Sequence[str]] | None = None,
     progress: bool = True,
     log: Callable[[str], None] = print,
+    on_setting_done: Callable[[ValidationResult], object] | None = None,
 ) -> ValidationResult:
-    """Sections 1 and 2 for every setting of `config`.
+    """Sections 1 and 2 for every setting of `config`, one setting after the other.
 
-    `sentences` (lists of words) train the language model; default: the built-in corpus.
+    `sentences` (lists of words) train the language models; default: the built-in corpus.
+    `on_setting_done` receives the results so far after each setting (the CLI writes them, so a long run
+    that is interrupted keeps what it finished).
     """
-    if "word-lm" in config.settings and sentences is None:
+    if any(isinstance(s, LMSetting) for s in config.settings) and sentences is None:
         from reprsim.corpus import Corpus
 
         sentences = Corpus.builtin().sentences
-    specs = config.specs()
-    larger = {s.label: s.larger_is_similar for s in specs}
-    parts: dict[str, list[pd.DataFrame]] = {
-        k: [] for k in ("nets", "cross", "hits", "floor", "curves", "sens")
-    }
-    warning_rows: list[dict[str, Any]] = []
-    seconds: dict[str, float] = {}
+    parts: list[ValidationResult] = []
     old_threads = torch.get_num_threads()
     torch.set_num_threads(config.threads)
     try:
-        for setting in config.settings:
-            start = time.perf_counter()
-            networks = train_setting(setting, config, sentences, progress)
-            seconds[f"{setting}: training"] = time.perf_counter() - start
-            log(
-                f"{setting}: trained {len(networks)} networks, "
-                + ", ".join(f"seed {n.seed} {n.metric_name} {n.metric:.3f}" for n in networks)
-            )
-            parts["nets"].append(
-                pd.DataFrame(
-                    {
-                        "setting": setting,
-                        "seed": [n.seed for n in networks],
-                        "layers": [len(n.layers) for n in networks],
-                        "rows": [n.layers[0].shape[0] for n in networks],
-                        "width": [n.layers[-1].shape[1] for n in networks],
-                        "metric": [n.metric_name for n in networks],
-                        "value": [n.metric for n in networks],
-                    }
-                )
-            )
-            start = time.perf_counter()
-            counts: dict[str, Counter[str]] = {}
-            table = cross_seed_table(networks, specs, counts, progress)
-            hits = identification_hits(table, larger, setting)
-            floor = same_layer_similarity(table, setting)
-            seconds[f"{setting}: layer identification"] = time.perf_counter() - start
-            warning_rows += _warning_rows(setting, "identification", counts)
-
-            start = time.perf_counter()
-            counts = {}
-            curves = deletion_curves(networks[0], specs, ORDERS, config.deletion_points, counts, progress)
-            seconds[f"{setting}: component deletion"] = time.perf_counter() - start
-            warning_rows += _warning_rows(setting, "sensitivity", counts)
-
-            parts["cross"].append(table.frame.assign(setting=setting))
-            parts["hits"].append(hits)
-            parts["floor"].append(floor)
-            parts["curves"].append(curves)
-            parts["sens"].append(sensitivity_summary(curves, floor, specs))
+        for entry in config.settings:
+            parts.append(validate_setting(entry, config, sentences, progress, log))
+            if on_setting_done is not None:
+                on_setting_done(combine(config, parts))
     finally:
         torch.set_num_threads(old_threads)
-    hits_all = pd.concat(parts["hits"], ignore_index=True)
+    return combine(config, parts)
+
+
+def validate_setting(
+    entry: Setting,
+    config: ValidationConfig,
+    sentences: Sequence[Sequence[str]] | None,
+    progress: bool,
+    log: Callable[[str], None],
+) -> ValidationResult:
+    """Train one setting's seeded networks, then run layer identification and component deletion."""
+    specs = config.specs()
+    setting = entry.name
+    seconds: dict[str, float] = {}
+    start = time.perf_counter()
+    networks = train_setting(entry, config.seeds, config.threads, sentences, progress)
+    seconds[f"{setting}: training"] = time.perf_counter() - start
+    log(
+        f"{setting}: trained {len(networks)} networks, "
+        + ", ".join(f"seed {n.seed} {n.metric_name} {n.metric:.3f}" for n in networks)
+    )
+    nets = pd.DataFrame(
+        {
+            "setting": setting,
+            "seed": [n.seed for n in networks],
+            "layers": [len(n.layers) for n in networks],
+            "rows": [n.layers[0].shape[0] for n in networks],
+            "width": [n.layers[-1].shape[1] for n in networks],
+            "metric": [n.metric_name for n in networks],
+            "value": [n.metric for n in networks],
+        }
+    )
+    start = time.perf_counter()
+    counts: dict[str, Counter[str]] = {}
+    table = cross_seed_table(networks, specs, counts, progress)
+    hits = identification_hits(table, {s.label: s.larger_is_similar for s in specs}, setting)
+    floor = same_layer_similarity(table, setting)
+    seconds[f"{setting}: layer identification"] = time.perf_counter() - start
+    warning_rows = _warning_rows(setting, "identification", counts)
+
+    start = time.perf_counter()
+    counts = {}
+    curves = deletion_curves(networks[0], specs, ORDERS, config.deletion_points, counts, progress)
+    seconds[f"{setting}: component deletion"] = time.perf_counter() - start
+    warning_rows += _warning_rows(setting, "sensitivity", counts)
     return ValidationResult(
         config=config,
-        networks=pd.concat(parts["nets"], ignore_index=True),
-        cross_seed=pd.concat(parts["cross"], ignore_index=True),
-        hits=hits_all,
-        accuracy=identification_accuracy(hits_all, [s.label for s in specs]),
-        noise_floor=pd.concat(parts["floor"], ignore_index=True),
-        curves=pd.concat(parts["curves"], ignore_index=True),
-        sensitivity=pd.concat(parts["sens"], ignore_index=True),
-        warnings=pd.DataFrame(warning_rows, columns=["setting", "section", "measure", "warning", "count"]),
+        networks=nets,
+        cross_seed=table.frame.assign(setting=setting),
+        hits=hits,
+        accuracy=identification_accuracy(hits, [s.label for s in specs]),
+        noise_floor=floor,
+        curves=curves,
+        sensitivity=sensitivity_summary(curves, floor, specs),
+        warnings=pd.DataFrame(warning_rows, columns=WARNING_COLUMNS),
         seconds=seconds,
+    )
+
+
+def combine(config: ValidationConfig, parts: Sequence[ValidationResult]) -> ValidationResult:
+    """Stack per-setting results into one."""
+    if not parts:
+        raise ValueError("no setting results to combine")
+
+    def stacked(name: str) -> pd.DataFrame:
+        return pd.concat([getattr(p, name) for p in parts], ignore_index=True)
+
+    return ValidationResult(
+        config=config,
+        networks=stacked("networks"),
+        cross_seed=stacked("cross_seed"),
+        hits=stacked("hits"),
+        accuracy=stacked("accuracy"),
+        noise_floor=stacked("noise_floor"),
+        curves=stacked("curves"),
+        sensitivity=stacked("sensitivity"),
+        warnings=stacked("warnings"),
+        seconds={k: v for p in parts for k, v in p.seconds.items()},
     )
 
 
@@ -226,22 +283,25 @@ def _warning_rows(setting: str, section: str, counts: dict[str, Counter[str]]) -
 # ----------------------------------------------------------------------------------------------------------
 
 
+def _setting_names(result: ValidationResult) -> list[str]:
+    """Settings present in the result (a partial result lacks the later ones), in run order."""
+    return list(dict.fromkeys(result.networks["setting"]))
+
+
 def accuracy_table(result: ValidationResult) -> pd.DataFrame:
     """Measure x setting accuracy (%) beside Kornblith et al.'s Table 2, plus a chance row."""
     acc = result.accuracy
     wide = acc.pivot(index="measure", columns="setting", values="accuracy").reindex(
-        index=list(dict.fromkeys(acc["measure"])), columns=list(result.config.settings)
+        index=list(dict.fromkeys(acc["measure"])), columns=_setting_names(result)
     )
     paper = acc.drop_duplicates("measure").set_index("measure")
     wide["Kornblith et al. (CNN, CIFAR-10)"] = paper["paper_accuracy"]
     wide["paper's index"] = paper["paper_index"]
     wide = wide.reset_index()
     chance = acc.drop_duplicates("setting").set_index("setting")["chance"]
-    chance_row = {
-        "measure": "chance (1/L)",
-        **{s: chance.get(s, float("nan")) for s in result.config.settings},
-    }
-    chance_row["Kornblith et al. (CNN, CIFAR-10)"] = 10.0
+    chance_row: dict[str, object] = {"measure": "chance (1/L)"}
+    chance_row.update({s: float(chance.get(s, float("nan"))) for s in _setting_names(result)})
+    chance_row["Kornblith et al. (CNN, CIFAR-10)"] = float("nan")  # ~1/9-1/10: 10-layer CNNs, logits excluded
     chance_row["paper's index"] = ""
     return pd.concat([wide, pd.DataFrame([chance_row])], ignore_index=True)
 
@@ -261,9 +321,7 @@ def sensitivity_table(result: ValidationResult, setting: str) -> pd.DataFrame:
             "seed floor": top["noise_floor"].to_numpy(),
             "var. removed at detection (top)": top["variance_removed_at_detection"].to_numpy(),
             "rho bottom": bottom["spearman_mean"].reindex(top.index).to_numpy(),
-            "var. removed at detection (bottom)": bottom["variance_removed_at_detection"]
-            .reindex(top.index)
-            .to_numpy(),
+            "var. removed at detection (bottom)": bottom["variance_removed_at_detection"].reindex(top.index).to_numpy(),
             "detected layers (bottom)": bottom["detected_layers"].reindex(top.index).to_numpy(),
         }
     )
@@ -311,7 +369,7 @@ def validation_markdown(result: ValidationResult) -> str:
         "(median over layers; empty = never).",
         "",
     ]
-    for setting in cfg.settings:
+    for setting in _setting_names(result):
         lines += [f"### {setting}", "", markdown_table(sensitivity_table(result, setting)), ""]
     if len(result.warnings):
         summary = result.warnings.groupby(["measure", "warning"], sort=False)["count"].sum().reset_index()

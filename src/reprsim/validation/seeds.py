@@ -40,9 +40,7 @@ def check_same_setting(networks: Sequence[TrainedNetwork]) -> None:
             )
         rows = {layer.shape[0] for layer in net.layers} | {first.layers[0].shape[0]}
         if len(rows) != 1:
-            raise ValueError(
-                f"{model_name(net)}: layers have {sorted(rows)} rows; all must share the held-out rows"
-            )
+            raise ValueError(f"{model_name(net)}: layers have {sorted(rows)} rows; all must share the held-out rows")
     if len({n.seed for n in networks}) != len(networks):
         raise ValueError(f"seeds must differ, got {[n.seed for n in networks]}")
 
@@ -65,9 +63,7 @@ def cross_seed_table(
     n_rows = networks[0].layers[0].shape[0]
     total = sum(n_layers * n_layers * (1 if s.symmetric else 2) for s in specs) * len(pairs)
     records: list[dict[str, object]] = []
-    with tqdm(
-        total=total, desc=f"{networks[0].setting}: seeds x layers x measures", disable=not progress
-    ) as bar:
+    with tqdm(total=total, desc=f"{networks[0].setting}: seeds x layers x measures", disable=not progress) as bar:
         for spec in specs:
             used_rows = min(n_rows, spec.options.get("max_rows") or n_rows)
             common = {
@@ -155,9 +151,7 @@ def symmetrised_scores(table: ResultTable, measure: str, model_a: str, model_b: 
     return table.pair_matrix(measure, model_a, model_b) + table.pair_matrix(measure, model_b, model_a).T
 
 
-def identification_hits(
-    table: ResultTable, larger_is_similar: Mapping[str, bool], setting: str = ""
-) -> pd.DataFrame:
+def identification_hits(table: ResultTable, larger_is_similar: Mapping[str, bool], setting: str = "") -> pd.DataFrame:
     """One row per (measure, network, other network, layer): the most similar layer of the other network.
 
     `table` is `cross_seed_table` output; `larger_is_similar[measure]` orients each measure. Every ordered
@@ -171,9 +165,7 @@ def identification_hits(
         for model_a, model_b in permutations(table.models(), 2):
             layers_a, layers_b = table.layers(model_a), table.layers(model_b)
             if layers_a != layers_b:
-                raise ValueError(
-                    f"{model_a} has layers {layers_a}, {model_b} has {layers_b}; cannot match depths"
-                )
+                raise ValueError(f"{model_a} has layers {layers_a}, {model_b} has {layers_b}; cannot match depths")
             scores = symmetrised_scores(table, measure, model_a, model_b)
             best, hit = best_match_is_same_depth(scores, larger_is_similar[measure])
             out.extend(
@@ -222,11 +214,7 @@ def same_layer_similarity(table: ResultTable, setting: str = "") -> pd.DataFrame
     for measure in table.measures():
         for layer in table.layers(table.models()[0]):
             per_pair = [
-                0.5
-                * (
-                    table.value(measure, (a, layer), (b, layer))
-                    + table.value(measure, (b, layer), (a, layer))
-                )
+                0.5 * (table.value(measure, (a, layer), (b, layer)) + table.value(measure, (b, layer), (a, layer)))
                 for a, b in combinations(table.models(), 2)
             ]
             rows.append(

@@ -115,17 +115,11 @@ def deletion_curves(
         for spec in specs:
             counts: Counter[str] = Counter()
             with counting_warnings(counts):
-                for layer_id, x, pcs, grid in zip(
-                    network.layer_ids, network.layers, layer_pcs, grids, strict=True
-                ):
+                for layer_id, x, pcs, grid in zip(network.layer_ids, network.layers, layer_pcs, grids, strict=True):
                     for order in orders:
                         for k in grid:
                             damaged = delete_components(x, pcs, k, order)
-                            value = (
-                                spec(damaged, x)
-                                if spec.symmetric
-                                else 0.5 * (spec(damaged, x) + spec(x, damaged))
-                            )
+                            value = spec(damaged, x) if spec.symmetric else 0.5 * (spec(damaged, x) + spec(x, damaged))
                             bar.update(1 if spec.symmetric else 2)
                             rows.append(
                                 {
@@ -157,9 +151,7 @@ def spearman_with_k(k: Sequence[float], values: Sequence[float]) -> float:
     return float(spearmanr(np.asarray(k, dtype=np.float64), rounded).statistic)
 
 
-def first_detection(
-    variance: Sequence[float], values: Sequence[float], floor: float, larger_is_similar: bool
-) -> float:
+def first_detection(variance: Sequence[float], values: Sequence[float], floor: float, larger_is_similar: bool) -> float:
     """Smallest fraction of variance removed at which the damaged layer looks less similar than a reseeded
     copy (value below the floor; above it for a distance); NaN if it never does on the grid."""
     for removed, value in zip(variance, values, strict=True):
@@ -168,9 +160,7 @@ def first_detection(
     return float("nan")
 
 
-def sensitivity_summary(
-    curves: pd.DataFrame, noise_floor: pd.DataFrame, specs: Sequence[MeasureSpec]
-) -> pd.DataFrame:
+def sensitivity_summary(curves: pd.DataFrame, noise_floor: pd.DataFrame, specs: Sequence[MeasureSpec]) -> pd.DataFrame:
     """Per setting, order and measure: trend with k, the floor, and how much must go before detection.
 
     `noise_floor` is `same_layer_similarity` output (setting, measure, layer, mean). Columns: setting, order,

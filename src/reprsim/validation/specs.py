@@ -44,9 +44,7 @@ class MeasureSpec:
     def __call__(self, X: np.ndarray, Y: np.ndarray) -> float:
         value = float(self.function(X, Y, **self.options))
         if not np.isfinite(value):
-            raise ValueError(
-                f"measure {self.label} returned {value} for inputs of shape {X.shape}, {Y.shape}"
-            )
+            raise ValueError(f"measure {self.label} returned {value} for inputs of shape {X.shape}, {Y.shape}")
         return value
 
 
@@ -72,9 +70,7 @@ def representation_measures(
     specs: list[MeasureSpec] = []
     for name in chosen:
         info = measures.get(name)
-        options: dict[str, Any] = (
-            {"max_rows": max_rows, "seed": subsample_seed} if info.needs_subsample else {}
-        )
+        options: dict[str, Any] = {"max_rows": max_rows, "seed": subsample_seed} if info.needs_subsample else {}
         variants = (
             [(f"rbf_cka (t={t:g})", {**options, "t": float(t)}) for t in rbf_bandwidths]
             if (name == "rbf_cka")
