@@ -127,6 +127,8 @@ def test_streaming_errors() -> None:
         StreamingSimilarity().result()
     with pytest.raises(ValueError, match="cannot be derived"):
         StreamingSimilarity(("rsa",))
+    with pytest.raises(ValueError, match="precision"):
+        StreamingSimilarity(precision="half")  # type: ignore[arg-type]
     acc = StreamingSimilarity()
     with pytest.raises(ValueError, match="2-D"):
         acc.update(np.ones(5), np.ones((5, 2)))

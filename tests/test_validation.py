@@ -222,9 +222,9 @@ def test_deletion_grid_spans_both_ends():
 
 
 def test_linear_cka_falls_monotonically_as_top_components_are_deleted(mlp_networks):
-    specs = representation_measures(names=["linear_cka", "cca_rho"])
-    curves = deletion_curves(mlp_networks[0], specs, ("top",), n_points=8, progress=False)
-    cka = curves[curves["measure"] == "linear_cka"]
+    specs = representation_measures(names=["linear_cka", "cca_rho", "r2_lr"])
+    curves = deletion_curves(mlp_networks[0], specs, ("top", "bottom"), n_points=8, progress=False)
+    cka = curves[(curves["measure"] == "linear_cka") & (curves["order"] == "top")]
     for layer, curve in cka.groupby("layer"):
         curve = curve.sort_values("k")
         assert spearman_with_k(curve["k"], curve["value"]) <= -0.9
@@ -235,7 +235,10 @@ def test_linear_cka_falls_monotonically_as_top_components_are_deleted(mlp_networ
         np.testing.assert_allclose(curve["value"], expected, rtol=1e-5, atol=1e-9)
     # The damaged layer lies inside the intact one's span, so every canonical correlation stays 1: CCA
     # cannot see the deletion (checked away from the last components, where rank decisions get numerical).
-    cca = curves[curves["measure"] == "cca_rho"]
+    # Directed measures are reported as sim(intact -> damaged): R2_LR is then the variance left.
+    r2 = curves[curves["measure"] == "r2_lr"]
+    np.testing.assert_allclose(r2["value"], 1.0 - r2["variance_removed"], atol=1e-6)
+    cca = curves[(curves["measure"] == "cca_rho") & (curves["order"] == "top")]
     rank = cca.groupby("layer")["k"].transform("max") + 1
     early = cca[cca["k"] <= rank / 2]
     assert len(early) > len(cca) / 2

@@ -31,7 +31,7 @@ from reprsim.engine.derive import (
     derive,
     neuron_matches,
 )
-from reprsim.engine.moments import CrossMoments, Precision
+from reprsim.engine.moments import CrossMoments, Precision, check_precision, resolve_device
 from reprsim.measures._input import ArrayLike, warn_constant, warn_few_rows
 from reprsim.measures.neuron import NeuronMatch
 
@@ -60,11 +60,9 @@ class StreamingSimilarity:
     ) -> None:
         self.measures = check_measures(measures)
         self.svcca = svcca if svcca is not None else SvccaOptions()
-        self._device = device
-        self._precision = precision
+        self._device = resolve_device(device)  # validated now rather than at the first chunk
+        self._precision = check_precision(precision)
         self._moments: CrossMoments | None = None
-        # validate device and precision now rather than at the first chunk
-        CrossMoments([1], device=device, precision=precision)
 
     @property
     def n_rows(self) -> int:

@@ -48,17 +48,15 @@ def plot_sensitivity(curves: pd.DataFrame, noise_floor: pd.DataFrame, path: str 
     fig = Figure(figsize=(3.2 * cols, 2.6 * rows), layout="constrained")
     axes = fig.subplots(rows, cols, squeeze=False)
     colours = ["tab:blue", "tab:orange", "tab:green", "tab:red"]
-    # x: fraction of the layer's components deleted, so layers of different rank share an axis.
-    rank = curves.groupby(["setting", "layer"])["k"].transform("max") + 1
-    curves = curves.assign(fraction=curves["k"] / rank)
+    grid = np.linspace(0.0, 1.0, 101)
     for ax, measure in zip(axes.flat, measures, strict=False):
         part = curves[curves["measure"] == measure]
         for i, setting in enumerate(settings):
             colour = colours[i % len(colours)]
             for order, style in (("top", "-"), ("bottom", ":")):
                 line = part[(part["setting"] == setting) & (part["order"] == order)]
-                mean = line.groupby("fraction")["value"].mean()
-                ax.plot(mean.index, mean.to_numpy(), style, color=colour, label=f"{setting}, {order} first")
+                if len(line):
+                    ax.plot(grid, mean_curve(line, grid), style, color=colour, label=f"{setting}, {order} first")
             floor = noise_floor[(noise_floor["setting"] == setting) & (noise_floor["measure"] == measure)]
             if len(floor):
                 ax.axhline(float(floor["mean"].mean()), color=colour, linestyle="--", linewidth=0.8)
@@ -71,3 +69,17 @@ def plot_sensitivity(curves: pd.DataFrame, noise_floor: pd.DataFrame, path: str 
     path = Path(path)
     fig.savefig(path, dpi=110)
     return path
+
+
+def mean_curve(curves: pd.DataFrame, grid: np.ndarray) -> np.ndarray:
+    """Mean over layers of value vs fraction of components deleted, each layer interpolated onto `grid`.
+
+    Layers differ in rank (dead units), so their k grids differ; interpolating before averaging keeps
+    one layer's jump from appearing as a zig-zag in the mean.
+    """
+    per_layer = []
+    for _, layer in curves.groupby("layer"):
+        layer = layer.sort_values("k")
+        fraction = layer["k"].to_numpy() / max(int(layer["k"].max()), 1)
+        per_layer.append(np.interp(grid, fraction, layer["value"].to_numpy()))
+    return np.mean(per_layer, axis=0)

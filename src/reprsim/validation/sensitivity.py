@@ -104,12 +104,14 @@ def deletion_curves(
 ) -> pd.DataFrame:
     """Similarity of every layer to itself with k principal components deleted, for every measure.
 
-    Directed measures report the mean of sim(damaged -> intact) and sim(intact -> damaged).
+    Directed measures report sim(intact -> damaged): how much of the intact layer the damaged copy still
+    accounts for. (The other direction is uninformative here: the damaged copy lies inside the intact
+    layer's span, so e.g. R2_LR(damaged -> intact) is 1 whatever k is.)
     Columns: setting, model, layer, order, k, variance_removed, measure, value.
     """
     layer_pcs = [principal_components(x) for x in network.layers]
     grids = [deletion_counts(p.rank, n_points) for p in layer_pcs]
-    total = len(orders) * sum(len(g) for g in grids) * sum(1 if s.symmetric else 2 for s in specs)
+    total = len(orders) * sum(len(g) for g in grids) * len(specs)
     rows = []
     with tqdm(total=total, desc=f"{network.setting}: deleting components", disable=not progress) as bar:
         for spec in specs:
@@ -119,8 +121,8 @@ def deletion_curves(
                     for order in orders:
                         for k in grid:
                             damaged = delete_components(x, pcs, k, order)
-                            value = spec(damaged, x) if spec.symmetric else 0.5 * (spec(damaged, x) + spec(x, damaged))
-                            bar.update(1 if spec.symmetric else 2)
+                            value = spec(x, damaged)
+                            bar.update(1)
                             rows.append(
                                 {
                                     "setting": network.setting,
