@@ -269,8 +269,9 @@ def test_layers_per_measure_leave_out_layers_a_measure_does_not_cover():
     from reprsim.analysis import model_matrix
 
     rows = []
-    for a, la, b, lb in [("A", i, "B", j) for i in range(3) for j in range(3)] + [
-        ("A", i, "A", j) for i in range(3) for j in range(i, 3)] + [("B", i, "B", j) for i in range(3) for j in range(i, 3)]:
+    cross = [("A", i, "B", j) for i in range(3) for j in range(3)]
+    within = [(m, i, m, j) for m in ("A", "B") for i in range(3) for j in range(i, 3)]
+    for a, la, b, lb in cross + within:
         rows.append({"model_a": a, "layer_a": la, "model_b": b, "layer_b": lb, "measure": "linear_cka",
                      "direction": "sym", "value": 0.5, "level": "representation", "n_rows": 10, "subsample": False})
     for a, b in [("A", "B"), ("B", "A"), ("A", "A"), ("B", "B")]:

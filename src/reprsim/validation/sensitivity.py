@@ -57,18 +57,23 @@ def principal_components(X: np.ndarray) -> PrincipalComponents:
 
 
 def delete_components(X: np.ndarray, pcs: PrincipalComponents, k: int, order: Order) -> np.ndarray:
-    """X with its k largest-variance ("top") or k smallest-variance ("bottom") components subtracted.
+    """X with its k largest-variance ("top") or k smallest-variance ("bottom") components deleted.
 
-    The column means stay, so k = 0 returns X itself (measures that do not centre columns, such as RSA and
-    mutual k-NN, then give exactly their identity value). k must leave at least one component.
+    The column means stay, and k = 0 returns X itself (measures that do not centre columns, such as RSA
+    and mutual k-NN, then give exactly their identity value). For k > 0 the layer is rebuilt from the kept
+    components rather than by subtracting the deleted ones: subtraction leaves rounding residue along the
+    deleted directions, which measures that standardise neurons can blow up into spurious variance once
+    few components remain. k must leave at least one component.
     """
     if not 0 <= k < pcs.rank:
         raise ValueError(f"k must be in [0, rank={pcs.rank}), got {k}")
     if order not in ORDERS:
         raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
-    chosen = slice(0, k) if order == "top" else slice(pcs.rank - k, pcs.rank)
-    removed = pcs.scores[:, chosen] @ pcs.directions[chosen]
-    return np.asarray(X, dtype=np.float64) - removed
+    x = np.asarray(X, dtype=np.float64)
+    if k == 0:
+        return x
+    kept = slice(k, pcs.rank) if order == "top" else slice(0, pcs.rank - k)
+    return x.mean(axis=0, keepdims=True) + pcs.scores[:, kept] @ pcs.directions[kept]
 
 
 def deletion_counts(rank: int, n_points: int) -> list[int]:
