@@ -110,9 +110,7 @@ def build_family(family: str, tmp: Path) -> tuple[torch.nn.Module, Any]:
             )
             model = tr.DistilBertModel(config)
         else:
-            config = tr.ElectraConfig(
-                vocab_size=len(tok), embedding_size=8, max_position_embeddings=64, **SMALL
-            )
+            config = tr.ElectraConfig(vocab_size=len(tok), embedding_size=8, max_position_embeddings=64, **SMALL)
             model = tr.ElectraModel(config)
     elif family == "gpt2":
         tok = tr.GPT2Tokenizer(*byte_level_files(tmp, ["<|endoftext|>"]))
@@ -254,9 +252,7 @@ def test_stored_vectors_equal_the_models_own_hidden_states(
     store = ActivationStore(tmp_path / "store")
     # Reference model and tokenizer loaded here, independently of the extraction code.
     model = (
-        tr.AutoModelForTextEncoding.from_pretrained(folder)
-        if family == "t5"
-        else tr.AutoModel.from_pretrained(folder)
+        tr.AutoModelForTextEncoding.from_pretrained(folder) if family == "t5" else tr.AutoModel.from_pretrained(folder)
     )
     model.eval()
     tok = tr.AutoTokenizer.from_pretrained(folder)
@@ -275,25 +271,19 @@ def test_stored_vectors_equal_the_models_own_hidden_states(
         n_layers = model.config.num_hidden_layers + 1
         assert entry.layer_ids == list(range(n_layers))
         offset = 0
-        attention_maps = (
-            {layer: list(entry.iter_attention(layer)) for layer in range(1, n_layers)} if attention else {}
-        )
+        attention_maps = {layer: list(entry.iter_attention(layer)) for layer in range(1, n_layers)} if attention else {}
         for s, words in enumerate(SENTENCES):
             ids, word_ids = reference_tokens(tok, words, prefix, bos)
             out = reference_run(model, ids, attention)
             for layer in range(n_layers):
                 want = reference_vectors(out.hidden_states[layer], word_ids, len(words), rule)
                 got = entry.read_rows(layer, offset, offset + len(words))
-                np.testing.assert_allclose(
-                    got, want, atol=2e-5, rtol=1e-5, err_msg=f"{family} {rule} layer {layer}"
-                )
+                np.testing.assert_allclose(got, want, atol=2e-5, rtol=1e-5, err_msg=f"{family} {rule} layer {layer}")
                 if attention and layer > 0:
                     att = out.attentions[layer - 1][0].numpy()
                     stored = attention_maps[layer][s]
                     np.testing.assert_allclose(stored.sum(-1), 1.0, atol=1e-5)
-                    np.testing.assert_allclose(
-                        stored, reference_attention(att, word_ids, len(words)), atol=2e-5
-                    )
+                    np.testing.assert_allclose(stored, reference_attention(att, word_ids, len(words)), atol=2e-5)
             offset += len(words)
 
 
@@ -312,9 +302,7 @@ def test_batch_padding_does_not_change_results(family: str, side: str, tmp_path:
         for k in range(len(layers)):
             got = np.asarray(batch.hidden[k])[offset : offset + len(words)]
             np.testing.assert_allclose(got, np.asarray(alone.hidden[k]), atol=1e-5, rtol=1e-5)
-            np.testing.assert_allclose(
-                np.asarray(batch.attention[k][s]), np.asarray(alone.attention[k][0]), atol=1e-5
-            )
+            np.testing.assert_allclose(np.asarray(batch.attention[k][s]), np.asarray(alone.attention[k][0]), atol=1e-5)
         offset += len(words)
 
 
@@ -365,9 +353,7 @@ class LSTMAdapter:
     def fingerprint(self) -> dict[str, Any]:
         return {"weights": [float(p.detach().double().sum()) for p in self.model.parameters()]}
 
-    def encode(
-        self, sentences: Sequence[Sequence[str]], layers: Sequence[int], attention: bool
-    ) -> AdapterOutput:
+    def encode(self, sentences: Sequence[Sequence[str]], layers: Sequence[int], attention: bool) -> AdapterOutput:
         per_layer: list[list[torch.Tensor]] = [[] for _ in layers]
         with torch.inference_mode():
             for words in sentences:
@@ -411,9 +397,7 @@ def test_lstm_adapter_through_extract(tmp_path: Path) -> None:
 class BrokenAdapter(LSTMAdapter):
     """Returns one word too few for the batch: the driver must catch it."""
 
-    def encode(
-        self, sentences: Sequence[Sequence[str]], layers: Sequence[int], attention: bool
-    ) -> AdapterOutput:
+    def encode(self, sentences: Sequence[Sequence[str]], layers: Sequence[int], attention: bool) -> AdapterOutput:
         out = super().encode(sentences, layers, attention)
         return AdapterOutput(hidden=[torch.cat(list(h))[:-1] for h in out.hidden])
 
@@ -442,9 +426,7 @@ def test_adapter_with_wrong_word_count_is_rejected(tmp_path: Path) -> None:
         (lambda c, s: extract("minilm", c, s, causal_attention=True, attention=False), "needs attention"),
     ],
 )
-def test_bad_arguments_raise_clear_errors(
-    call: Callable[[Corpus, Path], Any], message: str, tmp_path: Path
-) -> None:
+def test_bad_arguments_raise_clear_errors(call: Callable[[Corpus, Path], Any], message: str, tmp_path: Path) -> None:
     with pytest.raises((ValueError, FileNotFoundError), match=message):
         call(Corpus(SENTENCES), tmp_path / "store")
 
@@ -457,24 +439,76 @@ def test_folder_without_config_is_rejected(tmp_path: Path) -> None:
 
 def test_layer_beyond_the_model_is_rejected(saved_families: dict[str, Path], tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"layer 7 does not exist in tiny-bert: it has layers 0..2"):
-        extract(
-            str(saved_families["bert"]), Corpus(SENTENCES), tmp_path / "store", layers=[0, 7], progress=False
-        )
+        extract(str(saved_families["bert"]), Corpus(SENTENCES), tmp_path / "store", layers=[0, 7], progress=False)
 
 
 @pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
-def test_half_precision_models_store_close_values(
-    dtype: str, saved_families: dict[str, Path], tmp_path: Path
-) -> None:
+def test_half_precision_models_store_close_values(dtype: str, saved_families: dict[str, Path], tmp_path: Path) -> None:
     corpus = Corpus(SENTENCES)
     folder = str(saved_families["bert"])
     full = extract(folder, corpus, tmp_path / "store", layers=[2], attention=False, progress=False)[0]
-    half = extract(
-        folder, corpus, tmp_path / "store", layers=[2], attention=False, dtype=dtype, progress=False
-    )[0]
+    half = extract(folder, corpus, tmp_path / "store", layers=[2], attention=False, dtype=dtype, progress=False)[0]
     assert half.dtype == dtype and half.key != full.key
     a, b = full.read_rows(2, 0, full.n_words), half.read_rows(2, 0, half.n_words)
     assert b.dtype in (np.float32, np.float16)
     tolerance = 0.1 if dtype == "bfloat16" else 0.01  # 8 vs 11 significant bits, through two layers
     np.testing.assert_allclose(b, a, atol=tolerance * np.abs(a).max())
     assert not np.array_equal(b.astype(np.float32), a)
+
+
+# ---- the store write that overlaps the next window's forward pass --------------------------------------
+def _many_sentences(n: int) -> Corpus:
+    return Corpus([list(SENTENCES[i % len(SENTENCES)]) for i in range(n)])
+
+
+class FlakyAdapter(LSTMAdapter):
+    """Raises once it has seen `fail_at` sentences (windows are 256 sentences); counts what it encodes."""
+
+    def __init__(self, model: TinyLSTMLanguageModel, fail_at: int | None) -> None:
+        super().__init__(model)
+        self.encoded = 0
+        self.fail_at = fail_at
+
+    def encode(self, sentences: Sequence[Sequence[str]], layers: Sequence[int], attention: bool) -> AdapterOutput:
+        if self.fail_at is not None and self.encoded >= self.fail_at:
+            raise RuntimeError("model failed mid-run")
+        self.encoded += len(sentences)
+        return super().encode(sentences, layers, attention)
+
+
+def test_failure_during_next_window_still_commits_the_window_being_written(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    lm = TinyLSTMLanguageModel(sorted({w for s in SENTENCES for w in s}))
+    corpus = _many_sentences(600)
+    store = ActivationStore(tmp_path / "store")
+    with pytest.raises(RuntimeError, match="model failed mid-run"):
+        extract(FlakyAdapter(lm, fail_at=256), corpus, store, batch_size=64, progress=False)
+    # The first window was handed to the writer before the failure: it is durable, and a rerun resumes there.
+    rerun = FlakyAdapter(lm, fail_at=None)
+    (entry,) = extract(rerun, corpus, store, batch_size=64, progress=False)
+    assert rerun.encoded == 600 - 256
+    reference = ActivationStore(tmp_path / "ref")
+    (expected,) = extract(FlakyAdapter(lm, fail_at=None), corpus, reference, batch_size=64, progress=False)
+    for layer in entry.layer_ids:
+        np.testing.assert_array_equal(
+            entry.read_rows(layer, 0, entry.n_words), expected.read_rows(layer, 0, entry.n_words)
+        )
+
+
+def test_failed_store_write_stops_extraction_with_its_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from reprsim.store import EntryWriter
+
+    original = EntryWriter.write_sentences
+
+    def failing(self: EntryWriter, start: int, stop: int, *args: Any, **kwargs: Any) -> None:
+        if start >= 256:
+            raise OSError("No space left on device")
+        original(self, start, stop, *args, **kwargs)
+
+    monkeypatch.setattr(EntryWriter, "write_sentences", failing)
+    torch.manual_seed(0)
+    lm = TinyLSTMLanguageModel(sorted({w for s in SENTENCES for w in s}))
+    store = ActivationStore(tmp_path / "store")
+    with pytest.raises(OSError, match="No space left"):
+        extract(LSTMAdapter(lm), _many_sentences(600), store, batch_size=64, progress=False)
+    assert store.entries() == [] and len(store.incomplete()) == 1

@@ -39,6 +39,7 @@ from reprsim.validation import (
     train_word_lm,
     write_outputs,
 )
+from reprsim.validation.findings import finetuning_trend
 from reprsim.validation.seeds import best_match_is_same_depth
 from reprsim.validation.sensitivity import (
     deletion_counts,
@@ -48,6 +49,8 @@ from reprsim.validation.sensitivity import (
 )
 
 SMALL_MLP = MLPConfig(hidden_layers=3, width=32, epochs=15)
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def numpy_linear_cka(x: np.ndarray, y: np.ndarray) -> float:
@@ -64,7 +67,7 @@ def digits():
 
 @pytest.fixture(scope="module")
 def mlp_networks(digits):
-    return [train_digits_mlp(digits, SMALL_MLP, seed, threads=2, progress=False) for seed in (0, 1, 2)]
+    return [train_digits_mlp(digits, SMALL_MLP, seed, threads=1, progress=False) for seed in (0, 1, 2)]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -73,7 +76,7 @@ def mlp_networks(digits):
 
 
 def test_same_seed_gives_identical_weights_and_another_seed_does_not(digits, mlp_networks):
-    again = train_digits_mlp(digits, SMALL_MLP, 0, threads=2, progress=False)
+    again = train_digits_mlp(digits, SMALL_MLP, 0, threads=1, progress=False)
     first = mlp_networks[0]
     assert first.state.keys() == again.state.keys()
     for name, tensor in first.state.items():
@@ -104,9 +107,10 @@ def test_deterministic_context_restores_caller_state():
     expected = torch.rand(3)
     torch.manual_seed(123)
     threads = torch.get_num_threads()
-    with deterministic_torch(seed=7, threads=1):
+    with deterministic_torch(seed=7, threads=threads + 1):
         torch.rand(5)
         assert torch.are_deterministic_algorithms_enabled()
+        assert torch.get_num_threads() == threads + 1
     assert not torch.are_deterministic_algorithms_enabled()
     assert torch.get_num_threads() == threads
     assert torch.equal(torch.rand(3), expected)
@@ -349,7 +353,7 @@ def test_study_findings_on_a_synthetic_table():
     assert got[("bert", "gpt2")] == pytest.approx(0.55)
 
     fam = findings.families.set_index("measure")
-    real = ["bert", "roberta", "gpt2", "bert-sst2"]
+    real = ["bert", "roberta", "gpt2"]  # the fine-tuned copy of bert is no family member of its own
     within = [pair(a, b) + 0.05 for a, b in itertools.combinations(real, 2) if "gpt2" not in (a, b)]
     across = [pair(a, b) + 0.05 for a, b in itertools.combinations(real, 2) if "gpt2" in (a, b)]
     assert fam.loc["linear_cka", "within_mean"] == pytest.approx(np.mean(within))
@@ -372,6 +376,39 @@ def test_study_findings_on_a_synthetic_table():
     assert tuned["value"].to_numpy() == pytest.approx([0.95, 0.95])
     maxsim = findings.finetuning[findings.finetuning["measure"] == "maxsim"]
     assert maxsim["value"].to_numpy() == pytest.approx([0.96, 0.96])  # sim(fine-tuned -> base)
+
+
+def test_finetuning_trend_reads_depth_from_similarity_or_distance():
+    layers = [0, 1, 2, 3]
+    rows = []
+    for layer in layers:
+        rows.append(("bert-sst2", "bert", layer, "linear_cka", "representation", 1.0 - 0.1 * layer))
+        rows.append(("bert-sst2", "bert", layer, "procrustes_distance", "representation", 0.1 * layer))
+        rows.append(("bert-sst2", "bert", layer, "maxsim", "representation", [0.5, 0.9, 0.7, 0.95][layer]))
+    frame = pd.DataFrame(rows, columns=["model", "base", "layer", "measure", "level", "value"])
+    trend = finetuning_trend(frame, {"linear_cka": True, "procrustes_distance": False, "maxsim": True}).set_index(
+        "measure"
+    )
+    # Similarity falling and distance rising with depth both mean "higher layers changed more".
+    assert trend.loc["linear_cka", "spearman"] == pytest.approx(-1.0)
+    assert trend.loc["procrustes_distance", "spearman"] == pytest.approx(-1.0)
+    assert trend.loc[["linear_cka", "procrustes_distance"], "higher_layers_change_more"].all()
+    # maxsim ranks 0.5 < 0.7 < 0.9 < 0.95 at layers 0, 2, 1, 3: Spearman 0.8 by the textbook formula.
+    d = np.array([1, 3, 2, 4]) - np.array([1, 2, 3, 4])
+    assert trend.loc["maxsim", "spearman"] == pytest.approx(1 - 6 * (d**2).sum() / (4 * (16 - 1)))
+    assert not trend.loc["maxsim", "higher_layers_change_more"]
+    assert trend.loc["linear_cka", "first_layer"] == 1.0 and trend.loc["linear_cka", "last_layer"] == pytest.approx(0.7)
+
+
+def test_fine_tuned_models_need_no_family():
+    frame, _ = synthetic_study()
+    design = StudyDesign(
+        families={"bert": "encoder", "roberta": "encoder", "gpt2": "decoder"},
+        random_controls={"bert-random": "bert"},
+        finetuned={"bert-sst2": "bert"},
+    )
+    findings = study_findings(frame, design)
+    assert (findings.families["within_pairs"] == 1).all() and (findings.families["across_pairs"] == 2).all()
 
 
 def test_study_design_errors_name_the_problem(tmp_path):

@@ -1,18 +1,27 @@
 """`reprsim validate`: check the measures against published findings on networks trained here from seeds.
 
 Section 1 (Kornblith et al. 2019): do measures find the corresponding layer of a network trained from
-another seed? Section 2 (Ding et al. 2021): do they notice deleted principal components? With --study,
-section 3 summarises a results table of real models (families, random controls, measure agreement,
-fine-tuning). Writes CSV, Markdown and figures into --out and prints the Markdown.
+another seed? Section 2 (Ding et al. 2021): do they notice deleted principal components? Section 3 (on by
+default in the full preset, --real-models elsewhere): MiniLM, MPNet, SmolLM2 and Gemma-3 with random
+controls and a MiniLM fine-tuned here on shuffled word order, run through the study pipeline and
+summarised (families, random controls, measure agreement, fine-tuning by layer). --study summarises a
+results table of your own models the same way. Writes CSV, Markdown and figures into --out and prints the
+Markdown.
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from reprsim.validation.findings import StudyFindings
+    from reprsim.validation.real_models import RealModelsConfig
 
 
 def run(args: argparse.Namespace) -> int:
+    from reprsim.validation.real_models import check_models_installed
     from reprsim.validation.run import ValidationConfig, run_validation, validation_markdown, write_outputs
 
     preset = "quick" if args.quick else args.preset
@@ -23,16 +32,60 @@ def run(args: argparse.Namespace) -> int:
     if args.study and not Path(args.study).is_file():
         raise FileNotFoundError(f"--study: results table {args.study!r} does not exist")
     config = ValidationConfig.preset_named(preset, threads=args.threads)
+    wants_real = preset == "full" if args.real_models is None else args.real_models
+    real = real_models_config(preset) if wants_real else None
+    if real is not None:
+        check_models_installed(real)  # fail now, not after the seeded networks have trained
     out = Path(args.out)
     # Results are rewritten after every setting, so an interrupted full run keeps the finished settings.
     result = run_validation(
         config, progress=not args.no_progress, on_setting_done=lambda partial: write_outputs(partial, out)
     )
     print(validation_markdown(result))
+    if real is not None:
+        print(write_real_models(real, out, args.threads, progress=not args.no_progress))
     if args.study:
         print(write_study(Path(args.study), Path(args.study_design) if args.study_design else None, out))
     print(f"results written to {out}/")
     return 0
+
+
+def real_models_config(preset: str) -> RealModelsConfig:
+    """Section 3's size per preset: the full study, or a small one (fewer sentences, shorter fine-tuning)."""
+    from reprsim.validation.finetune import FinetuneConfig
+    from reprsim.validation.real_models import RealModelsConfig
+
+    if preset == "full":
+        return RealModelsConfig()
+    return RealModelsConfig(sentences=100, finetune=FinetuneConfig(train_sentences=320, epochs=1))
+
+
+def write_real_models(config: RealModelsConfig, out: Path, threads: int, progress: bool) -> str:
+    """Section 3 on the packaged models: study in out/real-models, findings as real_*.csv + real_models.md."""
+    from reprsim.validation.findings import findings_markdown
+    from reprsim.validation.real_models import run_real_models
+
+    result = run_real_models(config, out / "real-models", threads=threads, progress=progress)
+    write_findings(result.findings, out, prefix="real")
+    lines = []
+    if result.finetuned is not None:
+        tuned = result.finetuned
+        lines += [
+            f"Fine-tuned {tuned.base} on shuffled-word-order detection ({tuned.config.train_sentences} sentences, "
+            f"{tuned.config.epochs} epoch(s)): held-out accuracy {tuned.heldout_accuracy:.3f} "
+            f"(untrained head: {tuned.base_heldout_accuracy:.3f}; chance 0.5).",
+            "",
+        ]
+    text = "\n".join(lines) + findings_markdown(result.findings)
+    if result.report is not None:
+        text += f"\nStudy report: {result.report}\n"
+    (out / "real_models.md").write_text(text, encoding="utf-8")
+    return text
+
+
+def write_findings(findings: StudyFindings, out: Path, prefix: str) -> None:
+    for name in ("model_similarity", "families", "controls", "divergence", "finetuning", "finetuning_trend"):
+        getattr(findings, name).to_csv(out / f"{prefix}_{name}.csv", index=False)
 
 
 def write_study(results_path: Path, design_path: Path | None, out: Path) -> str:
@@ -42,8 +95,7 @@ def write_study(results_path: Path, design_path: Path | None, out: Path) -> str:
 
     design = StudyDesign.from_yaml(design_path) if design_path else StudyDesign()
     findings = study_findings(ResultTable.load(results_path), design)
-    for name in ("model_similarity", "families", "controls", "divergence", "finetuning"):
-        getattr(findings, name).to_csv(out / f"study_{name}.csv", index=False)
+    write_findings(findings, out, prefix="study")
     text = findings_markdown(findings)
     (out / "study.md").write_text(text, encoding="utf-8")
     return text
@@ -70,6 +122,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="YAML",
         help="families / random_controls / finetuned mappings of the --study models",
     )
-    p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads for training and measures (default 1: the matrices are small, and extra "
+        "threads slow down badly when other processes share the cores)",
+    )
+    p.add_argument(
+        "--real-models",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="section 3 on the packaged real models (default: on with the full preset, off otherwise; needs "
+        "`scripts/setup.sh --validation-models`)",
+    )
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(func=run)

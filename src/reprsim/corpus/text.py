@@ -2,7 +2,7 @@
 
 Text is normalised once, to NFC, *before* it is split into words: NFC never changes word boundaries, while
 NFKC turns spacing diacritics such as "´" into space + combining mark and so changes word counts (see
-docs/readme/corpus-store.md). After splitting, every character of Unicode category Cc (control) or Cf (format:
+README, "Corpora"). After splitting, every character of Unicode category Cc (control) or Cf (format:
 zero-width space, zero-width joiner, byte-order mark, soft hyphen, direction marks, ...) is dropped from each
 word, because subword tokenizers map such characters to zero tokens and a word without tokens has no vector.
 A word that becomes empty is removed from its sentence.

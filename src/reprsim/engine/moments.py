@@ -153,7 +153,7 @@ class CrossMoments:
     widths: d_1..d_R. pairs: "all" (every block, a symmetric half of Z^T Z) or (a, b) index pairs; the
     diagonal blocks are always kept unless diagonal=False (used by tiled passes that already have them).
     device: "auto" (CUDA if available, else CPU), "cpu", "cuda". precision: "float64" GEMMs, or "float32"
-    GEMMs whose chunk products are added into float64 accumulators (faster; see docs/readme/engine.md for
+    GEMMs whose chunk products are added into float64 accumulators (faster; see the README section on the engine for
     its accuracy). row_norms: also keep the row-norm sums that debiased CKA needs.
 
     >>> m = CrossMoments([3, 2])

@@ -2,7 +2,7 @@
 
 `reprsim.extract` talks to every model through this protocol. Hugging Face transformers go through
 `TransformerAdapter`; any other PyTorch module (an LSTM language model, a CNN over characters, ...) can be
-analysed by writing a small class with the members below. See docs/readme/extraction.md for an example.
+analysed by writing a small class with the members below. See the README section "Extraction" for an example.
 """
 
 from __future__ import annotations

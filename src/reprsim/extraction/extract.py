@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.metadata
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -96,9 +97,7 @@ def extract(
         object runs as it is. dtype is also the storage type of every entry.
     Returns the store entries in the order of `models`; complete entries are reused, not recomputed.
     """
-    specs: list[ModelSpec] = (
-        [models] if isinstance(models, str) or not isinstance(models, Sequence) else list(models)
-    )
+    specs: list[ModelSpec] = [models] if isinstance(models, str) or not isinstance(models, Sequence) else list(models)
     if not specs:
         raise ValueError("extract needs at least one model")
     if names is not None and len(names) != len(specs):
@@ -125,9 +124,7 @@ def extract(
     duplicates = sorted({label for label in labels if labels.count(label) > 1})
     if duplicates:
         raise ValueError(f"two models share the display name {duplicates[0]!r}; pass names=[...]")
-    return [
-        extract_one(spec, label, corpus, store, options) for spec, label in zip(specs, labels, strict=True)
-    ]
+    return [extract_one(spec, label, corpus, store, options) for spec, label in zip(specs, labels, strict=True)]
 
 
 def _check_options(
@@ -334,12 +331,22 @@ def run_windows(
         disable=not options.progress,
         dynamic_ncols=True,
     )
+    # One window is written (compressed, fsynced, committed) on a worker thread while the model computes
+    # the next: the store's cost hides behind the forward pass. Windows are committed strictly in order; a
+    # failing write stops the run at the next window with the writer's own error, and an interrupted run
+    # still finishes (and records) the window being written, since leaving the pool waits for it.
+    pending: Future[None] | None = None
     try:
-        for start, stop in window_bounds(done, len(sentences)):
-            hidden, attention = extract_window(
-                adapter, sentences, start, stop, layer_ids, widths, heads, options, name, bar
-            )
-            writer.write_sentences(start, stop, hidden, attention)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="reprsim-store") as pool:
+            for start, stop in window_bounds(done, len(sentences)):
+                hidden, attention = extract_window(
+                    adapter, sentences, start, stop, layer_ids, widths, heads, options, name, bar
+                )
+                if pending is not None:
+                    pending.result()
+                pending = pool.submit(writer.write_sentences, start, stop, hidden, attention)
+            if pending is not None:
+                pending.result()
     finally:
         bar.close()
 
@@ -370,13 +377,13 @@ def extract_window(
             raise ValueError(f"{name}, sentence {start + batch[err.row]}: {err.reason}") from None
         what = f"{name}, sentences {[start + i for i in batch][:5]}"
         rows = _check_hidden(output.hidden, [lengths[i] for i in batch], widths, layer_ids, what)
-        batch_offsets = np.concatenate([[0], np.cumsum([lengths[i] for i in batch])]).astype(int)
+        # Where each of the batch's rows goes in the window (sentences are in corpus order there).
+        destination = np.concatenate([np.arange(offsets[i], offsets[i + 1]) for i in batch])
         for k in range(len(layer_ids)):
-            for j, i in enumerate(batch):
-                hidden[k][offsets[i] : offsets[i + 1]] = rows[k][batch_offsets[j] : batch_offsets[j + 1]]
+            hidden[k][destination] = rows[k]
         if maps is not None and heads is not None:
             _place_attention(output.attention, maps, batch, lengths, heads, layer_ids, options, what)
-        bar.update(int(batch_offsets[-1]))
+        bar.update(len(destination))
     return hidden, maps
 
 
@@ -413,9 +420,7 @@ def _place_attention(
         if n_heads == 0:
             continue
         if len(attention[k]) != len(batch):
-            raise ValueError(
-                f"{what}, layer {layer}: {len(attention[k])} attention maps for {len(batch)} sentences"
-            )
+            raise ValueError(f"{what}, layer {layer}: {len(attention[k])} attention maps for {len(batch)} sentences")
         for j, i in enumerate(batch):
             block = attention[k][j]
             shape = tuple(block.shape)

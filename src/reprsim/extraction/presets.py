@@ -192,7 +192,7 @@ def preset_folder(preset: str, cache: Path | None = None) -> Path:
     raise KeyError(f"unknown preset {preset!r}; presets: {', '.join(PRESETS)}")
 
 
-def _publish(tmp: Path, target: Path) -> Path:
+def publish_folder(tmp: Path, target: Path) -> Path:
     """Move a finished temporary folder into place atomically; another process may have won the race."""
     os.chmod(tmp, 0o755)  # mkdtemp makes it private; the cache is shared like any model cache
     try:
@@ -224,7 +224,7 @@ def convert_gguf(gguf: Path, target: Path) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=target.name + ".tmp-", dir=target.parent))
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
-    return _publish(tmp, target)
+    return publish_folder(tmp, target)
 
 
 def unpack_zip_parts(parts: list[Path], target: Path) -> Path:
@@ -250,4 +250,4 @@ def unpack_zip_parts(parts: list[Path], target: Path) -> Path:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return _publish(tmp, target)
+    return publish_folder(tmp, target)

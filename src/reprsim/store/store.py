@@ -44,7 +44,7 @@ def check_key(key: str) -> str:
 
 
 class ActivationStore:
-    """A folder of activation entries (zarr v3 arrays + JSON manifests); see docs/readme/corpus-store.md."""
+    """A folder of activation entries (zarr v3 arrays + JSON manifests); see the README section "Activation store"."""
 
     def __init__(
         self,

