@@ -158,18 +158,27 @@ def test_python_rerun_returns_the_same_entries(tmp_path: Path) -> None:
 # ---- kill and resume -----------------------------------------------------------------------------------
 CHILD = textwrap.dedent(
     """
-    import sys, time
+    import glob, json, sys, time
     from reprsim.extraction.transformer import TransformerAdapter
 
     block_at = int(sys.argv[1])
+    store = sys.argv[sys.argv.index("--store") + 1]
     calls = 0
     original = TransformerAdapter.encode
+
+    def committed():
+        files = glob.glob(f"{store}/*/progress.json")
+        return json.load(open(files[0]))["done_sentences"] if files else 0
 
     def encode(self, *args, **kwargs):
         global calls
         calls += 1
         if calls == block_at:
-            print("BLOCKED", flush=True)
+            # The previous window is written on a background thread: block once it is committed.
+            deadline = time.time() + 60
+            while committed() < 256 and time.time() < deadline:
+                time.sleep(0.05)
+            print("BLOCKED", committed(), flush=True)
             time.sleep(600)
         return original(self, *args, **kwargs)
 
@@ -209,7 +218,7 @@ def test_killed_extraction_resumes_to_byte_identical_store(tmp_path: Path) -> No
     killed = run_child(script, 10, args(tmp_path / "resumed"), log)  # blocks inside the second window
     assert killed.stdout is not None
     line = killed.stdout.readline()
-    if line.strip() != "BLOCKED":
+    if line.strip() != "BLOCKED 256":
         killed.kill()
         pytest.fail(f"the child never reached the second window: {line!r}\n{log.read_text()}")
     killed.send_signal(signal.SIGKILL)

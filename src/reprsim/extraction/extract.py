@@ -2,9 +2,10 @@
 
 The corpus is processed in windows of contiguous sentences (WINDOW_SENTENCES, on a fixed grid from sentence
 0). Within a window, sentences are sorted by length into batches so similar lengths share padding, and the
-window is written in corpus order with one write_sentences call. A killed run therefore resumes at a window
-boundary and recomputes exactly the same batches: the finished entry is byte-identical to an uninterrupted
-run on the same machine. An entry that is already complete is skipped without loading its model.
+window is written in corpus order with one write_sentences call, on a worker thread while the next window
+is computed. A killed run therefore resumes at a window boundary (the last committed write) and recomputes
+exactly the same batches: the finished entry is byte-identical to an uninterrupted run on the same machine.
+An entry that is already complete is skipped without loading its model.
 """
 
 from __future__ import annotations
