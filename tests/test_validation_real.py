@@ -166,3 +166,19 @@ def test_real_model_study_end_to_end_on_minilm(tmp_path, monkeypatch):
     assert len(controls) == 2 and controls["control_less_similar"].all()
     trend = result.findings.finetuning_trend
     assert set(trend["measure"]) == {"linear_cka", "maxsim"} and np.isfinite(trend["spearman"]).all()
+
+
+def test_cli_full_run_without_the_model_packages_stops_before_training(tmp_path, monkeypatch, capsys):
+    from reprsim.cli import main
+
+    def identity(preset: str) -> dict[str, str]:
+        if preset == "gemma3-270m":
+            raise FileNotFoundError("no gemma")
+        return {"preset": preset}
+
+    monkeypatch.setattr(real_models, "preset_identity", identity)
+    code = main(["validate", "--out", str(tmp_path / "out"), "--no-progress"])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "gemma3-270m" in err and "--validation-models" in err and "--no-real-models" in err
+    assert not (tmp_path / "out").exists()  # nothing was trained or written

@@ -3,10 +3,13 @@
 Section 1 (`seeds`): identifying corresponding layers of networks that differ only in their seed
 (Kornblith et al. 2019, Table 2). Section 2 (`sensitivity`): similarity to a layer as its principal
 components are deleted, against the seed-to-seed noise floor (Ding et al. 2021). Section 3 (`findings`):
-findings a study of real models should show, computed from its results table. `run` ties them together.
+findings a study of real models should show, computed from its results table; `real_models` runs that study
+on the packaged models with a MiniLM fine-tuned here (`finetune`). `run` ties sections 1 and 2 together.
 """
 
 from reprsim.validation.findings import StudyDesign, StudyFindings, findings_markdown, study_findings
+from reprsim.validation.finetune import FinetuneConfig, FinetunedModel, finetune_word_order
+from reprsim.validation.real_models import RealModel, RealModelsConfig, RealModelsResult, run_real_models
 from reprsim.validation.run import (
     LMSetting,
     MLPSetting,
@@ -36,11 +39,16 @@ from reprsim.validation.train import (
 
 __all__ = [
     "KORNBLITH_TABLE2",
+    "FinetuneConfig",
+    "FinetunedModel",
     "LMConfig",
     "LMSetting",
     "MLPConfig",
     "MLPSetting",
     "MeasureSpec",
+    "RealModel",
+    "RealModelsConfig",
+    "RealModelsResult",
     "StudyDesign",
     "StudyFindings",
     "TrainedNetwork",
@@ -51,10 +59,12 @@ __all__ = [
     "deletion_curves",
     "deterministic_torch",
     "findings_markdown",
+    "finetune_word_order",
     "identification_accuracy",
     "identification_hits",
     "load_digits_split",
     "representation_measures",
+    "run_real_models",
     "run_validation",
     "same_layer_similarity",
     "sensitivity_summary",
