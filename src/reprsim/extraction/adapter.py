@@ -71,7 +71,8 @@ class SentenceError(ValueError):
 
 
 def to_numpy(array: ArrayLike) -> np.ndarray:
-    """A float32 numpy copy of a tensor or array (half precision tensors are widened first)."""
+    """A float32 numpy array of a tensor or array (half precision tensors are widened first); it may share
+    memory with the input when that is already float32 on the CPU."""
     if isinstance(array, torch.Tensor):
         return array.detach().to(device="cpu", dtype=torch.float32).numpy()
     return np.asarray(array, dtype=np.float32)

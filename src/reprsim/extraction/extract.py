@@ -432,4 +432,6 @@ def _place_attention(
                 )
             if options.causal_attention:
                 block = causal_mask_rows(torch.as_tensor(to_numpy(block)))
-            maps[k][i] = to_numpy(block)
+            # A copy: the window is written on another thread while the adapter computes the next batches,
+            # and an adapter may reuse its output buffers.
+            maps[k][i] = np.array(to_numpy(block), copy=True)

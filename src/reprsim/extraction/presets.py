@@ -156,6 +156,14 @@ def mpnet_parts() -> list[Path]:
     return sorted(parts, key=lambda p: p.name)
 
 
+def require_installed(preset: str) -> None:
+    """Raise FileNotFoundError naming the install command when a preset's package is missing (no hashing)."""
+    locate = {"minilm": minilm_folder, "smollm2": smollm2_gguf, "gemma3-270m": gemma3_module, "mpnet": mpnet_parts}
+    if preset not in locate:
+        raise KeyError(f"unknown preset {preset!r}; presets: {', '.join(PRESETS)}")
+    locate[preset]()
+
+
 def preset_identity(preset: str) -> dict[str, str]:
     """What weights a preset is, for the store key: a sha256 of its files (or the package's own checksum)."""
     if preset == "minilm":

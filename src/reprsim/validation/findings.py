@@ -226,8 +226,9 @@ def family_contrast(similarity: pd.DataFrame, design: StudyDesign, larger: Mappi
 def control_contrast(similarity: pd.DataFrame, design: StudyDesign, larger: Mapping[str, bool]) -> pd.DataFrame:
     """For each random control c of real model r and each other real model m: sim(c, m) beside sim(r, m).
 
-    m = r is left out: the contrast needs the same third model on both sides. control_less_similar: the
-    control is further from m than r is (oriented by the measure's direction).
+    m = r is left out: the contrast needs the same third model on both sides; so are fine-tuned copies (a
+    copy of r is trivially closer to r than to r's control). control_less_similar: the control is further
+    from m than r is (oriented by the measure's direction).
     """
     columns = ["measure", "control", "real", "other", "control_value", "real_value", "control_less_similar"]
     rows = []
@@ -235,7 +236,7 @@ def control_contrast(similarity: pd.DataFrame, design: StudyDesign, larger: Mapp
         values = _pair_values(similarity, measure)
         models = sorted({m for pair in values for m in pair})
         for control, real in design.random_controls.items():
-            for other in design.real_models(models):
+            for other in design.family_models(models):
                 if other == real:
                     continue
                 c_value, r_value = values[frozenset((control, other))], values[frozenset((real, other))]
@@ -254,18 +255,20 @@ def control_contrast(similarity: pd.DataFrame, design: StudyDesign, larger: Mapp
 
 
 def measure_divergence(similarity: pd.DataFrame, design: StudyDesign, larger: Mapping[str, bool]) -> pd.DataFrame:
-    """Spearman correlation over real model pairs between the model similarities of every two measures.
+    """Spearman correlation over model pairs between the model similarities of every two measures.
 
-    Distances are negated first, so +1 always means "the two measures rank model pairs alike". Needs at
-    least 3 model pairs (3 models); with fewer the table is empty, since a rank correlation of 2 points is
-    always +-1.
+    The pairs are those of the family models (no random controls, no fine-tuned copies: a copy and its base
+    are close under every measure, which would pass for agreement). Distances are negated first, so +1
+    always means "the two measures rank model pairs alike". Needs at least 3 model pairs (3 models); with
+    fewer the table is empty, since a rank correlation of 2 points is always +-1.
     """
     columns = ["measure_a", "measure_b", "spearman", "n_pairs"]
     per_measure = {m: _pair_values(similarity, m) for m in larger}
     rows = []
     for measure_a, measure_b in combinations(larger, 2):
         a_values, b_values = per_measure[measure_a], per_measure[measure_b]
-        pairs = sorted((p for p in a_values if p in b_values and not (p & set(design.random_controls))), key=sorted)
+        excluded = set(design.random_controls) | set(design.finetuned)
+        pairs = sorted((p for p in a_values if p in b_values and not (p & excluded)), key=sorted)
         if len(pairs) < 3:
             continue
         sign_a = 1.0 if larger[measure_a] else -1.0

@@ -133,9 +133,19 @@ def accuracy(model: CLSClassifier, tokenizer: object, examples: Sequence[WordOrd
     return right / len(examples)
 
 
-def cache_folder(config: FinetuneConfig, cache: Path | None = None) -> Path:
-    """Cache location: the base's identity and the configuration, hashed."""
-    key = json.dumps({"base": preset_identity(config.base), "config": asdict(config)}, sort_keys=True)
+def examples_sha256(examples: Sequence[WordOrderExample]) -> str:
+    """What the model is trained and evaluated on: every example's words and label, in order."""
+    digest = hashlib.sha256()
+    for example in examples:
+        digest.update(json.dumps([example.words, example.shuffled]).encode() + b"\n")
+    return digest.hexdigest()
+
+
+def cache_folder(config: FinetuneConfig, data_sha256: str, cache: Path | None = None) -> Path:
+    """Cache location: the base's identity, the configuration and the training data, hashed."""
+    key = json.dumps(
+        {"base": preset_identity(config.base), "config": asdict(config), "data": data_sha256}, sort_keys=True
+    )
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     return (cache_root() if cache is None else cache) / "finetuned" / f"{config.base}-wordorder-{digest}"
 
@@ -152,17 +162,20 @@ def finetune_word_order(
     The first train_sentences usable sentences train, the next heldout_sentences measure accuracy; pass
     sentences that are not in the corpus the models will be compared on. A finished model is reused.
     """
-    target = cache_folder(config, cache)
-    if (target / RECORD).is_file():
-        return _load_record(target, config)
-    from transformers import AutoModel, AutoTokenizer
-
     examples = shuffled_word_order_task(
         [s for s in sentences if len(s) <= config.max_words],
         config.train_sentences + config.heldout_sentences,
         config.min_words,
         config.seed,
     )
+    data_sha256 = examples_sha256(examples)
+    target = cache_folder(config, data_sha256, cache)
+    if (target / RECORD).is_file():
+        return _load_record(target, config, data_sha256)
+    if target.exists():  # no record: left by an interrupted or older run, so it is not trusted
+        shutil.rmtree(target)
+    from transformers import AutoModel, AutoTokenizer
+
     train, heldout = examples[: config.train_sentences], examples[config.train_sentences :]
     base_folder = preset_folder(config.base, cache)
     tokenizer = AutoTokenizer.from_pretrained(str(base_folder))
@@ -198,16 +211,16 @@ def finetune_word_order(
         train_loss=float(np.mean(losses[-len(_batches(train, config.batch_size)) :])),
         config=config,
     )
-    _save(model.encoder, tokenizer, result, target)
+    _save(model.encoder, tokenizer, result, data_sha256, target)
     return result
 
 
-def _save(encoder: nn.Module, tokenizer: object, result: FinetunedModel, target: Path) -> None:
+def _save(encoder: nn.Module, tokenizer: object, result: FinetunedModel, data_sha256: str, target: Path) -> None:
     """Write encoder + tokenizer + record into a temporary folder, then move it into place atomically."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=target.name + ".tmp-", dir=target.parent))
     try:
-        encoder.save_pretrained(tmp, safe_serialization=True)  # type: ignore[operator]
+        encoder.save_pretrained(tmp)  # type: ignore[operator]
         tokenizer.save_pretrained(tmp)  # type: ignore[attr-defined]
         record = {
             "base": result.base,
@@ -215,6 +228,7 @@ def _save(encoder: nn.Module, tokenizer: object, result: FinetunedModel, target:
             "base_heldout_accuracy": result.base_heldout_accuracy,
             "train_loss": result.train_loss,
             "config": asdict(result.config),
+            "data_sha256": data_sha256,
         }
         (tmp / RECORD).write_text(json.dumps(record, indent=2), encoding="utf-8")
     except BaseException:
@@ -223,10 +237,13 @@ def _save(encoder: nn.Module, tokenizer: object, result: FinetunedModel, target:
     publish_folder(tmp, target)
 
 
-def _load_record(folder: Path, config: FinetuneConfig) -> FinetunedModel:
+def _load_record(folder: Path, config: FinetuneConfig, data_sha256: str) -> FinetunedModel:
     record = json.loads((folder / RECORD).read_text(encoding="utf-8"))
-    if record.get("config") != asdict(config):
-        raise ValueError(f"{folder}: cached fine-tuned model was made with another configuration")
+    if record.get("config") != asdict(config) or record.get("data_sha256") != data_sha256:
+        raise ValueError(
+            f"{folder}: the cached fine-tuned model was made with another configuration or other sentences; "
+            "delete the folder to retrain"
+        )
     return FinetunedModel(
         folder=folder,
         base=str(record["base"]),

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from reprsim.corpus import Corpus
-from reprsim.extraction.presets import PRESETS, preset_identity
+from reprsim.extraction.presets import PRESETS, require_installed
 from reprsim.results import ResultTable
 from reprsim.validation.findings import StudyDesign, StudyFindings, study_findings
 from reprsim.validation.finetune import FinetuneConfig, FinetunedModel, finetune_word_order
@@ -79,7 +79,7 @@ def check_models_installed(config: RealModelsConfig) -> None:
     missing = []
     for model in config.models:
         try:
-            preset_identity(model.preset)
+            require_installed(model.preset)
         except FileNotFoundError:
             missing.append(model.preset)
     if missing:
@@ -135,8 +135,13 @@ def study_design(config: RealModelsConfig) -> StudyDesign:
     )
 
 
-def run_real_models(config: RealModelsConfig, out: Path, threads: int = 1, progress: bool = True) -> RealModelsResult:
-    """Fine-tune, extract, compare and summarise; everything lands in `out` (store, results, report)."""
+def run_real_models(
+    config: RealModelsConfig, out: Path, threads: int = 1, progress: bool = True, cache: Path | None = None
+) -> RealModelsResult:
+    """Fine-tune, extract, compare and summarise; everything lands in `out` (store, results, report).
+
+    cache: where the fine-tuned model is kept (default: the reprsim cache folder).
+    """
     from reprsim.pipeline import run_study
     from reprsim.study import parse_study
 
@@ -147,7 +152,7 @@ def run_real_models(config: RealModelsConfig, out: Path, threads: int = 1, progr
         if len(corpus) <= config.sentences:
             raise ValueError(f"the built-in corpus has only {len(corpus)} sentences: none left for fine-tuning")
         finetuned = finetune_word_order(
-            config.finetune, corpus.sentences[config.sentences :], threads=threads, progress=progress
+            config.finetune, corpus.sentences[config.sentences :], threads=threads, cache=cache, progress=progress
         )
     out.mkdir(parents=True, exist_ok=True)
     study = parse_study(study_config(config, out.resolve(), finetuned), Path.cwd())
