@@ -10,6 +10,7 @@ without generating the rows before it (the 1M-row scale benchmark writes the dat
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -129,3 +130,20 @@ def machine() -> str:
         f"torch {torch.__version__} with {torch.get_num_threads()} threads, {gpu}; "
         f"load average at start {load:.1f}"
     )
+
+
+def add_study_arguments(parser: argparse.ArgumentParser) -> None:
+    """--quick, --rows, --layers, --width and --chunk-rows: the study shape shared by study and roofline."""
+    parser.add_argument("--quick", action="store_true", help="2,000 rows, 2 x 4 layers x 128 (seconds)")
+    parser.add_argument("--rows", type=int, default=None)
+    parser.add_argument("--layers", type=int, default=None, help="layers per model")
+    parser.add_argument("--width", type=int, default=None)
+    parser.add_argument("--chunk-rows", type=int, default=8192)
+
+
+def study_from_arguments(args: argparse.Namespace) -> tuple[SyntheticStudy, int]:
+    """The synthetic study and its row count: 2 x 13 x 768 on 10,000 rows, or 2 x 4 x 128 on 2,000 (--quick)."""
+    rows = args.rows or (2000 if args.quick else 10000)
+    n_layers = args.layers or (4 if args.quick else 13)
+    width = args.width or (128 if args.quick else 768)
+    return SyntheticStudy(n_layers=n_layers, width=width), rows

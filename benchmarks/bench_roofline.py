@@ -24,7 +24,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _synthetic import STUDY_MEASURES, SyntheticStudy, machine
+from _synthetic import STUDY_MEASURES, add_study_arguments, machine, study_from_arguments
 from reprsim.engine import CrossMoments, RepresentationSource, all_pairs
 
 
@@ -49,16 +49,10 @@ def time_pass(reps: list[np.ndarray], chunk_rows: int, precision: str) -> tuple[
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="2,000 rows, 2 x 4 layers x 128")
-    parser.add_argument("--rows", type=int, default=None)
-    parser.add_argument("--layers", type=int, default=None, help="layers per model")
-    parser.add_argument("--width", type=int, default=None)
-    parser.add_argument("--chunk-rows", type=int, default=8192)
+    add_study_arguments(parser)
     args = parser.parse_args(argv)
-    rows = args.rows or (2000 if args.quick else 10000)
-    n_layers = args.layers or (4 if args.quick else 13)
-    width = args.width or (128 if args.quick else 768)
-    study = SyntheticStudy(n_layers=n_layers, width=width)
+    study, rows = study_from_arguments(args)
+    width = study.width
     reps = study.all_layers(rows)
     total_width = sum(r.shape[1] for r in reps)
     print(f"machine: {machine()}")

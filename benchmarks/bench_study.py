@@ -27,7 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _synthetic import STUDY_MEASURES, SyntheticStudy, machine
+from _synthetic import STUDY_MEASURES, add_study_arguments, machine, study_from_arguments
 from reprsim.engine import Directed, RepresentationSource, all_pairs
 
 PairValue = float | tuple[float, float]
@@ -187,19 +187,13 @@ def report_line(measure: str, label: str, per_pair: float, n_pairs: int, engine:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="2,000 rows, 2 x 4 layers x 128 (seconds)")
-    parser.add_argument("--rows", type=int, default=None)
-    parser.add_argument("--layers", type=int, default=None, help="layers per model")
-    parser.add_argument("--width", type=int, default=None)
+    add_study_arguments(parser)
     parser.add_argument("--baseline-pairs", type=int, default=None, help="pairs sampled for the baselines")
     parser.add_argument("--library-pairs", type=int, default=3, help="pairs sampled for library baselines")
     parser.add_argument("--precision", choices=("float64", "float32"), default="float64")
-    parser.add_argument("--chunk-rows", type=int, default=8192)
     args = parser.parse_args(argv)
-    rows = args.rows or (2000 if args.quick else 10000)
-    n_layers = args.layers or (4 if args.quick else 13)
-    width = args.width or (128 if args.quick else 768)
-    study = SyntheticStudy(n_layers=n_layers, width=width)
+    study, rows = study_from_arguments(args)
+    n_layers, width = study.n_layers, study.width
     reps = study.all_layers(rows)
     n_pairs = study.n_reps * (study.n_reps - 1) // 2
     sample_size = min(n_pairs, args.baseline_pairs or (n_pairs if args.quick else 8))
