@@ -28,19 +28,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _synthetic import machine
 from reprsim.corpus import Corpus
 from reprsim.extraction import extract
+from reprsim.extraction.extract import length_batches, window_bounds
 from reprsim.extraction.models import load_transformer, resolve_device, resolve_model
 from reprsim.store import ActivationStore
 
-WINDOW = 256  # sentences per resumable window, as in reprsim.extraction
-
 
 def batches(lengths: list[int], batch_size: int) -> list[list[int]]:
-    """Sentence indices per batch: length-sorted within windows of contiguous sentences."""
-    out = []
-    for start in range(0, len(lengths), WINDOW):
-        window = sorted(range(start, min(start + WINDOW, len(lengths))), key=lambda i: lengths[i])
-        out += [window[i : i + batch_size] for i in range(0, len(window), batch_size)]
-    return out
+    """Sentence indices per batch, exactly as `extract` forms them (its own window and batching functions)."""
+    return [
+        [start + i for i in batch]
+        for start, stop in window_bounds(0, len(lengths))
+        for batch in length_batches(lengths[start:stop], batch_size)
+    ]
 
 
 def bare_forward(model_name: str, corpus: Corpus, batch_size: int, attention: bool) -> float:
@@ -73,8 +72,7 @@ def reprsim_extract(model_name: str, corpus: Corpus, batch_size: int, attention:
             "copy", {"name": "copy"}, layers, [h.shape[1] for h in hidden], lengths, None
         )
         start = time.perf_counter()
-        for first in range(0, len(lengths), WINDOW):
-            last = min(first + WINDOW, len(lengths))
+        for first, last in window_bounds(0, len(lengths)):
             writer.write_sentences(first, last, [h[offsets[first] : offsets[last]] for h in hidden])
         writer.finalize()
         return seconds, time.perf_counter() - start
