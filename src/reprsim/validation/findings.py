@@ -264,11 +264,11 @@ def measure_divergence(similarity: pd.DataFrame, design: StudyDesign, larger: Ma
     """
     columns = ["measure_a", "measure_b", "spearman", "n_pairs"]
     per_measure = {m: _pair_values(similarity, m) for m in larger}
+    kept = set(design.family_models(sorted(set(similarity["model_a"]) | set(similarity["model_b"]))))
     rows = []
     for measure_a, measure_b in combinations(larger, 2):
         a_values, b_values = per_measure[measure_a], per_measure[measure_b]
-        excluded = set(design.random_controls) | set(design.finetuned)
-        pairs = sorted((p for p in a_values if p in b_values and not (p & excluded)), key=sorted)
+        pairs = sorted((p for p in a_values if p in b_values and p <= kept), key=sorted)
         if len(pairs) < 3:
             continue
         sign_a = 1.0 if larger[measure_a] else -1.0

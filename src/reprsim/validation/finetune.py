@@ -5,7 +5,7 @@ package, so one is made offline from the built-in corpus. The task needs no anno
 have their words permuted (label 1), the rest are left intact (label 0). A linear head on the [CLS] vector
 is trained with the encoder; only the encoder is saved (safetensors, with its tokenizer), so it loads like
 any model folder. Training is seeded and deterministic on CPU, and the result is cached under the reprsim
-cache folder, keyed by the base model's identity and the training configuration.
+cache folder, keyed by the base model's identity, the training configuration and the examples.
 """
 
 from __future__ import annotations
@@ -116,6 +116,10 @@ def _batches(examples: Sequence[WordOrderExample], size: int) -> list[Sequence[W
     return [examples[i : i + size] for i in range(0, len(examples), size)]
 
 
+def _labels(batch: Sequence[WordOrderExample]) -> torch.Tensor:
+    return torch.tensor([e.shuffled for e in batch], dtype=torch.long)
+
+
 def _encode(tokenizer: object, batch: Sequence[WordOrderExample]) -> dict[str, torch.Tensor]:
     return dict(
         tokenizer([e.words for e in batch], is_split_into_words=True, padding=True, return_tensors="pt")  # type: ignore[operator]
@@ -129,7 +133,7 @@ def accuracy(model: CLSClassifier, tokenizer: object, examples: Sequence[WordOrd
     with torch.inference_mode():
         for chunk in _batches(examples, batch):
             predicted = model(**_encode(tokenizer, chunk)).argmax(-1)
-            right += int((predicted == torch.tensor([e.shuffled for e in chunk], dtype=torch.long)).sum())
+            right += int((predicted == _labels(chunk)).sum())
     return right / len(examples)
 
 
@@ -186,15 +190,18 @@ def finetune_word_order(
         optimiser = torch.optim.AdamW(model.parameters(), lr=config.learning_rate)
         order = np.random.default_rng(config.seed + 1)
         losses: list[float] = []
-        steps = config.epochs * len(_batches(train, config.batch_size))
-        bar = tqdm(total=steps, desc=f"fine-tune {config.base} (word order)", unit="step", disable=not progress)
+        per_epoch = len(_batches(train, config.batch_size))
+        bar = tqdm(
+            total=config.epochs * per_epoch,
+            desc=f"fine-tune {config.base} (word order)",
+            unit="step",
+            disable=not progress,
+        )
         for _ in range(config.epochs):
             model.train()
             shuffled = [train[i] for i in order.permutation(len(train))]
             for chunk in _batches(shuffled, config.batch_size):
-                logits = model(**_encode(tokenizer, chunk))
-                labels = torch.tensor([e.shuffled for e in chunk], dtype=torch.long)
-                loss = nn.functional.cross_entropy(logits, labels)
+                loss = nn.functional.cross_entropy(model(**_encode(tokenizer, chunk)), _labels(chunk))
                 optimiser.zero_grad()
                 loss.backward()
                 optimiser.step()
@@ -208,7 +215,7 @@ def finetune_word_order(
         base=config.base,
         heldout_accuracy=heldout_accuracy,
         base_heldout_accuracy=base_accuracy,
-        train_loss=float(np.mean(losses[-len(_batches(train, config.batch_size)) :])),
+        train_loss=float(np.mean(losses[-per_epoch:])),
         config=config,
     )
     _save(model.encoder, tokenizer, result, data_sha256, target)
