@@ -21,6 +21,7 @@ from reprsim.extraction.alignment import (
     pooling_weights,
     word_ids_tensor,
     word_membership,
+    word_vectors,
 )
 from reprsim.store import ActivationStore
 
@@ -221,6 +222,34 @@ def test_nan_at_pad_positions_does_not_leak() -> None:
     assert adapter.subword == "last"
 
 
+@pytest.mark.parametrize("rule", ["first", "last", "mean"])
+def test_word_vectors_match_a_plain_loop(rule: str) -> None:
+    """Word vectors of listed (row, word) pairs against a per-word loop over the token positions; specials
+    and padding hold NaN, which must never reach a word. first/last must be the token's vector exactly."""
+    rng = np.random.default_rng(3)
+    word_ids = [[None, 0, 0, 1, 2, 2, 2, None], [None, 0, 1, 1, None, None, None, None], [0, 1, 2, 3, 3, 4, 5, 5]]
+    n_words = 6
+    hidden = torch.from_numpy(rng.standard_normal((2, 3, 8, 4)).astype(np.float32))
+    for row, ids in enumerate(word_ids):
+        for t, w in enumerate(ids):
+            if w is None:
+                hidden[:, row, t] = float("nan")
+    pairs = [(0, 2), (0, 0), (1, 1), (2, 5), (2, 3), (1, 0)]
+    units = torch.tensor([u for u, _ in pairs])
+    words = torch.tensor([w for _, w in pairs])
+    weights = pooling_weights(word_ids_tensor(word_ids, 8), n_words, rule)
+    got = word_vectors(hidden, weights, units, words, rule)
+    for layer in range(2):
+        for i, (u, w) in enumerate(pairs):
+            tokens = [t for t, wid in enumerate(word_ids[u]) if wid == w]
+            chosen = {"first": tokens[:1], "last": tokens[-1:], "mean": tokens}[rule]
+            want = hidden[layer, u, chosen].numpy().mean(axis=0)
+            if rule == "mean":
+                np.testing.assert_allclose(got[layer][i].numpy(), want, rtol=1e-6)
+            else:
+                np.testing.assert_array_equal(got[layer][i].numpy(), want)
+
+
 # ---- word-level attention ----------------------------------------------------------------------------
 def reference_word_attention(att: np.ndarray, word_ids: list[int | None], n: int, causal: bool) -> np.ndarray:
     """Plain loops: TO a word sums its subword columns, FROM a word averages its subword rows; renormalise."""
@@ -288,9 +317,7 @@ def test_fake_model_attention_matches_plain_loop_reference() -> None:
     [(["keep", "gone", "here"], "gone"), (["one", "+glued", "two"], "+glued")],
     ids=["dropped", "merged"],
 )
-def test_word_without_token_is_an_error_naming_sentence_and_word(
-    sentence: list[str], word: str, tmp_path: Any
-) -> None:
+def test_word_without_token_is_an_error_naming_sentence_and_word(sentence: list[str], word: str, tmp_path: Any) -> None:
     corpus = Corpus([["fine", "words"], ["more", "fine"], sentence])
     store = ActivationStore(tmp_path / "store")
     with pytest.raises(ValueError, match=r"sentence 2: word 1 .*" + word.replace("+", r"\+")):
@@ -355,15 +382,53 @@ def test_window_mode_takes_each_word_from_its_window() -> None:
     for w in range(10):
         assert rows[w, 0] == ids[w]
         assert rows[w, 1] == 1 + w - starts[w]  # position inside its window ([CLS] at 0)
-    assert (
-        rows[10, 0] == adapter.tokenizer.vocab["ab"] and rows[10, 1] == 1
-    )  # the short sentence is untouched
+    assert rows[10, 0] == adapter.tokenizer.vocab["ab"] and rows[10, 1] == 1  # the short sentence is untouched
     assert out.attention is not None
     att = out.attention[0][0][0].numpy()
     np.testing.assert_allclose(att.sum(-1), 1.0, atol=1e-6)
     for w in range(10):
         outside = [j for j in range(10) if not starts[w] <= j < starts[w] + 4]
         assert np.all(att[w, outside] == 0.0)
+
+
+class CountingTokenizer(FakeTokenizer):
+    """Records every sentence it is asked to tokenize."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.seen: list[list[str]] = []
+
+    def __call__(self, batch: Any, is_split_into_words: bool = False, **kwargs: Any) -> FakeEncoding:
+        self.seen.extend(list(words) for words in batch)
+        return super().__call__(batch, is_split_into_words, **kwargs)
+
+
+def test_validated_sentences_are_not_tokenized_again() -> None:
+    """validate keeps its units for tokenize: the same units as tokenizing afresh (windows of a long sentence
+    included), each used once; sentences it did not see, and repeats, are tokenized then, and a bad one
+    among them is reported at its row in the batch."""
+    long = [chr(ord("a") + i) for i in range(10)]
+    corpus = [["ab", "cd"], long, ["unbe", "x"], ["ab", "cd"]]
+
+    def adapter() -> TransformerAdapter:
+        return TransformerAdapter(
+            FakeModel(max_positions=6), CountingTokenizer(drop=("gone",)), space_prefix=False, long_sentences="window"
+        )
+
+    fresh, cached = adapter(), adapter()
+    for tokenizer in (fresh.tokenizer, cached.tokenizer):  # the fake assigns ids in order of first sight
+        tokenizer([*corpus, ["no", "ok"]], is_split_into_words=True)
+    cached.validate(corpus)
+    cached.tokenizer.seen.clear()
+    batch = [corpus[2], corpus[1], ["no", "ok"], corpus[0], corpus[3]]
+    assert cached.tokenize(batch) == fresh.tokenize(batch)
+    # only the unvalidated sentence and the second copy of a repeated one went to the tokenizer
+    assert cached.tokenizer.seen == [["no", "ok"], ["ab", "cd"]]
+    from reprsim.extraction import SentenceError
+
+    with pytest.raises(SentenceError) as err:
+        cached.tokenize([corpus[2], ["fine"], ["bad", "gone"]])  # corpus[2] was used up: tokenized again
+    assert err.value.row == 2 and "word 1" in err.value.reason
 
 
 def test_over_long_sentence_window_mode_through_extract(tmp_path: Any) -> None:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import string
+import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -512,3 +514,117 @@ def test_failed_store_write_stops_extraction_with_its_error(tmp_path: Path, monk
     with pytest.raises(OSError, match="No space left"):
         extract(LSTMAdapter(lm), _many_sentences(600), store, batch_size=64, progress=False)
     assert store.entries() == [] and len(store.incomplete()) == 1
+    # the first window was committed: a rerun resumes after it
+    progress = store.path / store.incomplete()[0] / "progress.json"
+    assert json.loads(progress.read_text())["done_sentences"] == 256
+
+
+class CountingAdapter(LSTMAdapter):
+    """Counts the sentences it encodes and calls `on_encode(count)` before each batch."""
+
+    def __init__(self, model: TinyLSTMLanguageModel, on_encode: Any = None) -> None:
+        super().__init__(model)
+        self.encoded = 0
+        self.on_encode = on_encode
+
+    def encode(self, sentences: Sequence[Sequence[str]], layers: Sequence[int], attention: bool) -> AdapterOutput:
+        if self.on_encode is not None:
+            self.on_encode(self.encoded)
+        self.encoded += len(sentences)
+        return super().encode(sentences, layers, attention)
+
+
+def test_store_write_overlaps_the_next_windows_forward_pass(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The write of window 1 waits until the model has started window 2: a loop that writes before it computes
+    the next window would time out here."""
+    from reprsim.store import EntryWriter
+
+    original = EntryWriter.write_sentences
+    next_window_started = threading.Event()
+
+    def write_after_next_window_starts(self: EntryWriter, start: int, stop: int, *args: Any, **kwargs: Any) -> None:
+        if start == 0:
+            assert next_window_started.wait(timeout=20), "window 2 was not computed while window 1 was written"
+        original(self, start, stop, *args, **kwargs)
+
+    monkeypatch.setattr(EntryWriter, "write_sentences", write_after_next_window_starts)
+    torch.manual_seed(0)
+    lm = TinyLSTMLanguageModel(sorted({w for s in SENTENCES for w in s}))
+    adapter = CountingAdapter(lm, on_encode=lambda done: next_window_started.set() if done >= 256 else None)
+    store = ActivationStore(tmp_path / "store")
+    (entry,) = extract(adapter, _many_sentences(300), store, batch_size=64, progress=False)
+    assert entry.n_sentences == 300 and adapter.encoded == 300
+
+
+def test_failed_store_write_stops_the_next_window_early(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A write that fails is reported between batches of the window being computed, not after all of it."""
+    from reprsim.store import EntryWriter
+
+    def failing(self: EntryWriter, start: int, stop: int, *args: Any, **kwargs: Any) -> None:
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(EntryWriter, "write_sentences", failing)
+    torch.manual_seed(0)
+    lm = TinyLSTMLanguageModel(sorted({w for s in SENTENCES for w in s}))
+    # Window 2 has 32 batches of 8; each waits 20 ms, so the failed write (instant) is seen after a few.
+    adapter = CountingAdapter(lm, on_encode=lambda done: time.sleep(0.02) if done >= 256 else None)
+    with pytest.raises(OSError, match="No space left"):
+        extract(adapter, _many_sentences(600), ActivationStore(tmp_path / "store"), batch_size=8, progress=False)
+    assert 256 <= adapter.encoded <= 256 + 8 * 10, adapter.encoded
+
+
+# ---- remembered model checksums ------------------------------------------------------------------------
+def test_file_checksums_are_remembered_until_a_file_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """sha256_files equals hashlib over the same bytes; a second call on unchanged files reads nothing; any
+    change of size or modification time is hashed afresh; a just-modified file is never remembered."""
+    import hashlib
+    import os
+
+    from reprsim.extraction import presets
+
+    monkeypatch.setenv("REPRSIM_CACHE", str(tmp_path / "cache"))
+    folder = tmp_path / "model"
+    folder.mkdir()
+    files = [folder / "config.json", folder / "weights.bin"]
+    files[0].write_text("{}")
+    files[1].write_bytes(bytes(range(256)) * 10)
+    old = time.time() - 3600
+    for path in files:
+        os.utime(path, (old, old))
+
+    def reference() -> str:
+        digest = hashlib.sha256()
+        for path in files:
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+        return digest.hexdigest()
+
+    assert presets.folder_sha256(folder) == reference()
+    reads: list[Path] = []
+    real_open = Path.open
+
+    def counting_open(self: Path, *args: Any, **kwargs: Any) -> Any:
+        if self in files:
+            reads.append(self)
+        return real_open(self, *args, **kwargs)
+
+    def checksum_reads() -> list[Path]:
+        """The model files folder_sha256 reads (the reference is computed first, outside the count)."""
+        want = reference()
+        reads.clear()
+        assert presets.folder_sha256(folder) == want
+        return list(reads)
+
+    monkeypatch.setattr(Path, "open", counting_open)
+    assert checksum_reads() == []
+    # same size, new content, an older timestamp: the signature changed, so it is read again
+    files[1].write_bytes(bytes(range(255, -1, -1)) * 10)
+    os.utime(files[1], (old - 60, old - 60))
+    assert checksum_reads() == files
+    assert checksum_reads() == []
+    # a file modified just now is hashed every time
+    files[0].write_text('{"a": 1}')
+    assert checksum_reads() == files
+    assert checksum_reads() == files
+    # a damaged cache file is only a cache
+    (tmp_path / "cache" / presets.DIGEST_CACHE).write_text("[not a dict")
+    assert presets.folder_sha256(folder) == reference()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 import json
 import os
 import random
@@ -10,12 +12,16 @@ import subprocess
 import sys
 import textwrap
 import time
+import warnings
 from pathlib import Path
 
+import google_crc32c
 import numpy as np
 import pytest
+import zarr
 
-from reprsim.store import ActivationStore, CorruptEntryError, make_key
+from reprsim.store import ActivationStore, CorruptEntryError, codec, make_key
+from reprsim.store import append as append_module
 from reprsim.store import entry as entry_module
 from reprsim.store import writer as writer_module
 
@@ -49,9 +55,7 @@ def attention_for(start: int, stop: int, lengths=LENGTHS, heads=HEADS) -> list[l
     """Deterministic (heads, T, T) maps per layer and sentence (None for layers without heads)."""
     return [
         [
-            None
-            if h == 0
-            else np.random.default_rng([s, k, 99]).random((h, lengths[s], lengths[s])).astype(np.float32)
+            None if h == 0 else np.random.default_rng([s, k, 99]).random((h, lengths[s], lengths[s])).astype(np.float32)
             for s in range(start, stop)
         ]
         for k, h in enumerate(heads)
@@ -65,18 +69,14 @@ def write_entry(store, key, batches, dtype="float32", heads=HEADS, **kwargs):
     for stop in batches:
         if stop <= start:
             continue
-        writer.write_sentences(
-            start, stop, hidden_for(start, stop), attention_for(start, stop) if heads else None
-        )
+        writer.write_sentences(start, stop, hidden_for(start, stop), attention_for(start, stop) if heads else None)
         start = stop
     return writer.finalize()
 
 
 def files_of(folder: Path) -> dict[str, bytes]:
     """Every file under a folder, by relative path, with its bytes."""
-    return {
-        p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
-    }
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture
@@ -209,9 +209,7 @@ def test_bfloat16_storage_matches_torch_rounding(store):
     assert json.loads((store.path / "k" / "hidden" / "0" / "zarr.json").read_text())["data_type"] == "uint16"
 
 
-@pytest.mark.parametrize(
-    ("dtype", "bad_value"), [("float16", 70000.0), ("bfloat16", 3.4e38), ("float32", 1e39)]
-)
+@pytest.mark.parametrize(("dtype", "bad_value"), [("float16", 70000.0), ("bfloat16", 3.4e38), ("float32", 1e39)])
 def test_overflow_raises_naming_the_layer(store, dtype, bad_value):
     writer = store.writer("k", MANIFEST, LAYERS, WIDTHS, LENGTHS, None, dtype)
     hidden = [h.astype(np.float64) for h in hidden_for(0, 2)]
@@ -235,6 +233,83 @@ def test_float16_accepts_its_largest_value_and_rejects_nan(store):
 def test_unknown_dtype(store):
     with pytest.raises(ValueError, match="dtype must be one of"):
         store.writer("k", MANIFEST, LAYERS, WIDTHS, LENGTHS, None, "int8")
+
+
+def test_finite_check_agrees_with_elementwise_isfinite():
+    """The one-pass check (a sum) must flag exactly the arrays numpy's elementwise test flags, including
+    finite values large enough to overflow the sum, and must not warn."""
+    rng = np.random.default_rng(0)
+    big = np.finfo(np.float32).max
+    cases = [
+        np.zeros((0, 3), np.float32),
+        rng.standard_normal((50, 7)).astype(np.float32),
+        np.full((4, 4), big, np.float32),  # finite, but the float32 sum overflows
+        np.full((3, 3), 60000.0, np.float16),
+        np.array([[1.0, np.inf, -np.inf]], np.float32),  # inf - inf: the sum is NaN
+        np.array([1e308, 1e308], np.float64),
+    ]
+    for special in (np.nan, np.inf, -np.inf):
+        for dtype in (np.float16, np.float32, np.float64):
+            array = rng.standard_normal((20, 5)).astype(dtype)
+            array[rng.integers(20), rng.integers(5)] = special
+            cases.append(array)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for array in cases:
+            assert codec.all_finite(array) == bool(np.isfinite(array).all()), array
+
+
+@pytest.mark.parametrize(("shape", "chunk"), [((37, 5), 8), ((64, 3), 16), ((5, 2), 8), ((101,), 16)])
+def test_chunk_files_are_what_zarr_writes(tmp_path, shape, chunk):
+    """The appender writes chunk files itself; zarr writing the same array (2-D rows, or 1-D as attention
+    is stored) with the same codecs is the reference: identical bytes (edge chunk padded, crc32c appended),
+    and zarr reads them back."""
+    rows = shape[0]
+    data = np.random.default_rng(rows).standard_normal(shape).astype(np.float32)
+
+    def create(name):
+        return zarr.create_array(
+            store=str(tmp_path / name),
+            shape=shape,
+            chunks=(chunk, *shape[1:]),
+            dtype="float32",
+            fill_value=0,
+            config={"write_empty_chunks": True},
+            **append_module.raw_codecs(),
+        )
+
+    create("zarr")[:] = data
+    create("ours")
+    cuts = sorted({0, rows, *np.random.default_rng(1).integers(1, rows, 4).tolist()})
+    appender = append_module.ArrayAppender(tmp_path / "ours")
+    for i, (start, stop) in enumerate(itertools.pairwise(cuts)):
+        if i == 2:  # a resumed writer reads the partly filled chunk back instead of holding it
+            appender = append_module.ArrayAppender(tmp_path / "ours")
+        appender.append(start, data[start:stop])
+    assert files_of(tmp_path / "ours") == files_of(tmp_path / "zarr")
+    np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "ours"), mode="r")[:], data)
+    # the checksums it took while writing are those of the final files (google_crc32c's own one-shot value)
+    finished = appender.finished_digests()
+    assert finished
+    for path, (size, crc) in finished.items():
+        assert (size, crc) == (path.stat().st_size, f"{google_crc32c.value(path.read_bytes()):08x}")
+
+
+def test_appender_refuses_other_codecs(tmp_path):
+    zarr.create_array(store=str(tmp_path / "a"), shape=(4, 2), chunks=(2, 2), dtype="float32")
+    with pytest.raises(ValueError, match=r"needs codecs \[bytes\(little\), crc32c\]"):
+        append_module.ArrayAppender(tmp_path / "a")
+
+
+def test_completion_marker_checksums_match_the_files(tmp_path):
+    """finalize reuses digests taken while writing; they must equal a fresh hash of every file, also for an
+    entry whose writer was resumed (its earlier chunks were written by another writer and are read back)."""
+    store = ActivationStore(tmp_path / "s", chunk_rows=8, attention_chunk=50, durable=False)
+    first = store.writer("k", MANIFEST, LAYERS, WIDTHS, LENGTHS, HEADS, "float32")
+    first.write_sentences(0, 4, hidden_for(0, 4), attention_for(0, 4))
+    entry = write_entry(store, "k", [6, 10])
+    fresh = entry_module.checksum_arrays(entry.path, entry_module.array_names(entry.metadata))
+    assert json.loads((entry.path / "complete.json").read_text())["arrays"] == fresh
 
 
 # --- validation on write --------------------------------------------------------------------------------
@@ -381,9 +456,7 @@ def run_child(script: Path, rng: random.Random | None, early: bool = False) -> t
     """
     errors = script.with_suffix(".err")
     with open(errors, "w") as stderr:
-        child = subprocess.Popen(
-            [sys.executable, str(script)], stdout=subprocess.PIPE, stderr=stderr, text=True
-        )
+        child = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=stderr, text=True)
     assert child.stdout is not None
     start = -1
     read_line(child, errors)  # "imported"
@@ -409,9 +482,7 @@ def test_sigkill_at_random_points_then_resume_is_byte_identical(tmp_path):
     reference = ActivationStore(tmp_path / "ref", chunk_rows=8, attention_chunk=50)
     writer = reference.writer("k", MANIFEST, LAYERS, WIDTHS, KILL_LENGTHS, HEADS, "float32")
     n = len(KILL_LENGTHS)
-    writer.write_sentences(
-        0, n, hidden_for(0, n, lengths=KILL_LENGTHS), attention_for(0, n, lengths=KILL_LENGTHS)
-    )
+    writer.write_sentences(0, n, hidden_for(0, n, lengths=KILL_LENGTHS), attention_for(0, n, lengths=KILL_LENGTHS))
     writer.finalize()
     script = tmp_path / "child.py"
     script.write_text(CHILD.format(tests=str(Path(__file__).parent), root=str(tmp_path / "s")))
@@ -445,9 +516,7 @@ def test_truncated_chunk_is_detected_on_open(store):
     write_entry(store, "k", [10])
     chunk = store.path / "k" / "hidden" / "2" / "c" / "1" / "0"
     chunk.write_bytes(chunk.read_bytes()[:-5])
-    with pytest.raises(
-        CorruptEntryError, match=r"'k'.*hidden/2/c/1/0 of array hidden/2 has \d+ bytes, expected"
-    ):
+    with pytest.raises(CorruptEntryError, match=r"'k'.*hidden/2/c/1/0 of array hidden/2 has \d+ bytes, expected"):
         store.get("k", verify=False)
 
 
@@ -470,7 +539,56 @@ def test_altered_bytes_are_detected_by_checksums(store):
     with pytest.raises(CorruptEntryError, match="checksum mismatch"):
         entry.verify()
     with pytest.raises(CorruptEntryError, match="cannot read layer 0 rows"):
-        list(entry.iter_rows(0))  # zstd's frame checksum catches it on read, too
+        list(entry.iter_rows(0))  # the chunk's crc32c catches it on read, too
+
+
+def test_entries_with_sha256_markers_still_verify(store):
+    """Markers written before the switch to crc32c record a sha256 per file: they open, verify, and still
+    catch an altered byte."""
+    entry = write_entry(store, "k", [10])
+    marker_path = entry.path / "complete.json"
+    marker = json.loads(marker_path.read_text())
+    for info in marker["arrays"].values():
+        for rel, meta in info["files"].items():
+            meta.pop("crc32c")
+            meta["sha256"] = hashlib.sha256((entry.path / rel).read_bytes()).hexdigest()
+        info["sha256"] = entry_module.array_digest(info["files"])
+    marker_path.write_text(json.dumps(marker))
+    store.get("k", verify=True)
+    chunk = entry.path / "hidden" / "0" / "c" / "1" / "0"
+    data = bytearray(chunk.read_bytes())
+    data[0] ^= 0x01
+    chunk.write_bytes(bytes(data))
+    with pytest.raises(CorruptEntryError, match=r"checksum mismatch in file hidden/0/c/1/0"):
+        store.get("k", verify=True)
+
+
+def test_entries_with_zstd_chunks_still_read(store):
+    """Entries written before the switch to raw chunks hold zstd-compressed arrays: reads go through zarr's
+    own decoding, so they must give the same values."""
+    from zarr.codecs import ZstdCodec
+
+    entry = write_entry(store, "k", [10])
+    for name in entry_module.array_names(entry.metadata):
+        values = zarr.open_array(str(entry.path / name), mode="r")[:]
+        chunks = zarr.open_array(str(entry.path / name), mode="r").chunks
+        rewritten = zarr.create_array(
+            store=str(entry.path / name), shape=values.shape, chunks=chunks, dtype=values.dtype,
+            compressors=ZstdCodec(level=1, checksum=True), fill_value=0, overwrite=True,
+        )
+        rewritten[:] = values
+    marker_path = entry.path / "complete.json"
+    marker = json.loads(marker_path.read_text())
+    marker["arrays"] = entry_module.checksum_arrays(entry.path, entry_module.array_names(entry.metadata))
+    marker_path.write_text(json.dumps(marker))
+    reopened = store.get("k", verify=True)
+    assert json.loads((entry.path / "hidden" / "2" / "zarr.json").read_text())["codecs"][1]["name"] == "zstd"
+    for k, layer in enumerate(LAYERS):
+        np.testing.assert_array_equal(reopened.read_rows(layer, 0, reopened.n_words), hidden_for(0, 10)[k])
+    assert all(
+        np.array_equal(got, want)
+        for got, want in zip(reopened.iter_attention(5), attention_for(0, 10)[2], strict=True)
+    )
 
 
 def test_large_entries_skip_checksums_on_open(store, monkeypatch):
@@ -492,9 +610,7 @@ def test_missing_manifest_and_missing_or_bad_marker(store):
         store.get("a")
     write_entry(store, "b", [10])
     (store.path / "b" / "complete.json").unlink()
-    with pytest.raises(
-        CorruptEntryError, match=r"'b'.*no completion marker: half-written \(10 sentences done\)"
-    ):
+    with pytest.raises(CorruptEntryError, match=r"'b'.*no completion marker: half-written \(10 sentences done\)"):
         store.get("b")
     write_entry(store, "c", [10])
     (store.path / "c" / "complete.json").write_text("{not json")

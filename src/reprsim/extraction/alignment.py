@@ -100,6 +100,25 @@ def pool_hidden(hidden: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     return torch.bmm(weights, clean)
 
 
+def word_vectors(
+    hidden: Sequence[torch.Tensor] | torch.Tensor,
+    weights: torch.Tensor,
+    units: torch.Tensor,
+    words: torch.Tensor,
+    rule: str,
+) -> list[torch.Tensor]:
+    """Float32 vectors of the listed words, one (len(units), d) tensor per layer of `hidden`.
+
+    hidden: (layers, batch, tokens, d) or a sequence of (batch, tokens, d); word i is word words[i] of batch
+    row units[i]. "first"/"last" gather the chosen subword's vector directly (the same values as
+    pool_hidden's 0/1 product, without the padded (batch, words, d) intermediate); "mean" pools.
+    """
+    if rule == "mean":
+        return [pool_hidden(layer, weights)[units, words] for layer in hidden]
+    tokens = weights.argmax(-1)[units, words]  # the one token with weight 1
+    return [layer[units, tokens].to(torch.float32) for layer in hidden]
+
+
 def pool_attention(attention: torch.Tensor, member: torch.Tensor) -> torch.Tensor:
     """(batch, heads, words, words) word-level attention from (batch, heads, tokens, tokens) subword maps.
 

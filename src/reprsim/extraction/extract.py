@@ -11,7 +11,8 @@ An entry that is already complete is skipped without loading its model.
 from __future__ import annotations
 
 import importlib.metadata
-from collections.abc import Sequence
+import itertools
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -332,16 +333,35 @@ def run_windows(
         disable=not options.progress,
         dynamic_ncols=True,
     )
-    # One window is written (compressed, fsynced, committed) on a worker thread while the model computes
-    # the next: the store's cost hides behind the forward pass. Windows are committed strictly in order; a
-    # failing write stops the run at the next window with the writer's own error, and an interrupted run
-    # still finishes (and records) the window being written, since leaving the pool waits for it.
+    # One window is written (files, fsync, progress.json) on a worker thread while the model computes the
+    # next. Windows are committed strictly in order; a failing write stops the run within a batch with the
+    # writer's own error, and an interrupted run still finishes (and records) the window being written,
+    # since leaving the pool waits for it.
+    bounds = window_bounds(done, len(sentences))
+    buffers = WindowBuffers(widths, max((sum(lengths[a:b]) for a, b in bounds), default=0))
     pending: Future[None] | None = None
+
+    def raise_failed_write() -> None:
+        """Called between batches: a failed write stops the run now, not after the window in progress."""
+        if pending is not None and pending.done():
+            pending.result()
+
     try:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="reprsim-store") as pool:
-            for start, stop in window_bounds(done, len(sentences)):
-                hidden, attention = extract_window(
-                    adapter, sentences, start, stop, layer_ids, widths, heads, options, name, bar
+            for start, stop in bounds:
+                hidden = buffers.take(sum(lengths[start:stop]))
+                attention = extract_window(
+                    adapter,
+                    sentences,
+                    start,
+                    stop,
+                    layer_ids,
+                    hidden,
+                    heads,
+                    options,
+                    name,
+                    bar,
+                    raise_failed_write,
                 )
                 if pending is not None:
                     pending.result()
@@ -358,19 +378,22 @@ def extract_window(
     start: int,
     stop: int,
     layer_ids: list[int],
-    widths: list[int],
+    hidden: list[np.ndarray],
     heads: list[int] | None,
     options: ExtractOptions,
     name: str,
     bar: Any,
-) -> tuple[list[np.ndarray], list[list[np.ndarray]] | None]:
-    """One window's word vectors in corpus order (one array per layer) and per-sentence attention maps."""
+    between_batches: Callable[[], None] = lambda: None,
+) -> list[list[np.ndarray]] | None:
+    """Fill `hidden` (one (window words, width) array per layer) with the window's word vectors in corpus
+    order; return its per-sentence attention maps (None without attention)."""
     window = sentences[start:stop]
     lengths = [len(s) for s in window]
-    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(int)
-    hidden = [np.empty((int(offsets[-1]), width), dtype=np.float32) for width in widths]
+    offsets = [0, *itertools.accumulate(lengths)]
+    widths = [h.shape[1] for h in hidden]
     maps: list[list[Any]] | None = [[None] * len(window) for _ in layer_ids] if heads is not None else None
     for batch in length_batches(lengths, options.batch_size):
+        between_batches()
         batch_sentences = [window[i] for i in batch]
         try:
             output = adapter.encode(batch_sentences, layer_ids, heads is not None)
@@ -378,14 +401,33 @@ def extract_window(
             raise ValueError(f"{name}, sentence {start + batch[err.row]}: {err.reason}") from None
         what = f"{name}, sentences {[start + i for i in batch][:5]}"
         rows = _check_hidden(output.hidden, [lengths[i] for i in batch], widths, layer_ids, what)
-        # Where each of the batch's rows goes in the window (sentences are in corpus order there).
-        destination = np.concatenate([np.arange(offsets[i], offsets[i + 1]) for i in batch])
-        for k in range(len(layer_ids)):
-            hidden[k][destination] = rows[k]
+        # The batch's sentences go back to corpus order, one slice copy each (faster than a fancy index).
+        position = 0
+        for i in batch:
+            for window_rows, batch_rows in zip(hidden, rows, strict=True):
+                window_rows[offsets[i] : offsets[i + 1]] = batch_rows[position : position + lengths[i]]
+            position += lengths[i]
         if maps is not None and heads is not None:
             _place_attention(output.attention, maps, batch, lengths, heads, layer_ids, options, what)
-        bar.update(len(destination))
-    return hidden, maps
+        bar.update(position)
+    return maps
+
+
+class WindowBuffers:
+    """Two sets of per-layer row buffers, used by turns: one window fills a set while the previous window is
+    written from the other (its write has finished before the set comes round again, since a window is
+    submitted only after the write before it is done). Reusing them spares the page faults of fresh
+    allocations, which cost as much as the copy into them."""
+
+    def __init__(self, widths: Sequence[int], capacity: int) -> None:
+        self._sets = [[np.empty((capacity, width), dtype=np.float32) for width in widths] for _ in range(2)]
+        self._turn = 0
+
+    def take(self, rows: int) -> list[np.ndarray]:
+        """The next set, cut to `rows` rows."""
+        chosen = self._sets[self._turn]
+        self._turn ^= 1
+        return [buffer[:rows] for buffer in chosen]
 
 
 def _check_hidden(

@@ -9,6 +9,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import google_crc32c
+
 # Suffixes of temporary files: ours (TMP_SUFFIX) and zarr's LocalStore atomic writes (".partial").
 TMP_SUFFIX = ".tmp"
 PARTIAL_SUFFIXES = (TMP_SUFFIX, ".partial")
@@ -81,6 +83,21 @@ def file_sha256(path: Path) -> str:
         while block := handle.read(HASH_BLOCK):
             digest.update(block)
     return digest.hexdigest()
+
+
+def crc32c_hex(value: int) -> str:
+    """A crc32c value as the 8 hex digits stored in completion markers."""
+    return f"{value:08x}"
+
+
+def file_crc32c(path: Path) -> str:
+    """crc32c (hex) of a file, read in blocks: the per-file checksum of completion markers (hardware
+    crc32c runs at memory speed, about ten times sha256, and detects any burst error up to 32 bits)."""
+    crc = 0
+    with open(path, "rb") as handle:
+        while block := handle.read(HASH_BLOCK):
+            crc = google_crc32c.extend(crc, block)
+    return crc32c_hex(crc)
 
 
 def remove_leftovers(root: Path) -> list[Path]:

@@ -45,6 +45,18 @@ def bfloat16_bits_to_float32(bits: np.ndarray) -> np.ndarray:
     return (np.asarray(bits, dtype=np.uint16).astype(np.uint32) << np.uint32(16)).view(np.float32)
 
 
+def all_finite(array: np.ndarray) -> bool:
+    """True when no element is NaN or infinite.
+
+    One summing pass instead of a boolean array the size of the data: a NaN or infinity makes the sum
+    non-finite, and only then (or when finite values overflow the sum) is every element checked.
+    """
+    accumulator = np.float64 if array.dtype == np.float64 else np.float32
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = np.add.reduce(array, axis=None, dtype=accumulator)
+    return bool(np.isfinite(total)) or bool(np.isfinite(array).all())
+
+
 def encode(values: np.ndarray, dtype: str, what: str) -> np.ndarray:
     """Convert float values to the storage type of `dtype`, refusing NaN/Inf and overflow.
 
@@ -53,15 +65,17 @@ def encode(values: np.ndarray, dtype: str, what: str) -> np.ndarray:
     array = np.asarray(values)
     if not np.issubdtype(array.dtype, np.floating):
         raise ValueError(f"{what}: expected a float array, got dtype {array.dtype}")
-    if not np.isfinite(array).all():
+    if not all_finite(array):
         raise ValueError(f"{what}: contains NaN or Inf values")
     if dtype == "bfloat16":
         stored = float32_to_bfloat16_bits(array.astype(np.float32))
         overflow = bool(((stored & BF16_EXPONENT_MASK) == BF16_EXPONENT_MASK).any())
+    elif array.dtype == STORAGE_DTYPE[dtype]:
+        stored, overflow = array, False  # already the stored type and finite: no copy
     else:
         with np.errstate(over="ignore"):
             stored = array.astype(STORAGE_DTYPE[dtype])
-        overflow = not bool(np.isfinite(stored).all())
+        overflow = not all_finite(stored)
     if overflow:
         largest = float(np.abs(array).max())
         raise ValueError(

@@ -12,7 +12,7 @@ import zarr
 from tqdm import tqdm
 
 from reprsim.store import codec, layout
-from reprsim.store._files import file_sha256, read_json
+from reprsim.store._files import file_crc32c, file_sha256, read_json
 
 # Entries up to this many bytes get full checksums on open; larger ones only structure and sizes (a full
 # check reads every byte, about 1 s per GB here), and full checksums on entry.verify().
@@ -36,11 +36,24 @@ def array_files(entry_dir: Path, name: str) -> list[Path]:
     return sorted(path for path in (entry_dir / name).rglob("*") if path.is_file())
 
 
+def file_checksum(meta: dict[str, Any]) -> str:
+    """The recorded checksum of one file: crc32c, or sha256 in entries written before the store switched to
+    crc32c (November 2026; both stay readable)."""
+    return str(meta["crc32c"] if "crc32c" in meta else meta["sha256"])
+
+
+def file_checksum_matches(path: Path, meta: dict[str, Any]) -> bool:
+    """Recompute a file's checksum the way its marker recorded it, and compare."""
+    if "crc32c" in meta:
+        return file_crc32c(path) == meta["crc32c"]
+    return file_sha256(path) == meta["sha256"]
+
+
 def array_digest(files: dict[str, dict[str, Any]]) -> str:
-    """One sha256 for an array: over its files' relative paths, sizes and digests, in sorted order."""
+    """One sha256 for an array: over its files' relative paths, sizes and checksums, in sorted order."""
     digest = hashlib.sha256()
     for rel in sorted(files):
-        digest.update(f"{rel}\0{files[rel]['size']}\0{files[rel]['sha256']}\n".encode())
+        digest.update(f"{rel}\0{files[rel]['size']}\0{file_checksum(files[rel])}\n".encode())
     return digest.hexdigest()
 
 
@@ -56,14 +69,25 @@ def array_names(record: dict[str, Any]) -> list[str]:
     return names
 
 
-def checksum_arrays(entry_dir: Path, names: list[str]) -> dict[str, dict[str, Any]]:
-    """Per-array checksums: every file's size and sha256, and one digest over them."""
+def checksum_arrays(
+    entry_dir: Path, names: list[str], known: dict[Path, tuple[int, str]] | None = None
+) -> dict[str, dict[str, Any]]:
+    """Per-array checksums: every file's size and crc32c, and one sha256 over them.
+
+    known: (size, crc32c) of files whose checksum the writer took as it wrote them; a file whose size on disk
+    differs is read like any other.
+    """
+    known = known or {}
     result: dict[str, dict[str, Any]] = {}
     for name in names:
-        files = {
-            path.relative_to(entry_dir).as_posix(): {"size": path.stat().st_size, "sha256": file_sha256(path)}
-            for path in array_files(entry_dir, name)
-        }
+        files = {}
+        for path in array_files(entry_dir, name):
+            size = path.stat().st_size
+            size_known, crc = known.get(path, (-1, ""))
+            files[path.relative_to(entry_dir).as_posix()] = {
+                "size": size,
+                "crc32c": crc if size_known == size else file_crc32c(path),
+            }
         result[name] = {"sha256": array_digest(files), "files": files}
     return result
 
@@ -131,9 +155,7 @@ class StoreEntry:
         try:
             return self._record["layer_ids"].index(layer)
         except ValueError:
-            raise KeyError(
-                f"entry {self.key!r} has no layer {layer!r}; stored layers: {self.layer_ids}"
-            ) from None
+            raise KeyError(f"entry {self.key!r} has no layer {layer!r}; stored layers: {self.layer_ids}") from None
 
     def layer_width(self, layer: int) -> int:
         """Number of columns (neurons) of a stored layer."""
@@ -162,9 +184,7 @@ class StoreEntry:
         """Rows [start, stop) of a layer (word order of the corpus). bfloat16 entries read as float32."""
         self._index(layer)
         if not 0 <= start <= stop <= self.n_words:
-            raise ValueError(
-                f"rows [{start}, {stop}) out of range for entry {self.key!r} ({self.n_words} rows)"
-            )
+            raise ValueError(f"rows [{start}, {stop}) out of range for entry {self.key!r} ({self.n_words} rows)")
         return self._read(self._open(layout.hidden_name(layer)), start, stop, f"layer {layer} rows")
 
     def iter_rows(self, layer: int, chunk_rows: int = 8192) -> Iterator[np.ndarray]:
@@ -196,9 +216,7 @@ class StoreEntry:
             block = self._read(array, int(offsets[first]), int(offsets[last]), f"attention layer {layer}")
             for s in range(first, last):
                 t = lengths[s]
-                yield block[offsets[s] - offsets[first] : offsets[s + 1] - offsets[first]].reshape(
-                    heads, t, t
-                )
+                yield block[offsets[s] - offsets[first] : offsets[s + 1] - offsets[first]].reshape(heads, t, t)
             first = last
 
     # --- integrity -----------------------------------------------------------------------------------
@@ -221,11 +239,9 @@ class StoreEntry:
                     )
 
     def verify(self) -> None:
-        """Full check: structure, then the sha256 of every file against the completion marker."""
+        """Full check: structure, then the checksum of every file against the completion marker."""
         self.check_structure()
-        files = [
-            (rel, meta) for info in self._marker["arrays"].values() for rel, meta in info["files"].items()
-        ]
+        files = [(rel, meta) for info in self._marker["arrays"].values() for rel, meta in info["files"].items()]
         with tqdm(
             total=self.nbytes_on_disk,
             unit="B",
@@ -235,7 +251,7 @@ class StoreEntry:
             leave=False,
         ) as bar:
             for rel, meta in files:
-                if file_sha256(self.path / rel) != meta["sha256"]:
+                if not file_checksum_matches(self.path / rel, meta):
                     raise CorruptEntryError(self.key, f"checksum mismatch in file {rel} (content altered)")
                 bar.update(meta["size"])
 

@@ -3,8 +3,8 @@
 Each write_sentences call writes the rows (and attention blocks) of a contiguous range of sentences, flushes
 the touched chunk files to disk, and only then replaces progress.json atomically. A writer killed at any point
 therefore leaves a durable prefix of `done_sentences` sentences; rows written past it are simply rewritten on
-resume, and because chunk files are replaced atomically (zarr writes a temporary file and renames it) and
-compressed deterministically, the finished entry is byte-identical to one written without interruption.
+resume, and because chunk files are replaced atomically (a temporary file, then a rename) and encoded
+deterministically, the finished entry is byte-identical to one written without interruption.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 import zarr
-from zarr.codecs import ZstdCodec
 
 from reprsim._version import __version__
 from reprsim.store import codec, layout
@@ -29,15 +28,11 @@ from reprsim.store._files import (
     remove_leftovers,
     remove_tree,
 )
-from reprsim.store.append import ArrayAppender
+from reprsim.store.append import ArrayAppender, raw_codecs
 from reprsim.store.entry import CorruptEntryError, StoreEntry, array_names, checksum_arrays
 
-# zstd level 1 with its frame checksum: deterministic output, and a damaged chunk fails to decode on read.
-COMPRESSOR_LEVEL = 1
-
-
-def _compressor() -> ZstdCodec:
-    return ZstdCodec(level=COMPRESSOR_LEVEL, checksum=True)
+# Every array: uncompressed little-endian values with a crc32c per chunk, written by ArrayAppender (append.py).
+CODECS = "bytes (little-endian) + crc32c"
 
 
 def _check_int_list(values: Sequence[int], argument: str, minimum: int) -> list[int]:
@@ -94,11 +89,10 @@ def build_record(
         "sentence_lengths": lengths,
         "n_words": sum(lengths),
         "chunk_rows": [
-            chunk_rows or layout.auto_chunk_rows(width, codec.STORAGE_DTYPE[dtype].itemsize)
-            for width in widths
+            chunk_rows or layout.auto_chunk_rows(width, codec.STORAGE_DTYPE[dtype].itemsize) for width in widths
         ],
         "attention_chunk": attention_chunk,
-        "compressor": f"zstd level {COMPRESSOR_LEVEL} with checksum",
+        "codecs": CODECS,
     }
     # Round-trip through JSON so the record compares equal to what manifest.json reads back (tuples -> lists).
     return dict(json.loads(canonical_json(record)))
@@ -118,9 +112,7 @@ def differing_fields(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
 class EntryWriter:
     """Writes one entry sentence range by sentence range; create through ActivationStore.writer."""
 
-    def __init__(
-        self, entry_dir: Path, record: dict[str, Any], overwrite: bool = False, durable: bool = True
-    ) -> None:
+    def __init__(self, entry_dir: Path, record: dict[str, Any], overwrite: bool = False, durable: bool = True) -> None:
         self.path = entry_dir
         self.durable = durable
         self.key = str(record["key"])
@@ -172,9 +164,9 @@ class EntryWriter:
                 shape=shape,
                 chunks=chunks,
                 dtype=storage,
-                compressors=_compressor(),
                 fill_value=0,
                 config={"write_empty_chunks": True},  # every chunk has a file, so a missing file is damage
+                **raw_codecs(),
             )
         self._sync([p for p in self.path.rglob("*") if p.is_file()])
         self._commit(layout.PROGRESS, {"done_sentences": 0})
@@ -194,9 +186,7 @@ class EntryWriter:
         rec = self._record
         specs: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = [
             (layout.hidden_name(layer), (rec["n_words"], width), (rows, width))
-            for layer, width, rows in zip(
-                rec["layer_ids"], rec["layer_widths"], rec["chunk_rows"], strict=True
-            )
+            for layer, width, rows in zip(rec["layer_ids"], rec["layer_widths"], rec["chunk_rows"], strict=True)
         ]
         if rec["heads"] is not None:
             for layer, heads in zip(rec["layer_ids"], rec["heads"], strict=True):
@@ -228,13 +218,11 @@ class EntryWriter:
         """
         if start != self._done:
             raise ValueError(
-                f"store entry {self.key!r}: write_sentences must continue at sentence {self._done}, "
-                f"got start={start}"
+                f"store entry {self.key!r}: write_sentences must continue at sentence {self._done}, got start={start}"
             )
         if not start < stop <= self.n_sentences:
             raise ValueError(
-                f"store entry {self.key!r}: invalid sentence range [{start}, {stop}) "
-                f"of {self.n_sentences} sentences"
+                f"store entry {self.key!r}: invalid sentence range [{start}, {stop}) of {self.n_sentences} sentences"
             )
         encoded_hidden = self._encode_hidden(start, stop, hidden)
         encoded_attention = self._encode_attention(start, stop, attention)
@@ -280,9 +268,7 @@ class EntryWriter:
         rec = self._record
         if rec["heads"] is None:
             if attention is not None:
-                raise ValueError(
-                    f"store entry {self.key!r} was created without attention, but attention was given"
-                )
+                raise ValueError(f"store entry {self.key!r} was created without attention, but attention was given")
             return []
         if attention is None or len(attention) != len(rec["layer_ids"]):
             got = "none" if attention is None else str(len(attention))
@@ -296,16 +282,13 @@ class EntryWriter:
             what = f"store entry {self.key!r}, attention layer {layer}"
             if maps is None or len(maps) != stop - start:
                 raise ValueError(
-                    f"{what}: expected {stop - start} sentence maps, got "
-                    f"{'none' if maps is None else len(maps)}"
+                    f"{what}: expected {stop - start} sentence maps, got {'none' if maps is None else len(maps)}"
                 )
             blocks = []
             for s, block in enumerate(maps, start=start):
                 t = self._lengths[s]
                 if np.shape(block) != (heads, t, t):
-                    raise ValueError(
-                        f"{what}, sentence {s}: expected shape ({heads}, {t}, {t}), got {np.shape(block)}"
-                    )
+                    raise ValueError(f"{what}, sentence {s}: expected shape ({heads}, {t}, {t}), got {np.shape(block)}")
                 blocks.append(codec.encode(block, rec["dtype"], f"{what}, sentence {s}").reshape(-1))
             result.append((layer, heads, np.concatenate(blocks)))
         return result
@@ -315,17 +298,23 @@ class EntryWriter:
         """Checksum every array and write the completion marker; return the finished entry."""
         if self._done != self.n_sentences:
             raise ValueError(
-                f"store entry {self.key!r}: cannot finalize after {self._done} of "
-                f"{self.n_sentences} sentences"
+                f"store entry {self.key!r}: cannot finalize after {self._done} of {self.n_sentences} sentences"
             )
         remove_leftovers(self.path)
         marker = {
             "complete": True,
             "manifest_sha256": file_sha256(self.path / layout.MANIFEST),
-            "arrays": checksum_arrays(self.path, array_names(self._record)),
+            "arrays": checksum_arrays(self.path, array_names(self._record), self._known_digests()),
         }
         self._commit(layout.COMPLETE, marker)
         return StoreEntry(self.path, self._record, marker)
+
+    def _known_digests(self) -> dict[Path, tuple[int, str]]:
+        """crc32c of chunk files taken as they were written, so finalize need not read them back."""
+        known: dict[Path, tuple[int, str]] = {}
+        for appender in self._appenders.values():
+            known.update(appender.finished_digests())
+        return known
 
     def __repr__(self) -> str:
         return f"EntryWriter({self.key!r}, {self._done}/{self.n_sentences} sentences done)"
