@@ -325,6 +325,10 @@ def test_row_counts_and_shapes_are_validated(store):
     attention[2][1] = attention[2][1][:, :4, :4]
     with pytest.raises(ValueError, match=r"attention layer 5, sentence 1: expected shape \(3, 5, 5\)"):
         writer.write_sentences(0, 2, hidden, attention)
+    attention = attention_for(0, 3)
+    attention[1][2][0, 1, 1] = np.nan
+    with pytest.raises(ValueError, match=r"attention layer 2, sentence 2: contains NaN"):
+        writer.write_sentences(0, 3, hidden_for(0, 3), attention)
     with pytest.raises(ValueError, match="expected attention for 3 layers"):
         writer.write_sentences(0, 2, hidden, None)
     with pytest.raises(ValueError, match="must continue at sentence 0, got start=1"):

@@ -108,7 +108,7 @@ def sha256_files(paths: list[Path], names: bool = False) -> str:
 
     Every extraction identifies its model this way, so the result is remembered in the reprsim cache under
     the files' paths, sizes, modification times and inode numbers (what git and make trust to tell a file
-    changed): an unchanged model is read once, not on every run (MiniLM 0.06 s, a 14 GB checkpoint ~10 s).
+    changed): an unchanged model is read once, not on every run (MiniLM 0.06 s; 14 GB at 1.9 GB/s, 7 s).
     """
     signature: list[tuple[str, int, int, int, int]] = []
     for path in paths:

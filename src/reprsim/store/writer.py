@@ -284,13 +284,19 @@ class EntryWriter:
                 raise ValueError(
                     f"{what}: expected {stop - start} sentence maps, got {'none' if maps is None else len(maps)}"
                 )
-            blocks = []
             for s, block in enumerate(maps, start=start):
                 t = self._lengths[s]
                 if np.shape(block) != (heads, t, t):
                     raise ValueError(f"{what}, sentence {s}: expected shape ({heads}, {t}, {t}), got {np.shape(block)}")
-                blocks.append(codec.encode(block, rec["dtype"], f"{what}, sentence {s}").reshape(-1))
-            result.append((layer, heads, np.concatenate(blocks)))
+            flat = np.concatenate([np.asarray(block).reshape(-1) for block in maps])
+            try:
+                encoded = codec.encode(flat, rec["dtype"], what)
+            except ValueError:
+                # One check for the whole window; only when it fails, find the sentence to name.
+                for s, block in enumerate(maps, start=start):
+                    codec.encode(block, rec["dtype"], f"{what}, sentence {s}")
+                raise
+            result.append((layer, heads, encoded))
         return result
 
     # --- completion ----------------------------------------------------------------------------------
