@@ -288,11 +288,14 @@ def test_chunk_files_are_what_zarr_writes(tmp_path, shape, chunk):
         appender.append(start, data[start:stop])
     assert files_of(tmp_path / "ours") == files_of(tmp_path / "zarr")
     np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "ours"), mode="r")[:], data)
-    # the checksums it took while writing are those of the final files (google_crc32c's own one-shot value)
+    # the checksums it took while writing are those of the final files' data (google_crc32c's own value of
+    # all but the 4-byte trailer, which holds the same value)
     finished = appender.finished_digests()
     assert finished
     for path, (size, crc) in finished.items():
-        assert (size, crc) == (path.stat().st_size, f"{google_crc32c.value(path.read_bytes()):08x}")
+        data = path.read_bytes()
+        assert (size, crc) == (len(data), f"{google_crc32c.value(data[:-4]):08x}")
+        assert data[-4:] == google_crc32c.value(data[:-4]).to_bytes(4, "little")
 
 
 def test_appender_refuses_other_codecs(tmp_path):
@@ -546,6 +549,30 @@ def test_altered_bytes_are_detected_by_checksums(store):
         list(entry.iter_rows(0))  # the chunk's crc32c catches it on read, too
 
 
+def test_swapped_or_stale_chunks_are_detected_by_checksums(store):
+    """Every chunk file carries its own crc32c, so a chunk replaced by another intact chunk passes zarr's
+    check on read; the completion marker pins each chunk's value, so verify catches it."""
+    entry = write_entry(store, "k", [10])
+    folder = entry.path / "hidden" / "0" / "c"
+    first, second = folder / "0" / "0", folder / "1" / "0"
+    a, b = first.read_bytes(), second.read_bytes()
+    assert a != b and len(a) == len(b)
+    first.write_bytes(b)
+    second.write_bytes(a)
+    with pytest.raises(CorruptEntryError, match=r"checksum mismatch in file hidden/0/c/0/0"):
+        store.get("k", verify=True)
+    first.write_bytes(a)
+    second.write_bytes(b)
+    store.get("k", verify=True)
+    # a zarr.json altered (same size) is caught by its sha256
+    metadata = entry.path / "hidden" / "0" / "zarr.json"
+    text = metadata.read_text()
+    assert '"fill_value": 0.0' in text
+    metadata.write_text(text.replace('"fill_value": 0.0', '"fill_value": 1.0'))
+    with pytest.raises(CorruptEntryError, match=r"checksum mismatch in file hidden/0/zarr.json"):
+        store.get("k", verify=True)
+
+
 def test_entries_with_sha256_markers_still_verify(store):
     """Markers written before the switch to crc32c record a sha256 per file: they open, verify, and still
     catch an altered byte."""
@@ -554,7 +581,7 @@ def test_entries_with_sha256_markers_still_verify(store):
     marker = json.loads(marker_path.read_text())
     for info in marker["arrays"].values():
         for rel, meta in info["files"].items():
-            meta.pop("crc32c")
+            meta.pop("data_crc32c", None)
             meta["sha256"] = hashlib.sha256((entry.path / rel).read_bytes()).hexdigest()
         info["sha256"] = entry_module.array_digest(info["files"])
     marker_path.write_text(json.dumps(marker))

@@ -90,14 +90,16 @@ def crc32c_hex(value: int) -> str:
     return f"{value:08x}"
 
 
-def file_crc32c(path: Path) -> str:
-    """crc32c (hex) of a file, read in blocks: the per-file checksum of completion markers (hardware
-    crc32c runs at memory speed, about ten times sha256, and detects any burst error up to 32 bits)."""
-    crc = 0
-    with open(path, "rb") as handle:
-        while block := handle.read(HASH_BLOCK):
-            crc = google_crc32c.extend(crc, block)
-    return crc32c_hex(crc)
+def chunk_crc32c(path: Path) -> str:
+    """crc32c (hex) of a chunk file's data: every byte but the 4-byte crc32c trailer the chunk carries.
+
+    The trailer itself must match the data, else "damaged" comes back (which matches no recorded value).
+    Not the crc32c of the whole file: a message followed by its own CRC always has the same CRC (the
+    "residue", 0x48674bc7 for crc32c), which would make every chunk look alike.
+    """
+    data = path.read_bytes()
+    crc = google_crc32c.value(data[:-4])
+    return crc32c_hex(crc) if len(data) >= 4 and data[-4:] == crc.to_bytes(4, "little") else "damaged"
 
 
 def remove_leftovers(root: Path) -> list[Path]:

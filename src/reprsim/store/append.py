@@ -94,12 +94,13 @@ class ArrayAppender:
             handle.write(block.data)
             handle.write(trailer)
         os.replace(tmp, path)
-        if final:  # the file's crc32c continues the data's over the 4 trailer bytes: no second pass
-            self._digests[path] = (block.nbytes + len(trailer), crc32c_hex(google_crc32c.extend(crc, trailer)))
+        if final:
+            self._digests[path] = (block.nbytes + len(trailer), crc32c_hex(crc))
         else:
             self._digests.pop(path, None)
         return path
 
     def finished_digests(self) -> dict[Path, tuple[int, str]]:
-        """Size and crc32c of every chunk file this appender wrote for the last time."""
+        """Size and data crc32c (see _files.chunk_crc32c) of every chunk file this appender wrote for the last
+        time."""
         return dict(self._digests)

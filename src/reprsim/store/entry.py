@@ -12,11 +12,12 @@ import zarr
 from tqdm import tqdm
 
 from reprsim.store import codec, layout
-from reprsim.store._files import file_crc32c, file_sha256, read_json
+from reprsim.store._files import chunk_crc32c, file_sha256, read_json
 
 # Entries up to this many bytes get full checksums on open; larger ones only structure and sizes (a full
 # check reads every byte, about 1 s per GB here), and full checksums on entry.verify().
 VERIFY_ON_OPEN_BYTES = 64 * 1024 * 1024
+ZARR_METADATA = "zarr.json"
 
 
 class CorruptEntryError(ValueError):
@@ -37,15 +38,15 @@ def array_files(entry_dir: Path, name: str) -> list[Path]:
 
 
 def file_checksum(meta: dict[str, Any]) -> str:
-    """The recorded checksum of one file: crc32c, or sha256 in entries written before the store switched to
-    crc32c (November 2026; both stay readable)."""
-    return str(meta["crc32c"] if "crc32c" in meta else meta["sha256"])
+    """The recorded checksum of one file: its data crc32c (chunk files), or its sha256 (metadata files, and
+    every file of entries written before November 2026)."""
+    return str(meta["data_crc32c"] if "data_crc32c" in meta else meta["sha256"])
 
 
 def file_checksum_matches(path: Path, meta: dict[str, Any]) -> bool:
     """Recompute a file's checksum the way its marker recorded it, and compare."""
-    if "crc32c" in meta:
-        return file_crc32c(path) == meta["crc32c"]
+    if "data_crc32c" in meta:
+        return chunk_crc32c(path) == meta["data_crc32c"]
     return file_sha256(path) == meta["sha256"]
 
 
@@ -72,9 +73,11 @@ def array_names(record: dict[str, Any]) -> list[str]:
 def checksum_arrays(
     entry_dir: Path, names: list[str], known: dict[Path, tuple[int, str]] | None = None
 ) -> dict[str, dict[str, Any]]:
-    """Per-array checksums: every file's size and crc32c, and one sha256 over them.
+    """Per-array checksums, and one sha256 over them: each chunk file's size and data crc32c (the value its
+    trailer holds, so a chunk swapped for another or for a stale copy is caught, not only a damaged one), and
+    the sha256 of each array's zarr.json.
 
-    known: (size, crc32c) of files whose checksum the writer took as it wrote them; a file whose size on disk
+    known: (size, data crc32c) of chunk files the writer took as it wrote them; a file whose size on disk
     differs is read like any other.
     """
     known = known or {}
@@ -83,11 +86,13 @@ def checksum_arrays(
         files = {}
         for path in array_files(entry_dir, name):
             size = path.stat().st_size
-            size_known, crc = known.get(path, (-1, ""))
-            files[path.relative_to(entry_dir).as_posix()] = {
-                "size": size,
-                "crc32c": crc if size_known == size else file_crc32c(path),
-            }
+            meta: dict[str, Any] = {"size": size}
+            if path.name == ZARR_METADATA:
+                meta["sha256"] = file_sha256(path)
+            else:
+                size_known, crc = known.get(path, (-1, ""))
+                meta["data_crc32c"] = crc if size_known == size else chunk_crc32c(path)
+            files[path.relative_to(entry_dir).as_posix()] = meta
         result[name] = {"sha256": array_digest(files), "files": files}
     return result
 

@@ -2,7 +2,7 @@
 
 <store>/<key>/manifest.json    what the entry holds (written once, before any data)
 <store>/<key>/progress.json    {"done_sentences": k}: the durable prefix (replaced atomically)
-<store>/<key>/complete.json    completion marker: per-array file sizes and crc32c (written last)
+<store>/<key>/complete.json    completion marker: per-file sizes and checksums (written last)
 <store>/<key>/hidden/<layer>/  zarr v3 array, n_words x width, chunks of whole rows (about 1 MiB)
 <store>/<key>/attention/<layer>/  zarr v3 1-D array: for each sentence s, its (heads, T_s, T_s) map
                                flattened in C order, sentences concatenated

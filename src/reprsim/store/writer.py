@@ -316,7 +316,7 @@ class EntryWriter:
         return StoreEntry(self.path, self._record, marker)
 
     def _known_digests(self) -> dict[Path, tuple[int, str]]:
-        """crc32c of chunk files taken as they were written, so finalize need not read them back."""
+        """Data crc32c of chunk files taken as they were written, so finalize need not read them back."""
         known: dict[Path, tuple[int, str]] = {}
         for appender in self._appenders.values():
             known.update(appender.finished_digests())
