@@ -1,7 +1,7 @@
 """Scale benchmark: all pairs of 2 models x 13 layers x 768 streamed from an on-disk store, memory vs rows.
 
 Writes synthetic activations (see _synthetic.py) for two models into a `reprsim.store.ActivationStore`
-(float16, zstd; a numpy memmap per layer if the store package is unavailable). Then, in a fresh process,
+(float16; a numpy memmap per layer if the store package is unavailable). Then, in a fresh process,
 it streams the rows once into `CrossMoments` (all blocks) and, each time the row count reaches a size of
 --sizes, derives the five study measures for every pair (`pair_results`): the time at a size is the pass so
 far plus that derivation, the work an `all_pairs` run on that many rows does. --separate instead runs one

@@ -431,6 +431,31 @@ def test_validated_sentences_are_not_tokenized_again() -> None:
     assert err.value.row == 2 and "word 1" in err.value.reason
 
 
+def test_extraction_releases_what_validation_kept(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run that ends early (here it fails; a resumed run skips the sentences done) leaves no tokenized
+    sentences behind in the adapter."""
+    import importlib
+
+    extract_module = importlib.import_module("reprsim.extraction.extract")  # the package exports a function
+
+    def failing_run(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("model failed")
+
+    adapter = fake_adapter()
+    kept: list[int] = []
+    original_validate = adapter.validate
+
+    def validate(sentences: Any, chunk: int = 1024) -> None:
+        original_validate(sentences, chunk)
+        kept.append(len(adapter._validated))
+
+    monkeypatch.setattr(adapter, "validate", validate)
+    monkeypatch.setattr(extract_module, "run_windows", failing_run)
+    with pytest.raises(RuntimeError, match="model failed"):
+        extract(adapter, Corpus([["ab", "cd"], ["ef"]]), ActivationStore(tmp_path / "store"), progress=False)
+    assert kept == [2] and adapter._validated == {}
+
+
 def test_over_long_sentence_window_mode_through_extract(tmp_path: Any) -> None:
     corpus = Corpus([[chr(ord("a") + i) for i in range(10)], ["ab"]])
     store = ActivationStore(tmp_path / "store")

@@ -535,25 +535,40 @@ class CountingAdapter(LSTMAdapter):
 
 
 def test_store_write_overlaps_the_next_windows_forward_pass(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The write of window 1 waits until the model has started window 2: a loop that writes before it computes
-    the next window would time out here."""
+    """Each window's write starts only once the model is computing the next window (a loop that writes before
+    it computes would time out here), and is slow: over four windows, buffers the model filled while a write
+    was reading others must not have changed what was written (compared with a run that writes in turn)."""
     from reprsim.store import EntryWriter
 
-    original = EntryWriter.write_sentences
-    next_window_started = threading.Event()
-
-    def write_after_next_window_starts(self: EntryWriter, start: int, stop: int, *args: Any, **kwargs: Any) -> None:
-        if start == 0:
-            assert next_window_started.wait(timeout=20), "window 2 was not computed while window 1 was written"
-        original(self, start, stop, *args, **kwargs)
-
-    monkeypatch.setattr(EntryWriter, "write_sentences", write_after_next_window_starts)
     torch.manual_seed(0)
     lm = TinyLSTMLanguageModel(sorted({w for s in SENTENCES for w in s}))
-    adapter = CountingAdapter(lm, on_encode=lambda done: next_window_started.set() if done >= 256 else None)
-    store = ActivationStore(tmp_path / "store")
-    (entry,) = extract(adapter, _many_sentences(300), store, batch_size=64, progress=False)
-    assert entry.n_sentences == 300 and adapter.encoded == 300
+    # windows of 256, 256, 256, 132 sentences, each window's sentences shifted by one against the last, so that
+    # rows of one window written in place of another's would differ
+    corpus = Corpus([list(SENTENCES[(i + i // 256) % len(SENTENCES)]) for i in range(900)])
+    (expected,) = extract(LSTMAdapter(lm), corpus, ActivationStore(tmp_path / "ref"), batch_size=64, progress=False)
+
+    original = EntryWriter.write_sentences
+    windows_started: dict[int, threading.Event] = {s: threading.Event() for s in (256, 512, 768)}
+
+    def slow_overlapping_write(self: EntryWriter, start: int, stop: int, *args: Any, **kwargs: Any) -> None:
+        if stop in windows_started:
+            assert windows_started[stop].wait(timeout=20), f"the window after {stop} was not computed meanwhile"
+        time.sleep(0.2)  # let the model fill the next buffers while this write holds its own
+        original(self, start, stop, *args, **kwargs)
+
+    def on_encode(done: int) -> None:
+        for first, event in windows_started.items():
+            if done >= first:
+                event.set()
+
+    monkeypatch.setattr(EntryWriter, "write_sentences", slow_overlapping_write)
+    adapter = CountingAdapter(lm, on_encode=on_encode)
+    (entry,) = extract(adapter, corpus, ActivationStore(tmp_path / "store"), batch_size=64, progress=False)
+    assert adapter.encoded == 900
+    for layer in entry.layer_ids:
+        np.testing.assert_array_equal(
+            entry.read_rows(layer, 0, entry.n_words), expected.read_rows(layer, 0, expected.n_words)
+        )
 
 
 def test_failed_store_write_stops_the_next_window_early(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -575,22 +590,22 @@ def test_failed_store_write_stops_the_next_window_early(tmp_path: Path, monkeypa
 
 # ---- remembered model checksums ------------------------------------------------------------------------
 def test_file_checksums_are_remembered_until_a_file_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """sha256_files equals hashlib over the same bytes; a second call on unchanged files reads nothing; any
-    change of size or modification time is hashed afresh; a just-modified file is never remembered."""
+    """sha256_files equals hashlib over the same bytes; a second call on unchanged files reads nothing; a
+    file replaced by one of the same size and modification time (cp -p) is hashed afresh; a file changed
+    within the last seconds is never remembered."""
     import hashlib
     import os
+    import shutil
 
     from reprsim.extraction import presets
 
     monkeypatch.setenv("REPRSIM_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(presets, "RACY_NS", 0)  # these files were all written just now
     folder = tmp_path / "model"
     folder.mkdir()
     files = [folder / "config.json", folder / "weights.bin"]
     files[0].write_text("{}")
     files[1].write_bytes(bytes(range(256)) * 10)
-    old = time.time() - 3600
-    for path in files:
-        os.utime(path, (old, old))
 
     def reference() -> str:
         digest = hashlib.sha256()
@@ -616,12 +631,20 @@ def test_file_checksums_are_remembered_until_a_file_changes(tmp_path: Path, monk
 
     monkeypatch.setattr(Path, "open", counting_open)
     assert checksum_reads() == []
-    # same size, new content, an older timestamp: the signature changed, so it is read again
-    files[1].write_bytes(bytes(range(255, -1, -1)) * 10)
-    os.utime(files[1], (old - 60, old - 60))
+    # another checkpoint of the same size copied in place with its times kept (cp -p): its ctime is new
+    other = tmp_path / "other.bin"
+    other.write_bytes(bytes(range(255, -1, -1)) * 10)
+    stat = files[1].stat()
+    os.utime(other, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    time.sleep(0.01)
+    with open(other, "rb") as source, open(files[1], "r+b") as target:  # same inode, same size
+        shutil.copyfileobj(source, target)
+    os.utime(files[1], ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert files[1].stat().st_mtime_ns == stat.st_mtime_ns and files[1].stat().st_ino == stat.st_ino
     assert checksum_reads() == files
     assert checksum_reads() == []
-    # a file modified just now is hashed every time
+    # a file changed within the racy interval is hashed every time
+    monkeypatch.setattr(presets, "RACY_NS", 10**18)
     files[0].write_text('{"a": 1}')
     assert checksum_reads() == files
     assert checksum_reads() == files

@@ -573,6 +573,23 @@ def test_swapped_or_stale_chunks_are_detected_by_checksums(store):
         store.get("k", verify=True)
 
 
+def test_chunk_damaged_before_finalize_is_reported_not_recorded(tmp_path):
+    """A resumed writer reads back the chunks written before the resume to checksum them; one damaged on disk
+    meanwhile must stop finalize, not be recorded as it is."""
+    store = ActivationStore(tmp_path / "s", chunk_rows=8, attention_chunk=50, durable=False)
+    first = store.writer("k", MANIFEST, LAYERS, WIDTHS, LENGTHS, HEADS, "float32")
+    first.write_sentences(0, 6, hidden_for(0, 6), attention_for(0, 6))
+    chunk = store.path / "k" / "hidden" / "0" / "c" / "0" / "0"
+    data = bytearray(chunk.read_bytes())
+    data[5] ^= 0x01
+    chunk.write_bytes(bytes(data))
+    resumed = store.writer("k", MANIFEST, LAYERS, WIDTHS, LENGTHS, HEADS, "float32")
+    resumed.write_sentences(6, 10, hidden_for(6, 10), attention_for(6, 10))
+    with pytest.raises(CorruptEntryError, match=r"hidden/0/c/0/0 is damaged: its crc32c trailer does not match"):
+        resumed.finalize()
+    assert not (store.path / "k" / "complete.json").exists()
+
+
 def test_entries_with_sha256_markers_still_verify(store):
     """Markers written before the switch to crc32c record a sha256 per file: they open, verify, and still
     catch an altered byte."""
@@ -608,9 +625,18 @@ def test_entries_with_zstd_chunks_still_read(store):
             compressors=ZstdCodec(level=1, checksum=True), fill_value=0, overwrite=True,
         )
         rewritten[:] = values
+    # the marker such an entry has: a sha256 per file
     marker_path = entry.path / "complete.json"
     marker = json.loads(marker_path.read_text())
-    marker["arrays"] = entry_module.checksum_arrays(entry.path, entry_module.array_names(entry.metadata))
+    for name in entry_module.array_names(entry.metadata):
+        files = {
+            path.relative_to(entry.path).as_posix(): {
+                "size": path.stat().st_size,
+                "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+            }
+            for path in entry_module.array_files(entry.path, name)
+        }
+        marker["arrays"][name] = {"sha256": entry_module.array_digest(files), "files": files}
     marker_path.write_text(json.dumps(marker))
     reopened = store.get("k", verify=True)
     assert json.loads((entry.path / "hidden" / "2" / "zarr.json").read_text())["codecs"][1]["name"] == "zstd"
@@ -620,6 +646,12 @@ def test_entries_with_zstd_chunks_still_read(store):
         np.array_equal(got, want)
         for got, want in zip(reopened.iter_attention(5), attention_for(0, 10)[2], strict=True)
     )
+    chunk = entry.path / "hidden" / "2" / "c" / "0" / "0"
+    data = bytearray(chunk.read_bytes())
+    data[len(data) // 2] ^= 0x10
+    chunk.write_bytes(bytes(data))
+    with pytest.raises(CorruptEntryError, match=r"checksum mismatch in file hidden/2/c/0/0"):
+        store.get("k", verify=True)
 
 
 def test_large_entries_skip_checksums_on_open(store, monkeypatch):

@@ -115,7 +115,10 @@ def word_vectors(
     """
     if rule == "mean":
         return [pool_hidden(layer, weights)[units, words] for layer in hidden]
-    tokens = weights.argmax(-1)[units, words]  # the one token with weight 1
+    chosen = weights[units, words]  # (rows, tokens): a single 1 on each word's chosen subword
+    if not bool((chosen.sum(-1) > 0).all()):
+        raise ValueError("a listed word has no token (alignment_problem reports such words first)")
+    tokens = chosen.argmax(-1)
     return [layer[units, tokens].to(torch.float32) for layer in hidden]
 
 

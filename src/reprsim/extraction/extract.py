@@ -250,7 +250,12 @@ def extract_one(
         heads if store_attention else None,
         options.dtype,
     )
-    run_windows(adapter, corpus, writer, layer_ids, widths, heads if store_attention else None, options, name)
+    try:
+        run_windows(adapter, corpus, writer, layer_ids, widths, heads if store_attention else None, options, name)
+    finally:
+        release = getattr(adapter, "release_validated", None)
+        if callable(release):
+            release()
     return writer.finalize()
 
 

@@ -107,13 +107,16 @@ def sha256_files(paths: list[Path], names: bool = False) -> str:
     """sha256 over files read in order (with their names when `names`), streamed in 1 MiB blocks.
 
     Every extraction identifies its model this way, so the result is remembered in the reprsim cache under
-    the files' paths, sizes, modification times and inode numbers (what git and make trust to tell a file
-    changed): an unchanged model is read once, not on every run (MiniLM 0.06 s; 14 GB at 1.9 GB/s, 7 s).
+    the files' paths, sizes, modification and status-change times and inode numbers (what git trusts to
+    tell a file changed): an unchanged model is read once, not on every run (MiniLM 0.06 s; 14 GB at 1.9 GB/s, 7 s).
     """
-    signature: list[tuple[str, int, int, int, int]] = []
+    signature: list[tuple[str, int, int, int, int, int]] = []
     for path in paths:
         stat = path.stat()
-        signature.append((str(path.resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ino, stat.st_dev))
+        # ctime too: a copy that keeps the old modification time (cp -p, rsync -a) still gets a new ctime
+        signature.append(
+            (str(path.absolute()), stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino, stat.st_dev)
+        )
     key = hashlib.sha256(json.dumps([names, signature]).encode()).hexdigest()
     known = _read_digest_cache()
     if key in known:
@@ -127,7 +130,7 @@ def sha256_files(paths: list[Path], names: bool = False) -> str:
                 digest.update(block)
     # A file modified in the last seconds could change again within the timestamp's granularity, its
     # signature unchanged (git's "racy" files): such digests are not remembered.
-    if max(entry[2] for entry in signature) < time.time_ns() - RACY_NS:
+    if max(max(entry[2], entry[3]) for entry in signature) < time.time_ns() - RACY_NS:
         _remember_digest(key, digest.hexdigest())
     return digest.hexdigest()
 

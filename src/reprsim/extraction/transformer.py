@@ -278,6 +278,10 @@ class TransformerAdapter:
             for row, row_units in by_row.items():
                 self._validated.setdefault(tuple(part[row]), row_units)  # a repeated sentence: its first copy
 
+    def release_validated(self) -> None:
+        """Drop what validate kept and tokenize has not used (sentences a resumed run had already done)."""
+        self._validated = {}
+
     def tokenize(self, sentences: Sequence[Sequence[str]]) -> list[TokenizedUnit]:
         """Units (whole sentences, or windows of long ones) in batch order, checked word by word."""
         known = [self._validated.pop(tuple(words), None) for words in sentences]

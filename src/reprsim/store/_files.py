@@ -40,11 +40,13 @@ def fsync_file(path: Path) -> None:
         os.close(fd)
 
 
-def fsync_paths(files: list[Path], root: Path) -> None:
-    """Flush files, and every directory between them and `root` (new chunk folders are directory entries)."""
+def fsync_paths(files: list[Path], root: Path, contents: bool = True) -> None:
+    """Flush files, and every directory between them and `root` (new chunk folders are directory entries).
+    contents=False flushes only the directories, for files whose data was flushed before their rename."""
     folders: set[Path] = set()
     for path in files:
-        fsync_file(path)
+        if contents:
+            fsync_file(path)
         folder = path.parent
         while folder != root and root in folder.parents:
             folders.add(folder)
@@ -90,16 +92,16 @@ def crc32c_hex(value: int) -> str:
     return f"{value:08x}"
 
 
-def chunk_crc32c(path: Path) -> str:
-    """crc32c (hex) of a chunk file's data: every byte but the 4-byte crc32c trailer the chunk carries.
+def chunk_crc32c(path: Path) -> str | None:
+    """crc32c (hex) of a chunk file's data: every byte but the 4-byte crc32c trailer the chunk carries; None
+    when the trailer does not match the data (the chunk is damaged).
 
-    The trailer itself must match the data, else "damaged" comes back (which matches no recorded value).
     Not the crc32c of the whole file: a message followed by its own CRC always has the same CRC (the
     "residue", 0x48674bc7 for crc32c), which would make every chunk look alike.
     """
     data = path.read_bytes()
     crc = google_crc32c.value(data[:-4])
-    return crc32c_hex(crc) if len(data) >= 4 and data[-4:] == crc.to_bytes(4, "little") else "damaged"
+    return crc32c_hex(crc) if len(data) >= 4 and data[-4:] == crc.to_bytes(4, "little") else None
 
 
 def remove_leftovers(root: Path) -> list[Path]:

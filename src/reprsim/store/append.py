@@ -35,14 +35,16 @@ def raw_codecs() -> dict[str, Any]:
 
 class ArrayAppender:
     """Appends consecutive row ranges [start, stop) (rows = first axis) to a zarr v3 array created with
-    raw_codecs(), writing its chunk files directly.
+    raw_codecs(), writing its chunk files directly. durable: fsync each chunk before it replaces the old one
+    (the caller still flushes the directories before declaring the rows done).
 
     A chunk file is the chunk's rows in C order (edge chunks padded to the full chunk shape, as zarr stores
     them) followed by the crc32c of those bytes, 4 bytes little-endian: what zarr writes and checks on read.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, durable: bool = True) -> None:
         self.path = path
+        self.durable = durable
         self._array: Any = cast(Any, zarr.open_array(str(path), mode="r+"))
         codecs = self._array.metadata.codecs
         if [type(c) for c in codecs] != [BytesCodec, Crc32cCodec] or codecs[0].endian.value != "little":
@@ -93,6 +95,9 @@ class ArrayAppender:
         with open(tmp, "wb") as handle:
             handle.write(block.data)
             handle.write(trailer)
+            if self.durable:  # data on disk before the rename: a power cut leaves the old chunk or the new one
+                handle.flush()
+                os.fsync(handle.fileno())
         os.replace(tmp, path)
         if final:
             self._digests[path] = (block.nbytes + len(trailer), crc32c_hex(crc))

@@ -46,7 +46,8 @@ def file_checksum(meta: dict[str, Any]) -> str:
 def file_checksum_matches(path: Path, meta: dict[str, Any]) -> bool:
     """Recompute a file's checksum the way its marker recorded it, and compare."""
     if "data_crc32c" in meta:
-        return chunk_crc32c(path) == meta["data_crc32c"]
+        crc = chunk_crc32c(path)
+        return crc is not None and crc == meta["data_crc32c"]
     return file_sha256(path) == meta["sha256"]
 
 
@@ -91,7 +92,12 @@ def checksum_arrays(
                 meta["sha256"] = file_sha256(path)
             else:
                 size_known, crc = known.get(path, (-1, ""))
-                meta["data_crc32c"] = crc if size_known == size else chunk_crc32c(path)
+                if size_known != size:
+                    read = chunk_crc32c(path)
+                    if read is None:
+                        raise ValueError(f"chunk file {path} is damaged: its crc32c trailer does not match its data")
+                    crc = read
+                meta["data_crc32c"] = crc
             files[path.relative_to(entry_dir).as_posix()] = meta
         result[name] = {"sha256": array_digest(files), "files": files}
     return result

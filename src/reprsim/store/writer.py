@@ -233,14 +233,15 @@ class EntryWriter:
         for layer, heads, flat in encoded_attention:
             offset = int(layout.attention_offsets(self._lengths, heads)[start])
             touched += self._appender(layout.attention_name(layer)).append(offset, flat)
-        self._sync(touched)
+        if self.durable:  # the appenders flushed each chunk before renaming it; the renames remain
+            fsync_paths(touched, self.path, contents=False)
         self._commit(layout.PROGRESS, {"done_sentences": stop})
         self._done = stop
 
     def _appender(self, name: str) -> ArrayAppender:
         """The appender of one array (kept for the writer's life: it holds the partly filled chunk)."""
         if name not in self._appenders:
-            self._appenders[name] = ArrayAppender(self.path / name)
+            self._appenders[name] = ArrayAppender(self.path / name, durable=self.durable)
         return self._appenders[name]
 
     def _encode_hidden(self, start: int, stop: int, hidden: list[np.ndarray]) -> list[np.ndarray]:
@@ -288,6 +289,9 @@ class EntryWriter:
                 t = self._lengths[s]
                 if np.shape(block) != (heads, t, t):
                     raise ValueError(f"{what}, sentence {s}: expected shape ({heads}, {t}, {t}), got {np.shape(block)}")
+                kind = np.asarray(block).dtype
+                if kind.kind != "f":
+                    raise ValueError(f"{what}, sentence {s}: expected a float array, got dtype {kind}")
             flat = np.concatenate([np.asarray(block).reshape(-1) for block in maps])
             try:
                 encoded = codec.encode(flat, rec["dtype"], what)
@@ -307,10 +311,14 @@ class EntryWriter:
                 f"store entry {self.key!r}: cannot finalize after {self._done} of {self.n_sentences} sentences"
             )
         remove_leftovers(self.path)
+        try:
+            arrays = checksum_arrays(self.path, array_names(self._record), self._known_digests())
+        except ValueError as exc:  # a chunk written before a resume was damaged on disk meanwhile
+            raise CorruptEntryError(self.key, str(exc)) from None
         marker = {
             "complete": True,
             "manifest_sha256": file_sha256(self.path / layout.MANIFEST),
-            "arrays": checksum_arrays(self.path, array_names(self._record), self._known_digests()),
+            "arrays": arrays,
         }
         self._commit(layout.COMPLETE, marker)
         return StoreEntry(self.path, self._record, marker)
