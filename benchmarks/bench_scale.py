@@ -218,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     backend = write_store(store_dir, study, args.rows)
     written = time.perf_counter() - start
     on_disk = sum(f.stat().st_size for f in store_dir.rglob("*") if f.is_file())
-    what = "reprsim.store (zarr, raw chunks + crc32c)" if backend == "store" else "numpy memmap (reprsim.store unavailable)"
+    what = "reprsim.store (raw chunks + crc32c)" if backend == "store" else "numpy memmap (reprsim.store unavailable)"
     print(
         f"data: {study.n_models} models x {args.layers} layers x {args.width} neurons, float16, {args.rows} rows "
         f"in {what} at {store_dir}: {on_disk / 2**30:.1f} GiB on disk (prepared in {written:.0f} s)"
