@@ -321,7 +321,7 @@ def findings_markdown(findings: StudyFindings) -> str:
     """The findings as Markdown tables (summaries; the full tables are in the CSV files)."""
     out = ["## Real models", ""]
     if len(findings.families):
-        out += ["### Within- vs across-family model similarity", "", _markdown(findings.families), ""]
+        out += _section("Within- vs across-family model similarity", findings.families)
     if len(findings.controls):
         summary = (
             findings.controls.groupby("measure", sort=False)
@@ -333,28 +333,22 @@ def findings_markdown(findings: StudyFindings) -> str:
             )
             .reset_index()
         )
-        out += ["### Random controls vs trained models", "", _markdown(summary), ""]
+        out += _section("Random controls vs trained models", summary)
     if len(findings.divergence):
-        out += [
-            "### Agreement between measures over model pairs (Spearman)",
-            "",
-            _markdown(findings.divergence),
-            "",
-        ]
+        out += _section("Agreement between measures over model pairs (Spearman)", findings.divergence)
     if len(findings.finetuning):
         wide = findings.finetuning.pivot_table(
             index=["model", "layer"], columns="measure", values="value"
         ).reset_index()
-        out += ["### Fine-tuned vs base, layer by layer", "", _markdown(wide), ""]
+        out += _section("Fine-tuned vs base, layer by layer", wide)
     if len(findings.finetuning_trend):
-        out += [
-            "### Does fine-tuning change higher layers more? (Spearman of layer vs similarity to the base)",
-            "",
-            _markdown(findings.finetuning_trend),
-            "",
-        ]
+        out += _section(
+            "Does fine-tuning change higher layers more? (Spearman of layer vs similarity to the base)",
+            findings.finetuning_trend,
+        )
     return "\n".join(out)
 
 
-def _markdown(frame: pd.DataFrame) -> str:
-    return markdown_table(frame, digits=3)
+def _section(title: str, frame: pd.DataFrame) -> list[str]:
+    """A level-3 heading and its table (values to 3 digits), as Markdown lines."""
+    return [f"### {title}", "", markdown_table(frame, digits=3), ""]
