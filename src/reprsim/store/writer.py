@@ -172,10 +172,11 @@ class EntryWriter:
         self._commit(layout.PROGRESS, {"done_sentences": 0})
         self._commit(layout.MANIFEST, self._record)
 
-    def _sync(self, files: list[Path]) -> None:
-        """Flush written files to disk before anything that declares them done (skipped if not durable)."""
+    def _sync(self, files: list[Path], contents: bool = True) -> None:
+        """Flush written files to disk before anything that declares them done (skipped if not durable).
+        contents=False: only their directories (files the appenders fsynced before renaming them)."""
         if self.durable:
-            fsync_paths(files, self.path)
+            fsync_paths(files, self.path, contents)
 
     def _commit(self, name: str, content: dict[str, Any]) -> None:
         """Atomically replace one of the entry's JSON records."""
@@ -233,8 +234,7 @@ class EntryWriter:
         for layer, heads, flat in encoded_attention:
             offset = int(layout.attention_offsets(self._lengths, heads)[start])
             touched += self._appender(layout.attention_name(layer)).append(offset, flat)
-        if self.durable:  # the appenders flushed each chunk before renaming it; the renames remain
-            fsync_paths(touched, self.path, contents=False)
+        self._sync(touched, contents=False)  # the appenders flushed each chunk before renaming it
         self._commit(layout.PROGRESS, {"done_sentences": stop})
         self._done = stop
 
