@@ -57,6 +57,14 @@ class TokenizedUnit:
     word_ids: list[int | None]
 
 
+def _units_by_row(units: list[TokenizedUnit]) -> dict[int, list[TokenizedUnit]]:
+    """Units grouped by their sentence's row in the batch (a long sentence has one per window)."""
+    grouped: dict[int, list[TokenizedUnit]] = {}
+    for unit in units:
+        grouped.setdefault(unit.row, []).append(unit)
+    return grouped
+
+
 def check_long_sentences(mode: str) -> None:
     """Reject an unknown long-sentence strategy early."""
     if mode not in LONG_SENTENCE_MODES:
@@ -272,10 +280,7 @@ class TransformerAdapter:
                 units = self._tokenize_now(part)
             except SentenceError as err:
                 raise SentenceError(begin + err.row, err.reason) from None
-            by_row: dict[int, list[TokenizedUnit]] = {}
-            for unit in units:
-                by_row.setdefault(unit.row, []).append(unit)
-            for row, row_units in by_row.items():
+            for row, row_units in _units_by_row(units).items():
                 self._validated.setdefault(tuple(part[row]), row_units)  # a repeated sentence: its first copy
 
     def release_validated(self) -> None:
@@ -288,13 +293,11 @@ class TransformerAdapter:
         missing = [row for row, units in enumerate(known) if units is None]
         if missing:
             try:
-                fresh = self._tokenize_now([sentences[row] for row in missing])
+                fresh = _units_by_row(self._tokenize_now([sentences[row] for row in missing]))
             except SentenceError as err:
                 raise SentenceError(missing[err.row], err.reason) from None
-            for row in missing:
-                known[row] = []
-            for unit in fresh:
-                known[missing[unit.row]].append(unit)  # type: ignore[union-attr]
+            for i, row in enumerate(missing):
+                known[row] = fresh[i]
         return [replace(unit, row=row) for row, units in enumerate(known) for unit in units or ()]
 
     def _tokenize_now(self, sentences: Sequence[Sequence[str]]) -> list[TokenizedUnit]:
