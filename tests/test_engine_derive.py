@@ -227,3 +227,31 @@ def test_cross_block_shape_is_checked() -> None:
     s = RepresentationStats(torch.eye(3), 10, torch.ones(3))
     with pytest.raises(ValueError, match="expected \\(3, 3\\)"):
         PairTerms(s, s, torch.zeros(3, 2))
+
+
+def test_dropped_decompositions_are_recomputed_identically() -> None:
+    """A study keeps only the pair-level factors per representation; anything else asked again is rebuilt."""
+    x, y = related_pair(300, 8, 6, seed=3)
+    terms = terms_from_stream(x, y, 50)
+    before = derive(terms, ENGINE_MEASURES)
+    correlation, covariance_spectrum = terms.x.correlation, terms.x.covariance_spectrum
+    terms.x.drop_decompositions()
+    assert "correlation" not in terms.x.__dict__ and "covariance_spectrum" not in terms.x.__dict__
+    again = terms_from_stream(x, y, 50)
+    again.x.whitener  # noqa: B018 (the factor pairs use, built before the spectra are dropped)
+    again.x.drop_decompositions()
+    assert derive(again, ENGINE_MEASURES) == before
+    torch.testing.assert_close(terms.x.correlation.vectors, correlation.vectors, rtol=0, atol=0)
+    torch.testing.assert_close(terms.x.covariance_spectrum.values, covariance_spectrum.values, rtol=0, atol=0)
+
+
+def test_blocks_are_restricted_to_varying_neurons_without_a_copy_when_all_vary() -> None:
+    x, y = related_pair(200, 6, 5, seed=4)
+    terms = terms_from_stream(x, y, 40)
+    assert terms.varying_cross is terms.cross
+    assert terms.x.varying_covariance is terms.x.covariance
+    x[:, 2] = 7.0  # one constant neuron: its row leaves the restricted blocks
+    terms = terms_from_stream(x, y, 40)
+    assert tuple(terms.varying_cross.shape) == (5, 5)
+    torch.testing.assert_close(terms.varying_cross, terms.cross[[0, 1, 3, 4, 5]], rtol=0, atol=0)
+    assert tuple(terms.x.varying_covariance.shape) == (5, 5)

@@ -285,3 +285,73 @@ def test_bad_arguments_are_refused(kwargs: dict, message: str) -> None:
 def test_reading_before_any_rows_is_an_error() -> None:
     with pytest.raises(ValueError, match="no rows yet"):
         CrossMoments([2, 2], device="cpu").centred(0, 1)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+def test_low_precision_inputs_with_float32_products_match_numpy(dtype: type) -> None:
+    """float16/float32 rows are staged as they are (exact in float32) and shifted there."""
+    reps = [r.astype(dtype) for r in make_reps(3000, [6, 5], offset=100.0, seed=4)]
+    m = CrossMoments([6, 5], precision="float32", device="cpu")
+    stream(m, reps, 700)
+    assert_blocks_match(m, reps, rtol=1e-5)
+    for a, rep in enumerate(reps):
+        np.testing.assert_allclose(m.mean(a).numpy(), rep.astype(np.float64).mean(axis=0), rtol=1e-7)
+        np.testing.assert_array_equal(m.column_absmax(a).numpy(), np.abs(rep.astype(np.float64)).max(axis=0))
+
+
+def test_float64_rows_with_huge_means_keep_their_digits_in_float32_products() -> None:
+    """Means 1e6 x the spread: rounding the rows to float32 before the shift would leave about 0.03 of
+    error in each value (float32 spacing at 1e6 is 0.0625); shifting in float64 first keeps float32's 1e-7."""
+    base = make_reps(2000, [5, 4], seed=5)
+    reps = [b + 1e6 for b in base]
+    m = CrossMoments([5, 4], precision="float32", device="cpu")
+    stream(m, reps, 500)
+    for a in range(2):
+        for b in range(2):
+            expected = centred_product(base[a], base[b])
+            assert np.abs(m.centred(a, b).numpy() - expected).max() <= 1e-5 * np.abs(expected).max()
+        np.testing.assert_allclose(m.mean(a).numpy(), reps[a].mean(axis=0), rtol=1e-12)
+    rounded = [r.astype(np.float32).astype(np.float64) for r in reps]  # what staging without the shift would see
+    error = np.abs(centred_product(rounded[0], rounded[0]) - centred_product(base[0], base[0])).max()
+    assert error > 1e-4 * np.abs(centred_product(base[0], base[0])).max()
+
+
+def test_values_that_overflow_float32_products_are_refused() -> None:
+    x = np.array([[1e39, 1.0], [-1e39, 2.0], [0.0, 3.0]])  # finite float64, shift 0: beyond float32
+    m = CrossMoments([2], precision="float32", device="cpu")
+    with pytest.raises(ValueError, match=r"representation 0.*overflow.*precision='float64'"):
+        m.update([x])
+    exact = CrossMoments([2], device="cpu")
+    exact.update([x])
+    np.testing.assert_allclose(exact.centred(0, 0).numpy(), centred_product(x, x), rtol=1e-12)
+
+
+@pytest.mark.parametrize("precision", ["float64", "float32"])
+def test_non_finite_low_precision_input_is_named_with_its_row(precision: str) -> None:
+    bad = np.ones((6, 2), dtype=np.float16)
+    bad[4, 1] = np.inf
+    m = CrossMoments([3, 2], precision=precision, device="cpu")  # type: ignore[arg-type]
+    message = r"chunk of representation 1 contains 1 NaN or Inf value\(s\) \(first in row 4\)"
+    with pytest.raises(ValueError, match=message):
+        m.update([np.ones((6, 3), dtype=np.float16), bad])
+
+
+@pytest.mark.parametrize("precision", ["float64", "float32"])
+def test_a_refused_chunk_leaves_the_moments_as_they_were(precision: str) -> None:
+    reps = make_reps(90, [3, 2], seed=6)
+    m = CrossMoments([3, 2], precision=precision, device="cpu")  # type: ignore[arg-type]
+    stream(m, reps, 30, stop=60)
+    with pytest.raises(ValueError, match="NaN"):
+        m.update([reps[0][60:], np.full((30, 2), np.nan)])  # the first representation was already staged
+    stream(m, reps, 30, start=60)
+    assert m.n_rows() == 90
+    assert_blocks_match(m, reps, rtol=1e-10 if precision == "float64" else 1e-5)
+
+
+def test_released_buffers_are_allocated_again_by_the_next_update() -> None:
+    reps = make_reps(100, [4, 3], seed=7)
+    m = CrossMoments([4, 3], precision="float32", device="cpu")
+    stream(m, reps, 40, stop=80)
+    m.release_buffers()
+    stream(m, reps, 40, start=80)
+    assert_blocks_match(m, reps, rtol=1e-5)

@@ -192,8 +192,24 @@ class RepresentationStats:
 
     @cached_property
     def varying_covariance(self) -> torch.Tensor:
-        """C restricted to the varying neurons."""
-        return self.covariance[self.varying][:, self.varying]
+        """C restricted to the varying neurons (C itself when every neuron varies)."""
+        return self.on_varying(self.covariance, self)
+
+    def on_varying(self, matrix: torch.Tensor, other: RepresentationStats) -> torch.Tensor:
+        """matrix (this width x other's width) restricted to both sides' varying neurons, uncopied when
+        every neuron varies (the usual case: a copy per pair of a 768 x 768 block adds up in a study)."""
+        if self.n_constant == 0 and other.n_constant == 0:
+            return matrix
+        return matrix[self.varying][:, other.varying]
+
+    def drop_decompositions(self) -> None:
+        """Forget the spectra the pair-level factors (whitener, loadings, SVCCA bases) were built from.
+
+        Pairs use only the factors; anything that asks for a spectrum again recomputes it. A study keeps
+        one of these per representation while it derives every pair, so this bounds its memory.
+        """
+        for name in ("varying_covariance", "correlation", "covariance_spectrum"):
+            self.__dict__.pop(name, None)
 
     @cached_property
     def varying_scale(self) -> torch.Tensor:
@@ -351,7 +367,7 @@ class PairTerms:
     @cached_property
     def varying_cross(self) -> torch.Tensor:
         """C_xy restricted to the varying neurons of both sides."""
-        return self.cross[self.x.varying][:, self.y.varying]
+        return self.x.on_varying(self.cross, self.y)
 
     @cached_property
     def regressed_on_y(self) -> torch.Tensor:

@@ -28,7 +28,7 @@ from typing import Literal
 
 import torch
 
-from reprsim.measures._input import ArrayLike, as_matrix
+from reprsim.measures._input import ArrayLike, matrix_tensor, raise_non_finite
 
 Precision = Literal["float64", "float32"]
 PairSpec = Literal["all"] | Iterable[tuple[int, int]]
@@ -185,6 +185,7 @@ class CrossMoments:
         self._where: dict[tuple[int, int], tuple[_Panel, int]] = {}
         self._add_panels(normalise_pairs(pairs, len(self._widths), diagonal))
         self._buffer: torch.Tensor | None = None
+        self._products: torch.Tensor | None = None
 
     # --- structure -----------------------------------------------------------------------------------
     def _zeros(self, *shape: int) -> torch.Tensor:
@@ -258,11 +259,30 @@ class CrossMoments:
     # --- accumulation --------------------------------------------------------------------------------
     def _staging(self, rows: int) -> torch.Tensor:
         """The reusable stacked chunk buffer (rows x D) in the GEMM dtype."""
-        dtype = torch.float64 if self.precision == "float64" else torch.float32
         if self._buffer is None or self._buffer.shape[0] < rows:
             self._buffer = None  # free the old one before allocating
-            self._buffer = torch.empty(rows, sum(self._widths), dtype=dtype, device=self.device)
+            self._buffer = torch.empty(rows, sum(self._widths), dtype=self._gemm_dtype, device=self.device)
         return self._buffer[:rows]
+
+    def _product_out(self, rows: int, cols: int) -> torch.Tensor:
+        """A reusable contiguous rows x cols matrix for a float32 chunk product (one allocation per pass,
+        not one per panel and chunk: per-chunk temporaries fragment the allocator's heap)."""
+        if self._products is None or self._products.numel() < rows * cols:
+            self._products = None
+            self._products = torch.empty(rows * cols, dtype=self._gemm_dtype, device=self.device)
+        return self._products[: rows * cols].view(rows, cols)
+
+    def release_buffers(self) -> None:
+        """Free the staging buffers (a chunk of every representation); the next `update` allocates them again.
+
+        Deriving measures does not need them, so `pair_results` frees them first to keep the peak low.
+        """
+        self._buffer = None
+        self._products = None
+
+    @property
+    def _gemm_dtype(self) -> torch.dtype:
+        return torch.float64 if self.precision == "float64" else torch.float32
 
     def update(self, chunks: Iterable[ArrayLike | None]) -> None:
         """Add one chunk of rows: one array (rows x d_a) per representation, the same rows in each.
@@ -270,11 +290,14 @@ class CrossMoments:
         `chunks` is consumed lazily (a generator reading one representation at a time keeps only one
         representation's raw chunk alive). An entry may be None for a representation that no pending
         block or sum needs (e.g. old models not paired with a new one after `with_representations`).
-        Any float dtype (float16 included) is accepted; values are converted to float64 before use.
+        Any real dtype is accepted. Rows minus a fixed per-column shift are multiplied in the GEMM dtype
+        (float16 and bfloat16 rows are exact in float32) and the products are summed in float64.
         """
         needed = self.needed()
         rows: int | None = None
         norms: list[torch.Tensor | None] = [None] * self.n_reps
+        column_max: list[torch.Tensor | None] = [None] * self.n_reps
+        staged = [False] * self.n_reps
         buffer: torch.Tensor | None = None
         count = 0
         for a, chunk in enumerate(chunks):
@@ -287,7 +310,8 @@ class CrossMoments:
                 continue
             if not needed[a]:
                 continue
-            x = as_matrix(chunk, f"chunk of representation {a}", device=self.device)
+            name = f"chunk of representation {a}"
+            x = matrix_tensor(chunk, name, device=self.device)
             rep = self._reps[a]
             if x.shape[1] != rep.width:
                 raise ValueError(f"chunk of representation {a} has {x.shape[1]} columns, expected width {rep.width}")
@@ -300,33 +324,68 @@ class CrossMoments:
                     f"chunk has {rows}: chunks must hold the same rows (words) of every representation"
                 )
             assert buffer is not None
-            if rep.shift is None:
-                rep.shift = x.mean(dim=0)
-            column_max = None if rep.frozen else x.abs().amax(dim=0)
-            z = x - rep.shift  # never in place: x may share memory with the caller's float64 array
+            z = buffer[:, rep.offset : rep.offset + rep.width]
+            column_max[a] = self._stage(rep, x, z, name)
+            staged[a] = True
             del x
-            buffer[:, rep.offset : rep.offset + rep.width].copy_(z)
             if self.row_norms:
-                norms[a] = z.square().sum(dim=1)
-            if column_max is not None:
-                self._add_sums(rep, z, column_max, norms[a])
-            del z
+                wide = z if z.dtype == torch.float64 else z.to(torch.float64)
+                norms[a] = (wide * wide).sum(dim=1)
         if count != self.n_reps:
             raise ValueError(f"update got {count} chunks, expected {self.n_reps} (one per representation)")
         if rows is None or buffer is None:
             return
-        column_sums = buffer.sum(dim=0, dtype=torch.float64)
+        # Summed in the GEMM dtype (a cascade sum, far more accurate than the GEMMs): sum(dtype=float64) would
+        # first copy the whole buffer to float64.
+        column_sums = buffer.sum(dim=0).to(torch.float64)
+        for a, rep in enumerate(self._reps):
+            # Finite input (checked in _stage) whose shifted values or sums overflowed the GEMM dtype.
+            if staged[a] and not bool(torch.isfinite(column_sums[rep.offset : rep.offset + rep.width]).all()):
+                advice = "use precision='float64'" if self.precision == "float32" else "rescale the values"
+                raise ValueError(
+                    f"chunk of representation {a}: its values (minus the first chunk's column means) overflow "
+                    f"{self.precision} sums; {advice}"
+                )
+        for a, rep in enumerate(self._reps):
+            largest = column_max[a]
+            if largest is not None:
+                self._add_sums(rep, column_sums[rep.offset : rep.offset + rep.width], largest, norms[a], rows)
         for panel in self._panels:
             if not panel.frozen:
                 self._add_panel(panel, buffer, column_sums, norms, rows)
 
-    def _add_sums(self, rep: _RepSums, z: torch.Tensor, column_max: torch.Tensor, norms: torch.Tensor | None) -> None:
-        total = z.sum(dim=0)
-        rep.total = total if rep.total is None else rep.total + total
+    def _stage(self, rep: _RepSums, x: torch.Tensor, z: torch.Tensor, name: str) -> torch.Tensor | None:
+        """Write the chunk's rows minus the shift into z (its columns of the staging buffer).
+
+        Returns the column-wise max |x| (None for a frozen representation, whose sums are complete). Inputs
+        the GEMM dtype holds exactly (float16/bfloat16/float32 for float32 GEMMs, anything for float64) are
+        copied and shifted in place; others (float64 rows for float32 GEMMs) are shifted in float64 first,
+        so a large mean never costs the spread its digits.
+        """
+        exact = z.dtype == torch.float64 or x.dtype in (torch.float16, torch.bfloat16, torch.float32)
+        source = z.copy_(x) if exact else x.to(torch.float64)
+        low, high = torch.aminmax(source, dim=0)  # NaN propagates into both
+        if not (bool(torch.isfinite(low).all()) and bool(torch.isfinite(high).all())):
+            raise_non_finite(x, name)
+        # The shift recorded is the one subtracted (rounded to the GEMM dtype), so that mean = shift + sum / n.
+        shift = rep.shift
+        if shift is None:
+            shift = source.mean(dim=0, dtype=torch.float64).to(z.dtype).to(torch.float64)
+        if exact:
+            z.sub_(shift.to(z.dtype))
+        else:
+            z.copy_(source - shift)
+        rep.shift = shift
+        return None if rep.frozen else torch.maximum(high, low.neg()).to(torch.float64)
+
+    def _add_sums(
+        self, rep: _RepSums, total: torch.Tensor, column_max: torch.Tensor, norms: torch.Tensor | None, rows: int
+    ) -> None:
+        rep.total = total.clone() if rep.total is None else rep.total + total
         rep.absmax = column_max if rep.absmax is None else torch.maximum(rep.absmax, column_max)
         if norms is not None:
             rep.norm_total += float(norms.sum())
-        rep.n += int(z.shape[0])
+        rep.n += rows
 
     def _add_panel(
         self,
@@ -342,8 +401,8 @@ class CrossMoments:
         zb = buffer[:, start : start + panel.width]  # a contiguous run of representations
         if self.precision == "float64":
             panel.product.addmm_(za.T, zb)
-        else:
-            panel.product.add_(za.T @ zb)  # float32 chunk product, added into the float64 sum
+        else:  # float32 chunk product, added into the float64 sum
+            panel.product.add_(torch.mm(za.T, zb, out=self._product_out(za.shape[1], zb.shape[1])))
         panel.row_total += column_sums[rep_a.offset : rep_a.offset + rep_a.width]
         panel.col_total += column_sums[start : start + panel.width]
         panel.n += rows

@@ -223,6 +223,7 @@ def _stream(
         for head in iterators[first]:
             moments.update(step(head))
             bar.update(1)
+    moments.release_buffers()
     for i, it in iterators.items():
         if i != first and next(it, sentinel) is not sentinel:
             raise mismatch(i, more=True)
@@ -254,6 +255,7 @@ def _prepare(stats: RepresentationStats, measures: Sequence[str], svcca_options:
             stats.loadings  # noqa: B018
     if "svcca" in measures:
         stats.svcca_basis(svcca_options)
+    stats.drop_decompositions()
 
 
 def _warn_once(stats: Mapping[int, RepresentationStats], ids: Sequence[Hashable], measures: Sequence[str]) -> None:
@@ -440,6 +442,7 @@ def pair_results(
             if not moments.has_block(*block):
                 raise ValueError(f"pair ({labels[a]!r}, {labels[b]!r}) needs block {block}, which was not accumulated")
     n_workers = max(1, workers if workers is not None else torch.get_num_threads())
+    moments.release_buffers()  # the chunk staging buffers are not needed to derive; free them for the stats
     involved = sorted({i for pair in wanted for i in pair})
     identity = {i: i for i in range(moments.n_reps)}
     stats = _representation_stats(moments, involved, labels, names, svcca_options, moments.device, n_workers)

@@ -8,7 +8,7 @@ problem instead of a NaN or a traceback from inside a decomposition.
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import torch
@@ -34,6 +34,19 @@ def as_matrix(X: ArrayLike, name: str = "X", device: torch.device | None = None)
     Raises ValueError naming `name` for: non-array input, non-2-D arrays, empty arrays, non-numeric or
     complex dtypes, and NaN or Inf values.
     """
+    # Convert before any arithmetic so float16 inputs never overflow in a sum of squares.
+    t = matrix_tensor(X, name, device).to(torch.float64)
+    if not bool(torch.isfinite(t).all()):
+        raise_non_finite(t, name)
+    return t
+
+
+def matrix_tensor(X: ArrayLike, name: str = "X", device: torch.device | None = None) -> torch.Tensor:
+    """`as_matrix`'s checks of type, shape and dtype, without converting or scanning the values.
+
+    Returns a torch view (or device copy) in the input's own dtype; the caller checks finiteness
+    (`raise_non_finite` words the error).
+    """
     if isinstance(X, torch.Tensor):
         t = X.detach()
     else:
@@ -52,15 +65,14 @@ def as_matrix(X: ArrayLike, name: str = "X", device: torch.device | None = None)
         raise ValueError(f"{name} must be 2-D (rows x neurons), got {t.ndim}-D with shape {tuple(t.shape)}")
     if t.shape[0] == 0 or t.shape[1] == 0:
         raise ValueError(f"{name} is empty: shape {tuple(t.shape)}")
-    if device is not None:
-        t = t.to(device)
-    # Convert before any arithmetic so float16 inputs never overflow in a sum of squares.
-    t = t.to(torch.float64)
-    if not bool(torch.isfinite(t).all()):
-        bad = int((~torch.isfinite(t)).sum())
-        row = int(torch.nonzero(~torch.isfinite(t))[0, 0])
-        raise ValueError(f"{name} contains {bad} NaN or Inf value(s) (first in row {row})")
-    return t
+    return t if device is None else t.to(device)
+
+
+def raise_non_finite(t: torch.Tensor, name: str) -> NoReturn:
+    """The error for a matrix holding NaN or Inf: how many, and the first row."""
+    bad = ~torch.isfinite(t)
+    first_row = int(torch.nonzero(bad)[0, 0])
+    raise ValueError(f"{name} contains {int(bad.sum())} NaN or Inf value(s) (first in row {first_row})")
 
 
 def as_pair(X: ArrayLike, Y: ArrayLike, min_rows: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
