@@ -464,3 +464,33 @@ def test_over_long_sentence_window_mode_through_extract(tmp_path: Any) -> None:
     )
     assert entry.n_words == 11
     np.testing.assert_array_equal(entry.read_rows(1, 0, 10)[:, 1], [1, 2, 3, 4, 3, 4, 3, 4, 3, 4])
+
+
+def test_batched_multi_head_attention_matches_plain_loop_and_ignores_nan_at_specials() -> None:
+    """Every head of every padded batch row equals the per-sentence loop; NaN/inf at special and pad tokens
+    (some attention implementations leave them there) must not reach a word."""
+    rng = np.random.default_rng(11)
+    rows = [
+        [None, 0, 1, 1, 2, None, None, None],  # padded
+        [None, 0, 0, 0, 1, 2, 3, None],
+        [None, 0, 1, None, None, None, None, None],
+    ]
+    n_words = [3, 4, 2]
+    heads, tokens = 3, 8
+    att = rng.random((len(rows), heads, tokens, tokens)).astype(np.float32)
+    att /= att.sum(-1, keepdims=True)
+    member = word_membership(word_ids_tensor(rows, tokens), max(n_words))
+    clean = pool_attention(torch.tensor(att), member).numpy()
+    dirty_att = att.copy()
+    for b, word_ids in enumerate(rows):
+        for t, w in enumerate(word_ids):
+            if w is None:  # special or pad token: its row and column
+                dirty_att[b, :, t, :] = np.nan
+                dirty_att[b, :, :, t] = np.inf
+    dirty = pool_attention(torch.tensor(dirty_att), member).numpy()
+    np.testing.assert_array_equal(dirty, clean)
+    for b, (word_ids, n) in enumerate(zip(rows, n_words, strict=True)):
+        for h in range(heads):
+            want = reference_word_attention(att[b, h].astype(np.float64), word_ids, n, causal=False)
+            np.testing.assert_allclose(clean[b, h, :n, :n], want, atol=1e-6)
+        assert not clean[b, :, n:, :].any() and not clean[b, :, :, n:].any()  # padding words stay zero

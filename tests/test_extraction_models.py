@@ -9,6 +9,7 @@ an LSTM language model through the WordAdapter protocol, and model loading error
 
 from __future__ import annotations
 
+import itertools
 import json
 import string
 import threading
@@ -651,3 +652,23 @@ def test_file_checksums_are_remembered_until_a_file_changes(tmp_path: Path, monk
     # a damaged cache file is only a cache
     (tmp_path / "cache" / presets.DIGEST_CACHE).write_text("[not a dict")
     assert presets.folder_sha256(folder) == reference()
+
+
+@pytest.mark.parametrize("n", [1, 63, 64, 65, 255, 256, 257, 511, 512, 1000, 1024, 1300])
+def test_windows_cover_the_corpus_on_a_grid_with_a_finer_last_window(n: int) -> None:
+    from reprsim.extraction.extract import window_bounds
+
+    bounds = window_bounds(0, n, size=256, tail=64)
+    assert bounds[0][0] == 0 and bounds[-1][1] == n
+    assert all(a < b for a, b in bounds) and all(b == c for (_, b), (c, _) in itertools.pairwise(bounds))
+    last_full = ((n - 1) // 256) * 256  # where the corpus's last 256-window starts
+    for a, b in bounds:
+        if a < last_full:
+            assert a % 256 == 0 and b == a + 256
+        else:  # the last window is cut on the 64 grid, so the write nothing overlaps is at most 64 sentences
+            assert a % 64 == 0 and b - a <= 64
+    # A resumed run (done on any boundary) forms exactly the remaining windows of an uninterrupted one.
+    for k, (a, _) in enumerate(bounds):
+        assert window_bounds(a, n, size=256, tail=64) == bounds[k:]
+    with pytest.raises(ValueError, match="must divide"):
+        window_bounds(0, n, size=256, tail=100)

@@ -697,3 +697,35 @@ def test_missing_manifest_and_missing_or_bad_marker(store):
     (store.path / "e" / "progress.json").write_text("garbage")
     with pytest.raises(CorruptEntryError, match=r"progress\.json is unreadable"):
         store.writer("e", MANIFEST, LAYERS, WIDTHS, LENGTHS, HEADS, "float32")
+
+
+def flat_attention(attention: list[list]) -> list:
+    """The same maps as one flat array per layer, back to back (None for layers without heads)."""
+    return [None if maps[0] is None else np.concatenate([m.reshape(-1) for m in maps]) for maps in attention]
+
+
+def test_flat_attention_per_window_is_stored_exactly_like_per_sentence_maps(tmp_path):
+    per_sentence = ActivationStore(tmp_path / "maps")
+    write_entry(per_sentence, "k", [4, 10], dtype="float16")
+    flat = ActivationStore(tmp_path / "flat")
+    writer = flat.writer("k", MANIFEST, LAYERS, WIDTHS, LENGTHS, HEADS, "float16")
+    for start, stop in [(0, 4), (4, 10)]:
+        writer.write_sentences(start, stop, hidden_for(start, stop), flat_attention(attention_for(start, stop)))
+    writer.finalize()
+    assert files_of(flat.path / "k") == files_of(per_sentence.path / "k")
+
+
+def test_flat_attention_is_checked_and_a_bad_value_names_its_sentence(store):
+    writer = store.writer("k", MANIFEST, LAYERS, WIDTHS, LENGTHS, HEADS, "float16")
+    attention = flat_attention(attention_for(0, 3))  # layer 5: 3 heads x (9 + 25 + 4) = 114 values
+    short = [attention[0], attention[1], attention[2][:-1]]
+    message = r"attention layer 5: a flat array for sentences \[0, 3\) must hold 114 values"
+    with pytest.raises(ValueError, match=message):
+        writer.write_sentences(0, 3, hidden_for(0, 3), short)
+    integers = [attention[0], attention[1], attention[2].astype(np.int32)]
+    with pytest.raises(ValueError, match="attention layer 5: expected a float array, got dtype int32"):
+        writer.write_sentences(0, 3, hidden_for(0, 3), integers)
+    attention[2][3 * 9 + 3 * 25 + 5] = np.inf  # the third sentence's maps start after 3 x 3^2 + 3 x 5^2 values
+    with pytest.raises(ValueError, match=r"attention layer 5, sentence 2: contains NaN or Inf"):
+        writer.write_sentences(0, 3, hidden_for(0, 3), attention)
+    assert writer.done_sentences == 0

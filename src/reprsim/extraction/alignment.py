@@ -130,14 +130,27 @@ def pool_attention(attention: torch.Tensor, member: torch.Tensor) -> torch.Tenso
     absent from a sentence (padding words) come out as zeros.
     """
     member = member.to(torch.float32)
-    counts = member.sum(-1, keepdim=True)
-    row_mean = (member / counts.clamp(min=1.0)).unsqueeze(1)  # (B, 1, W, T)
-    column_sum = member.transpose(1, 2).unsqueeze(1)  # (B, 1, T, W)
-    used = member.sum(1) > 0  # (B, T)
-    mask = used.unsqueeze(-1) & used.unsqueeze(-2)  # (B, T, T)
-    clean = torch.where(mask.unsqueeze(1), attention.to(torch.float32), 0.0)
-    words = row_mean @ clean @ column_sum
+    counts = member.sum(-1, keepdim=True)  # (B, W, 1)
+    row_mean = member / counts.clamp(min=1.0)
+    maps = attention.to(torch.float32)
+    words = _pool_maps(maps, member, row_mean)
+    if not bool(torch.isfinite(words.sum(-1)).all()):
+        # A NaN or inf at a special or pad token leaks through its zero weight (0 * NaN is NaN): drop those
+        # tokens first. Checked on the row sums, so clean maps (the usual case) are never copied.
+        used = member.sum(1) > 0  # (B, T)
+        mask = (used.unsqueeze(-1) & used.unsqueeze(-2)).unsqueeze(1)
+        words = _pool_maps(torch.where(mask, maps, 0.0), member, row_mean)
     return renormalise_rows(words, present=counts.squeeze(-1) > 0)
+
+
+def _pool_maps(maps: torch.Tensor, member: torch.Tensor, row_mean: torch.Tensor) -> torch.Tensor:
+    """row_mean @ maps @ member^T for every head, as two batched products over the batch only (B large
+    products instead of B x heads tiny ones): columns of all heads at once, then rows of all heads at once."""
+    b, h, t, _ = maps.shape
+    w = member.shape[1]
+    to_words = torch.bmm(maps.reshape(b, h * t, t), member.transpose(1, 2))  # (B, H*T, W): summed columns
+    by_token = to_words.view(b, h, t, w).transpose(1, 2).reshape(b, t, h * w)  # (B, T, H*W)
+    return torch.bmm(row_mean, by_token).view(b, w, h, w).transpose(1, 2)  # (B, H, W, W): averaged rows
 
 
 def renormalise_rows(attention: torch.Tensor, present: torch.Tensor | None = None) -> torch.Tensor:

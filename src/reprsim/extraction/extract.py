@@ -36,8 +36,9 @@ from reprsim.extraction.transformer import TransformerAdapter, check_long_senten
 from reprsim.store import ActivationStore, EntryWriter, StoreEntry, make_key
 
 WINDOW_SENTENCES = 256
+TAIL_WINDOW_SENTENCES = 64  # the corpus's last window is written in pieces of this size
 # Bump when a change to extraction changes stored values, so old entries are not taken for new ones.
-EXTRACTION_VERSION = 1
+EXTRACTION_VERSION = 2  # 2: attention pooled as two batched products; last window cut in pieces
 
 ModelSpec = str | WordAdapter
 
@@ -298,12 +299,23 @@ def resolve_layer_ids(layers: tuple[int, ...] | None, n_layers: int, name: str) 
     return list(layers)
 
 
-def window_bounds(done: int, n_sentences: int, size: int = WINDOW_SENTENCES) -> list[tuple[int, int]]:
-    """[start, stop) windows on the fixed grid 0, size, 2*size, ... covering sentences done..n_sentences."""
+def window_bounds(
+    done: int, n_sentences: int, size: int = WINDOW_SENTENCES, tail: int = TAIL_WINDOW_SENTENCES
+) -> list[tuple[int, int]]:
+    """[start, stop) windows on a fixed grid covering sentences done..n_sentences.
+
+    The grid is 0, size, 2*size, ... except in the corpus's last `size` window, which is cut at multiples of
+    `tail` (a divisor of size): nothing overlaps the write of the very last window, so it is kept small. The
+    grid depends on n_sentences only, so a resumed run forms the same windows and batches.
+    """
+    if size % tail:
+        raise ValueError(f"the tail window ({tail}) must divide the window ({size})")
+    last_full = ((n_sentences - 1) // size) * size if n_sentences else 0
     bounds = []
     start = done
     while start < n_sentences:
-        stop = min(n_sentences, (start // size + 1) * size)
+        step = size if start < last_full else tail
+        stop = min(n_sentences, (start // step + 1) * step)
         bounds.append((start, stop))
         start = stop
     return bounds
@@ -343,7 +355,12 @@ def run_windows(
     # writer's own error, and an interrupted run still finishes (and records) the window being written,
     # since leaving the pool waits for it.
     bounds = window_bounds(done, len(sentences))
-    buffers = WindowBuffers(widths, max((sum(lengths[a:b]) for a, b in bounds), default=0))
+    buffers = WindowBuffers(
+        widths,
+        max((sum(lengths[a:b]) for a, b in bounds), default=0),
+        heads,
+        max((sum(n * n for n in lengths[a:b]) for a, b in bounds), default=0),
+    )
     pending: Future[None] | None = None
 
     def raise_failed_write() -> None:
@@ -354,8 +371,8 @@ def run_windows(
     try:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="reprsim-store") as pool:
             for start, stop in bounds:
-                hidden = buffers.take(sum(lengths[start:stop]))
-                attention = extract_window(
+                hidden, attention = buffers.take(sum(lengths[start:stop]), sum(n * n for n in lengths[start:stop]))
+                extract_window(
                     adapter,
                     sentences,
                     start,
@@ -363,6 +380,7 @@ def run_windows(
                     layer_ids,
                     hidden,
                     heads,
+                    attention,
                     options,
                     name,
                     bar,
@@ -385,18 +403,20 @@ def extract_window(
     layer_ids: list[int],
     hidden: list[np.ndarray],
     heads: list[int] | None,
+    attention: list[np.ndarray | None] | None,
     options: ExtractOptions,
     name: str,
     bar: Any,
     between_batches: Callable[[], None] = lambda: None,
-) -> list[list[np.ndarray]] | None:
+) -> None:
     """Fill `hidden` (one (window words, width) array per layer) with the window's word vectors in corpus
-    order; return its per-sentence attention maps (None without attention)."""
+    order, and `attention` (with heads: one flat array per layer, None for layers without heads) with its
+    word-level maps back to back in corpus order, as the store keeps them."""
     window = sentences[start:stop]
     lengths = [len(s) for s in window]
     offsets = [0, *itertools.accumulate(lengths)]
+    squares = [0, *itertools.accumulate(n * n for n in lengths)]
     widths = [h.shape[1] for h in hidden]
-    maps: list[list[Any]] | None = [[None] * len(window) for _ in layer_ids] if heads is not None else None
     for batch in length_batches(lengths, options.batch_size):
         between_batches()
         batch_sentences = [window[i] for i in batch]
@@ -412,27 +432,43 @@ def extract_window(
             for window_rows, batch_rows in zip(hidden, rows, strict=True):
                 window_rows[offsets[i] : offsets[i + 1]] = batch_rows[position : position + lengths[i]]
             position += lengths[i]
-        if maps is not None and heads is not None:
-            _place_attention(output.attention, maps, batch, lengths, heads, layer_ids, options, what)
+        if attention is not None and heads is not None:
+            _place_attention(output.attention, attention, squares, batch, lengths, heads, layer_ids, options, what)
         bar.update(position)
-    return maps
 
 
 class WindowBuffers:
-    """Two sets of per-layer row buffers, used by turns: one window fills a set while the previous window is
+    """Two sets of per-window buffers, used by turns: one window fills a set while the previous window is
     written from the other (its write has finished before the set comes round again, since a window is
     submitted only after the write before it is done). Reusing them spares the page faults of fresh
-    allocations, which cost as much as the copy into them."""
+    allocations, which cost as much as the copy into them.
 
-    def __init__(self, widths: Sequence[int], capacity: int) -> None:
-        self._sets = [[np.empty((capacity, width), dtype=np.float32) for width in widths] for _ in range(2)]
+    A set holds one (rows, width) array per layer and, with `heads`, one flat array per layer for the
+    word-level maps (heads x sum of n^2 values; None for layers without heads)."""
+
+    def __init__(
+        self, widths: Sequence[int], capacity: int, heads: Sequence[int] | None = None, square_capacity: int = 0
+    ) -> None:
+        self._sets = [
+            (
+                [np.empty((capacity, width), dtype=np.float32) for width in widths],
+                None
+                if heads is None
+                else [np.empty(h * square_capacity, dtype=np.float32) if h else None for h in heads],
+            )
+            for _ in range(2)
+        ]
+        self._heads = heads
         self._turn = 0
 
-    def take(self, rows: int) -> list[np.ndarray]:
-        """The next set, cut to `rows` rows."""
-        chosen = self._sets[self._turn]
+    def take(self, rows: int, squares: int = 0) -> tuple[list[np.ndarray], list[np.ndarray | None] | None]:
+        """The next set, cut to `rows` rows and (with heads) `squares` = sum of n^2 over the window's sentences."""
+        hidden, maps = self._sets[self._turn]
         self._turn ^= 1
-        return [buffer[:rows] for buffer in chosen]
+        cut_maps = None
+        if maps is not None and self._heads is not None:
+            cut_maps = [None if m is None else m[: h * squares] for m, h in zip(maps, self._heads, strict=True)]
+        return [buffer[:rows] for buffer in hidden], cut_maps
 
 
 def _check_hidden(
@@ -453,7 +489,8 @@ def _check_hidden(
 
 def _place_attention(
     attention: Sequence[Sequence[Any]] | None,
-    maps: list[list[Any]],
+    flat: list[np.ndarray | None],
+    squares: list[int],
     batch: list[int],
     lengths: list[int],
     heads: list[int],
@@ -461,24 +498,26 @@ def _place_attention(
     options: ExtractOptions,
     what: str,
 ) -> None:
-    """Check per-sentence word-level maps, apply the causal mask if asked, and file them by sentence."""
+    """Check per-sentence word-level maps, apply the causal mask if asked, and copy each into its place in
+    the window's flat array of its layer (sentence i at heads x squares[i]). The copy also detaches the maps
+    from the adapter, which may reuse its output buffers while the window is written on another thread."""
     if attention is None or len(attention) != len(layer_ids):
         raise ValueError(f"{what}: adapter returned no attention for {len(layer_ids)} layers")
     for k, (layer, n_heads) in enumerate(zip(layer_ids, heads, strict=True)):
-        if n_heads == 0:
+        target = flat[k]
+        if n_heads == 0 or target is None:
             continue
         if len(attention[k]) != len(batch):
             raise ValueError(f"{what}, layer {layer}: {len(attention[k])} attention maps for {len(batch)} sentences")
         for j, i in enumerate(batch):
             block = attention[k][j]
             shape = tuple(block.shape)
-            if shape != (n_heads, lengths[i], lengths[i]):
+            n = lengths[i]
+            if shape != (n_heads, n, n):
                 raise ValueError(
-                    f"{what}, layer {layer}: attention map of shape {shape}, expected "
-                    f"({n_heads}, {lengths[i]}, {lengths[i]})"
+                    f"{what}, layer {layer}: attention map of shape {shape}, expected ({n_heads}, {n}, {n})"
                 )
             if options.causal_attention:
                 block = causal_mask_rows(torch.as_tensor(to_numpy(block)))
-            # A copy: the window is written on another thread while the adapter computes the next batches,
-            # and an adapter may reuse its output buffers.
-            maps[k][i] = np.array(to_numpy(block), copy=True)
+            place = target[n_heads * squares[i] : n_heads * squares[i + 1]].reshape(n_heads, n, n)
+            place[...] = to_numpy(block)

@@ -431,12 +431,16 @@ class TransformerAdapter:
     @staticmethod
     def _sentence_maps(words: torch.Tensor, units: list[TokenizedUnit], lengths: list[int]) -> list[torch.Tensor]:
         """Per-sentence (heads, n, n) maps; a windowed sentence takes each word's row from its window."""
-        maps: list[torch.Tensor] = [torch.zeros(words.shape[1], n, n) for n in lengths]
+        maps: list[torch.Tensor | None] = [None] * len(lengths)
         for u_idx, u in enumerate(units):
             w = u.window
-            if w.start == 0 and w.stop == lengths[u.row]:
-                maps[u.row] = words[u_idx, :, : w.stop, : w.stop]
+            n = lengths[u.row]
+            if w.start == 0 and w.stop == n:
+                maps[u.row] = words[u_idx, :, :n, :n]
                 continue
+            whole = maps[u.row]
+            if whole is None:
+                whole = maps[u.row] = torch.zeros(words.shape[1], n, n)
             rows = slice(w.keep_start - w.start, w.keep_stop - w.start)
-            maps[u.row][:, w.keep_start : w.keep_stop, w.start : w.stop] = words[u_idx, :, rows, : w.stop - w.start]
-        return maps
+            whole[:, w.keep_start : w.keep_stop, w.start : w.stop] = words[u_idx, :, rows, : w.stop - w.start]
+        return [m if m is not None else torch.zeros(words.shape[1], n, n) for m, n in zip(maps, lengths, strict=True)]

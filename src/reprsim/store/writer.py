@@ -211,11 +211,12 @@ class EntryWriter:
         start: int,
         stop: int,
         hidden: list[np.ndarray],
-        attention: list[list[np.ndarray]] | None = None,
+        attention: Sequence[Sequence[np.ndarray] | np.ndarray | None] | None = None,
     ) -> None:
         """Write sentences [start, stop): hidden[k] is (their words) x width of layer_ids[k];
         attention[k][s] is the (heads, T, T) map of sentence start+s for layer_ids[k] (None for layers with
-        0 heads). Ranges must come in order: start == done_sentences.
+        0 heads), or attention[k] is one flat array of the sentences' maps back to back (each in C order,
+        heads x T x T values), as they are stored. Ranges must come in order: start == done_sentences.
         """
         if start != self._done:
             raise ValueError(
@@ -263,9 +264,9 @@ class EntryWriter:
         return encoded
 
     def _encode_attention(
-        self, start: int, stop: int, attention: list[list[np.ndarray]] | None
+        self, start: int, stop: int, attention: Sequence[Sequence[np.ndarray] | np.ndarray | None] | None
     ) -> list[tuple[int, int, np.ndarray]]:
-        """Check per-sentence map shapes and flatten them: (layer, heads, flat values) per stored layer."""
+        """Check the maps of each stored layer and encode them flat: (layer, heads, values) per layer."""
         rec = self._record
         if rec["heads"] is None:
             if attention is not None:
@@ -281,27 +282,44 @@ class EntryWriter:
             if heads == 0:
                 continue
             what = f"store entry {self.key!r}, attention layer {layer}"
-            if maps is None or len(maps) != stop - start:
-                raise ValueError(
-                    f"{what}: expected {stop - start} sentence maps, got {'none' if maps is None else len(maps)}"
-                )
-            for s, block in enumerate(maps, start=start):
-                t = self._lengths[s]
-                if np.shape(block) != (heads, t, t):
-                    raise ValueError(f"{what}, sentence {s}: expected shape ({heads}, {t}, {t}), got {np.shape(block)}")
-                kind = np.asarray(block).dtype
-                if kind.kind != "f":
-                    raise ValueError(f"{what}, sentence {s}: expected a float array, got dtype {kind}")
-            flat = np.concatenate([np.asarray(block).reshape(-1) for block in maps])
+            offsets = layout.attention_offsets(self._lengths[start:stop], heads)  # relative to start
+            flat = self._flat_maps(maps, start, stop, heads, int(offsets[stop - start]), what)
             try:
                 encoded = codec.encode(flat, rec["dtype"], what)
             except ValueError:
                 # One check for the whole window; only when it fails, find the sentence to name.
-                for s, block in enumerate(maps, start=start):
-                    codec.encode(block, rec["dtype"], f"{what}, sentence {s}")
+                for s in range(start, stop):
+                    part = flat[offsets[s - start] : offsets[s - start + 1]]
+                    codec.encode(part, rec["dtype"], f"{what}, sentence {s}")
                 raise
             result.append((layer, heads, encoded))
         return result
+
+    def _flat_maps(
+        self, maps: Sequence[np.ndarray] | np.ndarray | None, start: int, stop: int, heads: int, size: int, what: str
+    ) -> np.ndarray:
+        """The window's maps of one layer as one flat float array, checked against the sentence lengths."""
+        if isinstance(maps, np.ndarray):
+            if maps.shape != (size,):
+                raise ValueError(
+                    f"{what}: a flat array for sentences [{start}, {stop}) must hold {size} values "
+                    f"(heads x T x T per sentence), got shape {maps.shape}"
+                )
+            if maps.dtype.kind != "f":
+                raise ValueError(f"{what}: expected a float array, got dtype {maps.dtype}")
+            return maps
+        if maps is None or len(maps) != stop - start:
+            raise ValueError(
+                f"{what}: expected {stop - start} sentence maps, got {'none' if maps is None else len(maps)}"
+            )
+        for s, block in enumerate(maps, start=start):
+            t = self._lengths[s]
+            if np.shape(block) != (heads, t, t):
+                raise ValueError(f"{what}, sentence {s}: expected shape ({heads}, {t}, {t}), got {np.shape(block)}")
+            kind = np.asarray(block).dtype
+            if kind.kind != "f":
+                raise ValueError(f"{what}, sentence {s}: expected a float array, got dtype {kind}")
+        return np.concatenate([np.asarray(block).reshape(-1) for block in maps])
 
     # --- completion ----------------------------------------------------------------------------------
     def finalize(self) -> StoreEntry:
