@@ -355,3 +355,35 @@ def test_released_buffers_are_allocated_again_by_the_next_update() -> None:
     m.release_buffers()
     stream(m, reps, 40, start=80)
     assert_blocks_match(m, reps, rtol=1e-5)
+
+
+@pytest.mark.parametrize("precision", ["float64", "float32"])
+def test_a_refused_first_chunk_sets_no_shift(precision: str) -> None:
+    """The shift comes from the first chunk that is accepted, not from one refused with it."""
+    huge = make_reps(40, [3], offset=1e8, seed=8)[0]
+    good = make_reps(60, [3, 2], seed=9)
+    m = CrossMoments([3, 2], precision=precision, device="cpu")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="NaN"):
+        m.update([huge, np.full((40, 2), np.nan)])
+    stream(m, good, 20)
+    assert_blocks_match(m, good, rtol=1e-10 if precision == "float64" else 1e-5)
+    overflow = CrossMoments([2], precision="float32", device="cpu")
+    with pytest.raises(ValueError, match="overflow"):
+        overflow.update([np.array([[1e39, 1.0], [-1e39, 2.0], [0.0, 3.0]])])  # shifted by 0: beyond float32
+    overflow.update([good[1]])  # its shift comes from these rows
+    assert_blocks_match(overflow, [good[1]], rtol=1e-5)
+    np.testing.assert_allclose(overflow.mean(0).numpy(), good[1].mean(axis=0), rtol=1e-6)
+
+
+def test_float32_moments_merged_from_a_float64_shard_keep_their_digits() -> None:
+    """A shift taken over from a float64 shard is not exact in float32: such rows are shifted in float64."""
+    reps = make_reps(2000, [4, 3], offset=1e6 + 0.3, seed=10)
+    shard = CrossMoments([4, 3], device="cpu")
+    stream(shard, reps, 500, stop=1000)
+    merged = CrossMoments([4, 3], precision="float32", device="cpu")
+    merged.merge(shard)
+    stream(merged, [r.astype(np.float32) for r in reps], 500, start=1000)
+    rows = [np.concatenate([r[:1000], r[1000:].astype(np.float32)]) for r in reps]
+    assert_blocks_match(merged, rows, rtol=1e-5)
+    for a in range(2):
+        np.testing.assert_allclose(merged.mean(a).numpy(), rows[a].mean(axis=0), rtol=1e-12)

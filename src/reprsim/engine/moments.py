@@ -297,7 +297,7 @@ class CrossMoments:
         rows: int | None = None
         norms: list[torch.Tensor | None] = [None] * self.n_reps
         column_max: list[torch.Tensor | None] = [None] * self.n_reps
-        staged = [False] * self.n_reps
+        shifts: list[torch.Tensor | None] = [None] * self.n_reps  # of the staged representations
         buffer: torch.Tensor | None = None
         count = 0
         for a, chunk in enumerate(chunks):
@@ -325,8 +325,7 @@ class CrossMoments:
                 )
             assert buffer is not None
             z = buffer[:, rep.offset : rep.offset + rep.width]
-            column_max[a] = self._stage(rep, x, z, name)
-            staged[a] = True
+            column_max[a], shifts[a] = self._stage(rep, x, z, name)
             del x
             if self.row_norms:
                 wide = z if z.dtype == torch.float64 else z.to(torch.float64)
@@ -340,13 +339,17 @@ class CrossMoments:
         column_sums = buffer.sum(dim=0).to(torch.float64)
         for a, rep in enumerate(self._reps):
             # Finite input (checked in _stage) whose shifted values or sums overflowed the GEMM dtype.
-            if staged[a] and not bool(torch.isfinite(column_sums[rep.offset : rep.offset + rep.width]).all()):
+            sums = column_sums[rep.offset : rep.offset + rep.width]
+            if shifts[a] is not None and not bool(torch.isfinite(sums).all()):
                 advice = "use precision='float64'" if self.precision == "float32" else "rescale the values"
                 raise ValueError(
                     f"chunk of representation {a}: its values (minus the first chunk's column means) overflow "
                     f"{self.precision} sums; {advice}"
                 )
+        # Every chunk passed: only now does anything about the representations change.
         for a, rep in enumerate(self._reps):
+            if shifts[a] is not None:
+                rep.shift = shifts[a]
             largest = column_max[a]
             if largest is not None:
                 self._add_sums(rep, column_sums[rep.offset : rep.offset + rep.width], largest, norms[a], rows)
@@ -354,29 +357,36 @@ class CrossMoments:
             if not panel.frozen:
                 self._add_panel(panel, buffer, column_sums, norms, rows)
 
-    def _stage(self, rep: _RepSums, x: torch.Tensor, z: torch.Tensor, name: str) -> torch.Tensor | None:
+    def _stage(
+        self, rep: _RepSums, x: torch.Tensor, z: torch.Tensor, name: str
+    ) -> tuple[torch.Tensor | None, torch.Tensor]:
         """Write the chunk's rows minus the shift into z (its columns of the staging buffer).
 
-        Returns the column-wise max |x| (None for a frozen representation, whose sums are complete). Inputs
-        the GEMM dtype holds exactly (float16/bfloat16/float32 for float32 GEMMs, anything for float64) are
-        copied and shifted in place; others (float64 rows for float32 GEMMs) are shifted in float64 first,
-        so a large mean never costs the spread its digits.
+        Returns the column-wise max |x| (None for a frozen representation, whose sums are complete) and the
+        shift subtracted, which `update` records only once every chunk has passed its checks. Rows that the
+        GEMM dtype holds exactly (float16/bfloat16/float32 for float32 GEMMs, anything for float64) are
+        copied and shifted in place when the shift is exact in that dtype too; others (float64 rows for
+        float32 GEMMs, or a float64 shift taken over from a merged shard) are shifted in float64 first, so a
+        large mean never costs the spread its digits.
         """
-        exact = z.dtype == torch.float64 or x.dtype in (torch.float16, torch.bfloat16, torch.float32)
-        source = z.copy_(x) if exact else x.to(torch.float64)
+        shift = rep.shift
+        in_place = z.dtype == torch.float64 or (
+            x.dtype in (torch.float16, torch.bfloat16, torch.float32)
+            and (shift is None or bool((shift.to(z.dtype).to(torch.float64) == shift).all()))
+        )
+        source = z.copy_(x) if in_place else x.to(torch.float64)
         low, high = torch.aminmax(source, dim=0)  # NaN propagates into both
         if not (bool(torch.isfinite(low).all()) and bool(torch.isfinite(high).all())):
             raise_non_finite(x, name)
-        # The shift recorded is the one subtracted (rounded to the GEMM dtype), so that mean = shift + sum / n.
-        shift = rep.shift
         if shift is None:
-            shift = source.mean(dim=0, dtype=torch.float64).to(z.dtype).to(torch.float64)
-        if exact:
+            shift = source.mean(dim=0, dtype=torch.float64)
+            if in_place:  # the value subtracted is the one recorded, so that mean = shift + sum / n exactly
+                shift = shift.to(z.dtype).to(torch.float64)
+        if in_place:
             z.sub_(shift.to(z.dtype))
         else:
             z.copy_(source - shift)
-        rep.shift = shift
-        return None if rep.frozen else torch.maximum(high, low.neg()).to(torch.float64)
+        return (None if rep.frozen else torch.maximum(high, low.neg()).to(torch.float64)), shift
 
     def _add_sums(
         self, rep: _RepSums, total: torch.Tensor, column_max: torch.Tensor, norms: torch.Tensor | None, rows: int
