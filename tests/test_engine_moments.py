@@ -387,3 +387,20 @@ def test_float32_moments_merged_from_a_float64_shard_keep_their_digits() -> None
     assert_blocks_match(merged, rows, rtol=1e-5)
     for a in range(2):
         np.testing.assert_allclose(merged.mean(a).numpy(), rows[a].mean(axis=0), rtol=1e-12)
+
+
+def test_values_whose_products_could_overflow_float32_are_refused() -> None:
+    """|z| = 1e18 on 400 rows: a diagonal entry of the product is 4e38, beyond float32's 3.4e38. The bound
+    rows x max|z|^2 refuses the chunk before anything is added (the product would silently be inf)."""
+    rng = np.random.default_rng(12)
+    x = rng.choice([-1e18, 1e18], size=(400, 2))
+    m = CrossMoments([2], precision="float32", device="cpu")
+    message = r"could overflow float32 cross-products over 400 rows; use precision='float64'"
+    with pytest.raises(ValueError, match=message):
+        m.update([x])
+    exact = CrossMoments([2], device="cpu")
+    exact.update([x])
+    np.testing.assert_allclose(exact.centred(0, 0).numpy(), centred_product(x, x), rtol=1e-12)
+    small = CrossMoments([2], precision="float32", device="cpu")
+    small.update([x / 1e9])  # far inside the bound: accepted and right
+    np.testing.assert_allclose(small.centred(0, 0).numpy(), centred_product(x / 1e9, x / 1e9), rtol=1e-5)

@@ -298,6 +298,7 @@ class CrossMoments:
         norms: list[torch.Tensor | None] = [None] * self.n_reps
         column_max: list[torch.Tensor | None] = [None] * self.n_reps
         shifts: list[torch.Tensor | None] = [None] * self.n_reps  # of the staged representations
+        furthest = 0.0
         buffer: torch.Tensor | None = None
         count = 0
         for a, chunk in enumerate(chunks):
@@ -325,7 +326,9 @@ class CrossMoments:
                 )
             assert buffer is not None
             z = buffer[:, rep.offset : rep.offset + rep.width]
-            column_max[a], shifts[a] = self._stage(rep, x, z, name)
+            absmax, shift = self._stage(rep, x, z, name)
+            shifts[a], column_max[a] = shift, None if rep.frozen else absmax
+            furthest = max(furthest, float((absmax + shift.abs()).max()))  # bounds |x - shift|
             del x
             if self.row_norms:
                 wide = z if z.dtype == torch.float64 else z.to(torch.float64)
@@ -346,6 +349,14 @@ class CrossMoments:
                     f"chunk of representation {a}: its values (minus the first chunk's column means) overflow "
                     f"{self.precision} sums; {advice}"
                 )
+        # A product entry is a sum of `rows` products of two shifted values: refuse what could overflow.
+        limit = torch.finfo(self._gemm_dtype).max
+        if rows * furthest * furthest >= limit:
+            advice = "use precision='float64'" if self.precision == "float32" else "rescale the values"
+            raise ValueError(
+                f"chunk values up to {furthest:.3g} (minus the first chunk's column means) could overflow "
+                f"{self.precision} cross-products over {rows} rows; {advice}"
+            )
         # Every chunk passed: only now does anything about the representations change.
         for a, rep in enumerate(self._reps):
             if shifts[a] is not None:
@@ -359,15 +370,14 @@ class CrossMoments:
 
     def _stage(
         self, rep: _RepSums, x: torch.Tensor, z: torch.Tensor, name: str
-    ) -> tuple[torch.Tensor | None, torch.Tensor]:
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Write the chunk's rows minus the shift into z (its columns of the staging buffer).
 
-        Returns the column-wise max |x| (None for a frozen representation, whose sums are complete) and the
-        shift subtracted, which `update` records only once every chunk has passed its checks. Rows that the
-        GEMM dtype holds exactly (float16/bfloat16/float32 for float32 GEMMs, anything for float64) are
-        copied and shifted in place when the shift is exact in that dtype too; others (float64 rows for
-        float32 GEMMs, or a float64 shift taken over from a merged shard) are shifted in float64 first, so a
-        large mean never costs the spread its digits.
+        Returns the column-wise max |x| and the shift subtracted, which `update` records only once every
+        chunk has passed its checks. Rows that the GEMM dtype holds exactly (float16/bfloat16/float32 for
+        float32 GEMMs, anything for float64) are copied and shifted in place when the shift is exact in that
+        dtype too; others (float64 rows for float32 GEMMs, or a float64 shift taken over from a merged
+        shard) are shifted in float64 first, so a large mean never costs the spread its digits.
         """
         shift = rep.shift
         in_place = z.dtype == torch.float64 or (
@@ -386,7 +396,7 @@ class CrossMoments:
             z.sub_(shift.to(z.dtype))
         else:
             z.copy_(source - shift)
-        return (None if rep.frozen else torch.maximum(high, low.neg()).to(torch.float64)), shift
+        return torch.maximum(high, low.neg()).to(torch.float64), shift
 
     def _add_sums(
         self, rep: _RepSums, total: torch.Tensor, column_max: torch.Tensor, norms: torch.Tensor | None, rows: int
