@@ -298,7 +298,6 @@ class CrossMoments:
         norms: list[torch.Tensor | None] = [None] * self.n_reps
         column_max: list[torch.Tensor | None] = [None] * self.n_reps
         shifts: list[torch.Tensor | None] = [None] * self.n_reps  # of the staged representations
-        furthest = 0.0
         buffer: torch.Tensor | None = None
         count = 0
         for a, chunk in enumerate(chunks):
@@ -327,8 +326,8 @@ class CrossMoments:
             assert buffer is not None
             z = buffer[:, rep.offset : rep.offset + rep.width]
             absmax, shift = self._stage(rep, x, z, name)
+            self._check_product_range(a, float((absmax + shift.abs()).max()), rows)
             shifts[a], column_max[a] = shift, None if rep.frozen else absmax
-            furthest = max(furthest, float((absmax + shift.abs()).max()))  # bounds |x - shift|
             del x
             if self.row_norms:
                 wide = z if z.dtype == torch.float64 else z.to(torch.float64)
@@ -340,23 +339,6 @@ class CrossMoments:
         # Summed in the GEMM dtype (a cascade sum, far more accurate than the GEMMs): sum(dtype=float64) would
         # first copy the whole buffer to float64.
         column_sums = buffer.sum(dim=0).to(torch.float64)
-        for a, rep in enumerate(self._reps):
-            # Finite input (checked in _stage) whose shifted values or sums overflowed the GEMM dtype.
-            sums = column_sums[rep.offset : rep.offset + rep.width]
-            if shifts[a] is not None and not bool(torch.isfinite(sums).all()):
-                advice = "use precision='float64'" if self.precision == "float32" else "rescale the values"
-                raise ValueError(
-                    f"chunk of representation {a}: its values (minus the first chunk's column means) overflow "
-                    f"{self.precision} sums; {advice}"
-                )
-        # A product entry is a sum of `rows` products of two shifted values: refuse what could overflow.
-        limit = torch.finfo(self._gemm_dtype).max
-        if rows * furthest * furthest >= limit:
-            advice = "use precision='float64'" if self.precision == "float32" else "rescale the values"
-            raise ValueError(
-                f"chunk values up to {furthest:.3g} (minus the first chunk's column means) could overflow "
-                f"{self.precision} cross-products over {rows} rows; {advice}"
-            )
         # Every chunk passed: only now does anything about the representations change.
         for a, rep in enumerate(self._reps):
             if shifts[a] is not None:
@@ -367,6 +349,20 @@ class CrossMoments:
         for panel in self._panels:
             if not panel.frozen:
                 self._add_panel(panel, buffer, column_sums, norms, rows)
+
+    def _check_product_range(self, a: int, furthest: float, rows: int) -> None:
+        """Refuse a chunk whose shifted values (at most `furthest` in size) could overflow the GEMM dtype.
+
+        An entry of a cross-product block is a sum of `rows` products of two shifted values, so the bound
+        rows x furthest^2 for every representation covers every block, the column sums and the shifted
+        values themselves.
+        """
+        if rows * furthest * furthest >= torch.finfo(self._gemm_dtype).max:
+            advice = "use precision='float64'" if self.precision == "float32" else "rescale the values"
+            raise ValueError(
+                f"chunk of representation {a}: values up to {furthest:.3g} (minus the first chunk's column "
+                f"means) could overflow {self.precision} cross-products over {rows} rows; {advice}"
+            )
 
     def _stage(
         self, rep: _RepSums, x: torch.Tensor, z: torch.Tensor, name: str

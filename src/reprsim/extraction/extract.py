@@ -355,11 +355,10 @@ def run_windows(
     # writer's own error, and an interrupted run still finishes (and records) the window being written,
     # since leaving the pool waits for it.
     bounds = window_bounds(done, len(sentences))
+    # Per window: its words (rows of each hidden layer) and sum of n^2 (values per head of its attention maps).
+    sizes = [(sum(lengths[a:b]), sum(n * n for n in lengths[a:b])) for a, b in bounds]
     buffers = WindowBuffers(
-        widths,
-        max((sum(lengths[a:b]) for a, b in bounds), default=0),
-        heads,
-        max((sum(n * n for n in lengths[a:b]) for a, b in bounds), default=0),
+        widths, max((r for r, _ in sizes), default=0), heads, max((q for _, q in sizes), default=0)
     )
     pending: Future[None] | None = None
 
@@ -370,8 +369,8 @@ def run_windows(
 
     try:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="reprsim-store") as pool:
-            for start, stop in bounds:
-                hidden, attention = buffers.take(sum(lengths[start:stop]), sum(n * n for n in lengths[start:stop]))
+            for (start, stop), (rows, squares) in zip(bounds, sizes, strict=True):
+                hidden, attention = buffers.take(rows, squares)
                 extract_window(
                     adapter,
                     sentences,
