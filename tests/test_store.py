@@ -259,11 +259,13 @@ def test_finite_check_agrees_with_elementwise_isfinite():
             assert codec.all_finite(array) == bool(np.isfinite(array).all()), array
 
 
+@pytest.mark.parametrize("separator", [".", "/"])
 @pytest.mark.parametrize(("shape", "chunk"), [((37, 5), 8), ((64, 3), 16), ((5, 2), 8), ((101,), 16)])
-def test_chunk_files_are_what_zarr_writes(tmp_path, shape, chunk):
+def test_chunk_files_are_what_zarr_writes(tmp_path, shape, chunk, separator):
     """The appender writes chunk files itself; zarr writing the same array (2-D rows, or 1-D as attention
-    is stored) with the same codecs is the reference: identical bytes (edge chunk padded, crc32c appended),
-    and zarr reads them back."""
+    is stored) with the same codecs is the reference: identical bytes (edge chunk padded, crc32c appended)
+    under the same file names (flat "c.i.0" keys as entries are written now, or zarr's default "c/i/0" of
+    earlier entries), and zarr reads them back."""
     rows = shape[0]
     data = np.random.default_rng(rows).standard_normal(shape).astype(np.float32)
 
@@ -275,7 +277,7 @@ def test_chunk_files_are_what_zarr_writes(tmp_path, shape, chunk):
             dtype="float32",
             fill_value=0,
             config={"write_empty_chunks": True},
-            **append_module.raw_codecs(),
+            **{**append_module.raw_codecs(), "chunk_key_encoding": {"name": "default", "separator": separator}},
         )
 
     create("zarr")[:] = data
@@ -413,12 +415,128 @@ def test_crash_between_data_and_progress_commit_resumes_identically(tmp_path, mo
         writer.write_sentences(4, 7, hidden_for(4, 7), attention_for(4, 7))
     monkeypatch.setattr(writer_module, "atomic_write_text", original)
     # a temporary file such as zarr leaves when killed mid-write must not survive into the entry
-    (store.path / "k" / "hidden" / "2" / "c" / "0" / "0.deadbeef.partial").write_bytes(b"junk")
+    (store.path / "k" / "hidden" / "2" / "c.0.0.deadbeef.partial").write_bytes(b"junk")
     resumed = store.writer("k", MANIFEST, LAYERS, WIDTHS, LENGTHS, HEADS, "float32")
     assert resumed.done_sentences == 4
     resumed.write_sentences(4, 10, hidden_for(4, 10), attention_for(4, 10))
     resumed.finalize()
     assert files_of(store.path / "k") == files_of(reference.path / "k")
+
+
+class DiskEvents:
+    """Records, in order, what the writer asks of the disk: chunk files opened for writing, fsyncs, renames,
+    file-system flushes and JSON commits, to check the order that makes a power cut safe."""
+
+    def __init__(self, monkeypatch, syncfs_available: bool) -> None:
+        self.log: list[tuple[str, str]] = []
+        self.overwritten: list[str] = []  # existing chunk files opened for writing in place
+        real_open, real_fsync, real_replace = open, os.fsync, os.replace
+        real_commit = writer_module.atomic_write_text
+
+        def recording_open(path, mode="r", *args, **kwargs):
+            if "w" in mode:
+                if Path(path).exists():
+                    self.overwritten.append(str(path))
+                self.log.append(("write", str(path)))
+            return real_open(path, mode, *args, **kwargs)
+
+        def recording_fsync(fd):
+            self.log.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+            real_fsync(fd)
+
+        def recording_replace(src, dst):
+            self.log.append(("replace", f"{src} -> {dst}"))
+            real_replace(src, dst)
+
+        def recording_commit(path, text, durable=True):
+            self.log.append(("commit", Path(path).name))
+            real_commit(path, text, durable)
+
+        def flush(path):
+            self.log.append(("syncfs", str(path)))
+            return syncfs_available
+
+        monkeypatch.setattr(append_module, "open", recording_open, raising=False)
+        monkeypatch.setattr(os, "fsync", recording_fsync)
+        monkeypatch.setattr(os, "replace", recording_replace)
+        monkeypatch.setattr(writer_module, "atomic_write_text", recording_commit)
+        monkeypatch.setattr(writer_module, "sync_file_system", flush)
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="names fsynced files through /proc (Linux)")
+@pytest.mark.parametrize("syncfs_available", [True, False])
+def test_durable_writes_flush_before_every_commit(tmp_path, monkeypatch, syncfs_available):
+    """The order that makes a power cut safe: a chunk file holding rows of an earlier commit is never written
+    in place, only replaced by a temporary file fsynced before its rename; every other chunk is written
+    directly, and all of a call's files are on disk (one file-system flush, or where that is unavailable an
+    fsync of each file and folder) before progress.json declares them done."""
+    store = ActivationStore(tmp_path / "s", chunk_rows=8, attention_chunk=50)
+    writer = store.writer("k", MANIFEST, LAYERS, WIDTHS, LENGTHS, HEADS, "float32")
+    events = DiskEvents(monkeypatch, syncfs_available)
+    for start, stop in [(0, 3), (3, 4), (4, 9), (9, 10)]:
+        events.log.clear()
+        writer.write_sentences(start, stop, hidden_for(start, stop), attention_for(start, stop))
+        assert [event for event in events.log if event[0] == "commit"] == [("commit", "progress.json")]
+        log = events.log[: events.log.index(("commit", "progress.json")) + 1]  # what follows is the commit's own
+        written = [path for kind, path in log if kind == "write"]
+        temporary = [path for path in written if path.endswith(".tmp")]
+        assert written and len(temporary) < len(written)  # most chunks are fresh: written directly
+        for tmp in temporary:
+            rename = log.index(("replace", f"{tmp} -> {tmp[: -len('.tmp')]}"))
+            assert ("fsync", tmp) in log[log.index(("write", tmp)) : rename]
+        last_data = max(i for i, (kind, _) in enumerate(log) if kind in ("write", "replace"))
+        flushes = log[last_data:-1]
+        assert ("syncfs", str(writer.path)) in flushes
+        if not syncfs_available:
+            final = {path[: -len(".tmp")] if path.endswith(".tmp") else path for path in written}
+            assert final <= {path for kind, path in flushes if kind == "fsync"}
+            assert {str(Path(p).parent) for p in final} <= {path for kind, path in flushes if kind == "fsync"}
+    assert events.overwritten == []
+    monkeypatch.undo()
+    entry = writer.finalize()
+    reference = write_entry(ActivationStore(tmp_path / "ref", chunk_rows=8, attention_chunk=50), "k", [10])
+    assert files_of(entry.path) == files_of(reference.path)
+
+
+def test_sync_file_system_needs_linux_5_8_and_names_the_path_on_failure(tmp_path, monkeypatch):
+    from reprsim.store import _files
+
+    monkeypatch.setattr(_files.sys, "platform", "linux")
+    monkeypatch.setattr(_files.platform, "release", lambda: "5.4.0-150-generic")
+    assert _files._load_syncfs() is None  # syncfs there returns 0 even when write-back failed
+    monkeypatch.setattr(_files.platform, "release", lambda: "6.1.0")
+    if sys.platform.startswith("linux"):
+        assert _files._load_syncfs() is not None
+    monkeypatch.setattr(_files.sys, "platform", "darwin")
+    assert _files._load_syncfs() is None
+    monkeypatch.setattr(_files, "_SYNCFS", None)
+    assert _files.sync_file_system(tmp_path) is False
+
+    def failing(fd):
+        import ctypes
+
+        ctypes.set_errno(5)
+        return -1
+
+    monkeypatch.setattr(_files, "_SYNCFS", failing)
+    with pytest.raises(OSError, match=f"flushing the file system of {tmp_path} to disk failed"):
+        _files.sync_file_system(tmp_path)
+
+
+def test_half_written_entry_with_folder_chunk_keys_resumes(tmp_path, monkeypatch):
+    """Entries begun before chunk files were named "c.i.0" have zarr's default "c/i/0": a writer resuming one
+    keeps its keys, and the result equals an entry written with those keys in one go."""
+    monkeypatch.setattr(append_module, "CHUNK_KEY_SEPARATOR", "/")
+    reference = write_entry(ActivationStore(tmp_path / "ref", chunk_rows=8, attention_chunk=50), "k", [10])
+    store = ActivationStore(tmp_path / "s", chunk_rows=8, attention_chunk=50)
+    store.writer("k", MANIFEST, LAYERS, WIDTHS, LENGTHS, HEADS, "float32").write_sentences(
+        0, 4, hidden_for(0, 4), attention_for(0, 4)
+    )
+    monkeypatch.undo()
+    resumed = write_entry(store, "k", [7, 10])
+    assert (resumed.path / "hidden" / "0" / "c" / "0" / "0").is_file()
+    assert files_of(resumed.path) == files_of(reference.path)
+    store.get("k", verify=True)
 
 
 KILL_LENGTHS = LENGTHS * 3  # 30 sentences, written one per call by the child
@@ -525,26 +643,26 @@ def test_sigkill_at_random_points_then_resume_is_byte_identical(tmp_path):
 # --- corruption -----------------------------------------------------------------------------------------
 def test_truncated_chunk_is_detected_on_open(store):
     write_entry(store, "k", [10])
-    chunk = store.path / "k" / "hidden" / "2" / "c" / "1" / "0"
+    chunk = store.path / "k" / "hidden" / "2" / "c.1.0"
     chunk.write_bytes(chunk.read_bytes()[:-5])
-    with pytest.raises(CorruptEntryError, match=r"'k'.*hidden/2/c/1/0 of array hidden/2 has \d+ bytes, expected"):
+    with pytest.raises(CorruptEntryError, match=r"'k'.*hidden/2/c\.1\.0 of array hidden/2 has \d+ bytes, expected"):
         store.get("k", verify=False)
 
 
 def test_deleted_chunk_is_detected_on_open(store):
     write_entry(store, "k", [10])
-    (store.path / "k" / "attention" / "5" / "c" / "2").unlink()
-    with pytest.raises(CorruptEntryError, match="attention/5/c/2 of array attention/5 is missing"):
+    (store.path / "k" / "attention" / "5" / "c.2").unlink()
+    with pytest.raises(CorruptEntryError, match=r"attention/5/c\.2 of array attention/5 is missing"):
         store.get("k", verify=False)
 
 
 def test_altered_bytes_are_detected_by_checksums(store):
     write_entry(store, "k", [10])
-    chunk = store.path / "k" / "hidden" / "0" / "c" / "2" / "0"
+    chunk = store.path / "k" / "hidden" / "0" / "c.2.0"
     data = bytearray(chunk.read_bytes())
     data[len(data) // 2] ^= 0xFF
     chunk.write_bytes(bytes(data))
-    with pytest.raises(CorruptEntryError, match=r"checksum mismatch in file hidden/0/c/2/0"):
+    with pytest.raises(CorruptEntryError, match=r"checksum mismatch in file hidden/0/c\.2\.0"):
         store.get("k")  # small entry: checksums run on open
     entry = store.get("k", verify=False)  # structure and sizes are fine
     with pytest.raises(CorruptEntryError, match="checksum mismatch"):
@@ -557,13 +675,13 @@ def test_swapped_or_stale_chunks_are_detected_by_checksums(store):
     """Every chunk file carries its own crc32c, so a chunk replaced by another intact chunk passes zarr's
     check on read; the completion marker pins each chunk's value, so verify catches it."""
     entry = write_entry(store, "k", [10])
-    folder = entry.path / "hidden" / "0" / "c"
-    first, second = folder / "0" / "0", folder / "1" / "0"
+    folder = entry.path / "hidden" / "0"
+    first, second = folder / "c.0.0", folder / "c.1.0"
     a, b = first.read_bytes(), second.read_bytes()
     assert a != b and len(a) == len(b)
     first.write_bytes(b)
     second.write_bytes(a)
-    with pytest.raises(CorruptEntryError, match=r"checksum mismatch in file hidden/0/c/0/0"):
+    with pytest.raises(CorruptEntryError, match=r"checksum mismatch in file hidden/0/c\.0\.0"):
         store.get("k", verify=True)
     first.write_bytes(a)
     second.write_bytes(b)
@@ -583,13 +701,13 @@ def test_chunk_damaged_before_finalize_is_reported_not_recorded(tmp_path):
     store = ActivationStore(tmp_path / "s", chunk_rows=8, attention_chunk=50, durable=False)
     first = store.writer("k", MANIFEST, LAYERS, WIDTHS, LENGTHS, HEADS, "float32")
     first.write_sentences(0, 6, hidden_for(0, 6), attention_for(0, 6))
-    chunk = store.path / "k" / "hidden" / "0" / "c" / "0" / "0"
+    chunk = store.path / "k" / "hidden" / "0" / "c.0.0"
     data = bytearray(chunk.read_bytes())
     data[5] ^= 0x01
     chunk.write_bytes(bytes(data))
     resumed = store.writer("k", MANIFEST, LAYERS, WIDTHS, LENGTHS, HEADS, "float32")
     resumed.write_sentences(6, 10, hidden_for(6, 10), attention_for(6, 10))
-    with pytest.raises(CorruptEntryError, match=r"hidden/0/c/0/0 is damaged: its crc32c trailer does not match"):
+    with pytest.raises(CorruptEntryError, match=r"hidden/0/c\.0\.0 is damaged: its crc32c trailer does not match"):
         resumed.finalize()
     assert not (store.path / "k" / "complete.json").exists()
 
@@ -607,11 +725,11 @@ def test_entries_with_sha256_markers_still_verify(store):
         info["sha256"] = entry_module.array_digest(info["files"])
     marker_path.write_text(json.dumps(marker))
     store.get("k", verify=True)
-    chunk = entry.path / "hidden" / "0" / "c" / "1" / "0"
+    chunk = entry.path / "hidden" / "0" / "c.1.0"
     data = bytearray(chunk.read_bytes())
     data[0] ^= 0x01
     chunk.write_bytes(bytes(data))
-    with pytest.raises(CorruptEntryError, match=r"checksum mismatch in file hidden/0/c/1/0"):
+    with pytest.raises(CorruptEntryError, match=r"checksum mismatch in file hidden/0/c\.1\.0"):
         store.get("k", verify=True)
 
 
@@ -650,7 +768,7 @@ def test_entries_with_zstd_chunks_still_read(store):
         np.array_equal(got, want)
         for got, want in zip(reopened.iter_attention(5), attention_for(0, 10)[2], strict=True)
     )
-    chunk = entry.path / "hidden" / "2" / "c" / "0" / "0"
+    chunk = entry.path / "hidden" / "2" / "c" / "0" / "0"  # zarr's default chunk keys, as such entries have
     data = bytearray(chunk.read_bytes())
     data[len(data) // 2] ^= 0x10
     chunk.write_bytes(bytes(data))
@@ -660,7 +778,7 @@ def test_entries_with_zstd_chunks_still_read(store):
 
 def test_large_entries_skip_checksums_on_open(store, monkeypatch):
     write_entry(store, "k", [10])
-    chunk = store.path / "k" / "hidden" / "0" / "c" / "0" / "0"
+    chunk = store.path / "k" / "hidden" / "0" / "c.0.0"
     data = bytearray(chunk.read_bytes())
     data[-3] ^= 0x01
     chunk.write_bytes(bytes(data))

@@ -134,13 +134,19 @@ def pool_attention(attention: torch.Tensor, member: torch.Tensor) -> torch.Tenso
     row_mean = member / counts.clamp(min=1.0)
     maps = attention.to(torch.float32)
     words = _pool_maps(maps, member, row_mean)
-    if not bool(torch.isfinite(words.sum(-1)).all()):
+    sums = words.sum(-1, keepdim=True)
+    if not bool(torch.isfinite(sums).all()):
         # A NaN or inf at a special or pad token leaks through its zero weight (0 * NaN is NaN): drop those
         # tokens first. Checked on the row sums, so clean maps (the usual case) are never copied.
         used = member.sum(1) > 0  # (B, T)
         mask = (used.unsqueeze(-1) & used.unsqueeze(-2)).unsqueeze(1)
         words = _pool_maps(torch.where(mask, maps, 0.0), member, row_mean)
-    return renormalise_rows(words, present=counts.squeeze(-1) > 0)
+        sums = words.sum(-1, keepdim=True)
+    _check_row_sums(sums, present=counts.squeeze(-1) > 0)
+    # In place, on the products' own storage: absent words' rows are exactly zero (their pooling weights
+    # are), and every present row's sum is positive (checked), so no row needs the zeroing renormalise_rows
+    # does for general input.
+    return words.div_(torch.where(sums > 0, sums, 1.0))
 
 
 def _pool_maps(maps: torch.Tensor, member: torch.Tensor, row_mean: torch.Tensor) -> torch.Tensor:
@@ -161,8 +167,14 @@ def renormalise_rows(attention: torch.Tensor, present: torch.Tensor | None = Non
     of absent (padding) words stay zero.
     """
     sums = attention.sum(-1, keepdim=True)
+    _check_row_sums(sums, present)
+    return torch.where(sums > 0, attention / torch.where(sums > 0, sums, 1.0), 0.0)
+
+
+def _check_row_sums(sums: torch.Tensor, present: torch.Tensor | None) -> None:
+    """Raise for a present word's row (all rows when `present` is None) whose sum is not positive."""
     if present is None:
-        present_rows = torch.ones(sums.shape[:-1], dtype=torch.bool, device=attention.device)
+        present_rows = torch.ones(sums.shape[:-1], dtype=torch.bool, device=sums.device)
     else:
         present_rows = present.unsqueeze(1).expand(sums.shape[:-1])
     bad = present_rows & ~(sums.squeeze(-1) > 0)
@@ -172,7 +184,6 @@ def renormalise_rows(attention: torch.Tensor, present: torch.Tensor | None = Non
             f"word-level attention row {where} sums to {float(sums.squeeze(-1)[tuple(where)])}: all of that "
             "word's attention went to special tokens (or underflowed); try dtype float32"
         )
-    return torch.where(sums > 0, attention / torch.where(sums > 0, sums, 1.0), 0.0)
 
 
 def causal_mask_rows(attention: torch.Tensor) -> torch.Tensor:

@@ -3,9 +3,10 @@
 <store>/<key>/manifest.json    what the entry holds (written once, before any data)
 <store>/<key>/progress.json    {"done_sentences": k}: the durable prefix (replaced atomically)
 <store>/<key>/complete.json    completion marker: per-file sizes and checksums (written last)
-<store>/<key>/hidden/<layer>/  zarr v3 array, n_words x width, chunks of whole rows (about 1 MiB)
+<store>/<key>/hidden/<layer>/  zarr v3 array, n_words x width, chunks of whole rows (about 1 MiB) in files
+                               c.<i>.0 (entries written before November 2026: c/<i>/0)
 <store>/<key>/attention/<layer>/  zarr v3 1-D array: for each sentence s, its (heads, T_s, T_s) map
-                               flattened in C order, sentences concatenated
+                               flattened in C order, sentences concatenated; chunk files c.<i> (or c/<i>)
 """
 
 from __future__ import annotations
@@ -57,8 +58,9 @@ def attention_offsets(sentence_lengths: list[int], heads: int) -> np.ndarray:
     return np.concatenate([[0], np.cumsum(heads * lengths * lengths)])
 
 
-def chunk_files(array_dir: Path, start: int, stop: int, chunk: int, ndim: int) -> list[Path]:
-    """Chunk files (zarr v3 default "c/i/0" keys) that hold elements or rows [start, stop) of an array."""
+def chunk_files(array_dir: Path, start: int, stop: int, chunk: int, ndim: int, separator: str = ".") -> list[Path]:
+    """Chunk files that hold elements or rows [start, stop) of an array: zarr v3 default chunk keys with
+    `separator`, "c.i.0" (written since November 2026) or "c/i/0" (zarr's default, earlier entries)."""
     first, last = start // chunk, (stop - 1) // chunk
     suffix = ("0",) * (ndim - 1)
-    return [array_dir.joinpath("c", str(i), *suffix) for i in range(first, last + 1)]
+    return [array_dir.joinpath(*separator.join(("c", str(i), *suffix)).split("/")) for i in range(first, last + 1)]

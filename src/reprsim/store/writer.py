@@ -1,9 +1,9 @@
 """Crash-safe, resumable writing of one store entry.
 
 Each write_sentences call writes the rows (and attention blocks) of a contiguous range of sentences, flushes
-the touched chunk files to disk, and only then replaces progress.json atomically. A writer killed at any point
-therefore leaves a durable prefix of `done_sentences` sentences; rows written past it are simply rewritten on
-resume, and because chunk files are replaced atomically (a temporary file, then a rename) and encoded
+them to disk, and only then replaces progress.json atomically. A writer killed at any point therefore leaves
+a durable prefix of `done_sentences` sentences; rows written past it are simply rewritten on resume, and
+because a chunk holding rows of the prefix is only ever replaced atomically (append.py) and chunks are encoded
 deterministically, the finished entry is byte-identical to one written without interruption.
 """
 
@@ -27,6 +27,7 @@ from reprsim.store._files import (
     read_json,
     remove_leftovers,
     remove_tree,
+    sync_file_system,
 )
 from reprsim.store.append import ArrayAppender, raw_codecs
 from reprsim.store.entry import CorruptEntryError, StoreEntry, array_names, checksum_arrays
@@ -121,6 +122,7 @@ class EntryWriter:
         self._rows = layout.word_offsets(self._lengths)
         self._done = self._open_or_start(overwrite)
         self._appenders: dict[str, ArrayAppender] = {}
+        self._offsets_by_heads: dict[int, np.ndarray] = {}
 
     # --- setup ---------------------------------------------------------------------------------------
     def _open_or_start(self, overwrite: bool) -> int:
@@ -172,11 +174,12 @@ class EntryWriter:
         self._commit(layout.PROGRESS, {"done_sentences": 0})
         self._commit(layout.MANIFEST, self._record)
 
-    def _sync(self, files: list[Path], contents: bool = True) -> None:
-        """Flush written files to disk before anything that declares them done (skipped if not durable).
-        contents=False: only their directories (files the appenders fsynced before renaming them)."""
-        if self.durable:
-            fsync_paths(files, self.path, contents)
+    def _sync(self, files: list[Path]) -> None:
+        """Flush written files (and their directory entries) to disk before anything declares them done:
+        the whole file system in one call where the platform allows, else file by file. Skipped if not
+        durable."""
+        if self.durable and not sync_file_system(self.path):
+            fsync_paths(files, self.path)
 
     def _commit(self, name: str, content: dict[str, Any]) -> None:
         """Atomically replace one of the entry's JSON records."""
@@ -233,11 +236,18 @@ class EntryWriter:
         for layer, values in zip(self._record["layer_ids"], encoded_hidden, strict=True):
             touched += self._appender(layout.hidden_name(layer)).append(row_start, values)
         for layer, heads, flat in encoded_attention:
-            offset = int(layout.attention_offsets(self._lengths, heads)[start])
+            offset = int(self._attention_offsets(heads)[start])
             touched += self._appender(layout.attention_name(layer)).append(offset, flat)
-        self._sync(touched, contents=False)  # the appenders flushed each chunk before renaming it
+        self._sync(touched)
         self._commit(layout.PROGRESS, {"done_sentences": stop})
         self._done = stop
+
+    def _attention_offsets(self, heads: int) -> np.ndarray:
+        """Where each sentence's maps start in an attention array of `heads` heads (computed once per head
+        count: O(sentences), too much to redo per layer and window on a million-sentence corpus)."""
+        if heads not in self._offsets_by_heads:
+            self._offsets_by_heads[heads] = layout.attention_offsets(self._lengths, heads)
+        return self._offsets_by_heads[heads]
 
     def _appender(self, name: str) -> ArrayAppender:
         """The appender of one array (kept for the writer's life: it holds the partly filled chunk)."""
