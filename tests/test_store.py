@@ -456,11 +456,16 @@ class DiskEvents:
             self.log.append(("syncfs", str(path)))
             return syncfs_available
 
+        def recording_advise(fd, offset, length, advice):
+            if advice == os.POSIX_FADV_DONTNEED:
+                self.log.append(("drop", os.readlink(f"/proc/self/fd/{fd}")))
+
         monkeypatch.setattr(append_module, "open", recording_open, raising=False)
         monkeypatch.setattr(os, "fsync", recording_fsync)
         monkeypatch.setattr(os, "replace", recording_replace)
         monkeypatch.setattr(writer_module, "atomic_write_text", recording_commit)
         monkeypatch.setattr(writer_module, "sync_file_system", flush)
+        monkeypatch.setattr(os, "posix_fadvise", recording_advise, raising=False)
 
 
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="names fsynced files through /proc (Linux)")
@@ -469,7 +474,8 @@ def test_durable_writes_flush_before_every_commit(tmp_path, monkeypatch, syncfs_
     """The order that makes a power cut safe: a chunk file holding rows of an earlier commit is never written
     in place, only replaced by a temporary file fsynced before its rename; every other chunk is written
     directly, and all of a call's files are on disk (one file-system flush, or where that is unavailable an
-    fsync of each file and folder) before progress.json declares them done."""
+    fsync of each file and folder) before progress.json declares them done, and only then are they dropped
+    from the page cache."""
     store = ActivationStore(tmp_path / "s", chunk_rows=8, attention_chunk=50)
     writer = store.writer("k", MANIFEST, LAYERS, WIDTHS, LENGTHS, HEADS, "float32")
     events = DiskEvents(monkeypatch, syncfs_available)
@@ -487,10 +493,13 @@ def test_durable_writes_flush_before_every_commit(tmp_path, monkeypatch, syncfs_
         last_data = max(i for i, (kind, _) in enumerate(log) if kind in ("write", "replace"))
         flushes = log[last_data:-1]
         assert ("syncfs", str(writer.path)) in flushes
+        final = {path[: -len(".tmp")] if path.endswith(".tmp") else path for path in written}
         if not syncfs_available:
-            final = {path[: -len(".tmp")] if path.endswith(".tmp") else path for path in written}
             assert final <= {path for kind, path in flushes if kind == "fsync"}
             assert {str(Path(p).parent) for p in final} <= {path for kind, path in flushes if kind == "fsync"}
+        drops = [i for i, (kind, _) in enumerate(flushes) if kind == "drop"]
+        assert final == {flushes[i][1] for i in drops}  # every chunk written, once flushed
+        assert min(drops) > max(i for i, (kind, _) in enumerate(flushes) if kind in ("syncfs", "fsync"))
     assert events.overwritten == []
     monkeypatch.undo()
     entry = writer.finalize()

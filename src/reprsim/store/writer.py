@@ -22,6 +22,7 @@ from reprsim.store import codec, layout
 from reprsim.store._files import (
     atomic_write_text,
     canonical_json,
+    drop_from_page_cache,
     file_sha256,
     fsync_paths,
     read_json,
@@ -176,10 +177,14 @@ class EntryWriter:
 
     def _sync(self, files: list[Path]) -> None:
         """Flush written files (and their directory entries) to disk before anything declares them done:
-        the whole file system in one call where the platform allows, else file by file. Skipped if not
+        the whole file system in one call where the platform allows, else file by file; then drop them
+        from the page cache (the rows stay in memory as long as the writer needs them). Skipped if not
         durable."""
-        if self.durable and not sync_file_system(self.path):
+        if not self.durable:
+            return
+        if not sync_file_system(self.path):
             fsync_paths(files, self.path)
+        drop_from_page_cache(files)
 
     def _commit(self, name: str, content: dict[str, Any]) -> None:
         """Atomically replace one of the entry's JSON records."""
