@@ -507,6 +507,22 @@ def test_durable_writes_flush_before_every_commit(tmp_path, monkeypatch, syncfs_
     assert files_of(entry.path) == files_of(reference.path)
 
 
+def test_a_file_system_refusing_cache_advice_does_not_stop_the_writer(tmp_path, monkeypatch):
+    calls = []
+
+    def refuse(fd, offset, length, advice):
+        calls.append(advice)
+        raise OSError(22, "Invalid argument")
+
+    monkeypatch.setattr(os, "posix_fadvise", refuse, raising=False)
+    monkeypatch.setattr(os, "POSIX_FADV_DONTNEED", 4, raising=False)
+    entry = write_entry(ActivationStore(tmp_path / "s", chunk_rows=8, attention_chunk=50), "k", [4, 10])
+    assert calls  # the advice was asked for, refused, and ignored
+    assert files_of(entry.path) == files_of(
+        write_entry(ActivationStore(tmp_path / "ref", chunk_rows=8, attention_chunk=50, durable=False), "k", [10]).path
+    )
+
+
 def test_sync_file_system_needs_linux_5_8_and_names_the_path_on_failure(tmp_path, monkeypatch):
     from reprsim.store import _files
 

@@ -96,6 +96,8 @@ def drop_from_page_cache(files: list[Path]) -> None:
         fd = os.open(path, os.O_RDONLY)
         try:
             advise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        except OSError:
+            return  # advice only: a file system that refuses it (some FUSE mounts) keeps its cache
         finally:
             os.close(fd)
 
