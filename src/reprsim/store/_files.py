@@ -27,17 +27,8 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, indent=1, ensure_ascii=False, allow_nan=False) + "\n"
 
 
-def fsync_dir(path: Path) -> None:
-    """Flush a directory's entries (new or renamed files) to disk."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def fsync_file(path: Path) -> None:
-    """Flush a file's data to disk (after another writer, e.g. zarr, wrote it)."""
+def fsync_path(path: Path) -> None:
+    """Flush a file's data, or a directory's entries (new or renamed files), to disk."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -107,14 +98,14 @@ def fsync_paths(files: list[Path], root: Path) -> None:
     entries)."""
     folders: set[Path] = set()
     for path in files:
-        fsync_file(path)
+        fsync_path(path)
         folder = path.parent
         while folder != root and root in folder.parents:
             folders.add(folder)
             folder = folder.parent
     folders.add(root)
     for folder in sorted(folders, key=lambda p: len(p.parts), reverse=True):
-        fsync_dir(folder)
+        fsync_path(folder)
 
 
 def atomic_write_text(path: Path, text: str, durable: bool = True) -> None:
@@ -131,7 +122,7 @@ def atomic_write_text(path: Path, text: str, durable: bool = True) -> None:
             os.fsync(handle.fileno())
     os.replace(tmp, path)
     if durable:
-        fsync_dir(path.parent)
+        fsync_path(path.parent)
 
 
 def read_json(path: Path) -> Any:
@@ -188,5 +179,5 @@ def remove_tree(path: Path) -> None:
     if doomed.exists():
         shutil.rmtree(doomed)
     os.replace(path, doomed)
-    fsync_dir(path.parent)
+    fsync_path(path.parent)
     shutil.rmtree(doomed)

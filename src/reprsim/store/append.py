@@ -33,7 +33,6 @@ from zarr.codecs import BytesCodec, Crc32cCodec
 from reprsim.store import layout
 from reprsim.store._files import TMP_SUFFIX, crc32c_hex, data_crc32c, read_json
 
-ZARR_METADATA = "zarr.json"
 # Chunk files named "c.<i>.0" side by side in the array's folder, instead of zarr's default "c/<i>/0" (a
 # folder per row chunk): creating a folder costs as much as creating the file on some file systems.
 CHUNK_KEY_SEPARATOR = "."
@@ -53,7 +52,7 @@ def _array_metadata(path: Path) -> dict[str, Any]:
     """The zarr v3 metadata of an array ArrayAppender can write, checked (read directly: opening the array
     through zarr costs milliseconds, per array and writer)."""
     try:
-        meta = read_json(path / ZARR_METADATA)
+        meta = read_json(path / layout.ZARR_METADATA)
         codecs = [(c["name"], c.get("configuration", {}).get("endian")) for c in meta["codecs"]]
         encoding = meta["chunk_key_encoding"]
         shape = [int(n) for n in meta["shape"]]

@@ -17,7 +17,6 @@ from reprsim.store._files import chunk_crc32c, file_sha256, read_json
 # Entries up to this many bytes get full checksums on open; larger ones only structure and sizes (a full
 # check reads every byte, about 1 s per GB here), and full checksums on entry.verify().
 VERIFY_ON_OPEN_BYTES = 64 * 1024 * 1024
-ZARR_METADATA = "zarr.json"
 
 
 class CorruptEntryError(ValueError):
@@ -88,7 +87,7 @@ def checksum_arrays(
         for path in array_files(entry_dir, name):
             size = path.stat().st_size
             meta: dict[str, Any] = {"size": size}
-            if path.name == ZARR_METADATA:
+            if path.name == layout.ZARR_METADATA:
                 meta["sha256"] = file_sha256(path)
             else:
                 size_known, crc = known.get(path, (-1, ""))

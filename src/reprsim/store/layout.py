@@ -18,6 +18,7 @@ import numpy as np
 MANIFEST = "manifest.json"
 PROGRESS = "progress.json"
 COMPLETE = "complete.json"
+ZARR_METADATA = "zarr.json"  # each array's own metadata file
 HIDDEN_DIR = "hidden"
 ATTENTION_DIR = "attention"
 FORMAT = "reprsim-activations"

@@ -297,8 +297,9 @@ class EntryWriter:
             if heads == 0:
                 continue
             what = f"store entry {self.key!r}, attention layer {layer}"
-            offsets = layout.attention_offsets(self._lengths[start:stop], heads)  # relative to start
-            flat = self._flat_maps(maps, start, stop, heads, int(offsets[stop - start]), what)
+            absolute = self._attention_offsets(heads)[start : stop + 1]
+            offsets = absolute - absolute[0]  # where each sentence's maps start in the window's flat array
+            flat = self._flat_maps(maps, start, stop, heads, int(offsets[-1]), what)
             try:
                 encoded = codec.encode(flat, rec["dtype"], what)
             except ValueError:
