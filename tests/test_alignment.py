@@ -17,6 +17,7 @@ from reprsim.corpus import Corpus
 from reprsim.extraction import TransformerAdapter, extract, plan_windows
 from reprsim.extraction.alignment import (
     causal_mask_rows,
+    drop_space_pieces,
     pool_attention,
     pooling_weights,
     word_ids_tensor,
@@ -26,6 +27,8 @@ from reprsim.extraction.alignment import (
 from reprsim.store import ActivationStore
 
 # ---- fake tokenizer and model ------------------------------------------------------------------------
+SPACE_PIECE = "▁"
+
 
 
 class FakeEncoding:
@@ -45,8 +48,9 @@ class FakeTokenizer:
     """Lower-case a-z words split into pieces of `piece` characters; [CLS] words [SEP].
 
     Words in `drop` give no token; a word starting with "+" is glued onto the previous word (its pieces carry
-    the previous word's id, as a tokenizer that merges words would); a word with any character outside a-z
-    becomes one [UNK].
+    the previous word's id, as a tokenizer that merges words would); a word starting with "~" gets a bare
+    space piece "▁" (decoding to " ") before the pieces of the rest, as SentencePiece gives numbers; a word
+    with any other character outside a-z becomes one [UNK].
     """
 
     pad_token_id = 0
@@ -58,7 +62,7 @@ class FakeTokenizer:
         self.piece = piece
         self.drop = set(drop)
         self.padding_side = padding_side
-        self.vocab = {"[PAD]": 0, "[CLS]": 1, "[SEP]": 2, "[UNK]": 3}
+        self.vocab = {"[PAD]": 0, "[CLS]": 1, "[SEP]": 2, "[UNK]": 3, SPACE_PIECE: 4}
 
     def token_id(self, piece: str) -> int:
         return self.vocab.setdefault(piece, len(self.vocab))
@@ -66,6 +70,8 @@ class FakeTokenizer:
     def pieces(self, word: str) -> list[int]:
         if word in self.drop:
             return []
+        if word.startswith("~"):
+            return [self.vocab[SPACE_PIECE]] + (self.pieces(word[1:]) if word[1:] else [])
         if not word or any(not ("a" <= c <= "z") for c in word):
             return [self.vocab["[UNK]"]]
         return [self.token_id(word[i : i + self.piece]) for i in range(0, len(word), self.piece)]
@@ -90,6 +96,10 @@ class FakeTokenizer:
 
     def get_vocab(self) -> dict[str, int]:
         return dict(self.vocab)
+
+    def batch_decode(self, sequences: list[list[int]], **_: Any) -> list[str]:
+        text = {i: " " if piece == SPACE_PIECE else piece for piece, i in self.vocab.items()}
+        return ["".join(text[i] for i in ids) for ids in sequences]
 
 
 class FakeModel(torch.nn.Module):
@@ -141,12 +151,14 @@ def fake_adapter(**kwargs: Any) -> TransformerAdapter:
 
 
 def expected_tokens(tok: FakeTokenizer, words: list[str]) -> list[list[tuple[int, int]]]:
-    """Per word, its (token id, position) pairs in the unpadded sentence: a plain loop over words."""
+    """Per word, its (token id, position) pairs in the unpadded sentence: a plain loop over words. A bare
+    space piece takes a position but is no part of the word."""
     result, position = [], 1  # [CLS] at 0
     for word in words:
         pairs = []
         for token in tok.pieces(word):
-            pairs.append((token, position))
+            if token != tok.vocab[SPACE_PIECE]:
+                pairs.append((token, position))
             position += 1
         result.append(pairs)
     return result
@@ -157,18 +169,21 @@ SENTENCES = [
     ["a", "b"],
     ["x", "Caps9", "yz", "abcdefghij"],  # [UNK] for Caps9, five pieces for the last word
 ]
+# Words after a bare space piece, as SentencePiece and byte-level BPE give numbers: "▁" "cd" "ef" for "~cdef".
+SPACED = [["ab", "~cdef", "~gh", "ij"], ["~abc", "d"], ["~x"]]
 
 
 # ---- pooling rules -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("sentences", [SENTENCES, SPACED], ids=["plain", "bare-space-pieces"])
 @pytest.mark.parametrize("rule", ["last", "first", "mean"])
 @pytest.mark.parametrize("side", ["right", "left"])
-def test_fake_word_vectors_pick_the_right_subword(rule: str, side: str) -> None:
+def test_fake_word_vectors_pick_the_right_subword(sentences: list[list[str]], rule: str, side: str) -> None:
     adapter = fake_adapter(subword=rule, padding_side=side)
-    out = adapter.encode(SENTENCES, [0, 2], attention=False)
+    out = adapter.encode(sentences, [0, 2], attention=False)
     rows = out.hidden[1].numpy()
-    assert rows.shape == (sum(map(len, SENTENCES)), 4)
+    assert rows.shape == (sum(map(len, sentences)), 4)
     r = 0
-    for words in SENTENCES:
+    for words in sentences:
         for pairs in expected_tokens(adapter.tokenizer, words):
             ids = [p[0] for p in pairs]
             positions = [p[1] for p in pairs]
@@ -311,11 +326,44 @@ def test_fake_model_attention_matches_plain_loop_reference() -> None:
             np.testing.assert_allclose(got.sum(-1), 1.0, atol=1e-6)
 
 
+def test_bare_space_piece_gets_no_attention_share() -> None:
+    """Word-level attention treats a bare space piece like a special token: its row and column are dropped
+    before the rows are renormalised (reference: word ids from the tokenizer's own pieces, plain loops)."""
+    adapter = fake_adapter()
+    tok = adapter.tokenizer
+    out = adapter.encode(SPACED, [1, 2], attention=True)
+    assert out.attention is not None
+    for s, words in enumerate(SPACED):
+        ids: list[int] = [1]
+        word_ids: list[int | None] = [None]
+        for w, word in enumerate(words):
+            for token in tok.pieces(word):
+                ids.append(token)
+                word_ids.append(None if token == tok.vocab[SPACE_PIECE] else w)
+        ids.append(2)
+        word_ids.append(None)
+        tokens = torch.tensor([ids])
+        model_out = adapter.model(tokens, torch.ones_like(tokens), output_attentions=True)
+        for k in range(2):
+            want = reference_word_attention(model_out.attentions[k][0, 0].numpy(), word_ids, len(words), causal=False)
+            np.testing.assert_allclose(out.attention[k][s][0].numpy(), want, atol=1e-6)
+
+
+def test_drop_space_pieces_by_hand() -> None:
+    # tokens: [CLS] ▁ 20 24 ▁ ▁ x [SEP]; words: "2024", "  " (blank), "x"
+    word_ids = [None, 0, 0, 0, 1, 1, 2, None]
+    space = [False, True, False, False, True, True, False, False]
+    assert drop_space_pieces(word_ids, space) == ([None, None, 0, 0, 1, 1, 2, None], [1])
+    assert drop_space_pieces([None, 0, 1], [False] * 3) == ([None, 0, 1], [])
+    with pytest.raises(ValueError, match="2 whitespace flags for 3 tokens"):
+        drop_space_pieces([None, 0, 1], [False, False])
+
+
 # ---- words that map to no token ----------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("sentence", "word"),
-    [(["keep", "gone", "here"], "gone"), (["one", "+glued", "two"], "+glued")],
-    ids=["dropped", "merged"],
+    [(["keep", "gone", "here"], "gone"), (["one", "+glued", "two"], "+glued"), (["one", "~", "two"], "~")],
+    ids=["dropped", "merged", "whitespace-only"],
 )
 def test_word_without_token_is_an_error_naming_sentence_and_word(sentence: list[str], word: str, tmp_path: Any) -> None:
     corpus = Corpus([["fine", "words"], ["more", "fine"], sentence])

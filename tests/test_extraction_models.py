@@ -198,6 +198,18 @@ def reference_tokens(tok: Any, words: Sequence[str], prefix: bool, bos: bool) ->
     ids, word_ids = list(enc["input_ids"][0]), list(enc.word_ids(0))
     if bos:
         ids, word_ids = [tok.bos_token_id, *ids], [None, *word_ids]
+    # A piece that decodes to whitespace alone (a bare "▁" or "Ġ") belongs to no word, unless it is all the
+    # word has (then extraction raises): one decode per token.
+    blank = [
+        w is not None and not tok.decode([i], clean_up_tokenization_spaces=False).strip()
+        for i, w in zip(ids, word_ids, strict=True)
+    ]
+    for w in {x for x in word_ids if x is not None}:
+        pieces = [t for t, x in enumerate(word_ids) if x == w]
+        if not all(blank[t] for t in pieces):
+            for t in pieces:
+                if blank[t]:
+                    word_ids[t] = None
     return ids, word_ids
 
 

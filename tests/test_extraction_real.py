@@ -123,6 +123,28 @@ def test_smollm2_end_to_end(smollm2_folder: Path, tmp_path: Path) -> None:
         offset += len(words)
 
 
+def test_smollm2_numbers_take_their_digits_not_the_bare_space_piece(smollm2_folder: Path, tmp_path: Path) -> None:
+    """SmolLM2 tokenizes " 2024" as "Ġ" "2" "0" "2" "4": "first" must take "2", not the bare "Ġ" (which
+    precedes the number and, in a causal model, never sees it). Layer 0 is the token embedding, so the
+    reference is a row of the embedding table, looked up by hand."""
+    corpus = Corpus([["In", "2024", "we", "met"], ["In", "1999", "we", "met"]])
+    rows = {}
+    for rule in ("first", "mean"):
+        (entry,) = extract(
+            "smollm2", corpus, ActivationStore(tmp_path / rule), layers=[0], subword=rule, attention=False,
+            device="cpu", progress=False,
+        )
+        rows[rule] = entry.read_rows(0, 0, entry.n_words)
+    tok = tr.AutoTokenizer.from_pretrained(smollm2_folder)
+    table = tr.AutoModel.from_pretrained(smollm2_folder).get_input_embeddings().weight.detach().numpy()
+    assert tok.tokenize(" 2024") == ["Ġ", "2", "0", "2", "4"]  # the premise
+    for row, number in ((1, "2024"), (5, "1999")):
+        digits = [tok.convert_tokens_to_ids(d) for d in number]
+        np.testing.assert_allclose(rows["first"][row], table[digits[0]], atol=1e-6)
+        np.testing.assert_allclose(rows["mean"][row], table[digits].mean(0), atol=1e-5)
+    assert not np.allclose(rows["first"][1], rows["first"][5])
+
+
 def test_random_preset_is_seeded_and_differs_from_trained(tmp_path: Path) -> None:
     corpus = Corpus(SENTENCES[:2])
     store = ActivationStore(tmp_path / "store")

@@ -69,15 +69,45 @@ def missing_words(word_ids: Sequence[int | None], n_words: int) -> list[int]:
     return [w for w in range(n_words) if w not in present]
 
 
-def alignment_problem(word_ids: Sequence[int | None], words: Sequence[str], model: str) -> str | None:
+def drop_space_pieces(
+    word_ids: Sequence[int | None], space: Sequence[bool]
+) -> tuple[list[int | None], list[int]]:
+    """word_ids with each word's whitespace-only pieces taken out of the word (set to None), and the words
+    that have nothing else.
+
+    SentencePiece and byte-level BPE tokenizers often start a word with a bare "▁" or "Ġ" piece (numbers in
+    SmolLM2's and Gemma 3's): it sits before the word and, in a causal model, never sees it, so taking it as
+    the word's first subword gives different words the same vector. Such a piece is treated like a special
+    token: pooled into no word. `space[t]` says whether token t decodes to whitespace only.
+    """
+    if len(space) != len(word_ids):
+        raise ValueError(f"{len(space)} whitespace flags for {len(word_ids)} tokens")
+    if not any(space):
+        return list(word_ids), []  # the usual sentence: nothing to take out
+    content = {w for w, blank in zip(word_ids, space, strict=True) if w is not None and not blank}
+    blank_words = sorted({w for w in word_ids if w is not None} - content)
+    kept = [None if w is not None and blank and w in content else w for w, blank in zip(word_ids, space, strict=True)]
+    return kept, blank_words
+
+
+def alignment_problem(
+    word_ids: Sequence[int | None], words: Sequence[str], model: str, blank_words: Sequence[int] = ()
+) -> str | None:
     """Why a sentence's tokens do not cover its words one-to-one, or None when they do.
 
     A word with no token (the tokenizer dropped it, or merged it into a neighbour) would shift every later
     word of the corpus against the other models, so callers treat any problem as an error naming the word.
+    blank_words: words whose every token is whitespace (see drop_space_pieces), which have no vector either.
     """
     extra = sorted({w for w in word_ids if w is not None and not 0 <= w < len(words)})
     if extra:
         return f"{model}'s tokenizer reports word index {extra[0]} but the sentence has {len(words)} words"
+    if blank_words:
+        w = blank_words[0]
+        return (
+            f"word {w} {words[w]!r} is only whitespace to {model}'s tokenizer ({len(blank_words)} such word(s) "
+            "in this sentence); clean or drop the sentence (empty or whitespace-only word)"
+        )
     gaps = missing_words(word_ids, len(words))
     if gaps:
         w = gaps[0]

@@ -38,7 +38,8 @@ from reprsim.store import ActivationStore, EntryWriter, StoreEntry, make_key
 WINDOW_SENTENCES = 256
 TAIL_WINDOW_SENTENCES = 64  # the corpus's last window is written in pieces of this size
 # Bump when a change to extraction changes stored values, so old entries are not taken for new ones.
-EXTRACTION_VERSION = 2  # 2: attention pooled as two batched products; last window cut in pieces
+EXTRACTION_VERSION = 3  # 2: attention pooled as two batched products; last window cut in pieces;
+# 3: whitespace-only pieces (a bare "▁" or "Ġ") belong to no word
 
 ModelSpec = str | WordAdapter
 
