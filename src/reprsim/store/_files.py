@@ -176,8 +176,13 @@ def remove_tree(path: Path) -> None:
     A kill during deletion leaves a hidden ".<name>.deleting" folder, never a half-deleted entry.
     """
     doomed = path.with_name(f".{path.name}.deleting")
-    if doomed.exists():
+    if doomed.is_dir():
         shutil.rmtree(doomed)
+    elif doomed.exists():
+        doomed.unlink()
     os.replace(path, doomed)
     fsync_path(path.parent)
-    shutil.rmtree(doomed)
+    if doomed.is_dir():
+        shutil.rmtree(doomed)
+    else:  # a stray file where an entry belongs
+        doomed.unlink()

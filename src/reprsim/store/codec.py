@@ -78,9 +78,9 @@ def encode(values: np.ndarray, dtype: str, what: str) -> np.ndarray:
         overflow = not all_finite(stored)
     if overflow:
         largest = float(np.abs(array).max())
+        advice = "; store this model as float32" if dtype != "float32" else ""
         raise ValueError(
-            f"{what}: values up to {largest:.6g} overflow {dtype} (largest finite {MAX_FINITE[dtype]:.6g}); "
-            f"store this model as float32"
+            f"{what}: values up to {largest:.6g} overflow {dtype} (largest finite {MAX_FINITE[dtype]:.6g}){advice}"
         )
     return stored
 

@@ -36,6 +36,28 @@ def array_files(entry_dir: Path, name: str) -> list[Path]:
     return sorted(path for path in (entry_dir / name).rglob("*") if path.is_file())
 
 
+def as_index(value: Any, what: str) -> int:
+    """A row or sentence bound as a Python int (numpy integers accepted; bools, floats and the rest refused,
+    before anything is read or written)."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise ValueError(f"{what} must be an integer, got {value!r}")
+    return int(value)
+
+
+def missing_chunks(entry_dir: Path, name: str) -> list[Path]:
+    """Chunk files the array's shape calls for that do not exist. zarr reads a missing chunk as its fill
+    value (zeros), and every chunk of an entry is written (write_empty_chunks), so a missing one is damage."""
+    array_dir = entry_dir / name
+    meta = read_json(array_dir / layout.ZARR_METADATA)
+    total = int(meta["shape"][0])
+    chunk = int(meta["chunk_grid"]["configuration"]["chunk_shape"][0])
+    separator = str(meta["chunk_key_encoding"].get("configuration", {}).get("separator", "/"))
+    if total == 0:
+        return []
+    expected = layout.chunk_files(array_dir, 0, total, chunk, len(meta["shape"]), separator)
+    return [path for path in expected if not path.is_file()]
+
+
 def file_checksum(meta: dict[str, Any]) -> str:
     """The recorded checksum of one file: its data crc32c (chunk files), or its sha256 (metadata files, and
     every file of entries written before November 2026)."""
@@ -83,6 +105,9 @@ def checksum_arrays(
     known = known or {}
     result: dict[str, dict[str, Any]] = {}
     for name in names:
+        missing = missing_chunks(entry_dir, name)
+        if missing:
+            raise ValueError(f"chunk file {missing[0]} of array {name} is missing ({len(missing)} missing)")
         files = {}
         for path in array_files(entry_dir, name):
             size = path.stat().st_size
@@ -186,6 +211,8 @@ class StoreEntry:
         """Read and decode a slice, turning codec failures (damaged chunks) into CorruptEntryError."""
         try:
             stored = array[start:stop]
+        except (PermissionError, MemoryError):
+            raise  # not damage: deleting the entry would not help
         except Exception as exc:
             raise CorruptEntryError(self.key, f"cannot read {what} [{start}:{stop}]: {exc}") from exc
         return codec.decode(np.asarray(stored), self.dtype)
@@ -193,6 +220,7 @@ class StoreEntry:
     def read_rows(self, layer: int, start: int, stop: int) -> np.ndarray:
         """Rows [start, stop) of a layer (word order of the corpus). bfloat16 entries read as float32."""
         self._index(layer)
+        start, stop = as_index(start, "start"), as_index(stop, "stop")
         if not 0 <= start <= stop <= self.n_words:
             raise ValueError(f"rows [{start}, {stop}) out of range for entry {self.key!r} ({self.n_words} rows)")
         return self._read(self._open(layout.hidden_name(layer)), start, stop, f"layer {layer} rows")

@@ -70,7 +70,7 @@ class ActivationStore:
         if not self.path.exists():
             if not create:
                 raise FileNotFoundError(f"activation store not found: {self.path}")
-            self.path.mkdir(parents=True)
+            self.path.mkdir(parents=True, exist_ok=True)  # another process may create it at the same moment
 
     def _entry_dir(self, key: str) -> Path:
         return self.path / check_key(key)

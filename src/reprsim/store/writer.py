@@ -31,7 +31,7 @@ from reprsim.store._files import (
     sync_file_system,
 )
 from reprsim.store.append import ArrayAppender, raw_codecs
-from reprsim.store.entry import CorruptEntryError, StoreEntry, array_names, checksum_arrays
+from reprsim.store.entry import CorruptEntryError, StoreEntry, array_names, as_index, checksum_arrays
 
 # Every array: uncompressed little-endian values with a crc32c per chunk, written by ArrayAppender (append.py).
 CODECS = "bytes (little-endian) + crc32c"
@@ -100,6 +100,18 @@ def build_record(
     return dict(json.loads(canonical_json(record)))
 
 
+def _encode_naming_sentence(values: np.ndarray, bounds: np.ndarray, start: int, dtype: str, what: str) -> np.ndarray:
+    """codec.encode of the values of sentences start, start+1, ... (sentence start+i is values[bounds[i]:
+    bounds[i+1]]) in one check; only when that fails are the sentences checked one by one, so the error
+    names the first bad sentence."""
+    try:
+        return codec.encode(values, dtype, f"{what}, sentences [{start}, {start + len(bounds) - 1})")
+    except ValueError:
+        for i in range(len(bounds) - 1):
+            codec.encode(values[bounds[i] : bounds[i + 1]], dtype, f"{what}, sentence {start + i}")
+        raise
+
+
 def differing_fields(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """Names of top-level (and manifest.*) fields whose values differ between two records."""
     fields = []
@@ -141,7 +153,7 @@ class EntryWriter:
                     raise ValueError(
                         f"store entry {self.key!r} is a half-written entry with a different manifest "
                         f"(fields differ: {', '.join(differing_fields(old, self._record))}); "
-                        f"pass overwrite=True to discard it and start over"
+                        f"discard it with store.remove({self.key!r}) (or writer(..., overwrite=True)) and start over"
                     )
                 remove_leftovers(self.path)
                 try:
@@ -226,6 +238,7 @@ class EntryWriter:
         0 heads), or attention[k] is one flat array of the sentences' maps back to back (each in C order,
         heads x T x T values), as they are stored. Ranges must come in order: start == done_sentences.
         """
+        start, stop = as_index(start, "start"), as_index(stop, "stop")
         if start != self._done:
             raise ValueError(
                 f"store entry {self.key!r}: write_sentences must continue at sentence {self._done}, got start={start}"
@@ -271,11 +284,15 @@ class EntryWriter:
         rows = int(self._rows[stop] - self._rows[start])
         encoded = []
         for layer, width, values in zip(rec["layer_ids"], rec["layer_widths"], hidden, strict=True):
-            what = f"store entry {self.key!r}, layer {layer}, sentences [{start}, {stop})"
+            what = f"store entry {self.key!r}, layer {layer}"
             shape = np.shape(values)
             if shape != (rows, width):
-                raise ValueError(f"{what}: expected shape ({rows}, {width}) (words x width), got {shape}")
-            encoded.append(codec.encode(values, rec["dtype"], what))
+                raise ValueError(
+                    f"{what}, sentences [{start}, {stop}): expected shape ({rows}, {width}) (words x width), "
+                    f"got {shape}"
+                )
+            bounds = self._rows[start : stop + 1] - self._rows[start]
+            encoded.append(_encode_naming_sentence(np.asarray(values), bounds, start, rec["dtype"], what))
         return encoded
 
     def _encode_attention(
@@ -300,15 +317,7 @@ class EntryWriter:
             absolute = self._attention_offsets(heads)[start : stop + 1]
             offsets = absolute - absolute[0]  # where each sentence's maps start in the window's flat array
             flat = self._flat_maps(maps, start, stop, heads, int(offsets[-1]), what)
-            try:
-                encoded = codec.encode(flat, rec["dtype"], what)
-            except ValueError:
-                # One check for the whole window; only when it fails, find the sentence to name.
-                for s in range(start, stop):
-                    part = flat[offsets[s - start] : offsets[s - start + 1]]
-                    codec.encode(part, rec["dtype"], f"{what}, sentence {s}")
-                raise
-            result.append((layer, heads, encoded))
+            result.append((layer, heads, _encode_naming_sentence(flat, offsets, start, rec["dtype"], what)))
         return result
 
     def _flat_maps(
