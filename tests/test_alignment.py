@@ -373,6 +373,21 @@ def test_word_without_token_is_an_error_naming_sentence_and_word(sentence: list[
     assert store.keys() == []  # checked before anything is written
 
 
+def test_tokenizer_without_word_ids_is_an_error_asking_for_a_fast_one() -> None:
+    class LegacyEncoding(FakeEncoding):
+        def word_ids(self, i: int) -> list[int | None]:
+            raise ValueError("word_ids() is not available when using non-fast tokenizers")
+
+    class LegacyTokenizer(FakeTokenizer):
+        def __call__(self, batch: Any, is_split_into_words: bool = False, **kwargs: Any) -> FakeEncoding:
+            encoding = super().__call__(batch, is_split_into_words, **kwargs)
+            return LegacyEncoding(encoding["input_ids"], [])
+
+    adapter = TransformerAdapter(FakeModel(), LegacyTokenizer(), space_prefix=False)
+    with pytest.raises(ValueError, match=r"cannot map tokens to words .*load a tokenizers-backed \(fast\) tokenizer"):
+        adapter.tokenize([["ab", "cd"]])
+
+
 def test_adapter_reports_batch_row_of_bad_sentence() -> None:
     from reprsim.extraction import SentenceError
 

@@ -684,3 +684,26 @@ def test_windows_cover_the_corpus_on_a_grid_with_a_finer_last_window(n: int) -> 
         assert window_bounds(a, n, size=256, tail=64) == bounds[k:]
     with pytest.raises(ValueError, match="must divide"):
         window_bounds(0, n, size=256, tail=100)
+
+
+@pytest.mark.parametrize(
+    ("family", "limit"),
+    # From the configs built above: BERT max_position_embeddings=64; RoBERTa 66 minus its padding offset
+    # (positions start at padding_idx + 1 = 2); GPT-2 n_positions=64; XLNet has no position table.
+    [("bert", 64), ("roberta", 64), ("gpt2", 64), ("xlnet", None)],
+)
+def test_context_limit_of_each_family(family: str, limit: int | None, tmp_path: Path) -> None:
+    from reprsim.extraction.transformer import context_limit
+
+    model, tok = build_family(family, tmp_path)
+    assert context_limit(model, tok) == limit
+
+
+def test_a_model_in_training_mode_is_run_in_eval_mode(tmp_path: Path) -> None:
+    model, tok = build_family("bert", tmp_path)
+    model.config.hidden_dropout_prob = model.config.attention_probs_dropout_prob = 0.5
+    model = type(model)(model.config).train()  # dropout active, as a freshly built or fine-tuned model is
+    adapter = TransformerAdapter(model, tok, name="bert")
+    assert not model.training
+    first, second = (adapter.encode(SENTENCES, [2], attention=False).hidden[0] for _ in range(2))
+    torch.testing.assert_close(first, second, rtol=0, atol=0)  # no dropout: the same vectors twice
