@@ -327,6 +327,17 @@ def test_values_that_overflow_float32_products_are_refused() -> None:
 
 
 @pytest.mark.parametrize("precision", ["float64", "float32"])
+def test_values_whose_squared_products_overflow_float64_are_refused(precision: str) -> None:
+    """Linear CKA squares cross-product entries: at 1e76 they overflow float64 and CKA came out 0."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((50, 3)) * 1e76
+    m = CrossMoments([3], precision=precision, device="cpu")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"representation 0.*derivations that square them.*rescale"):
+        m.update([x])
+    CrossMoments([3], precision=precision, device="cpu").update([x * 1e-70])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("precision", ["float64", "float32"])
 def test_non_finite_low_precision_input_is_named_with_its_row(precision: str) -> None:
     bad = np.ones((6, 2), dtype=np.float16)
     bad[4, 1] = np.inf
@@ -395,7 +406,7 @@ def test_values_whose_products_could_overflow_float32_are_refused() -> None:
     rng = np.random.default_rng(12)
     x = rng.choice([-1e18, 1e18], size=(400, 2))
     m = CrossMoments([2], precision="float32", device="cpu")
-    message = r"could overflow float32 cross-products over 400 rows; use precision='float64'"
+    message = r"could overflow float32 cross-products over 400 rows .*; use precision='float64'"
     with pytest.raises(ValueError, match=message):
         m.update([x])
     exact = CrossMoments([2], device="cpu")

@@ -531,3 +531,35 @@ def test_cuda_inputs_match_cpu() -> None:
     for name, measure in ALL.items():
         on_gpu = measure(torch.from_numpy(X).cuda(), torch.from_numpy(Y).cuda())
         assert on_gpu == pytest.approx(measure(X, Y), rel=1e-9, abs=1e-12), name
+
+
+# ---------------------------------------------------------------- rounding and range of the input
+
+
+def low_rank_pair(seed: int, n: int = 500) -> tuple[np.ndarray, np.ndarray]:
+    """X of exact rank 4 in 15 neurons, Y of 12 neurons sharing 2 of X's directions plus noise."""
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((n, 4))
+    return a @ rng.standard_normal((4, 15)), a[:, :2] @ rng.standard_normal((2, 12)) + rng.standard_normal((n, 12))
+
+
+@pytest.mark.parametrize("name", ["linreg", "r2_lr", "cca_r2", "cca_rho", "svcca_raghu", "svcca_wu", "pwcca"])
+def test_float32_rounding_of_a_low_rank_layer_is_not_counted_as_dimensions(name: str) -> None:
+    """Stored as float32, a rank-4 layer carries rounding in its other 11 directions (about 1e-7 of the
+    values): the rank decisions must treat that as zero, as for the same values in float64."""
+    X, Y = low_rank_pair(70)
+    X32, Y32 = X.astype(np.float32), Y.astype(np.float32)
+    # The float64 reference: X exactly (no rounding), Y as stored.
+    assert SIMILARITIES[name](X32, Y32) == pytest.approx(SIMILARITIES[name](X, Y32.astype(np.float64)), abs=1e-5)
+    assert SIMILARITIES[name](Y32, X32) == pytest.approx(SIMILARITIES[name](Y32.astype(np.float64), X), abs=1e-5)
+    assert len(canonical_correlations(X32, Y32)) == 4 == len(canonical_correlations(X, Y))
+
+
+@pytest.mark.parametrize("name", sorted(SIMILARITIES))
+@pytest.mark.parametrize("scale", [1e155, 1e76, 1e-90, 1e-300])
+def test_values_far_outside_the_usual_range_give_the_same_score(name: str, scale: float) -> None:
+    """Every measure is invariant to isotropic scaling; squares (and CKA's fourth powers) of such values
+    overflow or underflow float64 unless the input is brought into range first."""
+    X, Y = related_pair(71)
+    got = SIMILARITIES[name](X * scale, Y)
+    assert got == pytest.approx(SIMILARITIES[name](X, Y), rel=1e-9)

@@ -298,3 +298,10 @@ def test_pair_results_from_merged_and_grown_moments() -> None:
     partial.update(reps)
     with pytest.raises(ValueError, match=r"needs block \(0, 2\)"):
         pair_results(partial, ["linear_cka"], pairs=[(0, 2)])
+
+
+def test_a_one_dimensional_chunk_is_refused_by_name() -> None:
+    X = np.random.default_rng(0).standard_normal((20, 3))
+    for x, y in ((X, X[:, 0]), (X[:, 0], X)):
+        with pytest.raises(ValueError, match=r"X and Y chunks must be 2-D \(rows x neurons\)"):
+            StreamingSimilarity(device="cpu").update(x, y)

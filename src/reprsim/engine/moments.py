@@ -357,11 +357,19 @@ class CrossMoments:
         rows x furthest^2 for every representation covers every block, the column sums and the shifted
         values themselves.
         """
-        if rows * furthest * furthest >= torch.finfo(self._gemm_dtype).max:
-            advice = "use precision='float64'" if self.precision == "float32" else "rescale the values"
+        # The derivations square block entries (linear CKA sums p x q of them): keep rows x furthest^2 under
+        # 2^480, so those squares stay far from float64's 2^1024 whatever the GEMM dtype.
+        if rows * furthest * furthest >= min(torch.finfo(self._gemm_dtype).max, 2.0**480):
+            fits_float64 = rows * furthest * furthest < 2.0**480
+            advice = (
+                "use precision='float64'"
+                if self.precision == "float32" and fits_float64
+                else "rescale the values (every measure is invariant to isotropic scaling)"
+            )
             raise ValueError(
                 f"chunk of representation {a}: values up to {furthest:.3g} (minus the first chunk's column "
-                f"means) could overflow {self.precision} cross-products over {rows} rows; {advice}"
+                f"means) could overflow {self.precision} cross-products over {rows} rows (or the float64 "
+                f"derivations that square them); {advice}"
             )
 
     def _stage(

@@ -7,6 +7,7 @@ problem instead of a NaN or a traceback from inside a decomposition.
 
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Any, NoReturn
 
@@ -38,7 +39,22 @@ def as_matrix(X: ArrayLike, name: str = "X", device: torch.device | None = None)
     t = matrix_tensor(X, name, device).to(torch.float64)
     if not bool(torch.isfinite(t).all()):
         raise_non_finite(t, name)
-    return t
+    return in_safe_range(t)
+
+
+# Values of magnitude within 2^-SAFE_EXPONENT .. 2^SAFE_EXPONENT keep fourth powers summed over many terms
+# (linear CKA's ||X^T Y||_F^2) inside float64's range.
+SAFE_EXPONENT = 64
+
+
+def in_safe_range(t: torch.Tensor) -> torch.Tensor:
+    """t, or t times a power of two (exact) that brings its largest magnitude near 1 when that lies outside
+    2^-64 .. 2^64. Every measure is invariant to isotropic scaling, so only the overflow (a NaN, or a CKA of
+    0 at 1e76) or underflow (a spurious "no variation" at 1e-90) goes."""
+    largest = float(t.abs().max()) if t.numel() else 0.0
+    if largest == 0.0 or 2.0**-SAFE_EXPONENT <= largest <= 2.0**SAFE_EXPONENT:
+        return t
+    return t * 2.0 ** -math.frexp(largest)[1]
 
 
 def matrix_tensor(X: ArrayLike, name: str = "X", device: torch.device | None = None) -> torch.Tensor:
@@ -86,6 +102,15 @@ def as_pair(X: ArrayLike, Y: ArrayLike, min_rows: int = 2) -> tuple[torch.Tensor
     if x.shape[0] < min_rows:
         raise ValueError(f"need at least {min_rows} rows, got {x.shape[0]}")
     return x, y
+
+
+def input_eps(X: ArrayLike) -> float:
+    """Machine epsilon of the input's own float type (float64's for float64 and integer input): the relative
+    rounding every value already carries before the measures convert it to float64."""
+    dtype = X.dtype if isinstance(X, torch.Tensor) else np.asarray(X).dtype
+    if isinstance(dtype, torch.dtype):
+        return float(torch.finfo(dtype).eps) if dtype.is_floating_point else float(np.finfo(np.float64).eps)
+    return float(np.finfo(dtype).eps) if np.issubdtype(dtype, np.floating) else float(np.finfo(np.float64).eps)
 
 
 def centre(X: torch.Tensor) -> torch.Tensor:

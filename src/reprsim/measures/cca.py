@@ -17,18 +17,21 @@ from typing import Literal
 import numpy as np
 import torch
 
-from reprsim.measures._input import ArrayLike, as_pair, centre, warn_few_rows
-from reprsim.measures.neuron import nonconstant_columns, unit_columns
-from reprsim.measures.regression import column_basis, rank_tolerance, thin_svd
+from reprsim.measures._input import ArrayLike, as_pair, centre, input_eps, warn_few_rows
+from reprsim.measures.neuron import nonconstant_columns
+from reprsim.measures.regression import rank_tolerance, rounding_floor, thin_svd, unit_basis
 
 SvccaConvention = Literal["raghu", "wu"]
 
 
-def _bases(x: torch.Tensor, y: torch.Tensor, measure: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Orthonormal bases of the centred column spaces of x and y (constant neurons span nothing)."""
+def _bases(
+    x: torch.Tensor, y: torch.Tensor, eps: tuple[float, float], measure: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Orthonormal bases of the centred column spaces of x and y (constant neurons span nothing); eps: the
+    machine epsilons of the inputs' own float types (see rounding_floor)."""
     x_var, _ = nonconstant_columns(x, "X", measure)
     y_var, _ = nonconstant_columns(y, "Y", measure)
-    return column_basis(unit_columns(x_var), "centred X"), column_basis(unit_columns(y_var), "centred Y")
+    return unit_basis(x_var, eps[0], "centred X"), unit_basis(y_var, eps[1], "centred Y")
 
 
 def _correlations_between(qx: torch.Tensor, qy: torch.Tensor) -> torch.Tensor:
@@ -40,7 +43,7 @@ def _correlations_between(qx: torch.Tensor, qy: torch.Tensor) -> torch.Tensor:
 def _canonical(X: ArrayLike, Y: ArrayLike, measure: str) -> torch.Tensor:
     x, y = as_pair(X, Y)
     warn_few_rows(x.shape[0], x.shape[1], y.shape[1], measure)
-    return _correlations_between(*_bases(x, y, measure))
+    return _correlations_between(*_bases(x, y, (input_eps(X), input_eps(Y)), measure))
 
 
 def canonical_correlations(X: ArrayLike, Y: ArrayLike) -> np.ndarray:
@@ -64,20 +67,29 @@ def cca_rho(X: ArrayLike, Y: ArrayLike) -> float:
 
 
 def kept_directions(
-    x: torch.Tensor, keep: float, convention: SvccaConvention, standardize: bool, name: str = "X"
+    x: torch.Tensor,
+    keep: float,
+    convention: SvccaConvention,
+    standardize: bool,
+    name: str = "X",
+    eps: float = float(torch.finfo(torch.float64).eps),
 ) -> torch.Tensor:
     """Orthonormal n x k basis of the top-k singular directions of the centred (or standardised) x.
 
     Variance fractions are taken over the numerical rank. "raghu": k = smallest count whose cumulative
     variance fraction reaches `keep`. "wu": k = count of directions whose cumulative fraction is strictly
     below `keep` (Wu et al.'s code), at least 1. `standardize` divides each centred neuron by its unbiased
-    std first (Wu et al.'s code does); it must only be applied to non-constant columns.
+    std first (Wu et al.'s code does); it must only be applied to non-constant columns. eps: the machine
+    epsilon of the input's own float type (see rounding_floor).
     """
     c = centre(x)
+    scale: torch.Tensor | float = 1.0
     if standardize:
-        c = c / c.std(dim=0, keepdim=True)
+        scale = 1.0 / c.std(dim=0)
+        c = c * scale
     u, s = thin_svd(c, f"standardised {name}" if standardize else f"centred {name}")
-    rank = int((s > rank_tolerance(tuple(c.shape)) * s[0]).sum())
+    floor = rounding_floor(x, scale, eps)
+    rank = int((s > max(rank_tolerance(tuple(c.shape)) * float(s[0]), floor)).sum())
     if rank == 0:
         raise ValueError(f"svcca: {name} has numerical rank 0 (no variance)")
     variance = s[:rank].square()
@@ -115,8 +127,8 @@ def svcca(
     warn_few_rows(x.shape[0], x.shape[1], y.shape[1], "svcca")
     x_var, _ = nonconstant_columns(x, "X", "svcca")
     y_var, _ = nonconstant_columns(y, "Y", "svcca")
-    ux = kept_directions(x_var, float(keep), convention, do_standardize, "X")
-    uy = kept_directions(y_var, float(keep), convention, do_standardize, "Y")
+    ux = kept_directions(x_var, float(keep), convention, do_standardize, "X", input_eps(X))
+    uy = kept_directions(y_var, float(keep), convention, do_standardize, "Y", input_eps(Y))
     return float(_correlations_between(ux, uy).mean())
 
 
@@ -132,8 +144,7 @@ def pwcca(X: ArrayLike, Y: ArrayLike) -> float:
     warn_few_rows(x.shape[0], x.shape[1], y.shape[1], "pwcca")
     x_var, _ = nonconstant_columns(x, "X", "pwcca")
     y_var, _ = nonconstant_columns(y, "Y", "pwcca")
-    qx = column_basis(unit_columns(x_var), "centred X")
-    qy = column_basis(unit_columns(y_var), "centred Y")
+    qx, qy = unit_basis(x_var, input_eps(X), "centred X"), unit_basis(y_var, input_eps(Y), "centred Y")
     u, rho = thin_svd(qx.T @ qy, "Q_X^T Q_Y")
     variates = qx @ u  # n x m, unit-norm canonical variates of X
     alpha = (variates.T @ centre(x_var)).abs().sum(dim=1)

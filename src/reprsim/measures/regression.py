@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from reprsim.measures._input import ArrayLike, as_pair, centre, warn_constant
+from reprsim.measures._input import ArrayLike, as_pair, centre, input_eps, warn_constant
 from reprsim.measures.neuron import nonconstant_columns, unit_columns
 
 
@@ -47,17 +47,33 @@ def thin_svd(a: torch.Tensor, what: str) -> tuple[torch.Tensor, torch.Tensor]:
     return u, s
 
 
-def column_basis(z: torch.Tensor, what: str) -> torch.Tensor:
-    """Orthonormal basis (n x r) of the column space of `z`, r its numerical rank (see `rank_tolerance`).
+def rounding_floor(x: torch.Tensor, column_scale: torch.Tensor | float, eps: float) -> float:
+    """The largest singular value that rounding of the input alone can put into the matrix whose column j is
+    (x_j - mean_j) * column_scale_j: each value of x was rounded to its float type (relative eps / 2), so
+    the error is at most eps / 2 * ||x_j|| * column_scale_j per column, and the Frobenius norm of that
+    error bounds its spectral norm. Directions below it are rounding (float32 activations of a low-rank
+    layer would otherwise count as extra dimensions)."""
+    return 0.5 * eps * float((x.norm(dim=0) * column_scale).norm())
+
+
+def column_basis(z: torch.Tensor, what: str, floor: float = 0.0) -> torch.Tensor:
+    """Orthonormal basis (n x r) of the column space of `z`, r its numerical rank: singular values above
+    `rank_tolerance` of the largest and above `floor` (see `rounding_floor`).
 
     Pass centred columns of comparable scale (e.g. `unit_columns`), so that the relative tolerance judges
     directions rather than the units of individual neurons.
     """
     u, s = thin_svd(z, what)
-    rank = int((s > rank_tolerance(tuple(z.shape)) * s[0]).sum()) if s.numel() else 0
+    rank = int((s > max(rank_tolerance(tuple(z.shape)) * float(s[0]), floor)).sum()) if s.numel() else 0
     if rank == 0:
         raise ValueError(f"{what} has numerical rank 0 (no variance)")
     return u[:, :rank]
+
+
+def unit_basis(x_var: torch.Tensor, eps: float, what: str) -> torch.Tensor:
+    """`column_basis` of `unit_columns(x_var)`, with the rounding floor of an input of machine epsilon eps."""
+    floor = rounding_floor(x_var, 1.0 / centre(x_var).norm(dim=0), eps)
+    return column_basis(unit_columns(x_var), what, floor)
 
 
 def linreg(X: ArrayLike, Y: ArrayLike) -> float:
@@ -72,7 +88,7 @@ def linreg(X: ArrayLike, Y: ArrayLike) -> float:
     x_var, x_const = nonconstant_columns(x, "X", "linreg")
     y_var, y_const = nonconstant_columns(y, "Y", "linreg")
     warn_constant(int(x_const.sum()), int(y_const.sum()), "linreg")
-    basis = column_basis(unit_columns(y_var), "centred Y")
+    basis = unit_basis(y_var, input_eps(Y), "centred Y")
     r = (basis.T @ unit_columns(x_var)).norm(dim=0).clamp(max=1.0)
     return float(r.mean())
 
@@ -87,7 +103,7 @@ def r2_lr(X: ArrayLike, Y: ArrayLike) -> float:
     x, y = as_pair(X, Y)
     x_var, _ = nonconstant_columns(x, "X", "r2_lr")
     y_var, _ = nonconstant_columns(y, "Y", "r2_lr")
-    basis = column_basis(unit_columns(y_var), "centred Y")
+    basis = unit_basis(y_var, input_eps(Y), "centred Y")
     xc = centre(x_var)
     explained = (basis.T @ xc).square().sum() / xc.square().sum()
     return float(explained.clamp(0.0, 1.0))

@@ -72,14 +72,13 @@ class StreamingSimilarity:
     def update(self, X_chunk: ArrayLike, Y_chunk: ArrayLike) -> None:
         """Add the same rows of X and Y (numpy or torch, any float dtype; chunks may differ in size)."""
         if self._moments is None:
-            widths = [int(np.shape(X_chunk)[1]), int(np.shape(Y_chunk)[1])] if np.ndim(X_chunk) == 2 else None
-            if widths is None or np.ndim(Y_chunk) != 2:
+            if np.ndim(X_chunk) != 2 or np.ndim(Y_chunk) != 2:
                 raise ValueError(
                     f"X and Y chunks must be 2-D (rows x neurons), got {np.ndim(X_chunk)}-D and "
                     f"{np.ndim(Y_chunk)}-D"
                 )
             self._moments = CrossMoments(
-                widths,
+                [int(np.shape(X_chunk)[1]), int(np.shape(Y_chunk)[1])],
                 device=self._device,
                 precision=self._precision,
                 row_norms="debiased_cka" in self.measures,
