@@ -23,17 +23,21 @@ def _attention_map(rng: np.random.Generator, heads: int, t: int) -> np.ndarray:
 
 
 def write_model(store: ActivationStore, name: str, layers: dict[int, np.ndarray], heads: int,
-                corpus_hash: str = "corpus-1", seed: int = 0, lengths: list[int] = LENGTHS) -> None:
-    """A store entry straight from arrays (layer 0 has no attention, like embeddings)."""
+                corpus_hash: str = "corpus-1", seed: int = 0, lengths: list[int] = LENGTHS,
+                variant: str | None = None) -> str:
+    """A store entry straight from arrays (layer 0 has no attention, like embeddings); returns its key.
+    variant: an extraction option, giving another entry (key) under the same display name."""
     rng = np.random.default_rng(seed)
     ids = sorted(layers)
     head_counts = [0 if layer == 0 else heads for layer in ids]
     manifest = {"name": name, "corpus_hash": corpus_hash, "model": name}
+    if variant is not None:
+        manifest["variant"] = variant
     writer = store.writer(make_key(name, manifest), manifest, ids, [layers[i].shape[1] for i in ids], lengths,
                           head_counts)
     attention = [[_attention_map(rng, h, t) if h else None for t in lengths] for h in head_counts]
     writer.write_sentences(0, len(lengths), [layers[i].astype(np.float32) for i in ids], attention)
-    writer.finalize()
+    return writer.finalize().key
 
 
 @pytest.fixture(scope="module")
@@ -127,3 +131,40 @@ def test_results_round_trip_and_subsample_flag(study_store, tmp_path):
     assert set(f[f.measure == "rbf_cka"].n_rows) == {100} and f[f.measure == "rbf_cka"].subsample.all()
     assert set(f[f.measure == "linear_cka"].n_rows) == {N_WORDS} and not f[f.measure == "linear_cka"].subsample.any()
     assert loaded.provenance["corpus_hash"] == "corpus-1"
+
+
+def test_a_model_extracted_again_is_compared_again_not_taken_from_old_results(tmp_path):
+    """Results are keyed by display name; rows computed from a store entry that has since been replaced
+    (the model extracted again with another option) must not be kept."""
+    rng = np.random.default_rng(3)
+    first = {layer: rng.standard_normal((N_WORDS, 4)) for layer in range(2)}
+    again = {layer: rng.standard_normal((N_WORDS, 4)) for layer in range(2)}
+    other = {layer: first[layer] @ rng.standard_normal((4, 3)) for layer in range(2)}
+    store = ActivationStore(tmp_path / "store")
+    old_key = write_model(store, "m", first, heads=2)
+    write_model(store, "o", other, heads=2, seed=1)
+    old = compare(store, measures=["linear_cka"], progress=False)
+    store.remove(old_key)
+    new_key = write_model(store, "m", again, heads=2, variant="first subword")
+    with pytest.warns(UserWarning, match="results for 'm' came from other store entries"):
+        updated = compare(store, measures=["linear_cka"], previous=old, progress=False)
+    fresh = compare(store, measures=["linear_cka"], progress=False)
+    assert updated.frame.sort_values(["model_a", "layer_a", "model_b", "layer_b"])["value"].tolist() == pytest.approx(
+        fresh.frame.sort_values(["model_a", "layer_a", "model_b", "layer_b"])["value"].tolist()
+    )
+    assert updated.value("linear_cka", ("m", 1), ("o", 1)) != pytest.approx(old.value("linear_cka", ("m", 1), ("o", 1)))
+    assert updated.provenance["entries"]["m"] == new_key
+
+
+def test_two_entries_of_one_name_are_told_apart_by_key(tmp_path):
+    rng = np.random.default_rng(4)
+    layers = {layer: rng.standard_normal((N_WORDS, 3)) for layer in range(2)}
+    store = ActivationStore(tmp_path / "store")
+    key_a = write_model(store, "m", layers, heads=2, variant="last")
+    key_b = write_model(store, "m", layers, heads=2, variant="first")
+    with pytest.raises(ValueError, match=r"two store entries share the display name 'm'.*choose one by its key"):
+        compare(store, measures=["linear_cka"], progress=False)
+    with pytest.raises(ValueError, match="2 store entries are named 'm'"):
+        compare(store, measures=["linear_cka"], models=["m"], progress=False)
+    table = compare(store, measures=["linear_cka"], models=[key_b], progress=False)
+    assert table.provenance["entries"] == {"m": key_b} and key_a != key_b

@@ -88,3 +88,53 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert main(["run", str(bad)]) == 1
     err = capsys.readouterr().err
     assert "`compare.measures`: unknown measure 'cka'" in err
+
+
+def test_compare_checks_its_output_path_before_any_work(tmp_path, capsys, monkeypatch):
+    import reprsim.comparison
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("compared before checking --out")
+
+    monkeypatch.setattr(reprsim.comparison, "compare", must_not_run)
+    store = tmp_path / "store"
+    (tmp_path / "file.txt").write_text("x")
+    cases = [
+        (tmp_path / "r.txt", "use a .parquet or .csv name"),
+        (tmp_path / "file.txt" / "r.parquet", "is a file, not a folder"),
+        (tmp_path, "use a .parquet or .csv name"),
+    ]
+    (tmp_path / "dir.parquet").mkdir()
+    cases.append((tmp_path / "dir.parquet", "is a folder"))
+    for out, message in cases:
+        assert main(["compare", "--store", str(store), "--out", str(out)]) == 1
+        assert message in capsys.readouterr().err
+
+
+def test_os_errors_and_interrupts_end_in_one_line(tmp_path, capsys, monkeypatch):
+    def denied(args):
+        raise PermissionError(13, "Permission denied", str(tmp_path / "corpus.txt"))
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    parser_args = ["report", str(tmp_path / "r.parquet"), "--out", str(tmp_path / "report.html")]
+    from reprsim.cli import build_parser
+
+    args = build_parser().parse_args(parser_args)
+    args.func = denied
+    monkeypatch.setattr("reprsim.cli.build_parser", lambda: _FixedParser(args))
+    assert main(parser_args) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Permission denied" in err and "corpus.txt" in err
+    args.func = interrupted
+    assert main(parser_args) == 130
+    assert "interrupted; finished work is kept" in capsys.readouterr().err
+
+
+class _FixedParser:
+    def __init__(self, args):
+        self.args = args
+
+    def parse_args(self, argv):
+        return self.args

@@ -14,6 +14,7 @@ the pairs that involve it.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,25 +72,66 @@ def resolve_measures(names: Sequence[str]) -> list[str]:
 
 
 def select_entries(store: ActivationStore, models: Sequence[str] | None) -> list[StoreEntry]:
-    """The store's complete entries, optionally only the named ones, checked to share one corpus."""
+    """The store's complete entries, optionally only the named ones (display names or entry keys), checked
+    to share one corpus and to have distinct display names (results are keyed by them)."""
     entries = store.entries()
     if not entries:
         raise ValueError(f"activation store {store.path} holds no complete entries; run `reprsim extract` first")
+    chosen = entries if models is None else [_entry_named(store, entries, m) for m in models]
     by_name: dict[str, StoreEntry] = {}
-    for entry in entries:
+    for entry in chosen:
         if entry.name in by_name:
             raise ValueError(
                 f"two store entries share the display name {entry.name!r} ({by_name[entry.name].key} and "
-                f"{entry.key}); give them distinct names at extraction or choose one with --models"
+                f"{entry.key}); choose one by its key with --models, or remove the other "
+                f"(delete its folder in {store.path})"
             )
         by_name[entry.name] = entry
-    if models is not None:
-        missing = [m for m in models if m not in by_name]
-        if missing:
-            raise KeyError(f"model {missing[0]!r} is not in store {store.path}; available: {', '.join(by_name)}")
-        entries = [by_name[m] for m in models]
-    check_same_corpus(entries)
-    return entries
+    check_same_corpus(chosen)
+    return chosen
+
+
+def _entry_named(store: ActivationStore, entries: Sequence[StoreEntry], model: str) -> StoreEntry:
+    """The complete entry whose key is `model`, or the only one whose display name is."""
+    for entry in entries:
+        if entry.key == model:
+            return entry
+    named = [entry for entry in entries if entry.name == model]
+    if len(named) == 1:
+        return named[0]
+    if named:
+        raise ValueError(
+            f"{len(named)} store entries are named {model!r} ({', '.join(e.key for e in named)}); choose one "
+            f"by its key with --models, or remove the others (delete their folders in {store.path})"
+        )
+    incomplete = [key for key in store.incomplete() if key.startswith(model)]
+    hint = f" ({incomplete[0]} is there but unfinished: run `reprsim extract` again to finish it)" if incomplete else ""
+    raise KeyError(
+        f"model {model!r} is not in store {store.path}{hint}; available: {', '.join(sorted({e.name for e in entries}))}"
+    )
+
+
+def without_stale_rows(previous: ResultTable, entries: Sequence[StoreEntry]) -> ResultTable:
+    """previous without the rows of models whose store entry is not the one they were computed from (the
+    model was extracted again with other options): those rows are computed again, with a warning."""
+    old = previous.provenance.get("entries") or {}
+    stale = sorted(e.name for e in entries if e.name in old and old[e.name] != e.key)
+    if not stale:
+        return previous
+    warnings.warn(
+        f"results for {', '.join(map(repr, stale))} came from other store entries "
+        f"({', '.join(str(old[name]) for name in stale)}); computing them again",
+        StaleResultsWarning,
+        stacklevel=3,
+    )
+    frame = previous.frame
+    keep = ~(frame["model_a"].isin(stale) | frame["model_b"].isin(stale))
+    entries_now = {name: key for name, key in old.items() if name not in stale}
+    return ResultTable(frame[keep].reset_index(drop=True), {**previous.provenance, "entries": entries_now})
+
+
+class StaleResultsWarning(UserWarning):
+    """Rows of an earlier results file came from a store entry that has since been replaced."""
 
 
 def check_same_corpus(entries: Sequence[StoreEntry]) -> None:
@@ -337,9 +379,10 @@ def compare(
     names = resolve_measures(measures)
     entries = select_entries(store, models)
     reps = representations(entries)
-    done = _done_keys(previous)
     if previous is not None:
         check_previous_corpus(previous, entries[0])
+        previous = without_stale_rows(previous, entries)
+    done = _done_keys(previous)
 
     from reprsim.engine import ENGINE_MEASURES
 
@@ -356,7 +399,10 @@ def compare(
         "store": str(store.path),
         "corpus_hash": entries[0].corpus_hash,
         "n_words": entries[0].n_words,
-        "entries": {e.name: e.key for e in entries},
+        "entries": {
+            **(previous.provenance.get("entries") or {} if previous is not None else {}),
+            **{e.name: e.key for e in entries},
+        },
         "measures": names,
         "subsample_rows": subsample_rows,
         "attention_sentences": attention_sentences,

@@ -35,19 +35,21 @@ def run_study(study: Study, progress: bool = True) -> StudyOutputs:
     corpus = load_corpus(study)
     store = ActivationStore(study.store)
     ex = study.extraction
+    keys = []  # the entries of this study's options, not older ones of the same name left in the store
     for model in study.models:
         layers = model.layers if model.layers is not None else ex.layers
-        extract(
+        (entry,) = extract(
             [model.model], corpus, store,
             layers=None if layers == "all" else layers,
             subword=ex.subword, attention=ex.attention, causal_attention=ex.causal_attention,
             batch_size=ex.batch_size, device=ex.device, dtype=ex.dtype, long_sentences=ex.long_sentences,
             names=[model.name], trust_remote_code=model.trust_remote_code, progress=progress,
         )
+        keys.append(entry.key)
     previous = ResultTable.load(study.results) if study.results.exists() else None
     cmp = study.compare
     table = compare(
-        store, measures=cmp.measures, models=[m.name for m in study.models], previous=previous,
+        store, measures=cmp.measures, models=keys, previous=previous,
         device=cmp.device, chunk_rows=cmp.chunk_rows, subsample_rows=cmp.subsample_rows,
         attention_sentences=cmp.attention_sentences, seed=cmp.seed, progress=progress,
     )

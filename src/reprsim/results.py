@@ -240,6 +240,21 @@ def _check_provenance(provenance: Mapping[str, Any] | None) -> dict[str, Any]:
         raise ValueError(f"provenance must be JSON-serialisable: {exc}") from exc
 
 
+def check_output_path(path: str | Path, format: str | None = None) -> str:
+    """The format a table would be saved to `path` in, checked before any work is done: a known format, the
+    path not a folder, and no file where one of its folders should be."""
+    path = Path(path)
+    fmt = _resolve_format(path, format)
+    if path.is_dir():
+        raise ValueError(f"results file {str(path)!r} is a folder")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ValueError(f"cannot write {str(path)!r}: {str(parent)!r} is a file, not a folder")
+            break
+    return fmt
+
+
 def _resolve_format(path: Path, format: str | None) -> str:
     """Pick the file format from the explicit argument, else from the suffix."""
     if format is not None:

@@ -40,11 +40,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, KeyError) as exc:
-        # User-facing errors: one clear line, no traceback.
+    except (ValueError, KeyError, OSError) as exc:
+        # User-facing errors (bad input, unreadable or unwritable paths): one clear line, no traceback.
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"reprsim {args.command}: error: {msg}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        # Extraction commits whole windows and comparisons write nothing partial: a re-run picks up from there.
+        print(f"reprsim {args.command}: interrupted; finished work is kept, run the same command again to go on",
+              file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
