@@ -64,6 +64,17 @@ def test_empty_line_is_an_error_naming_file_and_line(tmp_path):
     assert Corpus.from_text(path, skip_empty=True).sentences == [["first", "line"], ["third"]]
 
 
+def test_blank_lines_at_the_end_of_the_file_are_not_sentences(tmp_path):
+    path = write(tmp_path, "tail.txt", "first line\nsecond\n\n  \r\n\n")
+    assert Corpus.from_text(path).sentences == [["first", "line"], ["second"]]
+
+
+def test_old_mac_line_endings_are_an_error_not_one_long_sentence(tmp_path):
+    path = write(tmp_path, "mac.txt", b"one two\rthree four\r")
+    with pytest.raises(ValueError, match=r"mac\.txt: line 1 has a carriage return inside it.*\(CR\) line endings"):
+        Corpus.from_text(path)
+
+
 def test_line_of_only_invisible_characters_counts_as_empty(tmp_path):
     path = write(tmp_path, "zw.txt", "a b\n\u200b \u00ad\n")
     with pytest.raises(ValueError, match="line 2 is empty"):

@@ -9,6 +9,7 @@ import pytest
 
 from reprsim.cli import main
 from reprsim.results import ResultTable
+from reprsim.store import ActivationStore
 from test_extraction_models import WORDS, build_family
 
 
@@ -138,3 +139,14 @@ class _FixedParser:
 
     def parse_args(self, argv):
         return self.args
+
+
+def test_extract_skip_empty_lines_flag(tiny_models, tmp_path, capsys):
+    corpus = tmp_path / "gaps.txt"
+    corpus.write_text("the cat sat\n\non the mat\n", encoding="utf-8")
+    command = ["extract", str(tiny_models["bert"]), "--corpus", str(corpus), "--store", str(tmp_path / "s"), "--quiet"]
+    assert main(command) == 1
+    assert "line 2 is empty" in capsys.readouterr().err
+    assert main([*command, "--skip-empty-lines"]) == 0
+    (entry,) = ActivationStore(tmp_path / "s").entries()
+    assert entry.n_sentences == 2

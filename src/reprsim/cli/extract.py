@@ -13,7 +13,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.name is not None and len(args.name) != len(args.models):
         raise ValueError(f"--name was given {len(args.name)} times for {len(args.models)} models")
-    corpus = Corpus.load(args.corpus)
+    corpus = Corpus.load(args.corpus, skip_empty=args.skip_empty_lines)
     if args.max_words is not None:
         corpus = corpus.drop_longer_than(args.max_words)
     store = ActivationStore(args.store)
@@ -90,6 +90,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="model and storage precision",
     )
     parser.add_argument("--max-sentences", type=_positive, default=None, help="use the first N sentences")
+    parser.add_argument(
+        "--skip-empty-lines", action="store_true", help="skip lines with no words in a text corpus (else an error)"
+    )
     parser.add_argument(
         "--max-words",
         type=_positive,

@@ -29,8 +29,8 @@ def read_lines(path: str | Path) -> Iterator[tuple[int, str]]:
         raise ValueError(f"corpus file is empty: {path}")
     offset = len(UTF8_BOM) if data.startswith(UTF8_BOM) else 0
     lines = data[offset:].split(b"\n")
-    if lines and lines[-1] == b"":
-        lines.pop()  # the newline that ends the last line does not start another one
+    while lines and not lines[-1].strip():
+        lines.pop()  # blank lines at the end of the file (and the final newline) start no sentence
     for number, raw in enumerate(lines, start=1):
         try:
             text = raw.decode("utf-8")
@@ -40,7 +40,13 @@ def read_lines(path: str | Path) -> Iterator[tuple[int, str]]:
                 f"{offset + exc.start} of the file (column {exc.start + 1} of the line, in bytes)"
             ) from None
         offset += len(raw) + 1
-        yield number, text.removesuffix("\r")
+        text = text.removesuffix("\r")
+        if "\r" in text:
+            raise ValueError(
+                f"{path}: line {number} has a carriage return inside it: the file seems to use old Mac (CR) line "
+                "endings; convert them to \\n (one sentence per line)"
+            )
+        yield number, text
 
 
 def read_text(path: str | Path, *, skip_empty: bool = False) -> list[list[str]]:
@@ -55,7 +61,10 @@ def read_text(path: str | Path, *, skip_empty: bool = False) -> list[list[str]]:
         if not words:
             if skip_empty:
                 continue
-            raise ValueError(f"{path}: line {number} is empty (no words); remove it or pass skip_empty=True")
+            raise ValueError(
+                f"{path}: line {number} is empty (no words); remove it, or pass skip_empty=True "
+                "(reprsim extract --skip-empty-lines)"
+            )
         sentences.append(words)
     if not sentences:
         raise ValueError(f"corpus file has no sentences: {path}")
