@@ -287,3 +287,9 @@ def test_builtin_without_gensim_says_what_to_install(monkeypatch):
 def test_repr_is_short():
     text = repr(Corpus([["a", "b"], ["c"]], name="tiny"))
     assert "tiny" in text and "2 sentences" in text and "3 words" in text and len(text) < 200
+
+
+def test_a_folder_given_as_the_corpus_is_named_as_such(tmp_path):
+    for load in (Corpus.from_text, Corpus.from_conllu):
+        with pytest.raises(ValueError, match="corpus path is a folder, not a file"):
+            load(tmp_path)

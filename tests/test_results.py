@@ -287,3 +287,12 @@ def test_layers_per_measure_leave_out_layers_a_measure_does_not_cover():
     matrix = model_matrix(table, "attention_js")
     # A -> B: mean over A's layers 1, 2 of the best over B's layers = mean(0.12, 0.22)
     assert matrix.loc["A", "B"] == pytest.approx(0.17)
+
+
+def test_loading_a_folder_or_an_empty_csv_names_the_file(tmp_path):
+    with pytest.raises(ValueError, match="is a folder, not a file"):
+        ResultTable.load(tmp_path)
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    with pytest.raises(ValueError, match=r"empty\.csv' is not a readable CSV file"):
+        ResultTable.load(empty)

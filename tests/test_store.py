@@ -935,3 +935,8 @@ def test_flat_attention_is_checked_and_a_bad_value_names_its_sentence(store):
     with pytest.raises(ValueError, match=r"attention layer 5, sentence 2: contains NaN or Inf"):
         writer.write_sentences(0, 3, hidden_for(0, 3), attention)
     assert writer.done_sentences == 0
+
+
+def test_an_empty_store_path_is_refused():
+    with pytest.raises(ValueError, match="activation store path is empty"):
+        ActivationStore("")

@@ -74,3 +74,19 @@ def test_missing_file_and_bad_yaml(tmp_path):
     (tmp_path / "bad.yaml").write_text("models: [a\n")
     with pytest.raises(StudyConfigError, match="not valid YAML"):
         load_study(tmp_path / "bad.yaml")
+
+
+def test_a_relative_corpus_path_is_found_beside_the_study_file(tmp_path, monkeypatch):
+    folder = tmp_path / "study"
+    folder.mkdir()
+    (folder / "sentences.txt").write_text("a b\n", encoding="utf-8")
+    (folder / "s.yaml").write_text("models: [{name: m, model: minilm}]\ncorpus: {source: sentences.txt}\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    study = load_study(folder / "s.yaml")
+    assert Path(study.corpus.source) == folder / "sentences.txt"
+    assert study.results.parent == folder / "reprsim-out"  # outputs too
+    (elsewhere / "here.txt").write_text("c d\n", encoding="utf-8")  # found only from the current folder
+    (folder / "t.yaml").write_text("models: [{name: m, model: minilm}]\ncorpus: {source: here.txt}\n")
+    assert load_study(folder / "t.yaml").corpus.source == "here.txt"

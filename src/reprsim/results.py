@@ -361,6 +361,8 @@ class ResultTable:
         A CSV without its sidecar loads with empty provenance.
         """
         path = Path(path)
+        if path.is_dir():
+            raise ValueError(f"results table {str(path)!r} is a folder, not a file")
         if not path.is_file():
             raise FileNotFoundError(f"results table {str(path)!r} does not exist")
         fmt = _resolve_format(path, format)
@@ -379,7 +381,7 @@ class ResultTable:
         else:
             try:
                 frame = pd.read_csv(path, dtype={c: str for c in _STRING_COLUMNS}, keep_default_na=False)
-            except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+            except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
                 raise ValueError(f"results table {str(path)!r} is not a readable CSV file: {exc}") from exc
             sidecar = provenance_sidecar(path)
             if sidecar.is_file():

@@ -6,7 +6,7 @@ that names the key path (for example `extraction.subword`) and what is allowed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -233,8 +233,18 @@ def _finetuning(raw: Any, model_names: list[str]) -> list[FinetuneSpec]:
     return specs
 
 
+def _beside(corpus: CorpusSpec, base_dir: Path) -> CorpusSpec:
+    """A relative corpus path is found beside the study file, like the outputs; one that exists only relative
+    to the current folder (how studies were read before) is still taken from there."""
+    source = Path(corpus.source)
+    if corpus.source == "builtin" or source.is_absolute() or not (base_dir / source).exists():
+        return corpus
+    return replace(corpus, source=str(base_dir / source))
+
+
 def parse_study(raw: Any, base_dir: Path) -> Study:
-    """Validate a parsed YAML document; relative output paths are taken relative to `base_dir`."""
+    """Validate a parsed YAML document; relative paths (outputs, and a corpus file found there) are taken
+    relative to `base_dir`, the study file's folder."""
     d = _mapping(raw, "", _TOP_KEYS)
     if "models" not in d:
         raise _fail("models", "is required")
@@ -249,7 +259,7 @@ def parse_study(raw: Any, base_dir: Path) -> Study:
     report = out.get("report")
     return Study(
         name=_typed(d.get("name", "study"), "name", str),
-        corpus=_corpus(d.get("corpus", "builtin")),
+        corpus=_beside(_corpus(d.get("corpus", "builtin")), base_dir),
         models=models,
         extraction=_extraction(d.get("extraction")),
         compare=_compare(d.get("compare")),

@@ -22,6 +22,8 @@ def read_lines(path: str | Path) -> Iterator[tuple[int, str]]:
     (naming the file, the line and the byte offset from the start of the file).
     """
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"corpus path is a folder, not a file: {path}")
     if not path.is_file():
         raise FileNotFoundError(f"corpus file not found: {path}")
     data = path.read_bytes()

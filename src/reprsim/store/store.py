@@ -55,6 +55,8 @@ class ActivationStore:
         attention_chunk: int = DEFAULT_ATTENTION_CHUNK,
         durable: bool = True,
     ) -> None:
+        if not str(path).strip():
+            raise ValueError("activation store path is empty; give a folder name")
         self.path = Path(path)
         if (chunk_rows is not None and chunk_rows < 1) or attention_chunk < 1:
             raise ValueError(
