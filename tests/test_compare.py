@@ -168,3 +168,14 @@ def test_two_entries_of_one_name_are_told_apart_by_key(tmp_path):
         compare(store, measures=["linear_cka"], models=["m"], progress=False)
     table = compare(store, measures=["linear_cka"], models=[key_b], progress=False)
     assert table.provenance["entries"] == {"m": key_b} and key_a != key_b
+
+
+def test_mutual_knn_on_too_few_words_fails_before_the_other_measures(tmp_path, monkeypatch):
+    import reprsim.comparison as comparison
+
+    lengths = [3, 4]  # 7 words: fewer than k + 1 = 11
+    store = ActivationStore(tmp_path / "store")
+    write_model(store, "m", {0: np.random.default_rng(0).standard_normal((7, 3))}, heads=0, lengths=lengths)
+    monkeypatch.setattr(comparison, "streamed_records", lambda *a, **k: pytest.fail("computed before checking"))
+    with pytest.raises(ValueError, match=r"mutual_knn .* needs more than 10 rows; the corpus has 7 words"):
+        compare(store, measures=["linear_cka", "mutual_knn"], progress=False)

@@ -14,6 +14,7 @@ the pairs that involve it.
 
 from __future__ import annotations
 
+import inspect
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -390,6 +391,12 @@ def compare(
     sampled = [m for m in names if registry.get(m).level != "attention" and m not in streamed]
     attention = [m for m in names if registry.get(m).level == "attention"]
 
+    knn_k = int(inspect.signature(fit).parameters["k"].default)
+    if "mutual_knn" in sampled and min(entries[0].n_words, subsample_rows) <= knn_k:
+        raise ValueError(  # checked before the other measures run, not after
+            f"mutual_knn compares each word's {knn_k} nearest neighbours and needs more than {knn_k} rows; the "
+            f"corpus has {entries[0].n_words} words: choose measures without it (--measures) or a larger corpus"
+        )
     records = streamed_records(reps, streamed, done, device, chunk_rows, progress)
     records += subsampled_records(reps, sampled, done, subsample_rows, seed, chunk_rows, progress)
     records += attention_records(entries, attention, done, attention_sentences, seed, progress)

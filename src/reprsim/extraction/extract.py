@@ -127,7 +127,7 @@ def extract(
     labels = [names[i] if names is not None else _default_name(spec) for i, spec in enumerate(specs)]
     duplicates = sorted({label for label in labels if labels.count(label) > 1})
     if duplicates:
-        raise ValueError(f"two models share the display name {duplicates[0]!r}; pass names=[...]")
+        raise ValueError(f"two models share the display name {duplicates[0]!r}; pass names=[...] (--name)")
     return [extract_one(spec, label, corpus, store, options) for spec, label in zip(specs, labels, strict=True)]
 
 
@@ -150,7 +150,7 @@ def _check_options(
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     if causal_attention and not attention:
-        raise ValueError("causal_attention=True needs attention=True")
+        raise ValueError("causal_attention=True (--causal-attention) needs attention=True (drop --no-attention)")
     return ExtractOptions(
         layers=parse_layers(layers),
         subword=subword,

@@ -319,7 +319,8 @@ class TransformerAdapter:
                 raise SentenceError(
                     row,
                     f"{len(ids[row])} tokens (with special tokens) is more than {self.name}'s context of "
-                    f"{self.max_tokens}; drop long sentences (--max-words) or use long_sentences='window'",
+                    f"{self.max_tokens}; drop long sentences (--max-words) or use long_sentences='window' "
+                    "(--long-sentences window)",
                 )
             units.extend(self._window_units(row, words, word_ids[row]))
         return units
