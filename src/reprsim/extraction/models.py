@@ -7,6 +7,7 @@ is, so the extraction driver can build the store key and skip finished work befo
 
 from __future__ import annotations
 
+import difflib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,7 @@ import torch
 from reprsim.extraction.presets import (
     PRESETS,
     RANDOM_SEED,
+    RANDOM_SUFFIX,
     cache_root,
     folder_sha256,
     preset_folder,
@@ -65,6 +67,13 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+def close_preset(spec: str) -> str | None:
+    """The preset name (or its "-random" twin) closest to `spec` when it is a likely typo of one."""
+    names = [*PRESETS, *(f"{name}{RANDOM_SUFFIX}" for name in PRESETS)]
+    match = difflib.get_close_matches(spec.lower(), names, n=1, cutoff=0.8)
+    return match[0] if match else None
+
+
 def hub_revision(model_id: str, trust_remote_code: bool = False) -> str:
     """The commit a hub id resolves to (downloading config.json if allowed; offline it must be cached)."""
     from transformers.utils import cached_file
@@ -100,6 +109,11 @@ def resolve_model(spec: str, trust_remote_code: bool = False) -> ModelSource:
         )
     if spec.startswith((".", "/", "~")) or spec.count("/") > 1:
         raise FileNotFoundError(f"model folder {spec!r} does not exist")
+    typo = close_preset(spec)
+    if typo is not None and "/" not in spec:
+        # A hub id is almost always "org/name": a bare name one letter off a preset is a typo, and asking
+        # the hub first would only retry for half a minute when there is no network.
+        raise FileNotFoundError(f"model {spec!r} is not a preset or a local folder; did you mean {typo!r}?")
     return ModelSource(
         spec, spec, "hub", spec, {"hub_id": spec, "revision": hub_revision(spec, trust_remote_code)}
     )
