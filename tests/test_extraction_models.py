@@ -430,6 +430,7 @@ def test_adapter_with_wrong_word_count_is_rejected(tmp_path: Path) -> None:
     [
         (lambda c, s: extract("no-such-org/no-such-model", c, s), "not a preset"),
         (lambda c, s: extract("minilmm", c, s), "did you mean 'minilm'"),
+        (lambda c, s: extract("minilm", c, s, max_sentences=5), r"max_sentences=5 .* has 4 sentences"),
         (lambda c, s: extract("SmolLM", c, s), "did you mean 'smollm2'"),
         (lambda c, s: extract("./missing/folder", c, s), "does not exist"),
         (lambda c, s: extract("minilm", c, s, subword="middle"), "subword must be one of"),

@@ -122,7 +122,12 @@ def extract(
     if max_sentences is not None:
         if isinstance(max_sentences, bool) or not isinstance(max_sentences, int) or max_sentences < 1:
             raise ValueError(f"max_sentences must be a positive integer, got {max_sentences!r}")
-        corpus = corpus.head(min(max_sentences, len(corpus)))
+        if max_sentences > len(corpus):  # an error, as for the loaders' n: not silently a smaller study
+            raise ValueError(
+                f"max_sentences={max_sentences} (--max-sentences) but corpus {corpus.name!r} has {len(corpus)} "
+                "sentences"
+            )
+        corpus = corpus.head(max_sentences)
     store = store if isinstance(store, ActivationStore) else ActivationStore(store)
     labels = [names[i] if names is not None else _default_name(spec) for i, spec in enumerate(specs)]
     duplicates = sorted({label for label in labels if labels.count(label) > 1})
