@@ -85,7 +85,7 @@ def select_entries(store: ActivationStore, models: Sequence[str] | None) -> list
             raise ValueError(
                 f"two store entries share the display name {entry.name!r} ({by_name[entry.name].key} and "
                 f"{entry.key}); choose one by its key with --models, or remove the other "
-                f"(delete its folder in {store.path})"
+                f"(`reprsim store remove {store.path} KEY`)"
             )
         by_name[entry.name] = entry
     check_same_corpus(chosen)
@@ -103,7 +103,7 @@ def _entry_named(store: ActivationStore, entries: Sequence[StoreEntry], model: s
     if named:
         raise ValueError(
             f"{len(named)} store entries are named {model!r} ({', '.join(e.key for e in named)}); choose one "
-            f"by its key with --models, or remove the others (delete their folders in {store.path})"
+            f"by its key with --models, or remove the others (`reprsim store remove {store.path} KEY ...`)"
         )
     incomplete = [key for key in store.incomplete() if key.startswith(model)]
     hint = f" ({incomplete[0]} is there but unfinished: run `reprsim extract` again to finish it)" if incomplete else ""

@@ -14,6 +14,7 @@ COMMANDS: tuple[str, ...] = (
     "run",
     "demo",
     "report",
+    "store",
     "validate",
 )
 

@@ -25,7 +25,7 @@ class CorruptEntryError(ValueError):
     def __init__(self, key: str, problem: str) -> None:
         super().__init__(
             f"store entry {key!r} is corrupt or incomplete: {problem} "
-            f"(remove it with store.remove({key!r}) and extract again)"
+            f"(remove it with store.remove({key!r}) or `reprsim store remove STORE {key}`, and extract again)"
         )
         self.key = key
         self.problem = problem

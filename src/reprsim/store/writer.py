@@ -153,7 +153,8 @@ class EntryWriter:
                     raise ValueError(
                         f"store entry {self.key!r} is a half-written entry with a different manifest "
                         f"(fields differ: {', '.join(differing_fields(old, self._record))}); "
-                        f"discard it with store.remove({self.key!r}) (or writer(..., overwrite=True)) and start over"
+                        f"discard it with store.remove({self.key!r}) or `reprsim store remove STORE {self.key}` "
+                        "(or writer(..., overwrite=True)) and start over"
                     )
                 remove_leftovers(self.path)
                 try:
