@@ -302,3 +302,42 @@ def test_finetune_layers_must_exist_in_base():
     table = ResultTable.from_records(rows)
     with pytest.raises(ValueError, match=r"layers \[1\] that base model 'bert' lacks"):
         finetune_similarity(table, "bert", ["ft"])
+
+
+def test_aggregates_cover_the_models_a_measure_has():
+    blocks = {("A", "B"): A_TO_B, ("B", "A"): B_TO_A}
+    rows = directed_table("maxsim", blocks) + directed_table("svcca_like", {("A", "C"): [[0.5]], ("C", "A"): [[0.4]]})
+    table = ResultTable.from_records(rows)
+    tidy = model_to_model(table, "maxsim")
+    assert set(tidy["model_a"]) == {"A", "B"}  # C has no maxsim rows: not a column of empty values
+    with pytest.raises(ValueError, match="no maxsim rows for model 'C'"):
+        model_to_model(table, "maxsim", models=["A", "B", "C"])
+
+
+def test_localisation_joins_the_two_measures_on_model_and_layer():
+    """maxsim covers layers 0-2 of B, svcca layers 1-3: each layer's two means must be its own."""
+    rng = np.random.default_rng(8)
+    rows = []
+    for measure, b_layers in (("maxsim", range(3)), ("svcca", range(1, 4))):
+        direction = "a->b" if measure == "maxsim" else "sym"
+        for la in range(3):
+            for lb in b_layers:
+                value = float(rng.uniform(0.1, 0.9))
+                rows.append(row(("A", la), ("B", lb), measure, direction, value))
+                if direction == "a->b":
+                    rows.append(row(("B", lb), ("A", la), measure, direction, float(rng.uniform(0.1, 0.9))))
+    table = ResultTable.from_records(rows)
+    scores = localisation_scores(table)
+    frame = table.frame
+    for r in scores.itertuples(index=False):
+        other = "B" if r.model == "A" else "A"
+        def mean(measure, r=r, other=other):
+            sel = frame[(frame.measure == measure) & (frame.model_a == r.model) & (frame.layer_a == r.layer)
+                        & (frame.model_b == other)]
+            if measure == "svcca" and sel.empty:  # symmetric rows are stored once, either way round
+                sel = frame[(frame.measure == measure) & (frame.model_b == r.model) & (frame.layer_b == r.layer)
+                            & (frame.model_a == other)]
+            return sel.value.mean()
+        assert r.neuron_mean == pytest.approx(mean("maxsim"))
+        assert r.subspace_mean == pytest.approx(mean("svcca"))
+    assert sorted(zip(scores.model, scores.layer, strict=True)) == [("A", 0), ("A", 1), ("A", 2), ("B", 1), ("B", 2)]

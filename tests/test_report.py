@@ -211,3 +211,19 @@ def test_report_refuses_empty_table_and_unknown_orientation(tmp_path):
 def test_layer_ids_are_tuples_not_strings(table):
     labels = table.matrix("linear_cka").labels
     assert labels[0] == LayerId("base", 0) and labels[0] == ("base", 0)
+
+
+def test_a_measure_missing_for_one_model_and_a_missing_finetune_pair_do_not_sink_the_report(tmp_path):
+    """'other' has no attention (so no attention_js rows), and one fine-tuning pair of linear_cka is missing:
+    the report is still written, with notes, and the attention section covers the two other models."""
+    rows = build_rows(MODELS, LAYERS, MEASURES[:3]) + build_rows(["base", "ft"], LAYERS, MEASURES[3:])
+    rows = [
+        r for r in rows
+        if not (r["measure"] == "linear_cka" and {(r["model_a"], r["layer_a"]), (r["model_b"], r["layer_b"])}
+                == {("ft", 2), ("base", 2)})
+    ]
+    index = write_report(ResultTable.from_records(rows, PROVENANCE), tmp_path, finetuned={"base": ["ft"]})
+    html = index.read_text(encoding="utf-8")
+    assert "attention_js was not computed for other" in html
+    assert "fine-tuning against base skipped" in html
+    assert (tmp_path / "figures" / "pairs-attention_js.png").is_file()

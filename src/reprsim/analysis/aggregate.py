@@ -49,10 +49,15 @@ def best_match(values: np.ndarray, larger_is_similar: bool) -> tuple[np.ndarray,
     return values[np.arange(values.shape[0]), best_column], best_column
 
 
-def distinct_models(table: ResultTable, models: Sequence[str] | None) -> list[str]:
-    """The models to aggregate over (default: all, in table order); at least two are needed."""
-    chosen = table.layer_ids(models)
+def distinct_models(table: ResultTable, models: Sequence[str] | None, measure: str | None = None) -> list[str]:
+    """The models to aggregate over (default: all, in table order; with `measure`, those it covers: a model
+    without attention has no attention rows); at least two are needed."""
+    chosen = table.layer_ids(models, measure)
     names = list(dict.fromkeys(label.model for label in chosen))
+    if models is not None and measure is not None:
+        uncovered = [m for m in models if m not in names]
+        if uncovered:
+            raise ValueError(f"the results table has no {measure} rows for model {uncovered[0]!r}")
     if len(names) < 2:
         raise ValueError(f"model-level aggregation needs at least two models, got {names}")
     return names
@@ -69,7 +74,7 @@ def layer_to_model(
     Columns: model, layer, other_model, measure, value, best_layer (the layer l' of M' that attains it).
     """
     larger = larger_means_similar(measure, larger_is_similar)
-    names = distinct_models(table, models)
+    names = distinct_models(table, models, measure)
     parts = []
     for model, other in permutations(names, 2):
         block = table.pair_matrix(measure, model, other)
@@ -127,7 +132,7 @@ def model_matrix(
     The diagonal is NaN on purpose: a model compared with itself is not an aggregate of this analysis.
     """
     tidy = model_to_model(table, measure, models, larger_is_similar)
-    names = distinct_models(table, models)
+    names = distinct_models(table, models, measure)
     column = "symmetric" if symmetric else "value"
     wide = tidy.pivot(index="model_a", columns="model_b", values=column)
     wide = wide.reindex(index=names, columns=names)

@@ -87,7 +87,7 @@ def cluster_models(
 ) -> Clustering:
     """Cluster models on 1 - symmetrised model-to-model similarity (or the model-to-model distance)."""
     larger = larger_means_similar(measure, larger_is_similar)
-    names = distinct_models(table, models)
+    names = distinct_models(table, models, measure)
     tidy = model_to_model(table, measure, names, larger)
     position = {name: i for i, name in enumerate(names)}
     values = np.zeros((len(names), len(names)))

@@ -63,8 +63,12 @@ def localisation_scores(
             )
     neuron = mean_to_other_models(table, neuron_measure, names)
     subspace = mean_to_other_models(table, subspace_measure, names)
-    out = neuron.rename(columns={"value": "neuron_mean"})
-    out["subspace_mean"] = subspace["value"].to_numpy()
+    # Joined on (model, layer), not by position: the two measures may cover different layers.
+    out = neuron.rename(columns={"value": "neuron_mean"}).merge(
+        subspace.rename(columns={"value": "subspace_mean"}), on=["model", "layer"], how="inner"
+    )
+    if out.empty:
+        raise ValueError(f"{neuron_measure} and {subspace_measure} share no layer of {names}")
     out["neuron_z"] = zscore(out["neuron_mean"].to_numpy(), f"the mean {neuron_measure}")
     out["subspace_z"] = zscore(out["subspace_mean"].to_numpy(), f"the mean {subspace_measure}")
     out["score"] = out["neuron_z"] - out["subspace_z"]

@@ -222,9 +222,12 @@ def _measure_parts(
     figures: FigureWriter,
 ) -> tuple[list[str], pd.DataFrame | None]:
     """Figures and tables of one measure; returns the HTML parts and its model-to-model rows."""
-    models = table.models()
+    models = _covered_models(table, measure)
     symmetric = table.is_symmetric(measure)
     parts = [f'<h3 id="{esc(slug("m-" + measure))}">{esc(measure)}</h3>']
+    uncovered = [m for m in table.models() if m not in models]
+    if uncovered:
+        parts.append(note_html(f"{measure} was not computed for {', '.join(uncovered)} (no rows); left out here."))
     labels, values = full_or_blockwise(table, measure, models)
     if np.isnan(values).all():
         return [*parts, note_html(f"{measure}: no model pair is complete; nothing to draw.")], None
@@ -242,7 +245,7 @@ def _measure_parts(
         try:
             tidy = model_to_model(table, measure, larger_is_similar=larger)
             wide = model_matrix(table, measure, larger_is_similar=larger)
-        except KeyError as exc:
+        except (KeyError, ValueError) as exc:
             parts.append(note_html(f"{measure}: model-to-model similarity skipped: {exc.args[0]}"))
         else:
             best = "max" if larger else "min"
@@ -283,10 +286,16 @@ def _measure_parts(
     return parts, tidy
 
 
+def _covered_models(table: ResultTable, measure: str) -> list[str]:
+    """The models that `measure` has rows for (attention measures skip models stored without attention)."""
+    return [model for model in table.models() if table.layers(model, measure)]
+
+
 def _pair_parts(table: ResultTable, measure: str, larger: bool, figures: FigureWriter) -> str:
     """Layer x layer heatmaps of every model pair (both orders for directed measures), folded away."""
     symmetric = table.is_symmetric(measure)
-    pairs = combinations(table.models(), 2) if symmetric else permutations(table.models(), 2)
+    models = _covered_models(table, measure)
+    pairs = combinations(models, 2) if symmetric else permutations(models, 2)
     panels, missing = [], []
     for model_a, model_b in pairs:
         try:
@@ -431,7 +440,11 @@ def _finetune_section(
     out: Path,
 ) -> Section:
     section = Section(slug(f"finetune-{base}"), f"Fine-tuning: {base}")
-    frame = finetune_similarity(table, base, models)
+    try:
+        frame = finetune_similarity(table, base, models)
+    except (KeyError, ValueError) as exc:  # e.g. one layer pair not computed: the rest of the report stands
+        section.parts.append(note_html(f"fine-tuning against {base} skipped: {exc.args[0]}"))
+        return section
     frame.to_csv(out / f"finetune-{slug(base)}.csv", index=False)
     section.parts.append(
         f"<p>Each fine-tuned model ({esc(', '.join(models))}) layer by layer against the same layer of "
