@@ -179,3 +179,32 @@ def test_mutual_knn_on_too_few_words_fails_before_the_other_measures(tmp_path, m
     monkeypatch.setattr(comparison, "streamed_records", lambda *a, **k: pytest.fail("computed before checking"))
     with pytest.raises(ValueError, match=r"mutual_knn .* needs more than 10 rows; the corpus has 7 words"):
         compare(store, measures=["linear_cka", "mutual_knn"], progress=False)
+
+
+def test_rerun_with_the_models_in_another_order_keeps_the_old_rows(tmp_path, monkeypatch):
+    """Symmetric pairs stored as (B, A) by a run that listed B first are done for a run that lists A first."""
+    import reprsim.comparison as comparison
+
+    rng = np.random.default_rng(5)
+    store = ActivationStore(tmp_path / "store")
+    for seed, name in enumerate(["A", "B", "C"]):
+        write_model(store, name, {0: rng.standard_normal((N_WORDS, 4)), 1: rng.standard_normal((N_WORDS, 3))},
+                    heads=2, seed=seed)
+    measures_ = ["linear_cka", "maxsim", "rsa"]
+    first = compare(store, measures=measures_, models=["B", "A"], subsample_rows=N_WORDS, progress=False)
+    computed: list[tuple[str, int, str, int]] = []
+    real_todo = comparison._todo
+
+    def recording(reps, measure, done):
+        pairs = real_todo(reps, measure, done)
+        computed.extend((reps[i].layer_id.model, reps[j].layer_id.model) for i, j in pairs)
+        return pairs
+
+    monkeypatch.setattr(comparison, "_todo", recording)
+    again = compare(store, measures=measures_, previous=first, subsample_rows=N_WORDS, progress=False)
+    assert computed and all("C" in pair for pair in computed)  # only pairs with the new model
+    fresh = compare(store, measures=measures_, subsample_rows=N_WORDS, progress=False)
+    assert len(again) == len(fresh)
+    for r in fresh.frame.itertuples(index=False):
+        got = again.value(r.measure, (r.model_a, r.layer_a), (r.model_b, r.layer_b))
+        assert got == pytest.approx(r.value, rel=1e-9, abs=1e-12)

@@ -415,3 +415,12 @@ def test_values_whose_products_could_overflow_float32_are_refused() -> None:
     small = CrossMoments([2], precision="float32", device="cpu")
     small.update([x / 1e9])  # far inside the bound: accepted and right
     np.testing.assert_allclose(small.centred(0, 0).numpy(), centred_product(x / 1e9, x / 1e9), rtol=1e-5)
+
+
+def test_a_cuda_torch_device_is_checked_like_the_string():
+    if torch.cuda.is_available():
+        assert resolve_device(torch.device("cuda")).type == "cuda"
+    else:
+        with pytest.raises(ValueError, match="CUDA is not available; use device='auto'"):
+            resolve_device(torch.device("cuda"))
+    assert resolve_device(torch.device("cpu")) == torch.device("cpu")

@@ -176,10 +176,15 @@ def _done_keys(previous: ResultTable | None) -> set[tuple[str, int, str, int, st
 def _todo(reps: Sequence[Any], measure: str, done: set[tuple[str, int, str, int, str]]) -> list[tuple[int, int]]:
     info = registry.get(measure)
     ids = [r.layer_id for r in reps]
-    return [
-        (i, j) for i, j in ordered_pairs(len(reps), info.symmetric)
-        if (ids[i].model, ids[i].layer, ids[j].model, ids[j].layer, measure) not in done
-    ]
+
+    def computed(a: LayerId, b: LayerId) -> bool:
+        # A symmetric pair counts as done in either order: an earlier run may have listed the models
+        # in another order (--models, a study's list, or the store's).
+        return (a.model, a.layer, b.model, b.layer, measure) in done or (
+            info.symmetric and (b.model, b.layer, a.model, a.layer, measure) in done
+        )
+
+    return [(i, j) for i, j in ordered_pairs(len(reps), info.symmetric) if not computed(ids[i], ids[j])]
 
 
 # --- streamable representation measures: one pass of cross-products -----------------------------------

@@ -38,12 +38,10 @@ PRECISIONS: tuple[str, ...] = ("float64", "float32")
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """The torch device to accumulate on: "auto" picks CUDA when available and the CPU otherwise."""
-    if isinstance(device, torch.device):
-        return device
-    if device == "auto":
+    if isinstance(device, str) and device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        resolved = torch.device(device)
+        resolved = device if isinstance(device, torch.device) else torch.device(device)
     except (RuntimeError, TypeError) as exc:
         raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}") from exc
     if resolved.type == "cuda" and not torch.cuda.is_available():
