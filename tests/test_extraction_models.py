@@ -424,6 +424,58 @@ def test_adapter_with_wrong_word_count_is_rejected(tmp_path: Path) -> None:
         extract(BrokenAdapter(lm), Corpus([SENTENCES[3]]), tmp_path / "store", progress=False)
 
 
+class MisbehavingAdapter(LSTMAdapter):
+    """The LSTM adapter with uniform attention on layers 1 and 2, broken in one named way."""
+
+    def __init__(self, model: TinyLSTMLanguageModel, fault: str) -> None:
+        super().__init__(model)
+        self.fault = fault
+
+    @property
+    def attention_heads(self) -> list[int]:
+        heads = [0] + [2] * (len(self.layer_widths) - 1)
+        return heads[:-1] if self.fault == "heads_list" else heads
+
+    def encode(self, sentences: Sequence[Sequence[str]], layers: Sequence[int], attention: bool) -> AdapterOutput:
+        out = super().encode(sentences, layers, attention)
+        hidden = [list(h) for h in out.hidden]
+        if self.fault == "order":
+            hidden = [h[::-1] for h in hidden]  # sentences back in another order than asked
+        if self.fault == "transposed":
+            hidden = [[x.T for x in h] for h in hidden]
+        maps = [[torch.full((0 if layer == 0 else 2, len(w), len(w)), 1.0 / len(w)) for w in sentences]
+                for layer in layers]
+        if self.fault in ("unnormalised", "negative", "nan"):
+            maps[-1][0] = maps[-1][0] * {"unnormalised": 2.0, "negative": -1.0, "nan": float("nan")}[self.fault]
+        if self.fault == "tuple":
+            return (hidden, maps)  # type: ignore[return-value]
+        return AdapterOutput(hidden=hidden, attention=maps)
+
+
+@pytest.mark.parametrize(
+    ("fault", "message"),
+    [
+        ("order", r"sentence 0, layer 0: adapter returned shape \(2, 8\), expected \(7, 8\).*in the order given"),
+        ("transposed", r"sentence \d, layer 0: adapter returned shape \(8, \d\), expected"),
+        ("unnormalised", r"sentence \d, layer 2: attention row \(head 0, word 0\) sums to 2 "),
+        ("negative", r"sentence \d, layer 2: attention row .* sums to -1 .*non-negative"),
+        ("nan", r"sentence \d, layer 2: attention row .* sums to nan"),
+        ("tuple", r"encode returned tuple; it must return AdapterOutput"),
+        ("heads_list", r"attention_heads has 2 entries and layer_widths 3"),
+    ],
+)
+def test_a_misbehaving_adapter_is_stopped_with_the_sentence_and_layer(fault: str, message: str, tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    lm = TinyLSTMLanguageModel(sorted({w for s in SENTENCES for w in s}))
+    corpus = Corpus([SENTENCES[0], SENTENCES[1]])  # 7 and 2 words, in one batch
+    store = ActivationStore(tmp_path / "store")
+    with pytest.raises(ValueError, match=message):
+        extract(MisbehavingAdapter(lm, fault), corpus, store, batch_size=2, progress=False)
+    assert store.entries() == []
+    (entry,) = extract(MisbehavingAdapter(lm, "none"), corpus, store, batch_size=2, progress=False)
+    np.testing.assert_allclose(next(entry.iter_attention(2)), np.full((2, 7, 7), 1 / 7), rtol=1e-6)
+
+
 # ---- loading errors ----------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("call", "message"),

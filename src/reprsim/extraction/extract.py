@@ -237,6 +237,11 @@ def extract_one(
         assert source is not None
         adapter = _load_adapter(source, name, options)
     validate_sentences(adapter, corpus.sentences, name)
+    if len(adapter.attention_heads) != len(adapter.layer_widths):
+        raise ValueError(
+            f"{name}: attention_heads has {len(adapter.attention_heads)} entries and layer_widths "
+            f"{len(adapter.layer_widths)}; give one head count per layer (0 where a layer has no attention)"
+        )
     layer_ids = resolve_layer_ids(options.layers, len(adapter.layer_widths), name)
     widths = [int(adapter.layer_widths[layer]) for layer in layer_ids]
     heads = [int(adapter.attention_heads[layer]) for layer in layer_ids]
@@ -430,7 +435,13 @@ def extract_window(
         except SentenceError as err:
             raise ValueError(f"{name}, sentence {start + batch[err.row]}: {err.reason}") from None
         what = f"{name}, sentences {[start + i for i in batch][:5]}"
-        rows = _check_hidden(output.hidden, [lengths[i] for i in batch], widths, layer_ids, what)
+        if not hasattr(output, "hidden"):
+            raise ValueError(
+                f"{what}: encode returned {type(output).__name__}; it must return AdapterOutput(hidden=..., "
+                "attention=...)"
+            )
+        rows = _check_hidden(output.hidden, [lengths[i] for i in batch], widths, layer_ids, what,
+                             [start + i for i in batch])
         # The batch's sentences go back to corpus order, one slice copy each (faster than a fancy index).
         position = 0
         for i in batch:
@@ -438,7 +449,8 @@ def extract_window(
                 window_rows[offsets[i] : offsets[i + 1]] = batch_rows[position : position + lengths[i]]
             position += lengths[i]
         if attention is not None and heads is not None:
-            _place_attention(output.attention, attention, squares, batch, lengths, heads, layer_ids, options, what)
+            _place_attention(output.attention, attention, squares, batch, lengths, heads, layer_ids, options, what,
+                             [start + i for i in batch], check_rows=not isinstance(adapter, TransformerAdapter))
         bar.update(position)
 
 
@@ -477,11 +489,30 @@ class WindowBuffers:
 
 
 def _check_hidden(
-    hidden: Sequence[Any], lengths: list[int], widths: list[int], layer_ids: list[int], what: str
+    hidden: Sequence[Any],
+    lengths: list[int],
+    widths: list[int],
+    layer_ids: list[int],
+    what: str,
+    sentence_ids: list[int] | None = None,
 ) -> list[np.ndarray]:
     """Adapter output as (words in batch, width) arrays, checked against the corpus's word counts."""
     if len(hidden) != len(layer_ids):
         raise ValueError(f"{what}: adapter returned {len(hidden)} layers for {len(layer_ids)} requested")
+    for layer, width, output in zip(layer_ids, widths, hidden, strict=True):
+        if isinstance(output, np.ndarray | torch.Tensor):
+            continue
+        # Per-sentence arrays: each must be its own sentence's (words, width), which also catches sentences
+        # returned in another order than asked (the total alone would not).
+        if len(output) != len(lengths):
+            raise ValueError(f"{what}, layer {layer}: {len(output)} per-sentence arrays for {len(lengths)} sentences")
+        for j, (part, n) in enumerate(zip(output, lengths, strict=True)):
+            if tuple(np.shape(part)) != (n, width):
+                sentence = sentence_ids[j] if sentence_ids is not None else j
+                raise ValueError(
+                    f"{what}: sentence {sentence}, layer {layer}: adapter returned shape {tuple(np.shape(part))}, "
+                    f"expected ({n}, {width}) (its words x the layer's width; sentences in the order given)"
+                )
     rows = [stack_rows(h) for h in hidden]
     for layer, width, array in zip(layer_ids, widths, rows, strict=True):
         if array.shape != (sum(lengths), width):
@@ -502,12 +533,18 @@ def _place_attention(
     layer_ids: list[int],
     options: ExtractOptions,
     what: str,
+    sentence_ids: list[int],
+    check_rows: bool = True,
 ) -> None:
     """Check per-sentence word-level maps, apply the causal mask if asked, and copy each into its place in
     the window's flat array of its layer (sentence i at heads x squares[i]). The copy also detaches the maps
-    from the adapter, which may reuse its output buffers while the window is written on another thread."""
+    from the adapter, which may reuse its output buffers while the window is written on another thread.
+
+    check_rows: also check that every row is a distribution (non-negative, summing to 1), as the protocol
+    asks; TransformerAdapter's maps are renormalised and checked as they are pooled, so it skips this."""
     if attention is None or len(attention) != len(layer_ids):
-        raise ValueError(f"{what}: adapter returned no attention for {len(layer_ids)} layers")
+        got = "no attention" if attention is None else f"attention for {len(attention)} layers"
+        raise ValueError(f"{what}: adapter returned {got}, expected {len(layer_ids)} (one entry per layer)")
     for k, (layer, n_heads) in enumerate(zip(layer_ids, heads, strict=True)):
         target = flat[k]
         if n_heads == 0 or target is None:
@@ -518,11 +555,29 @@ def _place_attention(
             block = attention[k][j]
             shape = tuple(block.shape)
             n = lengths[i]
+            where = f"{what}: sentence {sentence_ids[j]}, layer {layer}"
             if shape != (n_heads, n, n):
-                raise ValueError(
-                    f"{what}, layer {layer}: attention map of shape {shape}, expected ({n_heads}, {n}, {n})"
-                )
-            if options.causal_attention:
-                block = causal_mask_rows(torch.as_tensor(to_numpy(block)))
+                raise ValueError(f"{where}: attention map of shape {shape}, expected ({n_heads}, {n}, {n})")
             place = target[n_heads * squares[i] : n_heads * squares[i + 1]].reshape(n_heads, n, n)
             place[...] = to_numpy(block)
+            if check_rows:
+                _check_distribution_rows(place, where)
+            if options.causal_attention:
+                try:
+                    place[...] = causal_mask_rows(torch.from_numpy(place)).numpy()
+                except ValueError as err:
+                    raise ValueError(f"{where}: {err}") from None
+
+
+def _check_distribution_rows(maps: np.ndarray, where: str) -> None:
+    """Every row of (heads, n, n) maps is non-negative and sums to 1, or a ValueError naming it. The tolerance,
+    1e-2, is what maps computed in bfloat16 meet (each value rounded by up to 2^-8 of itself)."""
+    sums = maps.sum(axis=-1)
+    fine = (np.abs(sums - 1.0) <= 1e-2) & (maps >= 0.0).all(axis=-1)  # False for NaN too
+    if not fine.all():
+        bad = np.argwhere(~fine)[0]
+        raise ValueError(
+            f"{where}: attention row (head {bad[0]}, word {bad[1]}) sums to {float(sums[tuple(bad)]):.6g} with "
+            f"smallest value {float(maps[tuple(bad)].min()):.6g}; each row must be a distribution over the "
+            "sentence's words (non-negative, summing to 1)"
+        )
