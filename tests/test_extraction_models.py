@@ -443,6 +443,8 @@ class MisbehavingAdapter(LSTMAdapter):
             hidden = [h[::-1] for h in hidden]  # sentences back in another order than asked
         if self.fault == "transposed":
             hidden = [[x.T for x in h] for h in hidden]
+        if self.fault == "huge":
+            hidden[0][0] = hidden[0][0].double() * 1e300  # finite in float64, infinite in float32
         maps = [[torch.full((0 if layer == 0 else 2, len(w), len(w)), 1.0 / len(w)) for w in sentences]
                 for layer in layers]
         if self.fault in ("unnormalised", "negative", "nan"):
@@ -461,6 +463,7 @@ class MisbehavingAdapter(LSTMAdapter):
         ("negative", r"sentence \d, layer 2: attention row .* sums to -1 .*non-negative"),
         ("nan", r"sentence \d, layer 2: attention row .* sums to nan"),
         ("tuple", r"encode returned tuple; it must return AdapterOutput"),
+        ("huge", r"layer 0: values up to .*e\+3\d\d exceed float32's range"),
         ("heads_list", r"attention_heads has 2 entries and layer_widths 3"),
     ],
 )

@@ -70,12 +70,21 @@ class SentenceError(ValueError):
         self.reason = reason
 
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def to_numpy(array: ArrayLike) -> np.ndarray:
     """A float32 numpy array of a tensor or array (half precision tensors are widened first); it may share
-    memory with the input when that is already float32 on the CPU."""
-    if isinstance(array, torch.Tensor):
+    memory with the input when that is already float32 on the CPU. Finite float64 values beyond float32's
+    range raise ValueError (they would become infinities, reported later as if the model had produced them)."""
+    if isinstance(array, torch.Tensor) and array.dtype != torch.float64:
         return array.detach().to(device="cpu", dtype=torch.float32).numpy()
-    return np.asarray(array, dtype=np.float32)
+    values = array.detach().cpu().numpy() if isinstance(array, torch.Tensor) else np.asarray(array)
+    if values.dtype == np.float64 and values.size:
+        largest = float(np.abs(values[np.isfinite(values)]).max(initial=0.0))
+        if largest > FLOAT32_MAX:
+            raise ValueError(f"values up to {largest:.3g} exceed float32's range (the store keeps float32 or less)")
+    return values.astype(np.float32, copy=False)
 
 
 def stack_rows(layer_output: ArrayLike | Sequence[ArrayLike]) -> np.ndarray:

@@ -513,7 +513,12 @@ def _check_hidden(
                     f"{what}: sentence {sentence}, layer {layer}: adapter returned shape {tuple(np.shape(part))}, "
                     f"expected ({n}, {width}) (its words x the layer's width; sentences in the order given)"
                 )
-    rows = [stack_rows(h) for h in hidden]
+    rows = []
+    for layer, output in zip(layer_ids, hidden, strict=True):
+        try:
+            rows.append(stack_rows(output))
+        except ValueError as err:
+            raise ValueError(f"{what}, layer {layer}: {err}") from None
     for layer, width, array in zip(layer_ids, widths, rows, strict=True):
         if array.shape != (sum(lengths), width):
             raise ValueError(
@@ -559,7 +564,10 @@ def _place_attention(
             if shape != (n_heads, n, n):
                 raise ValueError(f"{where}: attention map of shape {shape}, expected ({n_heads}, {n}, {n})")
             place = target[n_heads * squares[i] : n_heads * squares[i + 1]].reshape(n_heads, n, n)
-            place[...] = to_numpy(block)
+            try:
+                place[...] = to_numpy(block)
+            except ValueError as err:
+                raise ValueError(f"{where}: {err}") from None
             if check_rows:
                 _check_distribution_rows(place, where)
             if options.causal_attention:
