@@ -357,11 +357,11 @@ class CrossMoments:
         """
         # The derivations square block entries (linear CKA sums p x q of them): keep rows x furthest^2 under
         # 2^480, so those squares stay far from float64's 2^1024 whatever the GEMM dtype.
-        if rows * furthest * furthest >= min(torch.finfo(self._gemm_dtype).max, 2.0**480):
-            fits_float64 = rows * furthest * furthest < 2.0**480
+        bound = rows * furthest * furthest
+        if bound >= min(torch.finfo(self._gemm_dtype).max, 2.0**480):
             advice = (
                 "use precision='float64'"
-                if self.precision == "float32" and fits_float64
+                if self.precision == "float32" and bound < 2.0**480
                 else "rescale the values (every measure is invariant to isotropic scaling)"
             )
             raise ValueError(

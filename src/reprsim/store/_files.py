@@ -176,13 +176,15 @@ def remove_tree(path: Path) -> None:
     A kill during deletion leaves a hidden ".<name>.deleting" folder, never a half-deleted entry.
     """
     doomed = path.with_name(f".{path.name}.deleting")
-    if doomed.is_dir():
-        shutil.rmtree(doomed)
-    elif doomed.exists():
-        doomed.unlink()
+    _delete(doomed)  # left by an earlier interrupted removal
     os.replace(path, doomed)
     fsync_path(path.parent)
-    if doomed.is_dir():
-        shutil.rmtree(doomed)
-    else:  # a stray file where an entry belongs
-        doomed.unlink()
+    _delete(doomed)
+
+
+def _delete(path: Path) -> None:
+    """Delete a folder tree, or a file (a stray file where an entry belongs); nothing if absent."""
+    if path.is_dir():
+        shutil.rmtree(path)
+    elif path.exists():
+        path.unlink()

@@ -80,11 +80,9 @@ class ArrayAppender:
         self.path = path
         self.durable = durable
         meta = _array_metadata(path)
-        self.chunk = int(meta["chunk_grid"]["configuration"]["chunk_shape"][0])
-        self.total = int(meta["shape"][0])
+        self.total, self.chunk, self._separator = layout.row_chunking(meta)
         self.row_shape = tuple(int(n) for n in meta["shape"][1:])
         self.dtype = np.dtype(meta["data_type"]).newbyteorder("<")
-        self._separator = str(meta["chunk_key_encoding"].get("configuration", {}).get("separator", "/"))
         self._tail_start = 0  # first row of the partly filled chunk held in memory
         self._tail: np.ndarray | None = None  # its rows [tail_start, next expected start), None if unknown
         self._digests: dict[Path, tuple[int, str]] = {}

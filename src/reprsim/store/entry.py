@@ -49,9 +49,7 @@ def missing_chunks(entry_dir: Path, name: str) -> list[Path]:
     value (zeros), and every chunk of an entry is written (write_empty_chunks), so a missing one is damage."""
     array_dir = entry_dir / name
     meta = read_json(array_dir / layout.ZARR_METADATA)
-    total = int(meta["shape"][0])
-    chunk = int(meta["chunk_grid"]["configuration"]["chunk_shape"][0])
-    separator = str(meta["chunk_key_encoding"].get("configuration", {}).get("separator", "/"))
+    total, chunk, separator = layout.row_chunking(meta)
     if total == 0:
         return []
     expected = layout.chunk_files(array_dir, 0, total, chunk, len(meta["shape"]), separator)

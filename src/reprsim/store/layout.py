@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -57,6 +58,15 @@ def attention_offsets(sentence_lengths: list[int], heads: int) -> np.ndarray:
     """Element where each sentence's heads x T x T block starts in the flat attention array (+ the total)."""
     lengths = np.asarray(sentence_lengths, dtype=np.int64)
     return np.concatenate([[0], np.cumsum(heads * lengths * lengths)])
+
+
+def row_chunking(meta: dict[str, Any]) -> tuple[int, int, str]:
+    """(rows, rows per chunk, chunk key separator) of an array, from its zarr.json ("/" is zarr's default)."""
+    return (
+        int(meta["shape"][0]),
+        int(meta["chunk_grid"]["configuration"]["chunk_shape"][0]),
+        str(meta["chunk_key_encoding"].get("configuration", {}).get("separator", "/")),
+    )
 
 
 def chunk_files(array_dir: Path, start: int, stop: int, chunk: int, ndim: int, separator: str = ".") -> list[Path]:
