@@ -14,7 +14,6 @@ the pairs that involve it.
 
 from __future__ import annotations
 
-import inspect
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from reprsim.measures.attention import (
     fit_attention,
 )
 from reprsim.measures.fitted import FITTED_MEASURES, fit, profile_similarity
+from reprsim.measures.knn import DEFAULT_K
 from reprsim.results import DIRECTED, SYMMETRIC, LayerId, ResultTable
 from reprsim.store import ActivationStore, StoreEntry
 
@@ -385,9 +385,11 @@ def compare(
     names = resolve_measures(measures)
     entries = select_entries(store, models)
     reps = representations(entries)
+    earlier_entries: dict[str, str] = {}  # entries of models in previous that this call does not compare
     if previous is not None:
         check_previous_corpus(previous, entries[0])
         previous = without_stale_rows(previous, entries)
+        earlier_entries = previous.provenance.get("entries") or {}
     done = _done_keys(previous)
 
     from reprsim.engine import ENGINE_MEASURES
@@ -396,10 +398,9 @@ def compare(
     sampled = [m for m in names if registry.get(m).level != "attention" and m not in streamed]
     attention = [m for m in names if registry.get(m).level == "attention"]
 
-    knn_k = int(inspect.signature(fit).parameters["k"].default)
-    if "mutual_knn" in sampled and min(entries[0].n_words, subsample_rows) <= knn_k:
+    if "mutual_knn" in sampled and min(entries[0].n_words, subsample_rows) <= DEFAULT_K:
         raise ValueError(  # checked before the other measures run, not after
-            f"mutual_knn compares each word's {knn_k} nearest neighbours and needs more than {knn_k} rows; the "
+            f"mutual_knn compares each word's {DEFAULT_K} nearest neighbours and needs more than {DEFAULT_K} rows; the "
             f"corpus has {entries[0].n_words} words: choose measures without it (--measures) or a larger corpus"
         )
     records = streamed_records(reps, streamed, done, device, chunk_rows, progress)
@@ -411,10 +412,7 @@ def compare(
         "store": str(store.path),
         "corpus_hash": entries[0].corpus_hash,
         "n_words": entries[0].n_words,
-        "entries": {
-            **(previous.provenance.get("entries") or {} if previous is not None else {}),
-            **{e.name: e.key for e in entries},
-        },
+        "entries": {**earlier_entries, **{e.name: e.key for e in entries}},
         "measures": names,
         "subsample_rows": subsample_rows,
         "attention_sentences": attention_sentences,

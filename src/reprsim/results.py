@@ -39,6 +39,7 @@ SYMMETRIC = "sym"
 DIRECTIONS: tuple[str, ...] = (DIRECTED, SYMMETRIC)
 LEVELS: tuple[str, ...] = ("representation", "attention")
 FORMATS: tuple[str, ...] = ("parquet", "csv")
+FORMAT_OF_SUFFIX: dict[str, str] = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
 
 # Key under which the provenance JSON travels in the Parquet schema metadata.
 PROVENANCE_KEY = b"reprsim.provenance"
@@ -262,10 +263,8 @@ def _resolve_format(path: Path, format: str | None) -> str:
             raise ValueError(f"unknown results format {format!r}; use one of {list(FORMATS)}")
         return format
     suffix = path.suffix.lower()
-    if suffix in (".parquet", ".pq"):
-        return "parquet"
-    if suffix == ".csv":
-        return "csv"
+    if suffix in FORMAT_OF_SUFFIX:
+        return FORMAT_OF_SUFFIX[suffix]
     raise ValueError(
         f"cannot tell the format of {str(path)!r} from its suffix {suffix!r}; "
         f"use .parquet or .csv, or pass format= one of {list(FORMATS)}"

@@ -12,10 +12,10 @@ def _names(text: str) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     from reprsim.comparison import compare
-    from reprsim.results import ResultTable, check_output_path
+    from reprsim.results import FORMAT_OF_SUFFIX, ResultTable, check_output_path
 
     out = Path(args.out)
-    if not args.csv and out.suffix.lower() not in (".parquet", ".pq", ".csv"):
+    if not args.csv and out.suffix.lower() not in FORMAT_OF_SUFFIX:
         raise ValueError(f"--out {str(out)!r}: use a .parquet or .csv name (or add --csv)")
     check_output_path(out, "csv" if args.csv else None)  # before the work, not after it
     previous = ResultTable.load(out) if out.exists() and not args.overwrite else None

@@ -16,15 +16,14 @@ def entry_rows(store: Any) -> list[dict[str, str]]:
     rows = []
     for key in store.keys():
         folder = store.path / key
-        try:
-            record = read_json(folder / layout.MANIFEST)
-        except (OSError, ValueError):
+        record = _manifest_record(store, key)
+        if record is None:
             rows.append({"key": key, "name": "?", "model": "?", "state": "unfinished (no manifest yet)"})
             continue
         manifest = record.get("manifest", {})
         row = {
             "key": key,
-            "name": str(manifest.get("name", key)),
+            "name": _display_name(key, record),
             "model": str(manifest.get("model", "?")),
             "layers": f"{len(record['layer_ids'])}",
             "words": f"{record['n_words']:,}",
@@ -43,6 +42,21 @@ def entry_rows(store: Any) -> list[dict[str, str]]:
             row["state"] = f"unfinished ({done:,} of {len(record['sentence_lengths']):,} sentences)"
         rows.append(row)
     return rows
+
+
+def _manifest_record(store: Any, key: str) -> dict[str, Any] | None:
+    """An entry's manifest.json, or None before its writer got that far."""
+    from reprsim.store import layout
+    from reprsim.store._files import read_json
+
+    try:
+        return dict(read_json(store.path / key / layout.MANIFEST))
+    except (OSError, ValueError):
+        return None
+
+
+def _display_name(key: str, record: dict[str, Any] | None) -> str:
+    return "?" if record is None else str(record.get("manifest", {}).get("name", key))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -73,7 +87,8 @@ def resolve_keys(store: Any, entries: list[str], unfinished: bool) -> list[str]:
     with `unfinished`. Everything is resolved before anything is removed."""
     if not entries and not unfinished:
         raise ValueError("name the entries to remove (keys or display names), or pass --unfinished")
-    names = {row["key"]: row["name"] for row in entry_rows(store)}
+    # Only the manifests: opening every entry (as `list` does, to report damage) is not needed to match names.
+    names = {key: _display_name(key, _manifest_record(store, key)) for key in store.keys()}
     keys: list[str] = []
     for wanted in entries:
         matches = [wanted] if wanted in names else [key for key, name in names.items() if name == wanted]

@@ -15,7 +15,7 @@ import torch
 
 from reprsim.measures._input import ArrayLike, as_matrix
 from reprsim.measures.cka import centre_gram_, rbf_gram, require_variation
-from reprsim.measures.knn import clip_at_quantile, neighbour_sets, unit_rows
+from reprsim.measures.knn import DEFAULT_K, clip_at_quantile, neighbour_sets, unit_rows
 from reprsim.measures.rsa import average_ranks, correlation_rdm_upper
 
 FITTED_MEASURES = ("rbf_cka", "rsa", "mutual_knn")
@@ -38,7 +38,7 @@ def _unit(v: torch.Tensor, what: str) -> torch.Tensor:
     return v / norm
 
 
-def fit(measure: str, X: ArrayLike, *, t: float = 0.8, k: int = 10, clip_quantile: float | None = 0.95,
+def fit(measure: str, X: ArrayLike, *, t: float = 0.8, k: int = DEFAULT_K, clip_quantile: float | None = 0.95,
         name: str = "X") -> Profile:
     """The n x n profile of X for `measure` ("rbf_cka", "rsa" or "mutual_knn"), on all of X's rows."""
     x = as_matrix(X, name)

@@ -77,10 +77,14 @@ def shared_neighbours(zx: torch.Tensor, zy: torch.Tensor, k: int) -> torch.Tenso
     return (neighbour_sets(zx, k) & neighbour_sets(zy, k)).sum(dim=1)
 
 
+# Neighbours per row when the caller does not choose (Huh et al. 2024 use 10).
+DEFAULT_K = 10
+
+
 def mutual_knn(
     X: ArrayLike,
     Y: ArrayLike,
-    k: int = 10,
+    k: int = DEFAULT_K,
     max_rows: int | None = 10000,
     seed: int = 0,
     clip_quantile: float | None = 0.95,
