@@ -434,14 +434,14 @@ def extract_window(
             output = adapter.encode(batch_sentences, layer_ids, heads is not None)
         except SentenceError as err:
             raise ValueError(f"{name}, sentence {start + batch[err.row]}: {err.reason}") from None
-        what = f"{name}, sentences {[start + i for i in batch][:5]}"
+        sentence_ids = [start + i for i in batch]  # corpus indices, for error messages
+        what = f"{name}, sentences {sentence_ids[:5]}"
         if not hasattr(output, "hidden"):
             raise ValueError(
                 f"{what}: encode returned {type(output).__name__}; it must return AdapterOutput(hidden=..., "
                 "attention=...)"
             )
-        rows = _check_hidden(output.hidden, [lengths[i] for i in batch], widths, layer_ids, what,
-                             [start + i for i in batch])
+        rows = _check_hidden(output.hidden, [lengths[i] for i in batch], widths, layer_ids, what, sentence_ids)
         # The batch's sentences go back to corpus order, one slice copy each (faster than a fancy index).
         position = 0
         for i in batch:
@@ -450,7 +450,7 @@ def extract_window(
             position += lengths[i]
         if attention is not None and heads is not None:
             _place_attention(output.attention, attention, squares, batch, lengths, heads, layer_ids, options, what,
-                             [start + i for i in batch], check_rows=not isinstance(adapter, TransformerAdapter))
+                             sentence_ids, check_rows=not isinstance(adapter, TransformerAdapter))
         bar.update(position)
 
 
@@ -494,37 +494,37 @@ def _check_hidden(
     widths: list[int],
     layer_ids: list[int],
     what: str,
-    sentence_ids: list[int] | None = None,
+    sentence_ids: list[int],
 ) -> list[np.ndarray]:
     """Adapter output as (words in batch, width) arrays, checked against the corpus's word counts."""
     if len(hidden) != len(layer_ids):
         raise ValueError(f"{what}: adapter returned {len(hidden)} layers for {len(layer_ids)} requested")
-    for layer, width, output in zip(layer_ids, widths, hidden, strict=True):
-        if isinstance(output, np.ndarray | torch.Tensor):
-            continue
-        # Per-sentence arrays: each must be its own sentence's (words, width), which also catches sentences
-        # returned in another order than asked (the total alone would not).
-        if len(output) != len(lengths):
-            raise ValueError(f"{what}, layer {layer}: {len(output)} per-sentence arrays for {len(lengths)} sentences")
-        for j, (part, n) in enumerate(zip(output, lengths, strict=True)):
-            if tuple(np.shape(part)) != (n, width):
-                sentence = sentence_ids[j] if sentence_ids is not None else j
-                raise ValueError(
-                    f"{what}: sentence {sentence}, layer {layer}: adapter returned shape {tuple(np.shape(part))}, "
-                    f"expected ({n}, {width}) (its words x the layer's width; sentences in the order given)"
-                )
     rows = []
-    for layer, output in zip(layer_ids, hidden, strict=True):
+    for layer, width, output in zip(layer_ids, widths, hidden, strict=True):
+        if not isinstance(output, np.ndarray | torch.Tensor):
+            # Per-sentence arrays: each must be its own sentence's (words, width), which also catches
+            # sentences returned in another order than asked (the total alone would not).
+            if len(output) != len(lengths):
+                raise ValueError(
+                    f"{what}, layer {layer}: {len(output)} per-sentence arrays for {len(lengths)} sentences"
+                )
+            for sentence, part, n in zip(sentence_ids, output, lengths, strict=True):
+                if tuple(np.shape(part)) != (n, width):
+                    raise ValueError(
+                        f"{what}: sentence {sentence}, layer {layer}: adapter returned shape "
+                        f"{tuple(np.shape(part))}, expected ({n}, {width}) (its words x the layer's width; "
+                        "sentences in the order given)"
+                    )
         try:
-            rows.append(stack_rows(output))
+            array = stack_rows(output)
         except ValueError as err:
             raise ValueError(f"{what}, layer {layer}: {err}") from None
-    for layer, width, array in zip(layer_ids, widths, rows, strict=True):
         if array.shape != (sum(lengths), width):
             raise ValueError(
                 f"{what}, layer {layer}: adapter returned shape {array.shape}, but the corpus has "
                 f"{sum(lengths)} words in these sentences and the layer is {width} wide"
             )
+        rows.append(array)
     return rows
 
 
