@@ -744,6 +744,31 @@ def test_windows_cover_the_corpus_on_a_grid_with_a_finer_last_window(n: int) -> 
         window_bounds(0, n, size=256, tail=100)
 
 
+def test_window_buffers_are_separate_writable_page_aligned_sets() -> None:
+    """The two buffer sets alternate, are cut to each window's size, never share memory (one is written to
+    disk while the other fills), and start on a page (the store can send whole chunks directly)."""
+    import mmap
+
+    from reprsim.extraction.extract import WindowBuffers
+
+    buffers = WindowBuffers([3, 5], capacity=10, heads=[0, 2], square_capacity=7)
+    first_hidden, first_maps = buffers.take(4, squares=6)
+    second_hidden, second_maps = buffers.take(10, squares=7)
+    assert [h.shape for h in first_hidden] == [(4, 3), (4, 5)]
+    assert [h.shape for h in second_hidden] == [(10, 3), (10, 5)]
+    assert first_maps is not None and second_maps is not None
+    assert first_maps[0] is None and first_maps[1].shape == (12,) and second_maps[1].shape == (14,)
+    arrays = [*first_hidden, *second_hidden, first_maps[1], second_maps[1]]
+    for k, array in enumerate(arrays):
+        assert array.dtype == np.float32 and array.flags.writeable and array.flags.c_contiguous
+        assert array.ctypes.data % mmap.PAGESIZE == 0
+        array[...] = k
+    for k, array in enumerate(arrays):  # each kept its own value: no two share memory
+        assert (array == k).all()
+    again, _ = buffers.take(2)  # the first set comes round again
+    assert np.shares_memory(again[0], first_hidden[0])
+
+
 @pytest.mark.parametrize(
     ("family", "limit"),
     # From the configs built above: BERT max_position_embeddings=64; RoBERTa 66 minus its padding offset

@@ -22,6 +22,7 @@ import pytest
 import zarr
 
 from reprsim.store import ActivationStore, CorruptEntryError, codec, make_key
+from reprsim.store import _files as files_module
 from reprsim.store import append as append_module
 from reprsim.store import entry as entry_module
 from reprsim.store import writer as writer_module
@@ -184,8 +185,9 @@ def test_entry_without_attention(store):
 def test_automatic_chunk_rows_follow_width(tmp_path):
     store = ActivationStore(tmp_path / "s")
     writer = store.writer("k", MANIFEST, [0, 1], [384, 4096], [2, 3], None, "float32")
-    # about 1 MiB per chunk: 1 MiB / (384 * 4 B) = 682 -> 512 rows; 1 MiB / (4096 * 4 B) = 64 rows
-    assert writer._record["chunk_rows"] == [512, 64]
+    # at most 4 MiB per chunk, a power of two of rows: 4 MiB / (384 * 4 B) = 2730 -> 2048 rows (3 MiB);
+    # 4 MiB / (4096 * 4 B) = 256 rows
+    assert writer._record["chunk_rows"] == [2048, 256]
 
 
 # --- dtypes ---------------------------------------------------------------------------------------------
@@ -262,7 +264,11 @@ def test_finite_check_agrees_with_elementwise_isfinite():
 
 
 @pytest.mark.parametrize("separator", [".", "/"])
-@pytest.mark.parametrize(("shape", "chunk"), [((37, 5), 8), ((64, 3), 16), ((5, 2), 8), ((101,), 16)])
+@pytest.mark.parametrize(
+    ("shape", "chunk"),
+    # the last two have chunks of whole 4096-byte blocks: written directly where the file system allows
+    [((37, 5), 8), ((64, 3), 16), ((5, 2), 8), ((101,), 16), ((70, 256), 16), ((3000,), 1024)],
+)
 def test_chunk_files_are_what_zarr_writes(tmp_path, shape, chunk, separator):
     """The appender writes chunk files itself; zarr writing the same array (2-D rows, or 1-D as attention
     is stored) with the same codecs is the reference: identical bytes (edge chunk padded, crc32c appended)
@@ -300,6 +306,137 @@ def test_chunk_files_are_what_zarr_writes(tmp_path, shape, chunk, separator):
         data = path.read_bytes()
         assert (size, crc) == (len(data), f"{google_crc32c.value(data[:-4]):08x}")
         assert data[-4:] == google_crc32c.value(data[:-4]).to_bytes(4, "little")
+
+
+def _direct_io_works(folder: Path) -> bool:
+    """Whether the file system under `folder` takes an O_DIRECT write (an independent probe)."""
+    if not hasattr(os, "O_DIRECT"):
+        return False
+    import mmap
+
+    buffer = mmap.mmap(-1, 4096)
+    try:
+        fd = os.open(folder / "probe", os.O_WRONLY | os.O_CREAT | os.O_DIRECT, 0o644)
+        try:
+            return os.write(fd, buffer) == 4096
+        finally:
+            os.close(fd)
+    except OSError:
+        return False
+
+
+class OpenRecorder:
+    """Records every os.open that creates a file (True where it asks for O_DIRECT; normal writes go through
+    open(), not os.open); `refuse_direct` makes O_DIRECT opens fail with EINVAL, as on a file system
+    without direct I/O."""
+
+    def __init__(self, monkeypatch, refuse_direct: bool = False) -> None:
+        self.direct: list[bool] = []
+        real = os.open
+
+        def recording(path, flags, *args, **kwargs):
+            if flags & os.O_CREAT:
+                is_direct = bool(flags & getattr(os, "O_DIRECT", 0))
+                self.direct.append(is_direct)
+                if is_direct and refuse_direct:
+                    raise OSError(22, "Invalid argument", str(path))
+            return real(path, flags, *args, **kwargs)
+
+        monkeypatch.setattr(os, "open", recording)
+
+
+def test_direct_writer_writes_exact_bytes_directly_where_it_can(tmp_path, monkeypatch):
+    """Every file holds exactly data + trailer, whether its data is block-aligned in memory (sent as it is),
+    a whole number of blocks at an unaligned address (staged through the aligned buffer), or of any other
+    length (written normally); O_DIRECT is used exactly for the block-multiple lengths where the file system
+    takes it."""
+    rng = np.random.default_rng(0)
+    files = files_module.DirectWriter()
+    aligned = files.aligned(3 * 4096)
+    aligned[:] = rng.integers(0, 256, aligned.size, dtype=np.uint8)
+    shifted = np.frombuffer(bytes(8) + rng.bytes(2 * 4096), dtype=np.uint8)[8:]  # a whole number of blocks
+    cases = {
+        "aligned": (aligned.copy(), aligned, True),
+        "unaligned address": (shifted.copy(), shifted, True),
+        "odd length": (np.arange(1001, dtype=np.float32), np.arange(1001, dtype=np.float32), False),
+        "float rows": (rng.standard_normal((16, 256)).astype(np.float32),) * 2 + (True,),
+    }
+    assert aligned.ctypes.data % files_module.DIRECT_ALIGNMENT == 0
+    assert shifted.ctypes.data % files_module.DIRECT_ALIGNMENT != 0
+    direct_here = _direct_io_works(tmp_path)
+    for name, (expected, data, whole_blocks) in cases.items():
+        recorder = OpenRecorder(monkeypatch)
+        files.write(tmp_path / name, data, b"TRLR", flush=True)
+        monkeypatch.undo()
+        assert (tmp_path / name).read_bytes() == expected.tobytes() + b"TRLR", name
+        assert recorder.direct == ([True] if whole_blocks and direct_here else []), name
+    assert files.direct == direct_here or not hasattr(os, "O_DIRECT")
+
+
+def test_direct_writer_falls_back_where_direct_io_is_refused(tmp_path, monkeypatch):
+    """EINVAL on an O_DIRECT open (tmpfs before Linux 6.6, some network mounts): the file is written
+    normally, complete, and direct I/O is not tried again."""
+    monkeypatch.setattr(os, "O_DIRECT", getattr(os, "O_DIRECT", 0x4000), raising=False)
+    files = files_module.DirectWriter()
+    recorder = OpenRecorder(monkeypatch, refuse_direct=True)
+    data = np.arange(2048, dtype=np.float32)  # two whole blocks
+    for name in ("first", "second"):
+        files.write(tmp_path / name, data, b"abcd")
+        assert (tmp_path / name).read_bytes() == data.tobytes() + b"abcd"
+    assert recorder.direct == [True]  # tried once, then normal writes only
+    assert not files.direct
+
+
+def test_direct_writer_keeps_other_errors_and_finishes_short_writes(tmp_path, monkeypatch):
+    monkeypatch.setattr(os, "O_DIRECT", getattr(os, "O_DIRECT", 0x4000), raising=False)
+    data = np.arange(4096, dtype=np.float32)
+    real_open, real_write = os.open, os.write
+
+    def open_without_direct(path, flags, *args, **kwargs):  # the probe below must not depend on the FS
+        return real_open(path, flags & ~os.O_DIRECT, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", open_without_direct)
+    monkeypatch.setattr(os, "write", lambda fd, buffer: real_write(fd, buffer[:4096]))  # a short write
+    files = files_module.DirectWriter()
+    files.write(tmp_path / "short", data, b"abcd")
+    assert (tmp_path / "short").read_bytes() == data.tobytes() + b"abcd"
+    assert files.direct
+
+    def full_disk(fd, buffer):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "write", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        files.write(tmp_path / "full", data, b"abcd")
+    assert files.direct  # not mistaken for a file system without direct I/O
+
+
+def test_entries_written_directly_or_not_are_identical(tmp_path, monkeypatch):
+    """A whole entry with block-aligned chunks, written with direct I/O where available and with it refused,
+    gives the same files (and the same as an entry of unaligned chunks read back)."""
+    widths, lengths = [256, 512], [5, 9, 3, 12, 7]
+    rng = np.random.default_rng(4)
+    hidden = [rng.standard_normal((sum(lengths), w)).astype(np.float32) for w in widths]
+    heads = [2, 4]
+    maps = [[rng.random((h, n, n)).astype(np.float32) for n in lengths] for h in heads]
+
+    def write(root):
+        store = ActivationStore(root, chunk_rows=16, attention_chunk=1024, durable=False)
+        writer = store.writer("k", MANIFEST, [0, 1], widths, lengths, heads, "float32")
+        offsets = [0, *itertools.accumulate(lengths)]
+        for start, stop in [(0, 2), (2, 3), (3, 5)]:
+            rows = [h[offsets[start] : offsets[stop]] for h in hidden]
+            writer.write_sentences(start, stop, rows, [m[start:stop] for m in maps])
+        return writer.finalize()
+
+    direct = write(tmp_path / "direct")
+    OpenRecorder(monkeypatch, refuse_direct=True)
+    monkeypatch.setattr(os, "O_DIRECT", getattr(os, "O_DIRECT", 0x4000), raising=False)
+    normal = write(tmp_path / "normal")
+    monkeypatch.undo()
+    assert files_of(direct.path) == files_of(normal.path)
+    for k, layer in enumerate([0, 1]):
+        np.testing.assert_array_equal(direct.read_rows(layer, 0, direct.n_words), hidden[k])
 
 
 def test_appender_refuses_other_codecs(tmp_path):
@@ -486,15 +623,23 @@ class DiskEvents:
     def __init__(self, monkeypatch, syncfs_available: bool) -> None:
         self.log: list[tuple[str, str]] = []
         self.overwritten: list[str] = []  # existing chunk files opened for writing in place
-        real_open, real_fsync, real_replace = open, os.fsync, os.replace
+        real_open, real_os_open, real_fsync, real_replace = open, os.open, os.fsync, os.replace
         real_commit = writer_module.atomic_write_text
+
+        def created(path):  # a chunk file opened to be written from its start (an append continues one)
+            if Path(path).exists():
+                self.overwritten.append(str(path))
+            self.log.append(("write", str(path)))
 
         def recording_open(path, mode="r", *args, **kwargs):
             if "w" in mode:
-                if Path(path).exists():
-                    self.overwritten.append(str(path))
-                self.log.append(("write", str(path)))
+                created(path)
             return real_open(path, mode, *args, **kwargs)
+
+        def recording_os_open(path, flags, *args, **kwargs):  # direct writes open with os.open
+            if flags & os.O_CREAT:
+                created(path)
+            return real_os_open(path, flags, *args, **kwargs)
 
         def recording_fsync(fd):
             self.log.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
@@ -516,7 +661,8 @@ class DiskEvents:
             if advice == os.POSIX_FADV_DONTNEED:
                 self.log.append(("drop", os.readlink(f"/proc/self/fd/{fd}")))
 
-        monkeypatch.setattr(append_module, "open", recording_open, raising=False)
+        monkeypatch.setattr(files_module, "open", recording_open, raising=False)
+        monkeypatch.setattr(os, "open", recording_os_open)
         monkeypatch.setattr(os, "fsync", recording_fsync)
         monkeypatch.setattr(os, "replace", recording_replace)
         monkeypatch.setattr(writer_module, "atomic_write_text", recording_commit)

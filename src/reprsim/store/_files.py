@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import ctypes
+import errno
 import hashlib
 import json
+import mmap
 import os
 import platform
 import re
@@ -15,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import google_crc32c
+import numpy as np
 
 # Suffixes of temporary files: ours (TMP_SUFFIX) and zarr's LocalStore atomic writes (".partial").
 TMP_SUFFIX = ".tmp"
@@ -91,6 +94,81 @@ def drop_from_page_cache(files: list[Path]) -> None:
             return  # advice only: a file system that refuses it (some FUSE mounts) keeps its cache
         finally:
             os.close(fd)
+
+
+# Direct I/O needs the memory address, file offset and length of a write to be multiples of the device's block
+# size; 4096 covers the usual 512-byte and 4 KiB devices.
+DIRECT_ALIGNMENT = 4096
+
+
+class DirectWriter:
+    """Writes files of bulk data followed by a short trailer (a chunk and its crc32c), bypassing the page cache
+    (O_DIRECT) where the platform and file system allow it, else through it as usual.
+
+    An extraction writes gigabytes it will not read back soon. Through the page cache every byte is copied
+    once more and its pages are allocated, dirtied, written back and dropped again; measured on a 2-core VM
+    writing 842 MB as 4 MB files, that cost 0.75-1.3 s of system CPU, direct writes 0.10-0.35 s (README,
+    "Performance"), and the system CPU is taken from the model running beside the writer. Durability is
+    unchanged: a direct write reaches the device, and the caller's fsync/syncfs still flushes the file's
+    metadata and the device's cache before anything is declared done.
+
+    The data part goes directly when its length is a multiple of DIRECT_ALIGNMENT (from its own memory when
+    aligned, else through one reusable aligned buffer); the trailer, and any data that cannot go directly,
+    is written normally. A file system that refuses direct I/O (EINVAL: tmpfs before Linux 6.6, some network
+    and FUSE mounts) turns it off for the rest of this writer's life.
+    """
+
+    def __init__(self, direct: bool = True) -> None:
+        self.direct = direct and hasattr(os, "O_DIRECT")
+        self._scratch: np.ndarray | None = None  # aligned, reused: grows to the largest chunk written
+
+    def aligned(self, nbytes: int) -> np.ndarray:
+        """A uint8 buffer of nbytes whose address is a multiple of DIRECT_ALIGNMENT (reused: its content
+        lasts until the next call)."""
+        if self._scratch is None or len(self._scratch) < nbytes:
+            size = -(-max(nbytes, 1) // mmap.PAGESIZE) * mmap.PAGESIZE
+            self._scratch = np.frombuffer(mmap.mmap(-1, size), dtype=np.uint8)  # mmap: page aligned
+        return self._scratch[:nbytes]
+
+    def write(self, path: Path, data: np.ndarray, trailer: bytes, flush: bool = False) -> None:
+        """Create or replace `path` with data's bytes (C-contiguous) followed by `trailer`; flush: fsync it
+        before returning."""
+        raw = data.reshape(-1).view(np.uint8)
+        if self.direct and raw.nbytes and raw.nbytes % DIRECT_ALIGNMENT == 0:
+            try:
+                self._write_direct(path, raw)
+            except OSError as exc:
+                if exc.errno != errno.EINVAL:
+                    raise
+                self.direct = False  # refused by this file system: write normally from now on
+            else:
+                with open(path, "ab") as handle:
+                    handle.write(trailer)
+                    handle.flush()
+                    if flush:
+                        os.fsync(handle.fileno())
+                return
+        with open(path, "wb") as handle:
+            handle.write(raw.data)
+            handle.write(trailer)
+            handle.flush()
+            if flush:
+                os.fsync(handle.fileno())
+
+    def _write_direct(self, path: Path, raw: np.ndarray) -> None:
+        if raw.ctypes.data % DIRECT_ALIGNMENT:
+            staged = self.aligned(raw.nbytes)
+            staged[:] = raw
+            raw = staged
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_DIRECT, 0o644)
+        try:
+            written = os.write(fd, raw.data)
+        finally:
+            os.close(fd)
+        if written < raw.nbytes:  # a short write (a nearly full disk): the rest normally, or its error
+            with open(path, "r+b") as handle:
+                handle.seek(written)
+                handle.write(raw.data[written:])
 
 
 def fsync_paths(files: list[Path], root: Path) -> None:

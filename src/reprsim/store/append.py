@@ -31,7 +31,7 @@ import numpy as np
 from zarr.codecs import BytesCodec, Crc32cCodec
 
 from reprsim.store import layout
-from reprsim.store._files import TMP_SUFFIX, crc32c_hex, data_crc32c, read_json
+from reprsim.store._files import TMP_SUFFIX, DirectWriter, crc32c_hex, data_crc32c, read_json
 
 # Chunk files named "c.<i>.0" side by side in the array's folder, instead of zarr's default "c/<i>/0" (a
 # folder per row chunk): creating a folder costs as much as creating the file on some file systems.
@@ -76,13 +76,15 @@ class ArrayAppender:
     them) followed by the crc32c of those bytes, 4 bytes little-endian: what zarr writes and checks on read.
     """
 
-    def __init__(self, path: Path, durable: bool = True) -> None:
+    def __init__(self, path: Path, durable: bool = True, files: DirectWriter | None = None) -> None:
         self.path = path
         self.durable = durable
+        self._files = files or DirectWriter()  # shared by the appenders of one writer (one aligned buffer)
         meta = _array_metadata(path)
         self.total, self.chunk, self._separator = layout.row_chunking(meta)
         self.row_shape = tuple(int(n) for n in meta["shape"][1:])
         self.dtype = np.dtype(meta["data_type"]).newbyteorder("<")
+        self._chunk_bytes = self.chunk * int(np.prod(self.row_shape, dtype=np.int64)) * self.dtype.itemsize
         self._tail_start = 0  # first row of the partly filled chunk held in memory
         self._tail: np.ndarray | None = None  # its rows [tail_start, next expected start), None if unknown
         self._digests: dict[Path, tuple[int, str]] = {}
@@ -101,7 +103,7 @@ class ArrayAppender:
         if start == chunk_start:
             return np.zeros((0, *self.row_shape), dtype=self.dtype)
         path = self.chunk_path(chunk_start // self.chunk)
-        size = self.chunk * int(np.prod(self.row_shape, dtype=np.int64)) * self.dtype.itemsize
+        size = self._chunk_bytes
         try:
             data = path.read_bytes()
         except OSError as exc:
@@ -121,8 +123,9 @@ class ArrayAppender:
             first, last = max(start, chunk_start), min(stop, chunk_stop)
             if first == chunk_start and last == chunk_stop:
                 block = values[first - start : last - start]  # a whole chunk: written from the caller's rows
-            else:
-                block = np.zeros((self.chunk, *self.row_shape), dtype=self.dtype)
+            else:  # assembled in the writer's aligned buffer, which a direct write can send as it is
+                block = self._files.aligned(self._chunk_bytes).view(self.dtype).reshape(self.chunk, *self.row_shape)
+                block[last - chunk_start :] = 0  # rows not written yet
                 block[: first - chunk_start] = self._prefix(chunk_start, first)
                 block[first - chunk_start : last - chunk_start] = values[first - start : last - start]
                 if last < min(chunk_stop, self.total):
@@ -141,12 +144,8 @@ class ArrayAppender:
         crc = google_crc32c.value(block)
         trailer = crc.to_bytes(4, "little")
         target = path.with_name(path.name + TMP_SUFFIX) if replaces_rows else path
-        with open(target, "wb") as handle:
-            handle.write(block.data)
-            handle.write(trailer)
-            if replaces_rows and self.durable:  # on disk before the rename: old chunk or new, never neither
-                handle.flush()
-                os.fsync(handle.fileno())
+        # on disk before the rename when durable: the old chunk or the new one, never neither
+        self._files.write(target, block, trailer, flush=replaces_rows and self.durable)
         if replaces_rows:
             os.replace(target, path)
         if final:

@@ -15,7 +15,7 @@ from reprsim.store.entry import StoreEntry, open_entry
 from reprsim.store.writer import EntryWriter, build_record
 
 KEY_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
-DEFAULT_ATTENTION_CHUNK = 1 << 18
+DEFAULT_ATTENTION_CHUNK = 1 << 20  # values: 4 MiB chunks of float32 (see layout.CHUNK_BYTES)
 KEY_HASH_CHARS = 20
 
 

@@ -20,6 +20,7 @@ import zarr
 from reprsim._version import __version__
 from reprsim.store import codec, layout
 from reprsim.store._files import (
+    DirectWriter,
     atomic_write_text,
     canonical_json,
     drop_from_page_cache,
@@ -135,6 +136,7 @@ class EntryWriter:
         self._rows = layout.word_offsets(self._lengths)
         self._done = self._open_or_start(overwrite)
         self._appenders: dict[str, ArrayAppender] = {}
+        self._files = DirectWriter()  # one aligned buffer for the chunks of every array
         self._offsets_by_heads: dict[int, np.ndarray] = {}
 
     # --- setup ---------------------------------------------------------------------------------------
@@ -271,7 +273,7 @@ class EntryWriter:
     def _appender(self, name: str) -> ArrayAppender:
         """The appender of one array (kept for the writer's life: it holds the partly filled chunk)."""
         if name not in self._appenders:
-            self._appenders[name] = ArrayAppender(self.path / name, durable=self.durable)
+            self._appenders[name] = ArrayAppender(self.path / name, durable=self.durable, files=self._files)
         return self._appenders[name]
 
     def _encode_hidden(self, start: int, stop: int, hidden: list[np.ndarray]) -> list[np.ndarray]:
