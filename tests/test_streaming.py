@@ -305,3 +305,18 @@ def test_a_one_dimensional_chunk_is_refused_by_name() -> None:
     for x, y in ((X, X[:, 0]), (X[:, 0], X)):
         with pytest.raises(ValueError, match=r"X and Y chunks must be 2-D \(rows x neurons\)"):
             StreamingSimilarity(device="cpu").update(x, y)
+
+
+def test_a_bad_value_is_named_by_representation_and_row_of_the_whole_stream() -> None:
+    """all_pairs streams chunks: an error must say which representation and which row of the corpus (word),
+    not the index inside the engine and the row inside one chunk."""
+    from reprsim.engine.pairs import RepresentationSource, all_pairs
+
+    rng = np.random.default_rng(0)
+    good = rng.standard_normal((20, 3))
+    bad = rng.standard_normal((20, 2))
+    bad[10, 1] = np.nan  # row 2 of the third chunk of 4 rows
+    sources = [RepresentationSource.from_array("layer A", good), RepresentationSource.from_array("layer B", bad)]
+    message = r"chunk of representation 'layer B' contains 1 NaN .*row 10 of the stream, row 2 of this chunk"
+    with pytest.raises(ValueError, match=message):
+        list(all_pairs(sources, ["linear_cka"], chunk_rows=4, device="cpu", progress=False))

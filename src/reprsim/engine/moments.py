@@ -282,14 +282,16 @@ class CrossMoments:
     def _gemm_dtype(self) -> torch.dtype:
         return torch.float64 if self.precision == "float64" else torch.float32
 
-    def update(self, chunks: Iterable[ArrayLike | None]) -> None:
+    def update(self, chunks: Iterable[ArrayLike | None], names: Sequence[object] | None = None) -> None:
         """Add one chunk of rows: one array (rows x d_a) per representation, the same rows in each.
 
         `chunks` is consumed lazily (a generator reading one representation at a time keeps only one
         representation's raw chunk alive). An entry may be None for a representation that no pending
         block or sum needs (e.g. old models not paired with a new one after `with_representations`).
         Any real dtype is accepted. Rows minus a fixed per-column shift are multiplied in the GEMM dtype
-        (float16 and bfloat16 rows are exact in float32) and the products are summed in float64.
+        (float16 and bfloat16 rows are exact in float32) and the products are summed in float64. `names`
+        (one per representation) name them in errors, which also give a bad value's row in the whole
+        stream, not just in the chunk.
         """
         needed = self.needed()
         rows: int | None = None
@@ -304,27 +306,27 @@ class CrossMoments:
                 raise ValueError(f"update got more than {self.n_reps} chunks (one per representation)")
             if chunk is None:
                 if needed[a]:
-                    raise ValueError(f"representation {a}: its chunk is needed but None was given")
+                    raise ValueError(f"{self._label(a, names)}: its chunk is needed but None was given")
                 continue
             if not needed[a]:
                 continue
-            name = f"chunk of representation {a}"
+            name = f"chunk of {self._label(a, names)}"
             x = matrix_tensor(chunk, name, device=self.device)
             rep = self._reps[a]
             if x.shape[1] != rep.width:
-                raise ValueError(f"chunk of representation {a} has {x.shape[1]} columns, expected width {rep.width}")
+                raise ValueError(f"{name} has {x.shape[1]} columns, expected width {rep.width}")
             if rows is None:
                 rows = int(x.shape[0])
                 buffer = self._staging(rows)
             elif x.shape[0] != rows:
                 raise ValueError(
-                    f"chunk of representation {a} has {x.shape[0]} rows but an earlier representation's "
+                    f"{name} has {x.shape[0]} rows but an earlier representation's "
                     f"chunk has {rows}: chunks must hold the same rows (words) of every representation"
                 )
             assert buffer is not None
             z = buffer[:, rep.offset : rep.offset + rep.width]
             absmax, shift = self._stage(rep, x, z, name)
-            self._check_product_range(a, float((absmax + shift.abs()).max()), rows)
+            self._check_product_range(name, float((absmax + shift.abs()).max()), rows)
             shifts[a], column_max[a] = shift, None if rep.frozen else absmax
             del x
             if self.row_norms:
@@ -348,7 +350,12 @@ class CrossMoments:
             if not panel.frozen:
                 self._add_panel(panel, buffer, column_sums, norms, rows)
 
-    def _check_product_range(self, a: int, furthest: float, rows: int) -> None:
+    @staticmethod
+    def _label(a: int, names: Sequence[object] | None) -> str:
+        """How errors name representation a: its given name, else its index."""
+        return f"representation {a}" if names is None else f"representation {names[a]!r}"
+
+    def _check_product_range(self, name: str, furthest: float, rows: int) -> None:
         """Refuse a chunk whose shifted values (at most `furthest` in size) could overflow the GEMM dtype.
 
         An entry of a cross-product block is a sum of `rows` products of two shifted values, so the bound
@@ -365,7 +372,7 @@ class CrossMoments:
                 else "rescale the values (every measure is invariant to isotropic scaling)"
             )
             raise ValueError(
-                f"chunk of representation {a}: values up to {furthest:.3g} (minus the first chunk's column "
+                f"{name}: values up to {furthest:.3g} (minus the first chunk's column "
                 f"means) could overflow {self.precision} cross-products over {rows} rows (or the float64 "
                 f"derivations that square them); {advice}"
             )
@@ -389,7 +396,7 @@ class CrossMoments:
         source = z.copy_(x) if in_place else x.to(torch.float64)
         low, high = torch.aminmax(source, dim=0)  # NaN propagates into both
         if not (bool(torch.isfinite(low).all()) and bool(torch.isfinite(high).all())):
-            raise_non_finite(x, name)
+            raise_non_finite(x, name, first_row=rep.n)
         if shift is None:
             shift = source.mean(dim=0, dtype=torch.float64)
             if in_place:  # the value subtracted is the one recorded, so that mean = shift + sum / n exactly

@@ -218,10 +218,11 @@ def _stream(
                     )
                 yield value
 
+    names = [src.id for src in sources]
     total = math.ceil(known / chunk_rows) if known else None
     with tqdm(total=total, desc=description, unit="chunk", disable=not progress, leave=False) as bar:
         for head in iterators[first]:
-            moments.update(step(head))
+            moments.update(step(head), names=names)
             bar.update(1)
     moments.release_buffers()
     for i, it in iterators.items():

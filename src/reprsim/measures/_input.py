@@ -84,11 +84,13 @@ def matrix_tensor(X: ArrayLike, name: str = "X", device: torch.device | None = N
     return t if device is None else t.to(device)
 
 
-def raise_non_finite(t: torch.Tensor, name: str) -> NoReturn:
-    """The error for a matrix holding NaN or Inf: how many, and the first row."""
+def raise_non_finite(t: torch.Tensor, name: str, first_row: int = 0) -> NoReturn:
+    """The error for a matrix holding NaN or Inf: how many, and the first row (counted from first_row, the
+    row t starts at in a stream of chunks)."""
     bad = ~torch.isfinite(t)
-    first_row = int(torch.nonzero(bad)[0, 0])
-    raise ValueError(f"{name} contains {int(bad.sum())} NaN or Inf value(s) (first in row {first_row})")
+    row = first_row + int(torch.nonzero(bad)[0, 0])
+    where = f"row {row}" if first_row == 0 else f"row {row} of the stream, row {row - first_row} of this chunk"
+    raise ValueError(f"{name} contains {int(bad.sum())} NaN or Inf value(s) (first in {where})")
 
 
 def as_pair(X: ArrayLike, Y: ArrayLike, min_rows: int = 2) -> tuple[torch.Tensor, torch.Tensor]:

@@ -83,7 +83,7 @@ class StreamingSimilarity:
                 precision=self._precision,
                 row_norms="debiased_cka" in self.measures,
             )
-        self._moments.update([X_chunk, Y_chunk])
+        self._moments.update([X_chunk, Y_chunk], names=("X", "Y"))
 
     def merge(self, other: StreamingSimilarity) -> StreamingSimilarity:
         """Add another accumulator's rows (e.g. a shard computed elsewhere) into this one; returns self."""
