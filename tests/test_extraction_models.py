@@ -445,6 +445,12 @@ class MisbehavingAdapter(LSTMAdapter):
             hidden = [[x.T for x in h] for h in hidden]
         if self.fault == "huge":
             hidden[0][0] = hidden[0][0].double() * 1e300  # finite in float64, infinite in float32
+        if self.fault == "complex":  # casting would keep the real part with only a warning
+            hidden[1][0] = hidden[1][0].to(torch.complex64)
+        if self.fault == "complex numpy":
+            hidden[1][1] = hidden[1][1].numpy().astype(np.complex128)
+        if self.fault == "bool":
+            hidden[0][1] = hidden[0][1] > 0
         maps = [[torch.full((0 if layer == 0 else 2, len(w), len(w)), 1.0 / len(w)) for w in sentences]
                 for layer in layers]
         if self.fault in ("unnormalised", "negative", "nan"):
@@ -464,6 +470,9 @@ class MisbehavingAdapter(LSTMAdapter):
         ("nan", r"sentence \d, layer 2: attention row .* sums to nan"),
         ("tuple", r"encode returned tuple; it must return AdapterOutput"),
         ("huge", r"layer 0: values up to .*e\+3\d\d exceed float32's range"),
+        ("complex", r"layer 1: values of type torch.complex64; activations must be real"),
+        ("complex numpy", r"layer 1: values of type complex128; activations must be real"),
+        ("bool", r"layer 0: values of type torch.bool; activations must be real"),
         ("heads_list", r"attention_heads has 2 entries and layer_widths 3"),
     ],
 )

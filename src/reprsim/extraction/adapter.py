@@ -76,10 +76,15 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)
 def to_numpy(array: ArrayLike) -> np.ndarray:
     """A float32 numpy array of a tensor or array (half precision tensors are widened first); it may share
     memory with the input when that is already float32 on the CPU. Finite float64 values beyond float32's
-    range raise ValueError (they would become infinities, reported later as if the model had produced them)."""
+    range raise ValueError (they would become infinities, reported later as if the model had produced them),
+    and so do complex, boolean and non-numeric values."""
+    if isinstance(array, torch.Tensor) and (array.dtype.is_complex or array.dtype == torch.bool):
+        raise ValueError(f"values of type {array.dtype}; activations must be real numbers (a float type)")
     if isinstance(array, torch.Tensor) and array.dtype != torch.float64:
         return array.detach().to(device="cpu", dtype=torch.float32).numpy()
     values = array.detach().cpu().numpy() if isinstance(array, torch.Tensor) else np.asarray(array)
+    if values.dtype.kind not in "fiu":  # complex would lose its imaginary part, bool/object/str mean a bug
+        raise ValueError(f"values of type {values.dtype}; activations must be real numbers (a float type)")
     if values.dtype == np.float64 and values.size:
         largest = float(np.abs(values[np.isfinite(values)]).max(initial=0.0))
         if largest > FLOAT32_MAX:
