@@ -164,6 +164,27 @@ def test_conllu_without_final_blank_line_and_bad_lines(tmp_path):
         Corpus.from_conllu(write(tmp_path, "d.conllu", "# only a comment\n"))
 
 
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        # a token whose FORM is empty or only invisible characters: dropping it would shift the later words
+        ("1\tHi\t_\n2\t\t_\n3\tthere\t_\n", r"e\.conllu: line 2: token 2 has FORM '', which is empty"),
+        ("1\tHi\t_\n2\t\u200b\t_\n3\tthere\t_\n", r"line 2: token 2 has FORM '\\u200b', which is empty"),
+        # IDs that only look like a multiword range or an empty node were skipped before
+        ("1\tHi\t_\n-1\tthere\t_\n", r"line 2: CoNLL-U ID '-1' is not a word index"),
+        ("1\tHi\t_\n2-\tthere\t_\n", r"line 2: CoNLL-U ID '2-' is not a word index"),
+        ("1\tHi\t_\n.5\tthere\t_\n", r"line 2: CoNLL-U ID '.5' is not a word index"),
+        ("\u0661\tHi\t_\n", r"line 1: CoNLL-U ID '\u0661' is not a word index"),  # an Arabic-Indic digit
+    ],
+)
+def test_conllu_tokens_that_would_be_lost_silently_are_errors(tmp_path, content, message):
+    with pytest.raises(ValueError, match=message):
+        Corpus.from_conllu(write(tmp_path, "e.conllu", content))
+    # the well-formed kinds of skipped line still read as before
+    fine = "1-2\tdon't\t_\n1\tdo\t_\n2\tn't\t_\n2.1\tgo\t_\n3\tgo\t_\n"
+    assert Corpus.from_conllu(write(tmp_path, "f.conllu", fine)).sentences == [["do", "n't", "go"]]
+
+
 def test_load_dispatches_on_suffix(tmp_path):
     conllu = write(tmp_path, "x.conll", CONLLU)
     text = write(tmp_path, "x.txt", "a b\nc\n")

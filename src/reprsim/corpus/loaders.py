@@ -7,10 +7,11 @@ breaks, so line numbers match what an editor shows.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from reprsim.corpus.text import clean_sentence, normalize_text
+from reprsim.corpus.text import clean_sentence, clean_word, normalize_text
 
 UTF8_BOM = b"\xef\xbb\xbf"
 
@@ -73,17 +74,29 @@ def read_text(path: str | Path, *, skip_empty: bool = False) -> list[list[str]]:
     return sentences
 
 
+# "1-2": a multiword token (its parts follow); "1.1": an empty node (no surface form). Both are skipped.
+_SKIPPED_ID = re.compile(r"^[0-9]+(-[0-9]+|\.[0-9]+)$")
+
+
 def _conllu_form(path: str | Path, number: int, line: str) -> str | None:
-    """The FORM of one CoNLL-U token line, or None for multiword-token ranges and empty nodes."""
+    """The FORM of one CoNLL-U token line (checked not to clean to nothing), or None for multiword-token
+    ranges and empty nodes."""
     columns = line.split("\t")
     if len(columns) < 2:
         raise ValueError(f"{path}: line {number}: not a CoNLL-U token line (expected tab-separated columns)")
     token_id = columns[0]
-    if "-" in token_id or "." in token_id:
-        return None  # "1-2" multiword token (its parts follow) or "1.1" empty node (no surface form)
-    if not token_id.isdigit():
-        raise ValueError(f"{path}: line {number}: CoNLL-U ID {token_id!r} is not an integer")
-    return columns[1]
+    if _SKIPPED_ID.match(token_id):
+        return None
+    if not (token_id.isascii() and token_id.isdigit()):
+        raise ValueError(f"{path}: line {number}: CoNLL-U ID {token_id!r} is not a word index (1, 2, ...)")
+    form = columns[1]
+    if not clean_word(normalize_text(form)).strip():
+        # Dropping it would shift every later word of the sentence against the file's token IDs.
+        raise ValueError(
+            f"{path}: line {number}: token {token_id} has FORM {form!r}, which is empty once control, format "
+            "and zero-width characters are removed; fix or remove the token"
+        )
+    return form
 
 
 def read_conllu(path: str | Path) -> list[list[str]]:
