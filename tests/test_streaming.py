@@ -320,3 +320,14 @@ def test_a_bad_value_is_named_by_representation_and_row_of_the_whole_stream() ->
     message = r"chunk of representation 'layer B' contains 1 NaN .*row 10 of the stream, row 2 of this chunk"
     with pytest.raises(ValueError, match=message):
         list(all_pairs(sources, ["linear_cka"], chunk_rows=4, device="cpu", progress=False))
+
+
+def test_a_pair_listed_twice_is_an_error_not_a_silent_merge() -> None:
+    """One result comes per pair, in the order given: merging a repeated pair would misalign the results with
+    the caller's list. (b, a) is another pair (its directed values are the other way round)."""
+    reps = layers(50, [3, 4], seed=9)
+    sources = [RepresentationSource.from_array(i, r) for i, r in enumerate(reps)]
+    with pytest.raises(ValueError, match=r"pair \(0, 1\) is listed twice \(positions 0 and 2\)"):
+        all_pairs(sources, ["linear_cka"], pairs=[(0, 1), (1, 1), (0, 1)], progress=False)
+    results = all_pairs(sources, ["linear_cka"], pairs=[(0, 1), (1, 0)], progress=False)
+    assert [(r.a, r.b) for r in results] == [(0, 1), (1, 0)]

@@ -135,7 +135,8 @@ def check_sources(reps: Sequence[RepresentationSource]) -> list[RepresentationSo
 
 
 def check_pair_list(pairs: Literal["all"] | Iterable[tuple[int, int]], n_reps: int) -> list[tuple[int, int]]:
-    """The pairs to compare: every a < b for "all", else the given (a, b) index pairs (a == b allowed)."""
+    """The pairs to compare: every a < b for "all", else the given (a, b) index pairs (a == b allowed; each
+    at most once, (b, a) being another pair)."""
     if isinstance(pairs, str):
         if pairs != "all":
             raise ValueError(f"pairs must be 'all' or a list of (a, b) index pairs, got {pairs!r}")
@@ -150,7 +151,12 @@ def check_pair_list(pairs: Literal["all"] | Iterable[tuple[int, int]], n_reps: i
         out.append((int(pair[0]), int(pair[1])))
     if not out:
         raise ValueError("pairs is empty: nothing to compare")
-    return list(dict.fromkeys(out))
+    first_at: dict[tuple[int, int], int] = {}
+    for position, pair in enumerate(out):
+        if pair in first_at:  # results come one per pair: a silent merge would misalign them with the list
+            raise ValueError(f"pair {pair} is listed twice (positions {first_at[pair]} and {position})")
+        first_at[pair] = position
+    return out
 
 
 def plan_tiles(
