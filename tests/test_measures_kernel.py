@@ -384,6 +384,16 @@ def test_mutual_knn_errors():
     Z[2] = 0.0
     with pytest.raises(ValueError, match="all zeros"):
         mutual_knn(Z, Y, k=3)
+    # A constant representation (or rows that are all positive multiples of one): every row equally near
+    # every other; before, the tie-break's choice came back as a score (1.0 for two constant inputs).
+    constant = np.tile(np.array([0.3, -1.2, 2.0]), (10, 1))
+    scaled = constant * np.linspace(0.5, 3.0, 10)[:, None]  # clipping would bend the larger rows
+    for same_direction, clip in ((constant, 0.95), (scaled, None)):
+        with pytest.raises(ValueError, match="every row of Y points the same way"):
+            mutual_knn(X, same_direction, k=3, clip_quantile=clip)
+        with pytest.raises(ValueError, match="every row of X points the same way"):
+            mutual_knn(same_direction, same_direction, k=3, clip_quantile=clip)
+    mutual_knn(X, np.vstack([constant[:9], [0.35, -1.2, 2.0]]), k=3)  # one row apart: defined
 
 
 # ------------------------------------------------------------------------------------------------------------

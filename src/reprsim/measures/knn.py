@@ -31,7 +31,9 @@ def clip_at_quantile(x: torch.Tensor, q: float | None) -> torch.Tensor:
 
 
 def unit_rows(x: torch.Tensor, name: str) -> torch.Tensor:
-    """L2-normalise rows; a row of zeros has no direction, so it is an error naming the row."""
+    """L2-normalise rows; a row of zeros has no direction, so it is an error naming the row, and so is a
+    representation whose rows all point the same way (a constant one): every row would be equally near
+    every other, and the "neighbours" would be whichever rows the tie-break picks."""
     norms = x.norm(dim=1, keepdim=True)
     zero = norms.reshape(-1) == 0
     if bool(zero.any()):
@@ -40,7 +42,14 @@ def unit_rows(x: torch.Tensor, name: str) -> torch.Tensor:
             f"mutual_knn: {int(zero.sum())} row(s) of {name} are all zeros after clipping (first: row "
             f"{first} of the rows compared); they have no nearest neighbours by inner product"
         )
-    return x / norms
+    unit = x / norms
+    # Rows that are positive multiples of one row normalise to it within a few rounding errors.
+    if float((unit - unit[:1]).abs().max()) <= 16 * torch.finfo(unit.dtype).eps:
+        raise ValueError(
+            f"mutual_knn: every row of {name} points the same way after clipping (a constant representation); "
+            "no row is nearer to one row than to another, so nearest neighbours are undefined"
+        )
+    return unit
 
 
 def neighbour_mask(sims: torch.Tensor, k: int) -> torch.Tensor:
