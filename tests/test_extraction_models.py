@@ -762,6 +762,7 @@ def test_window_buffers_are_separate_writable_page_aligned_sets() -> None:
 
     buffers = WindowBuffers([3, 5], capacity=10, heads=[0, 2], square_capacity=7)
     first_hidden, first_maps = buffers.take(4, squares=6)
+    assert len(buffers._sets) == 1  # the second set only once a second window needs it
     second_hidden, second_maps = buffers.take(10, squares=7)
     assert [h.shape for h in first_hidden] == [(4, 3), (4, 5)]
     assert [h.shape for h in second_hidden] == [(10, 3), (10, 5)]

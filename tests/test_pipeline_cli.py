@@ -55,6 +55,9 @@ def test_extract_compare_report_commands(tiny_models, corpus_file, tmp_path, cap
     assert main(["report", str(results), "--out", str(report)]) == 0
     html = (report / "index.html").read_text()
     assert html.count("data:image/png;base64,") >= 4 and "linear_cka" in html
+    assert "report figures" in capsys.readouterr().err
+    assert main(["report", str(results), "--out", str(tmp_path / "quiet"), "--quiet"]) == 0
+    assert "report figures" not in capsys.readouterr().err
 
 
 def test_run_study_and_rerun_skips_finished_work(tiny_models, corpus_file, tmp_path, capsys):
@@ -69,8 +72,9 @@ compare: {{measures: [linear_cka, pwcca, attention_cka]}}
 output: {{dir: out}}
 """)
     assert main(["run", str(config), "--quiet"]) == 0
-    out = capsys.readouterr().out
-    assert "results:" in out and "report:" in out
+    captured = capsys.readouterr()
+    assert "results:" in captured.out and "report:" in captured.out
+    assert "report figures" not in captured.err  # --quiet covers the report's bar too
     results = tmp_path / "out" / "results.parquet"
     table = ResultTable.load(results)
     assert table.layers("gpt2") == [0, 2] and table.layers("bert") == [0, 1, 2]

@@ -330,7 +330,7 @@ class OpenRecorder:
     open(), not os.open); `refuse_direct` makes O_DIRECT opens fail with EINVAL, as on a file system
     without direct I/O."""
 
-    def __init__(self, monkeypatch, refuse_direct: bool = False) -> None:
+    def __init__(self, monkeypatch, refuse_direct: bool = False, error: int = 22) -> None:
         self.direct: list[bool] = []
         real = os.open
 
@@ -339,7 +339,7 @@ class OpenRecorder:
                 is_direct = bool(flags & getattr(os, "O_DIRECT", 0))
                 self.direct.append(is_direct)
                 if is_direct and refuse_direct:
-                    raise OSError(22, "Invalid argument", str(path))
+                    raise OSError(error, os.strerror(error), str(path))
             return real(path, flags, *args, **kwargs)
 
         monkeypatch.setattr(os, "open", recording)
@@ -373,12 +373,13 @@ def test_direct_writer_writes_exact_bytes_directly_where_it_can(tmp_path, monkey
     assert files.direct == direct_here or not hasattr(os, "O_DIRECT")
 
 
-def test_direct_writer_falls_back_where_direct_io_is_refused(tmp_path, monkeypatch):
-    """EINVAL on an O_DIRECT open (tmpfs before Linux 6.6, some network mounts): the file is written
-    normally, complete, and direct I/O is not tried again."""
+@pytest.mark.parametrize("error", [22, 95])  # EINVAL, EOPNOTSUPP (Linux numbers)
+def test_direct_writer_falls_back_where_direct_io_is_refused(tmp_path, monkeypatch, error):
+    """EINVAL on an O_DIRECT open (tmpfs before Linux 6.6, some network mounts) or EOPNOTSUPP (some FUSE
+    mounts): the file is written normally, complete, and direct I/O is not tried again."""
     monkeypatch.setattr(os, "O_DIRECT", getattr(os, "O_DIRECT", 0x4000), raising=False)
     files = files_module.DirectWriter()
-    recorder = OpenRecorder(monkeypatch, refuse_direct=True)
+    recorder = OpenRecorder(monkeypatch, refuse_direct=True, error=error)
     data = np.arange(2048, dtype=np.float32)  # two whole blocks
     for name in ("first", "second"):
         files.write(tmp_path / name, data, b"abcd")

@@ -58,5 +58,7 @@ def run_study(study: Study, progress: bool = True) -> StudyOutputs:
     report = None
     if study.report is not None:
         finetuned = {f.base: f.finetuned for f in study.finetuning}
-        report = write_report(table, study.report, finetuned=finetuned or None, title=f"reprsim: {study.name}")
+        report = write_report(
+            table, study.report, finetuned=finetuned or None, title=f"reprsim: {study.name}", progress=progress
+        )
     return StudyOutputs(results=study.results, report=report, n_rows=len(table))

@@ -17,7 +17,7 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--finetuned names base model {base!r} twice")
         finetuned[base] = models
     table = ResultTable.load(args.results)
-    index = write_report(table, args.out, finetuned=finetuned)
+    index = write_report(table, args.out, finetuned=finetuned, progress=not args.quiet)
     print(f"report written to {index}")
     return 0
 
@@ -39,4 +39,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="BASE:FT1,FT2",
         help="compare fine-tuned models layer by layer with their base model (repeatable)",
     )
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)

@@ -462,23 +462,30 @@ class WindowBuffers:
     allocations, which cost as much as the copy into them.
 
     A set holds one (rows, width) array per layer and, with `heads`, one flat array per layer for the
-    word-level maps (heads x sum of n^2 values; None for layers without heads)."""
+    word-level maps (heads x sum of n^2 values; None for layers without heads). The second set is made when
+    first needed: a corpus of one window never holds it."""
 
     def __init__(
         self, widths: Sequence[int], capacity: int, heads: Sequence[int] | None = None, square_capacity: int = 0
     ) -> None:
-        self._sets = [
-            (
-                [_anonymous_float32(capacity * width).reshape(capacity, width) for width in widths],
-                None if heads is None else [_anonymous_float32(h * square_capacity) if h else None for h in heads],
-            )
-            for _ in range(2)
-        ]
+        self._widths = list(widths)
+        self._capacity = capacity
         self._heads = heads
+        self._square_capacity = square_capacity
+        self._sets: list[tuple[list[np.ndarray], list[np.ndarray | None] | None]] = []
         self._turn = 0
+
+    def _new_set(self) -> tuple[list[np.ndarray], list[np.ndarray | None] | None]:
+        rows = self._capacity
+        hidden = [_anonymous_float32(rows * width).reshape(rows, width) for width in self._widths]
+        if self._heads is None:
+            return hidden, None
+        return hidden, [_anonymous_float32(h * self._square_capacity) if h else None for h in self._heads]
 
     def take(self, rows: int, squares: int = 0) -> tuple[list[np.ndarray], list[np.ndarray | None] | None]:
         """The next set, cut to `rows` rows and (with heads) `squares` = sum of n^2 over the window's sentences."""
+        if self._turn == len(self._sets):
+            self._sets.append(self._new_set())
         hidden, maps = self._sets[self._turn]
         self._turn ^= 1
         cut_maps = None

@@ -345,11 +345,13 @@ def write_report(
     finetuned: Mapping[str, Sequence[str]] | None = None,
     larger_is_similar: Mapping[str, bool] | None = None,
     title: str = "reprsim report",
+    progress: bool = True,
 ) -> Path:
     """Write figures (PNG + SVG), CSVs and one self-contained index.html to `out_dir`; return its path.
 
     `finetuned` maps a base model to its fine-tuned models. `larger_is_similar` overrides, per measure,
-    the registry's orientation (needed only for measures outside the registry).
+    the registry's orientation (needed only for measures outside the registry). progress: a bar over the
+    figures drawn.
     """
     if not isinstance(table, ResultTable):
         raise ValueError(f"write_report needs a ResultTable, got {type(table).__name__}")
@@ -361,8 +363,8 @@ def write_report(
     orientation = {m: larger_means_similar(m, overrides.get(m)) for m in table.measures()}
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    progress = tqdm(total=_count_figures(table, finetuned), desc="report figures", unit="fig")
-    figures = FigureWriter(out / FIGURE_DIR, progress)
+    bar = tqdm(total=_count_figures(table, finetuned), desc="report figures", unit="fig", disable=not progress)
+    figures = FigureWriter(out / FIGURE_DIR, bar)
     sections: list[Section] = []
     tidy_parts: list[pd.DataFrame] = []
     try:
@@ -381,7 +383,7 @@ def write_report(
         for base, models in finetuned.items():
             sections.append(_finetune_section(table, base, list(models), orientation, figures, out))
     finally:
-        progress.close()
+        bar.close()
     if tidy_parts:
         pd.concat(tidy_parts, ignore_index=True).to_csv(out / "model_to_model.csv", index=False)
     page = render_page(table, sections, title)

@@ -99,6 +99,8 @@ def drop_from_page_cache(files: list[Path]) -> None:
 # Direct I/O needs the memory address, file offset and length of a write to be multiples of the device's block
 # size; 4096 covers the usual 512-byte and 4 KiB devices.
 DIRECT_ALIGNMENT = 4096
+# What a file system without direct I/O answers: EINVAL on Linux; EOPNOTSUPP/ENOTSUP from some FUSE mounts.
+_NO_DIRECT_IO = {errno.EINVAL, errno.EOPNOTSUPP, getattr(errno, "ENOTSUP", errno.EOPNOTSUPP)}
 
 
 class DirectWriter:
@@ -115,7 +117,7 @@ class DirectWriter:
     The data part goes directly when its length is a multiple of DIRECT_ALIGNMENT (from its own memory when
     aligned, else through one reusable aligned buffer); the trailer, and any data that cannot go directly,
     is written normally. A file system that refuses direct I/O (EINVAL: tmpfs before Linux 6.6, some network
-    and FUSE mounts) turns it off for the rest of this writer's life.
+    mounts; EOPNOTSUPP: some FUSE mounts) turns it off for the rest of this writer's life.
     """
 
     def __init__(self, direct: bool = True) -> None:
@@ -138,7 +140,7 @@ class DirectWriter:
             try:
                 self._write_direct(path, raw)
             except OSError as exc:
-                if exc.errno != errno.EINVAL:
+                if exc.errno not in _NO_DIRECT_IO:
                     raise
                 self.direct = False  # refused by this file system: write normally from now on
             else:
