@@ -75,6 +75,10 @@ output: {{dir: out}}
     captured = capsys.readouterr()
     assert "results:" in captured.out and "report:" in captured.out
     assert "report figures" not in captured.err  # --quiet covers the report's bar too
+    assert "Loading weights" not in captured.err  # and transformers' own, for the extraction's loads only:
+    from transformers.utils import logging as hf_logging
+
+    assert hf_logging.is_progress_bar_enabled()
     results = tmp_path / "out" / "results.parquet"
     table = ResultTable.load(results)
     assert table.layers("gpt2") == [0, 2] and table.layers("bert") == [0, 1, 2]

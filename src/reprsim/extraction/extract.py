@@ -279,6 +279,7 @@ def _load_adapter(source: ModelSource, name: str, options: ExtractOptions) -> Tr
         device=options.device,
         dtype=options.dtype,
         trust_remote_code=options.trust_remote_code,
+        progress=options.progress,
     )
     return TransformerAdapter(
         model,

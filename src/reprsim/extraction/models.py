@@ -7,8 +7,10 @@ is, so the extraction driver can build the store key and skip finished work befo
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -126,13 +128,37 @@ def load_transformer(
     device: torch.device,
     dtype: str = "float32",
     trust_remote_code: bool = False,
+    progress: bool = True,
 ) -> tuple[torch.nn.Module, Any]:
     """Model (in eval mode, on `device`) and tokenizer for a resolved source.
 
     Eager attention is chosen only when attention maps are wanted (SDPA returns none); seq2seq models give
     their encoder. Weights come from safetensors when the folder has them; otherwise transformers' torch.load
-    runs weights-only. trust_remote_code stays off unless asked for.
+    runs weights-only. trust_remote_code stays off unless asked for. progress=False hides transformers'
+    weight-loading bar for this call.
     """
+    with _transformers_progress(progress):
+        return _load(source, attention, device, dtype, trust_remote_code)
+
+
+@contextlib.contextmanager
+def _transformers_progress(enabled: bool) -> Iterator[None]:
+    """transformers' own progress bars on or off inside the block, as they were afterwards."""
+    from transformers.utils import logging as hf_logging
+
+    before = hf_logging.is_progress_bar_enabled()
+    if enabled != before:
+        (hf_logging.enable_progress_bar if enabled else hf_logging.disable_progress_bar)()
+    try:
+        yield
+    finally:
+        if enabled != before:
+            (hf_logging.enable_progress_bar if before else hf_logging.disable_progress_bar)()
+
+
+def _load(
+    source: ModelSource, attention: bool, device: torch.device, dtype: str, trust_remote_code: bool
+) -> tuple[torch.nn.Module, Any]:
     from transformers import AutoConfig, AutoTokenizer
 
     torch_dtype = check_dtype(dtype)
