@@ -614,6 +614,31 @@ class CountingAdapter(LSTMAdapter):
         return super().encode(sentences, layers, attention)
 
 
+def test_objects_existing_before_are_left_out_of_gc_passes_only_during_extraction(tmp_path: Path) -> None:
+    """Full garbage collections walk every object (0.12-0.25 s each with a model loaded): during extraction
+    the objects that existed before are frozen out of them, and afterwards nothing is left frozen, also
+    after an error. A caller's own gc.freeze() is left alone."""
+    import gc
+
+    torch.manual_seed(0)
+    lm = TinyLSTMLanguageModel(sorted({w for s in SENTENCES for w in s}))
+    corpus = Corpus([SENTENCES[0], SENTENCES[1]])
+    seen: list[int] = []
+    extract(CountingAdapter(lm, on_encode=lambda _: seen.append(gc.get_freeze_count())), corpus,
+            tmp_path / "a", batch_size=1, progress=False)
+    assert seen and all(count > 0 for count in seen)
+    assert gc.get_freeze_count() == 0
+    with pytest.raises(ValueError, match="encode returned"):
+        extract(MisbehavingAdapter(lm, "tuple"), corpus, tmp_path / "b", progress=False)
+    assert gc.get_freeze_count() == 0
+    gc.freeze()
+    try:
+        extract(CountingAdapter(lm), corpus, tmp_path / "c", progress=False)
+        assert gc.get_freeze_count() > 0  # the caller's freeze is still in place (not undone by extract)
+    finally:
+        gc.unfreeze()
+
+
 def test_store_write_overlaps_the_next_windows_forward_pass(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each window's write starts only once the model is computing the next window (a loop that writes before
     it computes would time out here), and is slow: over four windows, buffers the model filled while a write
