@@ -242,3 +242,22 @@ def test_killed_extraction_resumes_to_byte_identical_store(tmp_path: Path) -> No
     assert any(name.endswith("manifest.json") for name in resumed_files)
     (entry,) = ActivationStore(tmp_path / "resumed").entries(verify=True)
     assert entry.n_sentences == 300
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["quick", "--rows", "1"], "argument --rows: must be at least 2, got 1"),
+        (["quick", "--width", "-5"], "argument --width: must be at least 2, got -5"),
+        (["quick", "--rows", "many"], "argument --rows: must be an integer, got 'many'"),
+        (["extract", "m", "--corpus", "c.txt", "--store", "s", "--batch-size", "0"],
+         "argument --batch-size: must be a positive integer, got 0"),
+        (["extract", "m", "--corpus", "c.txt", "--store", "s", "--max-sentences", "2.5"],
+         "argument --max-sentences: must be an integer, got '2.5'"),
+    ],
+)
+def test_integer_options_are_checked_before_anything_runs(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err

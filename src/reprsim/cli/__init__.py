@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from collections.abc import Callable
 
 # Subcommand modules, in the order `reprsim --help` lists them.
 COMMANDS: tuple[str, ...] = (
@@ -17,6 +18,22 @@ COMMANDS: tuple[str, ...] = (
     "store",
     "validate",
 )
+
+
+def int_at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse `type` for integer options of at least `minimum`, with a message saying which."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+        if value < minimum:
+            bound = "a positive integer" if minimum == 1 else f"at least {minimum}"
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {text}")
+        return value
+
+    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:

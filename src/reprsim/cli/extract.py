@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from reprsim.cli import int_at_least
+
 
 def run(args: argparse.Namespace) -> int:
     from reprsim.corpus import Corpus
@@ -43,13 +45,6 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "extract",
@@ -81,7 +76,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="mask attention to earlier words and renormalise (compare encoders with decoders)",
     )
-    parser.add_argument("--batch-size", type=_positive, default=32, help="sentences per forward pass")
+    parser.add_argument("--batch-size", type=int_at_least(1), default=32, help="sentences per forward pass")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
     parser.add_argument(
         "--dtype",
@@ -89,13 +84,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default="float32",
         help="model and storage precision",
     )
-    parser.add_argument("--max-sentences", type=_positive, default=None, help="use the first N sentences")
+    parser.add_argument("--max-sentences", type=int_at_least(1), default=None, help="use the first N sentences")
     parser.add_argument(
         "--skip-empty-lines", action="store_true", help="skip lines with no words in a text corpus (else an error)"
     )
     parser.add_argument(
         "--max-words",
-        type=_positive,
+        type=int_at_least(1),
         default=None,
         help="drop sentences longer than K words (before --max-sentences)",
     )

@@ -10,15 +10,7 @@ import argparse
 
 import numpy as np
 
-
-def _at_least_two(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
-    if value < 2:
-        raise argparse.ArgumentTypeError(f"must be at least 2, got {text}")
-    return value
+from reprsim.cli import int_at_least
 
 
 def synthetic_representations(n: int, p: int, seed: int) -> dict[str, np.ndarray]:
@@ -55,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("quick", help="compute every measure on generated data and print a table")
-    p.add_argument("--rows", type=_at_least_two, default=2000, help="rows (words) per representation")
-    p.add_argument("--width", type=_at_least_two, default=64, help="neurons per representation")
+    p.add_argument("--rows", type=int_at_least(2), default=2000, help="rows (words) per representation")
+    p.add_argument("--width", type=int_at_least(2), default=64, help="neurons per representation")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=run)
