@@ -778,6 +778,19 @@ def test_windows_cover_the_corpus_on_a_grid_with_a_finer_last_window(n: int) -> 
         window_bounds(0, n, size=256, tail=100)
 
 
+@pytest.mark.parametrize(("size", "dtype"), [(0, np.float32), (1, np.uint8), (3000, np.float32), (5000, np.uint16)])
+def test_anonymous_arrays_are_zeroed_writable_and_page_aligned(size: int, dtype: Any) -> None:
+    import mmap
+
+    from reprsim._memory import anonymous_array
+
+    array = anonymous_array(size, dtype)
+    assert array.shape == (size,) and array.dtype == np.dtype(dtype) and array.flags.writeable
+    assert array.ctypes.data % mmap.PAGESIZE == 0 and not array.any()
+    array[:] = 7
+    assert (array == 7).all()
+
+
 def test_window_buffers_are_separate_writable_page_aligned_sets() -> None:
     """The two buffer sets alternate, are cut to each window's size, never share memory (one is written to
     disk while the other fills), and start on a page (the store can send whole chunks directly)."""

@@ -14,7 +14,6 @@ import contextlib
 import gc
 import importlib.metadata
 import itertools
-import mmap
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from reprsim._memory import anonymous_array
 from reprsim.corpus import Corpus
 from reprsim.extraction.adapter import SentenceError, WordAdapter, stack_rows, to_numpy
 from reprsim.extraction.alignment import causal_mask_rows, check_subword_rule
@@ -515,10 +515,10 @@ class WindowBuffers:
 
     def _new_set(self) -> tuple[list[np.ndarray], list[np.ndarray | None] | None]:
         rows = self._capacity
-        hidden = [_anonymous_float32(rows * width).reshape(rows, width) for width in self._widths]
+        hidden = [anonymous_array(rows * width, np.float32).reshape(rows, width) for width in self._widths]
         if self._heads is None:
             return hidden, None
-        return hidden, [_anonymous_float32(h * self._square_capacity) if h else None for h in self._heads]
+        return hidden, [anonymous_array(h * self._square_capacity, np.float32) if h else None for h in self._heads]
 
     def take(self, rows: int, squares: int = 0) -> tuple[list[np.ndarray], list[np.ndarray | None] | None]:
         """The next set, cut to `rows` rows and (with heads) `squares` = sum of n^2 over the window's sentences."""
@@ -530,24 +530,6 @@ class WindowBuffers:
         if maps is not None and self._heads is not None:
             cut_maps = [None if m is None else m[: h * squares] for m, h in zip(maps, self._heads, strict=True)]
         return [buffer[:rows] for buffer in hidden], cut_maps
-
-
-def _anonymous_float32(size: int) -> np.ndarray:
-    """A float32 buffer of `size` values in its own anonymous memory mapping (page aligned, zero filled),
-    its pages allocated up front where the platform can (MAP_POPULATE, Linux).
-
-    Not numpy's allocator: numpy asks the kernel for transparent huge pages on arrays of 4 MB and more, and
-    where the kernel then compacts memory to find them on the first touch (THP defrag "madvise", a common
-    default) the two buffer sets of a MiniLM window took 0.25-0.87 s to fill the first time on the project
-    VM, against 0.25 s with ordinary pages and 0.16 s allocated up front (ad hoc timing, README
-    "Performance")."""
-    nbytes = max(size, 1) * 4
-    populate = getattr(mmap, "MAP_POPULATE", 0)
-    if populate:
-        memory = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | populate)
-    else:
-        memory = mmap.mmap(-1, nbytes)
-    return np.frombuffer(memory, dtype=np.float32)[:size]
 
 
 def _check_hidden(

@@ -6,7 +6,6 @@ import ctypes
 import errno
 import hashlib
 import json
-import mmap
 import os
 import platform
 import re
@@ -18,6 +17,8 @@ from typing import Any
 
 import google_crc32c
 import numpy as np
+
+from reprsim._memory import anonymous_array
 
 # Suffixes of temporary files: ours (TMP_SUFFIX) and zarr's LocalStore atomic writes (".partial").
 TMP_SUFFIX = ".tmp"
@@ -128,8 +129,7 @@ class DirectWriter:
         """A uint8 buffer of nbytes whose address is a multiple of DIRECT_ALIGNMENT (reused: its content
         lasts until the next call)."""
         if self._scratch is None or len(self._scratch) < nbytes:
-            size = -(-max(nbytes, 1) // mmap.PAGESIZE) * mmap.PAGESIZE
-            self._scratch = np.frombuffer(mmap.mmap(-1, size), dtype=np.uint8)  # mmap: page aligned
+            self._scratch = anonymous_array(nbytes, np.uint8)  # page aligned
         return self._scratch[:nbytes]
 
     def write(self, path: Path, data: np.ndarray, trailer: bytes, flush: bool = False) -> None:
@@ -144,18 +144,9 @@ class DirectWriter:
                     raise
                 self.direct = False  # refused by this file system: write normally from now on
             else:
-                with open(path, "ab") as handle:
-                    handle.write(trailer)
-                    handle.flush()
-                    if flush:
-                        os.fsync(handle.fileno())
+                _write_normally(path, "ab", [trailer], flush)
                 return
-        with open(path, "wb") as handle:
-            handle.write(raw.data)
-            handle.write(trailer)
-            handle.flush()
-            if flush:
-                os.fsync(handle.fileno())
+        _write_normally(path, "wb", [raw.data, trailer], flush)
 
     def _write_direct(self, path: Path, raw: np.ndarray) -> None:
         if raw.ctypes.data % DIRECT_ALIGNMENT:
@@ -171,6 +162,16 @@ class DirectWriter:
             with open(path, "r+b") as handle:
                 handle.seek(written)
                 handle.write(raw.data[written:])
+
+
+def _write_normally(path: Path, mode: str, parts: list[Any], flush: bool) -> None:
+    """Write `parts` one after another through the page cache (mode "wb" or "ab"); flush: fsync the file."""
+    with open(path, mode) as handle:
+        for part in parts:
+            handle.write(part)
+        handle.flush()
+        if flush:
+            os.fsync(handle.fileno())
 
 
 def fsync_paths(files: list[Path], root: Path) -> None:

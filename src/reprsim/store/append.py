@@ -103,14 +103,13 @@ class ArrayAppender:
         if start == chunk_start:
             return np.zeros((0, *self.row_shape), dtype=self.dtype)
         path = self.chunk_path(chunk_start // self.chunk)
-        size = self._chunk_bytes
         try:
             data = path.read_bytes()
         except OSError as exc:
             raise ValueError(f"{path}: cannot read the chunk holding rows already written ({exc})") from exc
-        if len(data) != size + 4 or data_crc32c(data) is None:
+        if len(data) != self._chunk_bytes + 4 or data_crc32c(data) is None:
             raise ValueError(f"{path}: the chunk holding rows already written is damaged (size or crc32c)")
-        rows = np.frombuffer(data, dtype=self.dtype, count=size // self.dtype.itemsize)
+        rows = np.frombuffer(data, dtype=self.dtype, count=self._chunk_bytes // self.dtype.itemsize)
         return rows.reshape(self.chunk, *self.row_shape)[: start - chunk_start]
 
     def append(self, start: int, values: np.ndarray) -> list[Path]:
