@@ -181,7 +181,7 @@ def test_conllu_tokens_that_would_be_lost_silently_are_errors(tmp_path, content,
     with pytest.raises(ValueError, match=message):
         Corpus.from_conllu(write(tmp_path, "e.conllu", content))
     # the well-formed kinds of skipped line still read as before
-    fine = "1-2\tdon't\t_\n1\tdo\t_\n2\tn't\t_\n2.1\tgo\t_\n3\tgo\t_\n"
+    fine = "1-2\tdon't\t_\n1\tdo\t_\n2\tn't\t_\n2.1\tgo\t_\n3\tgo\u200b\t_\n"  # a FORM that keeps a word
     assert Corpus.from_conllu(write(tmp_path, "f.conllu", fine)).sentences == [["do", "n't", "go"]]
 
 

@@ -79,8 +79,8 @@ _SKIPPED_ID = re.compile(r"^[0-9]+(-[0-9]+|\.[0-9]+)$")
 
 
 def _conllu_form(path: str | Path, number: int, line: str) -> str | None:
-    """The FORM of one CoNLL-U token line (checked not to clean to nothing), or None for multiword-token
-    ranges and empty nodes."""
+    """The FORM of one CoNLL-U token line, normalised and cleaned (an error if nothing is left), or None for
+    multiword-token ranges and empty nodes."""
     columns = line.split("\t")
     if len(columns) < 2:
         raise ValueError(f"{path}: line {number}: not a CoNLL-U token line (expected tab-separated columns)")
@@ -90,40 +90,35 @@ def _conllu_form(path: str | Path, number: int, line: str) -> str | None:
     if not (token_id.isascii() and token_id.isdigit()):
         raise ValueError(f"{path}: line {number}: CoNLL-U ID {token_id!r} is not a word index (1, 2, ...)")
     form = columns[1]
-    if not clean_word(normalize_text(form)).strip():
+    word = clean_word(normalize_text(form))
+    if not word.strip():
         # Dropping it would shift every later word of the sentence against the file's token IDs.
         raise ValueError(
             f"{path}: line {number}: token {token_id} has FORM {form!r}, which is empty once control, format "
             "and zero-width characters are removed; fix or remove the token"
         )
-    return form
+    return word
 
 
 def read_conllu(path: str | Path) -> list[list[str]]:
     """Read the FORM column of a CoNLL-U file: sentences are separated by blank lines, "#" lines are comments.
 
     Multiword-token lines ("1-2") and empty nodes ("1.1") are skipped, so the words are the syntactic tokens.
-    A sentence whose words all clean to nothing is an error naming the file and its first line.
+    A token whose FORM cleans to nothing is an error naming the file and its line.
     """
     sentences: list[list[str]] = []
-    forms: list[str] = []
-    first_line = 0
+    words: list[str] = []
     for number, line in [*read_lines(path), (-1, "")]:  # a sentinel blank line closes the last sentence
         if line.startswith("#"):
             continue
         if not line.strip():
-            if forms:
-                words = clean_sentence([normalize_text(form) for form in forms])
-                if not words:
-                    raise ValueError(f"{path}: sentence at line {first_line} has no words after cleaning")
+            if words:
                 sentences.append(words)
-                forms = []
+                words = []
             continue
-        form = _conllu_form(path, number, line)
-        if form is not None:
-            if not forms:
-                first_line = number
-            forms.append(form)
+        word = _conllu_form(path, number, line)
+        if word is not None:
+            words.append(word)
     if not sentences:
         raise ValueError(f"CoNLL-U file has no sentences: {path}")
     return sentences
