@@ -13,13 +13,9 @@ import pytest
 import torch
 
 import reprsim.measures as M
-from reprsim.engine.derive import (
-    DIRECTED_MEASURES,
-    ENGINE_MEASURES,
-    Directed,
+from reprsim.engine.linear_fit import DIRECTED_MEASURES, ENGINE_MEASURES, Directed, LinearFit, SvccaOptions
+from reprsim.engine.linear_score import (
     PairTerms,
-    RepresentationStats,
-    SvccaOptions,
     canonical_correlations,
     check_measures,
     derive,
@@ -49,8 +45,8 @@ def terms_from_stream(x: np.ndarray, y: np.ndarray, chunk: int) -> PairTerms:
     m = CrossMoments([x.shape[1], y.shape[1]], row_norms=True, device="cpu")
     for s in range(0, x.shape[0], chunk):
         m.update([x[s : s + chunk], y[s : s + chunk]])
-    sx = RepresentationStats.from_moments(m, 0, name="X")
-    sy = RepresentationStats.from_moments(m, 1, name="Y")
+    sx = LinearFit.from_moments(m, 0, name="X")
+    sy = LinearFit.from_moments(m, 1, name="Y")
     return PairTerms(sx, sy, m.centred(0, 1), m.centred_norm_product(0, 1))
 
 
@@ -187,7 +183,7 @@ def test_debiased_cka_needs_row_norms_and_four_rows() -> None:
     m = CrossMoments([3, 3], device="cpu")
     m.update([x, y])
     terms = PairTerms(
-        RepresentationStats.from_moments(m, 0), RepresentationStats.from_moments(m, 1), m.centred(0, 1)
+        LinearFit.from_moments(m, 0), LinearFit.from_moments(m, 1), m.centred(0, 1)
     )
     with pytest.raises(ValueError, match="row_norms=True"):
         derive(terms, ["debiased_cka"])
@@ -209,7 +205,7 @@ def test_stats_are_computed_once_and_shared_by_pairs() -> None:
     z = related_pair(200, 4, 4, seed=1)[0]
     m = CrossMoments([6, 5, 4], device="cpu")
     m.update([x, y, z])
-    stats = [RepresentationStats.from_moments(m, a) for a in range(3)]
+    stats = [LinearFit.from_moments(m, a) for a in range(3)]
     derive(PairTerms(stats[0], stats[1], m.centred(0, 1)), ["cca_rho"])
     whitener = stats[0].whitener
     derive(PairTerms(stats[0], stats[2], m.centred(0, 2)), ["cca_rho", "linreg"])
@@ -224,7 +220,7 @@ def test_unknown_measure_is_named() -> None:
 
 
 def test_cross_block_shape_is_checked() -> None:
-    s = RepresentationStats(torch.eye(3), 10, torch.ones(3))
+    s = LinearFit(torch.eye(3), 10, torch.ones(3))
     with pytest.raises(ValueError, match="expected \\(3, 3\\)"):
         PairTerms(s, s, torch.zeros(3, 2))
 

@@ -12,10 +12,10 @@ from scipy.spatial.distance import jensenshannon
 
 from reprsim.measures import attention_cka, attention_head_similarity, attention_js, attention_pearson
 from reprsim.measures.attention import (
-    attention_profile_bytes,
-    attention_profile_head_similarity,
-    attention_profile_similarity,
+    attention_fit_bytes,
     fit_attention,
+    score_attention,
+    score_attention_heads,
 )
 
 LENGTHS = [3, 6, 1, 5, 8]
@@ -237,13 +237,13 @@ def test_js_is_a_sum_of_elementwise_terms():
 def test_fitted_head_similarity_matches_reference_loops(seeds):
     A, B = maps_with_zeros(4, seeds[0]), maps_with_zeros(3, seeds[1])
     fa_js, fb_js = fit_attention(A, "js"), fit_attention(B, "js", name="B")
-    np.testing.assert_allclose(attention_profile_head_similarity(fa_js, fb_js), js_head_similarity_ref(A, B),
+    np.testing.assert_allclose(score_attention_heads(fa_js, fb_js), js_head_similarity_ref(A, B),
                                rtol=0, atol=1e-9)
     fa_p, fb_p = fit_attention(A, "pearson"), fit_attention(B, "pearson")
     with pytest.warns(UserWarning, match="left out"):
-        pearson = attention_profile_head_similarity(fa_p, fb_p)
+        pearson = score_attention_heads(fa_p, fb_p)
     np.testing.assert_allclose(pearson, pearson_head_similarity_ref(A, B), rtol=0, atol=1e-9)
-    assert attention_profile_similarity(fit_attention(A, "cka"), fit_attention(B, "cka")) == pytest.approx(
+    assert score_attention(fit_attention(A, "cka"), fit_attention(B, "cka")) == pytest.approx(
         attention_cka_ref(A, B), abs=1e-9)
 
 
@@ -252,7 +252,7 @@ def test_pearson_warning_counts_constant_rows():
     constant = sum(int(np.sum(np.ptp(m, axis=-1) == 0)) for m in [*A, *B])
     rows = sum(EDGE_LENGTHS) * (2 + 3)
     with pytest.warns(UserWarning, match=f"left out {constant} of {rows} attention rows"):
-        attention_profile_similarity(fit_attention(A, "pearson"), fit_attention(B, "pearson"))
+        score_attention(fit_attention(A, "pearson"), fit_attention(B, "pearson"))
 
 
 def test_one_fit_serves_every_pair_and_equals_per_pair_functions():
@@ -265,11 +265,11 @@ def test_one_fit_serves_every_pair_and_equals_per_pair_functions():
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     expected = function(A, B)
-                    fitted = attention_profile_similarity(fits[i], fits[j])
+                    fitted = score_attention(fits[i], fits[j])
                 assert fitted == pytest.approx(expected, rel=1e-12, abs=1e-12), (kind, i, j)
     js = [fit_attention(m, "js") for m in layers]
     ref = js_head_similarity_ref(layers[2], layers[0])
-    assert attention_profile_similarity(js[2], js[0]) == pytest.approx(ref.max(axis=1).mean(), abs=1e-9)
+    assert score_attention(js[2], js[0]) == pytest.approx(ref.max(axis=1).mean(), abs=1e-9)
 
 
 def test_fitted_js_blocks_of_entries_do_not_change_the_result(monkeypatch):
@@ -277,9 +277,9 @@ def test_fitted_js_blocks_of_entries_do_not_change_the_result(monkeypatch):
 
     A, B = maps_with_zeros(3, 50), maps_with_zeros(2, 51)
     fa, fb = fit_attention(A, "js"), fit_attention(B, "js")
-    whole = attention_profile_head_similarity(fa, fb)
+    whole = score_attention_heads(fa, fb)
     monkeypatch.setattr(attention_module, "MAX_PAIR_ELEMENTS", 7)  # 3 entries per block
-    np.testing.assert_allclose(attention_profile_head_similarity(fa, fb), whole, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(score_attention_heads(fa, fb), whole, rtol=0, atol=1e-12)
     np.testing.assert_allclose(whole, js_head_similarity_ref(A, B), rtol=0, atol=1e-9)
 
 
@@ -290,7 +290,7 @@ def test_profiles_hold_the_flattened_layer_once():
         profile = fit_attention(A, kind)  # type: ignore[arg-type]
         assert profile.entries.shape == (3, n_entries) and profile.entries.dtype == torch.float64
         assert profile.lengths == tuple(EDGE_LENGTHS) and profile.n_rows == sum(EDGE_LENGTHS)
-        assert profile.nbytes == attention_profile_bytes(3, EDGE_LENGTHS, kind)  # type: ignore[arg-type]
+        assert profile.nbytes == attention_fit_bytes(3, EDGE_LENGTHS, kind)  # type: ignore[arg-type]
     assert fit_attention(A, "pearson").valid_rows.shape == (3, sum(EDGE_LENGTHS))  # type: ignore[union-attr]
     flat = np.concatenate([a.reshape(3, -1) for a in A], axis=1)
     np.testing.assert_array_equal(fit_attention(A, "js").support, (flat > 0).any(axis=0))
@@ -309,22 +309,23 @@ def test_fit_and_profile_errors_name_the_problem():
     with pytest.raises(ValueError, match="kind must be one of"):
         fit_attention(A, "cosine")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="different kinds"):
-        attention_profile_similarity(fit_attention(A, "js"), fit_attention(B, "cka"))
+        score_attention(fit_attention(A, "js"), fit_attention(B, "cka"))
     with pytest.raises(ValueError, match="A has 7 sentences and B has 6"):
-        attention_profile_similarity(fit_attention(A, "js"), fit_attention(B[:6], "js"))
+        score_attention(fit_attention(A, "js"), fit_attention(B[:6], "js"))
     swapped = [B[1], B[0], *B[2:]]  # lengths 2, 1 instead of 1, 2
     with pytest.raises(ValueError, match="sentence 0 has 1 words in A but 2 in B"):
-        attention_profile_similarity(fit_attention(A, "js"), fit_attention(swapped, "js"))
+        score_attention(fit_attention(A, "js"), fit_attention(swapped, "js"))
     with pytest.raises(ValueError, match="no head x head similarity"):
-        attention_profile_head_similarity(fit_attention(A, "cka"), fit_attention(B, "cka"))
+        score_attention_heads(fit_attention(A, "cka"), fit_attention(B, "cka"))
     uniform = [np.full((2, 2, 2), 0.5)] * 3  # A[1] has two words
     with pytest.raises(ValueError, match="every head of B has constant attention weights"):
-        attention_profile_similarity(fit_attention(A[1:2] * 3, "cka"), fit_attention(uniform, "cka"))
+        score_attention(fit_attention(A[1:2] * 3, "cka"), fit_attention(uniform, "cka"))
 
 
 # --- all-pairs comparison: fitted once per layer -----------------------------------------------------------
 def test_comparison_fits_each_layer_once_and_tiles_without_changing_values(tmp_path, monkeypatch):
     import reprsim.comparison as comparison
+    from reprsim.engine import families
     from reprsim.store import ActivationStore, make_key
 
     lengths = [1, 4, 2, 6, 5, 3]
@@ -346,13 +347,13 @@ def test_comparison_fits_each_layer_once_and_tiles_without_changing_values(tmp_p
     names = ["attention_js", "attention_pearson", "attention_cka"]
 
     fits: list[str] = []
-    original = comparison.fit_attention
+    original = families.fit_attention
 
     def counting(maps, kind, *, name="A"):
         fits.append(name)
         return original(maps, kind, name=name)
 
-    monkeypatch.setattr(comparison, "fit_attention", counting)
+    monkeypatch.setattr(families, "fit_attention", counting)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         records = comparison.attention_records(entries, names, set(), 100, 0, progress=False)

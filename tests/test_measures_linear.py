@@ -17,7 +17,7 @@ import scipy.linalg
 import scipy.spatial
 import torch
 
-from reprsim.measures._input import ConstantNeuronWarning, FewRowsWarning
+from reprsim.arrays import ConstantNeuronWarning, FewRowsWarning
 from reprsim.measures.cca import canonical_correlations, cca_r2, cca_rho, pwcca, svcca
 from reprsim.measures.neuron import NeuronMatch, maxsim, maxsim_per_neuron
 from reprsim.measures.procrustes import angular_distance, procrustes, procrustes_distance

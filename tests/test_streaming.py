@@ -13,12 +13,12 @@ from reprsim.engine import (
     ENGINE_MEASURES,
     Directed,
     RepresentationSource,
-    StoredLayer,
+    StreamingSimilarity,
     SvccaOptions,
     all_pairs,
 )
+from reprsim.layers import LayerId
 from reprsim.measures import ConstantNeuronWarning, FewRowsWarning
-from reprsim.measures.streaming import StreamingSimilarity
 from reprsim.store import ActivationStore
 
 RTOL = 1e-6
@@ -221,7 +221,7 @@ def test_all_pairs_from_an_activation_store(tmp_path: Path) -> None:
         writer.write_sentences(0, len(lengths), [first.astype(np.float32), second.astype(np.float32)], None)
         entries.append(writer.finalize())
     sources = [RepresentationSource.from_store(e, layer) for e in entries for layer in (0, 1)]
-    assert sources[2].id == StoredLayer(key="m1", model="model1", layer=0)
+    assert sources[2].id == LayerId("model1", 0)
     results = all_pairs(sources, ["linear_cka", "cca_rho"], chunk_rows=50, progress=False)
     stored = [r.astype(np.float32) for r in reps]
     for r in results:

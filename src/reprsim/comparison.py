@@ -15,47 +15,37 @@ the pairs that involve it.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
+import torch
 
 from reprsim import measures as registry
 from reprsim._version import __version__
-from reprsim.measures.attention import (
-    MEASURE_KINDS,
-    AttentionKind,
-    AttentionProfile,
-    attention_profile_bytes,
-    attention_profile_similarity,
-    fit_attention,
+from reprsim.engine import (
+    ENGINE_MEASURES,
+    AttentionFamily,
+    AttentionSource,
+    Directed,
+    LinearFamily,
+    PairFamily,
+    RepresentationSource,
+    SampleFamily,
+    SvccaOptions,
+    resolve_device,
+    score_pairs,
 )
-from reprsim.measures.fitted import FITTED_MEASURES, fit, profile_similarity
+from reprsim.engine.families import warn_about_fits
+from reprsim.engine.linear_score import check_measures
+from reprsim.layers import LayerId
 from reprsim.measures.knn import DEFAULT_K
-from reprsim.results import DIRECTED, SYMMETRIC, LayerId, ResultTable
+from reprsim.results import DIRECTED, SYMMETRIC, ResultTable
 from reprsim.store import ActivationStore, StoreEntry
 
 # Measures left out of "all": minibatch CKA estimates what linear/debiased CKA give exactly here.
 NOT_IN_ALL = frozenset({"minibatch_cka"})
-
-
-@dataclass(frozen=True)
-class Representation:
-    """One stored layer: its identity in the results and where its rows come from."""
-
-    layer_id: LayerId
-    entry: StoreEntry
-    layer: int
-
-    @property
-    def width(self) -> int:
-        return self.entry.layer_width(self.layer)
-
-    def chunks(self, chunk_rows: int) -> Iterator[np.ndarray]:
-        return self.entry.iter_rows(self.layer, chunk_rows=chunk_rows)
 
 
 def resolve_measures(names: Sequence[str]) -> list[str]:
@@ -74,7 +64,8 @@ def resolve_measures(names: Sequence[str]) -> list[str]:
 
 def select_entries(store: ActivationStore, models: Sequence[str] | None) -> list[StoreEntry]:
     """The store's complete entries, optionally only the named ones (display names or entry keys), checked
-    to share one corpus and to have distinct display names (results are keyed by them)."""
+    to share one corpus and to have distinct display names (results are keyed by them).
+    """
     entries = store.entries()
     if not entries:
         raise ValueError(f"activation store {store.path} holds no complete entries; run `reprsim extract` first")
@@ -113,8 +104,9 @@ def _entry_named(store: ActivationStore, entries: Sequence[StoreEntry], model: s
 
 
 def without_stale_rows(previous: ResultTable, entries: Sequence[StoreEntry]) -> ResultTable:
-    """previous without the rows of models whose store entry is not the one they were computed from (the
-    model was extracted again with other options): those rows are computed again, with a warning."""
+    """Previous without the rows of models whose store entry is not the one they were computed from (the
+    model was extracted again with other options): those rows are computed again, with a warning.
+    """
     old = previous.provenance.get("entries") or {}
     stale = sorted(e.name for e in entries if e.name in old and old[e.name] != e.key)
     if not stale:
@@ -147,8 +139,15 @@ def check_same_corpus(entries: Sequence[StoreEntry]) -> None:
             )
 
 
-def representations(entries: Sequence[StoreEntry]) -> list[Representation]:
-    return [Representation(LayerId(e.name, layer), e, layer) for e in entries for layer in e.layer_ids]
+def representations(entries: Sequence[StoreEntry]) -> list[RepresentationSource]:
+    """Every stored layer of every entry, as engine sources named by `LayerId`."""
+    return [RepresentationSource.from_store(e, layer) for e in entries for layer in e.layer_ids]
+
+
+def attention_layers(entries: Sequence[StoreEntry]) -> list[AttentionSource]:
+    """Every stored attention layer (with heads) of every entry extracted with attention."""
+    return [AttentionSource.from_store(e, layer)
+            for e in entries if e.has_attention for layer in e.layer_ids if e.heads(layer) > 0]
 
 
 def ordered_pairs(n: int, symmetric: bool) -> list[tuple[int, int]]:
@@ -175,7 +174,7 @@ def _done_keys(previous: ResultTable | None) -> set[tuple[str, int, str, int, st
 
 def _todo(reps: Sequence[Any], measure: str, done: set[tuple[str, int, str, int, str]]) -> list[tuple[int, int]]:
     info = registry.get(measure)
-    ids = [r.layer_id for r in reps]
+    ids: list[LayerId] = [r.id for r in reps]
 
     def computed(a: LayerId, b: LayerId) -> bool:
         # A symmetric pair counts as done in either order: an earlier run may have listed the models
@@ -187,33 +186,49 @@ def _todo(reps: Sequence[Any], measure: str, done: set[tuple[str, int, str, int,
     return [(i, j) for i, j in ordered_pairs(len(reps), info.symmetric) if not computed(ids[i], ids[j])]
 
 
-# --- streamable representation measures: one pass of cross-products -----------------------------------
-def streamed_records(reps: Sequence[Representation], names: Sequence[str],
-                     done: set[tuple[str, int, str, int, str]], device: str, chunk_rows: int,
-                     progress: bool) -> list[dict[str, Any]]:
-    """Linear measures from the engine's single streaming pass over every needed pair (i <= j)."""
-    from reprsim.engine import RepresentationSource, all_pairs
-    from reprsim.engine.derive import Directed
+def _family_records(family: PairFamily, ids: Sequence[LayerId], todo: dict[str, list[tuple[int, int]]],
+                    budget: int, level: str, n_rows: int, subsample: bool, progress: bool,
+                    description: str, unordered: bool = False) -> list[dict[str, Any]]:
+    """Run one family through the scheduler over the pairs some measure still needs, as table records.
 
-    todo = {m: set(_todo(reps, m, done)) for m in names}
-    pairs = sorted({(min(i, j), max(i, j)) for p in todo.values() for i, j in p})
+    With `unordered`, each pair is scored once as (min, max) and a directed value (`Directed`) gives both
+    orders' records; only the records that `todo` asks for are kept.
+    """
+    wanted = {m: set(pairs) for m, pairs in todo.items()}
+    pairs = sorted({(min(p), max(p)) if unordered else p for ps in todo.values() for p in ps})
     if not pairs:
         return []
-    sources = [RepresentationSource.from_store(r.entry, r.layer) for r in reps]
-    n = reps[0].entry.n_words
     records = []
-    for result in all_pairs(sources, list(names), pairs, device=device, chunk_rows=chunk_rows, progress=progress):
-        i, j = result.a, result.b
-        for m, value in result.values.items():
+    for i, j, values in score_pairs(family, pairs, budget, progress=progress, description=description):
+        for m, value in values.items():
             directions: list[tuple[int, int, float]]
             if isinstance(value, Directed):
                 directions = [(i, j, value.a_to_b), (j, i, value.b_to_a)][: 1 if i == j else 2]
             else:
                 directions = [(i, j, value)]
             for a, b, v in directions:
-                if (a, b) in todo[m]:
-                    records.append(_record(reps[a].layer_id, reps[b].layer_id, m, float(v),
-                                           "representation", n, False))
+                if (a, b) in wanted.get(m, ()):
+                    records.append(_record(ids[a], ids[b], m, float(v), level, n_rows, subsample))
+    return records
+
+
+# --- linear measures: one streaming pass of cross-products ----------------------------------------------
+LINEAR_BUDGET_BYTES = 4 << 30  # cross-product blocks held per pass; beyond it, the rows are streamed per tile
+
+
+def streamed_records(reps: Sequence[RepresentationSource], names: Sequence[str],
+                     done: set[tuple[str, int, str, int, str]], device: str, chunk_rows: int,
+                     progress: bool) -> list[dict[str, Any]]:
+    """Linear measures from the engine's streaming pass over every needed pair (i <= j)."""
+    if not names:
+        return []
+    family = LinearFamily(reps, check_measures(names), device=resolve_device(device), precision="float64",
+                          svcca=SvccaOptions(), chunk_rows=chunk_rows, workers=torch.get_num_threads(),
+                          progress=progress)
+    ids: list[LayerId] = [r.id for r in reps]  # type: ignore[misc]
+    records = _family_records(family, ids, {m: _todo(reps, m, done) for m in names}, LINEAR_BUDGET_BYTES,
+                              "representation", int(reps[0].n_rows or 0), False, progress, "pairs", unordered=True)
+    warn_about_fits(family.fits, ids, names)
     return records
 
 
@@ -225,134 +240,50 @@ def subsample_rows(n: int, size: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n, size=size, replace=False))
 
 
-def read_subsample(rep: Representation, rows: np.ndarray, chunk_rows: int) -> np.ndarray:
-    """The chosen rows of one representation, read chunk by chunk (never the whole layer)."""
-    parts = []
-    start = 0
-    for chunk in rep.chunks(chunk_rows):
-        stop = start + chunk.shape[0]
-        lo, hi = np.searchsorted(rows, [start, stop])
-        parts.append(chunk[rows[lo:hi] - start])
-        start = stop
-    return np.concatenate(parts).astype(np.float32, copy=False)
+PROFILE_BUDGET_BYTES = 2 << 30  # n x n fits held at once; beyond it, representations are fitted in tiles
 
 
-PROFILE_BUDGET_BYTES = 2 << 30  # n x n profiles held at once; beyond it, representations are fitted in tiles
-
-
-def profile_bytes(measure: str, n: int) -> int:
-    return {"rbf_cka": 8 * n * n, "rsa": 4 * n * (n - 1), "mutual_knn": n * n}.get(measure, 0)
-
-
-def tiles(indices: Sequence[int], size: int) -> list[list[int]]:
-    return [list(indices[i : i + size]) for i in range(0, len(indices), size)]
-
-
-def subsampled_records(reps: Sequence[Representation], names: Sequence[str],
+def subsampled_records(reps: Sequence[RepresentationSource], names: Sequence[str],
                        done: set[tuple[str, int, str, int, str]], size: int, seed: int, chunk_rows: int,
                        progress: bool) -> list[dict[str, Any]]:
-    """n x n measures on one shared row subsample; each representation's n x n profile is fitted once per
-    tile of representations (all at once when they fit in PROFILE_BUDGET_BYTES)."""
-    todo = {m: _todo(reps, m, done) for m in names}
-    n_pairs = sum(len(p) for p in todo.values())
-    if n_pairs == 0:
+    """N x n measures on one shared row subsample; each representation is fitted once per measure (per tile
+    of representations when the fits exceed PROFILE_BUDGET_BYTES) and every pair is scored from the fits.
+    """
+    if not reps:
         return []
-    rows = subsample_rows(reps[0].entry.n_words, size, seed)
-    needed = sorted({k for pairs in todo.values() for pair in pairs for k in pair})
-    data = {k: read_subsample(reps[k], rows, chunk_rows)
-            for k in tqdm(needed, desc="reading subsample", unit="layer", disable=not progress)}
-    subsample = len(rows) < reps[0].entry.n_words
+    n_words = int(reps[0].n_rows or 0)
+    rows = subsample_rows(n_words, size, seed)
+    ids: list[LayerId] = [r.id for r in reps]  # type: ignore[misc]
     records = []
-    with tqdm(total=n_pairs, desc="n x n measures", unit="pair", disable=not progress) as bar:
-        for m, pairs in todo.items():
-            if not pairs:
-                continue
-            tile = max(1, PROFILE_BUDGET_BYTES // max(1, 2 * profile_bytes(m, len(rows))))
-            if m not in FITTED_MEASURES:
-                # Measures with no per-representation fit (e.g. minibatch CKA) run per pair on the subsample.
-                fn = registry.get(m).function
-                for i, j in pairs:
-                    records.append(_record(reps[i].layer_id, reps[j].layer_id, m, fn(data[i], data[j]),
-                                           "representation", len(rows), subsample))
-                    bar.update()
-                continue
-            used = sorted({k for pair in pairs for k in pair})
-            wanted = set(pairs)
-            for block_a in tiles(used, tile):
-                fits_a = {k: fit(m, data[k]) for k in block_a}
-                for block_b in tiles(used, tile):
-                    fits_b = fits_a if block_b == block_a else {k: fit(m, data[k]) for k in block_b}
-                    for i in block_a:
-                        for j in block_b:
-                            if (i, j) in wanted:
-                                value = profile_similarity(fits_a[i], fits_b[j])
-                                records.append(_record(reps[i].layer_id, reps[j].layer_id, m, value,
-                                                       "representation", len(rows), subsample))
-                                bar.update()
+    for m in names:
+        family = SampleFamily(reps, m, rows, chunk_rows)
+        records += _family_records(family, ids, {m: _todo(reps, m, done)}, PROFILE_BUDGET_BYTES, "representation",
+                                   len(rows), len(rows) < n_words, progress, f"{m} pairs")
     return records
 
 
 # --- attention measures ----------------------------------------------------------------------------------
-def attention_layers(entries: Sequence[StoreEntry]) -> list[Representation]:
-    return [Representation(LayerId(e.name, layer), e, layer)
-            for e in entries if e.has_attention for layer in e.layer_ids if e.heads(layer) > 0]
-
-
-def read_attention(rep: Representation, sentences: np.ndarray) -> list[np.ndarray]:
-    wanted = set(sentences.tolist())
-    return [m for s, m in enumerate(rep.entry.iter_attention(rep.layer)) if s in wanted]
-
-
-ATTENTION_FIT_BUDGET_BYTES = 2 << 30  # attention profiles held at once; beyond it, layers are fitted in tiles
-
-
-def fit_attention_layers(reps: Sequence[Representation], maps: dict[int, list[np.ndarray]], block: list[int],
-                         kind: AttentionKind) -> dict[int, AttentionProfile]:
-    """Per-layer attention profiles of the layers in `block` (indices into reps), errors naming the layer."""
-    return {k: fit_attention(maps[k], kind, name=reps[k].layer_id.label()) for k in block}
+ATTENTION_FIT_BUDGET_BYTES = 2 << 30  # attention fits held at once; beyond it, layers are fitted in tiles
 
 
 def attention_records(entries: Sequence[StoreEntry], names: Sequence[str],
                       done: set[tuple[str, int, str, int, str]], max_sentences: int, seed: int,
                       progress: bool) -> list[dict[str, Any]]:
     """Attention measures on a shared sentence subsample: each layer is fitted once per measure (per tile of
-    layers when the profiles exceed ATTENTION_FIT_BUDGET_BYTES) and every pair is scored from the fits."""
-    reps = attention_layers(entries)
-    if not reps or not names:
-        return []
-    todo = {m: _todo(reps, m, done) for m in names}
-    n_pairs = sum(len(p) for p in todo.values())
-    if n_pairs == 0:
+    layers when the fits exceed ATTENTION_FIT_BUDGET_BYTES) and every pair is scored from the fits.
+    """
+    layers = attention_layers(entries)
+    if not layers or not names:
         return []
     n_sentences = entries[0].n_sentences
     sentences = subsample_rows(n_sentences, max_sentences, seed)
-    needed = sorted({k for pairs in todo.values() for pair in pairs for k in pair})
-    maps = {k: read_attention(reps[k], sentences)
-            for k in tqdm(needed, desc="reading attention", unit="layer", disable=not progress)}
     lengths = [int(t) for t in np.asarray(entries[0].sentence_lengths)[sentences]]
-    n_words = sum(lengths)
-    subsample = len(sentences) < n_sentences
+    ids: list[LayerId] = [a.id for a in layers]  # type: ignore[misc]
     records = []
-    with tqdm(total=n_pairs, desc="attention measures", unit="pair", disable=not progress) as bar:
-        for m, pairs in todo.items():
-            if not pairs:
-                continue
-            kind = MEASURE_KINDS[m]
-            used = sorted({k for pair in pairs for k in pair})
-            largest = max(attention_profile_bytes(reps[k].entry.heads(reps[k].layer), lengths, kind) for k in used)
-            tile = max(1, ATTENTION_FIT_BUDGET_BYTES // max(1, 2 * largest))
-            wanted = set(pairs)
-            for block_a in tiles(used, tile):
-                fits_a = fit_attention_layers(reps, maps, block_a, kind)
-                for block_b in tiles(used, tile):
-                    fits_b = fits_a if block_b == block_a else fit_attention_layers(reps, maps, block_b, kind)
-                    for i in block_a:
-                        for j in block_b:
-                            if (i, j) in wanted:
-                                value = attention_profile_similarity(fits_a[i], fits_b[j])
-                                records.append(_record(reps[i].layer_id, reps[j].layer_id, m, value,
-                                                       "attention", n_words, subsample))
-                                bar.update()
+    for m in names:
+        family = AttentionFamily(layers, m, sentences, lengths)
+        records += _family_records(family, ids, {m: _todo(layers, m, done)}, ATTENTION_FIT_BUDGET_BYTES,
+                                   "attention", sum(lengths), len(sentences) < n_sentences, progress, f"{m} pairs")
     return records
 
 
@@ -391,8 +322,6 @@ def compare(
         previous = without_stale_rows(previous, entries)
         earlier_entries = previous.provenance.get("entries") or {}
     done = _done_keys(previous)
-
-    from reprsim.engine import ENGINE_MEASURES
 
     streamed = [m for m in names if m in ENGINE_MEASURES]
     sampled = [m for m in names if registry.get(m).level != "attention" and m not in streamed]

@@ -15,12 +15,14 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from reprsim.layers import LayerId
 
 COLUMNS: tuple[str, ...] = (
     "model_a",
@@ -44,17 +46,6 @@ FORMAT_OF_SUFFIX: dict[str, str] = {".parquet": "parquet", ".pq": "parquet", ".c
 # Key under which the provenance JSON travels in the Parquet schema metadata.
 PROVENANCE_KEY = b"reprsim.provenance"
 _STRING_COLUMNS = ("model_a", "model_b", "measure", "direction", "level")
-
-
-class LayerId(NamedTuple):
-    """One representation: a model's display name and an integer layer index (0 = embeddings)."""
-
-    model: str
-    layer: int
-
-    def label(self) -> str:
-        """Human-readable label for figures and tables (display only; never parsed back)."""
-        return f"{self.model} L{self.layer}"
 
 
 @dataclass(frozen=True)

@@ -1,40 +1,46 @@
-"""The streaming engine: one pass of cross-products gives every linear measure for every pair.
+"""The all-pairs engine: fit each representation once, then score every pair, under a memory budget.
 
 - `CrossMoments`: running float64 column sums and cross-product blocks of many representations over row
   chunks (mergeable across shards, extendable with new representations).
-- `RepresentationStats`, `PairTerms`, `derive`: every linear measure of a pair from its blocks, with
+- `LinearFit`, `PairTerms`, `derive`: every linear measure of a pair from its blocks, with the
   per-representation decompositions computed once.
-- `all_pairs`: the measures for all (or chosen) pairs of `RepresentationSource`s, memory independent of n;
-  `pair_results`: the same from CrossMoments accumulated by hand (merged shards, added models).
-- The user-facing two-representation accumulator is `reprsim.measures.streaming.StreamingSimilarity`.
-See docs/engine.md for the algebra.
+- `all_pairs`: the linear measures for all (or chosen) pairs of `RepresentationSource`s, memory independent
+  of n; `pair_results`: the same from CrossMoments accumulated by hand (merged shards, added models).
+- `StreamingSimilarity`: the two-representation accumulator.
+- `PairFamily`, `score_pairs`, `plan_tiles`: the fit-once protocol and its one scheduler, which also drives
+  the n x n measures (`SampleFamily`) and the attention measures (`AttentionFamily`).
 """
 
-from reprsim.engine.derive import (
-    DIRECTED_MEASURES,
-    ENGINE_MEASURES,
-    Directed,
-    PairTerms,
-    RepresentationStats,
-    SvccaOptions,
-    derive,
-)
+from reprsim.engine.families import AttentionFamily, LinearFamily, SampleFamily
+from reprsim.engine.linear_fit import DIRECTED_MEASURES, ENGINE_MEASURES, Directed, LinearFit, SvccaOptions
+from reprsim.engine.linear_score import PairTerms, derive
 from reprsim.engine.moments import CrossMoments, resolve_device
-from reprsim.engine.pairs import PairResult, RepresentationSource, StoredLayer, all_pairs, pair_results
+from reprsim.engine.pairs import PairResult, all_pairs, pair_results
+from reprsim.engine.scheduler import PairFamily, Tile, plan_tiles, score_pairs
+from reprsim.engine.sources import AttentionSource, RepresentationSource
+from reprsim.engine.streaming import StreamingSimilarity
 
 __all__ = [
     "DIRECTED_MEASURES",
     "ENGINE_MEASURES",
+    "AttentionFamily",
+    "AttentionSource",
     "CrossMoments",
     "Directed",
+    "LinearFamily",
+    "LinearFit",
+    "PairFamily",
     "PairResult",
     "PairTerms",
     "RepresentationSource",
-    "RepresentationStats",
-    "StoredLayer",
+    "SampleFamily",
+    "StreamingSimilarity",
     "SvccaOptions",
+    "Tile",
     "all_pairs",
     "derive",
     "pair_results",
+    "plan_tiles",
     "resolve_device",
+    "score_pairs",
 ]

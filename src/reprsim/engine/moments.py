@@ -23,127 +23,28 @@ old chunks as well, while the old blocks are kept as they are).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import Literal
 
 import torch
 
-from reprsim.measures._input import ArrayLike, matrix_tensor, raise_non_finite
+from reprsim.arrays import ArrayLike, matrix_tensor, raise_non_finite
 
-Precision = Literal["float64", "float32"]
-PairSpec = Literal["all"] | Iterable[tuple[int, int]]
+from .blocks import (
+    PRECISIONS,
+    BlockLayout,
+    NormSums,
+    PairSpec,
+    Panel,
+    Precision,
+    RepresentationSums,
+    check_precision,
+    check_widths,
+    moved_norm_sums,
+    normalise_pairs,
+    panel_norm_sums,
+    resolve_device,
+)
 
-PRECISIONS: tuple[str, ...] = ("float64", "float32")
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """The torch device to accumulate on: "auto" picks CUDA when available and the CPU otherwise."""
-    if isinstance(device, str) and device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = device if isinstance(device, torch.device) else torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}") from exc
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} was requested but CUDA is not available; use device='auto'")
-    return resolved
-
-
-def check_precision(precision: str) -> Precision:
-    """Validate the GEMM precision: "float64", or "float32" products added into float64 accumulators."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    return precision  # type: ignore[return-value]
-
-
-def check_widths(widths: Sequence[int], what: str = "widths") -> list[int]:
-    """Representation widths as a list of positive ints (ValueError naming the bad entry)."""
-    out = []
-    for i, w in enumerate(widths):
-        if isinstance(w, bool) or not isinstance(w, int) or w < 1:
-            raise ValueError(f"{what}[{i}] must be a positive integer, got {w!r}")
-        out.append(int(w))
-    if not out:
-        raise ValueError(f"{what} is empty: give at least one representation width")
-    return out
-
-
-def normalise_pairs(pairs: PairSpec, n_reps: int, diagonal: bool) -> list[tuple[int, int]]:
-    """Sorted unique blocks (a, b) with a <= b: every block for "all", else the given pairs (either order).
-
-    Diagonal blocks (a, a) of every representation are added when `diagonal` is True: every pair measure
-    needs both of its representations' own blocks.
-    """
-    if isinstance(pairs, str):
-        if pairs != "all":
-            raise ValueError(f"pairs must be 'all' or a list of (a, b) index pairs, got {pairs!r}")
-        return [(a, b) for a in range(n_reps) for b in range(a, n_reps)]
-    blocks: set[tuple[int, int]] = set()
-    for pair in pairs:
-        if len(pair) != 2:
-            raise ValueError(f"each pair must be two representation indices, got {pair!r}")
-        a, b = pair
-        for i in (a, b):
-            if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < n_reps:
-                raise ValueError(f"pair {pair!r}: index {i!r} is not in 0..{n_reps - 1}")
-        blocks.add((min(a, b), max(a, b)))
-    if diagonal:
-        blocks.update((a, a) for a in range(n_reps))
-    return sorted(blocks)
-
-
-@dataclass
-class _RepSums:
-    """Per-representation sums over the rows seen (about the fixed shift)."""
-
-    width: int
-    offset: int  # first column in the stacked chunk
-    shift: torch.Tensor | None = None  # (d,) fixed per-column shift, set from the first chunk
-    total: torch.Tensor | None = None  # (d,) sum of shifted rows
-    absmax: torch.Tensor | None = None  # (d,) max |x| (unshifted), for the constant-neuron test
-    norm_total: float = 0.0  # sum of squared shifted row norms
-    n: int = 0
-    frozen: bool = False  # complete from an earlier pass: used, never updated
-
-
-@dataclass
-class _Panel:
-    """S for one representation a against a contiguous run of representations b (all b >= a).
-
-    A panel keeps its own row count and column sums over the rows it saw, so that it centres and merges
-    on its own even when one of its representations was summed in an earlier pass.
-    """
-
-    row: int
-    cols: tuple[int, ...]
-    col_starts: tuple[int, ...]  # start column of each b within the panel
-    product: torch.Tensor  # d_a x sum(d_b), float64: sum z_a z_B^T
-    row_total: torch.Tensor  # (d_a,) sum z_a
-    col_total: torch.Tensor  # (sum d_b,) sum z_B
-    n: int = 0
-    frozen: bool = False
-    # debiased-CKA row-norm sums (None unless row norms are tracked), p = |z|^2 per row
-    row_norm_total: float = 0.0  # sum p_a
-    col_norm_totals: torch.Tensor | None = None  # (len(cols),) sum p_b
-    norms_dot: torch.Tensor | None = None  # (len(cols),) sum p_a p_b
-    row_norms_cols: torch.Tensor | None = None  # (sum d_b,) sum p_a z_b, concatenated over b
-    cols_norms_row: torch.Tensor | None = None  # (d_a, len(cols)) sum z_a p_b
-    width: int = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.width = int(self.product.shape[1])
-
-
-def _runs(indices: Sequence[int]) -> list[list[int]]:
-    """Split sorted indices into maximal runs of consecutive integers."""
-    runs: list[list[int]] = []
-    for i in indices:
-        if runs and runs[-1][-1] == i - 1:
-            runs[-1].append(i)
-        else:
-            runs.append([i])
-    return runs
-
+__all__ = ["PRECISIONS", "CrossMoments", "PairSpec", "Precision", "check_precision", "resolve_device"]
 
 class CrossMoments:
     """Streaming float64 cross-moments of R representations, for the blocks a study asks for.
@@ -174,50 +75,27 @@ class CrossMoments:
         self.precision = check_precision(precision)
         self.row_norms = bool(row_norms)
         self.multiply_adds = 0  # multiply-adds done by the block GEMMs so far (cost accounting, tests)
-        self._reps: list[_RepSums] = []
-        offset = 0
-        for w in self._widths:
-            self._reps.append(_RepSums(width=w, offset=offset))
-            offset += w
-        self._panels: list[_Panel] = []
-        self._where: dict[tuple[int, int], tuple[_Panel, int]] = {}
-        self._add_panels(normalise_pairs(pairs, len(self._widths), diagonal))
+        self._layout = BlockLayout(
+            self._widths, normalise_pairs(pairs, len(self._widths), diagonal), self.device, self.row_norms
+        )
         self._buffer: torch.Tensor | None = None
         self._products: torch.Tensor | None = None
 
+    @property
+    def _reps(self) -> list[RepresentationSums]:
+        return self._layout.reps
+
+    @property
+    def _panels(self) -> list[Panel]:
+        return self._layout.panels
+
+    @property
+    def _where(self) -> dict[tuple[int, int], tuple[Panel, int]]:
+        return self._layout.where
+
     # --- structure -----------------------------------------------------------------------------------
     def _zeros(self, *shape: int) -> torch.Tensor:
-        return torch.zeros(*shape, dtype=torch.float64, device=self.device)
-
-    def _add_panels(self, blocks: Sequence[tuple[int, int]]) -> None:
-        """Create zeroed panels for the blocks not stored yet, one per run of consecutive b per a."""
-        by_row: dict[int, list[int]] = {}
-        for a, b in blocks:
-            if (a, b) not in self._where:
-                by_row.setdefault(a, []).append(b)
-        for a in sorted(by_row):
-            for run in _runs(sorted(set(by_row[a]))):
-                starts, width = [], 0
-                for b in run:
-                    starts.append(width)
-                    width += self._widths[b]
-                d_a = self._widths[a]
-                panel = _Panel(
-                    row=a,
-                    cols=tuple(run),
-                    col_starts=tuple(starts),
-                    product=self._zeros(d_a, width),
-                    row_total=self._zeros(d_a),
-                    col_total=self._zeros(width),
-                )
-                if self.row_norms:
-                    panel.col_norm_totals = self._zeros(len(run))
-                    panel.norms_dot = self._zeros(len(run))
-                    panel.row_norms_cols = self._zeros(width)
-                    panel.cols_norms_row = self._zeros(d_a, len(run))
-                self._panels.append(panel)
-                for b, start in zip(run, starts, strict=True):
-                    self._where[(a, b)] = (panel, start)
+        return self._layout.zeros(*shape)
 
     @property
     def widths(self) -> list[int]:
@@ -246,13 +124,7 @@ class CrossMoments:
 
     def needed(self) -> list[bool]:
         """Which representations' chunks the next update uses (for their own sums or a pending block)."""
-        needed = [not r.frozen for r in self._reps]
-        for panel in self._panels:
-            if not panel.frozen:
-                needed[panel.row] = True
-                for b in panel.cols:
-                    needed[b] = True
-        return needed
+        return self._layout.needed()
 
     # --- accumulation --------------------------------------------------------------------------------
     def _staging(self, rows: int) -> torch.Tensor:
@@ -264,7 +136,8 @@ class CrossMoments:
 
     def _product_out(self, rows: int, cols: int) -> torch.Tensor:
         """A reusable contiguous rows x cols matrix for a float32 chunk product (one allocation per pass,
-        not one per panel and chunk: per-chunk temporaries fragment the allocator's heap)."""
+        not one per panel and chunk: per-chunk temporaries fragment the allocator's heap).
+        """
         if self._products is None or self._products.numel() < rows * cols:
             self._products = None
             self._products = torch.empty(rows * cols, dtype=self._gemm_dtype, device=self.device)
@@ -378,7 +251,7 @@ class CrossMoments:
             )
 
     def _stage(
-        self, rep: _RepSums, x: torch.Tensor, z: torch.Tensor, name: str
+        self, rep: RepresentationSums, x: torch.Tensor, z: torch.Tensor, name: str
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Write the chunk's rows minus the shift into z (its columns of the staging buffer).
 
@@ -408,7 +281,7 @@ class CrossMoments:
         return torch.maximum(high, low.neg()).to(torch.float64), shift
 
     def _add_sums(
-        self, rep: _RepSums, total: torch.Tensor, column_max: torch.Tensor, norms: torch.Tensor | None, rows: int
+        self, rep: RepresentationSums, total: torch.Tensor, column_max: torch.Tensor, norms: torch.Tensor | None, rows: int
     ) -> None:
         rep.total = total.clone() if rep.total is None else rep.total + total
         rep.absmax = column_max if rep.absmax is None else torch.maximum(rep.absmax, column_max)
@@ -418,7 +291,7 @@ class CrossMoments:
 
     def _add_panel(
         self,
-        panel: _Panel,
+        panel: Panel,
         buffer: torch.Tensor,
         column_sums: torch.Tensor,
         norms: Sequence[torch.Tensor | None],
@@ -449,7 +322,7 @@ class CrossMoments:
             panel.cols_norms_row += (za.T @ pb.to(za.dtype)).to(torch.float64)
 
     # --- reading -------------------------------------------------------------------------------------
-    def _rep(self, a: int) -> _RepSums:
+    def _rep(self, a: int) -> RepresentationSums:
         if isinstance(a, bool) or not isinstance(a, int) or not 0 <= a < self.n_reps:
             raise ValueError(f"representation index {a!r} is not in 0..{self.n_reps - 1}")
         rep = self._reps[a]
@@ -457,16 +330,8 @@ class CrossMoments:
             raise ValueError(f"representation {a} has seen no rows yet; call update() first")
         return rep
 
-    def _block(self, a: int, b: int) -> tuple[_Panel, int, slice]:
-        """The panel holding block (min, max), the index of max among its columns, and its column slice."""
-        lo, hi = min(a, b), max(a, b)
-        try:
-            panel, start = self._where[(lo, hi)]
-        except KeyError:
-            raise KeyError(
-                f"block ({a}, {b}) was not requested; these CrossMoments hold {len(self._where)} blocks"
-            ) from None
-        return panel, panel.cols.index(hi), slice(start, start + self._widths[hi])
+    def _block(self, a: int, b: int) -> tuple[Panel, int, slice]:
+        return self._layout.block(a, b)
 
     def n_rows(self, a: int | None = None) -> int:
         """Rows seen by representation a (or by all of them, which must agree)."""
@@ -479,7 +344,7 @@ class CrossMoments:
             raise ValueError(f"representations saw different row counts: {sorted(counts)}")
         return counts.pop()
 
-    def _checked_block(self, a: int, b: int) -> tuple[_Panel, int, slice]:
+    def _checked_block(self, a: int, b: int) -> tuple[Panel, int, slice]:
         rep_a, rep_b = self._rep(a), self._rep(b)
         panel, k, cols = self._block(a, b)
         if not rep_a.n == rep_b.n == panel.n:
@@ -518,9 +383,9 @@ class CrossMoments:
         if not self.row_norms:
             raise ValueError("centred_norm_product needs CrossMoments(..., row_norms=True)")
         panel, k, cols = self._checked_block(a, b)
-        sums = _panel_norm_sums(panel, k, cols)
+        sums = panel_norm_sums(panel, k, cols)
         n = panel.n
-        return float(_moved_norm_sums(sums, -sums.total_a / n, -sums.total_b / n, n).dot)
+        return float(moved_norm_sums(sums, -sums.total_a / n, -sums.total_b / n, n).dot)
 
     # --- combining -----------------------------------------------------------------------------------
     def merge(self, other: CrossMoments) -> CrossMoments:
@@ -550,7 +415,7 @@ class CrossMoments:
         return self
 
     def _shift_difference(self, a: int, other: CrossMoments) -> torch.Tensor:
-        """delta = other's shift - this shift for representation a (zero when shared or unset)."""
+        """Delta = other's shift - this shift for representation a (zero when shared or unset)."""
         mine, theirs = self._reps[a], other._reps[a]
         if mine.frozen or theirs.frozen:
             if mine is not theirs:
@@ -562,7 +427,7 @@ class CrossMoments:
             mine.shift = theirs.shift.to(self.device).clone()
         return theirs.shift.to(self.device) - mine.shift
 
-    def _merge_rep(self, mine: _RepSums, theirs: _RepSums, delta: torch.Tensor) -> None:
+    def _merge_rep(self, mine: RepresentationSums, theirs: RepresentationSums, delta: torch.Tensor) -> None:
         assert theirs.total is not None and theirs.absmax is not None
         total = theirs.total.to(self.device)
         mine.norm_total += theirs.norm_total + float(2.0 * total @ delta + theirs.n * delta.square().sum())
@@ -572,7 +437,7 @@ class CrossMoments:
         mine.absmax = absmax if mine.absmax is None else torch.maximum(mine.absmax, absmax)
         mine.n += theirs.n
 
-    def _merge_panel(self, mine: _Panel, theirs: _Panel, deltas: Sequence[torch.Tensor]) -> None:
+    def _merge_panel(self, mine: Panel, theirs: Panel, deltas: Sequence[torch.Tensor]) -> None:
         n = theirs.n
         delta_a = deltas[mine.row]
         for k, b in enumerate(mine.cols):
@@ -580,8 +445,8 @@ class CrossMoments:
             delta_b = deltas[b]
             s_a, s_b = theirs.row_total.to(self.device), theirs.col_total[cols].to(self.device)
             if self.row_norms:
-                sums = _panel_norm_sums(theirs, k, cols)
-                moved = _moved_norm_sums(_NormSums.to(sums, self.device), delta_a, delta_b, n)
+                sums = panel_norm_sums(theirs, k, cols)
+                moved = moved_norm_sums(NormSums.to(sums, self.device), delta_a, delta_b, n)
                 assert mine.norms_dot is not None and mine.row_norms_cols is not None
                 assert mine.cols_norms_row is not None and mine.col_norm_totals is not None
                 mine.norms_dot[k] += moved.dot
@@ -618,117 +483,13 @@ class CrossMoments:
             blocks = [p for p in normalise_pairs(pairs, total, diagonal=False) if p[1] >= old]
             blocks += [(a, a) for a in range(old, total)]
         grown = CrossMoments(
-            new_widths,
+            self._widths + new_widths,
             [],
             device=self.device,
             precision=self.precision,
             row_norms=self.row_norms,
             diagonal=False,
         )
-        for rep in self._reps:
-            rep.frozen = True
-        for panel in self._panels:
-            panel.frozen = True
-        offset = sum(self._widths)
-        for rep in grown._reps:
-            rep.offset += offset
-        grown._widths = self._widths + new_widths
-        grown._reps = self._reps + grown._reps
-        grown._panels = list(self._panels)
-        grown._where = dict(self._where)
-        grown._add_panels(blocks)
+        grown._layout = self._layout.extended(new_widths)
+        grown._layout.add_blocks(blocks)
         return grown
-
-
-@dataclass(frozen=True)
-class _NormSums:
-    """Row-norm sums of block (a, b) about some shift: z = x - shift, p = |z|^2 per row."""
-
-    cross: torch.Tensor  # sum z_a z_b^T
-    total_a: torch.Tensor  # sum z_a
-    total_b: torch.Tensor
-    norm_total_a: float  # sum p_a
-    norm_total_b: float
-    dot: torch.Tensor  # sum p_a p_b (0-d)
-    a_norms_b_cols: torch.Tensor  # sum p_a z_b
-    a_cols_b_norms: torch.Tensor  # sum z_a p_b
-
-    def to(self, device: torch.device) -> _NormSums:
-        return _NormSums(
-            cross=self.cross.to(device),
-            total_a=self.total_a.to(device),
-            total_b=self.total_b.to(device),
-            norm_total_a=self.norm_total_a,
-            norm_total_b=self.norm_total_b,
-            dot=self.dot.to(device),
-            a_norms_b_cols=self.a_norms_b_cols.to(device),
-            a_cols_b_norms=self.a_cols_b_norms.to(device),
-        )
-
-
-def _panel_norm_sums(panel: _Panel, k: int, cols: slice) -> _NormSums:
-    """The row-norm sums of the k-th block of a panel (about the shifts)."""
-    assert panel.norms_dot is not None and panel.row_norms_cols is not None
-    assert panel.cols_norms_row is not None and panel.col_norm_totals is not None
-    return _NormSums(
-        cross=panel.product[:, cols],
-        total_a=panel.row_total,
-        total_b=panel.col_total[cols],
-        norm_total_a=panel.row_norm_total,
-        norm_total_b=float(panel.col_norm_totals[k]),
-        dot=panel.norms_dot[k],
-        a_norms_b_cols=panel.row_norms_cols[cols],
-        a_cols_b_norms=panel.cols_norms_row[:, k],
-    )
-
-
-def _moved_norm_sums(s: _NormSums, delta_a: torch.Tensor, delta_b: torch.Tensor, n: int) -> _NormSums:
-    """The row-norm sums after moving every row by delta: z' = z + delta (exact binomial expansion).
-
-    With p' = p + 2 z.delta + |delta|^2 and S_ab = sum z_a z_b^T, s = sum z, P = sum p:
-      sum p'_a z'_b = sum p_a z_b + P_a delta_b + 2 S_ab^T delta_a + 2 (s_a.delta_a) delta_b
-                      + |delta_a|^2 s_b + n |delta_a|^2 delta_b,
-      sum p'_a p'_b = sum p_a p_b + 2 delta_b.(sum p_a z_b) + 2 delta_a.(sum z_a p_b)
-                      + 4 delta_a^T S_ab delta_b
-                      + |delta_b|^2 (P_a + 2 s_a.delta_a) + |delta_a|^2 (P_b + 2 s_b.delta_b)
-                      + n |delta_a|^2 |delta_b|^2.
-    delta = -mean gives the centred sums (debiased CKA); delta = a shift difference merges two shards.
-    Only `dot` and the two vectors are moved; the other fields are returned as given.
-    """
-    da2, db2 = delta_a @ delta_a, delta_b @ delta_b
-    sa_da, sb_db = s.total_a @ delta_a, s.total_b @ delta_b
-    a_norms_b_cols = (
-        s.a_norms_b_cols
-        + s.norm_total_a * delta_b
-        + 2.0 * (s.cross.T @ delta_a)
-        + 2.0 * sa_da * delta_b
-        + da2 * s.total_b
-        + n * da2 * delta_b
-    )
-    a_cols_b_norms = (
-        s.a_cols_b_norms
-        + s.norm_total_b * delta_a
-        + 2.0 * (s.cross @ delta_b)
-        + 2.0 * sb_db * delta_a
-        + db2 * s.total_a
-        + n * db2 * delta_a
-    )
-    dot = (
-        s.dot
-        + 2.0 * (delta_b @ s.a_norms_b_cols)
-        + 2.0 * (delta_a @ s.a_cols_b_norms)
-        + 4.0 * (delta_a @ (s.cross @ delta_b))
-        + db2 * (s.norm_total_a + 2.0 * sa_da)
-        + da2 * (s.norm_total_b + 2.0 * sb_db)
-        + n * da2 * db2
-    )
-    return _NormSums(
-        cross=s.cross,
-        total_a=s.total_a,
-        total_b=s.total_b,
-        norm_total_a=s.norm_total_a,
-        norm_total_b=s.norm_total_b,
-        dot=dot,
-        a_norms_b_cols=a_norms_b_cols,
-        a_cols_b_norms=a_cols_b_norms,
-    )

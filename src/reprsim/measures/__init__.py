@@ -5,7 +5,8 @@ input's device and returns a python float (definitions: docs/measures.md). The r
 `MeasureInfo`) tells direction, "larger means", cost and invariances of each measure by name.
 """
 
-from reprsim.measures._input import ConstantNeuronWarning, FewRowsWarning, SubsampleWarning
+from reprsim.arrays import ConstantNeuronWarning, FewRowsWarning
+from reprsim.measures._subsample import SubsampleWarning
 from reprsim.measures.attention import (
     attention_cka,
     attention_head_similarity,

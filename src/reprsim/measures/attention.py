@@ -15,9 +15,9 @@ the same length T_s in both; the head counts of A and B may differ.
   linear CKA between the two layers' matrices (symmetric).
 
 Per-layer fits (the attention analogue of `fitted.py`): every measure first turns one layer's maps into an
-`AttentionProfile` (`fit_attention`), flattened over all sentences into an (H, N) float64 array, N = sum of
+`AttentionFit` (`fit_attention`), flattened over all sentences into an (H, N) float64 array, N = sum of
 T_s^2, plus per-head constants; a pair of layers is then scored from the two profiles
-(`attention_profile_similarity`) with a few matmuls (Pearson, CKA) or one vectorised pass over the entries
+(`score_attention`) with a few matmuls (Pearson, CKA) or one vectorised pass over the entries
 (JS). The per-pair functions below fit both sides and score them, so there is one implementation, and an
 all-pairs comparison fits each layer once instead of once per pair. Input is read one sentence at a time;
 a profile holds 8 * H * N bytes (200 sentences of T = 25 with 12 heads: 12 MB).
@@ -34,7 +34,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from reprsim.measures._input import CONSTANT_RTOL
+from reprsim.arrays import CONSTANT_RTOL
 
 HeadSimilarity = Literal["js", "pearson"]
 AttentionKind = Literal["js", "pearson", "cka"]
@@ -141,7 +141,7 @@ def _unit_centred_rows(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @dataclass(frozen=True)
-class AttentionProfile:
+class AttentionFit:
     """One attention layer's per-layer work for one measure kind, reusable against any other layer.
 
     kind: "js" | "pearson" | "cka". lengths: words per sentence (two profiles must describe the same
@@ -175,16 +175,16 @@ class AttentionProfile:
         return self.entries.numel() * self.entries.element_size() + extra
 
 
-def attention_profile_bytes(heads: int, lengths: Iterable[int], kind: AttentionKind) -> int:
-    """Bytes an AttentionProfile of this shape holds (to tile all-pairs work under a memory budget)."""
+def attention_fit_bytes(heads: int, lengths: Iterable[int], kind: AttentionKind) -> int:
+    """Bytes an AttentionFit of this shape holds (to tile all-pairs work under a memory budget)."""
     lengths = list(lengths)
     n_entries = sum(t * t for t in lengths)
     extra = {"pearson": 8 * heads * sum(lengths), "js": n_entries, "cka": 0}[kind]
     return 8 * heads * n_entries + extra
 
 
-class _ProfileBuilder:
-    """Accumulates one layer's validated sentence maps into an AttentionProfile (input read once, in order)."""
+class _AttentionFitBuilder:
+    """Accumulates one layer's validated sentence maps into an AttentionFit (input read once, in order)."""
 
     def __init__(self, kind: AttentionKind, name: str) -> None:
         if kind not in ATTENTION_KINDS:
@@ -207,30 +207,30 @@ class _ProfileBuilder:
         else:
             self.parts.append(a.reshape(a.shape[0], -1))
 
-    def finish(self) -> AttentionProfile:
+    def finish(self) -> AttentionFit:
         if not self.parts:
             raise ValueError(f"attention ({self.name}): no sentences given")
         entries = torch.cat(self.parts, dim=1)
         self.parts = []
         lengths = tuple(self.lengths)
         if self.kind == "pearson":
-            return AttentionProfile("pearson", lengths, entries, entries.new_empty(0), torch.cat(self.valid, dim=1))
+            return AttentionFit("pearson", lengths, entries, entries.new_empty(0), torch.cat(self.valid, dim=1))
         if self.kind == "js":
             terms = 0.5 * (torch.xlogy(entries, entries).sum(dim=1) + math.log(2.0) * entries.sum(dim=1))
-            return AttentionProfile("js", lengths, entries, terms, support=(entries > 0).any(dim=0))
+            return AttentionFit("js", lengths, entries, terms, support=(entries > 0).any(dim=0))
         varies = bool((entries.amax(dim=1) > entries.amin(dim=1)).any())
         entries -= entries.mean(dim=1, keepdim=True)
         norm = torch.linalg.matrix_norm(entries @ entries.T) if varies else entries.new_zeros(())
-        return AttentionProfile("cka", lengths, entries, norm)
+        return AttentionFit("cka", lengths, entries, norm)
 
 
-def fit_attention(maps: Iterable[Any], kind: AttentionKind, *, name: str = "A") -> AttentionProfile:
+def fit_attention(maps: Iterable[Any], kind: AttentionKind, *, name: str = "A") -> AttentionFit:
     """Fit one layer's per-sentence (heads, T, T) maps for `kind` ("js", "pearson" or "cka") once.
 
-    `attention_profile_similarity(fit_attention(A, k), fit_attention(B, k))` equals the per-pair measure on
+    `score_attention(fit_attention(A, k), fit_attention(B, k))` equals the per-pair measure on
     (A, B). Maps are validated as in the per-pair functions; errors name `name` and the sentence.
     """
-    builder = _ProfileBuilder(kind, name)
+    builder = _AttentionFitBuilder(kind, name)
     device: torch.device | None = None
     for s, raw in enumerate(maps):
         device = _device_of(raw) if device is None else device
@@ -238,7 +238,7 @@ def fit_attention(maps: Iterable[Any], kind: AttentionKind, *, name: str = "A") 
     return builder.finish()
 
 
-def _check_profiles(pa: AttentionProfile, pb: AttentionProfile) -> None:
+def _check_fits(pa: AttentionFit, pb: AttentionFit) -> None:
     if pa.kind != pb.kind:
         raise ValueError(f"attention profiles of different kinds: {pa.kind!r} and {pb.kind!r}")
     if pa.lengths != pb.lengths:
@@ -283,7 +283,7 @@ def _mixture_sums(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(sums)
 
 
-def _js_head_sums(pa: AttentionProfile, pb: AttentionProfile) -> torch.Tensor:
+def _js_head_sums(pa: AttentionFit, pb: AttentionFit) -> torch.Tensor:
     """(H, H') sums over every (sentence, query) row of JS(a_h,i || b_h',i), natural log.
 
     Summed over a row's keys, JS is a sum of elementwise terms f(a, b) = a/2 log(2a/(a+b)) + b/2 log(2b/(a+b))
@@ -299,7 +299,7 @@ def _js_head_sums(pa: AttentionProfile, pb: AttentionProfile) -> torch.Tensor:
     return pa.head_terms[:, None] + pb.head_terms[None, :] - 0.5 * _mixture_sums(a, b)
 
 
-def _pearson_head_similarity(pa: AttentionProfile, pb: AttentionProfile) -> torch.Tensor:
+def _pearson_head_similarity(pa: AttentionFit, pb: AttentionFit) -> torch.Tensor:
     """Mean row correlation per head pair over the rows valid on both sides: one matmul of unit rows."""
     assert pa.valid_rows is not None and pb.valid_rows is not None
     total = pa.entries @ pb.entries.T  # constant rows are zero, so they add nothing
@@ -316,9 +316,9 @@ def _pearson_head_similarity(pa: AttentionProfile, pb: AttentionProfile) -> torc
     return total / counts
 
 
-def attention_profile_head_similarity(pa: AttentionProfile, pb: AttentionProfile) -> np.ndarray:
+def score_attention_heads(pa: AttentionFit, pb: AttentionFit) -> np.ndarray:
     """(heads of A) x (heads of B) similarity s(h, h') from two "js" or "pearson" profiles (see module doc)."""
-    _check_profiles(pa, pb)
+    _check_fits(pa, pb)
     if pa.kind == "js":
         return (1.0 - _js_head_sums(pa, pb) / pa.n_rows).cpu().numpy()
     if pa.kind == "pearson":
@@ -326,12 +326,12 @@ def attention_profile_head_similarity(pa: AttentionProfile, pb: AttentionProfile
     raise ValueError("attention CKA compares whole layers; it has no head x head similarity")
 
 
-def attention_profile_similarity(pa: AttentionProfile, pb: AttentionProfile) -> float:
+def score_attention(pa: AttentionFit, pb: AttentionFit) -> float:
     """Layer similarity A -> B from two profiles of one kind: mean_h max_h' s(h, h') (js, pearson; directed)
     or linear CKA (cka; symmetric). Equals attention_js / attention_pearson / attention_cka on the maps."""
-    _check_profiles(pa, pb)
+    _check_fits(pa, pb)
     if pa.kind != "cka":
-        return _directed_layer_score(attention_profile_head_similarity(pa, pb))
+        return _directed_layer_score(score_attention_heads(pa, pb))
     norm_a, norm_b = float(pa.head_terms), float(pb.head_terms)
     if norm_a == 0.0 or norm_b == 0.0:
         which = "A" if norm_a == 0.0 else "B"
@@ -340,9 +340,9 @@ def attention_profile_similarity(pa: AttentionProfile, pb: AttentionProfile) -> 
     return float(torch.linalg.matrix_norm(pa.entries @ pb.entries.T)) ** 2 / (norm_a * norm_b)
 
 
-def fit_pair(A: Iterable[Any], B: Iterable[Any], kind: AttentionKind) -> tuple[AttentionProfile, AttentionProfile]:
+def fit_pair(A: Iterable[Any], B: Iterable[Any], kind: AttentionKind) -> tuple[AttentionFit, AttentionFit]:
     """Profiles of A and B read together sentence by sentence, with the pairwise checks of `sentence_pairs`."""
-    builder_a, builder_b = _ProfileBuilder(kind, "A"), _ProfileBuilder(kind, "B")
+    builder_a, builder_b = _AttentionFitBuilder(kind, "A"), _AttentionFitBuilder(kind, "B")
     for a, b in sentence_pairs(A, B):
         builder_a.add(a)
         builder_b.add(b)
@@ -353,7 +353,7 @@ def attention_head_similarity(A: Iterable[Any], B: Iterable[Any], kind: HeadSimi
     """(heads of A) x (heads of B) similarity matrix s(h, h'), kind "js" or "pearson" (see the module doc)."""
     if kind not in ("js", "pearson"):
         raise ValueError(f"attention_head_similarity: kind must be 'js' or 'pearson', got {kind!r}")
-    return attention_profile_head_similarity(*fit_pair(A, B, kind))
+    return score_attention_heads(*fit_pair(A, B, kind))
 
 
 def _directed_layer_score(similarity: np.ndarray) -> float:
@@ -363,12 +363,12 @@ def _directed_layer_score(similarity: np.ndarray) -> float:
 
 def attention_js(A: Iterable[Any], B: Iterable[Any]) -> float:
     """Layer similarity A -> B from Jensen-Shannon head similarity: mean_h max_h' 1 - mean JS (directed)."""
-    return attention_profile_similarity(*fit_pair(A, B, "js"))
+    return score_attention(*fit_pair(A, B, "js"))
 
 
 def attention_pearson(A: Iterable[Any], B: Iterable[Any]) -> float:
     """Layer similarity A -> B from row-Pearson head similarity: mean_h max_h' mean Pearson (directed)."""
-    return attention_profile_similarity(*fit_pair(A, B, "pearson"))
+    return score_attention(*fit_pair(A, B, "pearson"))
 
 
 def attention_cka(A: Iterable[Any], B: Iterable[Any]) -> float:
@@ -377,4 +377,4 @@ def attention_cka(A: Iterable[Any], B: Iterable[Any]) -> float:
     Each head is centred over all entries in the profile (exact two-pass mean), the cross term is one
     (H, N) x (N, H') matmul. Symmetric.
     """
-    return attention_profile_similarity(*fit_pair(A, B, "cka"))
+    return score_attention(*fit_pair(A, B, "cka"))

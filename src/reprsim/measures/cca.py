@@ -17,7 +17,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from reprsim.measures._input import ArrayLike, as_pair, centre, input_eps, warn_few_rows
+from reprsim.arrays import ArrayLike, as_pair, centre, input_eps, warn_few_rows
 from reprsim.measures.neuron import nonconstant_columns
 from reprsim.measures.regression import rank_tolerance, rounding_floor, thin_svd, unit_basis
 

@@ -18,7 +18,8 @@ from typing import Literal
 import numpy as np
 import torch
 
-from reprsim.measures._input import ArrayLike, as_pair, as_subsampled_pair, centre, constant_columns
+from reprsim.arrays import ArrayLike, as_pair, centre, constant_columns
+from reprsim.measures._subsample import as_subsampled_pair
 
 Space = Literal["auto", "feature", "gram"]
 

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import torch
 
-from reprsim.measures._input import ArrayLike, as_subsampled_pair
+from reprsim.arrays import ArrayLike
+from reprsim.measures._subsample import as_subsampled_pair
 
 # Rows of the n x n similarity matrix held at once while searching neighbours.
 BLOCK_ROWS = 2048

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from reprsim.measures._input import ArrayLike, as_pair, centre, constant_columns, warn_constant
+from reprsim.arrays import ArrayLike, as_pair, centre, constant_columns, warn_constant
 
 
 @dataclass(frozen=True)

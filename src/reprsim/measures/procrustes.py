@@ -12,7 +12,7 @@ import math
 
 import torch
 
-from reprsim.measures._input import ArrayLike, as_pair, centre
+from reprsim.arrays import ArrayLike, as_pair, centre
 from reprsim.measures.neuron import nonconstant_columns
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from reprsim.measures._input import ArrayLike, as_pair, centre, input_eps, warn_constant
+from reprsim.arrays import ArrayLike, as_pair, centre, input_eps, warn_constant
 from reprsim.measures.neuron import nonconstant_columns, unit_columns
 
 

@@ -15,7 +15,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from reprsim.measures._input import CONSTANT_RTOL, ArrayLike, as_subsampled_pair
+from reprsim.arrays import CONSTANT_RTOL, ArrayLike
+from reprsim.measures._subsample import as_subsampled_pair
 
 MIN_ROWS = 3  # fewer than 3 rows give at most one dissimilarity: no rank correlation
 

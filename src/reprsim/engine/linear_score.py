@@ -3,7 +3,7 @@
 Given C_xx, C_yy, C_xy (centred cross-products X_c^T Y_c, any common scale) and n, each measure of
 docs/measures.md is a function of small d x d matrices, so its cost after the streaming pass is independent
 of n. The per-representation work (eigendecompositions, whitening, SVCCA reductions, variances) lives in
-`RepresentationStats`, computed once per representation and reused by every pair it is in; `PairTerms`
+`LinearFit`, computed once per representation and reused by every pair it is in; `PairTerms`
 holds one pair's cross block and caches the intermediates that several measures share (the whitened cross
 block, its SVD), so each pair pays only for its cross terms.
 
@@ -22,250 +22,19 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Generic, Literal, TypeVar
 
 import numpy as np
 import torch
 
-from reprsim.measures._input import CONSTANT_RTOL
 from reprsim.measures.neuron import NeuronMatch
 
-from .moments import CrossMoments
-
-T = TypeVar("T")
-SvccaConvention = Literal["raghu", "wu"]
-
-# Measures the engine derives; directed ones return Directed values (see `DIRECTED_MEASURES`).
-ENGINE_MEASURES: tuple[str, ...] = (
-    "maxsim",
-    "linreg",
-    "r2_lr",
-    "cca_r2",
-    "cca_rho",
-    "svcca",
-    "pwcca",
-    "linear_cka",
-    "debiased_cka",
-    "procrustes",
-    "procrustes_distance",
-    "angular_distance",
+from .linear_fit import (
+    ENGINE_MEASURES,
+    MIN_ROWS_UNBIASED,
+    Directed,
+    LinearFit,
+    SvccaOptions,
 )
-DIRECTED_MEASURES = frozenset({"maxsim", "linreg", "r2_lr", "pwcca"})
-CCA_TYPE_MEASURES = frozenset({"cca_r2", "cca_rho", "svcca", "pwcca"})
-MIN_ROWS_UNBIASED = 4
-
-
-@dataclass(frozen=True)
-class Directed(Generic[T]):
-    """Both directions of a directed measure of a pair (a, b): a_to_b = sim(a -> b), b_to_a = sim(b -> a).
-
-    In `StreamingSimilarity` a is X and b is Y, so a_to_b is the one-shot f(X, Y).
-    """
-
-    a_to_b: T
-    b_to_a: T
-
-
-@dataclass(frozen=True)
-class SvccaOptions:
-    """SVCCA's options, as in `reprsim.measures.svcca`: kept variance fraction, k rule, standardising.
-
-    standardize=None follows the convention (True for "wu", False for "raghu").
-    """
-
-    keep: float = 0.99
-    convention: SvccaConvention = "raghu"
-    standardize: bool | None = None
-
-    def __post_init__(self) -> None:
-        keep = self.keep
-        if isinstance(keep, bool) or not isinstance(keep, (int, float)) or not 0.0 < float(keep) <= 1.0:
-            raise ValueError(f"svcca: keep must be a fraction in (0, 1], got {keep!r}")
-        if self.convention not in ("raghu", "wu"):
-            raise ValueError(f"svcca: convention must be 'raghu' or 'wu', got {self.convention!r}")
-
-    @property
-    def standardized(self) -> bool:
-        return self.convention == "wu" if self.standardize is None else bool(self.standardize)
-
-
-def eigen_rank_tolerance(width: int) -> float:
-    """Relative eigenvalue threshold for a numerical rank: 10 * width * float64 eps of the largest eigenvalue.
-
-    An eigendecomposition of a float64 d x d covariance resolves eigenvalues only down to about d * eps of
-    the largest; anything below is rounding of a zero (a constant, duplicated or n <= p direction).
-    """
-    return 10.0 * width * torch.finfo(torch.float64).eps
-
-
-@dataclass(frozen=True)
-class Spectrum:
-    """Eigendecomposition of a symmetric positive semi-definite matrix, largest eigenvalue first.
-
-    values: all eigenvalues, descending; vectors: the matching unit eigenvectors (columns);
-    rank: how many eigenvalues exceed `eigen_rank_tolerance` (the numerical range is vectors[:, :rank]).
-    """
-
-    values: torch.Tensor
-    vectors: torch.Tensor
-    rank: int
-
-
-def spectrum(matrix: torch.Tensor, what: str) -> Spectrum:
-    """Eigendecomposition of a covariance-like matrix on its numerical range (ValueError naming `what`)."""
-    try:
-        values, vectors = torch.linalg.eigh(matrix)
-    except torch.linalg.LinAlgError as exc:
-        raise ValueError(f"the eigendecomposition of {what} did not converge ({exc})") from exc
-    if not (bool(torch.isfinite(values).all()) and bool(torch.isfinite(vectors).all())):
-        raise ValueError(f"the eigendecomposition of {what} returned non-finite values")
-    values, vectors = values.flip(0), vectors.flip(1)
-    top = float(values[0]) if values.numel() else 0.0
-    rank = int((values > eigen_rank_tolerance(matrix.shape[0]) * top).sum()) if top > 0.0 else 0
-    if rank == 0:
-        raise ValueError(f"{what} has numerical rank 0 (no variance)")
-    return Spectrum(values, vectors, rank)
-
-
-def kept_count(values: torch.Tensor, rank: int, keep: float, convention: SvccaConvention) -> int:
-    """SVCCA's k from variances (descending) over the numerical rank, as `reprsim.measures.svcca` decides.
-
-    "raghu": the smallest count whose cumulative fraction reaches `keep`; "wu": the count of directions
-    whose cumulative fraction is strictly below `keep`, at least 1.
-    """
-    cumulative = values[:rank].cumsum(0)
-    below = int((cumulative / cumulative[-1] < keep).sum())
-    return min(below + 1, rank) if convention == "raghu" else max(below, 1)
-
-
-class RepresentationStats:
-    """Everything about one representation that its pairs share, computed once (netrep-style fit once).
-
-    Built from its centred block C = X_c^T X_c, the row count and the column-wise max |x| (the constant-
-    neuron rule of `reprsim.measures`: a neuron is constant when its centred norm is at most 1e-10 of
-    max|x| sqrt(n)). The decompositions are computed on first use and cached:
-    `correlation` (eigh of the correlation matrix of the varying neurons: CCA, PWCCA, linreg, R2_LR),
-    `covariance_spectrum` (eigh of C over the varying neurons: SVCCA without standardising).
-    """
-
-    def __init__(
-        self,
-        covariance: torch.Tensor,
-        n: int,
-        column_absmax: torch.Tensor,
-        norm_product: float | None = None,
-        name: str = "X",
-    ) -> None:
-        if covariance.ndim != 2 or covariance.shape[0] != covariance.shape[1]:
-            raise ValueError(f"{name}: covariance must be square, got shape {tuple(covariance.shape)}")
-        self.name = name
-        self.n = int(n)
-        self.width = int(covariance.shape[0])
-        self.covariance = covariance.to(torch.float64)
-        self.variances = torch.diagonal(self.covariance).clamp(min=0.0)
-        spread = self.variances.sqrt()
-        self.constant = spread <= CONSTANT_RTOL * column_absmax.to(spread) * math.sqrt(self.n)
-        self.varying = torch.nonzero(~self.constant).squeeze(1)
-        self.n_constant = int(self.constant.sum())
-        self.frobenius = float(torch.linalg.matrix_norm(self.covariance))
-        self.trace = float(self.variances.sum())
-        self.norm_product = norm_product  # sum_i |x_i - mean|^4, for debiased CKA
-
-    @classmethod
-    def from_moments(cls, moments: CrossMoments, a: int, name: str | None = None) -> RepresentationStats:
-        """The statistics of representation a of a CrossMoments (its diagonal block must be present)."""
-        norm_product = moments.centred_norm_product(a, a) if moments.row_norms else None
-        return cls(
-            moments.centred(a, a),
-            moments.n_rows(a),
-            moments.column_absmax(a),
-            norm_product=norm_product,
-            name=name if name is not None else f"representation {a}",
-        )
-
-    def require_varying(self, measure: str) -> None:
-        """Raise when every neuron is constant: the representation has nothing to compare."""
-        if self.n_constant == self.width:
-            raise ValueError(
-                f"{measure}: every neuron of {self.name} is constant (zero variance); the similarity is undefined"
-            )
-
-    @cached_property
-    def varying_covariance(self) -> torch.Tensor:
-        """C restricted to the varying neurons (C itself when every neuron varies)."""
-        return self.on_varying(self.covariance, self)
-
-    def on_varying(self, matrix: torch.Tensor, other: RepresentationStats) -> torch.Tensor:
-        """matrix (this width x other's width) restricted to both sides' varying neurons, uncopied when
-        every neuron varies (the usual case: a copy per pair of a 768 x 768 block adds up in a study)."""
-        if self.n_constant == 0 and other.n_constant == 0:
-            return matrix
-        return matrix[self.varying][:, other.varying]
-
-    def drop_decompositions(self) -> None:
-        """Forget the spectra the pair-level factors (whitener, loadings, SVCCA bases) were built from.
-
-        Pairs use only the factors; anything that asks for a spectrum again recomputes it. A study keeps
-        one of these per representation while it derives every pair, so this bounds its memory.
-        """
-        for name in ("varying_covariance", "correlation", "covariance_spectrum"):
-            self.__dict__.pop(name, None)
-
-    @cached_property
-    def varying_scale(self) -> torch.Tensor:
-        """sqrt of the variances (centred norms) of the varying neurons."""
-        return self.variances[self.varying].sqrt()
-
-    @cached_property
-    def correlation(self) -> Spectrum:
-        """Spectrum of the correlation matrix D^-1/2 C D^-1/2 of the varying neurons.
-
-        The one-shot CCA and regression measures decide ranks on unit-norm columns; the correlation matrix is
-        their Gram matrix, so the same scale-free rank decision is made here.
-        """
-        self.require_varying("cca")
-        scale = self.varying_scale
-        return spectrum(self.varying_covariance / torch.outer(scale, scale), f"the correlations of {self.name}")
-
-    @cached_property
-    def covariance_spectrum(self) -> Spectrum:
-        """Spectrum of C over the varying neurons (SVCCA's singular directions of the centred data)."""
-        self.require_varying("svcca")
-        return spectrum(self.varying_covariance, f"the covariance of {self.name}")
-
-    @cached_property
-    def whitener(self) -> torch.Tensor:
-        """W (rank x varying): maps centred varying neurons to orthonormal coordinates, W C W^T = I.
-
-        W = L^-1/2 V^T D^-1/2 from the correlation spectrum on its numerical range.
-        """
-        s = self.correlation
-        r = s.rank
-        return (s.vectors[:, :r] / s.values[:r].sqrt()).T / self.varying_scale
-
-    @cached_property
-    def loadings(self) -> torch.Tensor:
-        """C W^T = D^1/2 V L^1/2 (varying x rank): inner products of the centred neurons with unit canonical
-        coordinates; PWCCA's weights are sums of |loadings @ U|."""
-        s = self.correlation
-        r = s.rank
-        return (s.vectors[:, :r] * s.values[:r].sqrt()) * self.varying_scale[:, None]
-
-    def svcca_basis(self, options: SvccaOptions) -> torch.Tensor:
-        """B (k x varying): the top-k SVCCA directions as orthonormal coordinates (B C B^T = I_k)."""
-        cache = self.__dict__.setdefault("_svcca_bases", {})
-        key = (float(options.keep), options.convention, options.standardized)
-        if key not in cache:
-            if options.standardized:
-                s = self.correlation
-                k = kept_count(s.values, s.rank, options.keep, options.convention)
-                cache[key] = (s.vectors[:, :k] / s.values[:k].sqrt()).T / self.varying_scale
-            else:
-                s = self.covariance_spectrum
-                k = kept_count(s.values, s.rank, options.keep, options.convention)
-                cache[key] = (s.vectors[:, :k] / s.values[:k].sqrt()).T
-        basis: torch.Tensor = cache[key]
-        return basis
 
 
 def _singular_values(matrix: torch.Tensor, what: str) -> torch.Tensor:
@@ -345,8 +114,8 @@ class PairTerms:
 
     def __init__(
         self,
-        x: RepresentationStats,
-        y: RepresentationStats,
+        x: LinearFit,
+        y: LinearFit,
         cross: torch.Tensor,
         norm_product: float | None = None,
     ) -> None:
@@ -372,7 +141,8 @@ class PairTerms:
     @cached_property
     def regressed_on_y(self) -> torch.Tensor:
         """C_xy W_y^T (varying x rank_y): X's neurons in Y's orthonormal coordinates; row norms^2 are the
-        variance of each X neuron that a linear fit from Y explains."""
+        variance of each X neuron that a linear fit from Y explains.
+        """
         return self.varying_cross @ self.y.whitener.T
 
     @cached_property
@@ -405,7 +175,7 @@ class PairTerms:
 
 
 # --- the measures ---------------------------------------------------------------------------------------
-def _ratio(xy: float, xx: float, yy: float, measure: str, x: RepresentationStats, y: RepresentationStats) -> float:
+def _ratio(xy: float, xx: float, yy: float, measure: str, x: LinearFit, y: LinearFit) -> float:
     for value, stats in ((xx, x), (yy, y)):
         if not value > 0.0:
             raise ValueError(
@@ -448,7 +218,7 @@ def debiased_cka(t: PairTerms) -> float:
     return _ratio(xy, xx, yy, "debiased_cka", t.x, t.y)
 
 
-def _best_matches(corr: torch.Tensor, own: RepresentationStats, other: RepresentationStats) -> NeuronMatch:
+def _best_matches(corr: torch.Tensor, own: LinearFit, other: LinearFit) -> NeuronMatch:
     """NeuronMatch of `own`'s neurons (rows of corr) against `other`'s (columns), as maxsim_per_neuron."""
     best_var, arg_var = corr.max(dim=1)
     valid = (~own.constant).cpu().numpy()
@@ -474,7 +244,7 @@ def maxsim(t: PairTerms) -> Directed[float]:
     return Directed(matches.a_to_b.score, matches.b_to_a.score)
 
 
-def _linreg_one_way(regressed: torch.Tensor, own: RepresentationStats) -> float:
+def _linreg_one_way(regressed: torch.Tensor, own: LinearFit) -> float:
     explained = regressed.square().sum(dim=1) / own.variances[own.varying]
     return float(explained.sqrt().clamp(max=1.0).mean())
 
@@ -484,7 +254,7 @@ def linreg(t: PairTerms) -> Directed[float]:
     return Directed(_linreg_one_way(t.regressed_on_y, t.x), _linreg_one_way(t.regressed_on_x, t.y))
 
 
-def _r2_one_way(regressed: torch.Tensor, own: RepresentationStats) -> float:
+def _r2_one_way(regressed: torch.Tensor, own: LinearFit) -> float:
     total = float(own.variances[own.varying].sum())
     return min(max(float(regressed.square().sum()) / total, 0.0), 1.0)
 
@@ -500,12 +270,12 @@ def canonical_correlations(t: PairTerms) -> np.ndarray:
 
 
 def cca_r2(t: PairTerms) -> float:
-    """sum rho_k^2 / m."""
+    """Sum rho_k^2 / m."""
     return float(t.correlations.square().mean())
 
 
 def cca_rho(t: PairTerms) -> float:
-    """sum rho_k / m."""
+    """Sum rho_k / m."""
     return float(t.correlations.mean())
 
 

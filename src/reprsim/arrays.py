@@ -1,4 +1,4 @@
-"""Input validation and conversion shared by every measure.
+"""The input convention shared by the measures and the engine: arrays in, validated float64 tensors out.
 
 Every measure accepts numpy arrays or torch tensors (any float dtype, CPU or GPU) and computes in float64
 on the input's device. Validation happens here, once, so that bad input fails with a message naming the
@@ -144,52 +144,3 @@ def warn_few_rows(n: int, p: int, q: int, measure: str) -> None:
             FewRowsWarning,
             stacklevel=3,
         )
-
-
-class SubsampleWarning(UserWarning):
-    """An n x n measure ran on a seeded random subset of the rows; its value is an estimate."""
-
-
-def subsample_indices(n: int, max_rows: int | None, seed: int, measure: str) -> np.ndarray | None:
-    """Sorted row indices of a seeded subsample of size `max_rows`, or None when all n rows are kept.
-
-    The choice depends only on (n, max_rows, seed), so every pair of representations of one corpus is
-    compared on the same rows. Warns (SubsampleWarning) when it subsamples, because the value is then an
-    estimate from max_rows of the n rows.
-    """
-    if max_rows is not None and (isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 2):
-        raise ValueError(f"{measure}: max_rows must be an integer >= 2 or None, got {max_rows!r}")
-    if max_rows is None or n <= max_rows:
-        return None
-    rows = np.sort(np.random.default_rng(seed).choice(n, size=max_rows, replace=False))
-    warnings.warn(
-        f"{measure}: n={n} rows exceed max_rows={max_rows}; computed on a seeded random subsample of "
-        f"{max_rows} rows (seed={seed}), the same rows for X and Y",
-        SubsampleWarning,
-        stacklevel=4,  # the user's call of the measure (measure -> as_subsampled_pair -> here)
-    )
-    return rows
-
-
-def _take_rows(A: ArrayLike, rows: np.ndarray) -> ArrayLike:
-    """Rows `rows` of a torch tensor or an array-like (numpy, memmap, zarr) without converting all of it."""
-    if isinstance(A, torch.Tensor):
-        return A[torch.from_numpy(rows).to(A.device)]
-    return A[rows] if hasattr(A, "__getitem__") and hasattr(A, "shape") else np.asarray(A)[rows]
-
-
-def as_subsampled_pair(
-    X: ArrayLike, Y: ArrayLike, max_rows: int | None, seed: int, measure: str, min_rows: int = 2
-) -> tuple[torch.Tensor, torch.Tensor, np.ndarray | None]:
-    """Validate X and Y and keep the same seeded subsample of rows of both (see `subsample_indices`).
-
-    Rows are selected before the float64 conversion, so a large float16 store slice is never copied whole.
-    Returns (x, y, rows): rows = the kept original row indices, or None when every row was kept.
-    """
-    n_x = int(np.shape(X)[0]) if np.ndim(X) >= 1 else 0
-    n_y = int(np.shape(Y)[0]) if np.ndim(Y) >= 1 else 0
-    rows = subsample_indices(n_x, max_rows, seed, measure) if n_x == n_y else None
-    if rows is not None:
-        X, Y = _take_rows(X, rows), _take_rows(Y, rows)
-    x, y = as_pair(X, Y, min_rows=min_rows)  # raises on a row-count mismatch or malformed input
-    return x, y, rows

@@ -18,21 +18,17 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from reprsim.engine.derive import (
-    CCA_TYPE_MEASURES,
-    ENGINE_MEASURES,
-    Directed,
+from reprsim.arrays import ArrayLike, warn_constant, warn_few_rows
+from reprsim.engine.linear_fit import CCA_TYPE_MEASURES, ENGINE_MEASURES, Directed, LinearFit, SvccaOptions
+from reprsim.engine.linear_score import (
     MeasureValue,
     PairTerms,
-    RepresentationStats,
-    SvccaOptions,
     canonical_correlations,
     check_measures,
     derive,
     neuron_matches,
 )
 from reprsim.engine.moments import CrossMoments, Precision, check_precision, resolve_device
-from reprsim.measures._input import ArrayLike, warn_constant, warn_few_rows
 from reprsim.measures.neuron import NeuronMatch
 
 # Measures whose one-shot functions warn about constant neurons.
@@ -105,8 +101,8 @@ class StreamingSimilarity:
         if self._moments is None or self._moments.n_rows(0) == 0:
             raise ValueError("no rows were added; call update(X_chunk, Y_chunk) first")
         m = self._moments
-        x = RepresentationStats.from_moments(m, 0, name="X")
-        y = RepresentationStats.from_moments(m, 1, name="Y")
+        x = LinearFit.from_moments(m, 0, name="X")
+        y = LinearFit.from_moments(m, 1, name="Y")
         return PairTerms(x, y, m.centred(0, 1), m.centred_norm_product(0, 1) if m.row_norms else None)
 
     def result(self) -> dict[str, MeasureValue]:

@@ -1,0 +1,178 @@
+"""The one scheduler of all-pairs work: fit each representation once, then score every pair from two fits.
+
+Every measure family follows the same protocol (`PairFamily`): `fit` the representations of a tile, then
+`score` the tile's pairs from the fits. The families differ only in what a fit is:
+
+- linear measures (`LinearFamily`): a representation's covariance and decompositions (`LinearFit`), from
+  one streaming pass over the rows that also forms the tile's cross-product blocks;
+- n x n measures (`SampleFamily`): a centred Gram, a rank vector or a neighbour set on a row subsample;
+- attention measures (`AttentionFamily`): one layer's flattened maps (`AttentionFit`).
+
+`plan_tiles` groups the representations into blocks whose fits (and, for the linear family, cross blocks)
+stay within a memory budget; `score_pairs` drives any family through those tiles. When everything fits the
+budget there is one tile and each representation is fitted exactly once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from tqdm.auto import tqdm
+
+Pair = tuple[int, int]
+PairScore = tuple[int, int, Mapping[str, Any]]
+
+
+@dataclass(frozen=True)
+class Tile:
+    """A unit of all-pairs work: the pairs to score and the representations they involve.
+
+    Parameters
+    ----------
+    members
+        Indices of the representations the tile's pairs involve, sorted.
+    pairs
+        The (a, b) pairs to score, in the caller's order.
+    """
+
+    members: tuple[int, ...]
+    pairs: tuple[Pair, ...]
+
+
+class PairFamily(Protocol):
+    """A family of measures computed the fit-once way.
+
+    Implementations hold their fits between calls: `fit` is called once per tile, in plan order, and may keep
+    fits from earlier tiles that the new tile also needs (and should drop the others).
+    """
+
+    def fit_bytes(self, item: int) -> int:
+        """Bytes that the fit of representation `item` holds."""
+        ...
+
+    def pair_bytes(self, a: int, b: int) -> int:
+        """Bytes that scoring pair (a, b) needs while its tile is open (e.g. a cross-product block)."""
+        ...
+
+    def fit(self, tile: Tile) -> None:
+        """Fit every representation of the tile that has no fit yet."""
+        ...
+
+    def score(self, tile: Tile) -> Iterator[PairScore]:
+        """Score the tile's pairs from the fits: (a, b, {measure: value}) per pair."""
+        ...
+
+
+def _blocks(members: Sequence[int], fit_bytes: Callable[[int], int], pair_bytes: Callable[[int, int], int],
+            budget: int) -> list[list[int]]:
+    """Consecutive groups of members whose fits and within-group pair bytes each take at most half the budget
+    (so any two groups open together fit it); one group when everything fits the budget at once.
+    """
+    total_fits = sum(fit_bytes(m) for m in members)
+    total_pairs = sum(pair_bytes(a, b) for i, a in enumerate(members) for b in members[i:])
+    if total_fits + total_pairs <= budget:
+        return [list(members)]
+    half = budget / 2
+    groups: list[list[int]] = []
+    current: list[int] = []
+    fits = pairs = 0
+    for m in members:
+        add_fit = fit_bytes(m)
+        add_pairs = pair_bytes(m, m) + sum(pair_bytes(k, m) for k in current)
+        if current and (fits + add_fit > half or pairs + add_pairs > half):
+            groups.append(current)
+            current, fits, pairs = [], 0, 0
+            add_pairs = pair_bytes(m, m)
+        current.append(m)
+        fits += add_fit
+        pairs += add_pairs
+    groups.append(current)
+    return groups
+
+
+def plan_tiles(
+    pairs: Sequence[Pair],
+    fit_bytes: Callable[[int], int],
+    pair_bytes: Callable[[int, int], int],
+    budget: int,
+) -> list[Tile]:
+    """Group pairs into tiles whose fits and pair terms fit a memory budget.
+
+    The representations the pairs involve are cut into consecutive groups; a tile holds the pairs between
+    two groups (or within one). Tiles come group by group, so a family that keeps the fits of the first
+    group across the tiles of one row fits those only once.
+
+    Parameters
+    ----------
+    pairs
+        The (a, b) pairs to score; each appears in exactly one tile.
+    fit_bytes
+        Bytes of one representation's fit.
+    pair_bytes
+        Bytes one pair needs while its tile is open.
+    budget
+        The memory budget in bytes (a single representation larger than it still gets a tile of its own).
+
+    Returns
+    -------
+    list of Tile
+        The tiles, in the order to run them.
+
+    Raises
+    ------
+    ValueError
+        If the budget is not a positive integer.
+    """
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
+        raise ValueError(f"the memory budget must be a positive integer number of bytes, got {budget!r}")
+    members = sorted({i for pair in pairs for i in pair})
+    groups = _blocks(members, fit_bytes, pair_bytes, budget)
+    group_of = {m: g for g, group in enumerate(groups) for m in group}
+    by_tile: dict[tuple[int, int], list[Pair]] = {}
+    for a, b in pairs:
+        ga, gb = group_of[a], group_of[b]
+        by_tile.setdefault((min(ga, gb), max(ga, gb)), []).append((a, b))
+    tiles = []
+    for key in sorted(by_tile):
+        tile_pairs = by_tile[key]
+        tiles.append(Tile(tuple(sorted({i for pair in tile_pairs for i in pair})), tuple(tile_pairs)))
+    return tiles
+
+
+def score_pairs(
+    family: PairFamily,
+    pairs: Sequence[Pair],
+    budget: int,
+    *,
+    progress: bool = False,
+    description: str = "pairs",
+) -> Iterator[PairScore]:
+    """Score every pair with a family: plan the tiles, then fit and score tile by tile.
+
+    Parameters
+    ----------
+    family
+        The measure family (`LinearFamily`, `SampleFamily`, `AttentionFamily` or your own).
+    pairs
+        The (a, b) index pairs to score.
+    budget
+        Memory budget in bytes for the fits and pair terms held at once.
+    progress
+        Show a progress bar over the pairs.
+    description
+        The progress bar's label.
+
+    Yields
+    ------
+    tuple
+        (a, b, {measure: value}) for every pair, tile by tile.
+    """
+    tiles = plan_tiles(pairs, family.fit_bytes, family.pair_bytes, budget)
+    with tqdm(total=len(pairs), desc=description, unit="pair", disable=not progress, leave=False) as bar:
+        for tile in tiles:
+            family.fit(tile)
+            for scored in family.score(tile):
+                bar.update(1)
+                yield scored
