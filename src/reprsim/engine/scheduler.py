@@ -67,21 +67,24 @@ class PairFamily(Protocol):
 
 def _blocks(members: Sequence[int], fit_bytes: Callable[[int], int], pair_bytes: Callable[[int, int], int],
             budget: int) -> list[list[int]]:
-    """Consecutive groups of members whose fits and within-group pair bytes each take at most half the budget
-    (so any two groups open together fit it); one group when everything fits the budget at once.
+    """Cut the members into consecutive groups, so that any two groups open together fit the budget.
+
+    One group when everything fits at once. Otherwise each group's fits and its within-group pair bytes
+    (every a <= b) each take at most a quarter of the budget; for pair bytes of product form
+    (8 d_a d_b) the cross pairs of two groups then take at most half, so two groups hold at most the budget.
     """
     total_fits = sum(fit_bytes(m) for m in members)
     total_pairs = sum(pair_bytes(a, b) for i, a in enumerate(members) for b in members[i:])
     if total_fits + total_pairs <= budget:
         return [list(members)]
-    half = budget / 2
+    quarter = budget / 4
     groups: list[list[int]] = []
     current: list[int] = []
     fits = pairs = 0
     for m in members:
         add_fit = fit_bytes(m)
         add_pairs = pair_bytes(m, m) + sum(pair_bytes(k, m) for k in current)
-        if current and (fits + add_fit > half or pairs + add_pairs > half):
+        if current and (fits + add_fit > quarter or pairs + add_pairs > quarter):
             groups.append(current)
             current, fits, pairs = [], 0, 0
             add_pairs = pair_bytes(m, m)

@@ -1,12 +1,7 @@
-"""The results table: one row per (representation a, representation b, measure, direction).
-
-The table is the hand-over point between the all-pairs engine and everything downstream (aggregation,
-clustering, figures). Its schema is fixed (docs/design/contracts.md) and checked on construction, so a
-broken table fails where it is made, with the offending row named, instead of as a NaN in a figure.
+"""`ResultTable`: a validated results table with its provenance, and the queries the analysis and report use.
 
 A representation is identified by a ``LayerId(model, layer)`` tuple - never by a string that has to be
-parsed back. Symmetric measures store each unordered pair once (direction "sym"); directed measures store
-both orders (direction "a->b", value = sim(a -> b)).
+parsed back.
 """
 
 from __future__ import annotations
@@ -19,33 +14,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from reprsim.layers import LayerId
 
-COLUMNS: tuple[str, ...] = (
-    "model_a",
-    "layer_a",
-    "model_b",
-    "layer_b",
-    "measure",
-    "direction",
-    "value",
-    "level",
-    "n_rows",
-    "subsample",
-)
-DIRECTED = "a->b"
-SYMMETRIC = "sym"
-DIRECTIONS: tuple[str, ...] = (DIRECTED, SYMMETRIC)
-LEVELS: tuple[str, ...] = ("representation", "attention")
-FORMATS: tuple[str, ...] = ("parquet", "csv")
-FORMAT_OF_SUFFIX: dict[str, str] = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
-
-# Key under which the provenance JSON travels in the Parquet schema metadata.
-PROVENANCE_KEY = b"reprsim.provenance"
-_STRING_COLUMNS = ("model_a", "model_b", "measure", "direction", "level")
+from .files import read_table, write_table
+from .schema import COLUMNS, LEVELS, SYMMETRIC, check_provenance, validate_frame
 
 
 @dataclass(frozen=True)
@@ -79,195 +52,6 @@ class LayerMatrix:
         return self.values[self.model_slice(model_a), self.model_slice(model_b)]
 
 
-def _describe_row(frame: pd.DataFrame, index: Any) -> str:
-    """Name a row by its position and its pair, for error messages."""
-    row = frame.loc[index]
-    parts = [f"{col}={row[col]!r}" for col in ("model_a", "layer_a", "model_b", "layer_b", "measure")]
-    return f"row {index} ({', '.join(parts)})"
-
-
-def _first_bad(frame: pd.DataFrame, bad: pd.Series | np.ndarray) -> Any:
-    """Index label of the first row flagged in a boolean mask."""
-    return frame.index[np.flatnonzero(np.asarray(bad))[0]]
-
-
-def _as_int_column(frame: pd.DataFrame, column: str, minimum: int) -> pd.Series:
-    """Convert a column to int64, refusing missing, fractional, boolean or too-small values by row."""
-    series = frame[column]
-    if pd.api.types.is_bool_dtype(series):
-        raise ValueError(f"results table column {column!r} must hold integers, got booleans")
-    numeric = pd.to_numeric(series, errors="coerce")
-    bad = numeric.isna() | (numeric != np.floor(numeric.astype(float))) | (numeric < minimum)
-    if bad.any():
-        where = _first_bad(frame, bad)
-        raise ValueError(
-            f"results table {_describe_row(frame, where)}: {column} must be an integer >= {minimum}, "
-            f"got {series.loc[where]!r}"
-        )
-    return numeric.astype(np.int64)
-
-
-def _as_bool_column(frame: pd.DataFrame, column: str) -> pd.Series:
-    """Convert a column to bool, accepting real booleans and their CSV spellings only."""
-    series = frame[column]
-    if pd.api.types.is_bool_dtype(series):
-        return series.astype(bool)
-    spelled = {"True": True, "False": False, "true": True, "false": False, True: True, False: False}
-    mapped = series.map(lambda v: spelled.get(v) if isinstance(v, (str, bool, np.bool_)) else None)
-    bad = mapped.isna()
-    if bad.any():
-        where = _first_bad(frame, bad)
-        raise ValueError(
-            f"results table {_describe_row(frame, where)}: {column} must be True or False, "
-            f"got {series.loc[where]!r}"
-        )
-    return mapped.astype(bool)
-
-
-def _as_string_column(frame: pd.DataFrame, column: str, allowed: Sequence[str] | None) -> pd.Series:
-    """Check a text column: no missing or empty entries, and only `allowed` values when given."""
-    series = frame[column]
-    is_text = series.map(lambda v: isinstance(v, str) and v != "")
-    if not is_text.all():
-        where = _first_bad(frame, ~is_text)
-        raise ValueError(
-            f"results table {_describe_row(frame, where)}: {column} must be a non-empty string, "
-            f"got {series.loc[where]!r}"
-        )
-    if allowed is not None:
-        bad = ~series.isin(list(allowed))
-        if bad.any():
-            where = _first_bad(frame, bad)
-            raise ValueError(
-                f"results table {_describe_row(frame, where)}: {column} must be one of {list(allowed)}, "
-                f"got {series.loc[where]!r}"
-            )
-    return series.astype(object)
-
-
-def _check_one_per_measure(frame: pd.DataFrame, column: str) -> None:
-    """A measure is either symmetric or directed, and lives at one level; mixing means a merge bug."""
-    counts = frame.groupby("measure", sort=False)[column].nunique()
-    mixed = counts[counts > 1]
-    if len(mixed):
-        measure = mixed.index[0]
-        seen = sorted(frame.loc[frame["measure"] == measure, column].unique())
-        raise ValueError(f"results table: measure {measure!r} has rows with several {column} values {seen}")
-
-
-def _check_unique_pairs(frame: pd.DataFrame) -> None:
-    """Each (pair, measure) once; for symmetric measures the unordered pair once."""
-    sym = (frame["direction"] == SYMMETRIC).to_numpy()
-    ma, la = frame["model_a"].to_numpy(), frame["layer_a"].to_numpy()
-    mb, lb = frame["model_b"].to_numpy(), frame["layer_b"].to_numpy()
-    # Put symmetric pairs in a canonical order so (a, b) and (b, a) collide.
-    swap = sym & ((ma > mb) | ((ma == mb) & (la > lb)))
-    key = pd.DataFrame(
-        {
-            "measure": frame["measure"].to_numpy(),
-            "model_1": np.where(swap, mb, ma),
-            "layer_1": np.where(swap, lb, la),
-            "model_2": np.where(swap, ma, mb),
-            "layer_2": np.where(swap, la, lb),
-        }
-    )
-    dup = key.duplicated(keep="first").to_numpy()
-    if dup.any():
-        where = _first_bad(frame, dup)
-        raise ValueError(f"results table {_describe_row(frame, where)} duplicates an earlier row's pair")
-
-
-def validate_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """Return a normalised copy of `frame` with the contract's dtypes, or raise ValueError naming the row.
-
-    Columns beyond the fixed schema are kept as they are (after the schema columns).
-    """
-    if not isinstance(frame, pd.DataFrame):
-        raise ValueError(f"a results table needs a pandas DataFrame, got {type(frame).__name__}")
-    missing = [c for c in COLUMNS if c not in frame.columns]
-    if missing:
-        raise ValueError(f"results table is missing columns {missing}; it has {list(frame.columns)}")
-    if frame.columns.duplicated().any():
-        raise ValueError(
-            f"results table has duplicate columns {list(frame.columns[frame.columns.duplicated()])}"
-        )
-    extra = [c for c in frame.columns if c not in COLUMNS]
-    frame = frame.reset_index(drop=True)
-    out = pd.DataFrame(index=frame.index)
-    out["model_a"] = _as_string_column(frame, "model_a", None)
-    out["layer_a"] = _as_int_column(frame, "layer_a", 0)
-    out["model_b"] = _as_string_column(frame, "model_b", None)
-    out["layer_b"] = _as_int_column(frame, "layer_b", 0)
-    out["measure"] = _as_string_column(frame, "measure", None)
-    out["direction"] = _as_string_column(frame, "direction", DIRECTIONS)
-    values = pd.to_numeric(frame["value"], errors="coerce").astype(np.float64)
-    bad = ~np.isfinite(values.to_numpy())
-    if bad.any():
-        where = _first_bad(frame, bad)
-        raise ValueError(
-            f"results table {_describe_row(frame, where)}: value must be a finite number, "
-            f"got {frame['value'].loc[where]!r}"
-        )
-    out["value"] = values
-    out["level"] = _as_string_column(frame, "level", LEVELS)
-    out["n_rows"] = _as_int_column(frame, "n_rows", 1)
-    out["subsample"] = _as_bool_column(frame, "subsample")
-    for column in extra:
-        out[column] = frame[column]
-    _check_one_per_measure(out, "direction")
-    _check_one_per_measure(out, "level")
-    _check_unique_pairs(out)
-    return out
-
-
-def _check_provenance(provenance: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Provenance must survive a JSON round trip, since that is how it is stored."""
-    if provenance is None:
-        return {}
-    if not isinstance(provenance, Mapping):
-        raise ValueError(f"provenance must be a mapping, got {type(provenance).__name__}")
-    try:
-        return dict(json.loads(json.dumps(dict(provenance), allow_nan=False)))
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"provenance must be JSON-serialisable: {exc}") from exc
-
-
-def check_output_path(path: str | Path, format: str | None = None) -> str:
-    """The format a table would be saved to `path` in, checked before any work is done: a known format, the
-    path not a folder, and no file where one of its folders should be."""
-    path = Path(path)
-    fmt = _resolve_format(path, format)
-    if path.is_dir():
-        raise ValueError(f"results file {str(path)!r} is a folder")
-    for parent in path.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise ValueError(f"cannot write {str(path)!r}: {str(parent)!r} is a file, not a folder")
-            break
-    return fmt
-
-
-def _resolve_format(path: Path, format: str | None) -> str:
-    """Pick the file format from the explicit argument, else from the suffix."""
-    if format is not None:
-        if format not in FORMATS:
-            raise ValueError(f"unknown results format {format!r}; use one of {list(FORMATS)}")
-        return format
-    suffix = path.suffix.lower()
-    if suffix in FORMAT_OF_SUFFIX:
-        return FORMAT_OF_SUFFIX[suffix]
-    raise ValueError(
-        f"cannot tell the format of {str(path)!r} from its suffix {suffix!r}; "
-        f"use .parquet or .csv, or pass format= one of {list(FORMATS)}"
-    )
-
-
-def provenance_sidecar(path: str | Path) -> Path:
-    """Where a CSV results table keeps its provenance: ``<file>.provenance.json`` beside it."""
-    path = Path(path)
-    return path.with_name(path.name + ".provenance.json")
-
-
 class ResultTable:
     """A validated results table plus its provenance (store path, corpus hash, versions, options).
 
@@ -276,7 +60,7 @@ class ResultTable:
 
     def __init__(self, frame: pd.DataFrame, provenance: Mapping[str, Any] | None = None) -> None:
         self._frame = validate_frame(frame)
-        self._provenance = _check_provenance(provenance)
+        self._provenance = check_provenance(provenance)
         self._models, self._layers = _models_and_layers(self._frame)
         self._position = {
             LayerId(model, layer): i
@@ -329,57 +113,57 @@ class ResultTable:
 
     # -- persistence --------------------------------------------------------------------------------
     def save(self, path: str | Path, format: str | None = None) -> Path:
-        """Write Parquet (provenance in the schema metadata) or CSV (provenance in a JSON sidecar)."""
-        path = Path(path)
-        fmt = _resolve_format(path, format)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        provenance_json = json.dumps(self._provenance, sort_keys=True)
-        if fmt == "parquet":
-            arrow = pa.Table.from_pandas(self._frame, preserve_index=False)
-            metadata = dict(arrow.schema.metadata or {})
-            metadata[PROVENANCE_KEY] = provenance_json.encode("utf-8")
-            pq.write_table(arrow.replace_schema_metadata(metadata), path)
-        else:
-            self._frame.to_csv(path, index=False)
-            provenance_sidecar(path).write_text(provenance_json + "\n", encoding="utf-8")
-        return path
+        """Write Parquet (provenance in the schema metadata) or CSV (provenance in a JSON sidecar).
+
+        Parameters
+        ----------
+        path
+            The file; its folders are created.
+        format
+            "parquet" or "csv"; default: from the suffix (.parquet, .pq, .csv).
+
+        Returns
+        -------
+        pathlib.Path
+            The path written.
+
+        Raises
+        ------
+        ValueError
+            If the format is unknown or cannot be told from the suffix.
+        """
+        return write_table(self._frame, self._provenance, path, format)
 
     @classmethod
     def load(cls, path: str | Path, format: str | None = None) -> ResultTable:
         """Read a table written by `save` (or any file with the schema's columns).
 
         A CSV without its sidecar loads with empty provenance.
+
+        Parameters
+        ----------
+        path
+            The file.
+        format
+            "parquet" or "csv"; default: from the suffix.
+
+        Returns
+        -------
+        ResultTable
+            The validated table.
+
+        Raises
+        ------
+        FileNotFoundError
+            If the file does not exist.
+        ValueError
+            If it is a folder, unreadable, or its rows break the schema (naming the file and the row).
         """
-        path = Path(path)
-        if path.is_dir():
-            raise ValueError(f"results table {str(path)!r} is a folder, not a file")
-        if not path.is_file():
-            raise FileNotFoundError(f"results table {str(path)!r} does not exist")
-        fmt = _resolve_format(path, format)
-        provenance: dict[str, Any] = {}
-        if fmt == "parquet":
-            try:
-                arrow = pq.read_table(path)
-            except (pa.ArrowException, OSError) as exc:
-                raise ValueError(
-                    f"results table {str(path)!r} is not a readable Parquet file: {exc}"
-                ) from exc
-            raw = (arrow.schema.metadata or {}).get(PROVENANCE_KEY)
-            if raw is not None:
-                provenance = _load_provenance_json(raw.decode("utf-8"), str(path))
-            frame = arrow.to_pandas()
-        else:
-            try:
-                frame = pd.read_csv(path, dtype={c: str for c in _STRING_COLUMNS}, keep_default_na=False)
-            except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-                raise ValueError(f"results table {str(path)!r} is not a readable CSV file: {exc}") from exc
-            sidecar = provenance_sidecar(path)
-            if sidecar.is_file():
-                provenance = _load_provenance_json(sidecar.read_text(encoding="utf-8"), str(sidecar))
+        frame, provenance = read_table(path, format)
         try:
             return cls(frame, provenance)
         except ValueError as exc:
-            raise ValueError(f"{str(path)!r}: {exc}") from exc
+            raise ValueError(f"{str(Path(path))!r}: {exc}") from exc
 
     # -- views ----------------------------------------------------------------------------------------
     @property
@@ -419,7 +203,8 @@ class ResultTable:
 
     def layer_ids(self, models: Sequence[str] | None = None, measure: str | None = None) -> list[LayerId]:
         """All representations of the given models (default: every model), model by model; with `measure`,
-        only the layers that measure covers."""
+        only the layers that measure covers.
+        """
         chosen = self._check_models(models)
         return [LayerId(m, layer) for m in chosen for layer in self.layers(m, measure)]
 
@@ -542,11 +327,3 @@ def _models_and_layers(frame: pd.DataFrame) -> tuple[list[str], dict[str, list[i
     return models, layers
 
 
-def _load_provenance_json(text: str, where: str) -> dict[str, Any]:
-    try:
-        loaded = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"provenance in {where!r} is not valid JSON: {exc}") from exc
-    if not isinstance(loaded, dict):
-        raise ValueError(f"provenance in {where!r} must be a JSON object, got {type(loaded).__name__}")
-    return loaded

@@ -1,0 +1,32 @@
+"""The results table: one row per (representation a, representation b, measure, direction).
+
+The table is the hand-over point between the all-pairs engine and everything downstream (aggregation,
+clustering, figures). Its schema is fixed (docs/design/contracts.md) and checked on construction, so a
+broken table fails where it is made, with the offending row named, instead of as a NaN in a figure.
+
+A representation is identified by a ``LayerId(model, layer)`` tuple - never by a string that has to be
+parsed back. Symmetric measures store each unordered pair once (direction "sym"); directed measures store
+both orders (direction "a->b", value = sim(a -> b)).
+"""
+
+from reprsim.layers import LayerId
+from reprsim.results.files import FORMAT_OF_SUFFIX, FORMATS, PROVENANCE_KEY, check_output_path, provenance_sidecar
+from reprsim.results.schema import COLUMNS, DIRECTED, DIRECTIONS, LEVELS, SYMMETRIC, validate_frame
+from reprsim.results.table import LayerMatrix, ResultTable
+
+__all__ = [
+    "COLUMNS",
+    "DIRECTED",
+    "DIRECTIONS",
+    "FORMATS",
+    "FORMAT_OF_SUFFIX",
+    "LEVELS",
+    "PROVENANCE_KEY",
+    "SYMMETRIC",
+    "LayerId",
+    "LayerMatrix",
+    "ResultTable",
+    "check_output_path",
+    "provenance_sidecar",
+    "validate_frame",
+]

@@ -1,0 +1,189 @@
+"""The results table's schema: its columns, their types, and the checks every table passes on construction.
+
+A broken table fails where it is made, with the offending row named, instead of as a NaN in a figure.
+Symmetric measures store each unordered pair once (direction "sym"); directed measures store both orders
+(direction "a->b", value = sim(a -> b)).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+COLUMNS: tuple[str, ...] = (
+    "model_a",
+    "layer_a",
+    "model_b",
+    "layer_b",
+    "measure",
+    "direction",
+    "value",
+    "level",
+    "n_rows",
+    "subsample",
+)
+DIRECTED = "a->b"
+SYMMETRIC = "sym"
+DIRECTIONS: tuple[str, ...] = (DIRECTED, SYMMETRIC)
+LEVELS: tuple[str, ...] = ("representation", "attention")
+
+STRING_COLUMNS = ("model_a", "model_b", "measure", "direction", "level")
+
+
+def _describe_row(frame: pd.DataFrame, index: Any) -> str:
+    """Name a row by its position and its pair, for error messages."""
+    row = frame.loc[index]
+    parts = [f"{col}={row[col]!r}" for col in ("model_a", "layer_a", "model_b", "layer_b", "measure")]
+    return f"row {index} ({', '.join(parts)})"
+
+
+def _first_bad(frame: pd.DataFrame, bad: pd.Series | np.ndarray) -> Any:
+    """Index label of the first row flagged in a boolean mask."""
+    return frame.index[np.flatnonzero(np.asarray(bad))[0]]
+
+
+def _as_int_column(frame: pd.DataFrame, column: str, minimum: int) -> pd.Series:
+    """Convert a column to int64, refusing missing, fractional, boolean or too-small values by row."""
+    series = frame[column]
+    if pd.api.types.is_bool_dtype(series):
+        raise ValueError(f"results table column {column!r} must hold integers, got booleans")
+    numeric = pd.to_numeric(series, errors="coerce")
+    bad = numeric.isna() | (numeric != np.floor(numeric.astype(float))) | (numeric < minimum)
+    if bad.any():
+        where = _first_bad(frame, bad)
+        raise ValueError(
+            f"results table {_describe_row(frame, where)}: {column} must be an integer >= {minimum}, "
+            f"got {series.loc[where]!r}"
+        )
+    return numeric.astype(np.int64)
+
+
+def _as_bool_column(frame: pd.DataFrame, column: str) -> pd.Series:
+    """Convert a column to bool, accepting real booleans and their CSV spellings only."""
+    series = frame[column]
+    if pd.api.types.is_bool_dtype(series):
+        return series.astype(bool)
+    spelled = {"True": True, "False": False, "true": True, "false": False, True: True, False: False}
+    mapped = series.map(lambda v: spelled.get(v) if isinstance(v, (str, bool, np.bool_)) else None)
+    bad = mapped.isna()
+    if bad.any():
+        where = _first_bad(frame, bad)
+        raise ValueError(
+            f"results table {_describe_row(frame, where)}: {column} must be True or False, "
+            f"got {series.loc[where]!r}"
+        )
+    return mapped.astype(bool)
+
+
+def _as_string_column(frame: pd.DataFrame, column: str, allowed: Sequence[str] | None) -> pd.Series:
+    """Check a text column: no missing or empty entries, and only `allowed` values when given."""
+    series = frame[column]
+    is_text = series.map(lambda v: isinstance(v, str) and v != "")
+    if not is_text.all():
+        where = _first_bad(frame, ~is_text)
+        raise ValueError(
+            f"results table {_describe_row(frame, where)}: {column} must be a non-empty string, "
+            f"got {series.loc[where]!r}"
+        )
+    if allowed is not None:
+        bad = ~series.isin(list(allowed))
+        if bad.any():
+            where = _first_bad(frame, bad)
+            raise ValueError(
+                f"results table {_describe_row(frame, where)}: {column} must be one of {list(allowed)}, "
+                f"got {series.loc[where]!r}"
+            )
+    return series.astype(object)
+
+
+def _check_one_per_measure(frame: pd.DataFrame, column: str) -> None:
+    """A measure is either symmetric or directed, and lives at one level; mixing means a merge bug."""
+    counts = frame.groupby("measure", sort=False)[column].nunique()
+    mixed = counts[counts > 1]
+    if len(mixed):
+        measure = mixed.index[0]
+        seen = sorted(frame.loc[frame["measure"] == measure, column].unique())
+        raise ValueError(f"results table: measure {measure!r} has rows with several {column} values {seen}")
+
+
+def _check_unique_pairs(frame: pd.DataFrame) -> None:
+    """Each (pair, measure) once; for symmetric measures the unordered pair once."""
+    sym = (frame["direction"] == SYMMETRIC).to_numpy()
+    ma, la = frame["model_a"].to_numpy(), frame["layer_a"].to_numpy()
+    mb, lb = frame["model_b"].to_numpy(), frame["layer_b"].to_numpy()
+    # Put symmetric pairs in a canonical order so (a, b) and (b, a) collide.
+    swap = sym & ((ma > mb) | ((ma == mb) & (la > lb)))
+    key = pd.DataFrame(
+        {
+            "measure": frame["measure"].to_numpy(),
+            "model_1": np.where(swap, mb, ma),
+            "layer_1": np.where(swap, lb, la),
+            "model_2": np.where(swap, ma, mb),
+            "layer_2": np.where(swap, la, lb),
+        }
+    )
+    dup = key.duplicated(keep="first").to_numpy()
+    if dup.any():
+        where = _first_bad(frame, dup)
+        raise ValueError(f"results table {_describe_row(frame, where)} duplicates an earlier row's pair")
+
+
+def validate_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """Return a normalised copy of `frame` with the contract's dtypes, or raise ValueError naming the row.
+
+    Columns beyond the fixed schema are kept as they are (after the schema columns).
+    """
+    if not isinstance(frame, pd.DataFrame):
+        raise ValueError(f"a results table needs a pandas DataFrame, got {type(frame).__name__}")
+    missing = [c for c in COLUMNS if c not in frame.columns]
+    if missing:
+        raise ValueError(f"results table is missing columns {missing}; it has {list(frame.columns)}")
+    if frame.columns.duplicated().any():
+        raise ValueError(
+            f"results table has duplicate columns {list(frame.columns[frame.columns.duplicated()])}"
+        )
+    extra = [c for c in frame.columns if c not in COLUMNS]
+    frame = frame.reset_index(drop=True)
+    out = pd.DataFrame(index=frame.index)
+    out["model_a"] = _as_string_column(frame, "model_a", None)
+    out["layer_a"] = _as_int_column(frame, "layer_a", 0)
+    out["model_b"] = _as_string_column(frame, "model_b", None)
+    out["layer_b"] = _as_int_column(frame, "layer_b", 0)
+    out["measure"] = _as_string_column(frame, "measure", None)
+    out["direction"] = _as_string_column(frame, "direction", DIRECTIONS)
+    values = pd.to_numeric(frame["value"], errors="coerce").astype(np.float64)
+    bad = ~np.isfinite(values.to_numpy())
+    if bad.any():
+        where = _first_bad(frame, bad)
+        raise ValueError(
+            f"results table {_describe_row(frame, where)}: value must be a finite number, "
+            f"got {frame['value'].loc[where]!r}"
+        )
+    out["value"] = values
+    out["level"] = _as_string_column(frame, "level", LEVELS)
+    out["n_rows"] = _as_int_column(frame, "n_rows", 1)
+    out["subsample"] = _as_bool_column(frame, "subsample")
+    for column in extra:
+        out[column] = frame[column]
+    _check_one_per_measure(out, "direction")
+    _check_one_per_measure(out, "level")
+    _check_unique_pairs(out)
+    return out
+
+
+def check_provenance(provenance: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Provenance must survive a JSON round trip, since that is how it is stored."""
+    if provenance is None:
+        return {}
+    if not isinstance(provenance, Mapping):
+        raise ValueError(f"provenance must be a mapping, got {type(provenance).__name__}")
+    try:
+        return dict(json.loads(json.dumps(dict(provenance), allow_nan=False)))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"provenance must be JSON-serialisable: {exc}") from exc
+
+
