@@ -1,6 +1,8 @@
 """All-pairs comparison: every stored representation against every other, on every chosen measure.
 
-Three paths, by what a measure needs:
+`compare` runs one study's comparison from an activation store and returns a `ResultTable`. Three paths, by
+what a measure needs:
+
 - streamable representation measures (linear CKA, maxsim, linreg, the CCA family, Procrustes, debiased CKA)
   go through the engine's single streaming pass of cross-products, so memory does not grow with the corpus;
 - measures that build n x n matrices (RBF CKA, RSA, mutual k-NN) run on one seeded row subsample shared by
@@ -9,7 +11,9 @@ Three paths, by what a measure needs:
   (`fit_attention`) and score every pair of layers from the fits.
 
 Results already present in `previous` are kept and not recomputed, so adding a model to a study costs only
-the pairs that involve it.
+the pairs that involve it. Each path drives its measure family (`reprsim.engine.PairFamily`) through the one
+scheduler (`reprsim.engine.score_pairs`) under a memory budget: `LINEAR_BUDGET_BYTES`,
+`PROFILE_BUDGET_BYTES` and `ATTENTION_FIT_BUDGET_BYTES`.
 """
 
 from __future__ import annotations
@@ -49,7 +53,25 @@ NOT_IN_ALL = frozenset({"minibatch_cka"})
 
 
 def resolve_measures(names: Sequence[str]) -> list[str]:
-    """Expand "all" and check every name against the registry (KeyError listing what exists)."""
+    """Expand ``"all"`` and check every name against the measure registry.
+
+    Parameters
+    ----------
+    names
+        Registry names, or ``"all"`` for every registered measure except those in `NOT_IN_ALL`.
+
+    Returns
+    -------
+    list of str
+        The measures, each once, in the order given.
+
+    Raises
+    ------
+    KeyError
+        If a name is not registered (the message lists what exists).
+    ValueError
+        If no measure is chosen.
+    """
     chosen: list[str] = []
     for name in names:
         expanded = [m for m in registry.available() if m not in NOT_IN_ALL] if name == "all" else [name]
@@ -62,10 +84,8 @@ def resolve_measures(names: Sequence[str]) -> list[str]:
     return chosen
 
 
-def select_entries(store: ActivationStore, models: Sequence[str] | None) -> list[StoreEntry]:
-    """The store's complete entries, optionally only the named ones (display names or entry keys), checked
-    to share one corpus and to have distinct display names (results are keyed by them).
-    """
+def _select_entries(store: ActivationStore, models: Sequence[str] | None) -> list[StoreEntry]:
+    """The store's complete entries (or the named ones), checked to share a corpus and have distinct names."""
     entries = store.entries()
     if not entries:
         raise ValueError(f"activation store {store.path} holds no complete entries; run `reprsim extract` first")
@@ -79,7 +99,7 @@ def select_entries(store: ActivationStore, models: Sequence[str] | None) -> list
                 f"(`reprsim store remove {store.path} KEY`)"
             )
         by_name[entry.name] = entry
-    check_same_corpus(chosen)
+    _check_same_corpus(chosen)
     return chosen
 
 
@@ -103,10 +123,8 @@ def _entry_named(store: ActivationStore, entries: Sequence[StoreEntry], model: s
     )
 
 
-def without_stale_rows(previous: ResultTable, entries: Sequence[StoreEntry]) -> ResultTable:
-    """Previous without the rows of models whose store entry is not the one they were computed from (the
-    model was extracted again with other options): those rows are computed again, with a warning.
-    """
+def _without_stale_rows(previous: ResultTable, entries: Sequence[StoreEntry]) -> ResultTable:
+    """Previous without the rows of models whose store entry has been replaced since (warns when any)."""
     old = previous.provenance.get("entries") or {}
     stale = sorted(e.name for e in entries if e.name in old and old[e.name] != e.key)
     if not stale:
@@ -124,11 +142,14 @@ def without_stale_rows(previous: ResultTable, entries: Sequence[StoreEntry]) -> 
 
 
 class StaleResultsWarning(UserWarning):
-    """Rows of an earlier results file came from a store entry that has since been replaced."""
+    """Rows of an earlier results file came from a store entry that has since been replaced.
+
+    `compare` drops those rows and computes them again (a model extracted again with other options).
+    """
 
 
-def check_same_corpus(entries: Sequence[StoreEntry]) -> None:
-    """Every entry must hold the same words in the same order: same corpus hash and row count."""
+def _check_same_corpus(entries: Sequence[StoreEntry]) -> None:
+    """Refuse entries that do not hold the same words in the same order (corpus hash and row count)."""
     first = entries[0]
     for entry in entries[1:]:
         if entry.corpus_hash != first.corpus_hash or entry.n_words != first.n_words:
@@ -139,24 +160,25 @@ def check_same_corpus(entries: Sequence[StoreEntry]) -> None:
             )
 
 
-def representations(entries: Sequence[StoreEntry]) -> list[RepresentationSource]:
+def _representations(entries: Sequence[StoreEntry]) -> list[RepresentationSource]:
     """Every stored layer of every entry, as engine sources named by `LayerId`."""
     return [RepresentationSource.from_store(e, layer) for e in entries for layer in e.layer_ids]
 
 
-def attention_layers(entries: Sequence[StoreEntry]) -> list[AttentionSource]:
+def _attention_layers(entries: Sequence[StoreEntry]) -> list[AttentionSource]:
     """Every stored attention layer (with heads) of every entry extracted with attention."""
     return [AttentionSource.from_store(e, layer)
             for e in entries if e.has_attention for layer in e.layer_ids if e.heads(layer) > 0]
 
 
-def ordered_pairs(n: int, symmetric: bool) -> list[tuple[int, int]]:
+def _ordered_pairs(n: int, symmetric: bool) -> list[tuple[int, int]]:
     """Index pairs to compute: i <= j for symmetric measures, every (i, j) for directed ones."""
     return [(i, j) for i in range(n) for j in range(n) if not symmetric or i <= j]
 
 
 def _record(a: LayerId, b: LayerId, measure: str, value: float, level: str, n_rows: int,
             subsample: bool) -> dict[str, Any]:
+    """One results-table row."""
     info = registry.get(measure)
     return {
         "model_a": a.model, "layer_a": a.layer, "model_b": b.model, "layer_b": b.layer,
@@ -166,6 +188,7 @@ def _record(a: LayerId, b: LayerId, measure: str, value: float, level: str, n_ro
 
 
 def _done_keys(previous: ResultTable | None) -> set[tuple[str, int, str, int, str]]:
+    """(model_a, layer_a, model_b, layer_b, measure) of every row already computed."""
     if previous is None:
         return set()
     f = previous.frame
@@ -173,6 +196,7 @@ def _done_keys(previous: ResultTable | None) -> set[tuple[str, int, str, int, st
 
 
 def _todo(reps: Sequence[Any], measure: str, done: set[tuple[str, int, str, int, str]]) -> list[tuple[int, int]]:
+    """The index pairs of one measure that are not computed yet."""
     info = registry.get(measure)
     ids: list[LayerId] = [r.id for r in reps]
 
@@ -183,7 +207,7 @@ def _todo(reps: Sequence[Any], measure: str, done: set[tuple[str, int, str, int,
             info.symmetric and (b.model, b.layer, a.model, a.layer, measure) in done
         )
 
-    return [(i, j) for i, j in ordered_pairs(len(reps), info.symmetric) if not computed(ids[i], ids[j])]
+    return [(i, j) for i, j in _ordered_pairs(len(reps), info.symmetric) if not computed(ids[i], ids[j])]
 
 
 def _family_records(family: PairFamily, ids: Sequence[LayerId], todo: dict[str, list[tuple[int, int]]],
@@ -198,9 +222,11 @@ def _family_records(family: PairFamily, ids: Sequence[LayerId], todo: dict[str, 
     pairs = sorted({(min(p), max(p)) if unordered else p for ps in todo.values() for p in ps})
     if not pairs:
         return []
+    scored = {(i, j): values for i, j, values in score_pairs(family, pairs, budget, progress=progress,
+                                                            description=description)}
     records = []
-    for i, j, values in score_pairs(family, pairs, budget, progress=progress, description=description):
-        for m, value in values.items():
+    for i, j in pairs:  # in pair order, whatever the tiling
+        for m, value in scored[i, j].items():
             directions: list[tuple[int, int, float]]
             if isinstance(value, Directed):
                 directions = [(i, j, value.a_to_b), (j, i, value.b_to_a)][: 1 if i == j else 2]
@@ -219,7 +245,38 @@ LINEAR_BUDGET_BYTES = 4 << 30  # cross-product blocks held per pass; beyond it, 
 def streamed_records(reps: Sequence[RepresentationSource], names: Sequence[str],
                      done: set[tuple[str, int, str, int, str]], device: str, chunk_rows: int,
                      progress: bool) -> list[dict[str, Any]]:
-    """Linear measures from the engine's streaming pass over every needed pair (i <= j)."""
+    """Linear measures from the engine's streaming pass over every needed pair (i <= j).
+
+    Every layer is fitted once; when the blocks exceed `LINEAR_BUDGET_BYTES` the rows are streamed once
+    per tile.
+
+    Parameters
+    ----------
+    reps
+        Every stored layer, as sources named by `LayerId`.
+    names
+        Measures from `reprsim.engine.ENGINE_MEASURES`.
+    done
+        (model_a, layer_a, model_b, layer_b, measure) of the rows already computed; a symmetric pair counts
+        as done in either order.
+    device
+        ``"auto"``, ``"cpu"`` or ``"cuda"``.
+    chunk_rows
+        Rows per chunk of a pass.
+    progress
+        Show progress bars.
+
+    Returns
+    -------
+    list of dict
+        Results-table records (level ``"representation"``, ``subsample`` False): one per symmetric pair,
+        both orders of a directed measure.
+
+    Warns
+    -----
+    ConstantNeuronWarning, FewRowsWarning
+        As `reprsim.engine.all_pairs`.
+    """
     if not names:
         return []
     family = LinearFamily(reps, check_measures(names), device=resolve_device(device), precision="float64",
@@ -234,7 +291,22 @@ def streamed_records(reps: Sequence[RepresentationSource], names: Sequence[str],
 
 # --- n x n measures: a shared row subsample ------------------------------------------------------------
 def subsample_rows(n: int, size: int, seed: int) -> np.ndarray:
-    """Sorted row indices of a seeded subsample, shared by every representation (all rows if n <= size)."""
+    """Sorted row indices of a seeded subsample, shared by every representation.
+
+    Parameters
+    ----------
+    n
+        The number of rows to choose from.
+    size
+        How many to choose.
+    seed
+        The random generator's seed.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``size`` sorted indices drawn without replacement, or every index when ``n <= size``.
+    """
     if n <= size:
         return np.arange(n)
     return np.sort(np.random.default_rng(seed).choice(n, size=size, replace=False))
@@ -246,8 +318,34 @@ PROFILE_BUDGET_BYTES = 2 << 30  # n x n fits held at once; beyond it, representa
 def subsampled_records(reps: Sequence[RepresentationSource], names: Sequence[str],
                        done: set[tuple[str, int, str, int, str]], size: int, seed: int, chunk_rows: int,
                        progress: bool) -> list[dict[str, Any]]:
-    """N x n measures on one shared row subsample; each representation is fitted once per measure (per tile
-    of representations when the fits exceed PROFILE_BUDGET_BYTES) and every pair is scored from the fits.
+    """N x n measures on one shared row subsample, every pair scored from per-representation fits.
+
+    Each representation is fitted once per measure (once per tile of representations when the fits exceed
+    `PROFILE_BUDGET_BYTES`).
+
+    Parameters
+    ----------
+    reps
+        Every stored layer, as sources named by `LayerId`.
+    names
+        Registry names of n x n measures (RBF CKA, RSA, mutual k-NN, ...).
+    done
+        (model_a, layer_a, model_b, layer_b, measure) of the rows already computed; a symmetric pair counts
+        as done in either order.
+    size
+        Rows in the subsample (all rows when the corpus has no more).
+    seed
+        The subsample's seed.
+    chunk_rows
+        Rows per chunk read.
+    progress
+        Show progress bars.
+
+    Returns
+    -------
+    list of dict
+        Results-table records (level ``"representation"``, ``n_rows`` the subsample's size, ``subsample``
+        True when it is smaller than the corpus).
     """
     if not reps:
         return []
@@ -269,10 +367,35 @@ ATTENTION_FIT_BUDGET_BYTES = 2 << 30  # attention fits held at once; beyond it, 
 def attention_records(entries: Sequence[StoreEntry], names: Sequence[str],
                       done: set[tuple[str, int, str, int, str]], max_sentences: int, seed: int,
                       progress: bool) -> list[dict[str, Any]]:
-    """Attention measures on a shared sentence subsample: each layer is fitted once per measure (per tile of
-    layers when the fits exceed ATTENTION_FIT_BUDGET_BYTES) and every pair is scored from the fits.
+    """Attention measures on a shared sentence subsample, every pair of layers scored from per-layer fits.
+
+    Each layer is fitted once per measure (once per tile of layers when the fits exceed
+    `ATTENTION_FIT_BUDGET_BYTES`). Only entries extracted with attention, and their layers with heads, take
+    part.
+
+    Parameters
+    ----------
+    entries
+        The store entries compared.
+    names
+        Registry names of attention measures.
+    done
+        (model_a, layer_a, model_b, layer_b, measure) of the rows already computed; a symmetric pair counts
+        as done in either order.
+    max_sentences
+        Sentences in the subsample (all when the corpus has no more).
+    seed
+        The subsample's seed.
+    progress
+        Show progress bars.
+
+    Returns
+    -------
+    list of dict
+        Results-table records (level ``"attention"``, ``n_rows`` the subsample's words, ``subsample`` True
+        when it is smaller than the corpus); empty when no layer has attention.
     """
-    layers = attention_layers(entries)
+    layers = _attention_layers(entries)
     if not layers or not names:
         return []
     n_sentences = entries[0].n_sentences
@@ -300,12 +423,63 @@ def compare(
     seed: int = 0,
     progress: bool = True,
 ) -> ResultTable:
-    """Compare every stored representation with every other on each measure; returns a ResultTable.
+    """Compare every stored representation with every other on each measure.
 
-    measures: registry names or "all"; models: display names of store entries (default: all entries);
-    previous: an earlier table of the same study whose rows are kept and not recomputed;
-    subsample_rows: rows used by n x n measures (RBF CKA, RSA, mutual k-NN); attention_sentences: sentences
-    used by attention measures; device: "auto" | "cpu" | "cuda" for the streaming engine.
+    Parameters
+    ----------
+    store
+        The activation store, or its folder (which must exist).
+    measures
+        Registry names, or ``"all"`` (every registered measure but minibatch CKA, which estimates what
+        linear and debiased CKA give exactly here).
+    models
+        Store entries to compare, by display name or entry key (default: every complete entry). They must
+        share one corpus and have distinct display names (results are keyed by them).
+    previous
+        An earlier table of the same study whose rows are kept and not recomputed, so adding a model costs
+        only the pairs that involve it. Rows of a model whose store entry has been replaced since are
+        computed again.
+    device
+        ``"auto"``, ``"cpu"`` or ``"cuda"`` for the streaming engine.
+    chunk_rows
+        Rows per chunk streamed (at least 2).
+    subsample_rows
+        Rows of the shared seeded subsample used by the n x n measures (RBF CKA, RSA, mutual k-NN; at
+        least 10).
+    attention_sentences
+        Sentences of the shared seeded subsample used by the attention measures (at least 1).
+    seed
+        Seed of both subsamples.
+    progress
+        Show progress bars.
+
+    Returns
+    -------
+    ResultTable
+        ``previous``'s rows (if any) and the new ones. The provenance records the reprsim version, the store,
+        the corpus hash and word count, each model's store entry, the measures, ``subsample_rows``,
+        ``attention_sentences`` and ``seed``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the store folder does not exist.
+    KeyError
+        If a measure is not registered, or a model is not in the store (naming an unfinished entry when
+        there is one, and listing the models there).
+    ValueError
+        If `chunk_rows`, `subsample_rows` or `attention_sentences` is too small, no measure is chosen, the
+        store holds no complete entries, a model name matches several entries or two entries share a
+        display name, the entries come from different corpora, `previous` was computed on another corpus,
+        ``mutual_knn`` is asked for while the corpus or the subsample has no more rows than its k neighbours
+        (checked before any measure runs), there is nothing to compare, or a measure is undefined for a pair.
+
+    Warns
+    -----
+    StaleResultsWarning
+        When rows of `previous` came from store entries that have since been replaced.
+    ConstantNeuronWarning, FewRowsWarning
+        As `reprsim.engine.all_pairs`, for the linear measures.
     """
     if not isinstance(store, ActivationStore):
         store = ActivationStore(store, create=False)
@@ -314,12 +488,12 @@ def compare(
         if value < minimum:
             raise ValueError(f"{name} must be at least {minimum}, got {value}")
     names = resolve_measures(measures)
-    entries = select_entries(store, models)
-    reps = representations(entries)
+    entries = _select_entries(store, models)
+    reps = _representations(entries)
     earlier_entries: dict[str, str] = {}  # entries of models in previous that this call does not compare
     if previous is not None:
-        check_previous_corpus(previous, entries[0])
-        previous = without_stale_rows(previous, entries)
+        _check_previous_corpus(previous, entries[0])
+        previous = _without_stale_rows(previous, entries)
         earlier_entries = previous.provenance.get("entries") or {}
     done = _done_keys(previous)
 
@@ -357,7 +531,8 @@ def compare(
     return ResultTable.concat([previous, new], provenance=provenance)
 
 
-def check_previous_corpus(previous: ResultTable, entry: StoreEntry) -> None:
+def _check_previous_corpus(previous: ResultTable, entry: StoreEntry) -> None:
+    """Refuse a previous table computed on another corpus than the store's."""
     old = previous.provenance.get("corpus_hash")
     if old is not None and old != entry.corpus_hash:
         raise ValueError(

@@ -2,13 +2,17 @@
 
 - `CrossMoments`: running float64 column sums and cross-product blocks of many representations over row
   chunks (mergeable across shards, extendable with new representations).
-- `LinearFit`, `PairTerms`, `derive`: every linear measure of a pair from its blocks, with the
-  per-representation decompositions computed once.
+- `LinearFit`, `PairTerms`, `derive`: every linear measure of a pair (`ENGINE_MEASURES`; the directed ones,
+  `DIRECTED_MEASURES`, give a `Directed`) from its blocks, with the per-representation decompositions
+  computed once; `SvccaOptions` holds SVCCA's options.
 - `all_pairs`: the linear measures for all (or chosen) pairs of `RepresentationSource`s, memory independent
-  of n; `pair_results`: the same from CrossMoments accumulated by hand (merged shards, added models).
+  of n; `pair_results`: the same from CrossMoments accumulated by hand (merged shards, added models). Both
+  return one `PairResult` per pair.
 - `StreamingSimilarity`: the two-representation accumulator.
-- `PairFamily`, `score_pairs`, `plan_tiles`: the fit-once protocol and its one scheduler, which also drives
-  the n x n measures (`SampleFamily`) and the attention measures (`AttentionFamily`).
+- `PairFamily`, `score_pairs`, `plan_tiles`, `Tile`: the fit-once protocol and its one scheduler, which also
+  drives the n x n measures (`SampleFamily`) and the attention measures (`AttentionFamily`, over
+  `AttentionSource`s) as well as the linear ones (`LinearFamily`).
+- `resolve_device`: ``"auto"`` / ``"cpu"`` / ``"cuda"`` to a torch device, checked.
 """
 
 from reprsim.engine.families import AttentionFamily, LinearFamily, SampleFamily

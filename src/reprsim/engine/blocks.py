@@ -25,7 +25,24 @@ PRECISIONS: tuple[str, ...] = ("float64", "float32")
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """The torch device to accumulate on: "auto" picks CUDA when available and the CPU otherwise."""
+    """The torch device to accumulate on.
+
+    Parameters
+    ----------
+    device
+        ``"auto"`` (CUDA when available, the CPU otherwise), ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or a
+        `torch.device`.
+
+    Returns
+    -------
+    torch.device
+        The resolved device.
+
+    Raises
+    ------
+    ValueError
+        If the device is not one torch knows, or CUDA was requested but is not available.
+    """
     if isinstance(device, str) and device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
@@ -38,14 +55,48 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
 
 def check_precision(precision: str) -> Precision:
-    """Validate the GEMM precision: "float64", or "float32" products added into float64 accumulators."""
+    """Validate the GEMM precision.
+
+    Parameters
+    ----------
+    precision
+        ``"float64"``, or ``"float32"`` (float32 products added into float64 accumulators).
+
+    Returns
+    -------
+    Precision
+        The same string.
+
+    Raises
+    ------
+    ValueError
+        If it is neither.
+    """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     return precision  # type: ignore[return-value]
 
 
 def check_widths(widths: Sequence[int], what: str = "widths") -> list[int]:
-    """Representation widths as a list of positive ints (ValueError naming the bad entry)."""
+    """Representation widths as a list of positive ints.
+
+    Parameters
+    ----------
+    widths
+        One width per representation.
+    what
+        What errors call the sequence.
+
+    Returns
+    -------
+    list of int
+        The widths.
+
+    Raises
+    ------
+    ValueError
+        If the sequence is empty or an entry is not a positive integer (naming the entry).
+    """
     out = []
     for i, w in enumerate(widths):
         if isinstance(w, bool) or not isinstance(w, int) or w < 1:
@@ -57,10 +108,27 @@ def check_widths(widths: Sequence[int], what: str = "widths") -> list[int]:
 
 
 def normalise_pairs(pairs: PairSpec, n_reps: int, diagonal: bool) -> list[tuple[int, int]]:
-    """Sorted unique blocks (a, b) with a <= b: every block for "all", else the given pairs (either order).
+    """The blocks a study asks for, as sorted unique (a, b) with a <= b.
 
-    Diagonal blocks (a, a) of every representation are added when `diagonal` is True: every pair measure
-    needs both of its representations' own blocks.
+    Parameters
+    ----------
+    pairs
+        ``"all"`` (every block) or (a, b) index pairs in either order.
+    n_reps
+        The number of representations.
+    diagonal
+        Add the diagonal block (a, a) of every representation (every pair measure needs both of its
+        representations' own blocks). ``"all"`` includes them anyway.
+
+    Returns
+    -------
+    list of tuple of (int, int)
+        The blocks.
+
+    Raises
+    ------
+    ValueError
+        If `pairs` is a string other than ``"all"``, a pair is not two indices, or an index is out of range.
     """
     if isinstance(pairs, str):
         if pairs != "all":
@@ -82,16 +150,36 @@ def normalise_pairs(pairs: PairSpec, n_reps: int, diagonal: bool) -> list[tuple[
 
 @dataclass
 class RepresentationSums:
-    """Per-representation sums over the rows seen (about the fixed shift)."""
+    """Per-representation sums over the rows seen (about the fixed shift).
+
+    Parameters
+    ----------
+    width
+        d, the number of columns.
+    offset
+        The representation's first column in the stacked chunk.
+    shift
+        (d,) fixed per-column shift, set from the first chunk.
+    total
+        (d,) sum of the shifted rows.
+    absmax
+        (d,) max |x| of the unshifted values, for the constant-neuron test.
+    norm_total
+        Sum of the squared shifted row norms.
+    n
+        Rows seen.
+    frozen
+        Complete from an earlier pass: used, never updated.
+    """
 
     width: int
-    offset: int  # first column in the stacked chunk
-    shift: torch.Tensor | None = None  # (d,) fixed per-column shift, set from the first chunk
-    total: torch.Tensor | None = None  # (d,) sum of shifted rows
-    absmax: torch.Tensor | None = None  # (d,) max |x| (unshifted), for the constant-neuron test
-    norm_total: float = 0.0  # sum of squared shifted row norms
+    offset: int
+    shift: torch.Tensor | None = None
+    total: torch.Tensor | None = None
+    absmax: torch.Tensor | None = None
+    norm_total: float = 0.0
     n: int = 0
-    frozen: bool = False  # complete from an earlier pass: used, never updated
+    frozen: bool = False
 
 
 @dataclass
@@ -99,30 +187,64 @@ class Panel:
     """S for one representation a against a contiguous run of representations b (all b >= a).
 
     A panel keeps its own row count and column sums over the rows it saw, so that it centres and merges
-    on its own even when one of its representations was summed in an earlier pass.
+    on its own even when one of its representations was summed in an earlier pass. With z the shifted rows
+    and p = |z|^2 per row, the row-norm sums (debiased CKA) are ``None`` (or 0) unless row norms are tracked.
+
+    Parameters
+    ----------
+    row
+        The representation a.
+    cols
+        The run of representations b.
+    col_starts
+        Start column of each b within the panel.
+    product
+        d_a x sum(d_b), float64: sum z_a z_B^T.
+    row_total
+        (d_a,) sum z_a.
+    col_total
+        (sum d_b,) sum z_B.
+    n
+        Rows seen.
+    frozen
+        Complete from an earlier pass: used, never updated.
+    row_norm_total
+        sum p_a.
+    col_norm_totals
+        (len(cols),) sum p_b.
+    norms_dot
+        (len(cols),) sum p_a p_b.
+    row_norms_cols
+        (sum d_b,) sum p_a z_b, concatenated over b.
+    cols_norms_row
+        (d_a, len(cols)) sum z_a p_b.
+
+    Attributes
+    ----------
+    width
+        sum(d_b), the panel's number of columns.
     """
 
     row: int
     cols: tuple[int, ...]
-    col_starts: tuple[int, ...]  # start column of each b within the panel
-    product: torch.Tensor  # d_a x sum(d_b), float64: sum z_a z_B^T
-    row_total: torch.Tensor  # (d_a,) sum z_a
-    col_total: torch.Tensor  # (sum d_b,) sum z_B
+    col_starts: tuple[int, ...]
+    product: torch.Tensor
+    row_total: torch.Tensor
+    col_total: torch.Tensor
     n: int = 0
     frozen: bool = False
-    # debiased-CKA row-norm sums (None unless row norms are tracked), p = |z|^2 per row
-    row_norm_total: float = 0.0  # sum p_a
-    col_norm_totals: torch.Tensor | None = None  # (len(cols),) sum p_b
-    norms_dot: torch.Tensor | None = None  # (len(cols),) sum p_a p_b
-    row_norms_cols: torch.Tensor | None = None  # (sum d_b,) sum p_a z_b, concatenated over b
-    cols_norms_row: torch.Tensor | None = None  # (d_a, len(cols)) sum z_a p_b
+    row_norm_total: float = 0.0
+    col_norm_totals: torch.Tensor | None = None
+    norms_dot: torch.Tensor | None = None
+    row_norms_cols: torch.Tensor | None = None
+    cols_norms_row: torch.Tensor | None = None
     width: int = field(init=False)
 
     def __post_init__(self) -> None:
         self.width = int(self.product.shape[1])
 
 
-def consecutive_runs(indices: Sequence[int]) -> list[list[int]]:
+def _consecutive_runs(indices: Sequence[int]) -> list[list[int]]:
     """Split sorted indices into maximal runs of consecutive integers."""
     runs: list[list[int]] = []
     for i in indices:
@@ -164,17 +286,34 @@ class BlockLayout:
         self.add_blocks(blocks)
 
     def zeros(self, *shape: int) -> torch.Tensor:
-        """A float64 zero tensor on the layout's device."""
+        """A float64 zero tensor on the layout's device.
+
+        Parameters
+        ----------
+        *shape
+            Its dimensions.
+
+        Returns
+        -------
+        torch.Tensor
+            The zeros.
+        """
         return torch.zeros(*shape, dtype=torch.float64, device=self.device)
 
     def add_blocks(self, blocks: Sequence[tuple[int, int]]) -> None:
-        """Create zeroed panels for the blocks not held yet, one per run of consecutive b per a."""
+        """Create zeroed panels for the blocks not held yet, one per run of consecutive b per a.
+
+        Parameters
+        ----------
+        blocks
+            Blocks (a, b), a <= b; those already held are skipped.
+        """
         by_row: dict[int, list[int]] = {}
         for a, b in blocks:
             if (a, b) not in self.where:
                 by_row.setdefault(a, []).append(b)
         for a in sorted(by_row):
-            for run in consecutive_runs(sorted(set(by_row[a]))):
+            for run in _consecutive_runs(sorted(set(by_row[a]))):
                 starts, width = [], 0
                 for b in run:
                     starts.append(width)
@@ -198,7 +337,18 @@ class BlockLayout:
                     self.where[(a, b)] = (panel, start)
 
     def extended(self, widths: Sequence[int]) -> BlockLayout:
-        """A layout of these representations plus new ones that shares (and freezes) every existing sum."""
+        """A layout of these representations plus new ones that shares (and freezes) every existing sum.
+
+        Parameters
+        ----------
+        widths
+            Widths of the new representations, numbered after the old ones.
+
+        Returns
+        -------
+        BlockLayout
+            The grown layout, holding no new blocks yet (`add_blocks` adds them).
+        """
         for rep in self.reps:
             rep.frozen = True
         for panel in self.panels:
@@ -215,7 +365,17 @@ class BlockLayout:
         return grown
 
     def block(self, a: int, b: int) -> tuple[Panel, int, slice]:
-        """The panel holding block (min, max), the index of max among its columns, and its column slice.
+        """Where a block lives.
+
+        Parameters
+        ----------
+        a, b
+            Representation indices, in either order.
+
+        Returns
+        -------
+        tuple of (Panel, int, slice)
+            The panel holding block (min, max), the index of max among its columns, and its column slice.
 
         Raises
         ------
@@ -232,7 +392,13 @@ class BlockLayout:
         return panel, panel.cols.index(hi), slice(start, start + self.widths[hi])
 
     def needed(self) -> list[bool]:
-        """Which representations' chunks the next update uses (for their own sums or a pending block)."""
+        """Which representations' chunks the next update uses (for their own sums or a pending block).
+
+        Returns
+        -------
+        list of bool
+            One flag per representation.
+        """
         needed = [not r.frozen for r in self.reps]
         for panel in self.panels:
             if not panel.frozen:
@@ -244,18 +410,46 @@ class BlockLayout:
 
 @dataclass(frozen=True)
 class NormSums:
-    """Row-norm sums of block (a, b) about some shift: z = x - shift, p = |z|^2 per row."""
+    """Row-norm sums of block (a, b) about some shift: z = x - shift, p = |z|^2 per row.
 
-    cross: torch.Tensor  # sum z_a z_b^T
-    total_a: torch.Tensor  # sum z_a
+    Parameters
+    ----------
+    cross
+        sum z_a z_b^T.
+    total_a, total_b
+        sum z_a, sum z_b.
+    norm_total_a, norm_total_b
+        sum p_a, sum p_b.
+    dot
+        sum p_a p_b (0-d).
+    a_norms_b_cols
+        sum p_a z_b.
+    a_cols_b_norms
+        sum z_a p_b.
+    """
+
+    cross: torch.Tensor
+    total_a: torch.Tensor
     total_b: torch.Tensor
-    norm_total_a: float  # sum p_a
+    norm_total_a: float
     norm_total_b: float
-    dot: torch.Tensor  # sum p_a p_b (0-d)
-    a_norms_b_cols: torch.Tensor  # sum p_a z_b
-    a_cols_b_norms: torch.Tensor  # sum z_a p_b
+    dot: torch.Tensor
+    a_norms_b_cols: torch.Tensor
+    a_cols_b_norms: torch.Tensor
 
     def to(self, device: torch.device) -> NormSums:
+        """The same sums with every tensor on a device.
+
+        Parameters
+        ----------
+        device
+            The target device.
+
+        Returns
+        -------
+        NormSums
+            A copy on `device` (tensors already there are shared).
+        """
         return NormSums(
             cross=self.cross.to(device),
             total_a=self.total_a.to(device),
@@ -269,7 +463,22 @@ class NormSums:
 
 
 def panel_norm_sums(panel: Panel, k: int, cols: slice) -> NormSums:
-    """The row-norm sums of the k-th block of a panel (about the shifts)."""
+    """The row-norm sums of one block of a panel (about the shifts).
+
+    Parameters
+    ----------
+    panel
+        A panel that tracks row norms.
+    k
+        The block's index among the panel's columns.
+    cols
+        The block's column slice within the panel.
+
+    Returns
+    -------
+    NormSums
+        Views of the panel's sums (not copies).
+    """
     assert panel.norms_dot is not None and panel.row_norms_cols is not None
     assert panel.cols_norms_row is not None and panel.col_norm_totals is not None
     return NormSums(
@@ -287,15 +496,33 @@ def panel_norm_sums(panel: Panel, k: int, cols: slice) -> NormSums:
 def moved_norm_sums(s: NormSums, delta_a: torch.Tensor, delta_b: torch.Tensor, n: int) -> NormSums:
     """The row-norm sums after moving every row by delta: z' = z + delta (exact binomial expansion).
 
-    With p' = p + 2 z.delta + |delta|^2 and S_ab = sum z_a z_b^T, s = sum z, P = sum p:
-      sum p'_a z'_b = sum p_a z_b + P_a delta_b + 2 S_ab^T delta_a + 2 (s_a.delta_a) delta_b
-                      + |delta_a|^2 s_b + n |delta_a|^2 delta_b,
-      sum p'_a p'_b = sum p_a p_b + 2 delta_b.(sum p_a z_b) + 2 delta_a.(sum z_a p_b)
-                      + 4 delta_a^T S_ab delta_b
-                      + |delta_b|^2 (P_a + 2 s_a.delta_a) + |delta_a|^2 (P_b + 2 s_b.delta_b)
-                      + n |delta_a|^2 |delta_b|^2.
-    delta = -mean gives the centred sums (debiased CKA); delta = a shift difference merges two shards.
-    Only `dot` and the two vectors are moved; the other fields are returned as given.
+    ``delta = -mean`` gives the centred sums (debiased CKA); ``delta`` = a shift difference merges two shards.
+
+    Parameters
+    ----------
+    s
+        The sums about the old shift.
+    delta_a, delta_b
+        (d_a,) and (d_b,) moves of the two representations' rows.
+    n
+        The number of rows summed.
+
+    Returns
+    -------
+    NormSums
+        Only ``dot``, ``a_norms_b_cols`` and ``a_cols_b_norms`` are moved; the other fields are returned as
+        given.
+
+    Notes
+    -----
+    With p' = p + 2 z.delta + |delta|^2 and S_ab = sum z_a z_b^T, s = sum z, P = sum p::
+
+        sum p'_a z'_b = sum p_a z_b + P_a delta_b + 2 S_ab^T delta_a + 2 (s_a.delta_a) delta_b
+                        + |delta_a|^2 s_b + n |delta_a|^2 delta_b,
+        sum p'_a p'_b = sum p_a p_b + 2 delta_b.(sum p_a z_b) + 2 delta_a.(sum z_a p_b)
+                        + 4 delta_a^T S_ab delta_b
+                        + |delta_b|^2 (P_a + 2 s_a.delta_a) + |delta_a|^2 (P_b + 2 s_b.delta_b)
+                        + n |delta_a|^2 |delta_b|^2.
     """
     da2, db2 = delta_a @ delta_a, delta_b @ delta_b
     sa_da, sb_db = s.total_a @ delta_a, s.total_b @ delta_b

@@ -6,6 +6,7 @@
   the two fits and its cross block.
 - `SampleFamily`: one n x n measure (RBF CKA, RSA, mutual k-NN) on a shared row subsample.
 - `AttentionFamily`: one attention measure on a shared sentence subsample.
+- `MomentsFamily`: the linear family over moments accumulated (or merged) by hand, for `pair_results`.
 """
 
 from __future__ import annotations
@@ -61,7 +62,27 @@ def _prepare(fit: LinearFit, measures: Sequence[str], svcca_options: SvccaOption
 
 
 def warn_about_fits(fits: Mapping[int, LinearFit], ids: Sequence[Hashable], measures: Sequence[str]) -> None:
-    """One warning for all constant neurons, and one when the rows are too few for CCA-type measures."""
+    """Warn once about every constant neuron of a study, and once when its rows are too few for CCA.
+
+    Parameters
+    ----------
+    fits
+        The fits of the study's representations, by index.
+    ids
+        Names of the representations (indexed like `fits`), used in the message.
+    measures
+        The measures computed; the row-count warning is given only when one of them is CCA-type
+        (``cca_r2``, ``cca_rho``, ``svcca``, ``pwcca``).
+
+    Warns
+    -----
+    ConstantNeuronWarning
+        When some representation has constant (zero-variance) neurons, which neuron-level and CCA-type
+        scores exclude; the message lists the first ten representations with their counts.
+    FewRowsWarning
+        When a CCA-type measure was computed on fewer than 10 x the widest representation's width in rows
+        (the measures then approach 1 as the rank reaches n).
+    """
     constant = [(ids[i], s.n_constant) for i, s in sorted(fits.items()) if s.n_constant]
     if constant:
         listing = ", ".join(f"{rid!r}: {k}" for rid, k in constant[:10])
@@ -86,6 +107,9 @@ def warn_about_fits(fits: Mapping[int, LinearFit], ids: Sequence[Hashable], meas
 class LinearFamily:
     """Every linear measure of many representations, from streaming passes over their rows.
 
+    A pair's scores are ``{measure: value}``, a float for a symmetric measure and a `Directed` for a directed
+    one; memory per tile is the members' covariance blocks plus the tile's cross blocks (8 d_a d_b bytes each).
+
     Parameters
     ----------
     sources
@@ -95,17 +119,27 @@ class LinearFamily:
     device
         The torch device of the accumulators and derivations.
     precision
-        "float64" GEMMs, or "float32" GEMMs added into float64 sums.
+        ``"float64"`` GEMMs, or ``"float32"`` GEMMs added into float64 sums.
     svcca
         SVCCA's options.
     chunk_rows
         Rows per chunk of a pass.
     neuron_matches_too
-        Also give each pair's per-neuron maxsim matches (under the key "neurons").
+        Also give each pair's per-neuron maxsim matches (a `Directed` of `NeuronMatch` under the key
+        ``"neurons"``).
     workers
-        Parallel pair derivations on the CPU.
+        Parallel pair derivations on the CPU (values below 1 count as 1).
     progress
         Show a progress bar over each pass.
+
+    Attributes
+    ----------
+    ids
+        The representations' ids, in source order.
+    fits
+        The `LinearFit` of every representation fitted so far, by index (kept across tiles).
+    passes
+        How many passes over the rows have been made.
     """
 
     def __init__(
@@ -133,15 +167,52 @@ class LinearFamily:
         self._local: dict[int, int] = {}
 
     def fit_bytes(self, item: int) -> int:
-        """Bytes of the representation's covariance block."""
+        """Bytes of a representation's covariance block.
+
+        Parameters
+        ----------
+        item
+            Index of the representation.
+
+        Returns
+        -------
+        int
+            ``8 d^2`` for width d.
+        """
         return 8 * self.sources[item].width ** 2
 
     def pair_bytes(self, a: int, b: int) -> int:
-        """Bytes of the pair's cross-product block."""
+        """Bytes of a pair's cross-product block.
+
+        Parameters
+        ----------
+        a, b
+            Indices of the pair's representations.
+
+        Returns
+        -------
+        int
+            ``8 d_a d_b``.
+        """
         return 8 * self.sources[a].width * self.sources[b].width
 
     def fit(self, tile: Tile) -> None:
-        """Stream the rows once for the tile's cross blocks and the covariances of representations new to it."""
+        """Stream the rows once for the tile's cross blocks and the covariances of representations new to it.
+
+        Each new representation's `LinearFit` is built and its decompositions for the chosen measures
+        computed (in parallel on the CPU), then kept for every later tile.
+
+        Parameters
+        ----------
+        tile
+            The tile to open.
+
+        Raises
+        ------
+        ValueError
+            If a source gives bad rows (non-finite values, a wrong width, more or fewer rows than the
+            others) or a decomposition fails, naming the representation.
+        """
         self._moments = None
         new = [m for m in tile.members if m not in self.fits]
         moments, self._local = self._accumulate(tile, new)
@@ -173,14 +244,41 @@ class LinearFamily:
         return moments, local
 
     def terms(self, a: int, b: int) -> PairTerms:
-        """The pair's cross terms from the open tile."""
+        """The cross terms of a pair of the open tile.
+
+        Parameters
+        ----------
+        a, b
+            Indices of a pair of the tile last passed to `fit`.
+
+        Returns
+        -------
+        PairTerms
+            The two fits with the pair's centred cross block (and row-norm product for debiased CKA).
+        """
         assert self._moments is not None
         m, la, lb = self._moments, self._local[a], self._local[b]
         return PairTerms(self.fits[a], self.fits[b], m.centred(la, lb),
                          m.centred_norm_product(la, lb) if m.row_norms else None)
 
     def score(self, tile: Tile) -> Iterator[PairScore]:
-        """Every measure of each pair of the tile, derived in parallel on the CPU."""
+        """Every measure of each pair of the tile, derived in parallel on the CPU.
+
+        Parameters
+        ----------
+        tile
+            The tile last passed to `fit`; its cross blocks are released once every pair is scored.
+
+        Yields
+        ------
+        tuple of (int, int, dict)
+            ``(a, b, {measure: value})`` per pair, in the tile's order (plus ``"neurons"`` when asked for).
+
+        Raises
+        ------
+        ValueError
+            If a measure is undefined for a pair (e.g. every neuron constant); the message names the pair.
+        """
 
         def one(pair: tuple[int, int]) -> PairScore:
             a, b = pair
@@ -212,6 +310,13 @@ class SampleFamily:
         Sorted indices of the subsample's rows, shared by every representation.
     chunk_rows
         Rows per chunk read.
+
+    Attributes
+    ----------
+    fits
+        The fits of the open tile's representations, by index.
+    fitted
+        How many fits have been made (a representation refitted in a later tile counts again).
     """
 
     def __init__(self, sources: Sequence[RepresentationSource], measure: str, rows: np.ndarray,
@@ -221,18 +326,46 @@ class SampleFamily:
         self.fitted = 0
 
     def fit_bytes(self, item: int) -> int:
-        """Bytes of one fit (or of the rows, for a measure without a fit)."""
+        """Bytes of one representation's fit.
+
+        Parameters
+        ----------
+        item
+            Index of the representation.
+
+        Returns
+        -------
+        int
+            The fit's size on the subsample, or the float32 subsample rows for a measure without a fit.
+        """
         n = len(self.rows)
         if self.measure in SAMPLE_FIT_MEASURES:
             return sample_fit_bytes(self.measure, n)
         return 4 * n * self.sources[item].width
 
     def pair_bytes(self, a: int, b: int) -> int:
-        """Scoring a pair holds nothing beyond the two fits."""
+        """Bytes a pair needs beyond its two fits: none.
+
+        Parameters
+        ----------
+        a, b
+            Indices of the pair's representations.
+
+        Returns
+        -------
+        int
+            ``0``.
+        """
         return 0
 
     def fit(self, tile: Tile) -> None:
-        """Fit the tile's representations not fitted yet; drop fits the tile does not use."""
+        """Fit the tile's representations not fitted yet, reading only the subsample's rows; drop the others.
+
+        Parameters
+        ----------
+        tile
+            The tile to open.
+        """
         keep = set(tile.members)
         self.fits = {k: v for k, v in self.fits.items() if k in keep}
         for k in tile.members:
@@ -242,7 +375,18 @@ class SampleFamily:
                 self.fitted += 1
 
     def score(self, tile: Tile) -> Iterator[PairScore]:
-        """The measure of each pair of the tile from the two fits."""
+        """The measure of each pair of the tile from the two fits.
+
+        Parameters
+        ----------
+        tile
+            The tile last passed to `fit`.
+
+        Yields
+        ------
+        tuple of (int, int, dict)
+            ``(a, b, {measure: value})`` per pair, in the tile's order.
+        """
         function = registry.get(self.measure).function
         for a, b in tile.pairs:
             fa, fb = self.fits[a], self.fits[b]
@@ -258,11 +402,16 @@ class AttentionFamily:
     sources
         The attention layers.
     measure
-        "attention_js", "attention_pearson" or "attention_cka".
+        ``"attention_js"``, ``"attention_pearson"`` or ``"attention_cka"``.
     sentences
         Sorted indices of the sentences compared, shared by every layer.
     lengths
         Words of each chosen sentence (for the memory plan).
+
+    Attributes
+    ----------
+    fits
+        The `AttentionFit` of the open tile's layers, by index.
     """
 
     def __init__(self, sources: Sequence[AttentionSource], measure: str, sentences: np.ndarray,
@@ -273,19 +422,53 @@ class AttentionFamily:
         self.fits: dict[int, AttentionFit] = {}
 
     def fit_bytes(self, item: int) -> int:
-        """Bytes of one layer's fit."""
+        """Bytes of one layer's fit.
+
+        Parameters
+        ----------
+        item
+            Index of the layer.
+
+        Returns
+        -------
+        int
+            The fit's size for the layer's heads and the chosen sentences' lengths.
+        """
         return attention_fit_bytes(self.sources[item].heads, self.lengths, self.kind)
 
     def pair_bytes(self, a: int, b: int) -> int:
-        """Scoring a pair holds nothing beyond the two fits."""
+        """Bytes a pair needs beyond its two fits: none.
+
+        Parameters
+        ----------
+        a, b
+            Indices of the pair's layers.
+
+        Returns
+        -------
+        int
+            ``0``.
+        """
         return 0
 
     def _maps(self, item: int) -> list[ArrayLike]:
+        """The layer's maps of the chosen sentences."""
         wanted = set(self.sentences.tolist())
         return [m for s, m in enumerate(self.sources[item].maps()) if s in wanted]
 
     def fit(self, tile: Tile) -> None:
-        """Fit the tile's layers not fitted yet; drop fits the tile does not use."""
+        """Fit the tile's layers not fitted yet; drop fits the tile does not use.
+
+        Parameters
+        ----------
+        tile
+            The tile to open.
+
+        Raises
+        ------
+        ValueError
+            If a layer's maps are malformed (the message names the layer and the sentence).
+        """
         keep = set(tile.members)
         self.fits = {k: v for k, v in self.fits.items() if k in keep}
         for k in tile.members:
@@ -293,12 +476,24 @@ class AttentionFamily:
                 self.fits[k] = fit_attention(self._maps(k), self.kind, name=_label(self.sources[k].id))
 
     def score(self, tile: Tile) -> Iterator[PairScore]:
-        """The measure of each pair of the tile from the two fits."""
+        """The measure of each pair of the tile from the two fits.
+
+        Parameters
+        ----------
+        tile
+            The tile last passed to `fit`.
+
+        Yields
+        ------
+        tuple of (int, int, dict)
+            ``(a, b, {measure: value})`` per pair, in the tile's order.
+        """
         for a, b in tile.pairs:
             yield a, b, {self.measure: score_attention(self.fits[a], self.fits[b])}
 
 
 def _label(id: Hashable) -> str:
+    """How fits name a layer: its `LayerId.label` when it has one, else ``str(id)``."""
     label = getattr(id, "label", None)
     return label() if callable(label) else str(id)
 
@@ -314,6 +509,11 @@ class MomentsFamily(LinearFamily):
         Names of the representations.
     measures, svcca, neuron_matches_too, workers
         As for `LinearFamily`.
+
+    Notes
+    -----
+    The moments are held whole already, so tiling would save nothing: `pair_results` drives this family with
+    no budget limit (one tile).
     """
 
     def __init__(self, moments: CrossMoments, ids: Sequence[Hashable], measures: Sequence[str], *,
@@ -325,4 +525,5 @@ class MomentsFamily(LinearFamily):
         self.moments = moments
 
     def _accumulate(self, tile: Tile, new: Sequence[int]) -> tuple[CrossMoments, dict[int, int]]:
+        """The given moments, indexed as they are (no pass)."""
         return self.moments, {i: i for i in range(self.moments.n_reps)}

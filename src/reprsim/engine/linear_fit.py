@@ -5,7 +5,6 @@ computed once on first use, its eigendecompositions, whitener, SVCCA basis and P
 representation is in reuses them (`reprsim.engine.linear_score`), so a pair pays only for its cross terms.
 """
 
-
 from __future__ import annotations
 
 import math
@@ -44,9 +43,16 @@ MIN_ROWS_UNBIASED = 4
 
 @dataclass(frozen=True)
 class Directed(Generic[T]):
-    """Both directions of a directed measure of a pair (a, b): a_to_b = sim(a -> b), b_to_a = sim(b -> a).
+    """Both directions of a directed measure of a pair (a, b).
 
-    In `StreamingSimilarity` a is X and b is Y, so a_to_b is the one-shot f(X, Y).
+    In `StreamingSimilarity` a is X and b is Y, so `a_to_b` is the one-shot f(X, Y).
+
+    Parameters
+    ----------
+    a_to_b
+        sim(a -> b): the value with a as the first argument of the one-shot function.
+    b_to_a
+        sim(b -> a).
     """
 
     a_to_b: T
@@ -57,7 +63,21 @@ class Directed(Generic[T]):
 class SvccaOptions:
     """SVCCA's options, as in `reprsim.measures.svcca`: kept variance fraction, k rule, standardising.
 
-    standardize=None follows the convention (True for "wu", False for "raghu").
+    Parameters
+    ----------
+    keep
+        Fraction of variance each side keeps, in (0, 1].
+    convention
+        How k is chosen. ``"raghu"``: the smallest count whose cumulative variance fraction reaches `keep`.
+        ``"wu"``: the count of directions whose cumulative fraction is strictly below `keep`, at least 1.
+    standardize
+        Divide each centred neuron by its standard deviation before reducing. ``None`` follows the
+        convention (True for ``"wu"``, False for ``"raghu"``).
+
+    Raises
+    ------
+    ValueError
+        If `keep` is not a fraction in (0, 1] or `convention` is unknown.
     """
 
     keep: float = 0.99
@@ -73,14 +93,25 @@ class SvccaOptions:
 
     @property
     def standardized(self) -> bool:
+        """Whether the neurons are standardised: `standardize`, or the convention's default when it is None."""
         return self.convention == "wu" if self.standardize is None else bool(self.standardize)
 
 
 def eigen_rank_tolerance(width: int) -> float:
-    """Relative eigenvalue threshold for a numerical rank: 10 * width * float64 eps of the largest eigenvalue.
+    """Relative eigenvalue threshold for a numerical rank.
 
     An eigendecomposition of a float64 d x d covariance resolves eigenvalues only down to about d * eps of
     the largest; anything below is rounding of a zero (a constant, duplicated or n <= p direction).
+
+    Parameters
+    ----------
+    width
+        d, the matrix's size.
+
+    Returns
+    -------
+    float
+        ``10 * width * eps`` (float64 eps): eigenvalues at most this fraction of the largest do not count.
     """
     return 10.0 * width * torch.finfo(torch.float64).eps
 
@@ -89,8 +120,15 @@ def eigen_rank_tolerance(width: int) -> float:
 class Spectrum:
     """Eigendecomposition of a symmetric positive semi-definite matrix, largest eigenvalue first.
 
-    values: all eigenvalues, descending; vectors: the matching unit eigenvectors (columns);
-    rank: how many eigenvalues exceed `eigen_rank_tolerance` (the numerical range is vectors[:, :rank]).
+    Parameters
+    ----------
+    values
+        All eigenvalues, descending.
+    vectors
+        The matching unit eigenvectors (columns).
+    rank
+        How many eigenvalues exceed `eigen_rank_tolerance` of the largest (the numerical range is
+        ``vectors[:, :rank]``).
     """
 
     values: torch.Tensor
@@ -99,7 +137,26 @@ class Spectrum:
 
 
 def spectrum(matrix: torch.Tensor, what: str) -> Spectrum:
-    """Eigendecomposition of a covariance-like matrix on its numerical range (ValueError naming `what`)."""
+    """Eigendecomposition of a covariance-like matrix, with its numerical rank.
+
+    Parameters
+    ----------
+    matrix
+        A symmetric positive semi-definite float64 matrix.
+    what
+        What errors call the matrix.
+
+    Returns
+    -------
+    Spectrum
+        Eigenvalues and eigenvectors, largest first, and the rank.
+
+    Raises
+    ------
+    ValueError
+        If the decomposition does not converge, returns non-finite values, or the rank is 0 (no variance),
+        naming `what`.
+    """
     try:
         values, vectors = torch.linalg.eigh(matrix)
     except torch.linalg.LinAlgError as exc:
@@ -114,7 +171,7 @@ def spectrum(matrix: torch.Tensor, what: str) -> Spectrum:
     return Spectrum(values, vectors, rank)
 
 
-def kept_count(values: torch.Tensor, rank: int, keep: float, convention: SvccaConvention) -> int:
+def _kept_count(values: torch.Tensor, rank: int, keep: float, convention: SvccaConvention) -> int:
     """SVCCA's k from variances (descending) over the numerical rank, as `reprsim.measures.svcca` decides.
 
     "raghu": the smallest count whose cumulative fraction reaches `keep`; "wu": the count of directions
@@ -128,11 +185,47 @@ def kept_count(values: torch.Tensor, rank: int, keep: float, convention: SvccaCo
 class LinearFit:
     """Everything about one representation that its pairs share, computed once (netrep-style fit once).
 
-    Built from its centred block C = X_c^T X_c, the row count and the column-wise max |x| (the constant-
-    neuron rule of `reprsim.measures`: a neuron is constant when its centred norm is at most 1e-10 of
-    max|x| sqrt(n)). The decompositions are computed on first use and cached:
-    `correlation` (eigh of the correlation matrix of the varying neurons: CCA, PWCCA, linreg, R2_LR),
-    `covariance_spectrum` (eigh of C over the varying neurons: SVCCA without standardising).
+    Built from its centred block C = X_c^T X_c, the row count and the column-wise max |x|, with the
+    constant-neuron rule of `reprsim.measures`: a neuron is constant when its centred norm is at most 1e-10
+    of max|x| sqrt(n). The decompositions are computed on first use and cached: `correlation` (eigh of the
+    correlation matrix of the varying neurons: CCA, PWCCA, linreg, R2_LR) and `covariance_spectrum` (eigh of
+    C over the varying neurons: SVCCA without standardising); `drop_decompositions` forgets them once the
+    pair-level factors are built.
+
+    Parameters
+    ----------
+    covariance
+        C = X_c^T X_c (d x d, any common scale with the pairs' cross blocks).
+    n
+        The number of rows.
+    column_absmax
+        (d,) column-wise max |x| of the uncentred values.
+    norm_product
+        sum_i |x_i - mean|^4, which debiased CKA needs (``None`` when it is not computed).
+    name
+        How errors name the representation.
+
+    Attributes
+    ----------
+    width
+        d, the number of neurons.
+    variances
+        (d,) the diagonal of C, clipped at 0.
+    constant
+        (d,) bool, True for constant neurons.
+    varying
+        Indices of the varying neurons.
+    n_constant
+        The number of constant neurons.
+    frobenius
+        ||C||_F.
+    trace
+        tr C.
+
+    Raises
+    ------
+    ValueError
+        If `covariance` is not square.
     """
 
     def __init__(
@@ -156,11 +249,33 @@ class LinearFit:
         self.n_constant = int(self.constant.sum())
         self.frobenius = float(torch.linalg.matrix_norm(self.covariance))
         self.trace = float(self.variances.sum())
-        self.norm_product = norm_product  # sum_i |x_i - mean|^4, for debiased CKA
+        self.norm_product = norm_product
 
     @classmethod
     def from_moments(cls, moments: CrossMoments, a: int, name: str | None = None) -> LinearFit:
-        """The statistics of representation a of a CrossMoments (its diagonal block must be present)."""
+        """The fit of one representation of a `CrossMoments`.
+
+        Parameters
+        ----------
+        moments
+            Moments holding the representation's diagonal block (a, a).
+        a
+            The representation's index.
+        name
+            How errors name it (default: ``"representation <a>"``).
+
+        Returns
+        -------
+        LinearFit
+            The fit, with ``norm_product`` when the moments keep row norms.
+
+        Raises
+        ------
+        KeyError
+            If the diagonal block was not accumulated.
+        ValueError
+            If the representation saw no rows or fewer than 2 (see `CrossMoments.centred`).
+        """
         norm_product = moments.centred_norm_product(a, a) if moments.row_norms else None
         return cls(
             moments.centred(a, a),
@@ -171,7 +286,18 @@ class LinearFit:
         )
 
     def require_varying(self, measure: str) -> None:
-        """Raise when every neuron is constant: the representation has nothing to compare."""
+        """Check that some neuron varies: with none, the representation has nothing to compare.
+
+        Parameters
+        ----------
+        measure
+            The measure that needs it, for the message.
+
+        Raises
+        ------
+        ValueError
+            If every neuron is constant (zero variance).
+        """
         if self.n_constant == self.width:
             raise ValueError(
                 f"{measure}: every neuron of {self.name} is constant (zero variance); the similarity is undefined"
@@ -183,8 +309,20 @@ class LinearFit:
         return self.on_varying(self.covariance, self)
 
     def on_varying(self, matrix: torch.Tensor, other: LinearFit) -> torch.Tensor:
-        """Matrix (this width x other's width) restricted to both sides' varying neurons, uncopied when
-        every neuron varies (the usual case: a copy per pair of a 768 x 768 block adds up in a study).
+        """A pair's matrix restricted to both sides' varying neurons.
+
+        Parameters
+        ----------
+        matrix
+            This width x the other's width.
+        other
+            The fit of the columns' representation.
+
+        Returns
+        -------
+        torch.Tensor
+            Varying x other's varying; `matrix` itself, uncopied, when every neuron of both varies (the usual
+            case: a copy per pair of a 768 x 768 block adds up in a study).
         """
         if self.n_constant == 0 and other.n_constant == 0:
             return matrix
@@ -225,7 +363,8 @@ class LinearFit:
     def whitener(self) -> torch.Tensor:
         """W (rank x varying): maps centred varying neurons to orthonormal coordinates, W C W^T = I.
 
-        W = L^-1/2 V^T D^-1/2 from the correlation spectrum on its numerical range.
+        W = L^-1/2 V^T D^-1/2 from the correlation spectrum on its numerical range (ValueError when every
+        neuron is constant or the decomposition fails).
         """
         s = self.correlation
         r = s.rank
@@ -233,25 +372,44 @@ class LinearFit:
 
     @cached_property
     def loadings(self) -> torch.Tensor:
-        """C W^T = D^1/2 V L^1/2 (varying x rank): inner products of the centred neurons with unit canonical
-        coordinates; PWCCA's weights are sums of |loadings @ U|.
+        """C W^T = D^1/2 V L^1/2 (varying x rank): the centred neurons' inner products with unit coordinates.
+
+        PWCCA's weights are sums of |loadings @ U| over the neurons.
         """
         s = self.correlation
         r = s.rank
         return (s.vectors[:, :r] * s.values[:r].sqrt()) * self.varying_scale[:, None]
 
     def svcca_basis(self, options: SvccaOptions) -> torch.Tensor:
-        """B (k x varying): the top-k SVCCA directions as orthonormal coordinates (B C B^T = I_k)."""
+        """B (k x varying): the top-k SVCCA directions as orthonormal coordinates (B C B^T = I_k).
+
+        Cached per set of options; kept by `drop_decompositions`.
+
+        Parameters
+        ----------
+        options
+            SVCCA's kept variance fraction, k rule and standardising.
+
+        Returns
+        -------
+        torch.Tensor
+            k x (number of varying neurons), float64.
+
+        Raises
+        ------
+        ValueError
+            If every neuron is constant or the decomposition fails.
+        """
         cache = self.__dict__.setdefault("_svcca_bases", {})
         key = (float(options.keep), options.convention, options.standardized)
         if key not in cache:
             if options.standardized:
                 s = self.correlation
-                k = kept_count(s.values, s.rank, options.keep, options.convention)
+                k = _kept_count(s.values, s.rank, options.keep, options.convention)
                 cache[key] = (s.vectors[:, :k] / s.values[:k].sqrt()).T / self.varying_scale
             else:
                 s = self.covariance_spectrum
-                k = kept_count(s.values, s.rank, options.keep, options.convention)
+                k = _kept_count(s.values, s.rank, options.keep, options.convention)
                 cache[key] = (s.vectors[:, :k] / s.values[:k].sqrt()).T
         basis: torch.Tensor = cache[key]
         return basis

@@ -1,7 +1,7 @@
-"""Every linear similarity measure of a pair from its centred cross-product blocks (docs/engine.md).
+"""Every linear similarity measure of a pair from its centred cross-product blocks (docs/design/engine.md).
 
 Given C_xx, C_yy, C_xy (centred cross-products X_c^T Y_c, any common scale) and n, each measure of
-docs/measures.md is a function of small d x d matrices, so its cost after the streaming pass is independent
+docs/reference/measures.md is a function of small d x d matrices, so its cost after the streaming pass is independent
 of n. The per-representation work (eigendecompositions, whitening, SVCCA reductions, variances) lives in
 `LinearFit`, computed once per representation and reused by every pair it is in; `PairTerms`
 holds one pair's cross block and caches the intermediates that several measures share (the whitened cross
@@ -38,6 +38,7 @@ from .linear_fit import (
 
 
 def _singular_values(matrix: torch.Tensor, what: str) -> torch.Tensor:
+    """Singular values of a matrix (ValueError naming `what` when the SVD fails)."""
     try:
         s = torch.linalg.svdvals(matrix)
     except torch.linalg.LinAlgError as exc:
@@ -49,11 +50,21 @@ def _singular_values(matrix: torch.Tensor, what: str) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class CanonicalDecomposition:
-    """SVD of the whitened cross block K = W_x C_xy W_y^T = U diag(rho) V^T (rho descending, unclipped)."""
+    """SVD of the whitened cross block K = W_x C_xy W_y^T = U diag(rho) V^T.
 
-    u: torch.Tensor  # rank_x x m
-    rho: torch.Tensor  # m
-    v: torch.Tensor  # rank_y x m
+    Parameters
+    ----------
+    u
+        rank_x x m: X's canonical directions in its orthonormal coordinates.
+    rho
+        (m,) the canonical correlations, descending, unclipped.
+    v
+        rank_y x m: Y's canonical directions.
+    """
+
+    u: torch.Tensor
+    rho: torch.Tensor
+    v: torch.Tensor
 
 
 # Below this canonical correlation, the partner singular vector K^T u / rho loses accuracy (rounding / rho);
@@ -88,7 +99,7 @@ def _gram_singular_values(matrix: torch.Tensor, what: str) -> torch.Tensor:
     return values.flip(0).clamp(min=0.0).sqrt()
 
 
-def canonical_decomposition(k: torch.Tensor, what: str) -> CanonicalDecomposition:
+def _canonical_decomposition(k: torch.Tensor, what: str) -> CanonicalDecomposition:
     """U, rho, V of K from the eigendecomposition of its smaller Gram matrix (about twice as fast as an SVD).
 
     The other side's vectors are K^T u / rho; when some rho is below 1e-6 they would be inaccurate, and
@@ -108,8 +119,19 @@ def canonical_decomposition(k: torch.Tensor, what: str) -> CanonicalDecompositio
 class PairTerms:
     """One pair's cross block with the intermediates its measures share, computed on first use.
 
-    x, y: the two representations' statistics; cross: C_xy (p x q) on the same scale as their covariances;
-    norm_product: sum_i |x_i - mean_x|^2 |y_i - mean_y|^2 (only debiased CKA needs it).
+    Parameters
+    ----------
+    x, y
+        The two representations' fits.
+    cross
+        C_xy = X_c^T Y_c (p x q), on the same scale as their covariances.
+    norm_product
+        sum_i |x_i - mean_x|^2 |y_i - mean_y|^2 (only debiased CKA needs it).
+
+    Raises
+    ------
+    ValueError
+        If `cross` is not p x q for the two fits' widths, or the fits have different row counts.
     """
 
     def __init__(
@@ -131,6 +153,7 @@ class PairTerms:
 
     @property
     def n(self) -> int:
+        """The number of rows (shared by both fits)."""
         return self.x.n
 
     @cached_property
@@ -140,8 +163,9 @@ class PairTerms:
 
     @cached_property
     def regressed_on_y(self) -> torch.Tensor:
-        """C_xy W_y^T (varying x rank_y): X's neurons in Y's orthonormal coordinates; row norms^2 are the
-        variance of each X neuron that a linear fit from Y explains.
+        """C_xy W_y^T (varying x rank_y): X's neurons in Y's orthonormal coordinates.
+
+        Its squared row norms are the variance of each X neuron that a linear fit from Y explains.
         """
         return self.varying_cross @ self.y.whitener.T
 
@@ -158,7 +182,7 @@ class PairTerms:
     @cached_property
     def canonical(self) -> CanonicalDecomposition:
         """Canonical directions and correlations (U, rho, V) of the pair."""
-        return canonical_decomposition(self.coherence, self._what)
+        return _canonical_decomposition(self.coherence, self._what)
 
     @cached_property
     def correlations(self) -> torch.Tensor:
@@ -171,11 +195,13 @@ class PairTerms:
 
     @property
     def _what(self) -> str:
+        """How errors name the whitened cross block."""
         return f"the whitened cross-covariance of {self.x.name} and {self.y.name}"
 
 
 # --- the measures ---------------------------------------------------------------------------------------
 def _ratio(xy: float, xx: float, yy: float, measure: str, x: LinearFit, y: LinearFit) -> float:
+    """The ratio xy / sqrt(xx yy), refusing a non-positive self-HSIC (naming the side)."""
     for value, stats in ((xx, x), (yy, y)):
         if not value > 0.0:
             raise ValueError(
@@ -186,7 +212,23 @@ def _ratio(xy: float, xx: float, yy: float, measure: str, x: LinearFit, y: Linea
 
 
 def linear_cka(t: PairTerms) -> float:
-    """||C_xy||_F^2 / (||C_xx||_F ||C_yy||_F)."""
+    """Linear CKA: ||C_xy||_F^2 / (||C_xx||_F ||C_yy||_F).
+
+    Parameters
+    ----------
+    t
+        The pair's terms.
+
+    Returns
+    -------
+    float
+        The similarity, in [0, 1].
+
+    Raises
+    ------
+    ValueError
+        If every neuron of a side is constant, or a side's HSIC with itself is not positive.
+    """
     t.x.require_varying("linear_cka")
     t.y.require_varying("linear_cka")
     xy = float(torch.linalg.matrix_norm(t.cross)) ** 2
@@ -194,8 +236,26 @@ def linear_cka(t: PairTerms) -> float:
 
 
 def unbiased_hsic(cross_frobenius_sq: float, norm_product: float, trace_x: float, trace_y: float, n: int) -> float:
-    """Song et al.'s unbiased HSIC of linear kernels from feature-space sums (times n(n-3), which cancels).
+    """Song et al.'s unbiased HSIC of linear kernels from feature-space sums, times n(n-3) (which cancels).
 
+    Parameters
+    ----------
+    cross_frobenius_sq
+        ||C_xy||_F^2.
+    norm_product
+        q.r = sum_i |x_c,i|^2 |y_c,i|^2.
+    trace_x, trace_y
+        tr C_xx and tr C_yy.
+    n
+        The number of rows (at least 4).
+
+    Returns
+    -------
+    float
+        n(n-3) HSIC_1.
+
+    Notes
+    -----
     With K~ = X_c X_c^T with zeroed diagonal (likewise L~), q_i = |x_c,i|^2, r_i = |y_c,i|^2:
     tr(K~L~) = ||C_xy||^2 - q.r, 1'K~1 = -tr C_xx, K~1 = -q, so
     n(n-3) HSIC_1 = ||C_xy||_F^2 - n/(n-2) q.r + tr C_xx tr C_yy / ((n-1)(n-2)).
@@ -204,7 +264,25 @@ def unbiased_hsic(cross_frobenius_sq: float, norm_product: float, trace_x: float
 
 
 def debiased_cka(t: PairTerms) -> float:
-    """Linear CKA with the unbiased HSIC estimator (needs the row-norm products of the moments)."""
+    """Linear CKA with the unbiased HSIC estimator (`unbiased_hsic`).
+
+    Parameters
+    ----------
+    t
+        The pair's terms.
+        Both fits and the pair need their row-norm products (moments accumulated with ``row_norms=True``).
+
+    Returns
+    -------
+    float
+        The similarity (it can be slightly negative for unrelated representations).
+
+    Raises
+    ------
+    ValueError
+        If there are fewer than 4 rows, the row-norm sums are missing, every neuron of a side is constant, or
+        a side's unbiased HSIC with itself is not positive.
+    """
     if t.n < MIN_ROWS_UNBIASED:
         raise ValueError(f"debiased_cka: the unbiased HSIC estimator needs at least 4 rows, got {t.n}")
     if t.norm_product is None or t.x.norm_product is None or t.y.norm_product is None:
@@ -230,7 +308,24 @@ def _best_matches(corr: torch.Tensor, own: LinearFit, other: LinearFit) -> Neuro
 
 
 def neuron_matches(t: PairTerms) -> Directed[NeuronMatch]:
-    """Every neuron's best |Pearson| partner on the other side, both directions (maxsim_per_neuron)."""
+    """Every neuron's best |Pearson| partner on the other side, both directions.
+
+    Parameters
+    ----------
+    t
+        The pair's terms.
+
+    Returns
+    -------
+    Directed of NeuronMatch
+        ``a_to_b`` matches X's neurons in Y, as ``maxsim_per_neuron(X, Y)``; ``b_to_a`` the reverse. Constant
+        neurons are marked invalid (index -1).
+
+    Raises
+    ------
+    ValueError
+        If every neuron of a side is constant.
+    """
     for stats in (t.x, t.y):
         stats.require_varying("maxsim")
     scale = torch.outer(t.x.varying_scale, t.y.varying_scale)
@@ -239,48 +334,164 @@ def neuron_matches(t: PairTerms) -> Directed[NeuronMatch]:
 
 
 def maxsim(t: PairTerms) -> Directed[float]:
-    """mean_i max_j |Pearson(x_i, y_j)| over varying neurons, both directions."""
+    """Maxsim: mean_i max_j |Pearson(x_i, y_j)| over the varying neurons, both directions.
+
+    Parameters
+    ----------
+    t
+        The pair's terms.
+
+    Returns
+    -------
+    Directed of float
+        ``a_to_b`` averages over X's neurons, ``b_to_a`` over Y's.
+
+    Raises
+    ------
+    ValueError
+        If every neuron of a side is constant.
+    """
     matches = neuron_matches(t)
     return Directed(matches.a_to_b.score, matches.b_to_a.score)
 
 
 def _linreg_one_way(regressed: torch.Tensor, own: LinearFit) -> float:
+    """Mean over own's varying neurons of the multiple correlation (clipped at 1)."""
     explained = regressed.square().sum(dim=1) / own.variances[own.varying]
     return float(explained.sqrt().clamp(max=1.0).mean())
 
 
 def linreg(t: PairTerms) -> Directed[float]:
-    """Mean multiple correlation of each neuron regressed on the other side (Wu et al. mixedsim)."""
+    """Mean multiple correlation of each neuron regressed on the other side (Wu et al.'s mixedsim).
+
+    Parameters
+    ----------
+    t
+        The pair's terms.
+
+    Returns
+    -------
+    Directed of float
+        ``a_to_b`` regresses X's neurons on Y, ``b_to_a`` Y's on X; each in [0, 1].
+
+    Raises
+    ------
+    ValueError
+        If every neuron of a side is constant or a decomposition fails.
+    """
     return Directed(_linreg_one_way(t.regressed_on_y, t.x), _linreg_one_way(t.regressed_on_x, t.y))
 
 
 def _r2_one_way(regressed: torch.Tensor, own: LinearFit) -> float:
+    """Explained fraction of own's total variance, clipped to [0, 1]."""
     total = float(own.variances[own.varying].sum())
     return min(max(float(regressed.square().sum()) / total, 0.0), 1.0)
 
 
 def r2_lr(t: PairTerms) -> Directed[float]:
-    """Fraction of each side's variance a linear fit from the other explains (Kornblith et al. R2_LR)."""
+    """Fraction of each side's variance that a linear fit from the other explains (Kornblith et al.'s R2_LR).
+
+    Parameters
+    ----------
+    t
+        The pair's terms.
+
+    Returns
+    -------
+    Directed of float
+        ``a_to_b`` is the fraction of X's variance explained from Y, ``b_to_a`` the reverse; each in [0, 1].
+
+    Raises
+    ------
+    ValueError
+        If every neuron of a side is constant or a decomposition fails.
+    """
     return Directed(_r2_one_way(t.regressed_on_y, t.x), _r2_one_way(t.regressed_on_x, t.y))
 
 
 def canonical_correlations(t: PairTerms) -> np.ndarray:
-    """The canonical correlations rho_1 >= ... >= rho_m as float64 numpy (as the one-shot function)."""
+    """The canonical correlations rho_1 >= ... >= rho_m, as the one-shot function gives them.
+
+    Parameters
+    ----------
+    t
+        The pair's terms.
+
+    Returns
+    -------
+    numpy.ndarray
+        (m,) float64, clipped to [0, 1], m = min(rank X, rank Y).
+
+    Raises
+    ------
+    ValueError
+        If every neuron of a side is constant or a decomposition fails.
+    """
     return t.correlations.cpu().numpy()
 
 
 def cca_r2(t: PairTerms) -> float:
-    """Sum rho_k^2 / m."""
+    """Mean squared canonical correlation: sum rho_k^2 / m.
+
+    Parameters
+    ----------
+    t
+        The pair's terms.
+
+    Returns
+    -------
+    float
+        The similarity, in [0, 1].
+
+    Raises
+    ------
+    ValueError
+        If every neuron of a side is constant or a decomposition fails.
+    """
     return float(t.correlations.square().mean())
 
 
 def cca_rho(t: PairTerms) -> float:
-    """Sum rho_k / m."""
+    """Mean canonical correlation: sum rho_k / m.
+
+    Parameters
+    ----------
+    t
+        The pair's terms.
+
+    Returns
+    -------
+    float
+        The similarity, in [0, 1].
+
+    Raises
+    ------
+    ValueError
+        If every neuron of a side is constant or a decomposition fails.
+    """
     return float(t.correlations.mean())
 
 
 def svcca(t: PairTerms, options: SvccaOptions) -> float:
-    """Mean canonical correlation of the top-k directions of each side (the k x k reduced blocks)."""
+    """SVCCA: the mean canonical correlation of the top-k directions of each side (the k x k reduced blocks).
+
+    Parameters
+    ----------
+    t
+        The pair's terms.
+    options
+        The kept variance fraction, k rule and standardising.
+
+    Returns
+    -------
+    float
+        The similarity, in [0, 1].
+
+    Raises
+    ------
+    ValueError
+        If every neuron of a side is constant or a decomposition fails.
+    """
     bx, by = t.x.svcca_basis(options), t.y.svcca_basis(options)
     reduced = bx @ t.varying_cross @ by.T
     rho = _gram_singular_values(reduced, f"the SVCCA-reduced cross-covariance of {t.x.name} and {t.y.name}")
@@ -288,6 +499,7 @@ def svcca(t: PairTerms, options: SvccaOptions) -> float:
 
 
 def _pwcca_one_way(loadings: torch.Tensor, directions: torch.Tensor, rho: torch.Tensor) -> float:
+    """The canonical correlations weighted by one side's projection weights."""
     alpha = (loadings @ directions).abs().sum(dim=0)
     score = (alpha * rho).sum() / alpha.sum()
     if not bool(torch.isfinite(score)):
@@ -296,14 +508,47 @@ def _pwcca_one_way(loadings: torch.Tensor, directions: torch.Tensor, rho: torch.
 
 
 def pwcca(t: PairTerms) -> Directed[float]:
-    """Canonical correlations weighted by |<h_k, x_i>| summed over the side's neurons (Morcos et al.)."""
+    """PWCCA: canonical correlations weighted by |<h_k, x_i>| summed over the side's neurons (Morcos et al.).
+
+    Parameters
+    ----------
+    t
+        The pair's terms.
+
+    Returns
+    -------
+    Directed of float
+        ``a_to_b`` weights by X's neurons, ``b_to_a`` by Y's; each in [0, 1].
+
+    Raises
+    ------
+    ValueError
+        If every neuron of a side is constant, a decomposition fails, or the projection weights are
+        degenerate (no variance along the variates).
+    """
     c = t.canonical
     rho = c.rho.clamp(0.0, 1.0)
     return Directed(_pwcca_one_way(t.x.loadings, c.u, rho), _pwcca_one_way(t.y.loadings, c.v, rho))
 
 
 def procrustes(t: PairTerms) -> float:
-    """||C_xy||_* / sqrt(tr C_xx tr C_yy) over varying neurons, clipped to [0, 1]."""
+    """Orthogonal Procrustes similarity: ||C_xy||_* / sqrt(tr C_xx tr C_yy) over the varying neurons.
+
+    Parameters
+    ----------
+    t
+        The pair's terms.
+
+    Returns
+    -------
+    float
+        The similarity, clipped to [0, 1].
+
+    Raises
+    ------
+    ValueError
+        If every neuron of a side is constant or the SVD fails.
+    """
     for stats in (t.x, t.y):
         stats.require_varying("procrustes")
     nuclear = float(_singular_values(t.varying_cross, "X^T Y").sum())
@@ -313,12 +558,44 @@ def procrustes(t: PairTerms) -> float:
 
 
 def procrustes_distance(t: PairTerms) -> float:
-    """2 - 2 * procrustes (Ding et al.)."""
+    """Procrustes distance (Ding et al.): 2 - 2 `procrustes`.
+
+    Parameters
+    ----------
+    t
+        The pair's terms.
+
+    Returns
+    -------
+    float
+        The distance, in [0, 2].
+
+    Raises
+    ------
+    ValueError
+        As `procrustes`.
+    """
     return 2.0 - 2.0 * procrustes(t)
 
 
 def angular_distance(t: PairTerms) -> float:
-    """arccos(procrustes) (Williams et al.)."""
+    """Angular Procrustes distance (Williams et al.): arccos(`procrustes`).
+
+    Parameters
+    ----------
+    t
+        The pair's terms.
+
+    Returns
+    -------
+    float
+        The distance, in [0, pi/2].
+
+    Raises
+    ------
+    ValueError
+        As `procrustes`.
+    """
     return math.acos(min(1.0, max(-1.0, procrustes(t))))
 
 
@@ -341,7 +618,24 @@ _DERIVATIONS: dict[str, Callable[[PairTerms, SvccaOptions], MeasureValue]] = {
 
 
 def check_measures(measures: Sequence[str] | str) -> tuple[str, ...]:
-    """Validated, de-duplicated measure names (ValueError naming an unknown one and listing the rest)."""
+    """Validate the measure names the engine is asked for.
+
+    Parameters
+    ----------
+    measures
+        Names from `ENGINE_MEASURES` (a single string counts as one name).
+
+    Returns
+    -------
+    tuple of str
+        The names, de-duplicated, in their first order.
+
+    Raises
+    ------
+    ValueError
+        If none are given, or one cannot be derived from streamed moments (naming it and listing the
+        measures that can).
+    """
     names = (measures,) if isinstance(measures, str) else tuple(measures)
     if not names:
         raise ValueError(f"no measures given; choose from {', '.join(ENGINE_MEASURES)}")
@@ -355,6 +649,28 @@ def check_measures(measures: Sequence[str] | str) -> tuple[str, ...]:
 
 
 def derive(t: PairTerms, measures: Sequence[str], svcca_options: SvccaOptions | None = None) -> dict[str, MeasureValue]:
-    """The requested measures of one pair: a float for symmetric ones, Directed for directed ones."""
+    """The requested measures of one pair from its terms.
+
+    Parameters
+    ----------
+    t
+        The pair's terms (its two fits and cross block).
+    measures
+        Names from `ENGINE_MEASURES`.
+    svcca_options
+        SVCCA's options (default: ``SvccaOptions()``, keep 0.99 with Raghu's rule).
+
+    Returns
+    -------
+    dict
+        ``{measure: value}`` in the order asked for: a float for a symmetric measure, a `Directed` for a
+        directed one (`DIRECTED_MEASURES`).
+
+    Raises
+    ------
+    ValueError
+        If a name is unknown (see `check_measures`) or a measure is undefined for the pair (see each
+        measure's function).
+    """
     options = svcca_options if svcca_options is not None else SvccaOptions()
     return {name: _DERIVATIONS[name](t, options) for name in check_measures(measures)}

@@ -2,7 +2,7 @@
 
 Stack R representations side by side, Z = [X_1 | ... | X_R] (n rows, D = sum of widths d_a). Every linear
 similarity measure of a pair (a, b) needs only n, the column sums and the cross-product block X_a^T X_b
-(docs/engine.md), so `CrossMoments` streams row chunks once and keeps, in float64:
+(docs/design/engine.md), so `CrossMoments` streams row chunks once and keeps, in float64:
 
 - per representation: a fixed per-column shift m_a (the first chunk's mean), the row count, the sum of the
   shifted rows s_a and the column-wise max |x| (for the constant-neuron test of the one-shot measures);
@@ -49,12 +49,46 @@ __all__ = ["PRECISIONS", "CrossMoments", "PairSpec", "Precision", "check_precisi
 class CrossMoments:
     """Streaming float64 cross-moments of R representations, for the blocks a study asks for.
 
-    widths: d_1..d_R. pairs: "all" (every block, a symmetric half of Z^T Z) or (a, b) index pairs; the
-    diagonal blocks are always kept unless diagonal=False (used by tiled passes that already have them).
-    device: "auto" (CUDA if available, else CPU), "cpu", "cuda". precision: "float64" GEMMs, or "float32"
-    GEMMs whose chunk products are added into float64 accumulators (faster; see the README section on the engine for
-    its accuracy). row_norms: also keep the row-norm sums that debiased CKA needs.
+    Memory is the requested blocks (8 d_a d_b bytes each, see `nbytes`) plus one staged chunk of every
+    representation; it does not depend on the number of rows.
 
+    Parameters
+    ----------
+    widths
+        d_1..d_R, the number of neurons (columns) of each representation.
+    pairs
+        ``"all"`` (every block a <= b, a symmetric half of Z^T Z) or (a, b) index pairs, in either order.
+    device
+        ``"auto"`` (CUDA if available, else the CPU), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+    precision
+        ``"float64"`` GEMMs, or ``"float32"`` GEMMs whose chunk products are added into float64 accumulators
+        (faster, less exact). float16, bfloat16 and float32 rows are exact in float32 and shifted there;
+        float64 rows are shifted in float64 first, so a large mean does not cost the spread its digits.
+    row_norms
+        Also keep the row-norm sums that debiased CKA needs (`centred_norm_product`).
+    diagonal
+        Keep the diagonal block (a, a) of every representation (every pair measure needs both of its own
+        blocks); ``False`` is for tiled passes that already have them.
+
+    Attributes
+    ----------
+    device
+        The resolved torch device of the accumulators.
+    precision
+        The GEMM precision.
+    row_norms
+        Whether the row-norm sums are kept.
+    multiply_adds
+        Multiply-adds done by the block GEMMs so far (cost accounting).
+
+    Raises
+    ------
+    ValueError
+        If a width is not a positive integer, a pair is malformed or out of range, the device is unknown
+        or CUDA is unavailable, or the precision is not one of ``"float64"``, ``"float32"``.
+
+    Examples
+    --------
     >>> m = CrossMoments([3, 2])
     >>> m.update([x_chunk, y_chunk])       # doctest: +SKIP  (the same rows of both representations)
     >>> m.centred(0, 1)                     # doctest: +SKIP  (3 x 2 centred cross-products X_c^T Y_c)
@@ -83,47 +117,77 @@ class CrossMoments:
 
     @property
     def _reps(self) -> list[RepresentationSums]:
+        """The per-representation sums."""
         return self._layout.reps
 
     @property
     def _panels(self) -> list[Panel]:
+        """The block panels."""
         return self._layout.panels
 
     @property
     def _where(self) -> dict[tuple[int, int], tuple[Panel, int]]:
+        """Block (a, b) -> its panel and start column."""
         return self._layout.where
 
     # --- structure -----------------------------------------------------------------------------------
     def _zeros(self, *shape: int) -> torch.Tensor:
+        """A float64 zero tensor on the device."""
         return self._layout.zeros(*shape)
 
     @property
     def widths(self) -> list[int]:
+        """The width d_a of every representation (a copy)."""
         return list(self._widths)
 
     @property
     def n_reps(self) -> int:
+        """The number of representations R."""
         return len(self._widths)
 
     @property
     def blocks(self) -> list[tuple[int, int]]:
-        """Every stored block (a, b), a <= b, computed or pending."""
+        """Every stored block (a, b), a <= b, computed or pending, sorted."""
         return sorted(self._where)
 
     @property
     def pending_blocks(self) -> list[tuple[int, int]]:
-        """Blocks that the next `update` calls accumulate (not frozen by `with_representations`)."""
+        """Blocks that the next `update` calls accumulate (those not frozen by `with_representations`)."""
         return sorted(k for k, (panel, _) in self._where.items() if not panel.frozen)
 
     def has_block(self, a: int, b: int) -> bool:
+        """Whether block (a, b) is stored, in either order.
+
+        Parameters
+        ----------
+        a, b
+            Representation indices.
+
+        Returns
+        -------
+        bool
+            True when (min(a, b), max(a, b)) was requested (computed or pending).
+        """
         return (min(a, b), max(a, b)) in self._where
 
     def nbytes(self) -> int:
-        """Bytes held by the block accumulators (the memory that grows with the number of blocks)."""
+        """Bytes held by the block accumulators (the memory that grows with the number of blocks).
+
+        Returns
+        -------
+        int
+            The size of every panel's cross-product block (8 d_a d_b bytes per block).
+        """
         return sum(p.product.numel() * p.product.element_size() for p in self._panels)
 
     def needed(self) -> list[bool]:
-        """Which representations' chunks the next update uses (for their own sums or a pending block)."""
+        """Which representations' chunks the next `update` uses (for their own sums or a pending block).
+
+        Returns
+        -------
+        list of bool
+            One flag per representation; `update` accepts ``None`` for a representation whose flag is False.
+        """
         return self._layout.needed()
 
     # --- accumulation --------------------------------------------------------------------------------
@@ -135,8 +199,9 @@ class CrossMoments:
         return self._buffer[:rows]
 
     def _product_out(self, rows: int, cols: int) -> torch.Tensor:
-        """A reusable contiguous rows x cols matrix for a float32 chunk product (one allocation per pass,
-        not one per panel and chunk: per-chunk temporaries fragment the allocator's heap).
+        """A reusable contiguous rows x cols matrix for a float32 chunk product.
+
+        One allocation per pass, not one per panel and chunk: per-chunk temporaries fragment the allocator's heap.
         """
         if self._products is None or self._products.numel() < rows * cols:
             self._products = None
@@ -146,25 +211,42 @@ class CrossMoments:
     def release_buffers(self) -> None:
         """Free the staging buffers (a chunk of every representation); the next `update` allocates them again.
 
-        Deriving measures does not need them, so `pair_results` frees them first to keep the peak low.
+        Deriving measures does not need them, so `pair_results` frees them first to keep the peak low. The
+        accumulated sums are untouched.
         """
         self._buffer = None
         self._products = None
 
     @property
     def _gemm_dtype(self) -> torch.dtype:
+        """The dtype the chunks are staged and multiplied in."""
         return torch.float64 if self.precision == "float64" else torch.float32
 
     def update(self, chunks: Iterable[ArrayLike | None], names: Sequence[object] | None = None) -> None:
         """Add one chunk of rows: one array (rows x d_a) per representation, the same rows in each.
 
-        `chunks` is consumed lazily (a generator reading one representation at a time keeps only one
-        representation's raw chunk alive). An entry may be None for a representation that no pending
-        block or sum needs (e.g. old models not paired with a new one after `with_representations`).
-        Any real dtype is accepted. Rows minus a fixed per-column shift are multiplied in the GEMM dtype
-        (float16 and bfloat16 rows are exact in float32) and the products are summed in float64. `names`
-        (one per representation) name them in errors, which also give a bad value's row in the whole
-        stream, not just in the chunk.
+        Any real dtype is accepted (numpy, torch, anything array-like). Rows minus a fixed per-column shift
+        (the first chunk's mean) are multiplied in the GEMM dtype (float16 and bfloat16 rows are exact in
+        float32) and the products are summed in float64. Nothing is recorded unless every chunk passes its
+        checks.
+
+        Parameters
+        ----------
+        chunks
+            One entry per representation, consumed lazily (a generator reading one representation at a time
+            keeps only one representation's raw chunk alive). An entry may be ``None`` for a representation
+            that no pending block or sum needs (see `needed`; e.g. old models not paired with a new one after
+            `with_representations`).
+        names
+            One name per representation, used in errors (default: the indices).
+
+        Raises
+        ------
+        ValueError
+            If `chunks` has more or fewer entries than representations, a needed entry is ``None``, a chunk
+            is not a real 2-D array, has the wrong width or a different row count from the others, holds
+            NaN or Inf (the message gives the bad value's row in the whole stream, not just in the chunk),
+            or has values so large that the cross-products could overflow.
         """
         needed = self.needed()
         rows: int | None = None
@@ -229,7 +311,7 @@ class CrossMoments:
         return f"representation {a}" if names is None else f"representation {names[a]!r}"
 
     def _check_product_range(self, name: str, furthest: float, rows: int) -> None:
-        """Refuse a chunk whose shifted values (at most `furthest` in size) could overflow the GEMM dtype.
+        """Refuse a chunk whose shifted values (at most ``furthest`` in size) could overflow the GEMM dtype.
 
         An entry of a cross-product block is a sum of `rows` products of two shifted values, so the bound
         rows x furthest^2 for every representation covers every block, the column sums and the shifted
@@ -281,8 +363,14 @@ class CrossMoments:
         return torch.maximum(high, low.neg()).to(torch.float64), shift
 
     def _add_sums(
-        self, rep: RepresentationSums, total: torch.Tensor, column_max: torch.Tensor, norms: torch.Tensor | None, rows: int
+        self,
+        rep: RepresentationSums,
+        total: torch.Tensor,
+        column_max: torch.Tensor,
+        norms: torch.Tensor | None,
+        rows: int,
     ) -> None:
+        """Add one chunk's column sums, column max |x|, row-norm sum and row count to a representation."""
         rep.total = total.clone() if rep.total is None else rep.total + total
         rep.absmax = column_max if rep.absmax is None else torch.maximum(rep.absmax, column_max)
         if norms is not None:
@@ -297,6 +385,7 @@ class CrossMoments:
         norms: Sequence[torch.Tensor | None],
         rows: int,
     ) -> None:
+        """Add one chunk's products (one GEMM), column sums and row-norm sums to a panel."""
         rep_a = self._reps[panel.row]
         start = self._reps[panel.cols[0]].offset
         za = buffer[:, rep_a.offset : rep_a.offset + rep_a.width]
@@ -323,6 +412,7 @@ class CrossMoments:
 
     # --- reading -------------------------------------------------------------------------------------
     def _rep(self, a: int) -> RepresentationSums:
+        """Representation a's sums, checked to exist and to have seen rows."""
         if isinstance(a, bool) or not isinstance(a, int) or not 0 <= a < self.n_reps:
             raise ValueError(f"representation index {a!r} is not in 0..{self.n_reps - 1}")
         rep = self._reps[a]
@@ -331,10 +421,27 @@ class CrossMoments:
         return rep
 
     def _block(self, a: int, b: int) -> tuple[Panel, int, slice]:
+        """Where block (a, b) lives (KeyError when it was not requested)."""
         return self._layout.block(a, b)
 
     def n_rows(self, a: int | None = None) -> int:
-        """Rows seen by representation a (or by all of them, which must agree)."""
+        """Rows seen by one representation, or by all of them.
+
+        Parameters
+        ----------
+        a
+            A representation index; ``None`` for the count all representations share.
+
+        Returns
+        -------
+        int
+            The number of rows added (0 before the first `update`).
+
+        Raises
+        ------
+        ValueError
+            If `a` is not a representation index, or (for ``None``) the representations saw different counts.
+        """
         if a is not None:
             if isinstance(a, bool) or not isinstance(a, int) or not 0 <= a < self.n_reps:
                 raise ValueError(f"representation index {a!r} is not in 0..{self.n_reps - 1}")
@@ -345,6 +452,7 @@ class CrossMoments:
         return counts.pop()
 
     def _checked_block(self, a: int, b: int) -> tuple[Panel, int, slice]:
+        """Block (a, b), checked to have seen the same rows (at least 2) as both its representations."""
         rep_a, rep_b = self._rep(a), self._rep(b)
         panel, k, cols = self._block(a, b)
         if not rep_a.n == rep_b.n == panel.n:
@@ -357,28 +465,98 @@ class CrossMoments:
         return panel, k, cols
 
     def mean(self, a: int) -> torch.Tensor:
-        """Column means of representation a (float64)."""
+        """Column means of one representation.
+
+        Parameters
+        ----------
+        a
+            The representation index.
+
+        Returns
+        -------
+        torch.Tensor
+            (d_a,) float64 means, exact to rounding (the shift plus the mean of the shifted rows).
+
+        Raises
+        ------
+        ValueError
+            If `a` is not a representation index or it has seen no rows.
+        """
         rep = self._rep(a)
         assert rep.shift is not None and rep.total is not None
         return rep.shift + rep.total / rep.n
 
     def column_absmax(self, a: int) -> torch.Tensor:
-        """Column-wise max |x| of representation a (for the constant-neuron test)."""
+        """Column-wise max |x| of one representation (for the constant-neuron test).
+
+        Parameters
+        ----------
+        a
+            The representation index.
+
+        Returns
+        -------
+        torch.Tensor
+            (d_a,) float64 maxima of the unshifted values.
+
+        Raises
+        ------
+        ValueError
+            If `a` is not a representation index or it has seen no rows.
+        """
         rep = self._rep(a)
         assert rep.absmax is not None
         return rep.absmax
 
     def centred(self, a: int, b: int) -> torch.Tensor:
-        """C_ab = X_a,c^T X_b,c (centred cross-products, not divided by n - 1), float64, d_a x d_b."""
+        """The centred cross-product block C_ab = X_a,c^T X_b,c (not divided by n - 1).
+
+        Formed as S_ab - s_a s_b^T / n about the shifts, which stays exact when the means are large.
+
+        Parameters
+        ----------
+        a, b
+            Representation indices, in either order (a > b gives the transpose of block (b, a)).
+
+        Returns
+        -------
+        torch.Tensor
+            d_a x d_b, float64.
+
+        Raises
+        ------
+        KeyError
+            If the block was not requested.
+        ValueError
+            If an index is out of range, a representation has seen no rows, the block saw other rows than its
+            representations (every pass must stream the same rows), or fewer than 2 rows were seen.
+        """
         panel, _, cols = self._checked_block(a, b)
         row = panel.row_total
         block = panel.product[:, cols] - torch.outer(row, panel.col_total[cols]) / panel.n
         return block.T if a > b else block
 
     def centred_norm_product(self, a: int, b: int) -> float:
-        """sum_i |x_a,i - mean_a|^2 |x_b,i - mean_b|^2: the row-norm term of the unbiased HSIC of (a, b).
+        """The row-norm term of the unbiased HSIC of a pair: sum_i |x_a,i - mean_a|^2 |x_b,i - mean_b|^2.
 
-        Needs row_norms=True: the sums about the shift are moved to the exact means (`_moved_norm_sums`).
+        The sums kept about the shifts are moved to the exact means (`reprsim.engine.blocks.moved_norm_sums`).
+
+        Parameters
+        ----------
+        a, b
+            Representation indices, in either order (``a == b`` gives sum_i |x_a,i - mean_a|^4).
+
+        Returns
+        -------
+        float
+            The sum over rows.
+
+        Raises
+        ------
+        ValueError
+            If the moments were made without ``row_norms=True``, or for the reasons `centred` gives.
+        KeyError
+            If the block was not requested.
         """
         if not self.row_norms:
             raise ValueError("centred_norm_product needs CrossMoments(..., row_norms=True)")
@@ -389,11 +567,28 @@ class CrossMoments:
 
     # --- combining -----------------------------------------------------------------------------------
     def merge(self, other: CrossMoments) -> CrossMoments:
-        """Add another shard's rows (same widths and blocks) into these moments, in place; returns self.
+        """Add another shard's rows into these moments, in place.
 
         The shards may have different shifts: the other's sums are re-expressed about this one's shift
         exactly (binomial expansion) before adding, so the result equals one pass over all rows up to
-        rounding. Accumulators frozen by `with_representations` must be the very same (shared) objects.
+        rounding.
+
+        Parameters
+        ----------
+        other
+            Moments of other rows with the same widths, blocks and ``row_norms`` (on any device).
+            Accumulators frozen by `with_representations` must be the very same (shared) objects.
+
+        Returns
+        -------
+        CrossMoments
+            ``self``.
+
+        Raises
+        ------
+        ValueError
+            If `other` is not a `CrossMoments`, its widths, blocks or ``row_norms`` differ, or a frozen
+            accumulator is not shared between the two.
         """
         if not isinstance(other, CrossMoments):
             raise ValueError(f"can only merge CrossMoments, got {type(other).__name__}")
@@ -428,6 +623,7 @@ class CrossMoments:
         return theirs.shift.to(self.device) - mine.shift
 
     def _merge_rep(self, mine: RepresentationSums, theirs: RepresentationSums, delta: torch.Tensor) -> None:
+        """Add a shard's per-representation sums, moved by delta to this shift."""
         assert theirs.total is not None and theirs.absmax is not None
         total = theirs.total.to(self.device)
         mine.norm_total += theirs.norm_total + float(2.0 * total @ delta + theirs.n * delta.square().sum())
@@ -438,6 +634,7 @@ class CrossMoments:
         mine.n += theirs.n
 
     def _merge_panel(self, mine: Panel, theirs: Panel, deltas: Sequence[torch.Tensor]) -> None:
+        """Add a shard's panel, every block moved by its representations' deltas to these shifts."""
         n = theirs.n
         delta_a = deltas[mine.row]
         for k, b in enumerate(mine.cols):
@@ -466,11 +663,29 @@ class CrossMoments:
     def with_representations(self, widths: Sequence[int], pairs: PairSpec = "all") -> CrossMoments:
         """Moments for these representations plus new ones, of which only the new blocks get computed.
 
-        The returned object shares (and freezes) every existing accumulator; its pending blocks are those
-        that involve a new representation: all of them for pairs="all", else the given (a, b) pairs (global
-        indices, the new representations numbered after the old ones) plus the new diagonal blocks. Feed it
-        chunks of all representations (an old one may be None when no pending block needs it); the rows
-        must be the same as before, which is checked by row count when a block is read.
+        The returned object shares (and freezes) every existing accumulator, so these moments can no longer
+        be updated. Feed it chunks of all representations (an old one may be ``None`` when no pending block
+        needs it, see `needed`); the rows must be the same as before, which is checked by row count when a
+        block is read.
+
+        Parameters
+        ----------
+        widths
+            Widths of the new representations, numbered after the old ones.
+        pairs
+            The new pending blocks: ``"all"`` (every block that involves a new representation), or (a, b)
+            pairs in global indices, of which those involving a new representation are kept; the new diagonal
+            blocks are always added.
+
+        Returns
+        -------
+        CrossMoments
+            Moments of ``n_reps + len(widths)`` representations, whose `pending_blocks` are the new blocks.
+
+        Raises
+        ------
+        ValueError
+            If a new width is not a positive integer, or a pair is malformed or out of range.
         """
         new_widths = check_widths(widths, "new widths")
         old = self.n_reps

@@ -4,7 +4,8 @@ One pass over the rows accumulates the requested cross-product blocks (`CrossMom
 representation's decompositions are then computed once (`LinearFit`) and each pair pays only for its own
 d x d cross terms. Memory is independent of the number of rows: it is the blocks (8 d_a d_b bytes each) plus
 one chunk. When the requested blocks exceed `memory_limit_bytes`, the scheduler (`reprsim.engine.scheduler`)
-computes them tile by tile, one pass over the rows per tile.
+computes them tile by tile, one pass over the rows per tile. `pair_results` derives the same measures from
+`CrossMoments` accumulated (or merged, or grown) by hand.
 """
 
 from __future__ import annotations
@@ -30,10 +31,21 @@ _NO_LIMIT = 2**62
 
 @dataclass(frozen=True)
 class PairResult:
-    """The measures of one pair (a, b) of representations (indices into the sources, and their ids).
+    """The measures of one pair (a, b) of representations.
 
-    values: measure name -> float (symmetric) or Directed (a_to_b = sim(a -> b), b_to_a = sim(b -> a)).
-    neurons: both directions' NeuronMatch when neuron matches were requested.
+    Parameters
+    ----------
+    a, b
+        Indices of the two representations in the sources (or moments) compared.
+    a_id, b_id
+        Their ids.
+    n_rows
+        The number of rows the measures were computed on.
+    values
+        Measure name -> a float (symmetric) or a `Directed` (``a_to_b`` = sim(a -> b), ``b_to_a`` =
+        sim(b -> a)).
+    neurons
+        Both directions' `NeuronMatch` (maxsim per neuron) when neuron matches were requested, else ``None``.
     """
 
     a: int
@@ -45,8 +57,13 @@ class PairResult:
     neurons: Directed[NeuronMatch] | None = None
 
     def table_rows(self) -> list[tuple[Hashable, Hashable, str, str, float]]:
-        """(id_a, id_b, measure, direction, value) rows as docs/design/contracts.md lays out the results
-        table: a directed measure gives two "a->b" rows (a, b) and (b, a); a symmetric one a "sym" row.
+        """The pair's values as rows laid out like the results table (docs/design/contracts.md).
+
+        Returns
+        -------
+        list of tuple
+            ``(id_a, id_b, measure, direction, value)`` rows: a directed measure gives two ``"a->b"`` rows,
+            (a, b) and (b, a); a symmetric one a ``"sym"`` row.
         """
         rows: list[tuple[Hashable, Hashable, str, str, float]] = []
         for name, value in self.values.items():
@@ -58,9 +75,10 @@ class PairResult:
         return rows
 
 
-def check_pair_list(pairs: Literal["all"] | Iterable[tuple[int, int]], n_reps: int) -> list[tuple[int, int]]:
-    """The pairs to compare: every a < b for "all", else the given (a, b) index pairs (a == b allowed; each
-    at most once, (b, a) being another pair).
+def _check_pair_list(pairs: Literal["all"] | Iterable[tuple[int, int]], n_reps: int) -> list[tuple[int, int]]:
+    """The pairs to compare: every a < b for "all", else the given (a, b) index pairs, checked.
+
+    a == b is allowed; each pair at most once, (b, a) being another pair.
     """
     if isinstance(pairs, str):
         if pairs != "all":
@@ -100,15 +118,59 @@ def all_pairs(
 ) -> list[PairResult]:
     """Every requested linear measure for every requested pair, from one streaming pass per tile.
 
-    reps: the representations (e.g. `RepresentationSource.from_store(entry, layer)` for each layer of each
-    model). measures: names from `reprsim.engine.ENGINE_MEASURES`. pairs: "all" (every a < b; directed
-    measures carry both directions) or (a, b) index pairs. chunk_rows: rows per chunk (memory: about
-    chunk_rows x sum(widths) x 8 bytes for the stacked chunk). precision: "float64", or "float32" GEMMs added
-    into float64 accumulators. svcca: SVCCA options (default: keep 0.99, Raghu's rule). neuron_matches_too:
-    also return each pair's per-neuron maxsim matches. memory_limit_bytes: block accumulators per pass
-    before splitting into tiles (each tile streams the rows again). workers: parallel pair derivations on
-    the CPU (default: torch's thread count).
-    Returns one PairResult per pair, in the order of `pairs`.
+    Each representation is fitted once (`LinearFit`) and each pair pays only for its cross terms. Memory does
+    not depend on the number of rows: the blocks held (8 d_a d_b bytes each, within `memory_limit_bytes`)
+    plus one stacked chunk.
+
+    Parameters
+    ----------
+    reps
+        The representations (e.g. ``RepresentationSource.from_store(entry, layer)`` for each layer of each
+        model), all holding the same rows in the same chunks.
+    measures
+        Names from `reprsim.engine.ENGINE_MEASURES`.
+    pairs
+        ``"all"`` (every a < b; directed measures carry both directions) or (a, b) index pairs (a == b
+        allowed; each pair at most once, (b, a) being another pair).
+    device
+        ``"auto"`` (CUDA if available, else the CPU), ``"cpu"``, ``"cuda"`` or a `torch.device`.
+    chunk_rows
+        Rows per chunk (memory: about chunk_rows x sum(widths) x 8 bytes for the stacked chunk).
+    progress
+        Show progress bars over the passes and the pairs.
+    precision
+        ``"float64"``, or ``"float32"`` GEMMs added into float64 accumulators.
+    svcca
+        SVCCA's options (default: keep 0.99, Raghu's rule).
+    neuron_matches_too
+        Also return each pair's per-neuron maxsim matches (`PairResult.neurons`).
+    memory_limit_bytes
+        Bytes of blocks (the covariances and cross-products, 8 d_a d_b each) held at once before the pairs are
+        split into tiles (each tile streams the rows again); default 4 GiB.
+    workers
+        Parallel pair derivations on the CPU (default: torch's thread count).
+
+    Returns
+    -------
+    list of PairResult
+        One per pair, in the order of `pairs`.
+
+    Raises
+    ------
+    ValueError
+        If there are no representations or one is not a `RepresentationSource` of positive width, a measure
+        is unknown, `precision`, `device`, `chunk_rows` or `memory_limit_bytes` is invalid, a pair is
+        malformed, out of range or listed twice, the sources do not hold the same rows (naming both), a
+        chunk holds non-finite values (naming the representation and row), or a measure is undefined for
+        a pair (naming the pair).
+
+    Warns
+    -----
+    ConstantNeuronWarning
+        Once, listing the representations with constant neurons (excluded from neuron-level and CCA-type
+        scores).
+    FewRowsWarning
+        When a CCA-type measure runs on fewer than 10 x the widest representation's width in rows.
     """
     sources = check_sources(reps)
     names = check_measures(measures)
@@ -128,7 +190,7 @@ def all_pairs(
         workers=workers if workers is not None else torch.get_num_threads(),
         progress=progress,
     )
-    wanted = check_pair_list(pairs, len(sources))
+    wanted = _check_pair_list(pairs, len(sources))
     return _results(family, wanted, memory_limit_bytes, names, progress)
 
 
@@ -159,15 +221,54 @@ def pair_results(
 ) -> list[PairResult]:
     """The measures of pairs of representations from moments you accumulated (or merged) yourself.
 
-    For CrossMoments streamed by hand, merged from shards, or grown with `with_representations`: every
-    representation in a pair needs its diagonal block, every pair its cross block. ids label the
-    representations (default: their indices). Other arguments as in `all_pairs`.
+    For `CrossMoments` streamed by hand, merged from shards (`CrossMoments.merge`), or grown with
+    `CrossMoments.with_representations`. The moments' staging buffers are released first, to keep the peak
+    memory low.
+
+    Parameters
+    ----------
+    moments
+        The accumulated moments: every representation in a pair needs its diagonal block, every pair its
+        cross block (and ``row_norms=True`` for ``debiased_cka``).
+    measures
+        Names from `reprsim.engine.ENGINE_MEASURES`.
+    pairs
+        ``"all"`` (every a < b) or (a, b) index pairs, as in `all_pairs`.
+    ids
+        Labels of the representations in the results (default: their indices).
+    svcca
+        SVCCA's options (default: keep 0.99, Raghu's rule).
+    neuron_matches_too
+        Also return each pair's per-neuron maxsim matches.
+    workers
+        Parallel pair derivations on the CPU (default: torch's thread count).
+    progress
+        Show a progress bar over the pairs.
+
+    Returns
+    -------
+    list of PairResult
+        One per pair, in the order of `pairs`.
+
+    Raises
+    ------
+    ValueError
+        If a measure is unknown, the number of ids is not the number of representations, a pair is
+        malformed, out of range or listed twice, a pair needs a block that was not accumulated (naming the
+        pair and the block), or a measure is undefined for a pair.
+
+    Warns
+    -----
+    ConstantNeuronWarning
+        As in `all_pairs`.
+    FewRowsWarning
+        As in `all_pairs`.
     """
     names = check_measures(measures)
     labels: list[Hashable] = list(range(moments.n_reps)) if ids is None else list(ids)
     if len(labels) != moments.n_reps:
         raise ValueError(f"got {len(labels)} ids for {moments.n_reps} representations")
-    wanted = check_pair_list(pairs, moments.n_reps)
+    wanted = _check_pair_list(pairs, moments.n_reps)
     for a, b in wanted:
         for block in ((a, a), (b, b), (a, b)):
             if not moments.has_block(*block):

@@ -45,23 +45,63 @@ class PairFamily(Protocol):
     """A family of measures computed the fit-once way.
 
     Implementations hold their fits between calls: `fit` is called once per tile, in plan order, and may keep
-    fits from earlier tiles that the new tile also needs (and should drop the others).
+    fits from earlier tiles that the new tile also needs (and should drop the others). `score_pairs` drives a
+    family; `plan_tiles` sizes its tiles from `fit_bytes` and `pair_bytes`.
     """
 
     def fit_bytes(self, item: int) -> int:
-        """Bytes that the fit of representation `item` holds."""
+        """Bytes that the fit of one representation holds.
+
+        Parameters
+        ----------
+        item
+            Index of the representation.
+
+        Returns
+        -------
+        int
+            The fit's size in bytes.
+        """
         ...
 
     def pair_bytes(self, a: int, b: int) -> int:
-        """Bytes that scoring pair (a, b) needs while its tile is open (e.g. a cross-product block)."""
+        """Bytes that scoring one pair needs while its tile is open (e.g. a cross-product block).
+
+        Parameters
+        ----------
+        a, b
+            Indices of the pair's two representations.
+
+        Returns
+        -------
+        int
+            The pair's size in bytes beyond the two fits (``0`` when it needs nothing more).
+        """
         ...
 
     def fit(self, tile: Tile) -> None:
-        """Fit every representation of the tile that has no fit yet."""
+        """Fit every representation of the tile that has no fit yet.
+
+        Parameters
+        ----------
+        tile
+            The tile about to be scored; its `Tile.members` are the representations to have fits for.
+        """
         ...
 
     def score(self, tile: Tile) -> Iterator[PairScore]:
-        """Score the tile's pairs from the fits: (a, b, {measure: value}) per pair."""
+        """Score the tile's pairs from the fits.
+
+        Parameters
+        ----------
+        tile
+            A tile that `fit` was last called with.
+
+        Yields
+        ------
+        tuple of (int, int, Mapping)
+            ``(a, b, {measure: value})`` for each pair of ``tile.pairs``, in their order.
+        """
         ...
 
 
@@ -112,9 +152,9 @@ def plan_tiles(
     pairs
         The (a, b) pairs to score; each appears in exactly one tile.
     fit_bytes
-        Bytes of one representation's fit.
+        Bytes of one representation's fit (``fit_bytes(item)``).
     pair_bytes
-        Bytes one pair needs while its tile is open.
+        Bytes one pair needs while its tile is open (``pair_bytes(a, b)``).
     budget
         The memory budget in bytes (a single representation larger than it still gets a tile of its own).
 
@@ -169,8 +209,13 @@ def score_pairs(
 
     Yields
     ------
-    tuple
-        (a, b, {measure: value}) for every pair, tile by tile.
+    tuple of (int, int, Mapping)
+        ``(a, b, {measure: value})`` for every pair, tile by tile (so not necessarily in the order of `pairs`).
+
+    Raises
+    ------
+    ValueError
+        If the budget is not a positive integer.
     """
     tiles = plan_tiles(pairs, family.fit_bytes, family.pair_bytes, budget)
     with tqdm(total=len(pairs), desc=description, unit="pair", disable=not progress, leave=False) as bar:

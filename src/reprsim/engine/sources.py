@@ -145,6 +145,16 @@ class AttentionSource:
 def check_sources(reps: Sequence[RepresentationSource]) -> list[RepresentationSource]:
     """The sources as a list, each checked to be a `RepresentationSource` of positive integer width.
 
+    Parameters
+    ----------
+    reps
+        The sources.
+
+    Returns
+    -------
+    list of RepresentationSource
+        The same sources.
+
     Raises
     ------
     ValueError
@@ -197,13 +207,28 @@ def stream(
 ) -> None:
     """One pass over the rows of `sources` into `moments` (the i-th source is the i-th representation).
 
-    The chunks of one step are read one representation at a time as `update` consumes them, so only one
-    raw chunk is alive at once.
+    The chunks of one step are read one representation at a time as `CrossMoments.update` consumes them, so
+    only one raw chunk is alive at once. Sources that no pending block needs are not read; the moments'
+    staging buffers are released at the end.
+
+    Parameters
+    ----------
+    sources
+        One source per representation of `moments`.
+    moments
+        The accumulator to update.
+    chunk_rows
+        Rows per chunk asked of each source.
+    progress
+        Show a progress bar over the chunks.
+    description
+        The progress bar's label.
 
     Raises
     ------
     ValueError
-        If sources end early or late, or give chunks of other sizes (naming both sources).
+        If sources end early or late, or give chunks of other sizes (naming both sources), or a chunk fails
+        `CrossMoments.update`'s checks.
     """
     needed = moments.needed()
     iterators = {i: iter(src.chunks(chunk_rows)) for i, src in enumerate(sources) if needed[i]}

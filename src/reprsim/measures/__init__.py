@@ -1,8 +1,22 @@
 """Similarity measures between representations (n words x p neurons) and between attention layers.
 
-Every function takes numpy arrays or torch tensors (any float dtype, CPU or GPU), computes in float64 on the
-input's device and returns a python float (definitions: docs/measures.md). The registry (`get`, `available`,
-`MeasureInfo`) tells direction, "larger means", cost and invariances of each measure by name.
+Every representation measure takes two row-aligned matrices ``X`` (n x p) and ``Y`` (n x q), one row per word
+in both, as numpy arrays or torch tensors (any float dtype, CPU or GPU), computes in float64 on the input's
+device and returns a python float; `canonical_correlations`, `maxsim_per_neuron` and
+`attention_head_similarity` return the finer-grained values their measures are built from. The attention
+measures take two layers' per-sentence (heads, T, T) attention maps instead.
+
+- Neuron level: `maxsim` (with `maxsim_per_neuron`).
+- Mixed: `linreg`, `r2_lr`, `cca_r2`, `cca_rho`, `svcca`, `pwcca` (with `canonical_correlations`).
+- Distributed: `linear_cka`, `debiased_cka`, `minibatch_cka` (streamed by `MinibatchCKA`), `rbf_cka`,
+  `procrustes`, `procrustes_distance`, `angular_distance`, `rsa`, `mutual_knn`.
+- Attention: `attention_js`, `attention_pearson`, `attention_cka` (with `attention_head_similarity`).
+
+A directed measure returns sim(X -> Y), how well X is reproduced from Y. The registry (`get`, `available`,
+`MeasureInfo`) tells direction, "larger means", cost, conventions and invariances of each measure by name;
+the measures guide and the measure reference of the documentation give the definitions. Bad input raises a
+``ValueError`` that names the problem; `ConstantNeuronWarning`, `FewRowsWarning` and `SubsampleWarning`
+flag values computed without constant neurons, from too few rows, or on a row subsample.
 """
 
 from reprsim.arrays import ConstantNeuronWarning, FewRowsWarning

@@ -11,15 +11,46 @@ from reprsim.arrays import ArrayLike, as_pair
 
 
 class SubsampleWarning(UserWarning):
-    """An n x n measure ran on a seeded random subset of the rows; its value is an estimate."""
+    """An n x n measure ran on a seeded random subset of the rows; its value is an estimate.
+
+    `reprsim.measures.rbf_cka`, `reprsim.measures.rsa` and `reprsim.measures.mutual_knn` build n x n
+    matrices, so when n exceeds their ``max_rows`` they compare ``max_rows`` rows drawn with their ``seed``,
+    the same rows for X and Y, and emit this warning.
+    """
 
 
 def subsample_indices(n: int, max_rows: int | None, seed: int, measure: str) -> np.ndarray | None:
-    """Sorted row indices of a seeded subsample of size `max_rows`, or None when all n rows are kept.
+    """Choose the rows of a seeded subsample.
 
-    The choice depends only on (n, max_rows, seed), so every pair of representations of one corpus is
-    compared on the same rows. Warns (SubsampleWarning) when it subsamples, because the value is then an
-    estimate from max_rows of the n rows.
+    The choice depends only on ``(n, max_rows, seed)``, so every pair of representations of one corpus is
+    compared on the same rows.
+
+    Parameters
+    ----------
+    n
+        Rows of the input.
+    max_rows
+        The most rows to keep; ``None`` keeps them all.
+    seed
+        Seed of the random choice.
+    measure
+        The measure's name, which starts the messages.
+
+    Returns
+    -------
+    numpy.ndarray or None
+        Sorted indices of the ``max_rows`` kept rows, or ``None`` when all ``n`` rows are kept
+        (``max_rows`` is ``None`` or at least ``n``).
+
+    Raises
+    ------
+    ValueError
+        If `max_rows` is neither ``None`` nor an integer of at least 2.
+
+    Warns
+    -----
+    SubsampleWarning
+        When it subsamples, because the value is then an estimate from ``max_rows`` of the ``n`` rows.
     """
     if max_rows is not None and (isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 2):
         raise ValueError(f"{measure}: max_rows must be an integer >= 2 or None, got {max_rows!r}")
@@ -48,7 +79,36 @@ def as_subsampled_pair(
     """Validate X and Y and keep the same seeded subsample of rows of both (see `subsample_indices`).
 
     Rows are selected before the float64 conversion, so a large float16 store slice is never copied whole.
-    Returns (x, y, rows): rows = the kept original row indices, or None when every row was kept.
+
+    Parameters
+    ----------
+    X, Y
+        Row-aligned representations, n x p and n x q.
+    max_rows
+        The most rows to keep; ``None`` keeps them all.
+    seed
+        Seed of the row choice.
+    measure
+        The measure's name, which starts the messages.
+    min_rows
+        The fewest rows the measure is defined on.
+
+    Returns
+    -------
+    x, y : torch.Tensor
+        The kept rows of X and Y as float64 (see `reprsim.arrays.as_pair`).
+    rows : numpy.ndarray or None
+        The original indices of the kept rows, or ``None`` when every row was kept.
+
+    Raises
+    ------
+    ValueError
+        For a bad `max_rows`, malformed input, a row-count mismatch or fewer than `min_rows` rows.
+
+    Warns
+    -----
+    SubsampleWarning
+        When it subsamples.
     """
     n_x = int(np.shape(X)[0]) if np.ndim(X) >= 1 else 0
     n_y = int(np.shape(Y)[0]) if np.ndim(Y) >= 1 else 0

@@ -1,33 +1,35 @@
 """Attention-level similarity between two layers (Wu et al. 2020).
 
-Inputs A and B are sequences (or one-pass iterables, such as `StoreEntry.iter_attention(layer)`) of
-per-sentence word-level attention maps, each an array (heads, T, T) whose rows are distributions: row i of
-head h is where word i attends. A and B describe the same sentences in the same order, so sentence s has
-the same length T_s in both; the head counts of A and B may differ.
+Inputs ``A`` and ``B`` are sequences (or one-pass iterables, such as
+`reprsim.store.StoreEntry.iter_attention`) of per-sentence word-level attention maps, each an array of
+shape (heads, T, T) whose rows are distributions: row i of head h is where word i attends. ``A`` and ``B``
+describe the same sentences in the same order, so sentence s has the same length ``T_s`` in both; the head
+counts of ``A`` and ``B`` may differ.
 
-- Head similarity by Jensen-Shannon: s(h, h') = 1 - mean over all (sentence, query word) of
-  JS(a_h,i || b_h',i), natural log (floor 1 - ln 2).
-- Pearson variant: s(h, h') = mean over (sentence, query word) of Pearson(a_h,i, b_h',i). A row that is
+- Head similarity by Jensen-Shannon: ``s(h, h') = 1 - mean over all (sentence, query word) of
+  JS(a_h,i || b_h',i)``, natural log (floor ``1 - ln 2``).
+- Pearson variant: ``s(h, h') = mean over (sentence, query word) of Pearson(a_h,i, b_h',i)``. A row that is
   constant (uniform attention, or a one-word sentence) has no correlation; such rows are left out of every
   pair they belong to, counted, and reported with a warning.
-- Layer similarity: mean over heads h of A of max over heads h' of B of s(h, h') (directed, A -> B).
+- Layer similarity: ``mean over heads h of A of max over heads h' of B of s(h, h')`` (directed, A -> B).
 - Attention CKA: each head's maps flattened over all sentences (rows (sentence, i, j), columns heads), then
   linear CKA between the two layers' matrices (symmetric).
 
-Per-layer fits (the attention analogue of `fitted.py`): every measure first turns one layer's maps into an
-`AttentionFit` (`fit_attention`), flattened over all sentences into an (H, N) float64 array, N = sum of
-T_s^2, plus per-head constants; a pair of layers is then scored from the two profiles
-(`score_attention`) with a few matmuls (Pearson, CKA) or one vectorised pass over the entries
-(JS). The per-pair functions below fit both sides and score them, so there is one implementation, and an
-all-pairs comparison fits each layer once instead of once per pair. Input is read one sentence at a time;
-a profile holds 8 * H * N bytes (200 sentences of T = 25 with 12 heads: 12 MB).
+Per-layer fits (the attention analogue of `reprsim.engine.LinearFit` and
+`reprsim.measures.sample_fit.SampleFit`): every measure first turns one layer's maps into an
+`AttentionFit` (`fit_attention`), flattened over all sentences into an (H, N) float64 array,
+``N = sum of T_s^2``, plus per-head constants; a pair of layers is then scored from the two fits
+(`score_attention`) with a few matmuls (Pearson, CKA) or one vectorised pass over the entries (JS). The
+per-pair functions below fit both sides and score them, so there is one implementation, and an all-pairs
+comparison fits each layer once instead of once per pair. Input is read one sentence at a time; a fit holds
+``8 * H * N`` bytes (200 sentences of T = 25 with 12 heads: 12 MB).
 """
 
 from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sized
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -55,12 +57,10 @@ def _dtype_eps(a: Any) -> float:
     return float(np.finfo(dtype).eps) if np.issubdtype(dtype, np.floating) else 0.0
 
 
-def attention_map(a: Any, side: str, sentence: int, device: torch.device | None) -> torch.Tensor:
-    """Validate one sentence's (heads, T, T) map and return it as float64 on `device`.
-
-    Rows must be non-negative and sum to 1 (tolerance max(1e-4, T * eps of the stored dtype)); errors name
-    the side, the sentence and the first offending head and query word.
-    """
+def _attention_map(a: Any, side: str, sentence: int, device: torch.device | None) -> torch.Tensor:
+    """Validate one sentence's (heads, T, T) map and return it as float64 on `device`."""
+    # Rows must be non-negative and sum to 1 (tolerance max(1e-4, T * eps of the stored dtype)); errors name
+    # the side, the sentence and the first offending head and query word.
     where = f"{side}, sentence {sentence}"
     if isinstance(a, torch.Tensor):
         t = a.detach()
@@ -95,13 +95,14 @@ _END = object()  # marks an exhausted iterator (a sentence map is never this obj
 
 
 def _device_of(a: Any) -> torch.device:
+    """The device of a torch map; CPU for anything else."""
     return a.device if isinstance(a, torch.Tensor) else torch.device("cpu")
 
 
-def sentence_pairs(A: Iterable[Any], B: Iterable[Any]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def _sentence_pairs(A: Iterable[Any], B: Iterable[Any]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Validated (a_s, b_s) float64 pairs, one sentence at a time, checking counts, T and head counts."""
-    if hasattr(A, "__len__") and hasattr(B, "__len__") and len(A) != len(B):  # type: ignore[arg-type]
-        raise ValueError(f"attention: A has {len(A)} sentences and B has {len(B)}; they must be the same "  # type: ignore[arg-type]
+    if isinstance(A, Sized) and isinstance(B, Sized) and len(A) != len(B):
+        raise ValueError(f"attention: A has {len(A)} sentences and B has {len(B)}; they must be the same "
                          "sentences")
     it_b = iter(B)
     heads_a = heads_b = -1
@@ -114,8 +115,8 @@ def sentence_pairs(A: Iterable[Any], B: Iterable[Any]) -> Iterator[tuple[torch.T
             raise ValueError(f"attention: B ended after {s} sentences but A has more") from None
         if device is None:
             device = _device_of(raw_a)
-        a = attention_map(raw_a, "A", s, device)
-        b = attention_map(raw_b, "B", s, device)
+        a = _attention_map(raw_a, "A", s, device)
+        b = _attention_map(raw_b, "B", s, device)
         if a.shape[-1] != b.shape[-1]:
             raise ValueError(f"attention: sentence {s} has {a.shape[-1]} words in A but {b.shape[-1]} in B")
         if s == 0:
@@ -144,13 +145,26 @@ def _unit_centred_rows(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 class AttentionFit:
     """One attention layer's per-layer work for one measure kind, reusable against any other layer.
 
-    kind: "js" | "pearson" | "cka". lengths: words per sentence (two profiles must describe the same
-    sentences). entries: (heads, N) float64 over every (sentence, query i, key j): the weights (js), each
-    row centred and unit-normalised with constant rows zeroed (pearson), or each head centred over all
-    entries (cka). head_terms: js: (heads,) 0.5 * (sum a log a + ln 2 * sum a) per head; cka: the
-    Frobenius norm of the centred head Gram (0-d); pearson: unused (empty). valid_rows: pearson only,
-    (heads, rows) 1.0 where a (sentence, query) row varies, else 0.0. support: js only, (N,) True where some
-    head's weight is non-zero (entries zero on both sides add nothing: a causal pair skips half of them).
+    Made by `fit_attention`; two fits of one kind are compared with `score_attention` (or
+    `score_attention_heads`).
+
+    Parameters
+    ----------
+    kind
+        ``"js"``, ``"pearson"`` or ``"cka"``.
+    lengths
+        Words per sentence; two fits must describe the same sentences.
+    entries
+        (heads, N) float64 over every (sentence, query i, key j): the weights (js); each row centred and
+        scaled to unit norm, constant rows zeroed (pearson); or each head centred over all entries (cka).
+    head_terms
+        js: (heads,), ``0.5 * (sum a log a + ln 2 * sum a)`` per head; cka: the Frobenius norm of the
+        centred head Gram matrix (0-d); pearson: unused (empty).
+    valid_rows
+        pearson only: (heads, rows), 1.0 where a (sentence, query) row varies, else 0.0.
+    support
+        js only: (N,), True where some head's weight is non-zero (entries zero on both sides add nothing:
+        a causal pair skips half of them).
     """
 
     kind: AttentionKind
@@ -162,6 +176,7 @@ class AttentionFit:
 
     @property
     def heads(self) -> int:
+        """Attention heads of the layer."""
         return int(self.entries.shape[0])
 
     @property
@@ -171,12 +186,28 @@ class AttentionFit:
 
     @property
     def nbytes(self) -> int:
+        """Bytes the fit's tensors hold."""
         extra = sum(t.numel() * t.element_size() for t in (self.valid_rows, self.support) if t is not None)
         return self.entries.numel() * self.entries.element_size() + extra
 
 
 def attention_fit_bytes(heads: int, lengths: Iterable[int], kind: AttentionKind) -> int:
-    """Bytes an AttentionFit of this shape holds (to tile all-pairs work under a memory budget)."""
+    """Bytes an `AttentionFit` of this shape holds (to tile all-pairs work under a memory budget).
+
+    Parameters
+    ----------
+    heads
+        Attention heads of the layer.
+    lengths
+        Words per sentence.
+    kind
+        ``"js"``, ``"pearson"`` or ``"cka"``.
+
+    Returns
+    -------
+    int
+        The bytes.
+    """
     lengths = list(lengths)
     n_entries = sum(t * t for t in lengths)
     extra = {"pearson": 8 * heads * sum(lengths), "js": n_entries, "cka": 0}[kind]
@@ -208,6 +239,7 @@ class _AttentionFitBuilder:
             self.parts.append(a.reshape(a.shape[0], -1))
 
     def finish(self) -> AttentionFit:
+        """The fit of every map added (the buffered parts are released)."""
         if not self.parts:
             raise ValueError(f"attention ({self.name}): no sentences given")
         entries = torch.cat(self.parts, dim=1)
@@ -225,20 +257,44 @@ class _AttentionFitBuilder:
 
 
 def fit_attention(maps: Iterable[Any], kind: AttentionKind, *, name: str = "A") -> AttentionFit:
-    """Fit one layer's per-sentence (heads, T, T) maps for `kind` ("js", "pearson" or "cka") once.
+    """Fit one layer's per-sentence attention maps once for one measure kind.
 
-    `score_attention(fit_attention(A, k), fit_attention(B, k))` equals the per-pair measure on
-    (A, B). Maps are validated as in the per-pair functions; errors name `name` and the sentence.
+    ``score_attention(fit_attention(A, k), fit_attention(B, k))`` equals the per-pair measure on ``(A, B)``.
+    The maps are read once, in order, one sentence at a time.
+
+    Parameters
+    ----------
+    maps
+        The layer's per-sentence (heads, T, T) maps (numpy or torch; the first map's device is used). Each
+        row must be a distribution: non-negative weights summing to 1 within ``max(1e-4, T * eps)`` of the
+        stored dtype.
+    kind
+        ``"js"``, ``"pearson"`` or ``"cka"``.
+    name
+        What the error messages call the layer.
+
+    Returns
+    -------
+    AttentionFit
+        The layer's fit.
+
+    Raises
+    ------
+    ValueError
+        Naming `name`, the sentence and (for bad rows) the first offending head and query word: for an
+        unknown `kind`, no sentences, a map that is not numeric, not (heads, T, T) with T >= 1 or not finite,
+        negative weights, rows that do not sum to 1, or a head count that changes between sentences.
     """
     builder = _AttentionFitBuilder(kind, name)
     device: torch.device | None = None
     for s, raw in enumerate(maps):
         device = _device_of(raw) if device is None else device
-        builder.add(attention_map(raw, name, s, device))
+        builder.add(_attention_map(raw, name, s, device))
     return builder.finish()
 
 
 def _check_fits(pa: AttentionFit, pb: AttentionFit) -> None:
+    """Refuse two fits that differ in kind, sentences or device."""
     if pa.kind != pb.kind:
         raise ValueError(f"attention profiles of different kinds: {pa.kind!r} and {pb.kind!r}")
     if pa.lengths != pb.lengths:
@@ -317,7 +373,31 @@ def _pearson_head_similarity(pa: AttentionFit, pb: AttentionFit) -> torch.Tensor
 
 
 def score_attention_heads(pa: AttentionFit, pb: AttentionFit) -> np.ndarray:
-    """(heads of A) x (heads of B) similarity s(h, h') from two "js" or "pearson" profiles (see module doc)."""
+    """Head-by-head similarity ``s(h, h')`` from two fits of kind ``"js"`` or ``"pearson"``.
+
+    See the module docstring for the two similarities.
+
+    Parameters
+    ----------
+    pa, pb
+        Fits of layers A and B of the same kind, on the same sentences and device.
+
+    Returns
+    -------
+    numpy.ndarray
+        (heads of A) x (heads of B), float64.
+
+    Raises
+    ------
+    ValueError
+        If the fits differ in kind, sentences or device; if they are ``"cka"`` fits (attention CKA compares
+        whole layers); for pearson, if a pair of heads shares no query word whose rows both vary.
+
+    Warns
+    -----
+    UserWarning
+        pearson: when constant attention rows (uniform, or one-word sentences) were left out, with their count.
+    """
     _check_fits(pa, pb)
     if pa.kind == "js":
         return (1.0 - _js_head_sums(pa, pb) / pa.n_rows).cpu().numpy()
@@ -327,8 +407,32 @@ def score_attention_heads(pa: AttentionFit, pb: AttentionFit) -> np.ndarray:
 
 
 def score_attention(pa: AttentionFit, pb: AttentionFit) -> float:
-    """Layer similarity A -> B from two profiles of one kind: mean_h max_h' s(h, h') (js, pearson; directed)
-    or linear CKA (cka; symmetric). Equals attention_js / attention_pearson / attention_cka on the maps."""
+    """Layer similarity A -> B from two fits of one kind.
+
+    For ``"js"`` and ``"pearson"`` fits, the directed ``mean_h max_h' s(h, h')``; for ``"cka"`` fits, the
+    symmetric linear CKA. Equals `attention_js`, `attention_pearson` or `attention_cka` on the maps.
+
+    Parameters
+    ----------
+    pa, pb
+        Fits of layers A and B of the same kind, on the same sentences and device.
+
+    Returns
+    -------
+    float
+        The layer similarity.
+
+    Raises
+    ------
+    ValueError
+        If the fits differ in kind, sentences or device; for cka, if every head of one layer has constant
+        weights over all (sentence, i, j); for pearson, as `score_attention_heads`.
+
+    Warns
+    -----
+    UserWarning
+        pearson: when constant attention rows were left out.
+    """
     _check_fits(pa, pb)
     if pa.kind != "cka":
         return _directed_layer_score(score_attention_heads(pa, pb))
@@ -340,20 +444,46 @@ def score_attention(pa: AttentionFit, pb: AttentionFit) -> float:
     return float(torch.linalg.matrix_norm(pa.entries @ pb.entries.T)) ** 2 / (norm_a * norm_b)
 
 
-def fit_pair(A: Iterable[Any], B: Iterable[Any], kind: AttentionKind) -> tuple[AttentionFit, AttentionFit]:
-    """Profiles of A and B read together sentence by sentence, with the pairwise checks of `sentence_pairs`."""
+def _fit_pair(A: Iterable[Any], B: Iterable[Any], kind: AttentionKind) -> tuple[AttentionFit, AttentionFit]:
+    """Fits of A and B read together sentence by sentence, with the pairwise checks of _sentence_pairs."""
     builder_a, builder_b = _AttentionFitBuilder(kind, "A"), _AttentionFitBuilder(kind, "B")
-    for a, b in sentence_pairs(A, B):
+    for a, b in _sentence_pairs(A, B):
         builder_a.add(a)
         builder_b.add(b)
     return builder_a.finish(), builder_b.finish()
 
 
 def attention_head_similarity(A: Iterable[Any], B: Iterable[Any], kind: HeadSimilarity = "js") -> np.ndarray:
-    """(heads of A) x (heads of B) similarity matrix s(h, h'), kind "js" or "pearson" (see the module doc)."""
+    """Head-by-head similarity matrix ``s(h, h')`` of two attention layers.
+
+    Parameters
+    ----------
+    A, B
+        Per-sentence (heads, T, T) maps of the two layers, the same sentences in the same order (see the
+        module docstring).
+    kind
+        ``"js"``: ``1 - mean JS`` (natural log); ``"pearson"``: mean row-wise Pearson correlation.
+
+    Returns
+    -------
+    numpy.ndarray
+        (heads of A) x (heads of B), float64.
+
+    Raises
+    ------
+    ValueError
+        For an unknown `kind`; for maps that are not distributions or do not match between A and B (counts
+        of sentences, words or heads), naming the side and the sentence; for pearson, if a pair of heads
+        shares no query word whose rows both vary.
+
+    Warns
+    -----
+    UserWarning
+        pearson: when constant attention rows (uniform, or one-word sentences) were left out.
+    """
     if kind not in ("js", "pearson"):
         raise ValueError(f"attention_head_similarity: kind must be 'js' or 'pearson', got {kind!r}")
-    return score_attention_heads(*fit_pair(A, B, kind))
+    return score_attention_heads(*_fit_pair(A, B, kind))
 
 
 def _directed_layer_score(similarity: np.ndarray) -> float:
@@ -362,19 +492,88 @@ def _directed_layer_score(similarity: np.ndarray) -> float:
 
 
 def attention_js(A: Iterable[Any], B: Iterable[Any]) -> float:
-    """Layer similarity A -> B from Jensen-Shannon head similarity: mean_h max_h' 1 - mean JS (directed)."""
-    return score_attention(*fit_pair(A, B, "js"))
+    """Layer similarity A -> B from Jensen-Shannon head similarity (Wu et al. 2020).
+
+    ``mean over heads h of A of max over heads h' of B of s(h, h')``, with
+    ``s(h, h') = 1 - mean over (sentence, query word) of JS(a_h,i || b_h',i)`` in natural log, so the floor
+    is ``1 - ln 2``; near-uniform attention scores high against everything. Directed; invariant to
+    permuting heads.
+
+    Parameters
+    ----------
+    A
+        Per-sentence (heads, T, T) maps of the layer whose heads are matched.
+    B
+        The same sentences' maps of the layer searched for partners.
+
+    Returns
+    -------
+    float
+        The layer similarity, in [1 - ln 2, 1].
+
+    Raises
+    ------
+    ValueError
+        For maps that are not distributions or do not match between A and B (counts of sentences, words or
+        heads), naming the side and the sentence.
+    """
+    return score_attention(*_fit_pair(A, B, "js"))
 
 
 def attention_pearson(A: Iterable[Any], B: Iterable[Any]) -> float:
-    """Layer similarity A -> B from row-Pearson head similarity: mean_h max_h' mean Pearson (directed)."""
-    return score_attention(*fit_pair(A, B, "pearson"))
+    """Layer similarity A -> B from row-wise Pearson head similarity (Wu et al. 2020).
+
+    ``mean over heads h of A of max over heads h' of B of s(h, h')``, with ``s(h, h')`` the mean Pearson
+    correlation of the two heads' attention rows over (sentence, query word). Constant rows (uniform
+    attention, one-word sentences) have no correlation: they are left out of every pair they belong to and
+    counted in a warning. Directed; invariant to permuting heads.
+
+    Parameters
+    ----------
+    A
+        Per-sentence (heads, T, T) maps of the layer whose heads are matched.
+    B
+        The same sentences' maps of the layer searched for partners.
+
+    Returns
+    -------
+    float
+        The layer similarity, in [-1, 1].
+
+    Raises
+    ------
+    ValueError
+        For maps that are not distributions or do not match between A and B, or when a pair of heads shares
+        no query word whose rows both vary.
+
+    Warns
+    -----
+    UserWarning
+        When constant attention rows were left out.
+    """
+    return score_attention(*_fit_pair(A, B, "pearson"))
 
 
 def attention_cka(A: Iterable[Any], B: Iterable[Any]) -> float:
-    """Linear CKA between the layers' heads: rows = every (sentence, i, j) attention weight, columns = heads.
+    """Linear CKA between the layers' heads: rows are every (sentence, i, j) attention weight, columns heads.
 
-    Each head is centred over all entries in the profile (exact two-pass mean), the cross term is one
-    (H, N) x (N, H') matmul. Symmetric.
+    Each head is centred over all entries of all sentences together (an exact two-pass mean); the cross term
+    is one (H, N) x (N, H') matmul. Symmetric; invariant to permuting heads.
+
+    Parameters
+    ----------
+    A, B
+        Per-sentence (heads, T, T) maps of the two layers, the same sentences in the same order.
+
+    Returns
+    -------
+    float
+        Linear CKA, in [0, 1].
+
+    Raises
+    ------
+    ValueError
+        For maps that are not distributions or do not match between A and B, or when every head of one
+        layer has constant weights over all (sentence, i, j).
     """
-    return score_attention(*fit_pair(A, B, "cka"))
+    return score_attention(*_fit_pair(A, B, "cka"))

@@ -3,12 +3,12 @@
 Two representations agree to the extent that each word has the same nearest neighbours in both. Following
 the authors' code: clip each matrix at the 0.95 quantile of its absolute values (outlier activations would
 otherwise dominate inner products), L2-normalise rows, take each row's k nearest other rows by inner
-product, and average |N_X(i) & N_Y(i)| / k over rows.
+product, and average ``|N_X(i) & N_Y(i)| / k`` over rows.
 
-The quantile is the exact one over all entries of the matrix (the authors' `exact=True` path: the sorted
-|x| value at index floor(q * n * p)); their faster default averages per-row quantiles instead, which differs
-slightly. Ties between equal similarities are broken towards the lower row index, deterministically.
-The neighbour search is n x n, so it runs on a seeded row subsample when n > max_rows.
+The quantile is the exact one over all entries of the matrix (the authors' ``exact=True`` path: the sorted
+``|x|`` value at index ``floor(q * n * p)``); their faster default averages per-row quantiles instead, which
+differs slightly. Ties between equal similarities are broken towards the lower row index, deterministically.
+The neighbour search is n x n, so it runs on a seeded row subsample when ``n > max_rows``.
 """
 
 from __future__ import annotations
@@ -23,7 +23,21 @@ BLOCK_ROWS = 2048
 
 
 def clip_at_quantile(x: torch.Tensor, q: float | None) -> torch.Tensor:
-    """Clamp x to [-v, v], v = the sorted |x| value at index floor(q * numel); no clipping for q None or 1."""
+    """Clip a matrix at a quantile of its absolute values.
+
+    Parameters
+    ----------
+    x
+        The matrix.
+    q
+        The quantile, in (0, 1]; ``None`` or 1 clips nothing.
+
+    Returns
+    -------
+    torch.Tensor
+        ``x`` clamped to ``[-v, v]``, ``v`` the sorted ``|x|`` value at index ``floor(q * x.numel())``
+        (``x`` itself when nothing is clipped).
+    """
     if q is None or q >= 1.0:
         return x
     flat = x.abs().reshape(-1)
@@ -32,9 +46,27 @@ def clip_at_quantile(x: torch.Tensor, q: float | None) -> torch.Tensor:
 
 
 def unit_rows(x: torch.Tensor, name: str) -> torch.Tensor:
-    """L2-normalise rows; a row of zeros has no direction, so it is an error naming the row, and so is a
-    representation whose rows all point the same way (a constant one): every row would be equally near
-    every other, and the "neighbours" would be whichever rows the tie-break picks."""
+    """Scale every row to unit Euclidean norm.
+
+    Parameters
+    ----------
+    x
+        The (clipped) representation, n x p.
+    name
+        What the error messages call it.
+
+    Returns
+    -------
+    torch.Tensor
+        The unit rows.
+
+    Raises
+    ------
+    ValueError
+        If a row is all zeros (it has no direction; the message names the first such row), or if every row
+        points the same way (a constant representation: every row would be equally near every other, and
+        the "neighbours" would be whichever rows the tie-break picks).
+    """
     norms = x.norm(dim=1, keepdim=True)
     zero = norms.reshape(-1) == 0
     if bool(zero.any()):
@@ -53,12 +85,10 @@ def unit_rows(x: torch.Tensor, name: str) -> torch.Tensor:
     return unit
 
 
-def neighbour_mask(sims: torch.Tensor, k: int) -> torch.Tensor:
-    """Boolean mask of each row's k largest entries; among ties at the k-th value, the lowest indices win.
-
-    O(n) per row (a top-k threshold, not a full sort), and deterministic whatever the top-k routine does
-    with ties.
-    """
+def _neighbour_mask(sims: torch.Tensor, k: int) -> torch.Tensor:
+    """Boolean mask of each row's k largest entries; among ties at the k-th value, the lowest indices win."""
+    # O(n) per row (a top-k threshold, not a full sort), and deterministic whatever the top-k routine does
+    # with ties.
     kth = torch.topk(sims, k, dim=1).values[:, -1:]
     above = sims > kth
     tied = sims == kth
@@ -67,9 +97,22 @@ def neighbour_mask(sims: torch.Tensor, k: int) -> torch.Tensor:
 
 
 def neighbour_sets(z: torch.Tensor, k: int) -> torch.Tensor:
-    """n x n boolean mask of each row's k nearest rows by inner product of unit rows, self excluded.
+    """Find each row's k nearest other rows by inner product.
 
-    Built through blocks of BLOCK_ROWS rows, so the float similarity matrix is never held whole.
+    The mask is built through blocks of `BLOCK_ROWS` rows, so the float similarity matrix is never held
+    whole. Among rows tied at the k-th similarity, the lowest indices are taken.
+
+    Parameters
+    ----------
+    z
+        Unit rows, n x p (see `unit_rows`).
+    k
+        Neighbours per row, ``1 <= k < n``.
+
+    Returns
+    -------
+    torch.Tensor
+        n x n boolean mask; row i is True at the k nearest rows of i, never at i itself.
     """
     n = z.shape[0]
     mask = torch.empty(n, n, dtype=torch.bool, device=z.device)
@@ -78,11 +121,11 @@ def neighbour_sets(z: torch.Tensor, k: int) -> torch.Tensor:
         own = torch.arange(start, stop, device=z.device)
         sims = z[start:stop] @ z.T
         sims[own - start, own] = -torch.inf
-        mask[start:stop] = neighbour_mask(sims, k)
+        mask[start:stop] = _neighbour_mask(sims, k)
     return mask
 
 
-def shared_neighbours(zx: torch.Tensor, zy: torch.Tensor, k: int) -> torch.Tensor:
+def _shared_neighbours(zx: torch.Tensor, zy: torch.Tensor, k: int) -> torch.Tensor:
     """Per row i, |N_X(i) & N_Y(i)|: neighbours by inner product of unit rows, self excluded."""
     return (neighbour_sets(zx, k) & neighbour_sets(zy, k)).sum(dim=1)
 
@@ -99,12 +142,42 @@ def mutual_knn(
     seed: int = 0,
     clip_quantile: float | None = 0.95,
 ) -> float:
-    """Mutual k-NN alignment: mean over rows i of |N_X(i) & N_Y(i)| / k (Huh et al. 2024), in [0, 1].
+    """Mutual k-NN alignment (Huh et al. 2024): mean over rows i of ``|N_X(i) & N_Y(i)| / k``.
 
-    k: neighbours per row (1 <= k < n). clip_quantile: clip each matrix at this quantile of |x| first
-    (None or 1 for none). When n > max_rows both matrices use the same `max_rows` rows drawn with `seed`
-    (SubsampleWarning); note that neighbourhoods in a subsample are coarser than in all n rows.
-    Symmetric; 1 for identical inputs; invariant to permuting neurons and isotropic scaling.
+    ``N(i)`` holds the k nearest other rows of i by inner product after clipping and L2-normalising the rows
+    (see the module docstring). Symmetric; 1 for identical inputs; chance level is ``k / (n - 1)``;
+    invariant to permuting neurons and isotropic scaling.
+
+    Parameters
+    ----------
+    X, Y
+        Row-aligned representations, n x p and n x q.
+    k
+        Neighbours per row, ``1 <= k < n`` (n: the rows compared, after subsampling).
+    max_rows
+        When ``n > max_rows`` both matrices use the same ``max_rows`` rows drawn with `seed`; neighbourhoods
+        in a subsample are coarser than in all n rows. ``None`` uses all rows.
+    seed
+        Seed of the row subsample.
+    clip_quantile
+        Clip each matrix at this quantile of ``|x|`` first, in (0, 1]; ``None`` or 1 clips nothing.
+
+    Returns
+    -------
+    float
+        The mean shared fraction of neighbours, in [0, 1].
+
+    Raises
+    ------
+    ValueError
+        If `k` is not a positive integer smaller than the rows compared, `clip_quantile` is outside (0, 1] or
+        `max_rows` is invalid; for malformed input, a row of zeros after clipping, or a representation whose
+        rows all point the same way.
+
+    Warns
+    -----
+    SubsampleWarning
+        When it runs on a subsample.
     """
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ValueError(f"mutual_knn: k must be a positive integer, got {k!r}")
@@ -116,4 +189,4 @@ def mutual_knn(
         raise ValueError(f"mutual_knn: k={k} must be smaller than the number of rows compared (n={n})")
     zx = unit_rows(clip_at_quantile(x, clip_quantile), "X")
     zy = unit_rows(clip_at_quantile(y, clip_quantile), "Y")
-    return float(shared_neighbours(zx, zy, k).to(torch.float64).mean()) / k
+    return float(_shared_neighbours(zx, zy, k).to(torch.float64).mean()) / k

@@ -1,10 +1,11 @@
 """Neuron-level similarity: maxsim (Wu et al. 2020, "neuronsim").
 
-sim(X -> Y) = mean over neurons x_i of X of max over neurons y_j of Y of |Pearson(x_i, y_j)|: how well each
-neuron of X is matched by its single best partner in Y. It is directed: maxsim(X, Y) != maxsim(Y, X).
+``sim(X -> Y) = mean over neurons x_i of X of max over neurons y_j of Y of |Pearson(x_i, y_j)|``: how well
+each neuron of X is matched by its single best partner in Y. It is directed:
+``maxsim(X, Y) != maxsim(Y, X)``.
 
 Constant neurons (zero variance) have no correlation. They are excluded - never divided by - and counted;
-the functions here warn once (ConstantNeuronWarning) when any were excluded.
+the functions here warn once (`ConstantNeuronWarning`) when any were excluded.
 """
 
 from __future__ import annotations
@@ -21,10 +22,16 @@ from reprsim.arrays import ArrayLike, as_pair, centre, constant_columns, warn_co
 class NeuronMatch:
     """Best partner in Y of every neuron of X (result of `maxsim_per_neuron`).
 
-    best: (p,) float64, max_j |Pearson(x_i, y_j)| per X neuron; 0.0 for a constant (excluded) X neuron.
-    index: (p,) int64, the Y neuron attaining `best` (first one on ties); -1 for a constant X neuron.
-    valid: (p,) bool, True for X neurons that are not constant (those that enter the maxsim mean).
-    n_constant_x, n_constant_y: how many neurons of X and of Y were excluded as constant.
+    Parameters
+    ----------
+    best
+        (p,) float64, ``max_j |Pearson(x_i, y_j)|`` per X neuron; 0.0 for a constant (excluded) X neuron.
+    index
+        (p,) int64, the Y neuron attaining `best` (the first one on ties); -1 for a constant X neuron.
+    valid
+        (p,) bool, True for the X neurons that are not constant (those that enter the maxsim mean).
+    n_constant_x, n_constant_y
+        How many neurons of X and of Y were excluded as constant.
     """
 
     best: np.ndarray
@@ -35,15 +42,36 @@ class NeuronMatch:
 
     @property
     def score(self) -> float:
-        """maxsim(X -> Y): the mean of `best` over valid X neurons."""
+        """maxsim(X -> Y): the mean of `best` over the valid X neurons."""
         return float(self.best[self.valid].mean())
 
 
 def nonconstant_columns(x: torch.Tensor, name: str, measure: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Columns of `x` that vary, and the boolean mask of those that do not.
+    """Drop the constant columns of a representation.
 
     A constant column carries no signal once centred (what is left is rounding noise), so every measure drops
     it before normalising; if nothing is left, the measure is undefined and the error says so.
+
+    Parameters
+    ----------
+    x
+        The representation, n x p, float64.
+    name
+        What the error message calls it (``"X"`` or ``"Y"``).
+    measure
+        The measure's name, which starts the message.
+
+    Returns
+    -------
+    varying : torch.Tensor
+        The columns of `x` that vary, in their order.
+    constant : torch.Tensor
+        Boolean mask over all p columns, True for those dropped as constant.
+
+    Raises
+    ------
+    ValueError
+        If every column of `x` is constant.
     """
     constant = constant_columns(x)
     if bool(constant.all()):
@@ -54,10 +82,20 @@ def nonconstant_columns(x: torch.Tensor, name: str, measure: str) -> tuple[torch
 
 
 def unit_columns(x: torch.Tensor) -> torch.Tensor:
-    """Centre each column and scale it to unit Euclidean norm (columns must not be constant).
+    """Centre each column and scale it to unit Euclidean norm.
 
     Inner products of such columns are Pearson correlations, and the scale of each neuron no longer affects
     a numerical rank decision.
+
+    Parameters
+    ----------
+    x
+        A matrix whose columns are not constant (see `nonconstant_columns`).
+
+    Returns
+    -------
+    torch.Tensor
+        The centred, unit-norm columns.
     """
     c = centre(x)
     return c / c.norm(dim=0, keepdim=True)
@@ -81,11 +119,33 @@ def _match_neurons(x: torch.Tensor, y: torch.Tensor) -> NeuronMatch:
 
 
 def maxsim_per_neuron(X: ArrayLike, Y: ArrayLike) -> NeuronMatch:
-    """For each neuron of X, its best |Pearson| correlation with any neuron of Y and which one (X -> Y).
+    """For each neuron of X, its best ``|Pearson|`` correlation with any neuron of Y, and which one (X -> Y).
 
-    `best` ranks X's neurons by how well a single Y neuron reproduces them (Wu et al.'s neuron ranking).
-    Constant neurons are excluded and counted (warned once); see `NeuronMatch` for their placeholder values.
-    Raises ValueError for bad input or when every neuron of X or of Y is constant.
+    ``NeuronMatch.best`` ranks X's neurons by how well a single Y neuron reproduces them (Wu et al.'s neuron
+    ranking), and ``NeuronMatch.score`` is `maxsim`.
+
+    Parameters
+    ----------
+    X
+        The representation whose neurons are matched, n x p.
+    Y
+        The representation searched for partners, n x q.
+
+    Returns
+    -------
+    NeuronMatch
+        The best partner of every neuron of X; constant neurons are excluded and counted (see `NeuronMatch`
+        for their placeholder values).
+
+    Raises
+    ------
+    ValueError
+        For malformed input, or when every neuron of X or of Y is constant.
+
+    Warns
+    -----
+    ConstantNeuronWarning
+        Once, when any neuron of X or Y was excluded as constant.
     """
     x, y = as_pair(X, Y)
     match = _match_neurons(x, y)
@@ -94,11 +154,32 @@ def maxsim_per_neuron(X: ArrayLike, Y: ArrayLike) -> NeuronMatch:
 
 
 def maxsim(X: ArrayLike, Y: ArrayLike) -> float:
-    """maxsim(X -> Y) = mean_i max_j |Pearson(x_i, y_j)| (Wu et al. 2020 "neuronsim"), in [0, 1].
+    """maxsim(X -> Y) = ``mean_i max_j |Pearson(x_i, y_j)|`` (Wu et al. 2020 "neuronsim").
 
     Directed: how well each neuron of X is matched by one neuron of Y. Invariant to permuting, shifting and
-    rescaling (also negating) individual neurons; not to rotations that mix neurons. Constant neurons are
-    excluded and counted (warned once). Raises ValueError for bad input or an all-constant X or Y.
+    rescaling (also negating) individual neurons; not to rotations that mix neurons.
+
+    Parameters
+    ----------
+    X
+        The representation whose neurons are matched, n x p.
+    Y
+        The representation searched for partners, n x q.
+
+    Returns
+    -------
+    float
+        maxsim(X -> Y), in [0, 1], the mean over the non-constant neurons of X.
+
+    Raises
+    ------
+    ValueError
+        For malformed input, or when every neuron of X or of Y is constant.
+
+    Warns
+    -----
+    ConstantNeuronWarning
+        Once, when any neuron of X or Y was excluded (constant neurons are excluded and counted).
     """
     x, y = as_pair(X, Y)
     match = _match_neurons(x, y)

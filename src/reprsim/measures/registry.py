@@ -1,18 +1,18 @@
 """The measure registry: every public similarity measure with the facts callers need to use it right.
 
-`get(name)` returns a `MeasureInfo`; `available(level=None)` lists names. Callers (the engine, the CLI, the
+``get(name)`` returns a `MeasureInfo`; ``available(level=None)`` lists names. Callers (the engine, the CLI, the
 analysis code, the report and the documentation's measure reference) look up direction, the meaning of
 "larger", cost, conventions and invariances here instead of hard-coding them per measure. Each flag is tested
-against the function's behaviour (tests/test_registry.py).
+against the function's behaviour (``tests/test_registry.py``).
 
-Invariance flags say that f(X T1, Y T2) == f(X, Y) for maps T1, T2 of the class applied to either side
-independently (for attention measures: X, Y are layers and "permutation" permutes heads):
+Invariance flags say that ``f(X T1, Y T2) == f(X, Y)`` for maps ``T1``, ``T2`` of the class applied to either
+side independently (for attention measures: X, Y are layers and ``"permutation"`` permutes heads):
 
-- "permutation": permuting neurons (columns);
-- "orthogonal": any orthogonal map;
-- "isotropic_scaling": multiplying by a positive constant;
-- "invertible_linear": any invertible linear map, on either side;
-- "invertible_linear_y_only": any invertible linear map of Y (the regression target side); X side not.
+- ``"permutation"``: permuting neurons (columns);
+- ``"orthogonal"``: any orthogonal map;
+- ``"isotropic_scaling"``: multiplying by a positive constant;
+- ``"invertible_linear"``: any invertible linear map, on either side;
+- ``"invertible_linear_y_only"``: any invertible linear map of Y (the regression target side); X side not.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 Each of these builds an n x n object per representation (a centred Gram, ranked dissimilarities, neighbour
 sets) and then compares two such objects cheaply. An all-pairs comparison of R representations therefore fits
 each representation once (R fits) and scores every pair from the fits, instead of rebuilding both objects
-for each of the R^2 pairs. `score_sample(fit_sample(m, X), fit_sample(m, Y))` equals `m(X, Y)` on the same rows.
+for each of the R^2 pairs. ``score_sample(fit_sample(m, X), fit_sample(m, Y))`` equals ``m(X, Y)`` on the same
+rows.
 """
 
 from __future__ import annotations
@@ -23,7 +24,20 @@ SAMPLE_FIT_MEASURES = ("rbf_cka", "rsa", "mutual_knn")
 
 @dataclass(frozen=True)
 class SampleFit:
-    """One representation's n x n object for one measure; `k` is the neighbour count of mutual k-NN."""
+    """One representation's n x n object for one measure, made by `fit_sample`.
+
+    Parameters
+    ----------
+    measure
+        ``"rbf_cka"``, ``"rsa"`` or ``"mutual_knn"``.
+    data
+        rbf_cka: the double-centred RBF Gram matrix, flattened and scaled to unit norm (n^2 float64);
+        rsa: the average ranks of the RDM's upper triangle, centred and scaled to unit norm
+        (n (n - 1) / 2 float64); mutual_knn: the n x n boolean neighbour mask (see
+        `reprsim.measures.knn.neighbour_sets`).
+    k
+        The neighbour count of mutual k-NN; 0 for the other measures.
+    """
 
     measure: str
     data: torch.Tensor
@@ -54,6 +68,7 @@ def sample_fit_bytes(measure: str, n: int) -> int:
 
 
 def _unit(v: torch.Tensor, what: str) -> torch.Tensor:
+    """Scale v (centred first for rsa) to unit norm, refusing a zero or non-finite norm."""
     v = v - v.mean() if what == "rsa" else v
     norm = float(v.norm())
     if not norm > 0.0 or not math.isfinite(norm):
@@ -63,7 +78,39 @@ def _unit(v: torch.Tensor, what: str) -> torch.Tensor:
 
 def fit_sample(measure: str, X: ArrayLike, *, t: float = 0.8, k: int = DEFAULT_K, clip_quantile: float | None = 0.95,
         name: str = "X") -> SampleFit:
-    """The n x n profile of X for `measure` ("rbf_cka", "rsa" or "mutual_knn"), on all of X's rows."""
+    """Fit the n x n object of one representation for one measure, on all of its rows.
+
+    The caller chooses the rows (the measures' own seeded subsample is not applied here), and every
+    representation compared must be fitted on the same rows with the same options.
+
+    Parameters
+    ----------
+    measure
+        One of `SAMPLE_FIT_MEASURES`: ``"rbf_cka"``, ``"rsa"`` or ``"mutual_knn"``.
+    X
+        The representation, n x p.
+    t
+        rbf_cka only: the bandwidth as a fraction of the median distance (see
+        `reprsim.measures.cka.rbf_gram`).
+    k
+        mutual_knn only: neighbours per row, ``1 <= k < n``.
+    clip_quantile
+        mutual_knn only: clip X at this quantile of ``|x|`` first; ``None`` or 1 clips nothing.
+    name
+        What the error messages call the representation.
+
+    Returns
+    -------
+    SampleFit
+        The fit, to be scored with `score_sample`.
+
+    Raises
+    ------
+    ValueError
+        For an unknown `measure`, malformed input, `k` out of range, or a representation the measure is
+        undefined on (constant, rows without variance, a zero median distance, or an n x n object without
+        variation).
+    """
     x = as_matrix(X, name)
     if measure == "rbf_cka":
         require_variation(x, name, "rbf_cka")
@@ -79,7 +126,24 @@ def fit_sample(measure: str, X: ArrayLike, *, t: float = 0.8, k: int = DEFAULT_K
 
 
 def score_sample(a: SampleFit, b: SampleFit) -> float:
-    """The measure's value between two representations from their profiles (same rows, same options)."""
+    """The measure's value between two representations, from their fits.
+
+    Parameters
+    ----------
+    a, b
+        Fits of the same measure on the same rows with the same options (see `fit_sample`).
+
+    Returns
+    -------
+    float
+        The value the measure gives on those rows: rbf_cka and rsa from the inner product of the two unit
+        vectors, mutual_knn from the shared neighbours.
+
+    Raises
+    ------
+    ValueError
+        If the fits differ in measure, shape or ``k``.
+    """
     if a.measure != b.measure or a.data.shape != b.data.shape or a.k != b.k:
         raise ValueError(
             f"profiles do not match: {a.measure} {tuple(a.data.shape)} k={a.k} vs "

@@ -21,11 +21,28 @@ PROVENANCE_KEY = b"reprsim.provenance"
 
 
 def check_output_path(path: str | Path, format: str | None = None) -> str:
-    """The format a table would be saved to `path` in, checked before any work is done: a known format, the
-    path not a folder, and no file where one of its folders should be.
+    """The format a table would be saved to `path` in, checked before any work is done.
+
+    Parameters
+    ----------
+    path
+        Where the table will be written.
+    format
+        ``"parquet"`` or ``"csv"``; default: from the suffix (``.parquet``, ``.pq``, ``.csv``).
+
+    Returns
+    -------
+    str
+        The format.
+
+    Raises
+    ------
+    ValueError
+        If the format is unknown or cannot be told from the suffix, the path is a folder, or a file stands
+        where one of its folders should be.
     """
     path = Path(path)
-    fmt = resolve_format(path, format)
+    fmt = _resolve_format(path, format)
     if path.is_dir():
         raise ValueError(f"results file {str(path)!r} is a folder")
     for parent in path.parents:
@@ -36,8 +53,8 @@ def check_output_path(path: str | Path, format: str | None = None) -> str:
     return fmt
 
 
-def resolve_format(path: Path, format: str | None) -> str:
-    """Pick the file format from the explicit argument, else from the suffix."""
+def _resolve_format(path: Path, format: str | None) -> str:
+    """The file format from the explicit argument, else from the suffix (ValueError when neither tells)."""
     if format is not None:
         if format not in FORMATS:
             raise ValueError(f"unknown results format {format!r}; use one of {list(FORMATS)}")
@@ -52,16 +69,28 @@ def resolve_format(path: Path, format: str | None) -> str:
 
 
 def provenance_sidecar(path: str | Path) -> Path:
-    """Where a CSV results table keeps its provenance: ``<file>.provenance.json`` beside it."""
+    """Where a CSV results table keeps its provenance.
+
+    Parameters
+    ----------
+    path
+        The CSV file.
+
+    Returns
+    -------
+    pathlib.Path
+        ``<file>.provenance.json`` beside it.
+    """
     path = Path(path)
     return path.with_name(path.name + ".provenance.json")
-
-
 
 
 def write_table(frame: pd.DataFrame, provenance: Mapping[str, Any], path: str | Path,
                 format: str | None = None) -> Path:
     """Write a validated frame and its provenance.
+
+    Parquet keeps the provenance JSON in the schema metadata (under `PROVENANCE_KEY`); CSV in a sidecar
+    (`provenance_sidecar`).
 
     Parameters
     ----------
@@ -72,15 +101,20 @@ def write_table(frame: pd.DataFrame, provenance: Mapping[str, Any], path: str | 
     path
         The file; its folders are created.
     format
-        "parquet" or "csv"; default: from the suffix.
+        ``"parquet"`` or ``"csv"``; default: from the suffix.
 
     Returns
     -------
     pathlib.Path
         The path written.
+
+    Raises
+    ------
+    ValueError
+        If the format is unknown or cannot be told from the suffix.
     """
     path = Path(path)
-    fmt = resolve_format(path, format)
+    fmt = _resolve_format(path, format)
     path.parent.mkdir(parents=True, exist_ok=True)
     provenance_json = json.dumps(dict(provenance), sort_keys=True)
     if fmt == "parquet":
@@ -102,26 +136,27 @@ def read_table(path: str | Path, format: str | None = None) -> tuple[pd.DataFram
     path
         The file.
     format
-        "parquet" or "csv"; default: from the suffix.
+        ``"parquet"`` or ``"csv"``; default: from the suffix.
 
     Returns
     -------
-    tuple
-        (rows as a DataFrame, provenance dict).
+    tuple of (pandas.DataFrame, dict)
+        The rows (not validated yet) and the provenance.
 
     Raises
     ------
     FileNotFoundError
         If the file does not exist.
     ValueError
-        If the path is a folder or the file cannot be read in its format.
+        If the path is a folder, the format is unknown, the file cannot be read in its format, or its
+        provenance is not a JSON object.
     """
     path = Path(path)
     if path.is_dir():
         raise ValueError(f"results table {str(path)!r} is a folder, not a file")
     if not path.is_file():
         raise FileNotFoundError(f"results table {str(path)!r} does not exist")
-    fmt = resolve_format(path, format)
+    fmt = _resolve_format(path, format)
     provenance: dict[str, Any] = {}
     if fmt == "parquet":
         try:
@@ -143,6 +178,7 @@ def read_table(path: str | Path, format: str | None = None) -> tuple[pd.DataFram
 
 
 def _load_provenance_json(text: str, where: str) -> dict[str, Any]:
+    """Parse stored provenance, which must be a JSON object (ValueError naming where it came from)."""
     try:
         loaded = json.loads(text)
     except json.JSONDecodeError as exc:

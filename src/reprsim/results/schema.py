@@ -133,9 +133,28 @@ def _check_unique_pairs(frame: pd.DataFrame) -> None:
 
 
 def validate_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """Return a normalised copy of `frame` with the contract's dtypes, or raise ValueError naming the row.
+    """Check a results frame against the schema and normalise its dtypes.
 
-    Columns beyond the fixed schema are kept as they are (after the schema columns).
+    Parameters
+    ----------
+    frame
+        Rows with at least the `COLUMNS`; columns beyond the fixed schema are kept as they are (after the
+        schema columns).
+
+    Returns
+    -------
+    pandas.DataFrame
+        A copy with a fresh index and the contract's dtypes: strings for the names, int64 layers and
+        ``n_rows``, float64 values, bool ``subsample`` (CSV spellings ``"True"``/``"false"`` accepted).
+
+    Raises
+    ------
+    ValueError
+        If `frame` is not a DataFrame, a column is missing or duplicated, or a row breaks the schema
+        (naming the row and its pair): an empty or missing name, a layer below 0, ``n_rows`` below 1, a
+        non-integer count, a value that is not a finite number, a direction not in `DIRECTIONS`, a level
+        not in `LEVELS`, a ``subsample`` that is not a boolean, a measure with rows of several directions
+        or levels, or a pair listed twice for a measure (a symmetric pair in either order).
     """
     if not isinstance(frame, pd.DataFrame):
         raise ValueError(f"a results table needs a pandas DataFrame, got {type(frame).__name__}")
@@ -176,7 +195,23 @@ def validate_frame(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def check_provenance(provenance: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Provenance must survive a JSON round trip, since that is how it is stored."""
+    """Check that provenance survives a JSON round trip, since that is how it is stored.
+
+    Parameters
+    ----------
+    provenance
+        A mapping, or ``None`` for none.
+
+    Returns
+    -------
+    dict
+        The provenance after the round trip (``{}`` for ``None``).
+
+    Raises
+    ------
+    ValueError
+        If it is not a mapping or not JSON-serialisable (NaN and Inf included).
+    """
     if provenance is None:
         return {}
     if not isinstance(provenance, Mapping):
@@ -185,5 +220,3 @@ def check_provenance(provenance: Mapping[str, Any] | None) -> dict[str, Any]:
         return dict(json.loads(json.dumps(dict(provenance), allow_nan=False)))
     except (TypeError, ValueError) as exc:
         raise ValueError(f"provenance must be JSON-serialisable: {exc}") from exc
-
-

@@ -27,6 +27,19 @@ class LayerMatrix:
 
     Rows and columns share ``labels``, ordered model by model (in the order asked for) and layer by layer.
     For symmetric measures the matrix is symmetric; for directed ones row i is the "from" side.
+
+    Parameters
+    ----------
+    measure
+        The measure's name.
+    level
+        ``"representation"`` or ``"attention"``.
+    symmetric
+        Whether the measure is symmetric.
+    labels
+        The representation of each row (and column).
+    values
+        The len(labels) x len(labels) matrix (read-only).
     """
 
     measure: str
@@ -41,14 +54,48 @@ class LayerMatrix:
         return list(dict.fromkeys(label.model for label in self.labels))
 
     def model_slice(self, model: str) -> slice:
-        """Row/column range of one model's layers (they are contiguous by construction)."""
+        """Row/column range of one model's layers (they are contiguous by construction).
+
+        Parameters
+        ----------
+        model
+            A model of the matrix.
+
+        Returns
+        -------
+        slice
+            The rows (and columns) of its layers.
+
+        Raises
+        ------
+        KeyError
+            If the model is not in the matrix (listing those that are).
+        """
         rows = [i for i, label in enumerate(self.labels) if label.model == model]
         if not rows:
             raise KeyError(f"model {model!r} is not in this matrix; it has {self.models}")
         return slice(rows[0], rows[-1] + 1)
 
     def block(self, model_a: str, model_b: str) -> np.ndarray:
-        """The layers(model_a) x layers(model_b) sub-matrix."""
+        """The sub-matrix of one model's layers against another's.
+
+        Parameters
+        ----------
+        model_a
+            The rows' model ("from" side for a directed measure).
+        model_b
+            The columns' model.
+
+        Returns
+        -------
+        numpy.ndarray
+            layers(model_a) x layers(model_b), a view of `values`.
+
+        Raises
+        ------
+        KeyError
+            If a model is not in the matrix.
+        """
         return self.values[self.model_slice(model_a), self.model_slice(model_b)]
 
 
@@ -56,6 +103,21 @@ class ResultTable:
     """A validated results table plus its provenance (store path, corpus hash, versions, options).
 
     The table is read-only: `frame` hands out a copy, and every method derives from the stored rows.
+    Representations are named by `LayerId`; a symmetric measure's pair is stored once and read in either
+    order, a directed measure's in both orders.
+
+    Parameters
+    ----------
+    frame
+        One row per (representation a, representation b, measure, direction), with the schema's `COLUMNS`
+        (checked by `validate_frame`).
+    provenance
+        JSON-serialisable provenance (default: none).
+
+    Raises
+    ------
+    ValueError
+        If a row breaks the schema (naming the row) or the provenance is not JSON-serialisable.
     """
 
     def __init__(self, frame: pd.DataFrame, provenance: Mapping[str, Any] | None = None) -> None:
@@ -85,7 +147,25 @@ class ResultTable:
     def from_records(
         cls, records: Iterable[Mapping[str, Any]], provenance: Mapping[str, Any] | None = None
     ) -> ResultTable:
-        """Build a table from row dicts with the schema's keys (handy for engines and tests)."""
+        """Build a table from row dicts with the schema's keys (handy for engines and tests).
+
+        Parameters
+        ----------
+        records
+            One mapping per row, keyed by the `COLUMNS`; none gives an empty table.
+        provenance
+            JSON-serialisable provenance.
+
+        Returns
+        -------
+        ResultTable
+            The validated table.
+
+        Raises
+        ------
+        ValueError
+            If a record breaks the schema (naming the row) or the provenance is not JSON-serialisable.
+        """
         rows = list(records)
         frame = pd.DataFrame(rows, columns=list(COLUMNS)) if not rows else pd.DataFrame(rows)
         return cls(frame, provenance)
@@ -94,10 +174,26 @@ class ResultTable:
     def concat(
         cls, tables: Sequence[ResultTable], provenance: Mapping[str, Any] | None = None
     ) -> ResultTable:
-        """Stack tables (e.g. runs over different model sets). Overlapping pairs are an error.
+        """Stack tables (e.g. runs over different model sets).
 
-        Without an explicit `provenance`, identical provenances are kept as they are and differing ones
-        are kept side by side under ``{"parts": [...]}`` so nothing is lost.
+        Parameters
+        ----------
+        tables
+            The tables, in order.
+        provenance
+            The stacked table's provenance. Without it, identical provenances are kept as they are and
+            differing ones are kept side by side under ``{"parts": [...]}`` so nothing is lost.
+
+        Returns
+        -------
+        ResultTable
+            Every row of every table.
+
+        Raises
+        ------
+        ValueError
+            If there are no tables, one is not a `ResultTable`, two tables hold the same pair of a measure,
+            or a measure is symmetric (or at a level) in one table and not in another.
         """
         if not tables:
             raise ValueError("concat needs at least one results table")
@@ -120,7 +216,7 @@ class ResultTable:
         path
             The file; its folders are created.
         format
-            "parquet" or "csv"; default: from the suffix (.parquet, .pq, .csv).
+            ``"parquet"`` or ``"csv"``; default: from the suffix (``.parquet``, ``.pq``, ``.csv``).
 
         Returns
         -------
@@ -145,7 +241,7 @@ class ResultTable:
         path
             The file.
         format
-            "parquet" or "csv"; default: from the suffix.
+            ``"parquet"`` or ``"csv"``; default: from the suffix.
 
         Returns
         -------
@@ -183,17 +279,58 @@ class ResultTable:
         return f"ResultTable({len(self)} rows, models={self.models()}, measures={self.measures()})"
 
     def measures(self, level: str | None = None) -> list[str]:
-        """Measure names in order of first appearance, optionally only those of one level."""
+        """Measure names in order of first appearance.
+
+        Parameters
+        ----------
+        level
+            Only the measures of this level (``"representation"`` or ``"attention"``); default: all.
+
+        Returns
+        -------
+        list of str
+            The measures.
+
+        Raises
+        ------
+        ValueError
+            If the level is unknown.
+        """
         if level is not None and level not in LEVELS:
             raise ValueError(f"unknown level {level!r}; use one of {list(LEVELS)}")
         return [m for m, (lv, _) in self._measure_kind.items() if level is None or lv == level]
 
     def models(self) -> list[str]:
-        """Model names in order of first appearance (row by row, model_a before model_b)."""
+        """Model names in order of first appearance (row by row, model_a before model_b).
+
+        Returns
+        -------
+        list of str
+            Each model once.
+        """
         return list(self._models)
 
     def layers(self, model: str, measure: str | None = None) -> list[int]:
-        """Sorted layer indices that appear for `model` on either side of any pair (of `measure`, if given)."""
+        """The layers of a model that appear on either side of any pair.
+
+        Parameters
+        ----------
+        model
+            A model of the table.
+        measure
+            Only the layers this measure covers (attention measures have no layer 0, for instance); default:
+            the layers of every measure.
+
+        Returns
+        -------
+        list of int
+            Sorted layer indices (empty when the measure does not cover the model).
+
+        Raises
+        ------
+        KeyError
+            If the model or the measure is not in the table (listing those that are).
+        """
         if model not in self._layers:
             raise KeyError(f"model {model!r} is not in the results table; it has {self.models()}")
         if measure is None:
@@ -202,26 +339,116 @@ class ResultTable:
         return list(self._measure_layers[measure].get(model, []))
 
     def layer_ids(self, models: Sequence[str] | None = None, measure: str | None = None) -> list[LayerId]:
-        """All representations of the given models (default: every model), model by model; with `measure`,
-        only the layers that measure covers.
+        """All representations of the given models, model by model and layer by layer.
+
+        Parameters
+        ----------
+        models
+            Models of the table, in the order wanted (default: every model, in table order).
+        measure
+            Only the layers this measure covers; default: every layer.
+
+        Returns
+        -------
+        list of LayerId
+            The representations.
+
+        Raises
+        ------
+        KeyError
+            If a model or the measure is not in the table.
+        ValueError
+            If `models` is a string rather than a list, or lists a model twice.
         """
         chosen = self._check_models(models)
         return [LayerId(m, layer) for m in chosen for layer in self.layers(m, measure)]
 
     def level(self, measure: str) -> str:
-        """The level ("representation" or "attention") of a measure."""
+        """The level of a measure.
+
+        Parameters
+        ----------
+        measure
+            A measure of the table.
+
+        Returns
+        -------
+        str
+            ``"representation"`` or ``"attention"``.
+
+        Raises
+        ------
+        KeyError
+            If the measure is not in the table (listing those that are).
+        """
         return self._kind(measure)[0]
 
     def is_symmetric(self, measure: str) -> bool:
-        """Whether the measure's rows are stored once per unordered pair ("sym")."""
+        """Whether the measure's rows are stored once per unordered pair (direction ``"sym"``).
+
+        Parameters
+        ----------
+        measure
+            A measure of the table.
+
+        Returns
+        -------
+        bool
+            True for a symmetric measure, False for a directed one (``"a->b"``).
+
+        Raises
+        ------
+        KeyError
+            If the measure is not in the table.
+        """
         return self._kind(measure)[1] == SYMMETRIC
 
     def value(self, measure: str, a: LayerId | tuple[str, int], b: LayerId | tuple[str, int]) -> float:
-        """sim(a -> b) of one pair; KeyError naming the pair when it was not computed."""
+        """The value sim(a -> b) of one pair.
+
+        Parameters
+        ----------
+        measure
+            A measure of the table.
+        a, b
+            The two representations, as `LayerId` or ``(model, layer)`` tuples (either order for a symmetric
+            measure).
+
+        Returns
+        -------
+        float
+            The value.
+
+        Raises
+        ------
+        KeyError
+            If the measure, a model or a layer is not in the table, or the pair was not computed (naming it).
+        """
         return float(self.values(measure, [LayerId(*a)], [LayerId(*b)])[0, 0])
 
     def values(self, measure: str, rows: Sequence[LayerId], columns: Sequence[LayerId]) -> np.ndarray:
-        """``out[i, j] = sim(rows[i] -> columns[j])``; KeyError naming the first pair that is missing."""
+        """The values of every pair of some representations with some others.
+
+        Parameters
+        ----------
+        measure
+            A measure of the table.
+        rows
+            The "from" representations.
+        columns
+            The "to" representations.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``out[i, j] = sim(rows[i] -> columns[j])``, len(rows) x len(columns), float64.
+
+        Raises
+        ------
+        KeyError
+            If the measure, a model or a layer is not in the table, or a pair was not computed (naming the
+            first one missing and how many are).
+        """
         dense = self._dense_matrix(measure)
         row_pos = self._positions(rows)
         col_pos = self._positions(columns)
@@ -236,13 +463,53 @@ class ResultTable:
         return found
 
     def pair_matrix(self, measure: str, model_a: str, model_b: str) -> np.ndarray:
-        """layers(model_a) x layers(model_b) array of sim(layer of a -> layer of b) (the measure's layers)."""
+        """The values of one model's layers against another's, over the layers the measure covers.
+
+        Parameters
+        ----------
+        measure
+            A measure of the table.
+        model_a
+            The "from" model.
+        model_b
+            The "to" model.
+
+        Returns
+        -------
+        numpy.ndarray
+            layers(model_a) x layers(model_b): sim(layer of a -> layer of b).
+
+        Raises
+        ------
+        KeyError
+            If the measure or a model is not in the table, or a pair was not computed.
+        """
         rows = self.layer_ids([model_a], measure)
         columns = self.layer_ids([model_b], measure)
         return self.values(measure, rows, columns)
 
     def matrix(self, measure: str, models: Sequence[str] | None = None) -> LayerMatrix:
-        """All layers of `models` (default: all, in table order) that `measure` covers, against each other."""
+        """All layers of some models that a measure covers, against each other.
+
+        Parameters
+        ----------
+        measure
+            A measure of the table.
+        models
+            The models, in the order wanted (default: every model, in table order).
+
+        Returns
+        -------
+        LayerMatrix
+            The square matrix, labelled model by model and layer by layer.
+
+        Raises
+        ------
+        KeyError
+            If the measure or a model is not in the table, or a pair was not computed.
+        ValueError
+            If `models` is a string rather than a list, or lists a model twice.
+        """
         labels = self.layer_ids(models, measure)
         return LayerMatrix(
             measure=measure,
@@ -254,6 +521,7 @@ class ResultTable:
 
     # -- internals --------------------------------------------------------------------------------------
     def _check_models(self, models: Sequence[str] | None) -> list[str]:
+        """The models asked for (default: all), checked to be in the table, each once."""
         known = self.models()
         if models is None:
             return known
@@ -325,5 +593,3 @@ def _models_and_layers(frame: pd.DataFrame) -> tuple[list[str], dict[str, list[i
     grouped = sides.groupby("model", sort=False)["layer"]
     layers = {str(model): sorted(int(x) for x in group) for model, group in grouped}
     return models, layers
-
-
