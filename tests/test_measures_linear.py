@@ -563,3 +563,39 @@ def test_values_far_outside_the_usual_range_give_the_same_score(name: str, scale
     X, Y = related_pair(71)
     got = SIMILARITIES[name](X * scale, Y)
     assert got == pytest.approx(SIMILARITIES[name](X, Y), rel=1e-9)
+
+
+# --- rank decisions follow the centred data ----------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("name", "kwargs"),
+    [("cca_rho", {}), ("cca_r2", {}), ("svcca", {}), ("svcca", {"convention": "wu"}), ("pwcca", {}),
+     ("linreg", {}), ("r2_lr", {})],
+)
+def test_float16_with_a_mean_far_above_its_spread_keeps_every_direction(name: str, kwargs: dict) -> None:
+    """A float16 layer whose mean (49152) is ~50x its spread: an exact shift of the data must not change any
+    measure that decides a rank, and the value must match the engine (which sees only centred moments)."""
+    import reprsim.measures as M
+    from reprsim.engine import StreamingSimilarity, SvccaOptions
+
+    r = np.random.default_rng(0)
+    Z = r.standard_normal((3000, 16))
+    X = (Z @ r.standard_normal((16, 16)) * 250 + 49152).astype(np.float16)
+    Y = Z[:, :8] + 0.3 * r.standard_normal((3000, 8))
+    shifted = X - np.float16(49152)  # exact in float16 (Sterbenz): the same rounding, a small mean
+    assert np.array_equal(shifted.astype(np.float64), X.astype(np.float64) - 49152)
+    f = getattr(M, name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for a, b in ((X, Y), (Y, X)):
+            a_shift = shifted if a is X else a
+            b_shift = shifted if b is X else b
+            value = f(a, b, **kwargs)
+            assert value == pytest.approx(f(a_shift, b_shift, **kwargs), rel=1e-9, abs=1e-12)
+            assert value == pytest.approx(f(a.astype(np.float64), b.astype(np.float64), **kwargs), rel=1e-9)
+        svcca_options = SvccaOptions(**kwargs) if name == "svcca" else None
+        acc = StreamingSimilarity((name,), device="cpu", svcca=svcca_options)
+        for start in range(0, 3000, 700):
+            acc.update(X[start : start + 700], Y[start : start + 700])
+        streamed = acc.result()[name]
+    forward = streamed.a_to_b if hasattr(streamed, "a_to_b") else streamed
+    assert f(X, Y, **kwargs) == pytest.approx(forward, rel=1e-6)

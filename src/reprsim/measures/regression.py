@@ -80,11 +80,14 @@ def thin_svd(a: torch.Tensor, what: str) -> tuple[torch.Tensor, torch.Tensor]:
 def rounding_floor(x: torch.Tensor, column_scale: torch.Tensor | float, eps: float) -> float:
     """The largest singular value that rounding of the input alone can put into a scaled, centred matrix.
 
-    The matrix is the one whose column j is ``(x_j - mean_j) * column_scale_j``. Each value of x was rounded
-    to its float type (relative error ``eps / 2``), so the error is at most
-    ``eps / 2 * ||x_j|| * column_scale_j`` per column, and the Frobenius norm of that error bounds its
-    spectral norm. Directions below it are rounding: without this floor, float32 activations of a low-rank
-    layer would count as extra dimensions.
+    The matrix is the one whose column j is ``(x_j - mean_j) * column_scale_j``. Each value was rounded to its
+    float type (relative error ``eps / 2``), so the error of column j is taken as at most
+    ``eps / 2 * ||x_j - mean_j|| * column_scale_j``, and the Frobenius norm of that error bounds its spectral
+    norm. Directions below it are rounding: without this floor, float32 activations of a low-rank layer
+    would count as extra dimensions. The bound follows the centred columns, so that every measure with a
+    rank decision gives the same value for X and for X shifted by a constant (a float16 layer with a mean far
+    above its spread would otherwise lose real directions); the engine, which sees only centred moments,
+    decides ranks the same way.
 
     Parameters
     ----------
@@ -100,7 +103,7 @@ def rounding_floor(x: torch.Tensor, column_scale: torch.Tensor | float, eps: flo
     float
         The bound.
     """
-    return 0.5 * eps * float((x.norm(dim=0) * column_scale).norm())
+    return 0.5 * eps * float((centre(x).norm(dim=0) * column_scale).norm())
 
 
 def _column_basis(z: torch.Tensor, what: str, floor: float = 0.0) -> torch.Tensor:
