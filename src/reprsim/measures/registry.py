@@ -112,7 +112,7 @@ _CCA_CONVENTION = (
     "input's own rounding (float32/float16 storage); constant neurons span nothing and are dropped."
 )
 
-_MEASURES = (
+_CORE_MEASURES = (
     MeasureInfo(
         name="maxsim", function=maxsim, level="neuron", symmetric=False, larger_is_similar=True,
         invariances=_NEURON_SCALING, needs_subsample=False, streamable=True,
@@ -289,6 +289,19 @@ _MEASURES = (
     ),
 )
 
+
+
+def _block_measures() -> tuple[MeasureInfo, ...]:
+    """Measures the engine derives from its blocks beyond the core set (shape metrics, Bures, GULP, ...)."""
+    return ()
+
+
+def _neighbourhood_measures() -> tuple[MeasureInfo, ...]:
+    """Measures on one k-NN graph, RDM or distance matrix per representation (Jaccard, CKNNA, RSA variants, ...)."""
+    return ()
+
+
+_MEASURES = _CORE_MEASURES + _block_measures() + _neighbourhood_measures()
 _BY_NAME = MappingProxyType({info.name: info for info in _MEASURES})
 
 
