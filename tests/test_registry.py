@@ -172,3 +172,61 @@ def test_needs_subsample_flag_matches_a_max_rows_argument_and_warning(name):
         X, Y = data(seed=7, n=80)
         with pytest.warns(SubsampleWarning):
             info.function(X, Y, max_rows=50)
+
+
+# --- measure specs: a registry name with keyword options ---------------------------------------------------
+def test_a_spec_binds_options_and_has_one_canonical_name() -> None:
+    X, Y = data(3)
+    info = get("svcca( convention = wu , keep=0.9 )")
+    assert info.name == "svcca(convention=wu, keep=0.9)" and info.base == "svcca"
+    assert dict(info.options) == {"convention": "wu", "keep": 0.9}
+    assert info.function(X, Y) == measures.svcca(X, Y, keep=0.9, convention="wu")
+    assert get("rbf_cka(t=0.8)") is get("rbf_cka")  # a default option is no option
+    assert get("rbf_cka(t=0.4)").function(X, Y) == measures.rbf_cka(X, Y, t=0.4)
+    assert get("linear_cka").options == {} and get("linear_cka").base == "linear_cka"
+
+
+@pytest.mark.parametrize(
+    ("spec", "error", "message"),
+    [
+        ("rbf_cka(q=1)", ValueError, r"measure 'rbf_cka' has no option 'q'; it takes: t, max_rows, seed"),
+        ("svcca(keep)", ValueError, r"options are written key=value, got 'keep'"),
+        ("svcca(keep=0.9, keep=0.8)", ValueError, r"option 'keep' is given twice"),
+        ("svcca(keep=[1)", ValueError, r"is not a number, string or boolean"),
+        ("rsa(max_rows=1", ValueError, r"is not a name or name\(option=value, \.\.\.\)"),
+        ("cka_linear(t=1)", KeyError, r"unknown measure 'cka_linear'"),
+        ("linear_cka(X=1)", ValueError, r"has no option 'X'"),
+    ],
+)
+def test_a_bad_spec_is_named(spec: str, error: type[Exception], message: str) -> None:
+    with pytest.raises(error, match=message):
+        get(spec)
+
+
+def test_compare_and_the_engine_take_specs(tmp_path) -> None:
+    from reprsim import compare
+    from reprsim.store import ActivationStore
+
+    rng = np.random.default_rng(5)
+    store = ActivationStore(tmp_path / "acts")
+    lengths = [30] * 10
+    latent = rng.standard_normal((300, 3))
+    rows = {}
+    for name in ("m1", "m2"):
+        reps = [(latent @ rng.standard_normal((3, w)) + rng.standard_normal((300, w))).astype(np.float32)
+                for w in (6, 5)]
+        writer = store.writer(name, {"name": name}, [0, 1], [6, 5], lengths, None, "float32")
+        writer.write_sentences(0, len(lengths), reps, None)
+        writer.finalize()
+        rows[name] = reps
+    specs = ["svcca(keep=0.5)", "rbf_cka(t=0.4)", "mutual_knn(k=5)", "linear_cka"]
+    table = compare(store, measures=specs, progress=False)
+    assert table.measures() == ["svcca(keep=0.5)", "linear_cka", "rbf_cka(t=0.4)", "mutual_knn(k=5)"]
+    for spec in specs:
+        got = table.value(spec, ("m1", 0), ("m2", 1))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            expected = get(spec).function(rows["m1"][0], rows["m2"][1])
+        assert got == pytest.approx(expected, rel=1e-6, abs=1e-9), spec
+    with pytest.raises(ValueError, match=r"mutual_knn\(max_rows=100\): option\(s\) max_rows do not apply"):
+        compare(store, measures=["mutual_knn(max_rows=100)"], progress=False)

@@ -76,9 +76,9 @@ def resolve_measures(names: Sequence[str]) -> list[str]:
     for name in names:
         expanded = [m for m in registry.available() if m not in NOT_IN_ALL] if name == "all" else [name]
         for m in expanded:
-            registry.get(m)
-            if m not in chosen:
-                chosen.append(m)
+            canonical = registry.get(m).name
+            if canonical not in chosen:
+                chosen.append(canonical)
     if not chosen:
         raise ValueError("no measures chosen")
     return chosen
@@ -497,15 +497,18 @@ def compare(
         earlier_entries = previous.provenance.get("entries") or {}
     done = _done_keys(previous)
 
-    streamed = [m for m in names if m in ENGINE_MEASURES]
+    streamed = [m for m in names if registry.get(m).base in ENGINE_MEASURES]
     sampled = [m for m in names if registry.get(m).level != "attention" and m not in streamed]
     attention = [m for m in names if registry.get(m).level == "attention"]
 
-    if "mutual_knn" in sampled and min(entries[0].n_words, subsample_rows) <= DEFAULT_K:
-        raise ValueError(  # checked before the other measures run, not after
-            f"mutual_knn compares each word's {DEFAULT_K} nearest neighbours and needs more than {DEFAULT_K} rows; the "
-            f"corpus has {entries[0].n_words} words: choose measures without it (--measures) or a larger corpus"
-        )
+    for m in sampled:  # checked before the other measures run, not after
+        info = registry.get(m)
+        k = int(info.options.get("k", DEFAULT_K))
+        if info.base == "mutual_knn" and min(entries[0].n_words, subsample_rows) <= k:
+            raise ValueError(
+                f"{m} compares each word's {k} nearest neighbours and needs more than {k} rows; the corpus has "
+                f"{entries[0].n_words} words: choose measures without it (--measures) or a larger corpus"
+            )
     records = streamed_records(reps, streamed, done, device, chunk_rows, progress)
     records += subsampled_records(reps, sampled, done, subsample_rows, seed, chunk_rows, progress)
     records += attention_records(entries, attention, done, attention_sentences, seed, progress)

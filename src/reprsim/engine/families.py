@@ -26,7 +26,7 @@ from reprsim.measures.attention import MEASURE_KINDS, AttentionFit, attention_fi
 from reprsim.measures.sample_fit import SAMPLE_FIT_MEASURES, fit_sample, sample_fit_bytes, score_sample
 
 from .linear_fit import CCA_TYPE_MEASURES, LinearFit, SvccaOptions
-from .linear_score import PairTerms, derive, neuron_matches
+from .linear_score import PairTerms, derive, neuron_matches, svcca_options_of
 from .moments import CrossMoments, Precision
 from .scheduler import PairScore, Tile
 from .sources import AttentionSource, RepresentationSource, read_rows, stream
@@ -52,12 +52,14 @@ def _one_blas_thread_each(workers: int, device: torch.device) -> Iterator[int]:
 
 def _prepare(fit: LinearFit, measures: Sequence[str], svcca_options: SvccaOptions) -> None:
     """Compute the per-representation decompositions the measures will use, before pairs share them."""
-    if any(m in measures for m in ("linreg", "r2_lr", "cca_r2", "cca_rho", "pwcca")):
+    bases = {registry.parse_spec(m)[0]: m for m in measures}
+    if any(m in bases for m in ("linreg", "r2_lr", "cca_r2", "cca_rho", "pwcca")):
         fit.whitener  # noqa: B018 (cached)
-        if "pwcca" in measures:
+        if "pwcca" in bases:
             fit.loadings  # noqa: B018
-    if "svcca" in measures:
-        fit.svcca_basis(svcca_options)
+    for m in measures:
+        if registry.parse_spec(m)[0] == "svcca":
+            fit.svcca_basis(svcca_options_of(registry.get(m).options, svcca_options))
     fit.drop_decompositions()
 
 
@@ -322,6 +324,16 @@ class SampleFamily:
     def __init__(self, sources: Sequence[RepresentationSource], measure: str, rows: np.ndarray,
                  chunk_rows: int) -> None:
         self.sources, self.measure, self.rows, self.chunk_rows = list(sources), measure, rows, chunk_rows
+        info = registry.get(measure)
+        self.base, self.fitted_here = info.base, info.base in SAMPLE_FIT_MEASURES
+        self.function = info.function
+        self.fit_options = dict(info.options)
+        if self.fitted_here:
+            takes = {"t", "k", "clip_quantile"}
+            other = sorted(set(self.fit_options) - takes)
+            if other:
+                raise ValueError(f"{measure}: option(s) {', '.join(other)} do not apply in an all-pairs comparison, "
+                                 "whose rows are chosen once for every measure (subsample_rows, seed)")
         self.fits: dict[int, Any] = {}
         self.fitted = 0
 
@@ -339,8 +351,8 @@ class SampleFamily:
             The fit's size on the subsample, or the float32 subsample rows for a measure without a fit.
         """
         n = len(self.rows)
-        if self.measure in SAMPLE_FIT_MEASURES:
-            return sample_fit_bytes(self.measure, n)
+        if self.fitted_here:
+            return sample_fit_bytes(self.base, n)
         return 4 * n * self.sources[item].width
 
     def pair_bytes(self, a: int, b: int) -> int:
@@ -371,7 +383,7 @@ class SampleFamily:
         for k in tile.members:
             if k not in self.fits:
                 data = read_rows(self.sources[k], self.rows, self.chunk_rows)
-                self.fits[k] = fit_sample(self.measure, data) if self.measure in SAMPLE_FIT_MEASURES else data
+                self.fits[k] = fit_sample(self.base, data, **self.fit_options) if self.fitted_here else data
                 self.fitted += 1
 
     def score(self, tile: Tile) -> Iterator[PairScore]:
@@ -387,10 +399,9 @@ class SampleFamily:
         tuple of (int, int, dict)
             ``(a, b, {measure: value})`` per pair, in the tile's order.
         """
-        function = registry.get(self.measure).function
         for a, b in tile.pairs:
             fa, fb = self.fits[a], self.fits[b]
-            value = score_sample(fa, fb) if self.measure in SAMPLE_FIT_MEASURES else function(fa, fb)
+            value = score_sample(fa, fb) if self.fitted_here else self.function(fa, fb)
             yield a, b, {self.measure: float(value)}
 
 
@@ -417,7 +428,7 @@ class AttentionFamily:
     def __init__(self, sources: Sequence[AttentionSource], measure: str, sentences: np.ndarray,
                  lengths: Sequence[int]) -> None:
         self.sources, self.measure = list(sources), measure
-        self.kind = MEASURE_KINDS[measure]
+        self.kind = MEASURE_KINDS[registry.get(measure).base]
         self.sentences, self.lengths = sentences, list(lengths)
         self.fits: dict[int, AttentionFit] = {}
 

@@ -19,13 +19,15 @@ of the largest are treated as rounding). For data of full numerical rank, or wit
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 import torch
 
+from reprsim.measures import registry
 from reprsim.measures.neuron import NeuronMatch
 
 from .linear_fit import (
@@ -601,20 +603,47 @@ def angular_distance(t: PairTerms) -> float:
 
 MeasureValue = float | Directed[float]
 
-_DERIVATIONS: dict[str, Callable[[PairTerms, SvccaOptions], MeasureValue]] = {
-    "maxsim": lambda t, _: maxsim(t),
-    "linreg": lambda t, _: linreg(t),
-    "r2_lr": lambda t, _: r2_lr(t),
-    "cca_r2": lambda t, _: cca_r2(t),
-    "cca_rho": lambda t, _: cca_rho(t),
-    "svcca": svcca,
-    "pwcca": lambda t, _: pwcca(t),
-    "linear_cka": lambda t, _: linear_cka(t),
-    "debiased_cka": lambda t, _: debiased_cka(t),
-    "procrustes": lambda t, _: procrustes(t),
-    "procrustes_distance": lambda t, _: procrustes_distance(t),
-    "angular_distance": lambda t, _: angular_distance(t),
+Derivation = Callable[[PairTerms, Mapping[str, Any], SvccaOptions], MeasureValue]
+
+_DERIVATIONS: dict[str, Derivation] = {
+    "maxsim": lambda t, _, __: maxsim(t),
+    "linreg": lambda t, _, __: linreg(t),
+    "r2_lr": lambda t, _, __: r2_lr(t),
+    "cca_r2": lambda t, _, __: cca_r2(t),
+    "cca_rho": lambda t, _, __: cca_rho(t),
+    "svcca": lambda t, options, defaults: svcca(t, svcca_options_of(options, defaults)),
+    "pwcca": lambda t, _, __: pwcca(t),
+    "linear_cka": lambda t, _, __: linear_cka(t),
+    "debiased_cka": lambda t, _, __: debiased_cka(t),
+    "procrustes": lambda t, _, __: procrustes(t),
+    "procrustes_distance": lambda t, _, __: procrustes_distance(t),
+    "angular_distance": lambda t, _, __: angular_distance(t),
 }
+
+
+def svcca_options_of(options: Mapping[str, Any], defaults: SvccaOptions | None = None) -> SvccaOptions:
+    """SVCCA's options from a measure spec's options (``svcca(keep=0.9)``) over defaults.
+
+    Parameters
+    ----------
+    options
+        The spec's options (keep, convention, standardize).
+    defaults
+        The options not given take these (default: ``SvccaOptions()``).
+
+    Returns
+    -------
+    SvccaOptions
+        The merged options.
+    """
+    base = defaults if defaults is not None else SvccaOptions()
+    given = {k: v for k, v in options.items() if k in ("keep", "convention", "standardize")}
+    return SvccaOptions(**{"keep": base.keep, "convention": base.convention, "standardize": base.standardize, **given})
+
+
+def _base_and_options(spec: str) -> tuple[str, Mapping[str, Any]]:
+    info = registry.get(spec)
+    return info.base, info.options
 
 
 def check_measures(measures: Sequence[str] | str) -> tuple[str, ...]:
@@ -639,13 +668,16 @@ def check_measures(measures: Sequence[str] | str) -> tuple[str, ...]:
     names = (measures,) if isinstance(measures, str) else tuple(measures)
     if not names:
         raise ValueError(f"no measures given; choose from {', '.join(ENGINE_MEASURES)}")
+    canonical = []
     for name in names:
-        if name not in _DERIVATIONS:
+        base, _ = registry.parse_spec(name)
+        if base not in _DERIVATIONS:
             raise ValueError(
                 f"measure {name!r} cannot be derived from streamed moments; choose from "
                 f"{', '.join(ENGINE_MEASURES)} (the others need the rows themselves: reprsim.measures)"
             )
-    return tuple(dict.fromkeys(names))
+        canonical.append(registry.get(name).name)
+    return tuple(dict.fromkeys(canonical))
 
 
 def derive(t: PairTerms, measures: Sequence[str], svcca_options: SvccaOptions | None = None) -> dict[str, MeasureValue]:
@@ -672,5 +704,9 @@ def derive(t: PairTerms, measures: Sequence[str], svcca_options: SvccaOptions | 
         If a name is unknown (see `check_measures`) or a measure is undefined for the pair (see each
         measure's function).
     """
-    options = svcca_options if svcca_options is not None else SvccaOptions()
-    return {name: _DERIVATIONS[name](t, options) for name in check_measures(measures)}
+    defaults = svcca_options if svcca_options is not None else SvccaOptions()
+    values: dict[str, MeasureValue] = {}
+    for spec in check_measures(measures):
+        base, options = _base_and_options(spec)
+        values[spec] = _DERIVATIONS[base](t, options, defaults)
+    return values

@@ -17,8 +17,12 @@ side independently (for attention measures: X, Y are layers and ``"permutation"`
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import ast
+import functools
+import inspect
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any, Literal, get_args
 
@@ -70,6 +74,14 @@ class MeasureInfo:
         The paper the measure comes from.
     cost
         Time and memory of one comparison, with n rows and widths p, q.
+    similarity_repository_id
+        The measure's id in similarity-repository (Cloos et al. 2024), the cross-implementation catalogue of
+        measure names, where one matches this convention; empty where none does.
+    options
+        For a measure asked for with options (``"svcca(keep=0.9)"``, see `parse_spec`): those options, already
+        bound into `function`; `name` is then the canonical spec and `base` the registry name.
+    base
+        The registry name the entry was made from (`name` itself for a plain entry).
 
     Raises
     ------
@@ -90,8 +102,13 @@ class MeasureInfo:
     convention: str
     reference: str
     cost: str
+    similarity_repository_id: str = ""
+    options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    base: str = ""
 
     def __post_init__(self) -> None:
+        if not self.base:
+            object.__setattr__(self, "base", self.name)
         if self.level not in LEVELS:
             raise ValueError(f"measure {self.name!r}: level must be one of {LEVELS}, got {self.level!r}")
         unknown = set(self.invariances) - INVARIANCES
@@ -305,28 +322,117 @@ _MEASURES = _CORE_MEASURES + _block_measures() + _neighbourhood_measures()
 _BY_NAME = MappingProxyType({info.name: info for info in _MEASURES})
 
 
+_SPEC = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:\((.*)\))?\s*$", re.DOTALL)
+_FIXED = frozenset({"X", "Y", "A", "B"})  # the compared inputs, never options
+
+
+def _format_value(value: Any) -> str:
+    if isinstance(value, str) and value.isidentifier():
+        return value
+    return repr(value)
+
+
+def _parse_value(text: str, spec: str) -> Any:
+    text = text.strip()
+    if text.isidentifier() and text not in {"True", "False", "None"}:
+        return text  # a bare word: a string option such as rdm=cosine
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        raise ValueError(f"measure {spec!r}: option value {text!r} is not a number, string or boolean") from None
+
+
+def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
+    """Split a measure spec into its registry name and options.
+
+    A spec is a registry name, optionally followed by keyword options of its function in parentheses:
+    ``"linear_cka"``, ``"svcca(keep=0.9, convention=wu)"``, ``"rbf_cka(t=0.4)"``. Bare words are strings.
+
+    Parameters
+    ----------
+    spec
+        The spec.
+
+    Returns
+    -------
+    tuple
+        (name, options).
+
+    Raises
+    ------
+    ValueError
+        If the spec is malformed, or an option is given twice or has no value.
+    """
+    match = _SPEC.match(spec) if isinstance(spec, str) else None
+    if match is None:
+        raise ValueError(f"measure {spec!r} is not a name or name(option=value, ...)")
+    name, inner = match.group(1), match.group(2)
+    options: dict[str, Any] = {}
+    if inner is not None and inner.strip():
+        for part in inner.split(","):
+            key, sep, value = part.partition("=")
+            key = key.strip()
+            if not sep or not key.isidentifier() or not value.strip():
+                raise ValueError(f"measure {spec!r}: options are written key=value, got {part.strip()!r}")
+            if key in options:
+                raise ValueError(f"measure {spec!r}: option {key!r} is given twice")
+            options[key] = _parse_value(value, spec)
+    return name, options
+
+
+def _canonical(name: str, options: Mapping[str, Any]) -> str:
+    if not options:
+        return name
+    return f"{name}({', '.join(f'{k}={_format_value(options[k])}' for k in sorted(options))})"
+
+
+def _option_names(function: Callable[..., Any]) -> list[str]:
+    parameters = inspect.signature(function).parameters.values()
+    return [p.name for p in parameters if p.name not in _FIXED and p.default is not inspect.Parameter.empty]
+
+
 def get(name: str) -> MeasureInfo:
-    """Look up a measure by name.
+    """Look up a measure by name or by spec with options.
 
     Parameters
     ----------
     name
-        A registry name, e.g. ``"linear_cka"``.
+        A registry name, e.g. ``"linear_cka"``, or a spec with keyword options of the measure's function,
+        e.g. ``"svcca(keep=0.9)"`` (see `parse_spec`). Options equal to the function's defaults are dropped,
+        so ``"rbf_cka(t=0.8)"`` is ``"rbf_cka"``.
 
     Returns
     -------
     MeasureInfo
-        The measure's registry entry.
+        The measure's registry entry; for a spec with options, a copy whose `name` is the canonical spec,
+        whose `function` has the options bound and whose `options` lists them.
 
     Raises
     ------
     KeyError
         If no measure has that name; the message lists the available names.
+    ValueError
+        If the spec is malformed or names an option the measure's function does not take (listing those it
+        takes).
     """
+    base_name, options = parse_spec(name)
     try:
-        return _BY_NAME[name]
+        info = _BY_NAME[base_name]
     except KeyError:
-        raise KeyError(f"unknown measure {name!r}; available: {', '.join(available())}") from None
+        raise KeyError(f"unknown measure {base_name!r}; available: {', '.join(available())}") from None
+    if not options:
+        return info
+    allowed = _option_names(info.function)
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        takes = ", ".join(allowed) if allowed else "no options"
+        raise ValueError(f"measure {base_name!r} has no option {', '.join(map(repr, unknown))}; it takes: {takes}")
+    defaults = {p.name: p.default for p in inspect.signature(info.function).parameters.values()}
+    options = {k: v for k, v in options.items() if not (type(v) is type(defaults[k]) and v == defaults[k])}
+    if not options:
+        return info
+    return replace(info, name=_canonical(base_name, options), function=functools.partial(info.function, **options),
+                   options=MappingProxyType(dict(options)), base=base_name)
 
 
 def available(level: str | None = None) -> list[str]:
