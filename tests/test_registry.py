@@ -230,3 +230,11 @@ def test_compare_and_the_engine_take_specs(tmp_path) -> None:
         assert got == pytest.approx(expected, rel=1e-6, abs=1e-9), spec
     with pytest.raises(ValueError, match=r"mutual_knn\(max_rows=100\): option\(s\) max_rows do not apply"):
         compare(store, measures=["mutual_knn(max_rows=100)"], progress=False)
+
+
+def test_similarity_repository_ids_name_the_default_convention_only() -> None:
+    assert get("linear_cka").similarity_repository_id == "cka-kernel=linear-hsic=gretton-score"
+    assert get("svcca").similarity_repository_id == "svcca-var=0.99-score"
+    assert get("svcca(keep=0.95)").similarity_repository_id == ""  # another convention: no borrowed id
+    ids = [get(m).similarity_repository_id for m in available() if get(m).similarity_repository_id]
+    assert len(ids) == len(set(ids))

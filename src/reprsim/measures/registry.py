@@ -154,7 +154,8 @@ _CORE_MEASURES = (
         convention=_CCA_CONVENTION, reference=_KORNBLITH_2019, cost=_LINEAR_COST,
     ),
     MeasureInfo(
-        name="cca_r2", function=cca_r2, level="mixed", symmetric=True, larger_is_similar=True,
+        name="cca_r2", similarity_repository_id="cca-squared_score",
+        function=cca_r2, level="mixed", symmetric=True, larger_is_similar=True,
         invariances=_CCA, needs_subsample=False, streamable=True,
         description="mean squared canonical correlation R2_CCA",
         definition="R2_CCA = sum_k rho_k^2 / m, the rho_k being the singular values of Q_X^T Q_Y and "
@@ -163,7 +164,8 @@ _CORE_MEASURES = (
         reference="Hotelling 1936; as used by " + _KORNBLITH_2019, cost=_LINEAR_COST,
     ),
     MeasureInfo(
-        name="cca_rho", function=cca_rho, level="mixed", symmetric=True, larger_is_similar=True,
+        name="cca_rho", similarity_repository_id="cca-score",
+        function=cca_rho, level="mixed", symmetric=True, larger_is_similar=True,
         invariances=_CCA, needs_subsample=False, streamable=True,
         description="mean canonical correlation rho_CCA",
         definition="rho_CCA = sum_k rho_k / m over the m = min(rank X, rank Y) canonical correlations.",
@@ -171,7 +173,8 @@ _CORE_MEASURES = (
         reference="Hotelling 1936; as used by " + _KORNBLITH_2019, cost=_LINEAR_COST,
     ),
     MeasureInfo(
-        name="svcca", function=svcca, level="mixed", symmetric=True, larger_is_similar=True,
+        name="svcca", similarity_repository_id="svcca-var=0.99-score",
+        function=svcca, level="mixed", symmetric=True, larger_is_similar=True,
         invariances=_ORTHO, needs_subsample=False, streamable=True,
         description="mean canonical correlation of the top singular directions (99% of variance; Raghu et al.)",
         definition="Keep the top-k singular directions of each centred matrix explaining a fraction `keep` "
@@ -182,7 +185,8 @@ _CORE_MEASURES = (
         reference="Raghu et al. 2017, SVCCA (NeurIPS); " + _WU_2020, cost=_LINEAR_COST,
     ),
     MeasureInfo(
-        name="pwcca", function=pwcca, level="mixed", symmetric=False, larger_is_similar=True,
+        name="pwcca", similarity_repository_id="pwcca-score",
+        function=pwcca, level="mixed", symmetric=False, larger_is_similar=True,
         invariances=_PER_NEURON_X, needs_subsample=False, streamable=True,
         description="canonical correlations weighted by how much of X each accounts for (Morcos et al.)",
         definition="sim(X -> Y) = sum_k alpha_k rho_k / sum_k alpha_k, with alpha_k = sum_i |<h_k, x_i>| over "
@@ -192,7 +196,8 @@ _CORE_MEASURES = (
         reference="Morcos et al. 2018, Insights on representational similarity (NeurIPS)", cost=_LINEAR_COST,
     ),
     MeasureInfo(
-        name="linear_cka", function=linear_cka, level="distributed", symmetric=True, larger_is_similar=True,
+        name="linear_cka", similarity_repository_id="cka-kernel=linear-hsic=gretton-score",
+        function=linear_cka, level="distributed", symmetric=True, larger_is_similar=True,
         invariances=_ORTHO, needs_subsample=False, streamable=True,
         description="linear centered kernel alignment (Kornblith et al.)",
         definition="CKA = ||Y^T X||_F^2 / (||X^T X||_F ||Y^T Y||_F) on centred X and Y, equal to "
@@ -202,7 +207,8 @@ _CORE_MEASURES = (
         reference=_KORNBLITH_2019, cost="O(n p q); memory O(p q) (or O(n^2) in Gram space)",
     ),
     MeasureInfo(
-        name="debiased_cka", function=debiased_cka, level="distributed", symmetric=True, larger_is_similar=True,
+        name="debiased_cka", similarity_repository_id="cka-kernel=linear-hsic=song-score",
+        function=debiased_cka, level="distributed", symmetric=True, larger_is_similar=True,
         invariances=_ORTHO, needs_subsample=False, streamable=True,
         description="linear CKA with the unbiased HSIC estimator (Song et al.)",
         definition="The CKA ratio with the unbiased HSIC estimator (U-centred Grams with zeroed diagonal).",
@@ -230,7 +236,8 @@ _CORE_MEASURES = (
         reference=_KORNBLITH_2019, cost="O(n^2 (p + q)); memory O(n^2)",
     ),
     MeasureInfo(
-        name="procrustes", function=procrustes, level="distributed", symmetric=True, larger_is_similar=True,
+        name="procrustes", similarity_repository_id="procrustes-score",
+        function=procrustes, level="distributed", symmetric=True, larger_is_similar=True,
         invariances=_ORTHO, needs_subsample=False, streamable=True,
         description="normalised orthogonal Procrustes similarity (nuclear norm of X^T Y)",
         definition="||X^T Y||_* (nuclear norm) after centring and scaling each side to unit Frobenius norm.",
@@ -238,7 +245,8 @@ _CORE_MEASURES = (
         reference="Ding et al. 2021, Grounding representation similarity (NeurIPS)", cost=_LINEAR_COST,
     ),
     MeasureInfo(
-        name="procrustes_distance", function=procrustes_distance, level="distributed", symmetric=True,
+        name="procrustes_distance", similarity_repository_id="procrustes-distance=squared_euclidean",
+        function=procrustes_distance, level="distributed", symmetric=True,
         larger_is_similar=False, invariances=_ORTHO, needs_subsample=False, streamable=True,
         description="squared Procrustes distance 2 - 2 x similarity (Ding et al.)",
         definition="2 - 2 ||X^T Y||_* on centred, unit-Frobenius-norm X and Y.",
@@ -246,7 +254,8 @@ _CORE_MEASURES = (
         reference="Ding et al. 2021, Grounding representation similarity (NeurIPS)", cost=_LINEAR_COST,
     ),
     MeasureInfo(
-        name="angular_distance", function=angular_distance, level="distributed", symmetric=True,
+        name="angular_distance", similarity_repository_id="procrustes-distance=angular",
+        function=angular_distance, level="distributed", symmetric=True,
         larger_is_similar=False, invariances=_ORTHO, needs_subsample=False, streamable=True,
         description="angular Procrustes distance arccos(similarity) (Williams et al.)",
         definition="arccos(||X^T Y||_*) on centred, unit-Frobenius-norm X and Y: a metric on shapes.",
@@ -255,7 +264,8 @@ _CORE_MEASURES = (
         cost=_LINEAR_COST,
     ),
     MeasureInfo(
-        name="rsa", function=rsa, level="distributed", symmetric=True, larger_is_similar=True,
+        name="rsa", similarity_repository_id="rsa-rdm=correlation-compare=spearman",
+        function=rsa, level="distributed", symmetric=True, larger_is_similar=True,
         invariances=_NEURON_SCALING, needs_subsample=True, streamable=False,
         description="Spearman correlation of 1 - Pearson dissimilarity matrices",
         definition="Spearman correlation between the upper triangles of the two n x n dissimilarity matrices "
@@ -266,7 +276,8 @@ _CORE_MEASURES = (
         cost="O(n^2 (p + q) + n^2 log n); memory O(n^2)",
     ),
     MeasureInfo(
-        name="mutual_knn", function=mutual_knn, level="distributed", symmetric=True, larger_is_similar=True,
+        name="mutual_knn", similarity_repository_id="mutual_knn-topk=10",
+        function=mutual_knn, level="distributed", symmetric=True, larger_is_similar=True,
         invariances=_NEURON_SCALING, needs_subsample=True, streamable=False,
         description=f"shared fraction of each row's {DEFAULT_K} nearest neighbours (Huh et al.)",
         definition=f"mean over rows i of |N_X(i) & N_Y(i)| / k, N(i) the k = {DEFAULT_K} nearest rows of i by "
@@ -432,7 +443,8 @@ def get(name: str) -> MeasureInfo:
     if not options:
         return info
     return replace(info, name=_canonical(base_name, options), function=functools.partial(info.function, **options),
-                   options=MappingProxyType(dict(options)), base=base_name)
+                   options=MappingProxyType(dict(options)), base=base_name,
+                   similarity_repository_id="")  # the catalogue's id names the default convention only
 
 
 def available(level: str | None = None) -> list[str]:
