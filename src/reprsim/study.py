@@ -1,7 +1,22 @@
 """A study: one validated YAML config holding corpus, models, extraction options, measures and outputs.
 
-Validation is explicit and strict: an unknown key, a wrong type or a value outside its allowed set is an error
-that names the key path (for example `extraction.subword`) and what is allowed.
+Validation is explicit and strict: an unknown key, a wrong type or a value outside its allowed set is a
+`StudyConfigError` that names the key path (for example ``extraction.subword``) and what is allowed. A study
+is read with `load_study` and run with `reprsim.pipeline.run_study` (``reprsim run STUDY.yaml``).
+
+A study file (every key but ``models`` is optional; the classes below give each key's default):
+
+```yaml
+name: my-study
+corpus: {source: builtin, max_sentences: 1000, max_words: 40}   # or a .txt / .conllu path
+models:
+  - {name: MiniLM, model: minilm}
+  - {name: SmolLM2, model: smollm2, layers: [0, 6, 12, 18, 24, 30]}
+extraction: {subword: last, attention: true, batch_size: 32, device: auto, dtype: float32}
+compare: {measures: [all], subsample_rows: 5000, attention_sentences: 500, seed: 0}
+finetuning: {base: MiniLM, finetuned: [MiniLM-tuned]}
+output: {dir: reprsim-out}                                      # store/, results.parquet, report/
+```
 """
 
 from __future__ import annotations
@@ -14,11 +29,32 @@ import yaml
 
 
 class StudyConfigError(ValueError):
-    """A study config is malformed; the message names the key and what is allowed."""
+    """A study config is malformed; the message names the key path and what is allowed.
+
+    A subclass of ValueError, so callers that catch ValueError for bad input catch it too.
+    """
 
 
 @dataclass(frozen=True)
 class ModelSpec:
+    """One model of a study (an item of ``models``).
+
+    Attributes
+    ----------
+    name : str
+        The display name in the store, the results and the report; unique within the study. Defaults to
+        `model`.
+    model : str
+        A preset name, a Hugging Face hub id or a local model folder (see `reprsim.extraction.extract`).
+    revision : str or None, default None
+        A hub revision. It is validated but not passed on: extraction records the commit that a hub id
+        resolves to.
+    trust_remote_code : bool, default False
+        Allow the model's own code from the hub to run.
+    layers : "all" or list of int or None, default None
+        The layers to extract for this model (0 = embeddings), overriding ``extraction.layers``.
+    """
+
     name: str
     model: str
     revision: str | None = None
@@ -28,6 +64,19 @@ class ModelSpec:
 
 @dataclass(frozen=True)
 class CorpusSpec:
+    """The study's corpus (``corpus``: a mapping, or just the source as a string).
+
+    Attributes
+    ----------
+    source : str, default "builtin"
+        ``"builtin"``, or a plain-text or CoNLL-U file (see `reprsim.corpus.Corpus.load`). A relative path is
+        looked up beside the study file first, then relative to the current folder.
+    max_sentences : int or None, default None
+        Keep the first this many sentences (at least 1); more than the corpus has is an error at run time.
+    max_words : int or None, default None
+        Drop sentences longer than this many words (at least 1), before `max_sentences` is applied.
+    """
+
     source: str = "builtin"
     max_sentences: int | None = None
     max_words: int | None = None
@@ -35,6 +84,29 @@ class CorpusSpec:
 
 @dataclass(frozen=True)
 class ExtractionSpec:
+    """Extraction options shared by every model (``extraction``); see `reprsim.extraction.extract`.
+
+    Attributes
+    ----------
+    layers : "all" or list of int, default "all"
+        The layers to extract (0 = embeddings, l = block l); a model's own ``layers`` overrides it.
+    subword : {"last", "first", "mean"}, default "last"
+        How a word's vector is made from its subword tokens.
+    attention : bool, default True
+        Also store each layer's word x word attention maps.
+    causal_attention : bool, default False
+        Keep only attention to the word itself and earlier words (renormalised), for every model, so that
+        encoders and decoders can be compared.
+    batch_size : int, default 32
+        Sentences per forward pass (at least 1).
+    device : {"auto", "cpu", "cuda"}, default "auto"
+        Where the models run; ``"auto"`` is CUDA when torch sees a GPU.
+    dtype : {"float32", "float16", "bfloat16"}, default "float32"
+        The models' precision, and the store's.
+    long_sentences : {"error", "window"}, default "error"
+        A sentence over a model's context limit is an error, or is cut into overlapping windows of words.
+    """
+
     layers: str | list[int] = "all"
     subword: str = "last"
     attention: bool = True
@@ -47,6 +119,24 @@ class ExtractionSpec:
 
 @dataclass(frozen=True)
 class CompareSpec:
+    """All-pairs comparison options (``compare``); see `reprsim.comparison.compare`.
+
+    Attributes
+    ----------
+    measures : list of str, default ["all"]
+        Measure registry names, or ``"all"``; a single string is accepted as a one-item list.
+    device : {"auto", "cpu", "cuda"}, default "auto"
+        Where the streaming engine runs.
+    chunk_rows : int, default 8192
+        Rows per chunk of the streaming pass (at least 2).
+    subsample_rows : int, default 5000
+        The seeded row subsample of the n x n measures (RBF CKA, RSA, mutual k-NN); at least 10.
+    attention_sentences : int, default 500
+        The seeded sentence subsample of the attention measures (at least 1).
+    seed : int, default 0
+        The seed of both subsamples.
+    """
+
     measures: list[str] = field(default_factory=lambda: ["all"])
     device: str = "auto"
     chunk_rows: int = 8192
@@ -57,12 +147,51 @@ class CompareSpec:
 
 @dataclass(frozen=True)
 class FinetuneSpec:
+    """One fine-tuning comparison of the report (an item of ``finetuning``).
+
+    Attributes
+    ----------
+    base : str
+        The name of the model the others were fine-tuned from (a study model's `ModelSpec.name`).
+    finetuned : list of str
+        The names of the fine-tuned models (a single string is accepted as a one-item list).
+    """
+
     base: str
     finetuned: list[str]
 
 
 @dataclass(frozen=True)
 class Study:
+    """A validated study: what `reprsim.pipeline.run_study` runs.
+
+    Attributes
+    ----------
+    name : str
+        The study name (default ``"study"``), used in the report title.
+    corpus : CorpusSpec
+        The corpus.
+    models : list of ModelSpec
+        The models, at least one, with unique names.
+    extraction : ExtractionSpec
+        The extraction options.
+    compare : CompareSpec
+        The comparison options.
+    store : Path
+        The activation store folder (``output.store``; default ``<output.dir>/store``).
+    results : Path
+        The results table file (``output.results``; default ``<output.dir>/results.parquet``).
+    report : Path or None
+        The report folder (``output.report``; default ``<output.dir>/report``), or None when the config says
+        ``report: false``.
+    finetuning : list of FinetuneSpec
+        The fine-tuning comparisons of the report (possibly none).
+
+    Notes
+    -----
+    ``output.dir`` defaults to ``reprsim-out``; every output path is relative to the study file's folder.
+    """
+
     name: str
     corpus: CorpusSpec
     models: list[ModelSpec]
@@ -85,10 +214,12 @@ _CHOICES = {
 
 
 def _fail(path: str, message: str) -> StudyConfigError:
+    """Build the error for one key path."""
     return StudyConfigError(f"study config: `{path}`: {message}")
 
 
 def _mapping(value: Any, path: str, allowed: set[str]) -> dict[str, Any]:
+    """Check that a value is a mapping (None counts as empty) with only allowed keys."""
     if value is None:
         return {}
     if not isinstance(value, dict):
@@ -101,6 +232,7 @@ def _mapping(value: Any, path: str, allowed: set[str]) -> dict[str, Any]:
 
 
 def _typed(value: Any, path: str, kind: Any, minimum: int | None = None) -> Any:
+    """Check a value's type (and lower bound), returning it unchanged."""
     # bool is a subclass of int: reject it where a number is asked for.
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
@@ -111,6 +243,7 @@ def _typed(value: Any, path: str, kind: Any, minimum: int | None = None) -> Any:
 
 
 def _choice(value: Any, path: str) -> str:
+    """Check that a value is one of the allowed choices of its key path."""
     allowed = _CHOICES[path]
     if value not in allowed:
         raise _fail(path, f"{value!r} is not allowed; choose one of {', '.join(sorted(allowed))}")
@@ -118,11 +251,13 @@ def _choice(value: Any, path: str) -> str:
 
 
 def _optional_int(raw: dict[str, Any], key: str, path: str) -> int | None:
+    """Read an optional positive integer."""
     value = raw.get(key)
     return None if value is None else _typed(value, f"{path}.{key}", int, minimum=1)
 
 
 def _corpus(raw: Any) -> CorpusSpec:
+    """Validate ``corpus`` (a source string or a mapping)."""
     if isinstance(raw, str):
         return CorpusSpec(source=raw)
     d = _mapping(raw, "corpus", {"source", "max_sentences", "max_words"})
@@ -134,6 +269,7 @@ def _corpus(raw: Any) -> CorpusSpec:
 
 
 def _models(raw: Any) -> list[ModelSpec]:
+    """Validate ``models`` (strings or mappings; names unique)."""
     if not isinstance(raw, list) or not raw:
         raise _fail("models", "must be a non-empty list of models (each `{name: ..., model: ...}` or a string)")
     specs: list[ModelSpec] = []
@@ -161,6 +297,7 @@ def _models(raw: Any) -> list[ModelSpec]:
 
 
 def _layers(value: Any, path: str = "extraction.layers") -> str | list[int]:
+    """Validate a layer choice: "all" or a non-empty list of indices >= 0."""
     if value == "all":
         return "all"
     if isinstance(value, list) and value and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
@@ -170,6 +307,7 @@ def _layers(value: Any, path: str = "extraction.layers") -> str | list[int]:
 
 
 def _extraction(raw: Any) -> ExtractionSpec:
+    """Validate ``extraction``."""
     d = _mapping(raw, "extraction", set(ExtractionSpec.__dataclass_fields__))
     base = ExtractionSpec()
     return ExtractionSpec(
@@ -186,6 +324,7 @@ def _extraction(raw: Any) -> ExtractionSpec:
 
 
 def _compare(raw: Any) -> CompareSpec:
+    """Validate ``compare``, checking the measures against the registry."""
     d = _mapping(raw, "compare", set(CompareSpec.__dataclass_fields__))
     base = CompareSpec()
     measures = d.get("measures", base.measures)
@@ -213,6 +352,7 @@ def _compare(raw: Any) -> CompareSpec:
 
 
 def _finetuning(raw: Any, model_names: list[str]) -> list[FinetuneSpec]:
+    """Validate ``finetuning`` (one mapping or a list), checking that it names study models."""
     if raw is None:
         return []
     items = raw if isinstance(raw, list) else [raw]
@@ -234,8 +374,10 @@ def _finetuning(raw: Any, model_names: list[str]) -> list[FinetuneSpec]:
 
 
 def _beside(corpus: CorpusSpec, base_dir: Path) -> CorpusSpec:
-    """A relative corpus path is found beside the study file, like the outputs; one that exists only relative
-    to the current folder (how studies were read before) is still taken from there."""
+    """Resolve a relative corpus path beside the study file, like the outputs.
+
+    A path that exists only relative to the current folder is still taken from there.
+    """
     source = Path(corpus.source)
     if corpus.source == "builtin" or source.is_absolute() or not (base_dir / source).exists():
         return corpus
@@ -243,8 +385,29 @@ def _beside(corpus: CorpusSpec, base_dir: Path) -> CorpusSpec:
 
 
 def parse_study(raw: Any, base_dir: Path) -> Study:
-    """Validate a parsed YAML document; relative paths (outputs, and a corpus file found there) are taken
-    relative to `base_dir`, the study file's folder."""
+    """Validate a parsed YAML document into a `Study`.
+
+    Parameters
+    ----------
+    raw : Any
+        The document, as `yaml.safe_load` returns it (a mapping with a ``models`` key).
+    base_dir : Path
+        The folder relative paths are taken from (the study file's folder): every output path, and a relative
+        corpus path that exists there (otherwise the corpus path is left relative to the current folder).
+
+    Returns
+    -------
+    Study
+        The validated study, with defaults filled in.
+
+    Raises
+    ------
+    StudyConfigError
+        If a key is unknown, a required key (``models``, ``models[i].model``) is missing, a value has the
+        wrong type, is below its minimum or outside its allowed set, a measure is not in the registry, two
+        models share a name, or a fine-tuning comparison names a model that is not in the study. The
+        message names the key path.
+    """
     d = _mapping(raw, "", _TOP_KEYS)
     if "models" not in d:
         raise _fail("models", "is required")
@@ -253,6 +416,7 @@ def parse_study(raw: Any, base_dir: Path) -> Study:
     out_dir = base_dir / _typed(out.get("dir", "reprsim-out"), "output.dir", str)
 
     def path_of(key: str, default: Path) -> Path:
+        """Resolve ``output.<key>`` against `base_dir`, or return the default."""
         value = out.get(key)
         return default if value is None else base_dir / _typed(value, f"output.{key}", str)
 
@@ -271,7 +435,25 @@ def parse_study(raw: Any, base_dir: Path) -> Study:
 
 
 def load_study(path: str | Path) -> Study:
-    """Read and validate a study YAML file."""
+    """Read and validate a study YAML file.
+
+    Parameters
+    ----------
+    path : str or Path
+        The study file; relative paths inside it are taken from its folder (see `parse_study`).
+
+    Returns
+    -------
+    Study
+        The validated study.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file does not exist.
+    StudyConfigError
+        If the file is not valid YAML or the config is malformed (see `parse_study`).
+    """
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"study config not found: {p}")

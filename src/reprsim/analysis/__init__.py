@@ -1,5 +1,13 @@
-"""reprsim.analysis: aggregate a results table into layer-to-model and model-to-model similarities,
-cluster models and layers, score localisation, and follow fine-tuned models layer by layer."""
+"""Analyses of a results table: from layer pairs to models, clusters, localisation and fine-tuning.
+
+- `layer_to_model`, `model_to_model`, `model_matrix`: aggregate layer-pair similarities into the similarity
+  of a layer to a model and of a model to a model (`reprsim.analysis.aggregate`).
+- `cluster_models`, `cluster_layers`: hierarchical clustering of models and of layers
+  (`reprsim.analysis.clustering`).
+- `localisation_scores`: whether what a layer shares with other models sits in single neurons or is
+  distributed (`reprsim.analysis.localisation`).
+- `finetune_similarity`: how far fine-tuning moved each layer (`reprsim.analysis.finetune`).
+"""
 
 from reprsim.analysis.aggregate import (
     best_match,

@@ -1,7 +1,7 @@
-"""From layer-pair similarities to layer-to-model and model-to-model similarities (measures.md).
+"""From layer-pair similarities to layer-to-model and model-to-model similarities (docs/measures.md).
 
-- Layer to model: sim(l, M') = best over layers l' of M' of sim(l -> l'), "best" being max for similarity
-  measures and min for distances.
+- Layer to model: sim(l, M') = best over layers l' of M' of sim(l -> l'), "best" being the maximum for
+  similarity measures and the minimum for distances.
 - Model to model: sim(M -> M') = mean over layers l of M of sim(l, M'); symmetrised by averaging the two
   directions.
 
@@ -21,10 +21,25 @@ from reprsim.results import ResultTable
 
 
 def larger_means_similar(measure: str, override: bool | None = None) -> bool:
-    """Whether larger values of `measure` mean more similar (False for distances).
+    """Tell whether larger values of a measure mean more similar (False for distances).
 
-    `override` wins when given (for measures outside the registry); otherwise the measure registry
-    (`reprsim.measures.get(name).larger_is_similar`) decides.
+    Parameters
+    ----------
+    measure : str
+        The measure's registry name.
+    override : bool, optional
+        The answer, when given; use it for measures outside the registry. Otherwise the registry
+        (``reprsim.measures.get(measure).larger_is_similar``) decides.
+
+    Returns
+    -------
+    bool
+        True for similarity measures, False for distances.
+
+    Raises
+    ------
+    KeyError
+        If `override` is None and `measure` is not in the registry.
     """
     if override is not None:
         return bool(override)
@@ -41,7 +56,27 @@ def larger_means_similar(measure: str, override: bool | None = None) -> bool:
 
 
 def best_match(values: np.ndarray, larger_is_similar: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Per row, the best value across columns and the column that attains it (first one on ties)."""
+    """Find, per row, the best value across columns and the column that attains it.
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        A 2-D array (rows x columns), converted to float64.
+    larger_is_similar : bool
+        True to take the maximum (similarities), False to take the minimum (distances).
+
+    Returns
+    -------
+    best : numpy.ndarray
+        The best value of each row, shape ``(rows,)``.
+    best_column : numpy.ndarray
+        The column index that attains it (the first one on ties), shape ``(rows,)``.
+
+    Raises
+    ------
+    ValueError
+        If `values` is not 2-D or has no columns.
+    """
     values = np.asarray(values, dtype=np.float64)
     if values.ndim != 2 or values.shape[1] == 0:
         raise ValueError(f"best_match needs a 2-D array with at least one column, got shape {values.shape}")
@@ -50,8 +85,30 @@ def best_match(values: np.ndarray, larger_is_similar: bool) -> tuple[np.ndarray,
 
 
 def distinct_models(table: ResultTable, models: Sequence[str] | None, measure: str | None = None) -> list[str]:
-    """The models to aggregate over (default: all, in table order; with `measure`, those it covers: a model
-    without attention has no attention rows); at least two are needed."""
+    """Choose the models to aggregate over, checking that there are at least two.
+
+    Parameters
+    ----------
+    table : ResultTable
+        The results table.
+    models : sequence of str or None
+        The models wanted, or None for every model in table order.
+    measure : str, optional
+        Keep only the models that `measure` covers (a model without attention has no attention rows).
+
+    Returns
+    -------
+    list of str
+        The model names, without duplicates, in table order.
+
+    Raises
+    ------
+    KeyError
+        If a model or `measure` is not in the table.
+    ValueError
+        If `models` names a model that has no rows for `measure`, if fewer than two models remain, or if
+        `models` is a string or repeats a model.
+    """
     chosen = table.layer_ids(models, measure)
     names = list(dict.fromkeys(label.model for label in chosen))
     if models is not None and measure is not None:
@@ -69,9 +126,38 @@ def layer_to_model(
     models: Sequence[str] | None = None,
     larger_is_similar: bool | None = None,
 ) -> pd.DataFrame:
-    """sim(l, M') for every layer l of every model M and every other model M'.
+    """Compute the layer-to-model similarity sim(l, M') for every layer l of every model M and every other M'.
 
-    Columns: model, layer, other_model, measure, value, best_layer (the layer l' of M' that attains it).
+    sim(l, M') is the best over the layers l' of M' of sim(l -> l'): the maximum for a similarity measure,
+    the minimum for a distance. Only pairs of different models are used: a model's best match to itself is
+    its own layer, which says nothing.
+
+    Parameters
+    ----------
+    table : ResultTable
+        The results table; it must hold every cross-model layer pair of `measure`.
+    measure : str
+        The measure to aggregate.
+    models : sequence of str, optional
+        The models to use (at least two); default all models that `measure` covers, in table order.
+    larger_is_similar : bool, optional
+        Whether larger values mean more similar; default from the measure registry (see
+        `larger_means_similar`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (model, layer, other_model), with columns ``model``, ``layer``, ``other_model``,
+        ``measure``, ``value`` and ``best_layer`` (the layer l' of the other model that attains the value,
+        the first one on ties).
+
+    Raises
+    ------
+    KeyError
+        If `measure`, a model or a needed layer pair is not in the table, or the measure is unknown to the
+        registry and `larger_is_similar` is not given.
+    ValueError
+        If fewer than two models are covered by `measure` (see `distinct_models`).
     """
     larger = larger_means_similar(measure, larger_is_similar)
     names = distinct_models(table, models, measure)
@@ -101,10 +187,35 @@ def model_to_model(
     models: Sequence[str] | None = None,
     larger_is_similar: bool | None = None,
 ) -> pd.DataFrame:
-    """sim(M -> M') for every ordered pair of different models, with its symmetrised value.
+    """Compute the model-to-model similarity sim(A -> B) for every ordered pair of different models.
 
-    Columns: model_a, model_b, measure, value (= mean over layers of a of their best match in b),
-    symmetric (= mean of the a->b and b->a values, identical for both orders).
+    sim(A -> B) is the mean over the layers of A of their layer-to-model similarity to B (see
+    `layer_to_model`); it is directed, so it is also symmetrised by averaging both directions.
+
+    Parameters
+    ----------
+    table : ResultTable
+        The results table.
+    measure : str
+        The measure to aggregate.
+    models : sequence of str, optional
+        The models to use (at least two); default all models that `measure` covers.
+    larger_is_similar : bool, optional
+        Whether larger values mean more similar; default from the measure registry.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per ordered pair, with columns ``model_a``, ``model_b``, ``measure``, ``value`` (the mean
+        over the layers of a of their best match in b) and ``symmetric`` (the mean of the a -> b and b -> a
+        values, identical for both orders).
+
+    Raises
+    ------
+    KeyError
+        As `layer_to_model`.
+    ValueError
+        As `layer_to_model`.
     """
     per_layer = layer_to_model(table, measure, models, larger_is_similar)
     directed = (
@@ -127,9 +238,35 @@ def model_matrix(
     larger_is_similar: bool | None = None,
     symmetric: bool = False,
 ) -> pd.DataFrame:
-    """Model x model table of sim(row -> column) (or the symmetrised value); the diagonal is left empty.
+    """Arrange the model-to-model similarities as a square model x model table.
 
-    The diagonal is NaN on purpose: a model compared with itself is not an aggregate of this analysis.
+    Parameters
+    ----------
+    table : ResultTable
+        The results table.
+    measure : str
+        The measure to aggregate.
+    models : sequence of str, optional
+        The models to use (at least two), which are also the row and column order; default all models that
+        `measure` covers, in table order.
+    larger_is_similar : bool, optional
+        Whether larger values mean more similar; default from the measure registry.
+    symmetric : bool, default False
+        Give the symmetrised value instead of the directed sim(row -> column).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Rows (index named ``model``) and columns are the models; cell (a, b) holds sim(a -> b) or its
+        symmetrised value. The diagonal is NaN on purpose: a model compared with itself is not an aggregate
+        of this analysis.
+
+    Raises
+    ------
+    KeyError
+        As `layer_to_model`.
+    ValueError
+        As `layer_to_model`.
     """
     tidy = model_to_model(table, measure, models, larger_is_similar)
     names = distinct_models(table, models, measure)

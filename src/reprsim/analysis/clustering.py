@@ -1,7 +1,7 @@
-"""Hierarchical clustering of models and of layers (average linkage on a symmetric dissimilarity).
+"""Hierarchical clustering of models and of layers (average linkage by default, on a symmetric dissimilarity).
 
 Dissimilarity = 1 - symmetric similarity for similarity measures, the symmetrised distance itself for
-distance measures (measures.md, "From layers to models"). Directed measures are symmetrised by averaging
+distance measures (docs/measures.md, "From layers to models"). Directed measures are symmetrised by averaging
 the two directions before clustering, since a dendrogram needs one number per unordered pair.
 """
 
@@ -23,7 +23,21 @@ LINKAGE_METHODS: tuple[str, ...] = ("average", "complete", "single", "weighted")
 
 @dataclass(frozen=True)
 class Clustering:
-    """A hierarchical clustering: scipy linkage matrix, the leaves' labels, and the dissimilarities used."""
+    """A hierarchical clustering: the scipy linkage matrix, the leaves' labels and the dissimilarities used.
+
+    Attributes
+    ----------
+    measure : str
+        The measure the dissimilarities come from.
+    method : str
+        The linkage method (one of ``"average"``, ``"complete"``, ``"single"``, ``"weighted"``).
+    labels : tuple of str or tuple of LayerId
+        The leaves: model names (`cluster_models`) or layers (`cluster_layers`), in matrix order.
+    linkage : numpy.ndarray
+        The ``(len(labels) - 1, 4)`` linkage matrix of `scipy.cluster.hierarchy.linkage`.
+    dissimilarity : numpy.ndarray
+        The square dissimilarity matrix clustered, with a zero diagonal, rows and columns in `labels` order.
+    """
 
     measure: str
     method: str
@@ -32,7 +46,24 @@ class Clustering:
     dissimilarity: np.ndarray  # square, zero diagonal, rows/columns in `labels` order
 
     def groups(self, n_groups: int) -> list[int]:
-        """Cluster number (1..n_groups) of each label when the tree is cut into `n_groups` clusters."""
+        """Cut the tree into a number of clusters and give each label its cluster.
+
+        Parameters
+        ----------
+        n_groups : int
+            The number of clusters, between 1 and the number of labels.
+
+        Returns
+        -------
+        list of int
+            The cluster number (1 to `n_groups`) of each label, in `labels` order (scipy's ``fcluster`` with
+            ``criterion="maxclust"``, which may give fewer clusters on tied heights).
+
+        Raises
+        ------
+        ValueError
+            If `n_groups` is out of range.
+        """
         if not 1 <= n_groups <= len(self.labels):
             raise ValueError(f"n_groups must be between 1 and {len(self.labels)}, got {n_groups}")
         return [int(g) for g in fcluster(self.linkage, t=n_groups, criterion="maxclust")]
@@ -41,7 +72,26 @@ class Clustering:
 def to_dissimilarity(values: np.ndarray, larger_is_similar: bool) -> np.ndarray:
     """Symmetrise a square matrix and turn it into a dissimilarity with an exact zero diagonal.
 
-    The diagonal is set to 0 by definition (an item's distance to itself), not taken from the data.
+    The matrix is averaged with its transpose; for a similarity measure the dissimilarity is 1 minus that,
+    for a distance it is the symmetrised distance itself. The diagonal is set to 0 by definition (an item's
+    distance to itself), not taken from the data.
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        A square matrix of similarities or distances, converted to float64.
+    larger_is_similar : bool
+        True if `values` are similarities, False if they are distances.
+
+    Returns
+    -------
+    numpy.ndarray
+        The symmetric dissimilarity matrix, same shape as `values`.
+
+    Raises
+    ------
+    ValueError
+        If `values` is not square or holds NaN or Inf.
     """
     values = np.asarray(values, dtype=np.float64)
     if values.ndim != 2 or values.shape[0] != values.shape[1]:
@@ -60,7 +110,31 @@ def cluster(
     measure: str,
     method: str = "average",
 ) -> Clustering:
-    """Hierarchical clustering of items from a square dissimilarity matrix."""
+    """Cluster items hierarchically from a square dissimilarity matrix.
+
+    Parameters
+    ----------
+    dissimilarity : numpy.ndarray
+        A symmetric ``(n, n)`` dissimilarity matrix with a zero diagonal (see `to_dissimilarity`).
+    labels : sequence of str or sequence of LayerId
+        The ``n`` items, in matrix order.
+    measure : str
+        The measure the dissimilarities come from (recorded in the result).
+    method : str, default "average"
+        The linkage method: ``"average"``, ``"complete"``, ``"single"`` or ``"weighted"``. Ward, centroid
+        and median linkage are not offered: they assume Euclidean distances.
+
+    Returns
+    -------
+    Clustering
+        The clustering.
+
+    Raises
+    ------
+    ValueError
+        If `method` is unknown, there are fewer than two labels, or the matrix shape does not match the
+        labels.
+    """
     if method not in LINKAGE_METHODS:
         raise ValueError(f"unknown linkage method {method!r}; use one of {list(LINKAGE_METHODS)}")
     if len(labels) < 2:
@@ -85,7 +159,34 @@ def cluster_models(
     larger_is_similar: bool | None = None,
     method: str = "average",
 ) -> Clustering:
-    """Cluster models on 1 - symmetrised model-to-model similarity (or the model-to-model distance)."""
+    """Cluster models on 1 - symmetrised model-to-model similarity (or on the symmetrised distance).
+
+    Parameters
+    ----------
+    table : ResultTable
+        The results table.
+    measure : str
+        The measure whose model-to-model aggregate (see `reprsim.analysis.model_to_model`) is clustered.
+    models : sequence of str, optional
+        The models to cluster (at least two); default all models that `measure` covers.
+    larger_is_similar : bool, optional
+        Whether larger values mean more similar; default from the measure registry.
+    method : str, default "average"
+        The linkage method (see `cluster`).
+
+    Returns
+    -------
+    Clustering
+        The clustering, labelled by model name.
+
+    Raises
+    ------
+    KeyError
+        If `measure`, a model or a needed layer pair is not in the table, or the measure's direction is
+        unknown.
+    ValueError
+        If fewer than two models are covered, or `method` is unknown.
+    """
     larger = larger_means_similar(measure, larger_is_similar)
     names = distinct_models(table, models, measure)
     tidy = model_to_model(table, measure, names, larger)
@@ -105,7 +206,37 @@ def cluster_layers(
     larger_is_similar: bool | None = None,
     method: str = "average",
 ) -> Clustering:
-    """Cluster every layer of `models` on 1 - symmetric layer similarity (needs within-model pairs too)."""
+    """Cluster every layer of some models on 1 - symmetrised layer similarity (or the symmetrised distance).
+
+    Unlike `cluster_models`, this needs the within-model layer pairs too: the results table must hold every
+    pair of the chosen layers.
+
+    Parameters
+    ----------
+    table : ResultTable
+        The results table.
+    measure : str
+        The measure to cluster on.
+    models : sequence of str, optional
+        The models whose layers are clustered; default all models.
+    larger_is_similar : bool, optional
+        Whether larger values mean more similar; default from the measure registry.
+    method : str, default "average"
+        The linkage method (see `cluster`).
+
+    Returns
+    -------
+    Clustering
+        The clustering, labelled by `LayerId`.
+
+    Raises
+    ------
+    KeyError
+        If `measure`, a model or any layer pair is missing from the table, or the measure's direction is
+        unknown.
+    ValueError
+        If the matrix holds NaN or Inf, there are fewer than two layers, or `method` is unknown.
+    """
     larger = larger_means_similar(measure, larger_is_similar)
     matrix = table.matrix(measure, models)
     return cluster(to_dissimilarity(matrix.values, larger), matrix.labels, measure, method)

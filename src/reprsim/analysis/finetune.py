@@ -19,10 +19,35 @@ def finetune_similarity(
     finetuned: Sequence[str],
     measures: Sequence[str] | None = None,
 ) -> pd.DataFrame:
-    """Per fine-tuned model, layer and measure: the similarity of its layer l to the base's layer l.
+    """Compare each layer of fine-tuned models with the same layer of their base model.
 
-    Columns: model, layer, measure, level, value. Directed measures use sim(fine-tuned -> base).
-    Every layer of a fine-tuned model must exist in the base (ValueError otherwise).
+    Parameters
+    ----------
+    table : ResultTable
+        The results table; it must hold the pair (fine-tuned layer l, base layer l) for every layer and
+        measure used.
+    base : str
+        The model the fine-tuned models started from.
+    finetuned : sequence of str
+        The fine-tuned models (a list, not a single string).
+    measures : sequence of str, optional
+        The measures to report; default every measure in the table. A measure that does not cover a layer
+        (attention measures have no embedding layer) simply has no row for it.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (fine-tuned model, layer, measure), with columns ``model``, ``layer``, ``measure``,
+        ``level`` (representation or attention) and ``value``. Directed measures use
+        sim(fine-tuned -> base).
+
+    Raises
+    ------
+    ValueError
+        If `finetuned` is a string or empty, contains `base`, or if a fine-tuned model has a layer the base
+        lacks.
+    KeyError
+        If a model or measure is not in the table, or a needed pair is missing.
     """
     if isinstance(finetuned, str):
         raise ValueError(f"finetuned must be a list of model names, got the string {finetuned!r}")

@@ -1,4 +1,4 @@
-"""Localisation score of a layer (Wu et al. 2020; measures.md, "From layers to models").
+"""Localisation score of a layer (Wu et al. 2020; docs/measures.md, "From layers to models").
 
 score(l) = z(mean maxsim of l to every layer of every other model)
          - z(mean SVCCA of l to every layer of every other model),
@@ -22,9 +22,27 @@ SUBSPACE_MEASURE = "svcca"
 
 
 def mean_to_other_models(table: ResultTable, measure: str, models: Sequence[str]) -> pd.DataFrame:
-    """Per layer, the mean of sim(l -> l') over every layer l' of every other model in `models`.
+    """Average, per layer, its similarity to every layer of every other model.
 
-    Columns: model, layer, value.
+    Parameters
+    ----------
+    table : ResultTable
+        The results table.
+    measure : str
+        The measure to average.
+    models : sequence of str
+        The models considered; the mean for a layer l of model M is over sim(l -> l') for every layer l' of
+        every other model of `models` that `measure` covers.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per layer of each model, with columns ``model``, ``layer`` and ``value``.
+
+    Raises
+    ------
+    KeyError
+        If `measure`, a model or a needed pair is not in the table.
     """
     parts = []
     for model in models:
@@ -36,7 +54,25 @@ def mean_to_other_models(table: ResultTable, measure: str, models: Sequence[str]
 
 
 def zscore(values: np.ndarray, what: str) -> np.ndarray:
-    """(x - mean) / std with the population std (ddof=0); a constant input has no z-score and raises."""
+    """Standardise values: (x - mean) / std, with the population standard deviation (ddof=0).
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        The values, converted to float64.
+    what : str
+        What the values are, for the error message.
+
+    Returns
+    -------
+    numpy.ndarray
+        The z-scores, same shape as `values`.
+
+    Raises
+    ------
+    ValueError
+        If the values are constant (or NaN): they have no z-score.
+    """
     values = np.asarray(values, dtype=np.float64)
     spread = values.std()
     if not spread > 0:
@@ -50,9 +86,37 @@ def localisation_scores(
     neuron_measure: str = NEURON_MEASURE,
     subspace_measure: str = SUBSPACE_MEASURE,
 ) -> pd.DataFrame:
-    """Localisation score of every layer of `models` (default: all models in the table).
+    """Compute the localisation score of every layer of some models.
 
-    Columns: model, layer, neuron_mean, subspace_mean, neuron_z, subspace_z, score.
+    score(l) = z(mean neuron-level similarity of l to the layers of the other models) - z(mean subspace-level
+    similarity of l to them), the z-scores taken across all layers of all the models. A high score means what
+    a layer shares with other models sits in individual neurons; a low score means it is distributed.
+
+    Parameters
+    ----------
+    table : ResultTable
+        The results table, holding both measures.
+    models : sequence of str, optional
+        The models considered (at least two); default all models in the table.
+    neuron_measure : str, default "maxsim"
+        The neuron-level measure.
+    subspace_measure : str, default "svcca"
+        The subspace-level measure.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per layer that both measures cover (joined on model and layer, not by position), with
+        columns ``model``, ``layer``, ``neuron_mean``, ``subspace_mean``, ``neuron_z``, ``subspace_z`` and
+        ``score``.
+
+    Raises
+    ------
+    KeyError
+        If either measure, a model or a needed pair is not in the table.
+    ValueError
+        If fewer than two models are given, the two measures share no layer, or either mean is constant
+        across layers (no z-score).
     """
     names = distinct_models(table, models)
     for measure in (neuron_measure, subspace_measure):

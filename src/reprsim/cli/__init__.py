@@ -1,4 +1,8 @@
-"""The `reprsim` command. Each subcommand lives in its own module exposing `register(subparsers)`."""
+"""The ``reprsim`` command line.
+
+Each subcommand lives in its own module (``reprsim.cli.<command>``), which exposes ``register(subparsers)`` to add
+its parser and ``run(args)`` to carry it out. `main` turns user-facing errors into one line on stderr.
+"""
 
 from __future__ import annotations
 
@@ -21,9 +25,27 @@ COMMANDS: tuple[str, ...] = (
 
 
 def int_at_least(minimum: int) -> Callable[[str], int]:
-    """An argparse `type` for integer options of at least `minimum`, with a message saying which."""
+    """Make an argparse ``type`` for integer options of at least `minimum`.
+
+    Parameters
+    ----------
+    minimum : int
+        The smallest value accepted.
+
+    Returns
+    -------
+    callable
+        Parses an option's text into an int, raising `argparse.ArgumentTypeError` ("must be an integer", or
+        "must be a positive integer" / "must be at least N") so that argparse names the option in its error.
+
+    Examples
+    --------
+    >>> int_at_least(2)("5")
+    5
+    """
 
     def parse(text: str) -> int:
+        """Parse one option value."""
         try:
             value = int(text)
         except ValueError:
@@ -37,6 +59,13 @@ def int_at_least(minimum: int) -> Callable[[str], int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """Build the ``reprsim`` argument parser with every subcommand.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        The parser; each subcommand sets ``func`` to its module's ``run``.
+    """
     from reprsim import __version__
 
     parser = argparse.ArgumentParser(
@@ -51,6 +80,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the ``reprsim`` command line.
+
+    A ValueError, KeyError or OSError raised by a command (bad input, an unreadable or unwritable path) is
+    printed as one line, ``reprsim <command>: error: <message>``, without a traceback; Ctrl-C prints one
+    line saying that finished work is kept (extraction commits whole windows, comparisons write nothing
+    partial), so running the same command again goes on from there.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The arguments, without the program name; default ``sys.argv[1:]``.
+
+    Returns
+    -------
+    int
+        The exit status: 0 on success, 1 on a user-facing error, 2 when no command is given (the help is
+        printed), 130 on Ctrl-C. Argparse itself exits with status 2 on a malformed command line.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

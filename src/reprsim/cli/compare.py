@@ -7,10 +7,34 @@ from pathlib import Path
 
 
 def _names(text: str) -> list[str]:
+    """Split a comma-separated option into its non-empty names."""
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
 def run(args: argparse.Namespace) -> int:
+    """Compare every stored representation with every other and write the results table.
+
+    Existing rows of ``--out`` are kept and not recomputed (unless ``--overwrite``); ``--out`` is checked
+    before any work.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed ``reprsim compare`` options.
+
+    Returns
+    -------
+    int
+        0.
+
+    Raises
+    ------
+    ValueError
+        If ``--out`` is neither ``.parquet`` nor ``.csv`` (without ``--csv``), or cannot be written, or the
+        comparison rejects its input (unknown measures or models, entries from different corpora).
+    KeyError
+        If a measure or model is unknown.
+    """
     from reprsim.comparison import compare
     from reprsim.results import FORMAT_OF_SUFFIX, ResultTable, check_output_path
 
@@ -39,6 +63,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``compare`` subcommand and its options to the ``reprsim`` parser.
+
+    Parameters
+    ----------
+    sub : argparse._SubParsersAction
+        The subparsers of the ``reprsim`` parser (see `reprsim.cli.build_parser`).
+    """
     p = sub.add_parser("compare", help="compare every stored representation with every other")
     p.add_argument("--store", required=True, help="activation store directory (from `reprsim extract`)")
     p.add_argument("--measures", default="all", help="comma-separated measure names, or 'all' (default)")

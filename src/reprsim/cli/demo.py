@@ -10,8 +10,8 @@ from pathlib import Path
 SMOLLM2_LAYERS = list(range(0, 31, 5))
 
 
-def demo_config(out: Path, sentences: int) -> dict[str, object]:
-    """The demo as a study config: the same path `reprsim run` takes."""
+def _demo_config(out: Path, sentences: int) -> dict[str, object]:
+    """Write the demo as a study config, so that it takes the same path as ``reprsim run``."""
     return {
         "name": "demo",
         "corpus": {"source": "builtin", "max_sentences": sentences, "max_words": 40},
@@ -28,11 +28,28 @@ def demo_config(out: Path, sentences: int) -> dict[str, object]:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the demo study: MiniLM and SmolLM2 (every fifth layer) and their random controls on the built-in corpus.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed ``reprsim demo`` options (``--out``, ``--sentences``, ``--quiet``).
+
+    Returns
+    -------
+    int
+        0.
+
+    Raises
+    ------
+    ValueError
+        If a packaged model is missing or the study fails (see `reprsim.pipeline.run_study`).
+    """
     from reprsim.pipeline import run_study
     from reprsim.study import parse_study
 
     out = Path(args.out).resolve()
-    study = parse_study(demo_config(out, args.sentences), Path.cwd())
+    study = parse_study(_demo_config(out, args.sentences), Path.cwd())
     start = time.perf_counter()
     outputs = run_study(study, progress=not args.quiet)
     minutes = (time.perf_counter() - start) / 60
@@ -43,6 +60,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``demo`` subcommand and its options to the ``reprsim`` parser.
+
+    Parameters
+    ----------
+    sub : argparse._SubParsersAction
+        The subparsers of the ``reprsim`` parser (see `reprsim.cli.build_parser`).
+    """
     p = sub.add_parser("demo", help="built-in study: MiniLM and SmolLM2 vs random controls, with report")
     p.add_argument("--out", default="reprsim-out/demo", help="output folder (store, results, report)")
     p.add_argument("--sentences", type=int, default=1000, help="built-in corpus sentences to use")

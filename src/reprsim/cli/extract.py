@@ -9,6 +9,28 @@ from reprsim.cli import int_at_least
 
 
 def run(args: argparse.Namespace) -> int:
+    """Extract each model over the corpus into the store and print one line per entry.
+
+    ``--max-words`` drops long sentences before ``--max-sentences`` keeps the first N.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed ``reprsim extract`` options.
+
+    Returns
+    -------
+    int
+        0.
+
+    Raises
+    ------
+    ValueError
+        If ``--name`` is given a different number of times than there are models, or the corpus or a model
+        cannot be read or extracted (see `reprsim.extraction.extract`).
+    FileNotFoundError
+        If the corpus file is missing.
+    """
     from reprsim.corpus import Corpus
     from reprsim.extraction import extract
     from reprsim.store import ActivationStore
@@ -46,6 +68,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``extract`` subcommand and its options to the ``reprsim`` parser.
+
+    Parameters
+    ----------
+    subparsers : argparse._SubParsersAction
+        The subparsers of the ``reprsim`` parser (see `reprsim.cli.build_parser`).
+    """
     parser = subparsers.add_parser(
         "extract",
         help="run models over a corpus and store word-level activations (resumable)",

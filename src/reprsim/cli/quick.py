@@ -13,8 +13,8 @@ import numpy as np
 from reprsim.cli import int_at_least
 
 
-def synthetic_representations(n: int, p: int, seed: int) -> dict[str, np.ndarray]:
-    """A base matrix with low-rank structure, a rotated noisy copy, and independent noise."""
+def _synthetic_representations(n: int, p: int, seed: int) -> dict[str, np.ndarray]:
+    """Generate a low-rank base matrix, a rotated noisy copy of it, and independent noise, each (n, p)."""
     rng = np.random.default_rng(seed)
     latent = rng.standard_normal((n, 8))
     base = latent @ rng.standard_normal((8, p)) + 0.3 * rng.standard_normal((n, p))
@@ -25,11 +25,23 @@ def synthetic_representations(n: int, p: int, seed: int) -> dict[str, np.ndarray
 
 
 def run(args: argparse.Namespace) -> int:
+    """Print every representation-level measure on three synthetic pairs (base vs itself, rotated, noise).
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed ``reprsim quick`` options (``--rows``, ``--width``, ``--seed``).
+
+    Returns
+    -------
+    int
+        0.
+    """
     import warnings
 
     from reprsim import measures
 
-    reps = synthetic_representations(args.rows, args.width, args.seed)
+    reps = _synthetic_representations(args.rows, args.width, args.seed)
     names = [m for m in measures.available() if measures.get(m).level != "attention"]
     pairs = [("base", "base"), ("base", "rotated"), ("base", "noise")]
     header = f"{'measure':<22}" + "".join(f"{a + ' vs ' + b:>18}" for a, b in pairs)
@@ -46,6 +58,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``quick`` subcommand and its options to the ``reprsim`` parser.
+
+    Parameters
+    ----------
+    sub : argparse._SubParsersAction
+        The subparsers of the ``reprsim`` parser (see `reprsim.cli.build_parser`).
+    """
     p = sub.add_parser("quick", help="compute every measure on generated data and print a table")
     p.add_argument("--rows", type=int_at_least(2), default=2000, help="rows (words) per representation")
     p.add_argument("--width", type=int_at_least(2), default=64, help="neurons per representation")

@@ -7,6 +7,28 @@ from pathlib import Path
 
 
 def run(args: argparse.Namespace) -> int:
+    """Write the HTML report of a results table (see `reprsim.report.write_report`).
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed ``reprsim report`` options.
+
+    Returns
+    -------
+    int
+        0.
+
+    Raises
+    ------
+    ValueError
+        If a ``--finetuned`` value is malformed or names a base model twice, or the results table cannot be
+        read.
+    FileNotFoundError
+        If the results table does not exist.
+    KeyError
+        If a ``--finetuned`` model is not in the table.
+    """
     from reprsim.report import parse_finetuned, write_report
     from reprsim.results import ResultTable
 
@@ -23,6 +45,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``report`` subcommand and its options to the ``reprsim`` parser.
+
+    Parameters
+    ----------
+    subparsers : argparse._SubParsersAction
+        The subparsers of the ``reprsim`` parser (see `reprsim.cli.build_parser`).
+    """
     parser = subparsers.add_parser(
         "report",
         help="draw figures and write a self-contained HTML report from a results table",

@@ -7,9 +7,11 @@ from pathlib import Path
 from typing import Any
 
 
-def entry_rows(store: Any) -> list[dict[str, str]]:
-    """One row per entry: key, display name, model, state (complete, unfinished k/n sentences, or damaged),
-    layers, words and size on disk."""
+def _entry_rows(store: Any) -> list[dict[str, str]]:
+    """List one row per entry: key, name, model, state, layers, words and size on disk.
+
+    The state is complete, unfinished (k of n sentences), or damaged (with the reason).
+    """
     from reprsim.store import CorruptEntryError, layout
     from reprsim.store._files import read_json
 
@@ -45,7 +47,7 @@ def entry_rows(store: Any) -> list[dict[str, str]]:
 
 
 def _manifest_record(store: Any, key: str) -> dict[str, Any] | None:
-    """An entry's manifest.json, or None before its writer got that far."""
+    """Read an entry's manifest.json, or return None before its writer got that far."""
     from reprsim.store import layout
     from reprsim.store._files import read_json
 
@@ -56,15 +58,43 @@ def _manifest_record(store: Any, key: str) -> dict[str, Any] | None:
 
 
 def _display_name(key: str, record: dict[str, Any] | None) -> str:
+    """Return an entry's display name from its manifest ("?" without one; the key if it names none)."""
     return "?" if record is None else str(record.get("manifest", {}).get("name", key))
 
 
 def run(args: argparse.Namespace) -> int:
+    """List a store's entries, or remove entries from it.
+
+    ``list`` prints one line per entry: key, name, model, state (complete, unfinished k of n sentences, or
+    damaged), layers, words and size on disk. ``remove`` takes entry keys or display names (each held by
+    exactly one entry) and, with ``--unfinished``, every unfinished entry; everything is resolved before
+    anything is removed.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed ``reprsim store`` options.
+
+    Returns
+    -------
+    int
+        0.
+
+    Raises
+    ------
+    ValueError
+        If ``remove`` names nothing (and no ``--unfinished``), a display name is held by several entries,
+        or the store cannot be opened.
+    KeyError
+        If a key or display name matches no entry.
+    FileNotFoundError
+        If the store does not exist.
+    """
     from reprsim.store import ActivationStore
 
     store = ActivationStore(args.store, create=False)
     if args.action == "list":
-        rows = entry_rows(store)
+        rows = _entry_rows(store)
         if not rows:
             print(f"{store.path}: no entries")
             return 0
@@ -74,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
         for r in rows:
             print("  ".join(r.get(c, "").ljust(widths[c]) for c in columns).rstrip())
         return 0
-    keys = resolve_keys(store, args.entries, args.unfinished)
+    keys = _resolve_keys(store, args.entries, args.unfinished)
     for key in keys:
         store.remove(key)
         print(f"removed {key}")
@@ -82,9 +112,8 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def resolve_keys(store: Any, entries: list[str], unfinished: bool) -> list[str]:
-    """Keys to remove: each given key, or display name held by exactly one entry; plus every unfinished entry
-    with `unfinished`. Everything is resolved before anything is removed."""
+def _resolve_keys(store: Any, entries: list[str], unfinished: bool) -> list[str]:
+    """Resolve the keys to remove: given keys or single-entry display names, plus unfinished entries if asked."""
     if not entries and not unfinished:
         raise ValueError("name the entries to remove (keys or display names), or pass --unfinished")
     # Only the manifests: opening every entry (as `list` does, to report damage) is not needed to match names.
@@ -103,6 +132,13 @@ def resolve_keys(store: Any, entries: list[str], unfinished: bool) -> list[str]:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``store`` subcommand and its options to the ``reprsim`` parser.
+
+    Parameters
+    ----------
+    subparsers : argparse._SubParsersAction
+        The subparsers of the ``reprsim`` parser (see `reprsim.cli.build_parser`).
+    """
     parser = subparsers.add_parser(
         "store",
         help="list the entries of an activation store, or remove some",

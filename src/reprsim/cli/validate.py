@@ -21,6 +21,30 @@ if TYPE_CHECKING:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the validation sections, write their CSV, Markdown and figures into ``--out``, print the Markdown.
+
+    Sections 1 and 2 run on seeded networks trained here; results are rewritten after every setting, so an
+    interrupted run keeps the finished settings. Section 3 runs on the packaged real models (by default with
+    the full preset only; the packages are checked before anything trains) and, with ``--study``, on a
+    results table of the user's own models.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed ``reprsim validate`` options.
+
+    Returns
+    -------
+    int
+        0.
+
+    Raises
+    ------
+    ValueError
+        If ``--threads`` is below 1, or ``--study-design`` is given without ``--study``.
+    FileNotFoundError
+        If the ``--study`` results table does not exist.
+    """
     from reprsim.validation.real_models import check_models_installed
     from reprsim.validation.run import ValidationConfig, run_validation, validation_markdown, write_outputs
 
@@ -33,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"--study: results table {args.study!r} does not exist")
     config = ValidationConfig.preset_named(preset, threads=args.threads)
     wants_real = preset == "full" if args.real_models is None else args.real_models
-    real = real_models_config(preset) if wants_real else None
+    real = _real_models_config(preset) if wants_real else None
     if real is not None:
         check_models_installed(real)  # fail now, not after the seeded networks have trained
     out = Path(args.out)
@@ -43,15 +67,15 @@ def run(args: argparse.Namespace) -> int:
     )
     print(validation_markdown(result))
     if real is not None:
-        print(write_real_models(real, out, args.threads, progress=not args.no_progress))
+        print(_write_real_models(real, out, args.threads, progress=not args.no_progress))
     if args.study:
-        print(write_study(Path(args.study), Path(args.study_design) if args.study_design else None, out))
+        print(_write_study(Path(args.study), Path(args.study_design) if args.study_design else None, out))
     print(f"results written to {out}/")
     return 0
 
 
-def real_models_config(preset: str) -> RealModelsConfig:
-    """Section 3's size per preset: the full study, or a small one (fewer sentences, shorter fine-tuning)."""
+def _real_models_config(preset: str) -> RealModelsConfig:
+    """Size section 3 by preset: the full study, or a small one (fewer sentences, shorter fine-tuning)."""
     from reprsim.validation.finetune import FinetuneConfig
     from reprsim.validation.real_models import RealModelsConfig
 
@@ -60,13 +84,13 @@ def real_models_config(preset: str) -> RealModelsConfig:
     return RealModelsConfig(sentences=100, finetune=FinetuneConfig(train_sentences=320, epochs=1))
 
 
-def write_real_models(config: RealModelsConfig, out: Path, threads: int, progress: bool) -> str:
-    """Section 3 on the packaged models: study in out/real-models, findings as real_*.csv + real_models.md."""
+def _write_real_models(config: RealModelsConfig, out: Path, threads: int, progress: bool) -> str:
+    """Run section 3 on the packaged models (study in out/real-models, real_*.csv, real_models.md); return the text."""
     from reprsim.validation.findings import findings_markdown
     from reprsim.validation.real_models import run_real_models
 
     result = run_real_models(config, out / "real-models", threads=threads, progress=progress)
-    write_findings(result.findings, out, prefix="real")
+    _write_findings(result.findings, out, prefix="real")
     lines = []
     if result.finetuned is not None:
         tuned = result.finetuned
@@ -83,25 +107,33 @@ def write_real_models(config: RealModelsConfig, out: Path, threads: int, progres
     return text
 
 
-def write_findings(findings: StudyFindings, out: Path, prefix: str) -> None:
+def _write_findings(findings: StudyFindings, out: Path, prefix: str) -> None:
+    """Write each finding table as ``<prefix>_<name>.csv``."""
     for name in ("model_similarity", "families", "controls", "divergence", "finetuning", "finetuning_trend"):
         getattr(findings, name).to_csv(out / f"{prefix}_{name}.csv", index=False)
 
 
-def write_study(results_path: Path, design_path: Path | None, out: Path) -> str:
-    """Section 3 on a saved results table: CSV per finding plus study.md; returns the Markdown."""
+def _write_study(results_path: Path, design_path: Path | None, out: Path) -> str:
+    """Run section 3 on a saved results table (a CSV per finding, study.md); return the Markdown."""
     from reprsim.results import ResultTable
     from reprsim.validation.findings import StudyDesign, findings_markdown, study_findings
 
     design = StudyDesign.from_yaml(design_path) if design_path else StudyDesign()
     findings = study_findings(ResultTable.load(results_path), design)
-    write_findings(findings, out, prefix="study")
+    _write_findings(findings, out, prefix="study")
     text = findings_markdown(findings)
     (out / "study.md").write_text(text, encoding="utf-8")
     return text
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``validate`` subcommand and its options to the ``reprsim`` parser.
+
+    Parameters
+    ----------
+    sub : argparse._SubParsersAction
+        The subparsers of the ``reprsim`` parser (see `reprsim.cli.build_parser`).
+    """
     p = sub.add_parser(
         "validate",
         help="validate the measures on seeded networks (layer identification, component deletion)",

@@ -15,7 +15,21 @@ CONLLU_SUFFIXES = frozenset({".conllu", ".conll"})
 
 
 def corpus_hash(sentences: list[list[str]]) -> str:
-    """sha256 hex digest of the sentences, serialised as compact UTF-8 JSON (unambiguous for any words)."""
+    """Hash a list of sentences: the content key that every store entry and cache key uses.
+
+    The sentences are serialised as compact UTF-8 JSON (``ensure_ascii=False``, no spaces), which is
+    unambiguous for any words (a word containing a space or a quote cannot collide with two words).
+
+    Parameters
+    ----------
+    sentences : list of list of str
+        The sentences, each a list of words, exactly as they should be hashed (no cleaning is applied here).
+
+    Returns
+    -------
+    str
+        The sha256 hex digest (64 lower-case hexadecimal characters).
+    """
     payload = json.dumps(sentences, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
@@ -28,9 +42,43 @@ def _check_positive(value: int, argument: str) -> int:
 
 
 class Corpus:
-    """Sentences of words, cleaned once (NFC; control and format characters dropped; empty words removed).
+    """Sentences of words, cleaned once, with a content hash.
 
-    `sentences` is shared, not copied: treat it as read-only (the hash is computed once, at construction).
+    Every word is normalised to Unicode NFC and stripped of control (Cc) and format (Cf) characters; words
+    that become empty are removed (see `reprsim.corpus.text`). The hash of the cleaned sentences is computed
+    once, at construction, and identifies the corpus in every store entry and cache key; `name` and `source`
+    do not enter it, so two corpora with the same sentences are equal.
+
+    The cleaned sentences are shared, not copied, by `sentences`, iteration and indexing: treat them as
+    read-only.
+
+    Parameters
+    ----------
+    sentences : list of list of str
+        The sentences, each a list (or tuple) of str words; a tuple of sentences is accepted too.
+    name : str, default "corpus"
+        A label for messages and reports.
+    source : str, default "<memory>"
+        Where the sentences came from (a path, or a description of the built-in corpus).
+
+    Attributes
+    ----------
+    name : str
+        The label given at construction.
+    source : str
+        The origin given at construction.
+
+    Raises
+    ------
+    ValueError
+        If `sentences` is empty or not a list/tuple, if a sentence is a str or contains a non-str word, or if
+        a sentence has no words left after cleaning; the message names the corpus and the sentence index.
+
+    Examples
+    --------
+    >>> corpus = Corpus([["The", "cat", "sat"], ["It", "slept"]], name="toy")
+    >>> len(corpus), corpus.n_words
+    (2, 5)
     """
 
     def __init__(self, sentences: list[list[str]], name: str = "corpus", source: str = "<memory>") -> None:
@@ -60,7 +108,36 @@ class Corpus:
         skip_empty: bool = False,
         name: str | None = None,
     ) -> Corpus:
-        """Load a plain-text file, one sentence per line, words separated by whitespace."""
+        """Load a plain-text file: one sentence per line, words separated by whitespace.
+
+        Parameters
+        ----------
+        path : str or Path
+            The UTF-8 text file (a leading byte-order mark is ignored).
+        n : int, optional
+            Keep only the first `n` sentences (after `max_words` has dropped long ones); an error if fewer
+            remain.
+        max_words : int, optional
+            Drop sentences longer than this many words, before `n` is applied.
+        skip_empty : bool, default False
+            Skip lines with no words instead of raising.
+        name : str, optional
+            The corpus name; defaults to the file's stem.
+
+        Returns
+        -------
+        Corpus
+            The corpus, with `source` set to `path`.
+
+        Raises
+        ------
+        FileNotFoundError
+            If the file does not exist.
+        ValueError
+            If the path is a folder, the file is empty or not UTF-8, a line has no words (unless
+            `skip_empty`), or `n` / `max_words` is not a positive integer or cannot be satisfied (see
+            `reprsim.corpus.loaders.read_text`, `head` and `drop_longer_than`).
+        """
         corpus = cls(read_text(path, skip_empty=skip_empty), name=name or Path(path).stem, source=str(path))
         return corpus._select(n, max_words)
 
@@ -68,13 +145,63 @@ class Corpus:
     def from_conllu(
         cls, path: str | Path, *, n: int | None = None, max_words: int | None = None, name: str | None = None
     ) -> Corpus:
-        """Load the FORM column of a CoNLL-U file (multiword tokens and empty nodes skipped)."""
+        """Load the FORM column of a CoNLL-U file.
+
+        Multiword-token lines ("1-2") and empty nodes ("1.1") are skipped, so the words are the syntactic
+        tokens; blank lines separate sentences and "#" lines are comments.
+
+        Parameters
+        ----------
+        path : str or Path
+            The UTF-8 CoNLL-U file.
+        n : int, optional
+            Keep only the first `n` sentences (after `max_words` has dropped long ones); an error if fewer
+            remain.
+        max_words : int, optional
+            Drop sentences longer than this many words, before `n` is applied.
+        name : str, optional
+            The corpus name; defaults to the file's stem.
+
+        Returns
+        -------
+        Corpus
+            The corpus, with `source` set to `path`.
+
+        Raises
+        ------
+        FileNotFoundError
+            If the file does not exist.
+        ValueError
+            If the file is empty, not UTF-8 or malformed, a FORM cleans to nothing, or `n` / `max_words` is
+            invalid or cannot be satisfied (see `reprsim.corpus.loaders.read_conllu`).
+        """
         corpus = cls(read_conllu(path), name=name or Path(path).stem, source=str(path))
         return corpus._select(n, max_words)
 
     @classmethod
     def builtin(cls, n: int | None = None, *, max_words: int | None = None) -> Corpus:
-        """The built-in English news corpus (gensim's lee_background.cor, ~2,600 sentences)."""
+        """Load the built-in English news corpus (gensim's ``lee_background.cor``, about 2,600 sentences).
+
+        Parameters
+        ----------
+        n : int, optional
+            Keep only the first `n` sentences (after `max_words` has dropped long ones); an error if fewer
+            remain.
+        max_words : int, optional
+            Drop sentences longer than this many words, before `n` is applied.
+
+        Returns
+        -------
+        Corpus
+            The corpus, named ``"lee-background"``, with a location-independent `source`.
+
+        Raises
+        ------
+        FileNotFoundError
+            If gensim (which ships the file) is not installed.
+        ValueError
+            If `n` / `max_words` is invalid or cannot be satisfied.
+        """
         return cls(read_builtin(), name=BUILTIN_NAME, source=builtin_source())._select(n, max_words)
 
     @classmethod
@@ -86,7 +213,34 @@ class Corpus:
         max_words: int | None = None,
         skip_empty: bool = False,
     ) -> Corpus:
-        """Load "builtin", a CoNLL-U file (.conllu/.conll) or a plain-text file (any other suffix)."""
+        """Load a corpus by source: ``"builtin"``, a CoNLL-U file or a plain-text file.
+
+        The suffix decides the format: ``.conllu`` or ``.conll`` (any case) is read as CoNLL-U, any other
+        suffix as plain text.
+
+        Parameters
+        ----------
+        source : str or Path
+            ``"builtin"`` for the built-in corpus, otherwise a file path.
+        n : int, optional
+            Keep only the first `n` sentences (after `max_words` has dropped long ones).
+        max_words : int, optional
+            Drop sentences longer than this many words, before `n` is applied.
+        skip_empty : bool, default False
+            Skip lines with no words (plain-text files only; ignored otherwise).
+
+        Returns
+        -------
+        Corpus
+            The loaded corpus.
+
+        Raises
+        ------
+        FileNotFoundError
+            If the file (or gensim, for ``"builtin"``) is missing.
+        ValueError
+            If the file cannot be read as a corpus, or `n` / `max_words` is invalid or cannot be satisfied.
+        """
         if str(source) == "builtin":
             return cls.builtin(n, max_words=max_words)
         if Path(source).suffix.lower() in CONLLU_SUFFIXES:
@@ -104,14 +258,50 @@ class Corpus:
         return corpus
 
     def head(self, n: int) -> Corpus:
-        """The first n sentences (ValueError if there are fewer: a silent shortfall would skew results)."""
+        """Keep the first `n` sentences.
+
+        Parameters
+        ----------
+        n : int
+            How many sentences to keep.
+
+        Returns
+        -------
+        Corpus
+            A new corpus with the same name and source.
+
+        Raises
+        ------
+        ValueError
+            If `n` is not a positive integer (bool excluded), or if the corpus has fewer than `n` sentences: a
+            silent shortfall would skew results.
+        """
         _check_positive(n, "n")
         if n > len(self._sentences):
             raise ValueError(f"corpus {self.name!r} has {len(self._sentences)} sentences, fewer than n={n}")
         return Corpus(self._sentences[:n], name=self.name, source=self.source)
 
     def drop_longer_than(self, k: int) -> Corpus:
-        """The sentences of at most k words (long sentences cost quadratic attention memory)."""
+        """Keep only the sentences of at most `k` words.
+
+        Long sentences cost memory quadratic in their length in attention maps, hence this filter.
+
+        Parameters
+        ----------
+        k : int
+            The longest sentence kept, in words.
+
+        Returns
+        -------
+        Corpus
+            A new corpus with the same name and source, sentences in their original order.
+
+        Raises
+        ------
+        ValueError
+            If `k` is not a positive integer (bool excluded; the message calls it ``max_words``), or if every
+            sentence is longer than `k`.
+        """
         _check_positive(k, "max_words")
         kept = [sentence for sentence in self._sentences if len(sentence) <= k]
         if not kept:
@@ -136,7 +326,7 @@ class Corpus:
 
     @property
     def hash(self) -> str:
-        """sha256 hex of the cleaned sentences; name and source do not enter it."""
+        """The sha256 hex digest of the cleaned sentences (see `corpus_hash`); name and source do not enter it."""
         return self._hash
 
     def __len__(self) -> int:

@@ -1,7 +1,7 @@
-"""Readers for corpus files: plain text (one sentence per line) and CoNLL-U.
+r"""Readers for corpus files: plain text (one sentence per line) and CoNLL-U.
 
 Files are read as bytes and decoded line by line so that a non-UTF-8 byte is reported with its file, line and
-byte offset. Lines are split on "\\n" only (a trailing "\\r" is removed), never on the other Unicode line
+byte offset. Lines are split on `\n` only (a trailing `\r` is removed), never on the other Unicode line
 breaks, so line numbers match what an editor shows.
 """
 
@@ -17,10 +17,29 @@ UTF8_BOM = b"\xef\xbb\xbf"
 
 
 def read_lines(path: str | Path) -> Iterator[tuple[int, str]]:
-    """Yield (1-based line number, decoded line) for a UTF-8 file.
+    r"""Read a UTF-8 file line by line, with line numbers.
 
-    Raises FileNotFoundError for a missing file, ValueError for an empty file or for bytes that are not UTF-8
-    (naming the file, the line and the byte offset from the start of the file).
+    A leading UTF-8 byte-order mark is skipped, lines are split on `\n` only and a trailing `\r` is removed
+    from each; blank lines at the end of the file (and the final newline) are not yielded.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file to read.
+
+    Yields
+    ------
+    tuple of (int, str)
+        The 1-based line number and the decoded line, without its line ending.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file does not exist.
+    ValueError
+        If the path is a folder; if the file is empty (or only whitespace); if a line holds bytes that are not
+        UTF-8 (the message names the file, the line, the byte and its offset from the start of the file); or
+        if a line holds a carriage return inside it (old Mac line endings).
     """
     path = Path(path)
     if path.is_dir():
@@ -55,8 +74,27 @@ def read_lines(path: str | Path) -> Iterator[tuple[int, str]]:
 def read_text(path: str | Path, *, skip_empty: bool = False) -> list[list[str]]:
     """Read a plain-text corpus: one sentence per line, words separated by whitespace.
 
-    A line with no words (blank, or only characters that cleaning removes) is an error naming the file and
-    line, unless `skip_empty` is set, in which case it is skipped.
+    Each line is normalised to NFC before it is split, and each word is cleaned (see `reprsim.corpus.text`).
+
+    Parameters
+    ----------
+    path : str or Path
+        The UTF-8 text file.
+    skip_empty : bool, default False
+        Skip lines with no words instead of raising.
+
+    Returns
+    -------
+    list of list of str
+        The sentences, one per (non-skipped) line.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file does not exist.
+    ValueError
+        If a line has no words (blank, or only characters that cleaning removes), naming the file and line,
+        unless `skip_empty` is set; if no sentence is left; or if the file cannot be read (see `read_lines`).
     """
     sentences: list[list[str]] = []
     for number, line in read_lines(path):
@@ -79,8 +117,7 @@ _SKIPPED_ID = re.compile(r"^[0-9]+(-[0-9]+|\.[0-9]+)$")
 
 
 def _conllu_form(path: str | Path, number: int, line: str) -> str | None:
-    """The FORM of one CoNLL-U token line, normalised and cleaned (an error if nothing is left), or None for
-    multiword-token ranges and empty nodes."""
+    """Return a token line's FORM, normalised and cleaned, or None for multiword ranges and empty nodes."""
     columns = line.split("\t")
     if len(columns) < 2:
         raise ValueError(f"{path}: line {number}: not a CoNLL-U token line (expected tab-separated columns)")
@@ -101,10 +138,31 @@ def _conllu_form(path: str | Path, number: int, line: str) -> str | None:
 
 
 def read_conllu(path: str | Path) -> list[list[str]]:
-    """Read the FORM column of a CoNLL-U file: sentences are separated by blank lines, "#" lines are comments.
+    """Read the FORM column of a CoNLL-U file.
 
-    Multiword-token lines ("1-2") and empty nodes ("1.1") are skipped, so the words are the syntactic tokens.
-    A token whose FORM cleans to nothing is an error naming the file and its line.
+    Sentences are separated by blank lines and "#" lines are comments. Multiword-token lines ("1-2") and empty
+    nodes ("1.1") are skipped, so the words are the syntactic tokens. Each FORM is normalised to NFC and
+    cleaned (see `reprsim.corpus.text`).
+
+    Parameters
+    ----------
+    path : str or Path
+        The UTF-8 CoNLL-U file.
+
+    Returns
+    -------
+    list of list of str
+        The sentences' words, in file order.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file does not exist.
+    ValueError
+        If a token line has fewer than two tab-separated columns or an ID that is not a word index; if a
+        token's FORM is empty once cleaned (dropping it would shift later words against the token IDs); if
+        the file has no sentences; or if it cannot be read (see `read_lines`). Each message names the file
+        and, where there is one, the line.
     """
     sentences: list[list[str]] = []
     words: list[str] = []

@@ -17,18 +17,51 @@ DROPPED_CATEGORIES = frozenset({"Cc", "Cf"})
 
 
 def normalize_text(text: str) -> str:
-    """Return `text` in Unicode NFC (canonical composition), the one normalisation applied to corpora."""
+    """Normalise text to Unicode NFC (canonical composition), the one normalisation applied to corpora.
+
+    Parameters
+    ----------
+    text : str
+        Any text.
+
+    Returns
+    -------
+    str
+        `text` in NFC.
+    """
     return unicodedata.normalize("NFC", text)
 
 
 def clean_word(word: str) -> str:
-    """Drop control and format characters (ZWSP, ZWJ, BOM, soft hyphen, ...) from one word."""
+    """Drop control (Cc) and format (Cf) characters (ZWSP, ZWJ, BOM, soft hyphen, ...) from one word.
+
+    Parameters
+    ----------
+    word : str
+        One word; it is not normalised here (see `normalize_text`).
+
+    Returns
+    -------
+    str
+        The word without those characters; possibly empty.
+    """
     if word.isascii() and word.isprintable():
         return word  # fast path: printable ASCII has no Cc/Cf characters
     return "".join(ch for ch in word if unicodedata.category(ch) not in DROPPED_CATEGORIES)
 
 
 def clean_sentence(words: list[str]) -> list[str]:
-    """Normalise and clean each word of a sentence; words that become empty are removed."""
+    """Normalise (NFC) and clean each word of a sentence, removing words that become empty.
+
+    Parameters
+    ----------
+    words : list of str
+        The sentence's words.
+
+    Returns
+    -------
+    list of str
+        The cleaned words, in order; empty if no word survives.
+    """
     cleaned = (clean_word(normalize_text(word)) for word in words)
     return [word for word in cleaned if word]

@@ -37,17 +37,32 @@ CLITIC = re.compile(r"^(.+?)(n['’]t|['’](?:s|re|ve|ll|d|m))$", re.IGNORECASE
 
 
 def _strip_closers(token: str) -> str:
-    """The token without trailing closing quotes and brackets (used to look at its final punctuation)."""
+    """Remove trailing closing quotes and brackets (to look at the token's final punctuation)."""
     return token.rstrip("\"')]}”’")
 
 
 def _strip_openers(token: str) -> str:
-    """The token without leading opening quotes and brackets."""
+    """Remove leading opening quotes and brackets."""
     return token.lstrip("\"'([{“‘")
 
 
 def is_abbreviation(token: str) -> bool:
-    """True for "Mr.", "Jan.", "W." and "U.S."-style tokens, whose final period does not end a sentence."""
+    """Tell whether a raw token is an abbreviation, whose final period does not end a sentence.
+
+    Abbreviations are titles and other listed short forms ("Mr.", "Dr.", "Gen.", "etc."), month names
+    ("Jan.", "Sept."), single-letter initials ("W.") and dotted acronyms ("U.S."), compared in lower case and
+    after stripping surrounding quotes and brackets.
+
+    Parameters
+    ----------
+    token : str
+        A raw, whitespace-delimited token.
+
+    Returns
+    -------
+    bool
+        True if the token (without quotes and brackets) ends in "." and is one of those forms.
+    """
     core = _strip_openers(_strip_closers(token))
     if not core.endswith("."):
         return False
@@ -60,7 +75,24 @@ def is_abbreviation(token: str) -> bool:
 
 
 def ends_sentence(token: str, next_token: str | None) -> bool:
-    """Whether a sentence ends after raw token `token`, given the raw token that follows (None at the end)."""
+    """Tell whether a sentence ends after a raw token.
+
+    It does when the token, without closing quotes and brackets, ends in ".", "?" or "!", is not an
+    abbreviation (see `is_abbreviation`), and the next token, without opening quotes and brackets, starts with
+    an upper-case letter or a digit; the last token of a document always ends a sentence.
+
+    Parameters
+    ----------
+    token : str
+        The raw token.
+    next_token : str or None
+        The raw token that follows, or None at the end of the document.
+
+    Returns
+    -------
+    bool
+        True if a sentence boundary follows `token`.
+    """
     if next_token is None:
         return True
     core = _strip_closers(token)
@@ -71,7 +103,18 @@ def ends_sentence(token: str, next_token: str | None) -> bool:
 
 
 def split_sentences(document: str) -> list[list[str]]:
-    """Split a document into sentences of raw (whitespace-delimited, not yet tokenized) tokens."""
+    """Split a document into sentences of raw (whitespace-delimited, not yet tokenized) tokens.
+
+    Parameters
+    ----------
+    document : str
+        Running text, such as one paragraph.
+
+    Returns
+    -------
+    list of list of str
+        The sentences, each a list of raw tokens; empty for a document with no tokens.
+    """
     raw = document.split()
     sentences: list[list[str]] = []
     current: list[str] = []
@@ -92,7 +135,27 @@ def _split_clitic(core: str) -> list[str]:
 
 
 def tokenize_token(token: str, sentence_final: bool) -> list[str]:
-    """Split one raw token into words: leading punctuation, core (clitics split off), trailing punctuation."""
+    """Split one raw token into words: leading punctuation, the core (clitics split off), trailing punctuation.
+
+    Parameters
+    ----------
+    token : str
+        A raw, whitespace-delimited token.
+    sentence_final : bool
+        Whether the token is the last of its sentence; only then is a final "." split off as a word.
+
+    Returns
+    -------
+    list of str
+        The words, in order; a token of one character is returned whole.
+
+    Examples
+    --------
+    >>> tokenize_token("(Sydney's,", sentence_final=False)
+    ['(', 'Sydney', "'s", ',']
+    >>> tokenize_token("don't.", sentence_final=True)
+    ['do', "n't", '.']
+    """
     leading: list[str] = []
     while len(token) > 1 and token[0] in OPENERS and not (token[0] == "'" and token[1].isdigit()):
         leading.append(token[0])
@@ -111,7 +174,18 @@ def tokenize_token(token: str, sentence_final: bool) -> list[str]:
 
 
 def tokenize_sentence(raw_tokens: list[str]) -> list[str]:
-    """Tokenize one sentence given as raw whitespace-delimited tokens."""
+    """Tokenize one sentence given as raw whitespace-delimited tokens.
+
+    Parameters
+    ----------
+    raw_tokens : list of str
+        The sentence's raw tokens, as produced by `split_sentences`; the last one is treated as sentence-final.
+
+    Returns
+    -------
+    list of str
+        The sentence's words.
+    """
     last = len(raw_tokens) - 1
     words: list[str] = []
     for i, token in enumerate(raw_tokens):
@@ -120,5 +194,16 @@ def tokenize_sentence(raw_tokens: list[str]) -> list[str]:
 
 
 def tokenize_document(document: str) -> list[list[str]]:
-    """Split a paragraph of running text into tokenized sentences (lists of words)."""
+    """Split a paragraph of running text into tokenized sentences.
+
+    Parameters
+    ----------
+    document : str
+        Running text, such as one paragraph (one line of the built-in corpus).
+
+    Returns
+    -------
+    list of list of str
+        The sentences, each a list of words.
+    """
     return [tokenize_sentence(raw) for raw in split_sentences(document)]

@@ -1,4 +1,8 @@
-"""reprsim.report: figures (PNG + SVG) and one self-contained HTML page for a results table."""
+"""Reports of a results table: figures (PNG + SVG), tidy CSVs and one self-contained HTML page.
+
+`write_report` writes the report directory; `parse_finetuned` parses the CLI form of a fine-tuning
+comparison. The figure functions are in `reprsim.report.figures`.
+"""
 
 from reprsim.report.html import parse_finetuned, write_report
 

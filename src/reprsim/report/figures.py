@@ -1,6 +1,7 @@
-"""Figures of a results table (matplotlib, Agg; no pyplot, so no global figure state).
+"""Figures of a results table (matplotlib with the Agg canvas; no pyplot, so no global figure state).
 
-Every function builds and returns a `matplotlib.figure.Figure`; `save_figure` writes it as PNG and SVG.
+Every ``plot_*`` function builds and returns a `matplotlib.figure.Figure`; `save_figure` writes it as PNG and
+SVG.
 Colour conventions shared by all heatmaps: brighter = more similar, for distances too (their colour map is
 reversed), and one colour scale per figure, stated in the colour bar's label.
 """
@@ -36,21 +37,62 @@ MAX_TICK_LABELS = 60  # per axis; layer numbers are thinned beyond this
 
 @dataclass(frozen=True)
 class FigureFiles:
-    """The two files a saved figure was written to."""
+    """The two files a saved figure was written to.
+
+    Attributes
+    ----------
+    png : Path
+        The PNG file.
+    svg : Path
+        The SVG file.
+    """
 
     png: Path
     svg: Path
 
 
 def new_figure(width: float, height: float, layout: Literal["constrained"] | None = "constrained") -> Figure:
-    """A figure attached to an Agg canvas (no pyplot involved)."""
+    """Create a figure attached to an Agg canvas (no pyplot involved).
+
+    Parameters
+    ----------
+    width, height : float
+        The size in inches.
+    layout : {"constrained", None}, default "constrained"
+        The layout engine; None to place axes by hand.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The empty figure.
+    """
     fig = Figure(figsize=(width, height), layout=layout)
     FigureCanvasAgg(fig)
     return fig
 
 
 def save_figure(fig: Figure, out_dir: str | Path, stem: str, dpi: int = PNG_DPI) -> FigureFiles:
-    """Write `fig` as <stem>.png and <stem>.svg under `out_dir` (SVG text kept as text)."""
+    """Write a figure as ``<stem>.png`` and ``<stem>.svg``.
+
+    The SVG keeps its text as text (``svg.fonttype = "none"``), and is reproducible: a fixed hash salt and no
+    date in its metadata. The layout is computed once, for the PNG, and reused for the SVG.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+        The figure; its layout engine is switched off after the first save.
+    out_dir : str or Path
+        The folder, created if needed.
+    stem : str
+        The file name without suffix; existing files are overwritten.
+    dpi : int, default 110
+        The PNG resolution.
+
+    Returns
+    -------
+    FigureFiles
+        The paths written.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     files = FigureFiles(png=out / f"{stem}.png", svg=out / f"{stem}.svg")
@@ -63,19 +105,58 @@ def save_figure(fig: Figure, out_dir: str | Path, stem: str, dpi: int = PNG_DPI)
 
 
 def slug(text: str) -> str:
-    """A filename-safe version of a display name (display only: never parsed back)."""
+    """Make a display name filename-safe (for display only: it is never parsed back).
+
+    Parameters
+    ----------
+    text : str
+        Any name.
+
+    Returns
+    -------
+    str
+        `text` with each run of characters other than ASCII letters, digits, ``.``, ``_`` and ``-`` replaced
+        by ``-``, leading and trailing ``-`` and ``.`` removed; ``"x"`` if nothing is left.
+    """
     cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")
     return cleaned or "x"
 
 
 def model_colours(models: Sequence[str]) -> dict[str, tuple[float, float, float, float]]:
-    """A stable colour per model (tab10, or tab20 beyond ten models), by position in `models`."""
+    """Give each model a stable colour, by its position in `models`.
+
+    Parameters
+    ----------
+    models : sequence of str
+        The models, in the order that assigns the colours.
+
+    Returns
+    -------
+    dict of str to tuple of float
+        Model -> RGBA colour from tab10, or from tab20 beyond ten models (cycling beyond twenty).
+    """
     cmap = matplotlib.colormaps["tab10" if len(models) <= 10 else "tab20"]
     return {model: cmap(i % cmap.N) for i, model in enumerate(models)}
 
 
 def colour_range(*arrays: np.ndarray) -> tuple[float, float]:
-    """Min and max over the finite values of all arrays: one colour scale for a whole figure."""
+    """Find the minimum and maximum over the finite values of all arrays: one colour scale for a whole figure.
+
+    Parameters
+    ----------
+    *arrays : numpy.ndarray
+        Arrays of any shape, converted to float64; NaN and Inf are ignored.
+
+    Returns
+    -------
+    vmin, vmax : float
+        The smallest and largest finite value.
+
+    Raises
+    ------
+    ValueError
+        If there is no finite value at all.
+    """
     finite = [a[np.isfinite(a)] for a in (np.asarray(x, dtype=np.float64) for x in arrays)]
     values = np.concatenate([f.ravel() for f in finite]) if finite else np.empty(0)
     if values.size == 0:
@@ -84,18 +165,36 @@ def colour_range(*arrays: np.ndarray) -> tuple[float, float]:
 
 
 def scale_label(measure: str, larger_is_similar: bool, vmin: float, vmax: float, what: str) -> str:
-    """Colour-bar label: the measure, what a cell is, which way is similar, and the figure's scale."""
+    """Write a colour-bar label: the measure, which way is similar, what a cell is, and the figure's scale.
+
+    Parameters
+    ----------
+    measure : str
+        The measure name.
+    larger_is_similar : bool
+        False for distances, which the label says are lower when more similar.
+    vmin, vmax : float
+        The figure's colour scale.
+    what : str
+        What a cell holds, e.g. ``"cell = sim(row → column)"``.
+
+    Returns
+    -------
+    str
+        A three-line label.
+    """
     kind = "similarity" if larger_is_similar else "distance (lower = more similar)"
     return f"{measure} {kind}\n{what}\none scale for the whole figure: {vmin:.3g} to {vmax:.3g}"
 
 
 def _cmap(larger_is_similar: bool) -> matplotlib.colors.Colormap:
+    """Return the colour map (reversed for distances: brighter = more similar) with missing cells grey."""
     cmap = matplotlib.colormaps[SIMILARITY_CMAP if larger_is_similar else DISTANCE_CMAP]
     return cmap.with_extremes(bad=MISSING_COLOUR)
 
 
 def _layer_ticks(labels: Sequence[LayerId]) -> tuple[list[int], list[str]]:
-    """Positions and texts of layer-number ticks, thinned to about MAX_TICK_LABELS per axis.
+    """Place layer-number ticks, thinned to about MAX_TICK_LABELS per axis.
 
     When thinned, a tick too close to the end of its model block is dropped so that it does not run into
     the next block's layer 0.
@@ -110,7 +209,7 @@ def _layer_ticks(labels: Sequence[LayerId]) -> tuple[list[int], list[str]]:
 
 
 def _model_spans(labels: Sequence[LayerId]) -> list[tuple[str, int, int]]:
-    """(model, first index, last index + 1) of each contiguous model block."""
+    """Find (model, first index, last index + 1) of each contiguous model block."""
     spans: list[tuple[str, int, int]] = []
     for i, label in enumerate(labels):
         if spans and spans[-1][0] == label.model and spans[-1][2] == i:
@@ -121,7 +220,7 @@ def _model_spans(labels: Sequence[LayerId]) -> list[tuple[str, int, int]]:
 
 
 def _label_axis(ax: Axes, axis: str, labels: Sequence[LayerId], title: str) -> None:
-    """Layer numbers as minor ticks, model names centred on their blocks as major ticks further out."""
+    """Label an axis: layer numbers as minor ticks, model names centred on their blocks further out."""
     spans = _model_spans(labels)
     centres = [(start + stop - 1) / 2 for _, start, stop in spans]
     names = [name for name, _, _ in spans]
@@ -142,6 +241,7 @@ def _label_axis(ax: Axes, axis: str, labels: Sequence[LayerId], title: str) -> N
 
 
 def _separate_blocks(ax: Axes, labels: Sequence[LayerId], axis: str) -> None:
+    """Draw a line between consecutive model blocks along one axis."""
     for _, start, _ in _model_spans(labels)[1:]:
         if axis == "x":
             ax.axvline(start - 0.5, color=SEPARATOR_COLOUR, linewidth=1.5)
@@ -156,9 +256,32 @@ def plot_block_heatmap(
     symmetric: bool,
     larger_is_similar: bool,
 ) -> Figure:
-    """All layers of all models against each other; model blocks separated by lines.
+    """Draw every layer of every model against every layer, model blocks separated by lines.
 
-    NaN cells (pairs that were not computed) are drawn grey and said so in the title.
+    NaN cells (pairs that were not computed) are drawn grey, and the title says so.
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        The ``(n, n)`` matrix, ``values[i, j] = sim(labels[i] -> labels[j])``; NaN where not computed.
+    labels : sequence of LayerId
+        The ``n`` layers, each model's layers contiguous.
+    measure : str
+        The measure name, for the title and colour bar.
+    symmetric : bool
+        Whether the measure is symmetric (the colour bar says so, or says cell = sim(row → column)).
+    larger_is_similar : bool
+        False for distances (reversed colour map: brighter = more similar).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The heatmap.
+
+    Raises
+    ------
+    ValueError
+        If the shape of `values` does not match `labels`, or no value is finite.
     """
     values = np.asarray(values, dtype=np.float64)
     n = len(labels)
@@ -185,7 +308,19 @@ def plot_block_heatmap(
 
 @dataclass(frozen=True)
 class PairPanel:
-    """One model pair's layer x layer values: ``values[i, j]`` for layers_a[i] (rows) and layers_b[j]."""
+    """One model pair's layer x layer values, a panel of `plot_pair_grid`.
+
+    Attributes
+    ----------
+    model_a, model_b : str
+        The row model and the column model.
+    layers_a, layers_b : tuple of int
+        Their layer indices, rows and columns.
+    values : numpy.ndarray
+        ``values[i, j] = sim(layers_a[i] -> layers_b[j])``, shape ``(len(layers_a), len(layers_b))``.
+    title : str
+        The panel title.
+    """
 
     model_a: str
     model_b: str
@@ -198,10 +333,31 @@ class PairPanel:
 def plot_pair_grid(
     panels: Sequence[PairPanel], measure: str, larger_is_similar: bool, directed: bool
 ) -> Figure:
-    """Layer x layer heatmaps of model pairs, one panel per pair, all on one colour scale.
+    """Draw layer x layer heatmaps of model pairs, one panel per pair, all on one colour scale.
 
     One figure per measure (not per pair) keeps a study of many models to a few files, and puts every pair
     on the same scale so panels can be compared by eye.
+
+    Parameters
+    ----------
+    panels : sequence of PairPanel
+        The pairs, drawn row by row on a near-square grid.
+    measure : str
+        The measure name, for the title and colour bar.
+    larger_is_similar : bool
+        False for distances (reversed colour map: brighter = more similar).
+    directed : bool
+        Whether cells are sim(row → column) of a directed measure (said in the colour bar).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The grid of heatmaps.
+
+    Raises
+    ------
+    ValueError
+        If `panels` is empty, a panel's values do not match its layers, or no value is finite.
     """
     if not panels:
         raise ValueError("plot_pair_grid needs at least one panel")
@@ -255,14 +411,30 @@ def plot_pair_grid(
 
 
 def _thinned(layers: Sequence[int], max_ticks: int) -> tuple[list[int], list[str]]:
-    """At most `max_ticks` evenly spaced layer ticks, starting at the first layer."""
+    """Place at most `max_ticks` evenly spaced layer ticks, starting at the first layer."""
     step = max(1, math.ceil(len(layers) / max_ticks))
     positions = list(range(0, len(layers), step))
     return positions, [str(layers[i]) for i in positions]
 
 
 def plot_dendrogram(clustering: Clustering, larger_is_similar: bool, title: str) -> Figure:
-    """Dendrogram of a clustering; layer leaves are coloured by model."""
+    """Draw the dendrogram of a clustering; layer leaves are coloured by model.
+
+    Parameters
+    ----------
+    clustering : Clustering
+        A clustering of models or of layers (see `reprsim.analysis.cluster_models` and
+        `reprsim.analysis.cluster_layers`).
+    larger_is_similar : bool
+        Whether the measure is a similarity (the axis then reads 1 - symmetric measure) or a distance.
+    title : str
+        The figure title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The dendrogram, leaves on the left.
+    """
     labels = clustering.labels
     is_layers = bool(labels) and isinstance(labels[0], LayerId)
     texts = [label.label() if isinstance(label, LayerId) else str(label) for label in labels]
@@ -294,7 +466,20 @@ def plot_dendrogram(clustering: Clustering, larger_is_similar: bool, title: str)
 
 
 def plot_localisation(scores: pd.DataFrame, neuron_measure: str, subspace_measure: str) -> Figure:
-    """Localisation score per layer, one line per model."""
+    """Plot the localisation score per layer, one line per model.
+
+    Parameters
+    ----------
+    scores : pandas.DataFrame
+        The output of `reprsim.analysis.localisation_scores` (columns ``model``, ``layer``, ``score``).
+    neuron_measure, subspace_measure : str
+        The two measures the score contrasts, for the axis label.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The line plot, with a line at zero.
+    """
     models = list(dict.fromkeys(scores["model"]))
     colours = model_colours(models)
     fig = new_figure(8.0, 4.5)
@@ -314,9 +499,30 @@ def plot_localisation(scores: pd.DataFrame, neuron_measure: str, subspace_measur
 def plot_finetune(
     frame: pd.DataFrame, base: str, level: str, larger_is_similar: Mapping[str, bool] | None = None
 ) -> Figure:
-    """sim(fine-tuned layer l -> base layer l) per layer: one panel per measure, one line per model.
+    """Plot sim(fine-tuned layer l -> base layer l) per layer: one panel per measure, one line per model.
 
-    `larger_is_similar` marks distance measures (False) so their panels say that lower is closer.
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        The output of `reprsim.analysis.finetune_similarity` (columns ``model``, ``layer``, ``measure``,
+        ``level``, ``value``).
+    base : str
+        The base model, for the labels.
+    level : str
+        The level to plot (``"representation"`` or ``"attention"``); rows of other levels are ignored.
+    larger_is_similar : mapping of str to bool, optional
+        Marks distance measures (False) so that their panels say lower is closer; measures not in it are
+        treated as similarities.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Up to three panels per row.
+
+    Raises
+    ------
+    ValueError
+        If `frame` has no rows of `level`.
     """
     orientation = dict(larger_is_similar or {})
     rows = frame[frame["level"] == level]

@@ -1,7 +1,7 @@
-"""Write a report directory: every figure as PNG + SVG, tidy CSVs, and ONE self-contained index.html.
+"""Write a report directory: every figure as PNG + SVG, tidy CSVs, and one self-contained ``index.html``.
 
 The HTML needs nothing but itself: figures are PNG data URIs, the CSS is inline, and there are no scripts
-or links to fetch. The SVGs sit beside it in figures/ for print-quality use.
+or links to fetch. The SVGs sit beside it in ``figures/`` for print-quality use.
 """
 
 from __future__ import annotations
@@ -74,7 +74,17 @@ p.note { color: #8a5a00; background: #fff8e6; border-left: 4px solid #f0b429; pa
 
 @dataclass
 class Section:
-    """One <section> of the page: an anchor for the navigation bar, a title and HTML fragments."""
+    """One ``<section>`` of the report page.
+
+    Attributes
+    ----------
+    anchor : str
+        The section's HTML id, linked from the navigation bar.
+    title : str
+        The section heading.
+    parts : list of str
+        HTML fragments, in page order.
+    """
 
     anchor: str
     title: str
@@ -83,20 +93,48 @@ class Section:
 
 @dataclass
 class FigureWriter:
-    """Saves figures under one directory with unique file stems and renders them as <figure> HTML."""
+    """Save figures under one directory with unique file stems and render them as ``<figure>`` HTML.
+
+    Attributes
+    ----------
+    directory : Path
+        Where the PNG and SVG files go (created on the first save).
+    progress : tqdm
+        A progress bar advanced by one per figure saved.
+    used : set of str
+        The file stems taken so far; a repeated stem gets a ``-2``, ``-3``, ... suffix.
+    """
 
     directory: Path
     progress: tqdm
     used: set[str] = field(default_factory=set)
 
     def add(self, build: Callable[[], Figure], stem: str, caption: str, alt: str) -> str:
-        """Build, save (PNG + SVG) and close a figure; return its <figure> element with the PNG inlined."""
+        """Build and save a figure (PNG + SVG) and return its ``<figure>`` element with the PNG inlined.
+
+        Parameters
+        ----------
+        build : callable
+            Takes no argument and returns the `matplotlib.figure.Figure` to save.
+        stem : str
+            The file name stem; it is made filename-safe and unique within the directory.
+        caption : str
+            The figure caption (plain text; escaped).
+        alt : str
+            The image's alternative text (plain text; escaped).
+
+        Returns
+        -------
+        str
+            The ``<figure>`` HTML element.
+        """
         stem = self._unique(slug(stem))
         files = save_figure(build(), self.directory, stem)
         self.progress.update(1)
-        return figure_html(files, caption, alt)
+        return _figure_html(files, caption, alt)
 
     def _unique(self, stem: str) -> str:
+        """Return `stem`, or `stem` with the first free ``-k`` suffix, and mark it used."""
         candidate, k = stem, 2
         while candidate in self.used:
             candidate, k = f"{stem}-{k}", k + 1
@@ -104,34 +142,35 @@ class FigureWriter:
         return candidate
 
 
-def esc(value: Any) -> str:
-    """HTML-escape any value's text."""
+def _esc(value: Any) -> str:
+    """HTML-escape any value's text (quotes included)."""
     return html.escape(str(value), quote=True)
 
 
-def figure_html(files: FigureFiles, caption: str, alt: str) -> str:
-    """A <figure> with the PNG embedded as a base64 data URI, so the page needs no other file."""
+def _figure_html(files: FigureFiles, caption: str, alt: str) -> str:
+    """Render a ``<figure>`` with the PNG embedded as a base64 data URI, so the page needs no other file."""
     data = base64.b64encode(files.png.read_bytes()).decode("ascii")
     names = f"{FIGURE_DIR}/{files.png.name}, {FIGURE_DIR}/{files.svg.name}"
     return (
-        f'<figure><img src="data:image/png;base64,{data}" alt="{esc(alt)}">'
-        f"<figcaption>{esc(caption)} <span>[{esc(names)}]</span></figcaption></figure>"
+        f'<figure><img src="data:image/png;base64,{data}" alt="{_esc(alt)}">'
+        f"<figcaption>{_esc(caption)} <span>[{_esc(names)}]</span></figcaption></figure>"
     )
 
 
-def note_html(text: str) -> str:
-    return f'<p class="note">{esc(text)}</p>'
+def _note_html(text: str) -> str:
+    """Render a highlighted note paragraph."""
+    return f'<p class="note">{_esc(text)}</p>'
 
 
-def frame_html(frame: pd.DataFrame, index_title: str | None = None, digits: int = 3) -> str:
-    """A DataFrame as a plain HTML table; numbers rounded for reading, NaN shown as an em dash."""
+def _frame_html(frame: pd.DataFrame, index_title: str | None = None, digits: int = 3) -> str:
+    """Render a DataFrame as a plain HTML table; floats rounded to `digits`, NaN shown as an em dash."""
     header = []
     if index_title is not None:
-        header.append(f'<th class="text">{esc(index_title)}</th>')
-    header += [f'<th class="text">{esc(c)}</th>' for c in frame.columns]
+        header.append(f'<th class="text">{_esc(index_title)}</th>')
+    header += [f'<th class="text">{_esc(c)}</th>' for c in frame.columns]
     rows = []
     for index, row in frame.iterrows():
-        cells = [f'<th class="text">{esc(index)}</th>'] if index_title is not None else []
+        cells = [f'<th class="text">{_esc(index)}</th>'] if index_title is not None else []
         for value in row:
             cells.append(_cell_html(value, digits))
         rows.append("<tr>" + "".join(cells) + "</tr>")
@@ -139,31 +178,32 @@ def frame_html(frame: pd.DataFrame, index_title: str | None = None, digits: int 
 
 
 def _cell_html(value: Any, digits: int) -> str:
+    """Render one table cell: floats rounded (NaN as an em dash), integers as is, anything else as text."""
     if isinstance(value, (float, np.floating)):
         if np.isnan(value):
             return '<td class="empty">—</td>'
         return f"<td>{value:.{digits}f}</td>"
     if isinstance(value, (int, np.integer, bool, np.bool_)):
-        return f"<td>{esc(value)}</td>"
-    return f'<td class="text">{esc(value)}</td>'
+        return f"<td>{_esc(value)}</td>"
+    return f'<td class="text">{_esc(value)}</td>'
 
 
-def provenance_html(provenance: Mapping[str, Any]) -> str:
-    """Top-level provenance keys as a table; nested values as pretty JSON."""
+def _provenance_html(provenance: Mapping[str, Any]) -> str:
+    """Render the top-level provenance keys as a table, nested values as pretty-printed JSON."""
     if not provenance:
-        return note_html("This results table carries no provenance.")
+        return _note_html("This results table carries no provenance.")
     rows = []
     for key, value in provenance.items():
         if isinstance(value, (dict, list)):
-            shown = f"<pre>{esc(json.dumps(value, indent=2, sort_keys=True))}</pre>"
+            shown = f"<pre>{_esc(json.dumps(value, indent=2, sort_keys=True))}</pre>"
         else:
-            shown = esc(value)
-        rows.append(f'<tr><th class="text">{esc(key)}</th><td class="text">{shown}</td></tr>')
+            shown = _esc(value)
+        rows.append(f'<tr><th class="text">{_esc(key)}</th><td class="text">{shown}</td></tr>')
     return f"<table><tbody>{''.join(rows)}</tbody></table>"
 
 
-def summary_frame(table: ResultTable) -> pd.DataFrame:
-    """One row per measure: level, direction, pairs, rows used, whether a row subsample was used."""
+def _summary_frame(table: ResultTable) -> pd.DataFrame:
+    """Summarise each measure: level, direction, table rows, rows used, whether a row subsample was used."""
     frame = table.frame
     grouped = frame.groupby("measure", sort=False)
     return pd.DataFrame(
@@ -178,10 +218,10 @@ def summary_frame(table: ResultTable) -> pd.DataFrame:
     )
 
 
-def full_or_blockwise(
+def _full_or_blockwise(
     table: ResultTable, measure: str, models: Sequence[str]
 ) -> tuple[list[LayerId], np.ndarray]:
-    """The all-layers matrix; model blocks that were not computed come back as NaN (drawn grey)."""
+    """Return the all-layers matrix of a measure, with model blocks that were not computed as NaN."""
     labels = table.layer_ids(models, measure)
     try:
         return labels, table.matrix(measure, models).values
@@ -205,7 +245,32 @@ def full_or_blockwise(
 
 
 def parse_finetuned(spec: str) -> tuple[str, list[str]]:
-    """Parse the CLI form "BASE:FT1,FT2" into ("BASE", ["FT1", "FT2"])."""
+    """Parse the CLI form ``BASE:FT1,FT2`` of a fine-tuning comparison.
+
+    Parameters
+    ----------
+    spec : str
+        The base model, a colon, then the fine-tuned models separated by commas. Whitespace around names is
+        removed and empty names are ignored.
+
+    Returns
+    -------
+    base : str
+        The base model.
+    finetuned : list of str
+        The fine-tuned models.
+
+    Raises
+    ------
+    ValueError
+        If there is no colon, the base is empty or no fine-tuned model is named (the message cites
+        ``--finetuned``).
+
+    Examples
+    --------
+    >>> parse_finetuned("bert:bert-squad, bert-mnli")
+    ('bert', ['bert-squad', 'bert-mnli'])
+    """
     base, sep, rest = spec.partition(":")
     finetuned = [name.strip() for name in rest.split(",") if name.strip()]
     if not sep or not base.strip() or not finetuned:
@@ -221,16 +286,16 @@ def _measure_parts(
     larger: bool,
     figures: FigureWriter,
 ) -> tuple[list[str], pd.DataFrame | None]:
-    """Figures and tables of one measure; returns the HTML parts and its model-to-model rows."""
+    """Draw the figures and tables of one measure; return the HTML parts and its model-to-model rows."""
     models = _covered_models(table, measure)
     symmetric = table.is_symmetric(measure)
-    parts = [f'<h3 id="{esc(slug("m-" + measure))}">{esc(measure)}</h3>']
+    parts = [f'<h3 id="{_esc(slug("m-" + measure))}">{_esc(measure)}</h3>']
     uncovered = [m for m in table.models() if m not in models]
     if uncovered:
-        parts.append(note_html(f"{measure} was not computed for {', '.join(uncovered)} (no rows); left out here."))
-    labels, values = full_or_blockwise(table, measure, models)
+        parts.append(_note_html(f"{measure} was not computed for {', '.join(uncovered)} (no rows); left out here."))
+    labels, values = _full_or_blockwise(table, measure, models)
     if np.isnan(values).all():
-        return [*parts, note_html(f"{measure}: no model pair is complete; nothing to draw.")], None
+        return [*parts, _note_html(f"{measure}: no model pair is complete; nothing to draw.")], None
     parts.append(
         figures.add(
             lambda: plot_block_heatmap(values, labels, measure, symmetric, larger),
@@ -246,12 +311,12 @@ def _measure_parts(
             tidy = model_to_model(table, measure, larger_is_similar=larger)
             wide = model_matrix(table, measure, larger_is_similar=larger)
         except (KeyError, ValueError) as exc:
-            parts.append(note_html(f"{measure}: model-to-model similarity skipped: {exc.args[0]}"))
+            parts.append(_note_html(f"{measure}: model-to-model similarity skipped: {exc.args[0]}"))
         else:
             best = "max" if larger else "min"
             parts.append(
                 "<p>Model to model: sim(row → column) = mean over the row model's layers of the "
-                f"{best} over the column model's layers.</p>" + frame_html(wide, "model")
+                f"{best} over the column model's layers.</p>" + _frame_html(wide, "model")
             )
             parts.append(
                 figures.add(
@@ -281,18 +346,18 @@ def _measure_parts(
             )
         )
     else:
-        parts.append(note_html(f"{measure}: layer dendrogram skipped: some layer pairs were not computed."))
+        parts.append(_note_html(f"{measure}: layer dendrogram skipped: some layer pairs were not computed."))
     parts.append(_pair_parts(table, measure, larger, figures))
     return parts, tidy
 
 
 def _covered_models(table: ResultTable, measure: str) -> list[str]:
-    """The models that `measure` has rows for (attention measures skip models stored without attention)."""
+    """List the models that `measure` has rows for (attention measures skip models stored without attention)."""
     return [model for model in table.models() if table.layers(model, measure)]
 
 
 def _pair_parts(table: ResultTable, measure: str, larger: bool, figures: FigureWriter) -> str:
-    """Layer x layer heatmaps of every model pair (both orders for directed measures), folded away."""
+    """Draw layer x layer heatmaps of every model pair (both orders for directed measures), folded away."""
     symmetric = table.is_symmetric(measure)
     models = _covered_models(table, measure)
     pairs = combinations(models, 2) if symmetric else permutations(models, 2)
@@ -316,7 +381,7 @@ def _pair_parts(table: ResultTable, measure: str, larger: bool, figures: FigureW
         )
     parts = []
     if missing:
-        parts.append(note_html(f"{measure}: pairs not computed: {', '.join(missing)}."))
+        parts.append(_note_html(f"{measure}: pairs not computed: {', '.join(missing)}."))
     if panels:
         parts.append(
             figures.add(
@@ -334,7 +399,7 @@ def _pair_parts(table: ResultTable, measure: str, larger: bool, figures: FigureW
 
 
 def _count_figures(table: ResultTable, finetuned: Mapping[str, Sequence[str]]) -> int:
-    """Upper bound on the figures a report draws, for the progress bar."""
+    """Bound from above the number of figures a report draws, for the progress bar."""
     per_measure = 4  # block heatmap, model and layer dendrograms, model-pair grid
     return len(table.measures()) * per_measure + 1 + 2 * len(finetuned)
 
@@ -347,11 +412,53 @@ def write_report(
     title: str = "reprsim report",
     progress: bool = True,
 ) -> Path:
-    """Write figures (PNG + SVG), CSVs and one self-contained index.html to `out_dir`; return its path.
+    """Write an HTML report of a results table: figures, CSVs and one self-contained ``index.html``.
 
-    `finetuned` maps a base model to its fine-tuned models. `larger_is_similar` overrides, per measure,
-    the registry's orientation (needed only for measures outside the registry). progress: a bar over the
-    figures drawn.
+    For each level (representation, then attention) and measure, the page shows a heatmap of every layer
+    against every layer (model blocks that were not computed drawn grey), the model-to-model table, model and
+    layer dendrograms (average linkage) and the layer x layer heatmaps of every model pair; then localisation
+    scores (when the table has maxsim and svcca) and one section per fine-tuning comparison. An analysis that
+    the table cannot support (a missing pair, a missing measure) is replaced by a note on the page rather than
+    failing the report.
+
+    Files written under `out_dir`:
+
+    - ``index.html``: the page; figures are inlined as PNG data URIs, so it needs no other file;
+    - ``figures/``: every figure as PNG and SVG;
+    - ``model_to_model.csv``: the model-to-model rows of every measure for which they could be computed (see
+      `reprsim.analysis.model_to_model`), when there is at least one;
+    - ``localisation.csv``: the localisation scores, when they could be computed;
+    - ``finetune-<base>.csv``: one per fine-tuning comparison that could be computed.
+
+    Parameters
+    ----------
+    table : ResultTable
+        The results table (not empty).
+    out_dir : str or Path
+        The report directory, created if needed; existing files of the same names are overwritten.
+    finetuned : mapping of str to sequence of str, optional
+        Base model -> its fine-tuned models (see `parse_finetuned` for the CLI form); each base gets a section
+        comparing every fine-tuned layer with the same base layer.
+    larger_is_similar : mapping of str to bool, optional
+        Per measure, whether larger means more similar, overriding the measure registry; needed only for
+        measures outside the registry.
+    title : str, default "reprsim report"
+        The page title.
+    progress : bool, default True
+        Show a progress bar over the figures drawn.
+
+    Returns
+    -------
+    Path
+        The path of ``index.html``.
+
+    Raises
+    ------
+    ValueError
+        If `table` is not a `ResultTable` or is empty, or a fine-tuned model list is a string or empty.
+    KeyError
+        If a fine-tuning comparison names a model the table lacks (checked before anything is drawn), or a
+        measure is outside the registry and `larger_is_similar` does not give its orientation.
     """
     if not isinstance(table, ResultTable):
         raise ValueError(f"write_report needs a ResultTable, got {type(table).__name__}")
@@ -386,14 +493,14 @@ def write_report(
         bar.close()
     if tidy_parts:
         pd.concat(tidy_parts, ignore_index=True).to_csv(out / "model_to_model.csv", index=False)
-    page = render_page(table, sections, title)
+    page = _render_page(table, sections, title)
     index = out / INDEX
     index.write_text(page, encoding="utf-8")
     return index
 
 
 def _check_finetuned(table: ResultTable, finetuned: Mapping[str, Sequence[str]]) -> None:
-    """Fail before drawing anything when a fine-tuning comparison names models the table lacks."""
+    """Check the fine-tuning comparisons before anything is drawn: non-empty lists of known models."""
     known = table.models()
     for base, models in finetuned.items():
         if isinstance(models, str) or not models:
@@ -404,12 +511,13 @@ def _check_finetuned(table: ResultTable, finetuned: Mapping[str, Sequence[str]])
 
 
 def _localisation_section(table: ResultTable, figures: FigureWriter, out: Path) -> Section:
+    """Build the localisation section (and write localisation.csv), or a note saying why it was skipped."""
     section = Section("localisation", "Localisation")
     try:
         scores = localisation_scores(table)
     except (KeyError, ValueError) as exc:
         reason = exc.args[0] if exc.args else str(exc)
-        section.parts.append(note_html(f"Localisation scores not computed: {reason}"))
+        section.parts.append(_note_html(f"Localisation scores not computed: {reason}"))
         return section
     scores.to_csv(out / "localisation.csv", index=False)
     section.parts.append(
@@ -428,7 +536,7 @@ def _localisation_section(table: ResultTable, figures: FigureWriter, out: Path) 
     shown = scores.set_index(["model", "layer"])
     shown.index = [f"{m} L{layer}" for m, layer in shown.index]
     section.parts.append(
-        f"<details><summary>Localisation table</summary>{frame_html(shown, 'layer')}</details>"
+        f"<details><summary>Localisation table</summary>{_frame_html(shown, 'layer')}</details>"
     )
     return section
 
@@ -441,16 +549,17 @@ def _finetune_section(
     figures: FigureWriter,
     out: Path,
 ) -> Section:
+    """Build one fine-tuning section (and write its CSV), or a note saying why it was skipped."""
     section = Section(slug(f"finetune-{base}"), f"Fine-tuning: {base}")
     try:
         frame = finetune_similarity(table, base, models)
     except (KeyError, ValueError) as exc:  # e.g. one layer pair not computed: the rest of the report stands
-        section.parts.append(note_html(f"fine-tuning against {base} skipped: {exc.args[0]}"))
+        section.parts.append(_note_html(f"fine-tuning against {base} skipped: {exc.args[0]}"))
         return section
     frame.to_csv(out / f"finetune-{slug(base)}.csv", index=False)
     section.parts.append(
-        f"<p>Each fine-tuned model ({esc(', '.join(models))}) layer by layer against the same layer of "
-        f"{esc(base)}; directed measures use sim(fine-tuned → base).</p>"
+        f"<p>Each fine-tuned model ({_esc(', '.join(models))}) layer by layer against the same layer of "
+        f"{_esc(base)}; directed measures use sim(fine-tuned → base).</p>"
     )
     for level in LEVELS:
         if not (frame["level"] == level).any():
@@ -470,10 +579,10 @@ def _finetune_section(
     return section
 
 
-def render_page(table: ResultTable, sections: Sequence[Section], title: str) -> str:
-    """The whole HTML document as a string."""
+def _render_page(table: ResultTable, sections: Sequence[Section], title: str) -> str:
+    """Render the whole HTML document: the run overview, then `sections`."""
     models = table.models()
-    layers_html = frame_html(
+    layers_html = _frame_html(
         pd.DataFrame(
             {
                 "layers": [len(table.layers(m)) for m in models],
@@ -489,27 +598,27 @@ def render_page(table: ResultTable, sections: Sequence[Section], title: str) -> 
         [
             f"<p>{len(table)} rows, {len(models)} models, {len(table.measures())} measures.</p>",
             "<h3>Models</h3>" + layers_html,
-            "<h3>Measures</h3>" + frame_html(summary_frame(table), "measure"),
-            "<h3>Provenance</h3>" + provenance_html(table.provenance),
+            "<h3>Measures</h3>" + _frame_html(_summary_frame(table), "measure"),
+            "<h3>Provenance</h3>" + _provenance_html(table.provenance),
         ],
     )
     every = [overview, *sections]
-    nav = "".join(f'<a href="#{esc(s.anchor)}">{esc(s.title)}</a>' for s in every)
+    nav = "".join(f'<a href="#{_esc(s.anchor)}">{_esc(s.title)}</a>' for s in every)
     body = "".join(
-        f'<section id="{esc(s.anchor)}"><h2>{esc(s.title)}</h2>{"".join(s.parts)}</section>' for s in every
+        f'<section id="{_esc(s.anchor)}"><h2>{_esc(s.title)}</h2>{"".join(s.parts)}</section>' for s in every
     )
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{esc(title)}</title><style>{CSS}</style></head><body>"
-        f"<header><h1>{esc(title)}</h1><p>reprsim {esc(__version__)} · models: {esc(', '.join(models))}</p>"
+        f"<title>{_esc(title)}</title><style>{CSS}</style></head><body>"
+        f"<header><h1>{_esc(title)}</h1><p>reprsim {_esc(__version__)} · models: {_esc(', '.join(models))}</p>"
         f"</header><nav>{nav}</nav><main>{body}</main></body></html>\n"
     )
 
 
 def _ranges(layers: Sequence[int]) -> str:
-    """Compact text for a sorted list of ints, e.g. [0, 1, 2, 5] -> "0-2, 5"."""
+    """Write a sorted list of ints compactly, e.g. [0, 1, 2, 5] -> "0-2, 5"."""
     runs: list[list[int]] = []
     for layer in layers:
         if runs and layer == runs[-1][1] + 1:

@@ -1,10 +1,15 @@
-"""reprsim.validation: does each measure reproduce published sanity checks on networks trained here?
+"""Validation of the measures: published sanity checks reproduced on networks trained here.
 
-Section 1 (`seeds`): identifying corresponding layers of networks that differ only in their seed
-(Kornblith et al. 2019, Table 2). Section 2 (`sensitivity`): similarity to a layer as its principal
-components are deleted, against the seed-to-seed noise floor (Ding et al. 2021). Section 3 (`findings`):
-findings a study of real models should show, computed from its results table; `real_models` runs that study
-on the packaged models with a MiniLM fine-tuned here (`finetune`). `run` ties sections 1 and 2 together.
+- Section 1 (`reprsim.validation.seeds`): identifying corresponding layers of networks that differ only in
+  their seed (Kornblith et al. 2019, Table 2).
+- Section 2 (`reprsim.validation.sensitivity`): similarity to a layer as its principal components are
+  deleted, against the seed-to-seed noise floor (Ding et al. 2021).
+- Section 3 (`reprsim.validation.findings`): findings a study of real models should show, computed from its
+  results table; `reprsim.validation.real_models` runs that study on the packaged models with a MiniLM
+  fine-tuned here (`reprsim.validation.finetune`).
+
+`run_validation` (`reprsim.validation.run`) ties sections 1 and 2 together over the networks trained by
+`reprsim.validation.train`; ``reprsim validate`` runs all three.
 """
 
 from reprsim.validation.findings import StudyDesign, StudyFindings, findings_markdown, study_findings

@@ -11,8 +11,24 @@ from matplotlib.figure import Figure
 
 
 def plot_identification(accuracy: pd.DataFrame, path: str | Path) -> Path:
-    """Grouped bars: accuracy per measure and setting, Kornblith et al.'s values as black diamonds,
-    chance per setting as a dashed line."""
+    """Plot layer-identification accuracy as grouped bars, per measure and setting.
+
+    Kornblith et al.'s values are drawn as black diamonds and each setting's chance level as a dashed line
+    in its colour.
+
+    Parameters
+    ----------
+    accuracy : pandas.DataFrame
+        The identification accuracy table (`ValidationResult.accuracy`: columns ``measure``, ``setting``,
+        ``accuracy`` in percent, ``chance``, ``paper_accuracy``).
+    path : str or Path
+        The PNG file to write (120 dpi).
+
+    Returns
+    -------
+    Path
+        `path`.
+    """
     measures = list(dict.fromkeys(accuracy["measure"]))
     settings = list(dict.fromkeys(accuracy["setting"]))
     fig = Figure(figsize=(max(8.0, 0.6 * len(measures) + 2), 4.5), layout="constrained")
@@ -38,9 +54,27 @@ def plot_identification(accuracy: pd.DataFrame, path: str | Path) -> Path:
 
 
 def plot_sensitivity(curves: pd.DataFrame, noise_floor: pd.DataFrame, path: str | Path) -> Path:
-    """One panel per measure: mean similarity to the intact layer vs the fraction of components deleted,
-    per setting (colour) and deletion order (solid: top first, dotted: bottom first); dashed lines mark
-    each setting's seed floor (mean over layers)."""
+    """Plot the component-deletion curves: one panel per measure.
+
+    Each panel shows the mean over layers of the similarity to the intact layer against the fraction of
+    components deleted, per setting (colour) and deletion order (solid: top first, dotted: bottom first);
+    dashed lines mark each setting's seed floor (mean over layers).
+
+    Parameters
+    ----------
+    curves : pandas.DataFrame
+        The deletion curves (`ValidationResult.curves`: columns ``measure``, ``setting``, ``order``,
+        ``layer``, ``k``, ``value``).
+    noise_floor : pandas.DataFrame
+        The seed-to-seed floor (`ValidationResult.noise_floor`: columns ``setting``, ``measure``, ``mean``).
+    path : str or Path
+        The PNG file to write (110 dpi).
+
+    Returns
+    -------
+    Path
+        `path`.
+    """
     measures = list(dict.fromkeys(curves["measure"]))
     settings = list(dict.fromkeys(curves["setting"]))
     cols = 4
@@ -56,7 +90,7 @@ def plot_sensitivity(curves: pd.DataFrame, noise_floor: pd.DataFrame, path: str 
             for order, style in (("top", "-"), ("bottom", ":")):
                 line = part[(part["setting"] == setting) & (part["order"] == order)]
                 if len(line):
-                    ax.plot(grid, mean_curve(line, grid), style, color=colour, label=f"{setting}, {order} first")
+                    ax.plot(grid, _mean_curve(line, grid), style, color=colour, label=f"{setting}, {order} first")
             floor = noise_floor[(noise_floor["setting"] == setting) & (noise_floor["measure"] == measure)]
             if len(floor):
                 ax.axhline(float(floor["mean"].mean()), color=colour, linestyle="--", linewidth=0.8)
@@ -71,8 +105,8 @@ def plot_sensitivity(curves: pd.DataFrame, noise_floor: pd.DataFrame, path: str 
     return path
 
 
-def mean_curve(curves: pd.DataFrame, grid: np.ndarray) -> np.ndarray:
-    """Mean over layers of value vs fraction of components deleted, each layer interpolated onto `grid`.
+def _mean_curve(curves: pd.DataFrame, grid: np.ndarray) -> np.ndarray:
+    """Average value vs fraction deleted over layers, each layer interpolated onto `grid` first.
 
     Layers differ in rank (dead units), so their k grids differ; interpolating before averaging keeps
     one layer's jump from appearing as a zig-zag in the mean.

@@ -11,7 +11,7 @@ which are fine-tuned from which base), this computes:
   similarities of two measures (Wu et al.: maxsim and CKA rank model pairs differently);
 - fine-tuning change per layer: sim(fine-tuned layer l -> base layer l).
 
-Model-to-model similarity is the measures.md aggregate (mean over layers of the best-matching layer),
+Model-to-model similarity is the docs/measures.md aggregate (mean over layers of the best-matching layer),
 symmetrised over the two directions; it comes from `reprsim.analysis`.
 """
 
@@ -47,8 +47,15 @@ REQUIRED_COLUMNS: tuple[str, ...] = (
 class StudyDesign:
     """What the models of a study are, by display name.
 
-    families: model -> family (e.g. "bert", "gpt2"). random_controls: untrained control -> the real model it
-    is a randomly initialised copy of. finetuned: fine-tuned model -> its base model.
+    Attributes
+    ----------
+    families : mapping of str to str, default {}
+        Model -> family (e.g. ``"bert"``, ``"gpt2"``). When given, every real model that is not fine-tuned
+        needs one.
+    random_controls : mapping of str to str, default {}
+        Untrained control -> the real model it is a randomly initialised copy of.
+    finetuned : mapping of str to str, default {}
+        Fine-tuned model -> its base model.
     """
 
     families: Mapping[str, str] = field(default_factory=dict)
@@ -57,7 +64,26 @@ class StudyDesign:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> StudyDesign:
-        """Read `families`, `random_controls` and `finetuned` mappings (each optional) from a YAML file."""
+        """Read a design from a YAML file with ``families``, ``random_controls`` and ``finetuned`` mappings.
+
+        Parameters
+        ----------
+        path : str or Path
+            The YAML file; each of the three keys is optional, and an empty file is an empty design.
+
+        Returns
+        -------
+        StudyDesign
+            The design.
+
+        Raises
+        ------
+        FileNotFoundError
+            If the file does not exist.
+        ValueError
+            If the document is not a mapping, has another key, or a value is not a mapping of names to
+            names.
+        """
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"study design file {str(path)!r} does not exist")
@@ -78,18 +104,58 @@ class StudyDesign:
         return cls(**parts)
 
     def real_models(self, models: Sequence[str]) -> list[str]:
-        """The models that are not random controls, in the given order."""
+        """Keep the models that are not random controls, in the given order.
+
+        Parameters
+        ----------
+        models : sequence of str
+            Model names.
+
+        Returns
+        -------
+        list of str
+            The real models.
+        """
         return [m for m in models if m not in self.random_controls]
 
     def family_models(self, models: Sequence[str]) -> list[str]:
-        """The models the family contrast is about: neither random controls nor fine-tuned copies (a copy
-        of a family member would count its own base as a family neighbour)."""
+        """Keep the models the family contrast is about: neither random controls nor fine-tuned copies.
+
+        A fine-tuned copy of a family member would count its own base as a family neighbour.
+
+        Parameters
+        ----------
+        models : sequence of str
+            Model names.
+
+        Returns
+        -------
+        list of str
+            The family models, in the given order.
+        """
         return [m for m in self.real_models(models) if m not in self.finetuned]
 
 
 @dataclass(frozen=True)
 class StudyFindings:
-    """The four findings, each a tidy DataFrame (empty when the design does not allow it)."""
+    """The findings of a study, each a tidy DataFrame (empty when the design does not allow it).
+
+    Attributes
+    ----------
+    model_similarity : pandas.DataFrame
+        Model-to-model similarity: ``model_a``, ``model_b``, ``measure``, ``value``, ``symmetric`` (see
+        `reprsim.analysis.model_to_model`).
+    families : pandas.DataFrame
+        See `family_contrast`.
+    controls : pandas.DataFrame
+        See `control_contrast`.
+    divergence : pandas.DataFrame
+        See `measure_divergence`.
+    finetuning : pandas.DataFrame
+        See `finetuning_change`.
+    finetuning_trend : pandas.DataFrame
+        See `finetuning_trend`.
+    """
 
     model_similarity: pd.DataFrame  # model_a, model_b, measure, value, symmetric
     families: pd.DataFrame  # measure, within_mean, across_mean, within_pairs, across_pairs, within_more_similar
@@ -99,8 +165,8 @@ class StudyFindings:
     finetuning_trend: pd.DataFrame  # model, measure, spearman, first_layer, last_layer, higher_layers_change_more
 
 
-def as_result_table(table: ResultTable | pd.DataFrame) -> ResultTable:
-    """Accept a ResultTable or a frame with at least REQUIRED_COLUMNS.
+def _as_result_table(table: ResultTable | pd.DataFrame) -> ResultTable:
+    """Accept a ResultTable, or a frame with at least REQUIRED_COLUMNS, as a ResultTable.
 
     Missing contract columns are filled: `level` from the measure registry ("attention" for attention
     measures, else "representation"), `subsample` False and `n_rows` 1 (unknown row counts; no finding here
@@ -124,6 +190,7 @@ def as_result_table(table: ResultTable | pd.DataFrame) -> ResultTable:
 
 
 def _registry_level(measure: str) -> str:
+    """Return "attention" for the registry's attention measures, else "representation" (unknown ones too)."""
     from reprsim import measures as registry
 
     try:
@@ -132,14 +199,14 @@ def _registry_level(measure: str) -> str:
         return "representation"
 
 
-def orientation(measures: Sequence[str], larger_is_similar: Mapping[str, bool] | None) -> dict[str, bool]:
-    """larger_is_similar per measure: the caller's mapping first, then the registry (KeyError if neither)."""
+def _orientation(measures: Sequence[str], larger_is_similar: Mapping[str, bool] | None) -> dict[str, bool]:
+    """Orient each measure: the caller's mapping first, then the registry (KeyError if neither knows it)."""
     given = dict(larger_is_similar or {})
     return {m: larger_means_similar(m, given.get(m)) for m in measures}
 
 
-def check_design(table: ResultTable, design: StudyDesign) -> None:
-    """Every model the design names must be in the table; with families given, every real model needs one."""
+def _check_design(table: ResultTable, design: StudyDesign) -> None:
+    """Check that the design names only models of the table and, with families, gives each family model one."""
     known = set(table.models())
     named = (
         set(design.families)
@@ -163,16 +230,44 @@ def study_findings(
     measures: Sequence[str] | None = None,
     larger_is_similar: Mapping[str, bool] | None = None,
 ) -> StudyFindings:
-    """Compute the study findings (see the module docstring) for `measures` (default: all in the table)."""
-    results = as_result_table(table)
-    check_design(results, design)
+    """Compute the findings of a study of real models from its results table.
+
+    Parameters
+    ----------
+    table : ResultTable or pandas.DataFrame
+        The results; a bare frame needs at least the columns ``model_a``, ``layer_a``, ``model_b``,
+        ``layer_b``, ``measure``, ``direction`` and ``value`` (``level`` is then taken from the registry).
+    design : StudyDesign
+        The families, random controls and fine-tuned models, by display name.
+    measures : sequence of str, optional
+        The measures to use; default every representation-level measure in the table.
+    larger_is_similar : mapping of str to bool, optional
+        Per measure, whether larger means more similar; default from the measure registry.
+
+    Returns
+    -------
+    StudyFindings
+        Model-to-model similarity (symmetrised over both directions), the family contrast, the random-control
+        contrast, the divergence between measures, the fine-tuning change per layer and its trend with depth.
+
+    Raises
+    ------
+    KeyError
+        If the design names a model the table lacks, a measure is not in the table, a measure's direction is
+        unknown, or a needed pair is missing.
+    ValueError
+        If `table` is neither a ResultTable nor a DataFrame, the frame lacks a required column, families are
+        given but a family model has none, or fewer than two models are in the table.
+    """
+    results = _as_result_table(table)
+    _check_design(results, design)
     chosen = (
         [m for m in results.measures() if results.level(m) == "representation"] if measures is None else list(measures)
     )
     absent = [m for m in chosen if m not in results.measures()]
     if absent:
         raise KeyError(f"measure(s) {absent} are not in the results table; it has {results.measures()}")
-    larger = orientation(chosen, larger_is_similar)
+    larger = _orientation(chosen, larger_is_similar)
     similarity = pd.concat([model_to_model(results, m, larger_is_similar=larger[m]) for m in chosen], ignore_index=True)
     tuned = finetuning_change(results, design, chosen)
     return StudyFindings(
@@ -194,7 +289,26 @@ def _pair_values(similarity: pd.DataFrame, measure: str) -> dict[frozenset[str],
 
 
 def family_contrast(similarity: pd.DataFrame, design: StudyDesign, larger: Mapping[str, bool]) -> pd.DataFrame:
-    """Mean symmetrised model similarity within and across families, per measure (real models only)."""
+    """Compare the mean model similarity within families with the mean across families, per measure.
+
+    Only the family models (no random controls, no fine-tuned copies) enter.
+
+    Parameters
+    ----------
+    similarity : pandas.DataFrame
+        Model-to-model similarity (`StudyFindings.model_similarity`); its ``symmetric`` column is used.
+    design : StudyDesign
+        The design; without families the result is empty.
+    larger : mapping of str to bool
+        The measures, each with whether larger means more similar.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per measure: ``measure``, ``within_mean``, ``across_mean`` (NaN without such pairs),
+        ``within_pairs``, ``across_pairs`` and ``within_more_similar`` (within-family pairs are more similar
+        on average, oriented by the measure's direction; False without pairs of both kinds).
+    """
     columns = ["measure", "within_mean", "across_mean", "within_pairs", "across_pairs", "within_more_similar"]
     if not design.families:
         return pd.DataFrame(columns=columns)
@@ -224,11 +338,32 @@ def family_contrast(similarity: pd.DataFrame, design: StudyDesign, larger: Mappi
 
 
 def control_contrast(similarity: pd.DataFrame, design: StudyDesign, larger: Mapping[str, bool]) -> pd.DataFrame:
-    """For each random control c of real model r and each other real model m: sim(c, m) beside sim(r, m).
+    """Compare each random control with its real model, as seen from every other family model.
 
-    m = r is left out: the contrast needs the same third model on both sides; so are fine-tuned copies (a
-    copy of r is trivially closer to r than to r's control). control_less_similar: the control is further
-    from m than r is (oriented by the measure's direction).
+    For each random control c of real model r and each other family model m, sim(c, m) is set beside
+    sim(r, m). m = r is left out: the contrast needs the same third model on both sides; so are fine-tuned
+    copies (a copy of r is trivially closer to r than to r's control).
+
+    Parameters
+    ----------
+    similarity : pandas.DataFrame
+        Model-to-model similarity (`StudyFindings.model_similarity`); its ``symmetric`` column is used.
+    design : StudyDesign
+        The design; without random controls the result is empty.
+    larger : mapping of str to bool
+        The measures, each with whether larger means more similar.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``measure``, ``control``, ``real``, ``other``, ``control_value``, ``real_value`` and
+        ``control_less_similar`` (the control is further from m than r is, oriented by the measure's
+        direction).
+
+    Raises
+    ------
+    KeyError
+        If a needed model pair is missing from `similarity`.
     """
     columns = ["measure", "control", "real", "other", "control_value", "real_value", "control_less_similar"]
     rows = []
@@ -255,12 +390,26 @@ def control_contrast(similarity: pd.DataFrame, design: StudyDesign, larger: Mapp
 
 
 def measure_divergence(similarity: pd.DataFrame, design: StudyDesign, larger: Mapping[str, bool]) -> pd.DataFrame:
-    """Spearman correlation over model pairs between the model similarities of every two measures.
+    """Correlate, over model pairs, the model similarities of every two measures (Spearman).
 
     The pairs are those of the family models (no random controls, no fine-tuned copies: a copy and its base
     are close under every measure, which would pass for agreement). Distances are negated first, so +1
-    always means "the two measures rank model pairs alike". Needs at least 3 model pairs (3 models); with
-    fewer the table is empty, since a rank correlation of 2 points is always +-1.
+    always means "the two measures rank model pairs alike". A pair of measures needs at least 3 model pairs
+    (3 models) in common; with fewer it has no row, since a rank correlation of 2 points is always +-1.
+
+    Parameters
+    ----------
+    similarity : pandas.DataFrame
+        Model-to-model similarity (`StudyFindings.model_similarity`); its ``symmetric`` column is used.
+    design : StudyDesign
+        The design (to leave out controls and fine-tuned copies).
+    larger : mapping of str to bool
+        The measures, each with whether larger means more similar.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per pair of measures: ``measure_a``, ``measure_b``, ``spearman`` and ``n_pairs``.
     """
     columns = ["measure_a", "measure_b", "spearman", "n_pairs"]
     per_measure = {m: _pair_values(similarity, m) for m in larger}
@@ -279,7 +428,30 @@ def measure_divergence(similarity: pd.DataFrame, design: StudyDesign, larger: Ma
 
 
 def finetuning_change(table: ResultTable, design: StudyDesign, measures: Sequence[str]) -> pd.DataFrame:
-    """sim(fine-tuned layer l -> base layer l) for every fine-tuned model of the design, per measure."""
+    """Compute sim(fine-tuned layer l -> base layer l) for every fine-tuned model of the design, per measure.
+
+    Parameters
+    ----------
+    table : ResultTable
+        The results table.
+    design : StudyDesign
+        The design; without fine-tuned models the result is empty.
+    measures : sequence of str
+        The measures.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``model``, ``base``, ``layer``, ``measure``, ``level`` and ``value`` (see
+        `reprsim.analysis.finetune_similarity`).
+
+    Raises
+    ------
+    KeyError
+        If a model, measure or needed pair is not in the table.
+    ValueError
+        If a fine-tuned model has a layer its base lacks.
+    """
     columns = ["model", "base", "layer", "measure", "level", "value"]
     parts = []
     for base in sorted(set(design.finetuned.values())):
@@ -290,11 +462,24 @@ def finetuning_change(table: ResultTable, design: StudyDesign, measures: Sequenc
 
 
 def finetuning_trend(finetuning: pd.DataFrame, larger: Mapping[str, bool]) -> pd.DataFrame:
-    """Per fine-tuned model and measure: does similarity to the base fall with depth?
+    """Test, per fine-tuned model and measure, whether the similarity to the base falls with depth.
 
-    spearman is the rank correlation between layer index and sim(fine-tuned layer l, base layer l), with
-    distances negated so that a negative value always means "higher layers changed more" (Wu et al. 2020,
-    Merchant et al. 2020). first_layer/last_layer are the similarities at the lowest and highest layer.
+    Wu et al. 2020 and Merchant et al. 2020 find that fine-tuning changes higher layers more.
+
+    Parameters
+    ----------
+    finetuning : pandas.DataFrame
+        The output of `finetuning_change` (columns ``model``, ``measure``, ``layer``, ``value``).
+    larger : mapping of str to bool
+        Whether larger means more similar, per measure; a measure not in it counts as a similarity.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (model, measure) with at least 3 layers: ``model``, ``measure``, ``spearman`` (the rank
+        correlation between layer index and sim(fine-tuned layer l, base layer l), distances negated so that
+        a negative value always means "higher layers changed more"), ``first_layer`` and ``last_layer`` (the
+        similarities at the lowest and highest layer) and ``higher_layers_change_more`` (spearman < 0).
     """
     columns = ["model", "measure", "spearman", "first_layer", "last_layer", "higher_layers_change_more"]
     rows = []
@@ -318,7 +503,19 @@ def finetuning_trend(finetuning: pd.DataFrame, larger: Mapping[str, bool]) -> pd
 
 
 def findings_markdown(findings: StudyFindings) -> str:
-    """The findings as Markdown tables (summaries; the full tables are in the CSV files)."""
+    """Render the findings as Markdown tables (summaries; the full tables go to CSV files).
+
+    Parameters
+    ----------
+    findings : StudyFindings
+        The findings.
+
+    Returns
+    -------
+    str
+        A "Real models" section with one sub-section per non-empty finding; the random-control contrast is
+        summarised per measure and the fine-tuning change shown as a layer x measure table.
+    """
     out = ["## Real models", ""]
     if len(findings.families):
         out += _section("Within- vs across-family model similarity", findings.families)
@@ -350,5 +547,5 @@ def findings_markdown(findings: StudyFindings) -> str:
 
 
 def _section(title: str, frame: pd.DataFrame) -> list[str]:
-    """A level-3 heading and its table (values to 3 digits), as Markdown lines."""
+    """Render a level-3 heading and its table (values to 3 digits), as Markdown lines."""
     return [f"### {title}", "", markdown_table(frame, digits=3), ""]

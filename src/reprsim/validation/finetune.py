@@ -32,7 +32,35 @@ ENCODER_PRESETS = ("minilm", "mpnet")
 
 @dataclass(frozen=True)
 class FinetuneConfig:
-    """What determines the fine-tuned model (all of it goes into its cache key)."""
+    """What determines the fine-tuned model (all of it goes into its cache key).
+
+    Attributes
+    ----------
+    base : {"minilm", "mpnet"}, default "minilm"
+        The encoder preset to fine-tune. The head reads the first token, which sees the whole sentence only
+        in a bidirectional encoder.
+    train_sentences : int, default 1200
+        Training examples (at least 1).
+    heldout_sentences : int, default 200
+        Held-out examples for the accuracy (at least 1).
+    min_words : int, default 6
+        Shortest usable sentence (at least 2: a shuffle needs two words).
+    max_words : int, default 40
+        Longest usable sentence.
+    epochs : int, default 2
+        Training epochs (at least 1).
+    batch_size : int, default 16
+        Sentences per minibatch (at least 1).
+    learning_rate : float, default 5e-5
+        AdamW learning rate (> 0).
+    seed : int, default 0
+        Seeds the labels, the shuffles, the head's initial weights and the minibatch order.
+
+    Raises
+    ------
+    ValueError
+        If `base` is not an encoder preset or a count or the learning rate is out of range.
+    """
 
     base: str = "minilm"
     train_sentences: int = 1200
@@ -59,13 +87,39 @@ class FinetuneConfig:
 
 @dataclass(frozen=True)
 class WordOrderExample:
+    """One example of the word-order task.
+
+    Attributes
+    ----------
+    words : list of str
+        The sentence's words, shuffled when `shuffled`.
+    shuffled : bool
+        The label: True (1) for a shuffled word order, False (0) for the original.
+    """
+
     words: list[str]
     shuffled: bool
 
 
 @dataclass(frozen=True)
 class FinetunedModel:
-    """Where the fine-tuned encoder lies, and how well it does its task (chance is 0.5)."""
+    """Where the fine-tuned encoder lies, and how well it does its task (chance is 0.5).
+
+    Attributes
+    ----------
+    folder : Path
+        The model folder (safetensors encoder and tokenizer, loadable like any model folder).
+    base : str
+        The base preset.
+    heldout_accuracy : float
+        Held-out accuracy after fine-tuning.
+    base_heldout_accuracy : float
+        Held-out accuracy of the untrained head on the base encoder, before fine-tuning.
+    train_loss : float
+        Mean training loss over the last epoch's steps.
+    config : FinetuneConfig
+        The configuration it was made with.
+    """
 
     folder: Path
     base: str
@@ -78,10 +132,32 @@ class FinetunedModel:
 def shuffled_word_order_task(
     sentences: Sequence[Sequence[str]], n: int, min_words: int, seed: int
 ) -> list[WordOrderExample]:
-    """The first n usable sentences, every other one (in a seeded random half) with a shuffled word order.
+    """Build the shuffled-word-order task from the first usable sentences.
 
-    A shuffle that happens to leave the sentence readable as it was (all words equal, or the permutation
-    restores the order) is redrawn, so every label-1 example really differs from the original.
+    A seeded random half of the examples has its word order shuffled. A shuffle that happens to leave the
+    sentence readable as it was (the permutation restores the order) is redrawn, and sentences whose words
+    are all equal are not usable, so every label-1 example really differs from the original.
+
+    Parameters
+    ----------
+    sentences : sequence of sequence of str
+        The candidate sentences, in order.
+    n : int
+        The number of examples (exactly ``n // 2`` are shuffled).
+    min_words : int
+        Shortest usable sentence.
+    seed : int
+        The seed of the labels and the shuffles.
+
+    Returns
+    -------
+    list of WordOrderExample
+        The examples, from the first `n` usable sentences in order.
+
+    Raises
+    ------
+    ValueError
+        If fewer than `n` sentences are usable.
     """
     rng = np.random.default_rng(seed)
     usable = [list(s) for s in sentences if len(s) >= min_words and len(set(s)) > 1]
@@ -100,7 +176,17 @@ def shuffled_word_order_task(
 
 
 class CLSClassifier(nn.Module):
-    """An encoder with a linear head on its first token's final hidden state."""
+    """An encoder with a linear head on its first token's final hidden state.
+
+    Parameters
+    ----------
+    encoder : torch.nn.Module
+        A transformers encoder whose output has ``last_hidden_state``.
+    width : int
+        Its hidden size.
+    classes : int, default 2
+        The number of classes.
+    """
 
     def __init__(self, encoder: nn.Module, width: int, classes: int = 2) -> None:
         super().__init__()
@@ -108,26 +194,30 @@ class CLSClassifier(nn.Module):
         self.head = nn.Linear(width, classes)
 
     def forward(self, **inputs: torch.Tensor) -> torch.Tensor:
+        """Compute class logits, ``(batch, classes)``, from tokenizer outputs."""
         hidden = self.encoder(**inputs).last_hidden_state
         return self.head(hidden[:, 0])
 
 
 def _batches(examples: Sequence[WordOrderExample], size: int) -> list[Sequence[WordOrderExample]]:
+    """Cut the examples into consecutive batches."""
     return [examples[i : i + size] for i in range(0, len(examples), size)]
 
 
 def _labels(batch: Sequence[WordOrderExample]) -> torch.Tensor:
+    """Return a batch's labels as a long tensor."""
     return torch.tensor([e.shuffled for e in batch], dtype=torch.long)
 
 
 def _encode(tokenizer: object, batch: Sequence[WordOrderExample]) -> dict[str, torch.Tensor]:
+    """Tokenize a batch of pre-split sentences, padded, as PyTorch tensors."""
     return dict(
         tokenizer([e.words for e in batch], is_split_into_words=True, padding=True, return_tensors="pt")  # type: ignore[operator]
     )
 
 
-def accuracy(model: CLSClassifier, tokenizer: object, examples: Sequence[WordOrderExample], batch: int) -> float:
-    """Share of examples whose predicted label is right (the model is put in eval mode)."""
+def _accuracy(model: CLSClassifier, tokenizer: object, examples: Sequence[WordOrderExample], batch: int) -> float:
+    """Compute the share of examples whose predicted label is right (the model is put in eval mode)."""
     model.eval()
     right = 0
     with torch.inference_mode():
@@ -138,7 +228,18 @@ def accuracy(model: CLSClassifier, tokenizer: object, examples: Sequence[WordOrd
 
 
 def examples_sha256(examples: Sequence[WordOrderExample]) -> str:
-    """What the model is trained and evaluated on: every example's words and label, in order."""
+    """Hash what the model is trained and evaluated on: every example's words and label, in order.
+
+    Parameters
+    ----------
+    examples : sequence of WordOrderExample
+        The examples.
+
+    Returns
+    -------
+    str
+        The sha256 hex digest.
+    """
     digest = hashlib.sha256()
     for example in examples:
         digest.update(json.dumps([example.words, example.shuffled]).encode() + b"\n")
@@ -146,7 +247,23 @@ def examples_sha256(examples: Sequence[WordOrderExample]) -> str:
 
 
 def cache_folder(config: FinetuneConfig, data_sha256: str, cache: Path | None = None) -> Path:
-    """Cache location: the base's identity, the configuration and the training data, hashed."""
+    """Locate the cached fine-tuned model: a folder named by the hash of its base, configuration and data.
+
+    Parameters
+    ----------
+    config : FinetuneConfig
+        The configuration.
+    data_sha256 : str
+        The examples' hash (see `examples_sha256`).
+    cache : Path, optional
+        The cache root; default the reprsim cache folder (``$REPRSIM_CACHE``, else ``~/.cache/reprsim``).
+
+    Returns
+    -------
+    Path
+        ``<cache>/finetuned/<base>-wordorder-<16 hex digits>``; the base preset's identity, the whole
+        configuration and `data_sha256` enter the hash.
+    """
     key = json.dumps(
         {"base": preset_identity(config.base), "config": asdict(config), "data": data_sha256}, sort_keys=True
     )
@@ -161,10 +278,41 @@ def finetune_word_order(
     cache: Path | None = None,
     progress: bool = True,
 ) -> FinetunedModel:
-    """Fine-tune `config.base` (a preset) on the shuffled-word-order task built from `sentences`.
+    """Fine-tune an encoder preset on the shuffled-word-order task built from some sentences.
 
-    The first train_sentences usable sentences train, the next heldout_sentences measure accuracy; pass
-    sentences that are not in the corpus the models will be compared on. A finished model is reused.
+    A linear head on the first token's vector is trained with the encoder (AdamW); only the encoder is
+    saved, with its tokenizer, so it loads like any model folder. Training is seeded and deterministic on
+    CPU. A finished model (its folder has a record) is reused; a folder without a record, left by an
+    interrupted run, is deleted and the model trained again. The folder is written under a temporary name
+    and moved into place, so it is never seen half written.
+
+    Parameters
+    ----------
+    config : FinetuneConfig
+        The base preset, the task sizes and the schedule.
+    sentences : sequence of sequence of str
+        The source sentences; those longer than ``config.max_words`` are skipped. The first
+        ``train_sentences`` usable sentences train and the next ``heldout_sentences`` measure accuracy:
+        pass sentences that are not in the corpus the models will be compared on.
+    threads : int, default 1
+        Torch CPU threads.
+    cache : Path, optional
+        The cache root (see `cache_folder`), which also holds the base preset.
+    progress : bool, default True
+        Show a progress bar over training steps.
+
+    Returns
+    -------
+    FinetunedModel
+        The model folder and its accuracies.
+
+    Raises
+    ------
+    ValueError
+        If there are not enough usable sentences, or a cached model's record does not match the
+        configuration and data (delete the folder to retrain).
+    FileNotFoundError
+        If the base preset's package is not installed.
     """
     examples = shuffled_word_order_task(
         [s for s in sentences if len(s) <= config.max_words],
@@ -186,7 +334,7 @@ def finetune_word_order(
     with deterministic_torch(config.seed, threads):
         encoder = AutoModel.from_pretrained(str(base_folder), dtype=torch.float32)
         model = CLSClassifier(encoder, int(encoder.config.hidden_size))
-        base_accuracy = accuracy(model, tokenizer, heldout, config.batch_size)
+        base_accuracy = _accuracy(model, tokenizer, heldout, config.batch_size)
         optimiser = torch.optim.AdamW(model.parameters(), lr=config.learning_rate)
         order = np.random.default_rng(config.seed + 1)
         losses: list[float] = []
@@ -209,7 +357,7 @@ def finetune_word_order(
                 bar.update(1)
                 bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
         bar.close()
-        heldout_accuracy = accuracy(model, tokenizer, heldout, config.batch_size)
+        heldout_accuracy = _accuracy(model, tokenizer, heldout, config.batch_size)
     result = FinetunedModel(
         folder=target,
         base=config.base,
@@ -245,6 +393,7 @@ def _save(encoder: nn.Module, tokenizer: object, result: FinetunedModel, data_sh
 
 
 def _load_record(folder: Path, config: FinetuneConfig, data_sha256: str) -> FinetunedModel:
+    """Read a cached model's record, checking it was made with this configuration and data."""
     record = json.loads((folder / RECORD).read_text(encoding="utf-8"))
     if record.get("config") != asdict(config) or record.get("data_sha256") != data_sha256:
         raise ValueError(

@@ -1,4 +1,4 @@
-"""Markdown rendering of result tables (pandas' to_markdown needs the optional `tabulate` package)."""
+"""Markdown rendering of result tables (pandas' ``to_markdown`` needs the optional ``tabulate`` package)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from numbers import Integral, Real
 import pandas as pd
 
 
-def format_cell(value: object, digits: int) -> str:
-    """Integers as is, floats with `digits` decimals, NaN as an empty cell, the rest as str()."""
+def _format_cell(value: object, digits: int) -> str:
+    """Format one cell: bools as yes/no, integers as is, floats to `digits` decimals, NaN empty, rest as text."""
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, Integral):
@@ -20,7 +20,21 @@ def format_cell(value: object, digits: int) -> str:
 
 
 def markdown_table(frame: pd.DataFrame, digits: int = 3) -> str:
-    """A GitHub-flavoured Markdown table of `frame` (index dropped); numbers right-aligned."""
+    """Render a DataFrame as a GitHub-flavoured Markdown table.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        The table; its index is dropped.
+    digits : int, default 3
+        Decimals shown for floats.
+
+    Returns
+    -------
+    str
+        The table, one line per row (no trailing newline). Numeric columns (not boolean ones) are
+        right-aligned; booleans read yes/no, NaN is an empty cell and ``|`` in text is escaped.
+    """
     header = [str(c) for c in frame.columns]
     numeric = [pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c]) for c in frame]
     lines = [
@@ -28,5 +42,5 @@ def markdown_table(frame: pd.DataFrame, digits: int = 3) -> str:
         "|" + "|".join("---:" if n else "---" for n in numeric) + "|",
     ]
     for row in frame.itertuples(index=False):
-        lines.append("| " + " | ".join(format_cell(v, digits) for v in row) + " |")
+        lines.append("| " + " | ".join(_format_cell(v, digits) for v in row) + " |")
     return "\n".join(lines)

@@ -2,10 +2,10 @@
 
 The models are MiniLM and MPNet (sentence-embedding encoders), SmolLM2 and Gemma-3-270M (decoders), an
 untrained copy of each (same architecture, seeded random weights), and MiniLM fine-tuned here on detecting
-shuffled word order (`finetune`). They are compared on the first sentences of the built-in corpus with the
-study pipeline (`reprsim run`), so the run also leaves a store, a results table and an HTML report; the
-fine-tuning data are later sentences of the same corpus, never the compared ones. The findings come from
-`findings.study_findings`.
+shuffled word order (`reprsim.validation.finetune`). They are compared on the first sentences of the
+built-in corpus with the study pipeline (``reprsim run``), so the run also leaves a store, a results table
+and an HTML report; the fine-tuning data are later sentences of the same corpus, never the compared ones.
+The findings come from `reprsim.validation.findings.study_findings`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,21 @@ from reprsim.validation.finetune import FinetuneConfig, FinetunedModel, finetune
 
 @dataclass(frozen=True)
 class RealModel:
-    """A packaged model in the study: display name, preset, family and how many evenly spaced layers."""
+    """A packaged model in the study: display name, preset, family and how many evenly spaced layers.
+
+    Attributes
+    ----------
+    name : str
+        The display name; its random control is ``<name>-random``.
+    preset : str
+        The extraction preset (see `reprsim.extraction.presets`).
+    family : str
+        The family in the study design (e.g. ``"encoder"``, ``"decoder"``).
+    n_layers : int
+        Hidden states including the embeddings (num_hidden_layers + 1).
+    keep_layers : int or None, default None
+        The number of evenly spaced layers to compare, or None for all.
+    """
 
     name: str
     preset: str
@@ -33,6 +47,13 @@ class RealModel:
     keep_layers: int | None = None  # evenly spaced layers to compare (None: all)
 
     def layers(self) -> list[int]:
+        """List the layers to compare: all, or `keep_layers` evenly spaced ones from 0 to the last.
+
+        Returns
+        -------
+        list of int
+            Sorted, distinct layer indices.
+        """
         if self.keep_layers is None or self.keep_layers >= self.n_layers:
             return list(range(self.n_layers))
         return sorted({int(x) for x in np.rint(np.linspace(0, self.n_layers - 1, self.keep_layers))})
@@ -48,7 +69,30 @@ DEFAULT_MODELS: tuple[RealModel, ...] = (
 
 @dataclass(frozen=True)
 class RealModelsConfig:
-    """Which models, on how much text, with which measures; plus the fine-tuning of `finetune.base`."""
+    """Section 3's study: which models, on how much text, with which measures, and the fine-tuning.
+
+    Attributes
+    ----------
+    models : tuple of RealModel, default MiniLM, MPNet, SmolLM2, Gemma3
+        The packaged models (distinct names, known presets).
+    sentences : int, default 300
+        The first sentences of the built-in corpus that are compared; fine-tuning uses later ones.
+    max_words : int, default 40
+        Drop sentences longer than this, for the comparison and the fine-tuning.
+    measures : tuple of str, default ("linear_cka", "maxsim", "linreg", "svcca", "pwcca")
+        The measures compared.
+    random_controls : bool, default True
+        Add a random-weights control of each model (``<name>-random``).
+    finetune : FinetuneConfig or None, default 800 sentences, 1 epoch
+        The fine-tuned model (its base must be one of `models`), or None for none.
+    batch_size : int, default 32
+        Extraction batch size.
+
+    Raises
+    ------
+    ValueError
+        If model names repeat, a preset is unknown, or the fine-tuning base is not one of the models.
+    """
 
     models: tuple[RealModel, ...] = DEFAULT_MODELS
     sentences: int = 300
@@ -69,13 +113,31 @@ class RealModelsConfig:
             raise ValueError(f"the fine-tuned model's base {self.finetune.base!r} must be one of the models")
 
     def base_model(self) -> RealModel | None:
+        """Find the model that is fine-tuned.
+
+        Returns
+        -------
+        RealModel or None
+            The model whose preset is ``finetune.base``, or None without fine-tuning.
+        """
         if self.finetune is None:
             return None
         return next(m for m in self.models if m.preset == self.finetune.base)
 
 
 def check_models_installed(config: RealModelsConfig) -> None:
-    """Fail before any work starts if a preset's package is missing, naming the install command."""
+    """Check, before any work starts, that every model's package is installed.
+
+    Parameters
+    ----------
+    config : RealModelsConfig
+        The study.
+
+    Raises
+    ------
+    FileNotFoundError
+        If a preset's package is missing; the message gives the install command.
+    """
     missing = []
     for model in config.models:
         try:
@@ -92,6 +154,22 @@ def check_models_installed(config: RealModelsConfig) -> None:
 
 @dataclass(frozen=True)
 class RealModelsResult:
+    """What `run_real_models` produced.
+
+    Attributes
+    ----------
+    table : ResultTable
+        The study's results table.
+    design : StudyDesign
+        The families, random controls and fine-tuned model.
+    findings : StudyFindings
+        The section 3 findings.
+    finetuned : FinetunedModel or None
+        The fine-tuned model, if any.
+    report : Path or None
+        The study report's ``index.html``.
+    """
+
     table: ResultTable
     design: StudyDesign
     findings: StudyFindings
@@ -99,12 +177,29 @@ class RealModelsResult:
     report: Path | None
 
 
-def finetuned_name(base: RealModel) -> str:
+def _finetuned_name(base: RealModel) -> str:
+    """Name the fine-tuned copy of a model."""
     return f"{base.name}-wordorder"
 
 
 def study_config(config: RealModelsConfig, out: Path, finetuned: FinetunedModel | None) -> dict[str, object]:
-    """The comparison as a `reprsim run` study config (so it is the same code path users run)."""
+    """Write the comparison as a ``reprsim run`` study config, so that it takes the code path users run.
+
+    Parameters
+    ----------
+    config : RealModelsConfig
+        The study.
+    out : Path
+        The output folder (store, results, report).
+    finetuned : FinetunedModel or None
+        The fine-tuned model to include, with a fine-tuning comparison against its base.
+
+    Returns
+    -------
+    dict of str to object
+        The config, for `reprsim.study.parse_study`: the built-in corpus, each model (and its random
+        control), extraction without attention.
+    """
     models: list[dict[str, object]] = []
     for model in config.models:
         models.append({"name": model.name, "model": model.preset, "layers": model.layers()})
@@ -113,8 +208,8 @@ def study_config(config: RealModelsConfig, out: Path, finetuned: FinetunedModel 
     finetuning = []
     base = config.base_model()
     if finetuned is not None and base is not None:
-        models.append({"name": finetuned_name(base), "model": str(finetuned.folder), "layers": base.layers()})
-        finetuning.append({"base": base.name, "finetuned": [finetuned_name(base)]})
+        models.append({"name": _finetuned_name(base), "model": str(finetuned.folder), "layers": base.layers()})
+        finetuning.append({"base": base.name, "finetuned": [_finetuned_name(base)]})
     return {
         "name": "validation-real-models",
         "corpus": {"source": "builtin", "max_sentences": config.sentences, "max_words": config.max_words},
@@ -127,20 +222,55 @@ def study_config(config: RealModelsConfig, out: Path, finetuned: FinetunedModel 
 
 
 def study_design(config: RealModelsConfig) -> StudyDesign:
+    """Describe the study's models for the findings: families, random controls, the fine-tuned model.
+
+    Parameters
+    ----------
+    config : RealModelsConfig
+        The study.
+
+    Returns
+    -------
+    StudyDesign
+        The design, by display name.
+    """
     base = config.base_model()
     return StudyDesign(
         families={m.name: m.family for m in config.models},
         random_controls={f"{m.name}-random": m.name for m in config.models} if config.random_controls else {},
-        finetuned={finetuned_name(base): base.name} if base is not None else {},
+        finetuned={_finetuned_name(base): base.name} if base is not None else {},
     )
 
 
 def run_real_models(
     config: RealModelsConfig, out: Path, threads: int = 1, progress: bool = True, cache: Path | None = None
 ) -> RealModelsResult:
-    """Fine-tune, extract, compare and summarise; everything lands in `out` (store, results, report).
+    """Run section 3: fine-tune, extract, compare and summarise; everything lands in `out`.
 
-    cache: where the fine-tuned model is kept (default: the reprsim cache folder).
+    Parameters
+    ----------
+    config : RealModelsConfig
+        The study.
+    out : Path
+        The output folder, created if needed: store, results table and report.
+    threads : int, default 1
+        Torch CPU threads for the fine-tuning.
+    progress : bool, default True
+        Show progress bars.
+    cache : Path, optional
+        Where the fine-tuned model is kept; default the reprsim cache folder.
+
+    Returns
+    -------
+    RealModelsResult
+        The results table, design, findings, fine-tuned model and report.
+
+    Raises
+    ------
+    FileNotFoundError
+        If a model's package is missing (checked first).
+    ValueError
+        If the built-in corpus has no sentences left for fine-tuning after the compared ones.
     """
     from reprsim.pipeline import run_study
     from reprsim.study import parse_study

@@ -41,7 +41,15 @@ from reprsim.validation.train import (
 
 @dataclass(frozen=True)
 class MLPSetting:
-    """Seeded digits classifiers of one shape, named `name` in the results."""
+    """Seeded digits classifiers of one shape.
+
+    Attributes
+    ----------
+    name : str
+        The setting's name in the results.
+    config : MLPConfig
+        The shape and schedule.
+    """
 
     name: str
     config: MLPConfig
@@ -49,7 +57,15 @@ class MLPSetting:
 
 @dataclass(frozen=True)
 class LMSetting:
-    """Seeded word-level language models of one shape, named `name` in the results."""
+    """Seeded word-level language models of one shape.
+
+    Attributes
+    ----------
+    name : str
+        The setting's name in the results.
+    config : LMConfig
+        The shape and schedule.
+    """
 
     name: str
     config: LMConfig
@@ -60,7 +76,32 @@ Setting = MLPSetting | LMSetting
 
 @dataclass(frozen=True)
 class ValidationConfig:
-    """Everything that determines a validation run (written beside the results as config.json)."""
+    """Everything that determines a validation run (written beside the results as ``config.json``).
+
+    Attributes
+    ----------
+    preset : str
+        The preset's name (``"full"``, ``"quick"``, ``"smoke"``), or any label.
+    seeds : tuple of int
+        At least two distinct seeds; one network is trained per seed and setting.
+    settings : tuple of MLPSetting or LMSetting
+        At least one setting, with distinct names, run in order.
+    max_rows : int, default 2000
+        The row subsample of the measures that build n x n matrices.
+    rbf_bandwidths : tuple of float, default (0.4, 0.8)
+        The RBF CKA bandwidths, one spec each.
+    deletion_points : int, default 14
+        About how many component counts per layer in section 2.
+    measures : tuple of str or None, default None
+        The registry measures to validate; None for every representation-level measure.
+    threads : int, default 1
+        Torch CPU threads.
+
+    Raises
+    ------
+    ValueError
+        If there are fewer than two seeds, seeds repeat, or the settings are empty or share a name.
+    """
 
     preset: str
     seeds: tuple[int, ...]
@@ -80,7 +121,27 @@ class ValidationConfig:
 
     @classmethod
     def preset_named(cls, name: str, threads: int = 1) -> ValidationConfig:
-        """The "full", "quick" or "smoke" configuration."""
+        """Build a preset configuration.
+
+        Parameters
+        ----------
+        name : {"full", "quick", "smoke"}
+            ``"full"``: 5 seeds, two digits MLPs (4 and 8 hidden layers) and a 6-layer LM, the documented
+            numbers (under 45 minutes on 2 cores); ``"quick"``: 3 seeds, smaller networks (about 2 minutes);
+            ``"smoke"``: 3 tiny networks per setting, seconds, for tests and CI.
+        threads : int, default 1
+            Torch CPU threads.
+
+        Returns
+        -------
+        ValidationConfig
+            The configuration.
+
+        Raises
+        ------
+        ValueError
+            If `name` is not a preset.
+        """
         if name == "full":
             return cls(
                 preset=name,
@@ -121,7 +182,13 @@ class ValidationConfig:
         raise ValueError(f"unknown preset {name!r}; use full, quick or smoke")
 
     def specs(self) -> list[MeasureSpec]:
-        """The measures to validate (every representation-level registry measure unless `measures`)."""
+        """Build the specs of the measures to validate (see `reprsim.validation.representation_measures`).
+
+        Returns
+        -------
+        list of MeasureSpec
+            Every representation-level registry measure, or those of `measures`.
+        """
         return representation_measures(self.rbf_bandwidths, self.max_rows, names=self.measures)
 
 
@@ -130,7 +197,32 @@ WARNING_COLUMNS: tuple[str, ...] = ("setting", "section", "measure", "warning", 
 
 @dataclass
 class ValidationResult:
-    """All tables of a run. Every frame has a `setting` column; see the section modules for the rest."""
+    """All tables of a validation run; every frame has a ``setting`` column.
+
+    Attributes
+    ----------
+    config : ValidationConfig
+        The configuration run.
+    networks : pandas.DataFrame
+        One row per trained network: ``setting``, ``seed``, ``layers``, ``rows``, ``width``, ``metric``
+        (its name) and ``value``.
+    cross_seed : pandas.DataFrame
+        Every measure between every layer pair of every two seeds (`reprsim.validation.cross_seed_table`).
+    hits : pandas.DataFrame
+        Layer identification per trial (`reprsim.validation.identification_hits`).
+    accuracy : pandas.DataFrame
+        Layer-identification accuracy (`reprsim.validation.identification_accuracy`).
+    noise_floor : pandas.DataFrame
+        Same-layer similarity across seeds (`reprsim.validation.same_layer_similarity`).
+    curves : pandas.DataFrame
+        Component-deletion curves of the first seed's network (`reprsim.validation.deletion_curves`).
+    sensitivity : pandas.DataFrame
+        Their summary (`reprsim.validation.sensitivity_summary`).
+    warnings : pandas.DataFrame
+        Warnings the measures raised: ``setting``, ``section``, ``measure``, ``warning``, ``count``.
+    seconds : dict of str to float
+        Wall time per step (training, identification, deletion) and setting.
+    """
 
     config: ValidationConfig
     networks: pd.DataFrame
@@ -144,7 +236,7 @@ class ValidationResult:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-def train_setting(
+def _train_setting(
     setting: Setting,
     seeds: Sequence[int],
     threads: int,
@@ -169,11 +261,36 @@ def run_validation(
     log: Callable[[str], None] = print,
     on_setting_done: Callable[[ValidationResult], object] | None = None,
 ) -> ValidationResult:
-    """Sections 1 and 2 for every setting of `config`, one setting after the other.
+    """Run sections 1 and 2 for every setting of a configuration, one setting after the other.
 
-    `sentences` (lists of words) train the language models; default: the built-in corpus.
-    `on_setting_done` receives the results so far after each setting (the CLI writes them, so a long run
-    that is interrupted keeps what it finished).
+    For each setting, one network per seed is trained, every measure compares every layer pair of every
+    two seeds (layer identification and the seed noise floor), and the first seed's network has its
+    principal components deleted (sensitivity). The torch thread count is restored afterwards.
+
+    Parameters
+    ----------
+    config : ValidationConfig
+        What to run (see `ValidationConfig.preset_named`).
+    sentences : sequence of sequence of str, optional
+        The sentences (lists of words) that train the language models; default the built-in corpus.
+    progress : bool, default True
+        Show progress bars.
+    log : callable, default print
+        Receives one line per trained setting (the networks' scores).
+    on_setting_done : callable, optional
+        Receives the combined results so far after each setting (the CLI writes them, so a long run that is
+        interrupted keeps what it finished).
+
+    Returns
+    -------
+    ValidationResult
+        The tables of every setting.
+
+    Raises
+    ------
+    ValueError
+        If a measure returns a non-finite value, a network's layers cannot be compared, or the corpus has
+        too few sentences for a language-model setting.
     """
     if any(isinstance(s, LMSetting) for s in config.settings) and sentences is None:
         from reprsim.corpus import Corpus
@@ -184,15 +301,15 @@ def run_validation(
     torch.set_num_threads(config.threads)
     try:
         for entry in config.settings:
-            parts.append(validate_setting(entry, config, sentences, progress, log))
+            parts.append(_validate_setting(entry, config, sentences, progress, log))
             if on_setting_done is not None:
-                on_setting_done(combine(config, parts))
+                on_setting_done(_combine(config, parts))
     finally:
         torch.set_num_threads(old_threads)
-    return combine(config, parts)
+    return _combine(config, parts)
 
 
-def validate_setting(
+def _validate_setting(
     entry: Setting,
     config: ValidationConfig,
     sentences: Sequence[Sequence[str]] | None,
@@ -204,7 +321,7 @@ def validate_setting(
     setting = entry.name
     seconds: dict[str, float] = {}
     start = time.perf_counter()
-    networks = train_setting(entry, config.seeds, config.threads, sentences, progress)
+    networks = _train_setting(entry, config.seeds, config.threads, sentences, progress)
     seconds[f"{setting}: training"] = time.perf_counter() - start
     log(
         f"{setting}: trained {len(networks)} networks, "
@@ -248,12 +365,13 @@ def validate_setting(
     )
 
 
-def combine(config: ValidationConfig, parts: Sequence[ValidationResult]) -> ValidationResult:
+def _combine(config: ValidationConfig, parts: Sequence[ValidationResult]) -> ValidationResult:
     """Stack per-setting results into one."""
     if not parts:
         raise ValueError("no setting results to combine")
 
     def stacked(name: str) -> pd.DataFrame:
+        """Concatenate one table over the parts."""
         return pd.concat([getattr(p, name) for p in parts], ignore_index=True)
 
     return ValidationResult(
@@ -271,6 +389,7 @@ def combine(config: ValidationConfig, parts: Sequence[ValidationResult]) -> Vali
 
 
 def _warning_rows(setting: str, section: str, counts: dict[str, Counter[str]]) -> list[dict[str, Any]]:
+    """Turn per-measure warning counts into rows of the warnings table."""
     return [
         {"setting": setting, "section": section, "measure": measure, "warning": name, "count": n}
         for measure, counter in counts.items()
@@ -284,12 +403,12 @@ def _warning_rows(setting: str, section: str, counts: dict[str, Counter[str]]) -
 
 
 def _setting_names(result: ValidationResult) -> list[str]:
-    """Settings present in the result (a partial result lacks the later ones), in run order."""
+    """List the settings present in the result (a partial result lacks the later ones), in run order."""
     return list(dict.fromkeys(result.networks["setting"]))
 
 
-def accuracy_table(result: ValidationResult) -> pd.DataFrame:
-    """Measure x setting accuracy (%) beside Kornblith et al.'s Table 2, plus a chance row."""
+def _accuracy_table(result: ValidationResult) -> pd.DataFrame:
+    """Tabulate measure x setting accuracy (%) beside Kornblith et al.'s Table 2, plus a chance row."""
     acc = result.accuracy
     wide = acc.pivot(index="measure", columns="setting", values="accuracy").reindex(
         index=list(dict.fromkeys(acc["measure"])), columns=_setting_names(result)
@@ -306,8 +425,8 @@ def accuracy_table(result: ValidationResult) -> pd.DataFrame:
     return pd.concat([wide, pd.DataFrame([chance_row])], ignore_index=True)
 
 
-def sensitivity_table(result: ValidationResult, setting: str) -> pd.DataFrame:
-    """One setting's sensitivity summary in a readable column order, both deletion orders side by side."""
+def _sensitivity_table(result: ValidationResult, setting: str) -> pd.DataFrame:
+    """Tabulate one setting's sensitivity summary readably, both deletion orders side by side."""
     part = result.sensitivity[result.sensitivity["setting"] == setting]
     top = part[part["order"] == "top"].set_index("measure")
     bottom = part[part["order"] == "bottom"].set_index("measure")
@@ -328,7 +447,19 @@ def sensitivity_table(result: ValidationResult, setting: str) -> pd.DataFrame:
 
 
 def validation_markdown(result: ValidationResult) -> str:
-    """The report: networks, layer-identification accuracy, sensitivity per setting, warnings, timings."""
+    """Render a validation run as a Markdown report.
+
+    Parameters
+    ----------
+    result : ValidationResult
+        The run (possibly partial).
+
+    Returns
+    -------
+    str
+        The report: networks, layer-identification accuracy beside Kornblith et al. (2019, Table 2),
+        sensitivity to deleted components per setting, warnings raised by the measures, timings.
+    """
     cfg = result.config
     nets = (
         result.networks.groupby(["setting", "metric"], sort=False)
@@ -356,7 +487,7 @@ def validation_markdown(result: ValidationResult) -> str:
         "A hit: the layer of the other network most similar to layer i (argmax of S + S^T; argmin for "
         "distances) is layer i, strictly (ties are misses).",
         "",
-        markdown_table(accuracy_table(result), digits=1),
+        markdown_table(_accuracy_table(result), digits=1),
         "",
         f"Paper rows no registry measure computes: {other}.",
         "",
@@ -370,7 +501,7 @@ def validation_markdown(result: ValidationResult) -> str:
         "",
     ]
     for setting in _setting_names(result):
-        lines += [f"### {setting}", "", markdown_table(sensitivity_table(result, setting)), ""]
+        lines += [f"### {setting}", "", markdown_table(_sensitivity_table(result, setting)), ""]
     if len(result.warnings):
         summary = result.warnings.groupby(["measure", "warning"], sort=False)["count"].sum().reset_index()
         lines += ["## Warnings raised by the measures", "", markdown_table(summary), ""]
@@ -386,7 +517,26 @@ def validation_markdown(result: ValidationResult) -> str:
 
 
 def write_outputs(result: ValidationResult, out_dir: str | Path) -> list[Path]:
-    """Write CSV tables, validation.md, config.json and the two figures into `out_dir`; return the paths."""
+    """Write a validation run's tables, report and figures.
+
+    Files written: ``networks.csv``, ``cross_seed_similarities.csv``, ``identification_hits.csv``,
+    ``identification_accuracy.csv``, ``noise_floor.csv``, ``deletion_curves.csv``,
+    ``sensitivity_summary.csv``, ``warnings.csv``, ``config.json`` (the configuration, timings and torch
+    version), ``validation.md`` (see `validation_markdown`), ``identification_accuracy.png`` and
+    ``sensitivity_curves.png``.
+
+    Parameters
+    ----------
+    result : ValidationResult
+        The run (possibly partial).
+    out_dir : str or Path
+        The folder, created if needed; existing files of the same names are overwritten.
+
+    Returns
+    -------
+    list of Path
+        The files written, in the order above.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tables = {

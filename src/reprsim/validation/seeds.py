@@ -1,4 +1,4 @@
-"""Section 1: does a measure find the corresponding layer of a network trained from another seed?
+"""Section 1: whether a measure finds the corresponding layer of a network trained from another seed.
 
 Kornblith et al. 2019 (Table 2): networks of one architecture that differ only in their random seed should
 have corresponding layers at the same depth. For each layer of each network and each other network, the most
@@ -23,12 +23,23 @@ from reprsim.validation.train import TrainedNetwork
 
 
 def model_name(network: TrainedNetwork) -> str:
-    """Display name of a trained network in results tables, e.g. 'digits-mlp seed 3'."""
+    """Name a trained network as it appears in results tables, e.g. ``"digits-mlp seed 3"``.
+
+    Parameters
+    ----------
+    network : TrainedNetwork
+        The network.
+
+    Returns
+    -------
+    str
+        ``"<setting> seed <seed>"``.
+    """
     return f"{network.setting} seed {network.seed}"
 
 
-def check_same_setting(networks: Sequence[TrainedNetwork]) -> None:
-    """Networks compared across seeds must share setting, layer ids and row count (row-aligned inputs)."""
+def _check_same_setting(networks: Sequence[TrainedNetwork]) -> None:
+    """Check that networks share setting, layer ids and row count (row-aligned inputs), with distinct seeds."""
     if len(networks) < 2:
         raise ValueError(f"need at least 2 networks to compare seeds, got {len(networks)}")
     first = networks[0]
@@ -51,13 +62,36 @@ def cross_seed_table(
     warning_counts: dict[str, Counter[str]] | None = None,
     progress: bool = True,
 ) -> ResultTable:
-    """Every measure between every layer of every pair of networks, as a results table.
+    """Evaluate every measure between every layer of every pair of networks, as a results table.
 
-    Symmetric measures are evaluated once per layer pair ("sym"), directed ones in both orders ("a->b");
-    the measure column holds the spec label (e.g. "rbf_cka (t=0.4)"). Warnings raised by a measure are
-    counted into `warning_counts[label]` when given.
+    Symmetric measures are evaluated once per layer pair (direction ``"sym"``), directed ones in both
+    orders (``"a->b"``); the measure column holds the spec label (e.g. ``"rbf_cka (t=0.4)"``) and the model
+    columns the networks' `model_name`.
+
+    Parameters
+    ----------
+    networks : sequence of TrainedNetwork
+        At least two networks of one setting, with the same layers and held-out rows and distinct seeds.
+    specs : sequence of MeasureSpec
+        The measures.
+    warning_counts : dict of str to Counter, optional
+        When given, the warnings each measure raised are counted into ``warning_counts[label]`` (by warning
+        class name) instead of being printed.
+    progress : bool, default True
+        Show a progress bar.
+
+    Returns
+    -------
+    ResultTable
+        One row per (measure, layer pair, direction), with provenance ``{"setting": ...}``.
+
+    Raises
+    ------
+    ValueError
+        If fewer than two networks are given, they differ in setting, layers or row count, their seeds
+        repeat, or a measure returns a non-finite value.
     """
-    check_same_setting(networks)
+    _check_same_setting(networks)
     pairs = list(combinations(networks, 2))
     n_layers = len(networks[0].layers)
     n_rows = networks[0].layers[0].shape[0]
@@ -121,17 +155,36 @@ def cross_seed_table(
 def _layer_pairs(
     net_a: TrainedNetwork, net_b: TrainedNetwork
 ) -> list[tuple[tuple[int, np.ndarray], tuple[int, np.ndarray]]]:
-    """All (layer of a, layer of b) combinations as ((id, activations), (id, activations))."""
+    """List all (layer of a, layer of b) combinations as ((id, activations), (id, activations))."""
     layers_a = list(zip(net_a.layer_ids, net_a.layers, strict=True))
     layers_b = list(zip(net_b.layer_ids, net_b.layers, strict=True))
     return [(a, b) for a in layers_a for b in layers_b]
 
 
 def best_match_is_same_depth(scores: np.ndarray, larger_is_similar: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Per row i: the best column and whether column i is strictly the best (a tie is not a hit).
+    """Find each row's best column, and whether column i is strictly the best for row i.
 
-    Strictness matters for saturated measures: a measure that gives 1.0 to every layer pair must not be
-    credited with the first layer by argmax's tie-breaking.
+    A tie is not a hit. Strictness matters for saturated measures: a measure that gives 1.0 to every layer
+    pair must not be credited with the first layer by argmax's tie-breaking.
+
+    Parameters
+    ----------
+    scores : numpy.ndarray
+        A square ``(L, L)`` score matrix, rows the layers of one network and columns those of the other.
+    larger_is_similar : bool
+        True to take the maximum (similarities), False for the minimum (distances).
+
+    Returns
+    -------
+    best : numpy.ndarray
+        The best column of each row (the first on ties), shape ``(L,)``.
+    hit : numpy.ndarray
+        Boolean, shape ``(L,)``: whether the diagonal entry is strictly better than every other in its row.
+
+    Raises
+    ------
+    ValueError
+        If `scores` is not square.
     """
     if scores.ndim != 2 or scores.shape[0] != scores.shape[1]:
         raise ValueError(f"layer-identification scores must be square, got shape {scores.shape}")
@@ -142,8 +195,8 @@ def best_match_is_same_depth(scores: np.ndarray, larger_is_similar: bool) -> tup
     return np.asarray(best), hit
 
 
-def symmetrised_scores(table: ResultTable, measure: str, model_a: str, model_b: str) -> np.ndarray:
-    """S + S^T of Kornblith et al.: M[i, j] = sim(a_i -> b_j) + sim(b_j -> a_i).
+def _symmetrised_scores(table: ResultTable, measure: str, model_a: str, model_b: str) -> np.ndarray:
+    """Compute Kornblith et al.'s S + S^T: M[i, j] = sim(a_i -> b_j) + sim(b_j -> a_i).
 
     For a symmetric measure this is twice the value, which changes no argmax; for a directed one it
     combines both directions so that neither side's notion of "explained" dominates.
@@ -152,11 +205,33 @@ def symmetrised_scores(table: ResultTable, measure: str, model_a: str, model_b: 
 
 
 def identification_hits(table: ResultTable, larger_is_similar: Mapping[str, bool], setting: str = "") -> pd.DataFrame:
-    """One row per (measure, network, other network, layer): the most similar layer of the other network.
+    """Match each layer of each network to its most similar layer in each other network.
 
-    `table` is `cross_seed_table` output; `larger_is_similar[measure]` orients each measure. Every ordered
-    pair of networks is visited, so each layer of each network is matched in each other network.
-    Columns: setting, measure, model, other, layer, best_layer, hit.
+    Scores are Kornblith et al.'s S + S^T (both directions summed for directed measures). Every ordered
+    pair of networks is visited, so each layer of each network is matched in each other network. A hit
+    is a strict best match at the same depth (see `best_match_is_same_depth`).
+
+    Parameters
+    ----------
+    table : ResultTable
+        The output of `cross_seed_table`.
+    larger_is_similar : mapping of str to bool
+        Per measure (spec label), whether larger means more similar.
+    setting : str, default ""
+        The setting name written into the ``setting`` column.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (measure, network, other network, layer), with columns ``setting``, ``measure``,
+        ``model``, ``other``, ``layer``, ``best_layer`` and ``hit``.
+
+    Raises
+    ------
+    KeyError
+        If a measure of the table has no entry in `larger_is_similar`, or a layer pair is missing.
+    ValueError
+        If two networks have different layers.
     """
     out: list[tuple[str, str, str, str, int, int, bool]] = []
     for measure in table.measures():
@@ -166,7 +241,7 @@ def identification_hits(table: ResultTable, larger_is_similar: Mapping[str, bool
             layers_a, layers_b = table.layers(model_a), table.layers(model_b)
             if layers_a != layers_b:
                 raise ValueError(f"{model_a} has layers {layers_a}, {model_b} has {layers_b}; cannot match depths")
-            scores = symmetrised_scores(table, measure, model_a, model_b)
+            scores = _symmetrised_scores(table, measure, model_a, model_b)
             best, hit = best_match_is_same_depth(scores, larger_is_similar[measure])
             out.extend(
                 (setting, measure, model_a, model_b, layer, layers_b[b], bool(h))
@@ -176,10 +251,22 @@ def identification_hits(table: ResultTable, larger_is_similar: Mapping[str, bool
 
 
 def identification_accuracy(hits: pd.DataFrame, measure_order: Sequence[str]) -> pd.DataFrame:
-    """Accuracy (%) per setting and measure beside chance (100/L) and Kornblith et al.'s Table 2 value.
+    """Compute layer-identification accuracy per setting and measure, beside chance and the paper's value.
 
-    Columns: setting, measure, accuracy, n_trials, chance, paper_index, paper_accuracy (NaN where the paper
-    has no such index). Rows follow `measure_order` within each setting.
+    Parameters
+    ----------
+    hits : pandas.DataFrame
+        The output of `identification_hits` (possibly for several settings).
+    measure_order : sequence of str
+        The spec labels, in the order of the output rows within each setting; labels without hits are
+        skipped.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``setting``, ``measure``, ``accuracy`` (percent of hits), ``n_trials``, ``chance``
+        (100 / L, L the number of layers), ``paper_index`` and ``paper_accuracy`` (Kornblith et al. 2019,
+        Table 2; empty and NaN where the paper has no such index).
     """
     rows = []
     for setting, part in hits.groupby("setting", sort=False):
@@ -205,10 +292,26 @@ def identification_accuracy(hits: pd.DataFrame, measure_order: Sequence[str]) ->
 
 
 def same_layer_similarity(table: ResultTable, setting: str = "") -> pd.DataFrame:
-    """The noise floor of Ding et al.: each measure's value between the same layer of two seeds.
+    """Compute the noise floor of Ding et al.: each measure's value between the same layer of two seeds.
 
-    Directed measures are averaged over both directions. Columns: setting, measure, layer, mean, std, n
-    (n = number of network pairs).
+    Parameters
+    ----------
+    table : ResultTable
+        The output of `cross_seed_table`.
+    setting : str, default ""
+        The setting name written into the ``setting`` column.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (measure, layer), with columns ``setting``, ``measure``, ``layer``, ``mean`` and ``std``
+        (over network pairs; std with ddof=1, NaN for a single pair) and ``n`` (the number of network
+        pairs). Directed measures are first averaged over both directions.
+
+    Raises
+    ------
+    KeyError
+        If a same-layer pair is missing from the table.
     """
     rows = []
     for measure in table.measures():

@@ -29,8 +29,26 @@ EXPECTED_WARNINGS: tuple[type[Warning], ...] = (measures.SubsampleWarning,)
 class MeasureSpec:
     """One measure with fixed options, e.g. rbf_cka at t = 0.4 on 2,000 rows.
 
-    `label` names it in tables; `name` is its registry name. Calling the spec evaluates sim(X -> Y) (for
-    symmetric measures the order does not matter).
+    Calling the spec, ``spec(X, Y)``, evaluates sim(X -> Y) on two row-aligned matrices (for symmetric
+    measures the order does not matter) and returns a float; a non-finite value raises ValueError naming the
+    measure and the input shapes.
+
+    Attributes
+    ----------
+    label : str
+        The name in tables, e.g. ``"rbf_cka (t=0.4)"``.
+    name : str
+        The registry name, e.g. ``"rbf_cka"``.
+    function : callable
+        The registry function, called as ``function(X, Y, **options)``.
+    options : mapping of str to Any, default {}
+        The fixed keyword options (row subsample size and seed, RBF bandwidth).
+    symmetric : bool, default True
+        Whether sim(X -> Y) = sim(Y -> X).
+    larger_is_similar : bool, default True
+        False for distances.
+    level : str, default "distributed"
+        The registry level (``"neuron"``, ``"mixed"`` or ``"distributed"``).
     """
 
     label: str
@@ -42,6 +60,23 @@ class MeasureSpec:
     level: str = "distributed"
 
     def __call__(self, X: np.ndarray, Y: np.ndarray) -> float:
+        """Evaluate sim(X -> Y).
+
+        Parameters
+        ----------
+        X, Y : numpy.ndarray
+            Row-aligned representations, shape ``(rows, neurons)`` (the widths may differ).
+
+        Returns
+        -------
+        float
+            The measure's value.
+
+        Raises
+        ------
+        ValueError
+            If the value is NaN or infinite (naming the measure and the shapes).
+        """
         value = float(self.function(X, Y, **self.options))
         if not np.isfinite(value):
             raise ValueError(f"measure {self.label} returned {value} for inputs of shape {X.shape}, {Y.shape}")
@@ -54,10 +89,32 @@ def representation_measures(
     subsample_seed: int = 0,
     names: Sequence[str] | None = None,
 ) -> list[MeasureSpec]:
-    """A spec for every representation-level measure in the registry (or only `names`), in registry order.
+    """Build a spec for every representation-level measure in the registry, or for some of them.
 
-    `max_rows` and `subsample_seed` go to the measures that need a row subsample (n x n matrices);
-    `rbf_cka` yields one spec per bandwidth in `rbf_bandwidths`.
+    Parameters
+    ----------
+    rbf_bandwidths : sequence of float, default (0.4, 0.8)
+        ``rbf_cka`` yields one spec per bandwidth t (labelled ``"rbf_cka (t=...)"``), as Kornblith et al.
+        report them separately.
+    max_rows : int or None, default 2000
+        The row subsample of the measures that build n x n matrices (None: every row).
+    subsample_seed : int, default 0
+        The seed of that subsample, the same rows for both sides of every comparison.
+    names : sequence of str, optional
+        The registry names to include, in this order; default every representation-level measure (levels
+        neuron, mixed and distributed), in registry order.
+
+    Returns
+    -------
+    list of MeasureSpec
+        The specs.
+
+    Raises
+    ------
+    KeyError
+        If a name is not a representation-level measure of the registry.
+    ValueError
+        If ``rbf_cka`` is included but `rbf_bandwidths` is empty.
     """
     registered = [n for level in REPRESENTATION_LEVELS for n in measures.available(level)]
     order = {n: i for i, n in enumerate(measures.available())}
@@ -93,7 +150,15 @@ def representation_measures(
 
 @dataclass(frozen=True)
 class PaperValue:
-    """A published layer-identification accuracy (percent) and the paper's name for the index."""
+    """A published layer-identification accuracy and the paper's name for the index.
+
+    Attributes
+    ----------
+    index : str
+        The similarity index as the paper names it, e.g. ``"CKA (linear)"``.
+    accuracy : float
+        The accuracy, in percent.
+    """
 
     index: str
     accuracy: float
@@ -122,10 +187,21 @@ KORNBLITH_TABLE2_OTHER: tuple[PaperValue, ...] = (
 
 @contextmanager
 def counting_warnings(counts: Counter[str]) -> Iterator[None]:
-    """Record warnings raised inside the block into `counts` (by class name) instead of printing them.
+    """Count the warnings raised inside the block, by class name, instead of printing them.
 
     The validation calls each measure hundreds of times; one FewRowsWarning per call would bury the
-    progress bars, but whether a measure warned (and how often) belongs in the results.
+    progress bars, but whether a measure warned (and how often) belongs in the results. Warnings expected
+    by construction (`reprsim.measures.SubsampleWarning`) are not counted.
+
+    Parameters
+    ----------
+    counts : collections.Counter of str
+        Updated in place when the block ends.
+
+    Yields
+    ------
+    None
+        Control, inside the block.
     """
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -40,6 +40,24 @@ def deterministic_torch(seed: int, threads: int) -> Iterator[None]:
 
     The global RNG is forked (restored on exit) and the deterministic-algorithms flag and thread count are put
     back, so training one network never changes what the caller's code does afterwards.
+
+    Parameters
+    ----------
+    seed : int
+        The torch seed inside the block.
+    threads : int
+        The torch CPU thread count inside the block (at least 1); a fixed count keeps reductions
+        reproducible.
+
+    Yields
+    ------
+    None
+        Control, inside the block.
+
+    Raises
+    ------
+    ValueError
+        If `threads` < 1.
     """
     if threads < 1:
         raise ValueError(f"threads must be >= 1, got {threads}")
@@ -65,8 +83,23 @@ def deterministic_torch(seed: int, threads: int) -> Iterator[None]:
 class TrainedNetwork:
     """One trained network and its layers' activations on the held-out inputs.
 
-    `layers[k]` is an (examples or words) x width float32 matrix; row r is the same input in every network of
-    a setting, so layers of different seeds are row-aligned.
+    Attributes
+    ----------
+    setting : str
+        The setting that labels it in results tables (e.g. ``"digits-mlp"``).
+    seed : int
+        The seed that set its initial weights and minibatch order.
+    layers : list of numpy.ndarray
+        ``layers[k]`` is an (examples or words) x width float32 matrix; row r is the same input in every
+        network of a setting, so layers of different seeds are row-aligned.
+    layer_ids : list of int
+        The index of each layer (1..L for the MLP's hidden layers, 0..L for the LM, 0 = embeddings).
+    metric_name : str
+        What `metric` is (``"test accuracy"`` or ``"held-out perplexity"``).
+    metric : float
+        The trained network's held-out score.
+    state : dict of str to torch.Tensor
+        A copy of the trained weights (``state_dict``).
     """
 
     setting: str
@@ -85,7 +118,27 @@ class TrainedNetwork:
 
 @dataclass(frozen=True)
 class MLPConfig:
-    """Shape and training schedule of the digits classifier."""
+    """Shape and training schedule of the digits classifier.
+
+    Attributes
+    ----------
+    hidden_layers : int, default 6
+        The number of hidden layers (at least 1).
+    width : int, default 128
+        Units per hidden layer (at least 1).
+    batch_norm : bool, default True
+        Batch normalisation after each hidden Linear layer (see `DigitsMLP`).
+    epochs : int, default 30
+        Training epochs.
+    batch_size : int, default 64
+        Minibatch size.
+    lr : float, default 1e-3
+        Adam learning rate.
+    test_fraction : float, default 0.4
+        The held-out share of the digits, in (0, 1).
+    split_seed : int, default 0
+        The seed of the train / held-out split (the same for every network seed).
+    """
 
     hidden_layers: int = 6
     width: int = 128
@@ -99,7 +152,15 @@ class MLPConfig:
 
 @dataclass(frozen=True)
 class DigitsData:
-    """Standardised digits features split once, identically for every seed."""
+    """Standardised digits features, split once, identically for every seed.
+
+    Attributes
+    ----------
+    x_train, y_train : torch.Tensor
+        Training features (float32, ``(n_train, 64)``) and class labels (int64).
+    x_test, y_test : torch.Tensor
+        Held-out features and labels.
+    """
 
     x_train: torch.Tensor
     y_train: torch.Tensor
@@ -112,6 +173,23 @@ def load_digits_split(test_fraction: float, split_seed: int) -> DigitsData:
 
     Features are standardised with the training part's statistics (constant pixels keep scale 1) so that a
     plain ReLU MLP trains without normalisation layers.
+
+    Parameters
+    ----------
+    test_fraction : float
+        The held-out share, in (0, 1).
+    split_seed : int
+        The seed of the split.
+
+    Returns
+    -------
+    DigitsData
+        The standardised split.
+
+    Raises
+    ------
+    ValueError
+        If `test_fraction` is not in (0, 1).
     """
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
@@ -132,11 +210,23 @@ def load_digits_split(test_fraction: float, split_seed: int) -> DigitsData:
 
 
 class DigitsMLP(nn.Module):
-    """`hidden_layers` Linear(+BatchNorm)+ReLU blocks of equal width, then a linear readout to 10 classes.
+    """A deep narrow digits classifier: Linear(+BatchNorm)+ReLU blocks of equal width, then a linear readout.
 
     Batch normalisation is on by default: without it deep narrow ReLU networks train poorly on digits and
     their deeper layers collapse into one block of near-identical representations (Kornblith et al.'s
     "pathological depth"), which is a property of the training, not of the measures.
+
+    Parameters
+    ----------
+    n_inputs : int
+        The number of input features.
+    config : MLPConfig
+        The shape: `MLPConfig.hidden_layers` blocks of `MLPConfig.width` units, readout to 10 classes.
+
+    Raises
+    ------
+    ValueError
+        If the config asks for no hidden layer or zero width.
     """
 
     def __init__(self, n_inputs: int, config: MLPConfig) -> None:
@@ -153,7 +243,18 @@ class DigitsMLP(nn.Module):
         self.readout = nn.Linear(config.width, 10)
 
     def hidden_states(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Post-ReLU output of every hidden layer (the logits are excluded, as in Kornblith et al.)."""
+        """Compute the post-ReLU output of every hidden layer (the logits are excluded, as in Kornblith et al.).
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            A batch of inputs, ``(batch, n_inputs)``.
+
+        Returns
+        -------
+        list of torch.Tensor
+            One ``(batch, width)`` tensor per hidden layer, input side first.
+        """
         states = []
         for layer in self.hidden:
             x = layer(x)
@@ -161,6 +262,7 @@ class DigitsMLP(nn.Module):
         return states
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Compute the class logits, ``(batch, 10)``."""
         return self.readout(self.hidden_states(x)[-1])
 
 
@@ -174,7 +276,27 @@ def train_digits_mlp(
 ) -> TrainedNetwork:
     """Train one digits MLP; the seed sets both the initial weights and the minibatch order.
 
-    `setting` labels the network in results tables.
+    Training is deterministic (see `deterministic_torch`): the same seed gives bit-identical weights.
+
+    Parameters
+    ----------
+    data : DigitsData
+        The split (see `load_digits_split`).
+    config : MLPConfig
+        The shape and schedule.
+    seed : int
+        The seed.
+    threads : int, default 1
+        Torch CPU threads.
+    progress : bool, default True
+        Show a progress bar over epochs.
+    setting : str, default "digits-mlp"
+        The label of the network in results tables.
+
+    Returns
+    -------
+    TrainedNetwork
+        The hidden layers' activations on the held-out digits (layer ids 1..L) and the test accuracy.
     """
     with deterministic_torch(seed, threads):
         model = DigitsMLP(data.x_train.shape[1], config)
@@ -212,7 +334,31 @@ def train_digits_mlp(
 
 @dataclass(frozen=True)
 class LMConfig:
-    """Shape and training schedule of the word-level language model."""
+    """Shape and training schedule of the word-level language model.
+
+    Attributes
+    ----------
+    n_layers : int, default 4
+        Transformer blocks.
+    d_model : int, default 64
+        Residual stream width (divisible by `n_heads`).
+    n_heads : int, default 4
+        Attention heads per block.
+    epochs : int, default 8
+        Training epochs.
+    batch_size : int, default 32
+        Sentences per minibatch.
+    lr : float, default 3e-3
+        Peak AdamW learning rate of the one-cycle schedule.
+    min_count : int, default 2
+        Training-set occurrences a word needs to enter the vocabulary.
+    max_words : int, default 40
+        Sentences are cut to this many words (the model's context length).
+    heldout_sentences : int, default 200
+        Sentences held out for the activations and the perplexity.
+    split_seed : int, default 0
+        The seed that chooses the held-out sentences.
+    """
 
     n_layers: int = 4
     d_model: int = 64
@@ -228,13 +374,35 @@ class LMConfig:
 
 @dataclass(frozen=True)
 class Vocabulary:
-    """Lower-cased words seen at least `min_count` times in the training sentences; others map to <unk>."""
+    """A word vocabulary: lower-cased words seen at least ``min_count`` times in the training sentences.
+
+    Other words map to ``<unk>`` (id UNK_ID = 1); id PAD_ID = 0 is ``<pad>``. ``len(vocab)`` is the number
+    of ids.
+
+    Attributes
+    ----------
+    words : tuple of str
+        ``("<pad>", "<unk>", *sorted kept words)``; a word's id is its position.
+    """
 
     words: tuple[str, ...]
 
     @classmethod
     def build(cls, sentences: Sequence[Sequence[str]], min_count: int) -> Vocabulary:
-        """Count words in training sentences only, so held-out words never leak into the vocabulary."""
+        """Build the vocabulary from training sentences only, so held-out words never leak into it.
+
+        Parameters
+        ----------
+        sentences : sequence of sequence of str
+            The training sentences.
+        min_count : int
+            Occurrences (lower-cased) a word needs to be kept.
+
+        Returns
+        -------
+        Vocabulary
+            The vocabulary, kept words sorted.
+        """
         counts = Counter(w.lower() for s in sentences for w in s)
         kept = sorted(w for w, c in counts.items() if c >= min_count)
         return cls(words=("<pad>", "<unk>", *kept))
@@ -245,6 +413,18 @@ class Vocabulary:
         return {w: i for i, w in enumerate(self.words)}
 
     def encode(self, sentence: Sequence[str]) -> list[int]:
+        """Map words (lower-cased) to ids, unknown words to UNK_ID.
+
+        Parameters
+        ----------
+        sentence : sequence of str
+            The words.
+
+        Returns
+        -------
+        list of int
+            Their ids.
+        """
         return [self.index.get(w.lower(), UNK_ID) for w in sentence]
 
     def __len__(self) -> int:
@@ -253,7 +433,17 @@ class Vocabulary:
 
 @dataclass(frozen=True)
 class LMData:
-    """Token ids of training and held-out sentences (each at most `max_words` long, at least 2 words)."""
+    """Token ids of the training and held-out sentences (each 2 to ``max_words`` words long).
+
+    Attributes
+    ----------
+    vocab : Vocabulary
+        The vocabulary, built on the training sentences.
+    train : list of list of int
+        The training sentences' ids.
+    heldout : list of list of int
+        The held-out sentences' ids, in corpus order.
+    """
 
     vocab: Vocabulary
     train: list[list[int]]
@@ -261,10 +451,28 @@ class LMData:
 
 
 def split_lm_sentences(sentences: Sequence[Sequence[str]], config: LMConfig) -> LMData:
-    """Hold out `heldout_sentences` sentences chosen by `split_seed`, build the vocabulary on the rest.
+    """Split sentences into training and held-out ones and build the vocabulary on the training ones.
 
     Sentences shorter than 2 words carry no next-word target and are dropped; longer ones are cut to
-    `max_words` to bound the attention cost.
+    ``config.max_words`` to bound the attention cost. ``config.heldout_sentences`` sentences, chosen by
+    ``config.split_seed``, are held out.
+
+    Parameters
+    ----------
+    sentences : sequence of sequence of str
+        The corpus sentences.
+    config : LMConfig
+        The split and vocabulary options.
+
+    Returns
+    -------
+    LMData
+        The encoded split.
+
+    Raises
+    ------
+    ValueError
+        If no more than ``heldout_sentences`` sentences have at least 2 words.
     """
     usable = [list(s[: config.max_words]) for s in sentences if len(s) >= 2]
     if len(usable) <= config.heldout_sentences:
@@ -281,7 +489,20 @@ def split_lm_sentences(sentences: Sequence[Sequence[str]], config: LMConfig) -> 
 
 
 class Block(nn.Module):
-    """Pre-LayerNorm causal self-attention + MLP block with residual connections."""
+    """A pre-LayerNorm transformer block: causal self-attention and an MLP, each with a residual connection.
+
+    Parameters
+    ----------
+    d_model : int
+        The residual stream width.
+    n_heads : int
+        Attention heads; must divide `d_model`.
+
+    Raises
+    ------
+    ValueError
+        If `n_heads` does not divide `d_model`.
+    """
 
     def __init__(self, d_model: int, n_heads: int) -> None:
         super().__init__()
@@ -295,6 +516,7 @@ class Block(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(d_model, 4 * d_model), nn.GELU(), nn.Linear(4 * d_model, d_model))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply the block to a ``(batch, words, d_model)`` residual stream."""
         b, t, d = x.shape
         q, k, v = self.qkv(self.ln1(x)).view(b, t, 3, self.n_heads, d // self.n_heads).unbind(2)
         # Right padding plus a causal mask: real words never attend to the padding after them.
@@ -304,7 +526,17 @@ class Block(nn.Module):
 
 
 class WordLM(nn.Module):
-    """Token + learned position embeddings, `n_layers` blocks, final LayerNorm, tied output projection."""
+    """A word-level transformer LM: token + learned position embeddings, blocks, final LayerNorm, tied output.
+
+    Weights start from N(0, 0.02) (GPT-2 style), biases from zero.
+
+    Parameters
+    ----------
+    vocab_size : int
+        The number of word ids.
+    config : LMConfig
+        The shape (`LMConfig.n_layers` blocks of width `LMConfig.d_model`, context `LMConfig.max_words`).
+    """
 
     def __init__(self, vocab_size: int, config: LMConfig) -> None:
         super().__init__()
@@ -315,7 +547,18 @@ class WordLM(nn.Module):
         self.apply(_small_init)
 
     def hidden_states(self, ids: torch.Tensor) -> list[torch.Tensor]:
-        """Residual stream after the embeddings (layer 0) and after each block (layers 1..L)."""
+        """Compute the residual stream after the embeddings (layer 0) and after each block (layers 1..L).
+
+        Parameters
+        ----------
+        ids : torch.Tensor
+            Right-padded word ids, ``(batch, words)``, at most ``max_words`` words.
+
+        Returns
+        -------
+        list of torch.Tensor
+            L + 1 tensors of shape ``(batch, words, d_model)``.
+        """
         positions = torch.arange(ids.shape[1])
         x = self.embed(ids) + self.position(positions)[None]
         states = [x]
@@ -325,19 +568,23 @@ class WordLM(nn.Module):
         return states
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        """Compute next-word logits, ``(batch, words, vocab_size)``."""
         return self.ln_f(self.hidden_states(ids)[-1]) @ self.embed.weight.T
 
 
 def _small_init(module: nn.Module) -> None:
-    """GPT-2 style N(0, 0.02) init: with tied embeddings, unit-variance embeddings start the logits so large
-    that the first epochs are spent undoing them."""
+    """Initialise GPT-2 style, N(0, 0.02), biases zero.
+
+    With tied embeddings, unit-variance embeddings start the logits so large that the first epochs are
+    spent undoing them.
+    """
     if isinstance(module, nn.Linear | nn.Embedding):
         nn.init.normal_(module.weight, std=0.02)
     if isinstance(module, nn.Linear) and module.bias is not None:
         nn.init.zeros_(module.bias)
 
 
-def pad_batch(sentences: Sequence[Sequence[int]]) -> torch.Tensor:
+def _pad_batch(sentences: Sequence[Sequence[int]]) -> torch.Tensor:
     """Right-pad token id lists with PAD_ID into one batch tensor."""
     longest = max(len(s) for s in sentences)
     out = torch.full((len(sentences), longest), PAD_ID, dtype=torch.long)
@@ -346,8 +593,8 @@ def pad_batch(sentences: Sequence[Sequence[int]]) -> torch.Tensor:
     return out
 
 
-def next_word_loss(model: WordLM, ids: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy of predicting word t+1 from words <= t, padding excluded."""
+def _next_word_loss(model: WordLM, ids: torch.Tensor) -> torch.Tensor:
+    """Compute the mean cross-entropy of predicting word t+1 from words <= t, padding excluded."""
     logits = model(ids[:, :-1])
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1), ignore_index=PAD_ID)
 
@@ -362,8 +609,35 @@ def train_word_lm(
 ) -> TrainedNetwork:
     """Train one language model; the seed sets the initial weights and the minibatch order.
 
-    Returns activations of every layer on the held-out sentences, one row per word, sentences concatenated
-    in corpus order (the same rows for every seed), and the held-out perplexity.
+    AdamW (weight decay 0.01) with a one-cycle learning-rate schedule and gradient clipping at norm 1;
+    training is deterministic (see `deterministic_torch`).
+
+    Parameters
+    ----------
+    data : LMData
+        The encoded split (see `split_lm_sentences`).
+    config : LMConfig
+        The shape and schedule.
+    seed : int
+        The seed.
+    threads : int, default 1
+        Torch CPU threads.
+    progress : bool, default True
+        Show a progress bar over epochs.
+    setting : str, default "word-lm"
+        The label of the network in results tables.
+
+    Returns
+    -------
+    TrainedNetwork
+        The activations of every layer (ids 0..L, 0 = embeddings) on the held-out sentences, one row per
+        word, sentences concatenated in corpus order (the same rows for every seed), and the held-out
+        perplexity.
+
+    Raises
+    ------
+    ValueError
+        If `LMConfig.n_heads` does not divide `LMConfig.d_model`.
     """
     with deterministic_torch(seed, threads):
         model = WordLM(len(data.vocab), config)
@@ -374,14 +648,14 @@ def train_word_lm(
         for _ in tqdm(range(config.epochs), desc=f"{setting} seed {seed}", leave=False, disable=not progress):
             model.train()
             for batch in torch.randperm(len(data.train), generator=order_rng).split(config.batch_size):
-                loss = next_word_loss(model, pad_batch([data.train[i] for i in batch.tolist()]))
+                loss = _next_word_loss(model, _pad_batch([data.train[i] for i in batch.tolist()]))
                 optimiser.zero_grad()
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
                 optimiser.step()
                 schedule.step()
         model.eval()
-        layers, perplexity = lm_heldout_activations(model, data.heldout, config.batch_size)
+        layers, perplexity = _lm_heldout_activations(model, data.heldout, config.batch_size)
     return TrainedNetwork(
         setting=setting,
         seed=seed,
@@ -393,20 +667,20 @@ def train_word_lm(
     )
 
 
-def lm_heldout_activations(
+def _lm_heldout_activations(
     model: WordLM, heldout: Sequence[Sequence[int]], batch_size: int
 ) -> tuple[list[np.ndarray], float]:
-    """Every layer's activations on the held-out words (padding dropped) and the held-out perplexity."""
+    """Compute every layer's activations on the held-out words (padding dropped) and the held-out perplexity."""
     per_layer: list[list[np.ndarray]] = [[] for _ in range(len(model.blocks) + 1)]
     total_loss, total_targets = 0.0, 0
     with torch.no_grad():
         for start in range(0, len(heldout), batch_size):
             chunk = heldout[start : start + batch_size]
-            ids = pad_batch(chunk)
+            ids = _pad_batch(chunk)
             states = model.hidden_states(ids)
             for layer, state in enumerate(states):
                 per_layer[layer].extend(state[i, : len(s)].numpy() for i, s in enumerate(chunk))
             n_targets = int((ids[:, 1:] != PAD_ID).sum())
-            total_loss += float(next_word_loss(model, ids)) * n_targets
+            total_loss += float(_next_word_loss(model, ids)) * n_targets
             total_targets += n_targets
     return [np.concatenate(rows).astype(np.float32) for rows in per_layer], math.exp(total_loss / total_targets)
