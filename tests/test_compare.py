@@ -210,3 +210,24 @@ def test_rerun_with_the_models_in_another_order_keeps_the_old_rows(tmp_path, mon
     for r in fresh.frame.itertuples(index=False):
         got = again.value(r.measure, (r.model_a, r.layer_a), (r.model_b, r.layer_b))
         assert got == pytest.approx(r.value, rel=1e-9, abs=1e-12)
+
+
+def test_warnings_raised_during_compare_are_kept_in_the_provenance(tmp_path):
+    """FewRowsWarning concerns the CCA-type measures only; it is still raised, and a later run keeps it."""
+    from reprsim.measures import FewRowsWarning
+
+    rng = np.random.default_rng(3)
+    store = ActivationStore(tmp_path / "acts")
+    lengths = [10] * 6  # 60 rows for widths of 8: fewer than 10 x width
+    for name in ("A", "B"):
+        writer = store.writer(name, {"name": name}, [0], [8], lengths, None, "float32")
+        writer.write_sentences(0, len(lengths), [rng.standard_normal((60, 8)).astype(np.float32)], None)
+        writer.finalize()
+    with pytest.warns(FewRowsWarning):
+        table = compare(store, measures=["cca_rho", "linear_cka"], progress=False)
+    entries = table.provenance["warnings"]
+    assert {e["measure"] for e in entries} == {"cca_rho"}
+    assert entries[0]["category"] == "FewRowsWarning" and "fewer than 10 x" in entries[0]["message"]
+    with pytest.warns(FewRowsWarning):
+        more = compare(store, measures=["cca_rho", "linear_cka", "svcca"], previous=table, progress=False)
+    assert {e["measure"] for e in more.provenance["warnings"]} == {"cca_rho", "svcca"}

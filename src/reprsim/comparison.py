@@ -18,8 +18,9 @@ scheduler (`reprsim.engine.score_pairs`) under a memory budget: `LINEAR_BUDGET_B
 
 from __future__ import annotations
 
+import contextlib
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -236,6 +237,36 @@ def _family_records(family: PairFamily, ids: Sequence[LayerId], todo: dict[str, 
                 if (a, b) in wanted.get(m, ()):
                     records.append(_record(ids[a], ids[b], m, float(v), level, n_rows, subsample))
     return records
+
+
+# Which measures of a call a warning concerns, by its category (others concern every measure of the call).
+_CONCERNS: dict[str, frozenset[str]] = {
+    "FewRowsWarning": frozenset({"cca_r2", "cca_rho", "svcca", "pwcca"}),
+    "ConstantNeuronWarning": frozenset({"maxsim", "linreg", "r2_lr", "cca_r2", "cca_rho", "svcca", "pwcca"}),
+}
+
+
+@contextlib.contextmanager
+def _recording_warnings(measures: Sequence[str], sink: list[dict[str, str]]) -> Iterator[None]:
+    """Record reprsim's warnings raised inside as provenance entries and raise every warning again.
+
+    An entry is ``{"category", "message", "measure"}``, one per measure concerned, each once; the console and
+    the report then both show it. Warnings of other packages are only raised again.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    for w in caught:
+        category = w.category.__name__
+        concerned = _CONCERNS.get(category)
+        ours = w.category.__module__.startswith("reprsim")
+        for m in measures if ours else ():
+            if concerned is not None and registry.get(m).base not in concerned:
+                continue
+            entry = {"category": category, "message": str(w.message), "measure": m}
+            if entry not in sink:
+                sink.append(entry)
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
 # --- linear measures: one streaming pass of cross-products ----------------------------------------------
@@ -509,9 +540,15 @@ def compare(
                 f"{m} compares each word's {k} nearest neighbours and needs more than {k} rows; the corpus has "
                 f"{entries[0].n_words} words: choose measures without it (--measures) or a larger corpus"
             )
-    records = streamed_records(reps, streamed, done, device, chunk_rows, progress)
-    records += subsampled_records(reps, sampled, done, subsample_rows, seed, chunk_rows, progress)
-    records += attention_records(entries, attention, done, attention_sentences, seed, progress)
+    raised: list[dict[str, str]] = list(previous.provenance.get("warnings") or []) if previous is not None else []
+    with _recording_warnings(streamed, raised):
+        records = streamed_records(reps, streamed, done, device, chunk_rows, progress)
+    for m in sampled:
+        with _recording_warnings([m], raised):
+            records += subsampled_records(reps, [m], done, subsample_rows, seed, chunk_rows, progress)
+    for m in attention:
+        with _recording_warnings([m], raised):
+            records += attention_records(entries, [m], done, attention_sentences, seed, progress)
 
     provenance = {
         "reprsim_version": __version__,
@@ -523,6 +560,7 @@ def compare(
         "subsample_rows": subsample_rows,
         "attention_sentences": attention_sentences,
         "seed": seed,
+        "warnings": raised,
     }
     new = ResultTable.from_records(records, provenance) if records else None
     if previous is None:
