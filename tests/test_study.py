@@ -90,3 +90,21 @@ def test_a_relative_corpus_path_is_found_beside_the_study_file(tmp_path, monkeyp
     (elsewhere / "here.txt").write_text("c d\n", encoding="utf-8")  # found only from the current folder
     (folder / "t.yaml").write_text("models: [{name: m, model: minilm}]\ncorpus: {source: here.txt}\n")
     assert load_study(folder / "t.yaml").corpus.source == "here.txt"
+
+
+def test_study_measures_take_specs_with_options() -> None:
+    from reprsim.study import _compare
+
+    assert _compare({"measures": ["rbf_cka(t=0.4)", "svcca(convention=wu, keep=0.9)", "all"]}).measures == [
+        "rbf_cka(t=0.4)", "svcca(convention=wu, keep=0.9)", "all"]
+    with pytest.raises(ValueError, match=r"compare.measures.*has no option 'q'"):
+        _compare({"measures": ["rbf_cka(q=1)"]})
+    with pytest.raises(ValueError, match=r"compare.measures.*unknown measure 'cka_linear'"):
+        _compare({"measures": ["cka_linear"]})
+
+
+def test_cli_measure_lists_keep_commas_inside_a_spec() -> None:
+    from reprsim.cli.compare import _names
+
+    assert _names("svcca(keep=0.9, convention=wu),linear_cka, rsa,") == [
+        "svcca(keep=0.9, convention=wu)", "linear_cka", "rsa"]

@@ -8,7 +8,7 @@ from typing import NamedTuple
 class LayerId(NamedTuple):
     """One representation: a model's display name and an integer layer index (0 = embeddings).
 
-    Parameters
+    Attributes
     ----------
     model
         The model's display name (its activation-store entry's name).

@@ -334,13 +334,20 @@ def _compare(raw: Any) -> CompareSpec:
         raise _fail("compare.measures", f"must be a list of measure names or 'all', got {measures!r}")
     from reprsim import measures as registry
 
-    known = set(registry.available()) | {"all"}
-    unknown = [m for m in measures if m not in known]
-    if unknown:
-        raise _fail("compare.measures", f"unknown measure {unknown[0]!r}; available: "
-                    f"{', '.join(sorted(known))}")
+    canonical = []
+    for m in measures:
+        if m == "all":
+            canonical.append(m)
+            continue
+        try:
+            canonical.append(registry.get(m).name)  # a name, or a spec with options: svcca(keep=0.9)
+        except KeyError:
+            known = sorted(set(registry.available()) | {"all"})
+            raise _fail("compare.measures", f"unknown measure {m!r}; available: {', '.join(known)}") from None
+        except ValueError as exc:
+            raise _fail("compare.measures", str(exc)) from None
     return CompareSpec(
-        measures=list(measures),
+        measures=canonical,
         device=_choice(d.get("device", base.device), "compare.device"),
         chunk_rows=_typed(d.get("chunk_rows", base.chunk_rows), "compare.chunk_rows", int, minimum=2),
         subsample_rows=_typed(d.get("subsample_rows", base.subsample_rows), "compare.subsample_rows", int,

@@ -7,8 +7,20 @@ from pathlib import Path
 
 
 def _names(text: str) -> list[str]:
-    """Split a comma-separated option into its non-empty names."""
-    return [t.strip() for t in text.split(",") if t.strip()]
+    """Split a comma-separated option into its non-empty names.
+
+    Commas inside parentheses belong to a measure spec's options: ``svcca(keep=0.9, convention=wu),linear_cka``.
+    """
+    names, depth, current = [], 0, ""
+    for char in text:
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            names.append(current)
+            current = ""
+        else:
+            current += char
+    names.append(current)
+    return [name.strip() for name in names if name.strip()]
 
 
 def run(args: argparse.Namespace) -> int:
