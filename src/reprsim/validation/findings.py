@@ -13,127 +13,39 @@ which are fine-tuned from which base), this computes:
 
 Model-to-model similarity is the docs/measures.md aggregate (mean over layers of the best-matching layer),
 symmetrised over the two directions; it comes from `reprsim.analysis`.
+
+The study design is `reprsim.validation.findings_design.StudyDesign` and the Markdown rendering is in
+`reprsim.validation.findings_report`; both are importable from here too.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import combinations
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 from scipy.stats import spearmanr
 
 from reprsim.analysis import finetune_similarity, larger_means_similar, model_to_model
-from reprsim.results import COLUMNS, ResultTable
-from reprsim.validation.markdown import markdown_table
+from reprsim.results import ResultTable
+from reprsim.validation.findings_design import StudyDesign
+from reprsim.validation.findings_input import REQUIRED_COLUMNS, as_result_table, check_design
+from reprsim.validation.findings_report import findings_markdown
 
-# The columns a bare layer-pair frame must have; level, n_rows and subsample may be filled in.
-REQUIRED_COLUMNS: tuple[str, ...] = (
-    "model_a",
-    "layer_a",
-    "model_b",
-    "layer_b",
-    "measure",
-    "direction",
-    "value",
-)
-
-
-@dataclass(frozen=True)
-class StudyDesign:
-    """What the models of a study are, by display name.
-
-    Attributes
-    ----------
-    families : mapping of str to str, default {}
-        Model -> family (e.g. ``"bert"``, ``"gpt2"``). When given, every real model that is not fine-tuned
-        needs one.
-    random_controls : mapping of str to str, default {}
-        Untrained control -> the real model it is a randomly initialised copy of.
-    finetuned : mapping of str to str, default {}
-        Fine-tuned model -> its base model.
-    """
-
-    families: Mapping[str, str] = field(default_factory=dict)
-    random_controls: Mapping[str, str] = field(default_factory=dict)
-    finetuned: Mapping[str, str] = field(default_factory=dict)
-
-    @classmethod
-    def from_yaml(cls, path: str | Path) -> StudyDesign:
-        """Read a design from a YAML file with ``families``, ``random_controls`` and ``finetuned`` mappings.
-
-        Parameters
-        ----------
-        path : str or Path
-            The YAML file; each of the three keys is optional, and an empty file is an empty design.
-
-        Returns
-        -------
-        StudyDesign
-            The design.
-
-        Raises
-        ------
-        FileNotFoundError
-            If the file does not exist.
-        ValueError
-            If the document is not a mapping, has another key, or a value is not a mapping of names to
-            names.
-        """
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"study design file {str(path)!r} does not exist")
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        if not isinstance(loaded, dict):
-            raise ValueError(f"{str(path)!r}: expected a mapping with families/random_controls/finetuned")
-        unknown = set(loaded) - {"families", "random_controls", "finetuned"}
-        if unknown:
-            raise ValueError(f"{str(path)!r}: unknown key(s) {sorted(unknown)}")
-        parts = {}
-        for key in ("families", "random_controls", "finetuned"):
-            value = loaded.get(key) or {}
-            if not isinstance(value, dict) or not all(
-                isinstance(k, str) and isinstance(v, str) for k, v in value.items()
-            ):
-                raise ValueError(f"{str(path)!r}: {key} must map model names to names")
-            parts[key] = dict(value)
-        return cls(**parts)
-
-    def real_models(self, models: Sequence[str]) -> list[str]:
-        """Keep the models that are not random controls, in the given order.
-
-        Parameters
-        ----------
-        models : sequence of str
-            Model names.
-
-        Returns
-        -------
-        list of str
-            The real models.
-        """
-        return [m for m in models if m not in self.random_controls]
-
-    def family_models(self, models: Sequence[str]) -> list[str]:
-        """Keep the models the family contrast is about: neither random controls nor fine-tuned copies.
-
-        A fine-tuned copy of a family member would count its own base as a family neighbour.
-
-        Parameters
-        ----------
-        models : sequence of str
-            Model names.
-
-        Returns
-        -------
-        list of str
-            The family models, in the given order.
-        """
-        return [m for m in self.real_models(models) if m not in self.finetuned]
+__all__ = [
+    "REQUIRED_COLUMNS",
+    "StudyDesign",
+    "StudyFindings",
+    "control_contrast",
+    "family_contrast",
+    "findings_markdown",
+    "finetuning_change",
+    "finetuning_trend",
+    "measure_divergence",
+    "study_findings",
+]
 
 
 @dataclass(frozen=True)
@@ -165,63 +77,10 @@ class StudyFindings:
     finetuning_trend: pd.DataFrame  # model, measure, spearman, first_layer, last_layer, higher_layers_change_more
 
 
-def _as_result_table(table: ResultTable | pd.DataFrame) -> ResultTable:
-    """Accept a ResultTable, or a frame with at least REQUIRED_COLUMNS, as a ResultTable.
-
-    Missing contract columns are filled: `level` from the measure registry ("attention" for attention
-    measures, else "representation"), `subsample` False and `n_rows` 1 (unknown row counts; no finding here
-    uses them).
-    """
-    if isinstance(table, ResultTable):
-        return table
-    if not isinstance(table, pd.DataFrame):
-        raise ValueError(f"expected a ResultTable or a pandas DataFrame, got {type(table).__name__}")
-    missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
-    if missing:
-        raise ValueError(f"results frame lacks column(s) {missing}; has {list(table.columns)}")
-    frame = table.copy()
-    if "level" not in frame.columns:
-        frame["level"] = [_registry_level(str(m)) for m in frame["measure"]]
-    if "n_rows" not in frame.columns:
-        frame["n_rows"] = 1
-    if "subsample" not in frame.columns:
-        frame["subsample"] = False
-    return ResultTable(frame[[*COLUMNS, *[c for c in frame.columns if c not in COLUMNS]]])
-
-
-def _registry_level(measure: str) -> str:
-    """Return "attention" for the registry's attention measures, else "representation" (unknown ones too)."""
-    from reprsim import measures as registry
-
-    try:
-        return "attention" if registry.get(measure).level == "attention" else "representation"
-    except KeyError:
-        return "representation"
-
-
 def _orientation(measures: Sequence[str], larger_is_similar: Mapping[str, bool] | None) -> dict[str, bool]:
     """Orient each measure: the caller's mapping first, then the registry (KeyError if neither knows it)."""
     given = dict(larger_is_similar or {})
     return {m: larger_means_similar(m, given.get(m)) for m in measures}
-
-
-def _check_design(table: ResultTable, design: StudyDesign) -> None:
-    """Check that the design names only models of the table and, with families, gives each family model one."""
-    known = set(table.models())
-    named = (
-        set(design.families)
-        | set(design.random_controls)
-        | set(design.random_controls.values())
-        | set(design.finetuned)
-        | set(design.finetuned.values())
-    )
-    unknown = sorted(named - known)
-    if unknown:
-        raise KeyError(f"study design names model(s) {unknown} that are not in the results table ({sorted(known)})")
-    if design.families:
-        without = [m for m in design.family_models(table.models()) if m not in design.families]
-        if without:
-            raise ValueError(f"no family given for model(s) {without}")
 
 
 def study_findings(
@@ -259,8 +118,8 @@ def study_findings(
         If `table` is neither a ResultTable nor a DataFrame, the frame lacks a required column, families are
         given but a family model has none, or fewer than two models are in the table.
     """
-    results = _as_result_table(table)
-    _check_design(results, design)
+    results = as_result_table(table)
+    check_design(results, design)
     chosen = (
         [m for m in results.measures() if results.level(m) == "representation"] if measures is None else list(measures)
     )
@@ -500,52 +359,3 @@ def finetuning_trend(finetuning: pd.DataFrame, larger: Mapping[str, bool]) -> pd
             }
         )
     return pd.DataFrame(rows, columns=columns)
-
-
-def findings_markdown(findings: StudyFindings) -> str:
-    """Render the findings as Markdown tables (summaries; the full tables go to CSV files).
-
-    Parameters
-    ----------
-    findings : StudyFindings
-        The findings.
-
-    Returns
-    -------
-    str
-        A "Real models" section with one sub-section per non-empty finding; the random-control contrast is
-        summarised per measure and the fine-tuning change shown as a layer x measure table.
-    """
-    out = ["## Real models", ""]
-    if len(findings.families):
-        out += _section("Within- vs across-family model similarity", findings.families)
-    if len(findings.controls):
-        summary = (
-            findings.controls.groupby("measure", sort=False)
-            .agg(
-                control_mean=("control_value", "mean"),
-                real_mean=("real_value", "mean"),
-                control_less_similar=("control_less_similar", "mean"),
-                n=("control_value", "size"),
-            )
-            .reset_index()
-        )
-        out += _section("Random controls vs trained models", summary)
-    if len(findings.divergence):
-        out += _section("Agreement between measures over model pairs (Spearman)", findings.divergence)
-    if len(findings.finetuning):
-        wide = findings.finetuning.pivot_table(
-            index=["model", "layer"], columns="measure", values="value"
-        ).reset_index()
-        out += _section("Fine-tuned vs base, layer by layer", wide)
-    if len(findings.finetuning_trend):
-        out += _section(
-            "Does fine-tuning change higher layers more? (Spearman of layer vs similarity to the base)",
-            findings.finetuning_trend,
-        )
-    return "\n".join(out)
-
-
-def _section(title: str, frame: pd.DataFrame) -> list[str]:
-    """Render a level-3 heading and its table (values to 3 digits), as Markdown lines."""
-    return [f"### {title}", "", markdown_table(frame, digits=3), ""]

@@ -24,7 +24,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from reprsim.extraction.presets import cache_root, preset_folder, preset_identity, publish_folder
-from reprsim.validation.train import deterministic_torch
+from reprsim.validation.train_common import deterministic_torch
 
 RECORD = "finetune.json"
 ENCODER_PRESETS = ("minilm", "mpnet")

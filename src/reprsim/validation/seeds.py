@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from reprsim.analysis import best_match
 from reprsim.results import ResultTable
 from reprsim.validation.specs import KORNBLITH_TABLE2, MeasureSpec, counting_warnings
-from reprsim.validation.train import TrainedNetwork
+from reprsim.validation.train_common import TrainedNetwork
 
 
 def model_name(network: TrainedNetwork) -> str:

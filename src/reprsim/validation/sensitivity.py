@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from reprsim.validation.seeds import model_name
 from reprsim.validation.specs import MeasureSpec, counting_warnings
-from reprsim.validation.train import TrainedNetwork
+from reprsim.validation.train_common import TrainedNetwork
 
 Order = Literal["top", "bottom"]
 ORDERS: tuple[Order, ...] = ("top", "bottom")
