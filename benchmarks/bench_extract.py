@@ -29,8 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _synthetic import machine
 from reprsim.corpus import Corpus
 from reprsim.extraction import extract
-from reprsim.extraction.extract import length_batches, window_bounds
 from reprsim.extraction.models import load_transformer, resolve_device, resolve_model
+from reprsim.extraction.plan import length_batches, window_bounds
 from reprsim.store import ActivationStore
 
 

@@ -614,31 +614,6 @@ class CountingAdapter(LSTMAdapter):
         return super().encode(sentences, layers, attention)
 
 
-def test_objects_existing_before_are_left_out_of_gc_passes_only_during_extraction(tmp_path: Path) -> None:
-    """Full garbage collections walk every object (0.12-0.25 s each with a model loaded): during extraction
-    the objects that existed before are frozen out of them, and afterwards nothing is left frozen, also
-    after an error. A caller's own gc.freeze() is left alone."""
-    import gc
-
-    torch.manual_seed(0)
-    lm = TinyLSTMLanguageModel(sorted({w for s in SENTENCES for w in s}))
-    corpus = Corpus([SENTENCES[0], SENTENCES[1]])
-    seen: list[int] = []
-    extract(CountingAdapter(lm, on_encode=lambda _: seen.append(gc.get_freeze_count())), corpus,
-            tmp_path / "a", batch_size=1, progress=False)
-    assert seen and all(count > 0 for count in seen)
-    assert gc.get_freeze_count() == 0
-    with pytest.raises(ValueError, match="encode returned"):
-        extract(MisbehavingAdapter(lm, "tuple"), corpus, tmp_path / "b", progress=False)
-    assert gc.get_freeze_count() == 0
-    gc.freeze()
-    try:
-        extract(CountingAdapter(lm), corpus, tmp_path / "c", progress=False)
-        assert gc.get_freeze_count() > 0  # the caller's freeze is still in place (not undone by extract)
-    finally:
-        gc.unfreeze()
-
-
 def test_store_write_overlaps_the_next_windows_forward_pass(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each window's write starts only once the model is computing the next window (a loop that writes before
     it computes would time out here), and is slow: over four windows, buffers the model filled while a write
@@ -760,7 +735,7 @@ def test_file_checksums_are_remembered_until_a_file_changes(tmp_path: Path, monk
 
 @pytest.mark.parametrize("n", [1, 63, 64, 65, 255, 256, 257, 511, 512, 1000, 1024, 1300])
 def test_windows_cover_the_corpus_on_a_grid_with_a_finer_last_window(n: int) -> None:
-    from reprsim.extraction.extract import window_bounds
+    from reprsim.extraction.plan import window_bounds
 
     bounds = window_bounds(0, n, size=256, tail=64)
     assert bounds[0][0] == 0 and bounds[-1][1] == n
@@ -778,25 +753,10 @@ def test_windows_cover_the_corpus_on_a_grid_with_a_finer_last_window(n: int) -> 
         window_bounds(0, n, size=256, tail=100)
 
 
-@pytest.mark.parametrize(("size", "dtype"), [(0, np.float32), (1, np.uint8), (3000, np.float32), (5000, np.uint16)])
-def test_anonymous_arrays_are_zeroed_writable_and_page_aligned(size: int, dtype: Any) -> None:
-    import mmap
-
-    from reprsim._memory import anonymous_array
-
-    array = anonymous_array(size, dtype)
-    assert array.shape == (size,) and array.dtype == np.dtype(dtype) and array.flags.writeable
-    assert array.ctypes.data % mmap.PAGESIZE == 0 and not array.any()
-    array[:] = 7
-    assert (array == 7).all()
-
-
-def test_window_buffers_are_separate_writable_page_aligned_sets() -> None:
-    """The two buffer sets alternate, are cut to each window's size, never share memory (one is written to
-    disk while the other fills), and start on a page (the store can send whole chunks directly)."""
-    import mmap
-
-    from reprsim.extraction.extract import WindowBuffers
+def test_window_buffers_are_separate_writable_sets() -> None:
+    """The two buffer sets alternate, are cut to each window's size, and never share memory (one is written
+    to disk while the other fills)."""
+    from reprsim.extraction.windows import WindowBuffers
 
     buffers = WindowBuffers([3, 5], capacity=10, heads=[0, 2], square_capacity=7)
     first_hidden, first_maps = buffers.take(4, squares=6)
@@ -809,7 +769,6 @@ def test_window_buffers_are_separate_writable_page_aligned_sets() -> None:
     arrays = [*first_hidden, *second_hidden, first_maps[1], second_maps[1]]
     for k, array in enumerate(arrays):
         assert array.dtype == np.float32 and array.flags.writeable and array.flags.c_contiguous
-        assert array.ctypes.data % mmap.PAGESIZE == 0
         array[...] = k
     for k, array in enumerate(arrays):  # each kept its own value: no two share memory
         assert (array == k).all()

@@ -21,9 +21,10 @@ import numpy as np
 import pytest
 import zarr
 
-from reprsim.store import ActivationStore, CorruptEntryError, codec, make_key
+from reprsim.store import ActivationStore, CorruptEntryError, EntryFormatError, codec, make_key
 from reprsim.store import _files as files_module
 from reprsim.store import append as append_module
+from reprsim.store import checksums as checksums_module
 from reprsim.store import entry as entry_module
 from reprsim.store import writer as writer_module
 
@@ -263,17 +264,14 @@ def test_finite_check_agrees_with_elementwise_isfinite():
             assert codec.all_finite(array) == bool(np.isfinite(array).all()), array
 
 
-@pytest.mark.parametrize("separator", [".", "/"])
 @pytest.mark.parametrize(
     ("shape", "chunk"),
-    # the last two have chunks of whole 4096-byte blocks: written directly where the file system allows
     [((37, 5), 8), ((64, 3), 16), ((5, 2), 8), ((101,), 16), ((70, 256), 16), ((3000,), 1024)],
 )
-def test_chunk_files_are_what_zarr_writes(tmp_path, shape, chunk, separator):
+def test_chunk_files_are_what_zarr_writes(tmp_path, shape, chunk):
     """The appender writes chunk files itself; zarr writing the same array (2-D rows, or 1-D as attention
     is stored) with the same codecs is the reference: identical bytes (edge chunk padded, crc32c appended)
-    under the same file names (flat "c.i.0" keys as entries are written now, or zarr's default "c/i/0" of
-    earlier entries), and zarr reads them back."""
+    under the same file names (flat "c.i.0" keys), and zarr reads them back."""
     rows = shape[0]
     data = np.random.default_rng(rows).standard_normal(shape).astype(np.float32)
 
@@ -285,7 +283,7 @@ def test_chunk_files_are_what_zarr_writes(tmp_path, shape, chunk, separator):
             dtype="float32",
             fill_value=0,
             config={"write_empty_chunks": True},
-            **{**append_module.raw_codecs(), "chunk_key_encoding": {"name": "default", "separator": separator}},
+            **append_module.raw_codecs(),
         )
 
     create("zarr")[:] = data
@@ -308,138 +306,6 @@ def test_chunk_files_are_what_zarr_writes(tmp_path, shape, chunk, separator):
         assert data[-4:] == google_crc32c.value(data[:-4]).to_bytes(4, "little")
 
 
-def _direct_io_works(folder: Path) -> bool:
-    """Whether the file system under `folder` takes an O_DIRECT write (an independent probe)."""
-    if not hasattr(os, "O_DIRECT"):
-        return False
-    import mmap
-
-    buffer = mmap.mmap(-1, 4096)
-    try:
-        fd = os.open(folder / "probe", os.O_WRONLY | os.O_CREAT | os.O_DIRECT, 0o644)
-        try:
-            return os.write(fd, buffer) == 4096
-        finally:
-            os.close(fd)
-    except OSError:
-        return False
-
-
-class OpenRecorder:
-    """Records every os.open that creates a file (True where it asks for O_DIRECT; normal writes go through
-    open(), not os.open); `refuse_direct` makes O_DIRECT opens fail with EINVAL, as on a file system
-    without direct I/O."""
-
-    def __init__(self, monkeypatch, refuse_direct: bool = False, error: int = 22) -> None:
-        self.direct: list[bool] = []
-        real = os.open
-
-        def recording(path, flags, *args, **kwargs):
-            if flags & os.O_CREAT:
-                is_direct = bool(flags & getattr(os, "O_DIRECT", 0))
-                self.direct.append(is_direct)
-                if is_direct and refuse_direct:
-                    raise OSError(error, os.strerror(error), str(path))
-            return real(path, flags, *args, **kwargs)
-
-        monkeypatch.setattr(os, "open", recording)
-
-
-def test_direct_writer_writes_exact_bytes_directly_where_it_can(tmp_path, monkeypatch):
-    """Every file holds exactly data + trailer, whether its data is block-aligned in memory (sent as it is),
-    a whole number of blocks at an unaligned address (staged through the aligned buffer), or of any other
-    length (written normally); O_DIRECT is used exactly for the block-multiple lengths where the file system
-    takes it."""
-    rng = np.random.default_rng(0)
-    files = files_module.DirectWriter()
-    aligned = files.aligned(3 * 4096)
-    aligned[:] = rng.integers(0, 256, aligned.size, dtype=np.uint8)
-    shifted = np.frombuffer(bytes(8) + rng.bytes(2 * 4096), dtype=np.uint8)[8:]  # a whole number of blocks
-    cases = {
-        "aligned": (aligned.copy(), aligned, True),
-        "unaligned address": (shifted.copy(), shifted, True),
-        "odd length": (np.arange(1001, dtype=np.float32), np.arange(1001, dtype=np.float32), False),
-        "float rows": (rng.standard_normal((16, 256)).astype(np.float32),) * 2 + (True,),
-    }
-    assert aligned.ctypes.data % files_module.DIRECT_ALIGNMENT == 0
-    assert shifted.ctypes.data % files_module.DIRECT_ALIGNMENT != 0
-    direct_here = _direct_io_works(tmp_path)
-    for name, (expected, data, whole_blocks) in cases.items():
-        recorder = OpenRecorder(monkeypatch)
-        files.write(tmp_path / name, data, b"TRLR", flush=True)
-        monkeypatch.undo()
-        assert (tmp_path / name).read_bytes() == expected.tobytes() + b"TRLR", name
-        assert recorder.direct == ([True] if whole_blocks and direct_here else []), name
-    assert files.direct == direct_here or not hasattr(os, "O_DIRECT")
-
-
-@pytest.mark.parametrize("error", [22, 95])  # EINVAL, EOPNOTSUPP (Linux numbers)
-def test_direct_writer_falls_back_where_direct_io_is_refused(tmp_path, monkeypatch, error):
-    """EINVAL on an O_DIRECT open (tmpfs before Linux 6.6, some network mounts) or EOPNOTSUPP (some FUSE
-    mounts): the file is written normally, complete, and direct I/O is not tried again."""
-    monkeypatch.setattr(os, "O_DIRECT", getattr(os, "O_DIRECT", 0x4000), raising=False)
-    files = files_module.DirectWriter()
-    recorder = OpenRecorder(monkeypatch, refuse_direct=True, error=error)
-    data = np.arange(2048, dtype=np.float32)  # two whole blocks
-    for name in ("first", "second"):
-        files.write(tmp_path / name, data, b"abcd")
-        assert (tmp_path / name).read_bytes() == data.tobytes() + b"abcd"
-    assert recorder.direct == [True]  # tried once, then normal writes only
-    assert not files.direct
-
-
-def test_direct_writer_keeps_other_errors_and_finishes_short_writes(tmp_path, monkeypatch):
-    monkeypatch.setattr(os, "O_DIRECT", getattr(os, "O_DIRECT", 0x4000), raising=False)
-    data = np.arange(4096, dtype=np.float32)
-    real_open, real_write = os.open, os.write
-
-    def open_without_direct(path, flags, *args, **kwargs):  # the probe below must not depend on the FS
-        return real_open(path, flags & ~os.O_DIRECT, *args, **kwargs)
-
-    monkeypatch.setattr(os, "open", open_without_direct)
-    monkeypatch.setattr(os, "write", lambda fd, buffer: real_write(fd, buffer[:4096]))  # a short write
-    files = files_module.DirectWriter()
-    files.write(tmp_path / "short", data, b"abcd")
-    assert (tmp_path / "short").read_bytes() == data.tobytes() + b"abcd"
-    assert files.direct
-
-    def full_disk(fd, buffer):
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(os, "write", full_disk)
-    with pytest.raises(OSError, match="No space left"):
-        files.write(tmp_path / "full", data, b"abcd")
-    assert files.direct  # not mistaken for a file system without direct I/O
-
-
-def test_entries_written_directly_or_not_are_identical(tmp_path, monkeypatch):
-    """A whole entry with block-aligned chunks, written with direct I/O where available and with it refused,
-    gives the same files (and the same as an entry of unaligned chunks read back)."""
-    widths, lengths = [256, 512], [5, 9, 3, 12, 7]
-    rng = np.random.default_rng(4)
-    hidden = [rng.standard_normal((sum(lengths), w)).astype(np.float32) for w in widths]
-    heads = [2, 4]
-    maps = [[rng.random((h, n, n)).astype(np.float32) for n in lengths] for h in heads]
-
-    def write(root):
-        store = ActivationStore(root, chunk_rows=16, attention_chunk=1024, durable=False)
-        writer = store.writer("k", MANIFEST, [0, 1], widths, lengths, heads, "float32")
-        offsets = [0, *itertools.accumulate(lengths)]
-        for start, stop in [(0, 2), (2, 3), (3, 5)]:
-            rows = [h[offsets[start] : offsets[stop]] for h in hidden]
-            writer.write_sentences(start, stop, rows, [m[start:stop] for m in maps])
-        return writer.finalize()
-
-    direct = write(tmp_path / "direct")
-    OpenRecorder(monkeypatch, refuse_direct=True)
-    monkeypatch.setattr(os, "O_DIRECT", getattr(os, "O_DIRECT", 0x4000), raising=False)
-    normal = write(tmp_path / "normal")
-    monkeypatch.undo()
-    assert files_of(direct.path) == files_of(normal.path)
-    for k, layer in enumerate([0, 1]):
-        np.testing.assert_array_equal(direct.read_rows(layer, 0, direct.n_words), hidden[k])
-
-
 def test_appender_refuses_other_codecs(tmp_path):
     zarr.create_array(store=str(tmp_path / "a"), shape=(4, 2), chunks=(2, 2), dtype="float32")
     with pytest.raises(ValueError, match=r"needs codecs \[bytes\(little\), crc32c\]"):
@@ -453,7 +319,7 @@ def test_completion_marker_checksums_match_the_files(tmp_path):
     first = store.writer("k", MANIFEST, LAYERS, WIDTHS, LENGTHS, HEADS, "float32")
     first.write_sentences(0, 4, hidden_for(0, 4), attention_for(0, 4))
     entry = write_entry(store, "k", [6, 10])
-    fresh = entry_module.checksum_arrays(entry.path, entry_module.array_names(entry.metadata))
+    fresh = checksums_module.checksum_arrays(entry.path, entry_module.array_names(entry.metadata))
     assert json.loads((entry.path / "complete.json").read_text())["arrays"] == fresh
 
 
@@ -536,15 +402,13 @@ def test_resume_with_different_manifest_refuses_or_starts_over(store):
     assert store.writer("k", changed, LAYERS, WIDTHS, LENGTHS, HEADS, "float32").done_sentences == 0
 
 
-@pytest.mark.parametrize("separator", [".", "/"])
-def test_chunk_lost_before_a_resume_is_caught_by_finalize(tmp_path, monkeypatch, separator):
+def test_chunk_lost_before_a_resume_is_caught_by_finalize(tmp_path):
     """zarr reads a missing chunk as zeros: a chunk of the durable prefix deleted while the writer was down
-    must fail finalize, not become a complete entry of zeros (both chunk-name schemes)."""
-    monkeypatch.setattr(append_module, "CHUNK_KEY_SEPARATOR", separator)
+    must fail finalize, not become a complete entry of zeros."""
     store = ActivationStore(tmp_path / "s", chunk_rows=8, attention_chunk=50)
     writer = store.writer("k", MANIFEST, LAYERS, WIDTHS, LENGTHS, HEADS, "float32")
     writer.write_sentences(0, 6, hidden_for(0, 6), attention_for(0, 6))  # 22 rows: chunks 0-2 of each layer
-    first_chunk = store.path / "k" / "hidden" / "2" / separator.join(["c", "0", "0"])
+    first_chunk = store.path / "k" / "hidden" / "2" / "c.0.0"
     first_chunk.unlink()
     resumed = store.writer("k", MANIFEST, LAYERS, WIDTHS, LENGTHS, HEADS, "float32")
     resumed.write_sentences(6, 10, hidden_for(6, 10), attention_for(6, 10))
@@ -618,29 +482,21 @@ def test_crash_between_data_and_progress_commit_resumes_identically(tmp_path, mo
 
 
 class DiskEvents:
-    """Records, in order, what the writer asks of the disk: chunk files opened for writing, fsyncs, renames,
-    file-system flushes and JSON commits, to check the order that makes a power cut safe."""
+    """Records, in order, what the writer asks of the disk: files opened for writing, fsyncs, renames and JSON
+    commits, to check what makes a power cut safe (nothing about how many calls it takes)."""
 
-    def __init__(self, monkeypatch, syncfs_available: bool) -> None:
+    def __init__(self, monkeypatch) -> None:
         self.log: list[tuple[str, str]] = []
         self.overwritten: list[str] = []  # existing chunk files opened for writing in place
-        real_open, real_os_open, real_fsync, real_replace = open, os.open, os.fsync, os.replace
+        real_open, real_fsync, real_replace = open, os.fsync, os.replace
         real_commit = writer_module.atomic_write_text
 
-        def created(path):  # a chunk file opened to be written from its start (an append continues one)
-            if Path(path).exists():
-                self.overwritten.append(str(path))
-            self.log.append(("write", str(path)))
-
         def recording_open(path, mode="r", *args, **kwargs):
-            if "w" in mode:
-                created(path)
+            if "w" in mode or "a" in mode:
+                if Path(path).exists():
+                    self.overwritten.append(str(path))
+                self.log.append(("write", str(path)))
             return real_open(path, mode, *args, **kwargs)
-
-        def recording_os_open(path, flags, *args, **kwargs):  # direct writes open with os.open
-            if flags & os.O_CREAT:
-                created(path)
-            return real_os_open(path, flags, *args, **kwargs)
 
         def recording_fsync(fd):
             self.log.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
@@ -654,117 +510,45 @@ class DiskEvents:
             self.log.append(("commit", Path(path).name))
             real_commit(path, text, durable)
 
-        def flush(path):
-            self.log.append(("syncfs", str(path)))
-            return syncfs_available
-
-        def recording_advise(fd, offset, length, advice):
-            if advice == os.POSIX_FADV_DONTNEED:
-                self.log.append(("drop", os.readlink(f"/proc/self/fd/{fd}")))
-
         monkeypatch.setattr(files_module, "open", recording_open, raising=False)
-        monkeypatch.setattr(os, "open", recording_os_open)
         monkeypatch.setattr(os, "fsync", recording_fsync)
         monkeypatch.setattr(os, "replace", recording_replace)
         monkeypatch.setattr(writer_module, "atomic_write_text", recording_commit)
-        monkeypatch.setattr(writer_module, "sync_file_system", flush)
-        monkeypatch.setattr(os, "posix_fadvise", recording_advise, raising=False)
 
 
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="names fsynced files through /proc (Linux)")
-@pytest.mark.parametrize("syncfs_available", [True, False])
-def test_durable_writes_flush_before_every_commit(tmp_path, monkeypatch, syncfs_available):
-    """The order that makes a power cut safe: a chunk file holding rows of an earlier commit is never written
-    in place, only replaced by a temporary file fsynced before its rename; every other chunk is written
-    directly, and all of a call's files are on disk (one file-system flush, or where that is unavailable an
-    fsync of each file and folder) before progress.json declares them done, and only then are they dropped
-    from the page cache."""
+def test_durable_writes_are_on_disk_before_every_commit(tmp_path, monkeypatch):
+    """What makes a power cut safe: a chunk file holding rows of an earlier commit is never written in
+    place, only replaced by a temporary file that is on disk before its rename; and every chunk file a call
+    wrote, and every folder holding one, is on disk (fsynced after its last write) before progress.json
+    declares the sentences done."""
     store = ActivationStore(tmp_path / "s", chunk_rows=8, attention_chunk=50)
     writer = store.writer("k", MANIFEST, LAYERS, WIDTHS, LENGTHS, HEADS, "float32")
-    events = DiskEvents(monkeypatch, syncfs_available)
+    events = DiskEvents(monkeypatch)
     for start, stop in [(0, 3), (3, 4), (4, 9), (9, 10)]:
         events.log.clear()
         writer.write_sentences(start, stop, hidden_for(start, stop), attention_for(start, stop))
         assert [event for event in events.log if event[0] == "commit"] == [("commit", "progress.json")]
-        log = events.log[: events.log.index(("commit", "progress.json")) + 1]  # what follows is the commit's own
+        log = events.log[: events.log.index(("commit", "progress.json"))]
         written = [path for kind, path in log if kind == "write"]
         temporary = [path for path in written if path.endswith(".tmp")]
-        assert written and len(temporary) < len(written)  # most chunks are fresh: written directly
+        assert written and len(temporary) < len(written)  # most chunks are fresh: written straight to their file
         for tmp in temporary:
             rename = log.index(("replace", f"{tmp} -> {tmp[: -len('.tmp')]}"))
             assert ("fsync", tmp) in log[log.index(("write", tmp)) : rename]
-        last_data = max(i for i, (kind, _) in enumerate(log) if kind in ("write", "replace"))
-        flushes = log[last_data:-1]
-        assert ("syncfs", str(writer.path)) in flushes
         final = {path[: -len(".tmp")] if path.endswith(".tmp") else path for path in written}
-        if not syncfs_available:
-            assert final <= {path for kind, path in flushes if kind == "fsync"}
-            assert {str(Path(p).parent) for p in final} <= {path for kind, path in flushes if kind == "fsync"}
-        drops = [i for i, (kind, _) in enumerate(flushes) if kind == "drop"]
-        assert final == {flushes[i][1] for i in drops}  # every chunk written, once flushed
-        assert min(drops) > max(i for i, (kind, _) in enumerate(flushes) if kind in ("syncfs", "fsync"))
+        for path in final:
+            last_change = max(
+                i for i, (kind, what) in enumerate(log)
+                if (kind == "write" and what == path) or (kind == "replace" and what.endswith(f"-> {path}"))
+            )
+            assert ("fsync", path) in log[last_change:], path
+            assert ("fsync", str(Path(path).parent)) in log[last_change:], path
     assert events.overwritten == []
     monkeypatch.undo()
     entry = writer.finalize()
     reference = write_entry(ActivationStore(tmp_path / "ref", chunk_rows=8, attention_chunk=50), "k", [10])
     assert files_of(entry.path) == files_of(reference.path)
-
-
-def test_a_file_system_refusing_cache_advice_does_not_stop_the_writer(tmp_path, monkeypatch):
-    calls = []
-
-    def refuse(fd, offset, length, advice):
-        calls.append(advice)
-        raise OSError(22, "Invalid argument")
-
-    monkeypatch.setattr(os, "posix_fadvise", refuse, raising=False)
-    monkeypatch.setattr(os, "POSIX_FADV_DONTNEED", 4, raising=False)
-    entry = write_entry(ActivationStore(tmp_path / "s", chunk_rows=8, attention_chunk=50), "k", [4, 10])
-    assert calls  # the advice was asked for, refused, and ignored
-    assert files_of(entry.path) == files_of(
-        write_entry(ActivationStore(tmp_path / "ref", chunk_rows=8, attention_chunk=50, durable=False), "k", [10]).path
-    )
-
-
-def test_sync_file_system_needs_linux_5_8_and_names_the_path_on_failure(tmp_path, monkeypatch):
-    from reprsim.store import _files
-
-    monkeypatch.setattr(_files.sys, "platform", "linux")
-    monkeypatch.setattr(_files.platform, "release", lambda: "5.4.0-150-generic")
-    assert _files._load_syncfs() is None  # syncfs there returns 0 even when write-back failed
-    monkeypatch.setattr(_files.platform, "release", lambda: "6.1.0")
-    if sys.platform.startswith("linux"):
-        assert _files._load_syncfs() is not None
-    monkeypatch.setattr(_files.sys, "platform", "darwin")
-    assert _files._load_syncfs() is None
-    monkeypatch.setattr(_files, "_SYNCFS", None)
-    assert _files.sync_file_system(tmp_path) is False
-
-    def failing(fd):
-        import ctypes
-
-        ctypes.set_errno(5)
-        return -1
-
-    monkeypatch.setattr(_files, "_SYNCFS", failing)
-    with pytest.raises(OSError, match=f"flushing the file system of {tmp_path} to disk failed"):
-        _files.sync_file_system(tmp_path)
-
-
-def test_half_written_entry_with_folder_chunk_keys_resumes(tmp_path, monkeypatch):
-    """Entries begun before chunk files were named "c.i.0" have zarr's default "c/i/0": a writer resuming one
-    keeps its keys, and the result equals an entry written with those keys in one go."""
-    monkeypatch.setattr(append_module, "CHUNK_KEY_SEPARATOR", "/")
-    reference = write_entry(ActivationStore(tmp_path / "ref", chunk_rows=8, attention_chunk=50), "k", [10])
-    store = ActivationStore(tmp_path / "s", chunk_rows=8, attention_chunk=50)
-    store.writer("k", MANIFEST, LAYERS, WIDTHS, LENGTHS, HEADS, "float32").write_sentences(
-        0, 4, hidden_for(0, 4), attention_for(0, 4)
-    )
-    monkeypatch.undo()
-    resumed = write_entry(store, "k", [7, 10])
-    assert (resumed.path / "hidden" / "0" / "c" / "0" / "0").is_file()
-    assert files_of(resumed.path) == files_of(reference.path)
-    store.get("k", verify=True)
 
 
 KILL_LENGTHS = LENGTHS * 3  # 30 sentences, written one per call by the child
@@ -947,68 +731,50 @@ def test_chunk_damaged_before_finalize_is_reported_not_recorded(tmp_path):
     assert not (store.path / "k" / "complete.json").exists()
 
 
-def test_entries_with_sha256_markers_still_verify(store):
-    """Markers written before the switch to crc32c record a sha256 per file: they open, verify, and still
-    catch an altered byte."""
+def as_format_version(entry_dir: Path, version) -> None:
+    """Make an entry look written by another store format version, consistently (its marker's manifest
+    checksum follows), as an entry of that version would be."""
+    manifest_path = entry_dir / "manifest.json"
+    record = json.loads(manifest_path.read_text())
+    record["format_version"] = version
+    manifest_path.write_text(json.dumps(record))
+    marker_path = entry_dir / "complete.json"
+    if marker_path.exists():
+        marker = json.loads(marker_path.read_text())
+        marker["manifest_sha256"] = hashlib.sha256(manifest_path.read_bytes()).hexdigest()
+        marker_path.write_text(json.dumps(marker))
+
+
+def test_entries_of_another_format_version_are_refused_naming_the_entry(store):
     entry = write_entry(store, "k", [10])
-    marker_path = entry.path / "complete.json"
-    marker = json.loads(marker_path.read_text())
-    for info in marker["arrays"].values():
-        for rel, meta in info["files"].items():
-            meta.pop("data_crc32c", None)
-            meta["sha256"] = hashlib.sha256((entry.path / rel).read_bytes()).hexdigest()
-        info["sha256"] = entry_module.array_digest(info["files"])
-    marker_path.write_text(json.dumps(marker))
-    store.get("k", verify=True)
-    chunk = entry.path / "hidden" / "0" / "c.1.0"
-    data = bytearray(chunk.read_bytes())
-    data[0] ^= 0x01
-    chunk.write_bytes(bytes(data))
-    with pytest.raises(CorruptEntryError, match=r"checksum mismatch in file hidden/0/c\.1\.0"):
-        store.get("k", verify=True)
+    assert entry.metadata["format_version"] == 2
+    for version in (1, 3, None):
+        as_format_version(entry.path, version)
+        for verify in (None, True, False):
+            with pytest.raises(EntryFormatError, match=rf"entry 'k' was written in store format version {version}"):
+                store.get("k", verify=verify)
+        advice = r"reads only version 2: remove it .*store remove STORE k.*extract it again"
+        with pytest.raises(CorruptEntryError, match=advice):
+            store.entries()
+    # a half-written entry of another version is not resumed (nor silently started over)
+    writer = store.writer("half", MANIFEST, LAYERS, WIDTHS, LENGTHS, HEADS, "float32")
+    writer.write_sentences(0, 4, hidden_for(0, 4), attention_for(0, 4))
+    as_format_version(store.path / "half", 1)
+    with pytest.raises(EntryFormatError, match=r"'half' was written in store format version 1.*extract it again"):
+        store.writer("half", MANIFEST, LAYERS, WIDTHS, LENGTHS, HEADS, "float32")
+    assert json.loads((store.path / "half" / "progress.json").read_text()) == {"done_sentences": 4}
+    fresh = store.writer("half", MANIFEST, LAYERS, WIDTHS, LENGTHS, HEADS, "float32", overwrite=True)
+    assert fresh.done_sentences == 0
 
 
-def test_entries_with_zstd_chunks_still_read(store):
-    """Entries written before the switch to raw chunks hold zstd-compressed arrays: reads go through zarr's
-    own decoding, so they must give the same values."""
-    from zarr.codecs import ZstdCodec
-
-    entry = write_entry(store, "k", [10])
-    for name in entry_module.array_names(entry.metadata):
-        values = zarr.open_array(str(entry.path / name), mode="r")[:]
-        chunks = zarr.open_array(str(entry.path / name), mode="r").chunks
-        rewritten = zarr.create_array(
-            store=str(entry.path / name), shape=values.shape, chunks=chunks, dtype=values.dtype,
-            compressors=ZstdCodec(level=1, checksum=True), fill_value=0, overwrite=True,
-        )
-        rewritten[:] = values
-    # the marker such an entry has: a sha256 per file
-    marker_path = entry.path / "complete.json"
-    marker = json.loads(marker_path.read_text())
-    for name in entry_module.array_names(entry.metadata):
-        files = {
-            path.relative_to(entry.path).as_posix(): {
-                "size": path.stat().st_size,
-                "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
-            }
-            for path in entry_module.array_files(entry.path, name)
-        }
-        marker["arrays"][name] = {"sha256": entry_module.array_digest(files), "files": files}
-    marker_path.write_text(json.dumps(marker))
-    reopened = store.get("k", verify=True)
-    assert json.loads((entry.path / "hidden" / "2" / "zarr.json").read_text())["codecs"][1]["name"] == "zstd"
-    for k, layer in enumerate(LAYERS):
-        np.testing.assert_array_equal(reopened.read_rows(layer, 0, reopened.n_words), hidden_for(0, 10)[k])
-    assert all(
-        np.array_equal(got, want)
-        for got, want in zip(reopened.iter_attention(5), attention_for(0, 10)[2], strict=True)
+def test_appender_refuses_folder_chunk_keys(tmp_path):
+    """zarr's default "c/i/0" chunk keys are not a layout this store writes or reads."""
+    zarr.create_array(
+        store=str(tmp_path / "a"), shape=(4, 2), chunks=(2, 2), dtype="float32",
+        **{**append_module.raw_codecs(), "chunk_key_encoding": {"name": "default", "separator": "/"}},
     )
-    chunk = entry.path / "hidden" / "2" / "c" / "0" / "0"  # zarr's default chunk keys, as such entries have
-    data = bytearray(chunk.read_bytes())
-    data[len(data) // 2] ^= 0x10
-    chunk.write_bytes(bytes(data))
-    with pytest.raises(CorruptEntryError, match=r"checksum mismatch in file hidden/2/c/0/0"):
-        store.get("k", verify=True)
+    with pytest.raises(ValueError, match=r"needs default chunk keys with separator '\.'"):
+        append_module.ArrayAppender(tmp_path / "a")
 
 
 def test_large_entries_skip_checksums_on_open(store, monkeypatch):

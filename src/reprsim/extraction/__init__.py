@@ -4,6 +4,7 @@ from reprsim.extraction.adapter import AdapterOutput, SentenceError, WordAdapter
 from reprsim.extraction.alignment import SUBWORD_RULES, plan_windows
 from reprsim.extraction.extract import extract
 from reprsim.extraction.models import ModelSource, load_transformer, resolve_model
+from reprsim.extraction.options import ExtractOptions
 from reprsim.extraction.presets import INSTALL_COMMAND, PRESETS
 from reprsim.extraction.transformer import TransformerAdapter
 
@@ -12,6 +13,7 @@ __all__ = [
     "PRESETS",
     "SUBWORD_RULES",
     "AdapterOutput",
+    "ExtractOptions",
     "ModelSource",
     "SentenceError",
     "TransformerAdapter",

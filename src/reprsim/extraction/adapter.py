@@ -21,10 +21,14 @@ ArrayLike = np.ndarray | torch.Tensor
 class AdapterOutput:
     """Word-level outputs of one batch of sentences.
 
-    hidden: one entry per requested layer, in the order requested; each is either one array of
+    Parameters
+    ----------
+    hidden : sequence
+        One entry per requested layer, in the order requested; each is either one array of
         (words in the batch, width) with the sentences' words concatenated in batch order, or a sequence of
         per-sentence (words, width) arrays.
-    attention: None, or one entry per requested layer, each a sequence of per-sentence (heads, words, words)
+    attention : sequence, optional
+        None, or one entry per requested layer, each a sequence of per-sentence (heads, words, words)
         word-level maps whose rows sum to 1 (a layer without attention gives (0, words, words) arrays).
     """
 
@@ -36,32 +40,68 @@ class AdapterOutput:
 class WordAdapter(Protocol):
     """A model seen as a function from sentences (lists of words) to per-layer word vectors.
 
-    layer_widths: the width of each layer's word vectors; layer 0 is conventionally the input embedding.
-    attention_heads: heads per layer (same length as layer_widths), 0 where a layer has no attention;
-        all zeros for a model without attention.
-    fingerprint(): a JSON-able dict that identifies the weights and every setting that changes the output
-        (it becomes part of the activation store key, so a changed model is never mistaken for a stored one).
-    encode(sentences, layers, attention): word vectors of `layers` for a batch of sentences, and the
-        word-level attention of those layers when `attention` is true.
+    Any object with these members is one (a structural protocol: no base class needed).
     """
 
     @property
-    def layer_widths(self) -> Sequence[int]: ...
+    def layer_widths(self) -> Sequence[int]:
+        """The width of each layer's word vectors; layer 0 is conventionally the input embedding."""
+        ...
 
     @property
-    def attention_heads(self) -> Sequence[int]: ...
+    def attention_heads(self) -> Sequence[int]:
+        """Heads per layer (as many as layer_widths), 0 where a layer has no attention."""
+        ...
 
-    def fingerprint(self) -> dict[str, Any]: ...
+    def fingerprint(self) -> dict[str, Any]:
+        """Identify the weights and every setting that changes the output.
+
+        Returns
+        -------
+        dict
+            JSON-able; it becomes part of the activation store key, so a changed model is never mistaken
+            for a stored one.
+        """
+        ...
 
     def encode(
         self, sentences: Sequence[Sequence[str]], layers: Sequence[int], attention: bool
-    ) -> AdapterOutput: ...
+    ) -> AdapterOutput:
+        """Compute the word vectors of some layers for a batch of sentences.
+
+        Parameters
+        ----------
+        sentences : sequence of sequence of str
+            The batch's sentences, as words.
+        layers : sequence of int
+            Layer ids, in the order the output must follow.
+        attention : bool
+            Also give the layers' word-level attention maps.
+
+        Returns
+        -------
+        AdapterOutput
+            The batch's word vectors, and its maps when asked.
+
+        Raises
+        ------
+        SentenceError
+            When one sentence cannot be handled (the driver names it by its corpus index).
+        """
+        ...
 
 
 class SentenceError(ValueError):
-    """An adapter could not handle one sentence of a batch; `row` is its index in the batch.
+    """An adapter could not handle one sentence of a batch.
 
     The extraction driver turns it into an error naming the sentence's index in the corpus.
+
+    Parameters
+    ----------
+    row : int
+        The sentence's index in the batch.
+    reason : str
+        What is wrong with it.
     """
 
     def __init__(self, row: int, reason: str) -> None:
@@ -74,10 +114,24 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def to_numpy(array: ArrayLike) -> np.ndarray:
-    """A float32 numpy array of a tensor or array (half precision tensors are widened first); it may share
-    memory with the input when that is already float32 on the CPU. Finite float64 values beyond float32's
-    range raise ValueError (they would become infinities, reported later as if the model had produced them),
-    and so do complex, boolean and non-numeric values."""
+    """Convert a tensor or array to a float32 numpy array (half precision tensors are widened first).
+
+    Parameters
+    ----------
+    array : numpy.ndarray or torch.Tensor
+        Real values.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 values; it may share memory with the input when that is already float32 on the CPU.
+
+    Raises
+    ------
+    ValueError
+        For finite float64 values beyond float32's range (they would become infinities, reported later as
+        if the model had produced them), and for complex, boolean and non-numeric values.
+    """
     if isinstance(array, torch.Tensor) and (array.dtype.is_complex or array.dtype == torch.bool):
         raise ValueError(f"values of type {array.dtype}; activations must be real numbers (a float type)")
     if isinstance(array, torch.Tensor) and array.dtype != torch.float64:
@@ -93,7 +147,23 @@ def to_numpy(array: ArrayLike) -> np.ndarray:
 
 
 def stack_rows(layer_output: ArrayLike | Sequence[ArrayLike]) -> np.ndarray:
-    """One (words in batch, width) array from either a single array or per-sentence arrays."""
+    """Stack a layer's output into one (words in batch, width) float32 array.
+
+    Parameters
+    ----------
+    layer_output : array, tensor, or sequence of them
+        One array of the batch's words, or per-sentence arrays.
+
+    Returns
+    -------
+    numpy.ndarray
+        The batch's rows.
+
+    Raises
+    ------
+    ValueError
+        When there are no per-sentence arrays, or values are not real numbers in float32's range.
+    """
     if isinstance(layer_output, np.ndarray | torch.Tensor):
         return to_numpy(layer_output)
     parts = [to_numpy(p) for p in layer_output]

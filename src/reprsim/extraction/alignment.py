@@ -21,7 +21,18 @@ SUBWORD_RULES: tuple[str, ...] = ("last", "first", "mean")
 
 
 def check_subword_rule(rule: str) -> None:
-    """Reject an unknown pooling rule early, before any model is loaded."""
+    """Reject an unknown pooling rule early, before any model is loaded.
+
+    Parameters
+    ----------
+    rule : str
+        The subword rule: "last", "first" or "mean".
+
+    Raises
+    ------
+    ValueError
+        When it is none of them.
+    """
     if rule not in SUBWORD_RULES:
         raise ValueError(f"subword must be one of {', '.join(SUBWORD_RULES)}; got {rule!r}")
 
@@ -29,8 +40,25 @@ def check_subword_rule(rule: str) -> None:
 def word_ids_tensor(word_ids: Sequence[Sequence[int | None]], length: int) -> torch.Tensor:
     """Pack per-sentence word_ids into a (batch, length) long tensor with -1 for specials and padding.
 
-    `length` is the padded token length; each row is placed where its tokens are, so callers pass word_ids
-    already padded (None at pad positions) to `length`.
+    Each row is placed where its tokens are, so callers pass word_ids already padded (None at pad
+    positions) to `length`.
+
+    Parameters
+    ----------
+    word_ids : sequence of sequence of int or None
+        Each token's word, per batch row.
+    length : int
+        The padded token length.
+
+    Returns
+    -------
+    torch.Tensor
+        (batch, length) long tensor.
+
+    Raises
+    ------
+    ValueError
+        When a row does not have `length` entries.
     """
     rows = [[-1 if w is None else int(w) for w in ids] for ids in word_ids]
     for i, row in enumerate(rows):
@@ -40,17 +68,49 @@ def word_ids_tensor(word_ids: Sequence[Sequence[int | None]], length: int) -> to
 
 
 def word_membership(word_ids: torch.Tensor, n_words: int) -> torch.Tensor:
-    """(batch, words, tokens) 0/1 matrix: token t belongs to word w. Specials and padding (-1) are in none."""
+    """Build the 0/1 matrix of which token belongs to which word.
+
+    Parameters
+    ----------
+    word_ids : torch.Tensor
+        (batch, tokens) word of each token, -1 for specials and padding (which belong to no word).
+    n_words : int
+        Words per row (the longest sentence's).
+
+    Returns
+    -------
+    torch.Tensor
+        (batch, words, tokens) float32: 1 where token t belongs to word w.
+    """
     one_hot = torch.nn.functional.one_hot(word_ids + 1, num_classes=n_words + 1)[..., 1:]
     return one_hot.transpose(1, 2).to(torch.float32)
 
 
 def pooling_weights(word_ids: torch.Tensor, n_words: int, rule: str) -> torch.Tensor:
-    """(batch, words, tokens) weights that turn token vectors into word vectors by `rule`.
+    """Build the weights that turn token vectors into word vectors by a subword rule.
 
     "first"/"last" put weight 1 on the word's first/last subword (found with a running count of the word's
     tokens from the left or from the right), "mean" spreads 1/k over its k subwords. Rows of words that have
-    no token stay zero; `check_all_words_present` reports those.
+    no token stay zero; `alignment_problem` reports those.
+
+    Parameters
+    ----------
+    word_ids : torch.Tensor
+        (batch, tokens) word of each token, -1 for specials and padding.
+    n_words : int
+        Words per row.
+    rule : str
+        "last", "first" or "mean".
+
+    Returns
+    -------
+    torch.Tensor
+        (batch, words, tokens) float32 weights.
+
+    Raises
+    ------
+    ValueError
+        When the rule is unknown.
     """
     check_subword_rule(rule)
     member = word_membership(word_ids, n_words)
@@ -64,7 +124,20 @@ def pooling_weights(word_ids: torch.Tensor, n_words: int, rule: str) -> torch.Te
 
 
 def missing_words(word_ids: Sequence[int | None], n_words: int) -> list[int]:
-    """Indices of words that no token maps to (the tokenizer dropped or merged them)."""
+    """List the words that no token maps to (the tokenizer dropped or merged them).
+
+    Parameters
+    ----------
+    word_ids : sequence of int or None
+        Each token's word.
+    n_words : int
+        Words of the sentence.
+
+    Returns
+    -------
+    list of int
+        The missing words' indices, in order.
+    """
     present = {w for w in word_ids if w is not None}
     return [w for w in range(n_words) if w not in present]
 
@@ -72,13 +145,28 @@ def missing_words(word_ids: Sequence[int | None], n_words: int) -> list[int]:
 def drop_space_pieces(
     word_ids: Sequence[int | None], space: Sequence[bool]
 ) -> tuple[list[int | None], list[int]]:
-    """word_ids with each word's whitespace-only pieces taken out of the word (set to None), and the words
-    that have nothing else.
+    """Take each word's whitespace-only pieces out of the word, as if they were special tokens.
 
     SentencePiece and byte-level BPE tokenizers often start a word with a bare "▁" or "Ġ" piece (numbers in
     SmolLM2's and Gemma 3's): it sits before the word and, in a causal model, never sees it, so taking it as
-    the word's first subword gives different words the same vector. Such a piece is treated like a special
-    token: pooled into no word. `space[t]` says whether token t decodes to whitespace only.
+    the word's first subword gives different words the same vector. Such a piece is pooled into no word.
+
+    Parameters
+    ----------
+    word_ids : sequence of int or None
+        Each token's word.
+    space : sequence of bool
+        Whether each token decodes to whitespace only.
+
+    Returns
+    -------
+    tuple
+        (word_ids with those pieces set to None, the words that have nothing but such pieces).
+
+    Raises
+    ------
+    ValueError
+        When the two sequences differ in length.
     """
     if len(space) != len(word_ids):
         raise ValueError(f"{len(space)} whitespace flags for {len(word_ids)} tokens")
@@ -93,11 +181,26 @@ def drop_space_pieces(
 def alignment_problem(
     word_ids: Sequence[int | None], words: Sequence[str], model: str, blank_words: Sequence[int] = ()
 ) -> str | None:
-    """Why a sentence's tokens do not cover its words one-to-one, or None when they do.
+    """Explain why a sentence's tokens do not cover its words one-to-one.
 
     A word with no token (the tokenizer dropped it, or merged it into a neighbour) would shift every later
     word of the corpus against the other models, so callers treat any problem as an error naming the word.
-    blank_words: words whose every token is whitespace (see drop_space_pieces), which have no vector either.
+
+    Parameters
+    ----------
+    word_ids : sequence of int or None
+        Each token's word.
+    words : sequence of str
+        The sentence's words.
+    model : str
+        The model's name, for the message.
+    blank_words : sequence of int, optional
+        Words whose every token is whitespace (see drop_space_pieces), which have no vector either.
+
+    Returns
+    -------
+    str or None
+        The problem, naming the first word concerned; None when every word has a token.
     """
     extra = sorted({w for w in word_ids if w is not None and not 0 <= w < len(words)})
     if extra:
@@ -119,11 +222,23 @@ def alignment_problem(
 
 
 def pool_hidden(hidden: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """(batch, words, d) word vectors from (batch, tokens, d) token vectors, computed in float32.
+    """Pool token vectors into word vectors, in float32.
 
     Token positions that carry no word are zeroed first, so a NaN or inf at a pad position cannot leak into
     a word through a zero weight (0 * NaN is NaN). For "first"/"last" the weights are 0/1, so the result is
     the chosen token's vector exactly.
+
+    Parameters
+    ----------
+    hidden : torch.Tensor
+        (batch, tokens, d) token vectors.
+    weights : torch.Tensor
+        (batch, words, tokens) pooling weights (see pooling_weights).
+
+    Returns
+    -------
+    torch.Tensor
+        (batch, words, d) float32 word vectors.
     """
     used = weights.sum(1) > 0  # (batch, tokens): token contributes to some word
     clean = torch.where(used.unsqueeze(-1), hidden.to(torch.float32), 0.0)
@@ -137,11 +252,31 @@ def word_vectors(
     words: torch.Tensor,
     rule: str,
 ) -> list[torch.Tensor]:
-    """Float32 vectors of the listed words, one (len(units), d) tensor per layer of `hidden`.
+    """Compute the float32 vectors of the listed words, layer by layer.
 
-    hidden: (layers, batch, tokens, d) or a sequence of (batch, tokens, d); word i is word words[i] of batch
-    row units[i]. "first"/"last" gather the chosen subword's vector directly (the same values as
-    pool_hidden's 0/1 product, without the padded (batch, words, d) intermediate); "mean" pools.
+    "first"/"last" gather the chosen subword's vector directly (the same values as pool_hidden's 0/1
+    product, without the padded (batch, words, d) intermediate); "mean" pools.
+
+    Parameters
+    ----------
+    hidden : torch.Tensor or sequence of torch.Tensor
+        (layers, batch, tokens, d), or a sequence of (batch, tokens, d).
+    weights : torch.Tensor
+        (batch, words, tokens) pooling weights of `rule`.
+    units, words : torch.Tensor
+        Listed word i is word words[i] of batch row units[i].
+    rule : str
+        "last", "first" or "mean".
+
+    Returns
+    -------
+    list of torch.Tensor
+        One (len(units), d) float32 tensor per layer.
+
+    Raises
+    ------
+    ValueError
+        When a listed word has no token.
     """
     if rule == "mean":
         return [pool_hidden(layer, weights)[units, words] for layer in hidden]
@@ -153,11 +288,28 @@ def word_vectors(
 
 
 def pool_attention(attention: torch.Tensor, member: torch.Tensor) -> torch.Tensor:
-    """(batch, heads, words, words) word-level attention from (batch, heads, tokens, tokens) subword maps.
+    """Pool subword attention maps into word-level maps.
 
     Attention TO a word sums its subword columns; attention FROM a word averages its subword rows; special
     and pad tokens are dropped, then each row is renormalised to sum to 1 (Wu et al. 2020). Rows of words
     absent from a sentence (padding words) come out as zeros.
+
+    Parameters
+    ----------
+    attention : torch.Tensor
+        (batch, heads, tokens, tokens) maps.
+    member : torch.Tensor
+        (batch, words, tokens) membership (see word_membership).
+
+    Returns
+    -------
+    torch.Tensor
+        (batch, heads, words, words) float32 maps.
+
+    Raises
+    ------
+    ValueError
+        When a present word's row sums to zero (all its attention went to special tokens).
     """
     member = member.to(torch.float32)
     counts = member.sum(-1, keepdim=True)  # (B, W, 1)
@@ -180,8 +332,7 @@ def pool_attention(attention: torch.Tensor, member: torch.Tensor) -> torch.Tenso
 
 
 def _pool_maps(maps: torch.Tensor, member: torch.Tensor, row_mean: torch.Tensor) -> torch.Tensor:
-    """row_mean @ maps @ member^T for every head, as two batched products over the batch only (B large
-    products instead of B x heads tiny ones): columns of all heads at once, then rows of all heads at once."""
+    """Compute row_mean @ maps @ member^T for every head as two batched products over the batch only."""
     b, h, t, _ = maps.shape
     w = member.shape[1]
     to_words = torch.bmm(maps.reshape(b, h * t, t), member.transpose(1, 2))  # (B, H*T, W): summed columns
@@ -190,11 +341,27 @@ def _pool_maps(maps: torch.Tensor, member: torch.Tensor, row_mean: torch.Tensor)
 
 
 def renormalise_rows(attention: torch.Tensor, present: torch.Tensor | None = None) -> torch.Tensor:
-    """Divide each row of (..., n, n) attention by its sum.
+    """Divide each row of attention maps by its sum.
 
     A real word whose row sums to zero (all its attention went to dropped tokens and underflowed) has no
-    defined distribution: raise rather than divide by zero. `present` (batch, words) marks real words; rows
-    of absent (padding) words stay zero.
+    defined distribution: raise rather than divide by zero.
+
+    Parameters
+    ----------
+    attention : torch.Tensor
+        (..., n, n) maps.
+    present : torch.Tensor, optional
+        (batch, words) marks real words; rows of absent (padding) words stay zero. None: every row is real.
+
+    Returns
+    -------
+    torch.Tensor
+        The renormalised maps.
+
+    Raises
+    ------
+    ValueError
+        When a real word's row does not sum to a positive number.
     """
     sums = attention.sum(-1, keepdim=True)
     _check_row_sums(sums, present)
@@ -222,6 +389,21 @@ def causal_mask_rows(attention: torch.Tensor) -> torch.Tensor:
     Applied to every model when causal attention is requested, so bidirectional and left-to-right models are
     compared on the same footing (Wu et al. 2020). The diagonal is kept, so no row becomes empty unless all of
     its mass was on later words, which `renormalise_rows` reports.
+
+    Parameters
+    ----------
+    attention : torch.Tensor
+        (..., n, n) word-level maps.
+
+    Returns
+    -------
+    torch.Tensor
+        The masked, renormalised maps.
+
+    Raises
+    ------
+    ValueError
+        When a row had all its mass on later words.
     """
     n = attention.shape[-1]
     lower = torch.tril(torch.ones(n, n, dtype=torch.bool, device=attention.device))
@@ -232,7 +414,12 @@ def causal_mask_rows(attention: torch.Tensor) -> torch.Tensor:
 class WordWindow:
     """A run of consecutive words of one sentence fed to the model as one sequence.
 
-    The model sees words [start, stop); the words [keep_start, keep_stop) are taken from this window.
+    Parameters
+    ----------
+    start, stop : int
+        The model sees words [start, stop).
+    keep_start, keep_stop : int
+        The words [keep_start, keep_stop) are taken from this window.
     """
 
     start: int
@@ -244,12 +431,28 @@ class WordWindow:
 def plan_windows(token_counts: Sequence[int], capacity: int) -> list[WordWindow]:
     """Split a sentence whose tokens exceed `capacity` into overlapping windows of whole words.
 
-    Strategy: each window holds as many whole words as fit. The next window starts at the earliest word such
-    that the overlap (the words before the first new word) holds at most half the capacity, so windows
-    advance by about half a window. Each word is taken from the earliest window that contains it, which is
-    the window where it has the most left context: every word after the first window sees at least about
-    half a window of left context (less only when single words are very long). A word longer than the
-    capacity on its own cannot be placed and raises.
+    Each window holds as many whole words as fit. The next window starts at the earliest word such that the
+    overlap (the words before the first new word) holds at most half the capacity, so windows advance by
+    about half a window. Each word is taken from the earliest window that contains it, which is the window
+    where it has the most left context: every word after the first window sees at least about half a window
+    of left context (less only when single words are very long).
+
+    Parameters
+    ----------
+    token_counts : sequence of int
+        Tokens of each word.
+    capacity : int
+        Tokens a window may hold (the context minus special tokens).
+
+    Returns
+    -------
+    list of WordWindow
+        The windows, in order; their kept ranges cover every word once.
+
+    Raises
+    ------
+    ValueError
+        When the capacity is below 1, or one word alone has more tokens than it.
     """
     if capacity < 1:
         raise ValueError(f"window capacity must be at least 1 token, got {capacity}")

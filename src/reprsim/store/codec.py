@@ -27,29 +27,77 @@ BF16_EXPONENT_MASK = np.uint16(0x7F80)
 
 
 def check_dtype(dtype: str) -> str:
-    """Validate a store dtype name."""
+    """Validate a store dtype name.
+
+    Parameters
+    ----------
+    dtype : str
+        The name to check.
+
+    Returns
+    -------
+    str
+        The name, unchanged.
+
+    Raises
+    ------
+    ValueError
+        When it is not one of DTYPES.
+    """
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
     return dtype
 
 
 def float32_to_bfloat16_bits(values: np.ndarray) -> np.ndarray:
-    """bfloat16 bit patterns (uint16) of float32 values, rounded to nearest, ties to even."""
+    """Round float32 values to bfloat16, to nearest with ties to even.
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        Values convertible to float32.
+
+    Returns
+    -------
+    numpy.ndarray
+        The bfloat16 bit patterns, uint16, of the same shape.
+    """
     bits = np.ascontiguousarray(values, dtype=np.float32).view(np.uint32)
     rounding = ((bits >> np.uint32(16)) & np.uint32(1)) + np.uint32(0x7FFF)
     return ((bits + rounding) >> np.uint32(16)).astype(np.uint16)
 
 
 def bfloat16_bits_to_float32(bits: np.ndarray) -> np.ndarray:
-    """float32 values of bfloat16 bit patterns (exact)."""
+    """Widen bfloat16 bit patterns to float32 (exactly).
+
+    Parameters
+    ----------
+    bits : numpy.ndarray
+        bfloat16 bit patterns (uint16).
+
+    Returns
+    -------
+    numpy.ndarray
+        The float32 values, of the same shape.
+    """
     return (np.asarray(bits, dtype=np.uint16).astype(np.uint32) << np.uint32(16)).view(np.float32)
 
 
 def all_finite(array: np.ndarray) -> bool:
-    """True when no element is NaN or infinite.
+    """Tell whether no element is NaN or infinite.
 
     One summing pass instead of a boolean array the size of the data: a NaN or infinity makes the sum
     non-finite, and only then (or when finite values overflow the sum) is every element checked.
+
+    Parameters
+    ----------
+    array : numpy.ndarray
+        A float array.
+
+    Returns
+    -------
+    bool
+        True when every element is finite.
     """
     accumulator = np.float64 if array.dtype == np.float64 else np.float32
     with np.errstate(over="ignore", invalid="ignore"):
@@ -60,7 +108,24 @@ def all_finite(array: np.ndarray) -> bool:
 def encode(values: np.ndarray, dtype: str, what: str) -> np.ndarray:
     """Convert float values to the storage type of `dtype`, refusing NaN/Inf and overflow.
 
-    `what` names the data (layer, sentences) in error messages.
+    Parameters
+    ----------
+    values : numpy.ndarray
+        Float values.
+    dtype : str
+        The store dtype name (see DTYPES).
+    what : str
+        Names the data (layer, sentences) in error messages.
+
+    Returns
+    -------
+    numpy.ndarray
+        The stored values (the input itself when it is already of the storage type).
+
+    Raises
+    ------
+    ValueError
+        When the values are not floats, hold NaN or Inf, or overflow the storage type.
     """
     array = np.asarray(values)
     if not np.issubdtype(array.dtype, np.floating):
@@ -86,7 +151,20 @@ def encode(values: np.ndarray, dtype: str, what: str) -> np.ndarray:
 
 
 def decode(stored: np.ndarray, dtype: str) -> np.ndarray:
-    """Stored values as a float array: float32/float16 unchanged, bfloat16 widened to float32."""
+    """Turn stored values back into floats: float32/float16 unchanged, bfloat16 widened to float32.
+
+    Parameters
+    ----------
+    stored : numpy.ndarray
+        Values as stored.
+    dtype : str
+        The store dtype name.
+
+    Returns
+    -------
+    numpy.ndarray
+        The float values.
+    """
     if dtype == "bfloat16":
         return bfloat16_bits_to_float32(stored)
     return stored

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,8 @@ import zarr
 from tqdm import tqdm
 
 from reprsim.store import codec, layout
-from reprsim.store._files import chunk_crc32c, file_sha256, read_json
+from reprsim.store._files import file_sha256, read_json
+from reprsim.store.checksums import file_checksum_matches
 
 # Entries up to this many bytes get full checksums on open; larger ones only structure and sizes (a full
 # check reads every byte, about 1 s per GB here), and full checksums on entry.verify().
@@ -20,7 +20,15 @@ VERIFY_ON_OPEN_BYTES = 64 * 1024 * 1024
 
 
 class CorruptEntryError(ValueError):
-    """A store entry is damaged or half-written; the message names the entry and the problem."""
+    """A store entry is damaged or half-written; the message names the entry and the problem.
+
+    Parameters
+    ----------
+    key : str
+        The entry's key.
+    problem : str
+        What is wrong with it (kept as the attribute ``problem``).
+    """
 
     def __init__(self, key: str, problem: str) -> None:
         super().__init__(
@@ -31,55 +39,87 @@ class CorruptEntryError(ValueError):
         self.problem = problem
 
 
-def array_files(entry_dir: Path, name: str) -> list[Path]:
-    """All files of one zarr array (metadata and chunks), in a fixed order."""
-    return sorted(path for path in (entry_dir / name).rglob("*") if path.is_file())
+class EntryFormatError(CorruptEntryError):
+    """A store entry was written in another store format version: it cannot be read, only extracted again.
+
+    Parameters
+    ----------
+    key : str
+        The entry's key.
+    found : object
+        The format version its manifest.json records (None when it records none).
+    """
+
+    def __init__(self, key: str, found: object) -> None:
+        ValueError.__init__(
+            self,
+            f"store entry {key!r} was written in store format version {found}, and this reprsim reads only "
+            f"version {layout.FORMAT_VERSION}: remove it with store.remove({key!r}) or "
+            f"`reprsim store remove STORE {key}`, and extract it again",
+        )
+        self.key = key
+        self.problem = f"store format version {found}, expected {layout.FORMAT_VERSION}"
+
+
+def check_format_version(key: str, record: Any) -> None:
+    """Refuse an entry whose manifest record is of another store format version.
+
+    Parameters
+    ----------
+    key : str
+        The entry's key, for the message.
+    record : object
+        The parsed manifest.json of the entry.
+
+    Raises
+    ------
+    EntryFormatError
+        When the record's ``format_version`` is not layout.FORMAT_VERSION.
+    """
+    found = record.get("format_version") if isinstance(record, dict) else None
+    if found != layout.FORMAT_VERSION:
+        raise EntryFormatError(key, found)
 
 
 def as_index(value: Any, what: str) -> int:
-    """A row or sentence bound as a Python int (numpy integers accepted; bools, floats and the rest refused,
-    before anything is read or written)."""
+    """Convert a row or sentence bound to a Python int, before anything is read or written.
+
+    Parameters
+    ----------
+    value : object
+        The bound: an int or a numpy integer.
+    what : str
+        Its name, for the message.
+
+    Returns
+    -------
+    int
+        The bound.
+
+    Raises
+    ------
+    ValueError
+        When `value` is a bool, a float or anything else that is not an integer.
+    """
     if isinstance(value, bool) or not isinstance(value, int | np.integer):
         raise ValueError(f"{what} must be an integer, got {value!r}")
     return int(value)
 
 
-def missing_chunks(entry_dir: Path, name: str) -> list[Path]:
-    """Chunk files the array's shape calls for that do not exist. zarr reads a missing chunk as its fill
-    value (zeros), and every chunk of an entry is written (write_empty_chunks), so a missing one is damage."""
-    array_dir = entry_dir / name
-    meta = read_json(array_dir / layout.ZARR_METADATA)
-    total, chunk, separator = layout.row_chunking(meta)
-    if total == 0:
-        return []
-    expected = layout.chunk_files(array_dir, 0, total, chunk, len(meta["shape"]), separator)
-    return [path for path in expected if not path.is_file()]
-
-
-def file_checksum(meta: dict[str, Any]) -> str:
-    """The recorded checksum of one file: its data crc32c (chunk files), or its sha256 (metadata files, and
-    every file of entries written before November 2026)."""
-    return str(meta["data_crc32c"] if "data_crc32c" in meta else meta["sha256"])
-
-
-def file_checksum_matches(path: Path, meta: dict[str, Any]) -> bool:
-    """Recompute a file's checksum the way its marker recorded it, and compare."""
-    if "data_crc32c" in meta:
-        crc = chunk_crc32c(path)
-        return crc is not None and crc == meta["data_crc32c"]
-    return file_sha256(path) == meta["sha256"]
-
-
-def array_digest(files: dict[str, dict[str, Any]]) -> str:
-    """One sha256 for an array: over its files' relative paths, sizes and checksums, in sorted order."""
-    digest = hashlib.sha256()
-    for rel in sorted(files):
-        digest.update(f"{rel}\0{files[rel]['size']}\0{file_checksum(files[rel])}\n".encode())
-    return digest.hexdigest()
-
-
 def array_names(record: dict[str, Any]) -> list[str]:
-    """Relative paths of every array an entry's manifest record declares."""
+    """List the relative paths of every array an entry's manifest record declares.
+
+    Parameters
+    ----------
+    record : dict
+        The entry's manifest.json record.
+
+    Returns
+    -------
+    list of str
+        ``hidden/<layer>`` for every layer, then ``attention/<layer>`` for every layer with heads (when the
+        entry has attention).
+    """
     names = [layout.hidden_name(layer) for layer in record["layer_ids"]]
     if record["heads"] is not None:
         names += [
@@ -90,43 +130,18 @@ def array_names(record: dict[str, Any]) -> list[str]:
     return names
 
 
-def checksum_arrays(
-    entry_dir: Path, names: list[str], known: dict[Path, tuple[int, str]] | None = None
-) -> dict[str, dict[str, Any]]:
-    """Per-array checksums, and one sha256 over them: each chunk file's size and data crc32c (the value its
-    trailer holds, so a chunk swapped for another or for a stale copy is caught, not only a damaged one), and
-    the sha256 of each array's zarr.json.
-
-    known: (size, data crc32c) of chunk files the writer took as it wrote them; a file whose size on disk
-    differs is read like any other.
-    """
-    known = known or {}
-    result: dict[str, dict[str, Any]] = {}
-    for name in names:
-        missing = missing_chunks(entry_dir, name)
-        if missing:
-            raise ValueError(f"chunk file {missing[0]} of array {name} is missing ({len(missing)} missing)")
-        files = {}
-        for path in array_files(entry_dir, name):
-            size = path.stat().st_size
-            meta: dict[str, Any] = {"size": size}
-            if path.name == layout.ZARR_METADATA:
-                meta["sha256"] = file_sha256(path)
-            else:
-                size_known, crc = known.get(path, (-1, ""))
-                if size_known != size:
-                    read = chunk_crc32c(path)
-                    if read is None:
-                        raise ValueError(f"chunk file {path} is damaged: its crc32c trailer does not match its data")
-                    crc = read
-                meta["data_crc32c"] = crc
-            files[path.relative_to(entry_dir).as_posix()] = meta
-        result[name] = {"sha256": array_digest(files), "files": files}
-    return result
-
-
 class StoreEntry:
-    """Read access to one complete entry. Open through ActivationStore.get, which checks it first."""
+    """Read access to one complete entry; open it through ActivationStore.get, which checks it first.
+
+    Parameters
+    ----------
+    entry_dir : pathlib.Path
+        The entry's folder.
+    record : dict
+        Its manifest.json record.
+    marker : dict
+        Its completion marker (complete.json).
+    """
 
     def __init__(self, entry_dir: Path, record: dict[str, Any], marker: dict[str, Any]) -> None:
         self.path = entry_dir
@@ -136,6 +151,7 @@ class StoreEntry:
     # --- metadata ------------------------------------------------------------------------------------
     @property
     def key(self) -> str:
+        """The entry's key (its folder name)."""
         return str(self._record["key"])
 
     @property
@@ -161,26 +177,32 @@ class StoreEntry:
 
     @property
     def dtype(self) -> str:
+        """The storage dtype name: "float32", "float16" or "bfloat16"."""
         return str(self._record["dtype"])
 
     @property
     def layer_ids(self) -> list[int]:
+        """The stored layers, in order (0 = embeddings)."""
         return list(self._record["layer_ids"])
 
     @property
     def sentence_lengths(self) -> list[int]:
+        """Words per sentence, in corpus order."""
         return list(self._record["sentence_lengths"])
 
     @property
     def n_words(self) -> int:
+        """Rows of every hidden-state layer: the corpus's words."""
         return int(self._record["n_words"])
 
     @property
     def n_sentences(self) -> int:
+        """Sentences of the corpus."""
         return len(self._record["sentence_lengths"])
 
     @property
     def has_attention(self) -> bool:
+        """True when some layer stores attention maps."""
         return self._record["heads"] is not None and any(h > 0 for h in self._record["heads"])
 
     def _index(self, layer: int) -> int:
@@ -191,11 +213,45 @@ class StoreEntry:
             raise KeyError(f"entry {self.key!r} has no layer {layer!r}; stored layers: {self.layer_ids}") from None
 
     def layer_width(self, layer: int) -> int:
-        """Number of columns (neurons) of a stored layer."""
+        """Return the number of columns (neurons) of a stored layer.
+
+        Parameters
+        ----------
+        layer : int
+            A stored layer id.
+
+        Returns
+        -------
+        int
+            The layer's width.
+
+        Raises
+        ------
+        KeyError
+            When the layer is not stored (the message lists the stored ones).
+        """
         return int(self._record["layer_widths"][self._index(layer)])
 
     def heads(self, layer: int) -> int:
-        """Attention heads stored for a layer (ValueError when the entry has no attention)."""
+        """Return the attention heads stored for a layer.
+
+        Parameters
+        ----------
+        layer : int
+            A stored layer id.
+
+        Returns
+        -------
+        int
+            Heads of its stored maps (0 when the layer has no attention).
+
+        Raises
+        ------
+        KeyError
+            When the layer is not stored.
+        ValueError
+            When the entry was stored without attention.
+        """
         index = self._index(layer)
         if self._record["heads"] is None:
             raise ValueError(f"entry {self.key!r} was stored without attention")
@@ -203,6 +259,7 @@ class StoreEntry:
 
     # --- reads ---------------------------------------------------------------------------------------
     def _open(self, name: str) -> Any:
+        """Open one of the entry's arrays through zarr, read-only."""
         return zarr.open_array(str(self.path / name), mode="r")
 
     def _read(self, array: Any, start: int, stop: int, what: str) -> np.ndarray:
@@ -216,7 +273,29 @@ class StoreEntry:
         return codec.decode(np.asarray(stored), self.dtype)
 
     def read_rows(self, layer: int, start: int, stop: int) -> np.ndarray:
-        """Rows [start, stop) of a layer (word order of the corpus). bfloat16 entries read as float32."""
+        """Read rows [start, stop) of a layer, in the corpus's word order.
+
+        Parameters
+        ----------
+        layer : int
+            A stored layer id.
+        start, stop : int
+            The rows, ``0 <= start <= stop <= n_words`` (numpy integers accepted).
+
+        Returns
+        -------
+        numpy.ndarray
+            (stop - start, width) values: float32, or float16 for float16 entries (bfloat16 reads as float32).
+
+        Raises
+        ------
+        KeyError
+            When the layer is not stored.
+        ValueError
+            When a bound is not an integer or the range is out of bounds.
+        CorruptEntryError
+            When a chunk cannot be read or decoded (damage).
+        """
         self._index(layer)
         start, stop = as_index(start, "start"), as_index(stop, "stop")
         if not 0 <= start <= stop <= self.n_words:
@@ -224,7 +303,29 @@ class StoreEntry:
         return self._read(self._open(layout.hidden_name(layer)), start, stop, f"layer {layer} rows")
 
     def iter_rows(self, layer: int, chunk_rows: int = 8192) -> Iterator[np.ndarray]:
-        """Yield a layer's rows in order, at most chunk_rows at a time (never the whole layer at once)."""
+        """Yield a layer's rows in order, never the whole layer at once.
+
+        Parameters
+        ----------
+        layer : int
+            A stored layer id.
+        chunk_rows : int, default 8192
+            Rows per yielded block (the last may be shorter).
+
+        Yields
+        ------
+        numpy.ndarray
+            Consecutive (rows, width) blocks, as read_rows gives them.
+
+        Raises
+        ------
+        KeyError
+            When the layer is not stored.
+        ValueError
+            When chunk_rows is not positive.
+        CorruptEntryError
+            When a chunk cannot be read or decoded.
+        """
         self._index(layer)
         if chunk_rows < 1:
             raise ValueError(f"chunk_rows must be positive, got {chunk_rows}")
@@ -233,10 +334,31 @@ class StoreEntry:
             yield self._read(array, start, min(start + chunk_rows, self.n_words), f"layer {layer} rows")
 
     def iter_attention(self, layer: int, buffer_elements: int = 1 << 22) -> Iterator[np.ndarray]:
-        """Yield each sentence's (heads, T_s, T_s) attention map of a layer, in corpus order.
+        """Yield each sentence's attention maps of a layer, in corpus order.
 
         Consecutive sentences are read together up to `buffer_elements` values, so each stored chunk is
         decoded about once rather than once per sentence.
+
+        Parameters
+        ----------
+        layer : int
+            A stored layer id with heads.
+        buffer_elements : int, default 4194304
+            Most values read at once (a longer sentence is read on its own).
+
+        Yields
+        ------
+        numpy.ndarray
+            (heads, T_s, T_s) word-level maps of sentence s, for s = 0, 1, ...
+
+        Raises
+        ------
+        KeyError
+            When the layer is not stored.
+        ValueError
+            When the entry has no attention, or none for this layer.
+        CorruptEntryError
+            When a chunk cannot be read or decoded.
         """
         heads = self.heads(layer)
         if heads == 0:
@@ -262,7 +384,13 @@ class StoreEntry:
         return sum(f["size"] for a in self._marker["arrays"].values() for f in a["files"].values())
 
     def check_structure(self) -> None:
-        """Cheap check: every recorded file exists with its recorded size (catches truncation, deletion)."""
+        """Check cheaply that every file the marker records exists with its recorded size.
+
+        Raises
+        ------
+        CorruptEntryError
+            When a file is missing or has another size (truncation, deletion).
+        """
         for name, info in self._marker["arrays"].items():
             for rel, meta in info["files"].items():
                 path = self.path / rel
@@ -275,7 +403,13 @@ class StoreEntry:
                     )
 
     def verify(self) -> None:
-        """Full check: structure, then the checksum of every file against the completion marker."""
+        """Check the structure, then the checksum of every file against the completion marker.
+
+        Raises
+        ------
+        CorruptEntryError
+            When a file is missing, has another size, or its content differs from what was written.
+        """
         self.check_structure()
         files = [(rel, meta) for info in self._marker["arrays"].values() for rel, meta in info["files"].items()]
         with tqdm(
@@ -300,12 +434,31 @@ class StoreEntry:
 
 
 def open_entry(entry_dir: Path, verify: bool | None = None) -> StoreEntry:
-    """Open and check an entry directory: marker, manifest, structure, and checksums when asked or cheap.
+    """Open and check an entry's folder: format version, marker, manifest, structure, and checksums.
 
-    verify=None checks checksums only for entries up to VERIFY_ON_OPEN_BYTES; True always; False never.
+    Parameters
+    ----------
+    entry_dir : pathlib.Path
+        The entry's folder.
+    verify : bool or None, default None
+        Check every file's checksum: None only for entries up to VERIFY_ON_OPEN_BYTES; True always;
+        False never (structure and sizes are always checked).
+
+    Returns
+    -------
+    StoreEntry
+        The checked entry.
+
+    Raises
+    ------
+    EntryFormatError
+        When the entry was written in another store format version.
+    CorruptEntryError
+        When it is half-written or damaged.
     """
     key = entry_dir.name
     manifest_path, marker_path = entry_dir / layout.MANIFEST, entry_dir / layout.COMPLETE
+    _check_readable_format(key, manifest_path)
     if not marker_path.is_file():
         progress = entry_dir / layout.PROGRESS
         done = "unknown"
@@ -335,3 +488,12 @@ def open_entry(entry_dir: Path, verify: bool | None = None) -> StoreEntry:
     else:
         entry.check_structure()
     return entry
+
+
+def _check_readable_format(key: str, manifest_path: Path) -> None:
+    """Refuse an entry of another format version, when its manifest can be read (else later checks report)."""
+    try:
+        record = read_json(manifest_path)
+    except (OSError, ValueError):
+        return
+    check_format_version(key, record)

@@ -20,11 +20,28 @@ KEY_HASH_CHARS = 20
 
 
 def make_key(model_name: str, fingerprint: dict[str, Any]) -> str:
-    """A deterministic, filesystem-safe entry key: "<slug of model_name>-<sha256 of fingerprint>".
+    """Build a deterministic, filesystem-safe entry key: "<slug of model_name>-<sha256 of fingerprint>".
 
-    The fingerprint (model id, revision or weights hash, corpus hash, alignment rule, dtype, layers,
-    attention flag, ...) is serialised as canonical JSON (sorted keys), so dict order does not matter; any
-    change in it gives a new key. The label only makes keys readable.
+    The fingerprint is serialised as canonical JSON (sorted keys), so dict order does not matter; any change
+    in it gives a new key. The label only makes keys readable.
+
+    Parameters
+    ----------
+    model_name : str
+        A label (its letters, digits, ".", "_" and "-" start the key).
+    fingerprint : dict
+        JSON-serialisable identity of what the entry holds: model id, revision or weights hash, corpus hash,
+        alignment rule, dtype, layers, attention flag, ...
+
+    Returns
+    -------
+    str
+        The key.
+
+    Raises
+    ------
+    ValueError
+        When the fingerprint is not a dict or not JSON-serialisable.
     """
     if not isinstance(fingerprint, dict):
         raise ValueError(f"fingerprint must be a dict, got {type(fingerprint).__name__}")
@@ -37,14 +54,52 @@ def make_key(model_name: str, fingerprint: dict[str, Any]) -> str:
 
 
 def check_key(key: str) -> str:
-    """Refuse keys that are not plain folder names (no "/", "..", leading dot or odd characters)."""
+    """Refuse keys that are not plain folder names (no "/", "..", leading dot or odd characters).
+
+    Parameters
+    ----------
+    key : str
+        A store key.
+
+    Returns
+    -------
+    str
+        The key, unchanged.
+
+    Raises
+    ------
+    ValueError
+        When it is not a valid key.
+    """
     if not isinstance(key, str) or not KEY_PATTERN.match(key):
         raise ValueError(f"invalid store key {key!r}: use make_key, or letters, digits, '.', '_' and '-'")
     return key
 
 
 class ActivationStore:
-    """A folder of activation entries (zarr v3 arrays + JSON manifests); see the README section "Activation store"."""
+    """A folder of activation entries (zarr v3 arrays + JSON manifests); see the README's "Activation store".
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The store's folder.
+    create : bool, default True
+        Create the folder when it does not exist (else FileNotFoundError).
+    chunk_rows : int, optional
+        Rows per chunk of every hidden-state array; by default chosen per layer (2-4 MiB chunks).
+    attention_chunk : int, default 1048576
+        Values per chunk of the attention arrays.
+    durable : bool, default True
+        Flush every write to disk before committing it. False still resumes correctly after a killed
+        process, but not after a power cut (for scratch stores and tests on slow disks).
+
+    Raises
+    ------
+    ValueError
+        When the path is empty or not a folder, or a chunk size is not positive.
+    FileNotFoundError
+        When the folder does not exist and create is False.
+    """
 
     def __init__(
         self,
@@ -64,8 +119,6 @@ class ActivationStore:
             )
         self.chunk_rows = chunk_rows
         self.attention_chunk = attention_chunk
-        # durable=False skips fsync: a killed process still resumes correctly, a power cut may not (for
-        # scratch stores and tests on slow disks).
         self.durable = durable
         if self.path.exists() and not self.path.is_dir():
             raise ValueError(f"activation store path is not a directory: {self.path}")
@@ -75,10 +128,17 @@ class ActivationStore:
             self.path.mkdir(parents=True, exist_ok=True)  # another process may create it at the same moment
 
     def _entry_dir(self, key: str) -> Path:
+        """Return the folder of an entry (its key checked first)."""
         return self.path / check_key(key)
 
     def keys(self) -> list[str]:
-        """Keys of all entries, complete or not (sorted)."""
+        """List the keys of all entries, complete or not.
+
+        Returns
+        -------
+        list of str
+            The keys, sorted.
+        """
         return sorted(
             child.name
             for child in self.path.iterdir()
@@ -86,19 +146,59 @@ class ActivationStore:
         )
 
     def has_complete(self, key: str) -> bool:
-        """True when the entry has its completion marker (cheap; damage is reported by get)."""
+        """Tell whether an entry has its completion marker (cheap: damage is reported by get).
+
+        Parameters
+        ----------
+        key : str
+            The entry's key.
+
+        Returns
+        -------
+        bool
+            True when the entry is complete.
+
+        Raises
+        ------
+        ValueError
+            When the key is invalid.
+        """
         return (self._entry_dir(key) / layout.COMPLETE).is_file()
 
     def incomplete(self) -> list[str]:
-        """Keys of half-written entries (resumable with writer, or removable with remove)."""
+        """List the keys of half-written entries (resumable with writer, or removable with remove).
+
+        Returns
+        -------
+        list of str
+            The keys, sorted.
+        """
         return [key for key in self.keys() if not self.has_complete(key)]
 
     def get(self, key: str, verify: bool | None = None) -> StoreEntry:
         """Open a complete entry after checking it.
 
-        verify=None (default): structure and file sizes always, full sha256 checksums only for entries up to
-        64 MiB; True: always checksums; False: never. Raises KeyError for an unknown key (naming the
-        available ones) and CorruptEntryError for damaged or half-written entries.
+        Parameters
+        ----------
+        key : str
+            The entry's key.
+        verify : bool or None, default None
+            Check every file's checksum: None only for entries up to 64 MiB; True always; False never.
+            Structure and file sizes are always checked.
+
+        Returns
+        -------
+        StoreEntry
+            The entry.
+
+        Raises
+        ------
+        KeyError
+            When there is no such entry (the message lists the available ones).
+        EntryFormatError
+            When the entry was written in another store format version (extract it again).
+        CorruptEntryError
+            When it is damaged or half-written.
         """
         entry_dir = self._entry_dir(key)
         if not entry_dir.is_dir():
@@ -106,7 +206,23 @@ class ActivationStore:
         return open_entry(entry_dir, verify=verify)
 
     def entries(self, verify: bool | None = None) -> list[StoreEntry]:
-        """All complete entries, each checked as by get (a damaged one raises CorruptEntryError)."""
+        """Open all complete entries, each checked as by get.
+
+        Parameters
+        ----------
+        verify : bool or None, default None
+            As for get.
+
+        Returns
+        -------
+        list of StoreEntry
+            The entries, in key order.
+
+        Raises
+        ------
+        CorruptEntryError
+            When one is damaged (reported, not skipped), or of another format version (EntryFormatError).
+        """
         return [self.get(key, verify=verify) for key in self.keys() if self.has_complete(key)]
 
     def writer(
@@ -121,10 +237,39 @@ class ActivationStore:
         *,
         overwrite: bool = False,
     ) -> EntryWriter:
-        """Start an entry, or resume a half-written one whose manifest matches (see EntryWriter).
+        """Start an entry, or resume a half-written one whose manifest matches.
 
-        A half-written entry with a different manifest raises ValueError naming the differing fields, and a
-        complete entry raises ValueError; overwrite=True discards either and starts over.
+        Parameters
+        ----------
+        key : str
+            The entry's key (see make_key).
+        manifest : dict
+            The caller's manifest, JSON-serialisable ("name" and "corpus_hash" are shown by StoreEntry).
+        layer_ids : sequence of int
+            Distinct layer ids.
+        layer_widths : sequence of int
+            Width of each layer.
+        sentence_lengths : sequence of int
+            Words per sentence of the corpus.
+        heads : sequence of int or None
+            Attention heads per layer (0 where a layer has none), or None to store no attention.
+        dtype : str, default "float32"
+            Storage type: "float32", "float16" or "bfloat16".
+        overwrite : bool, default False
+            Discard an existing entry, complete or not, and start over.
+
+        Returns
+        -------
+        EntryWriter
+            The writer; continue at its done_sentences.
+
+        Raises
+        ------
+        ValueError
+            When an argument is invalid, the entry is complete, or it is half-written with a different
+            manifest (the message names the differing fields); overwrite=True discards either.
+        EntryFormatError
+            When a half-written entry of another store format version is in the way.
         """
         record = build_record(
             check_key(key),
@@ -140,7 +285,18 @@ class ActivationStore:
         return EntryWriter(self._entry_dir(key), record, overwrite=overwrite, durable=self.durable)
 
     def remove(self, key: str) -> None:
-        """Delete an entry, complete or not (KeyError if absent)."""
+        """Delete an entry, complete or not (crash-safely: no half-deleted entry is ever left).
+
+        Parameters
+        ----------
+        key : str
+            The entry's key.
+
+        Raises
+        ------
+        KeyError
+            When there is no such entry.
+        """
         entry_dir = self._entry_dir(key)
         if not entry_dir.is_dir():
             raise KeyError(f"no store entry {key!r} in {self.path}; available: {self.keys() or 'none'}")

@@ -20,19 +20,18 @@ import zarr
 from reprsim._version import __version__
 from reprsim.store import codec, layout
 from reprsim.store._files import (
-    DirectWriter,
     atomic_write_text,
     canonical_json,
-    drop_from_page_cache,
     file_sha256,
+    fsync_path,
     fsync_paths,
     read_json,
     remove_leftovers,
     remove_tree,
-    sync_file_system,
 )
 from reprsim.store.append import ArrayAppender, raw_codecs
-from reprsim.store.entry import CorruptEntryError, StoreEntry, array_names, as_index, checksum_arrays
+from reprsim.store.checksums import checksum_arrays
+from reprsim.store.entry import CorruptEntryError, StoreEntry, array_names, as_index, check_format_version
 
 # Every array: uncompressed little-endian values with a crc32c per chunk, written by ArrayAppender (append.py).
 CODECS = "bytes (little-endian) + crc32c"
@@ -58,7 +57,39 @@ def build_record(
     chunk_rows: int | None,
     attention_chunk: int,
 ) -> dict[str, Any]:
-    """Validate a writer's arguments and build the manifest.json record (caller's manifest + store fields)."""
+    """Validate a writer's arguments and build the manifest.json record: the caller's manifest + store fields.
+
+    Parameters
+    ----------
+    key : str
+        The entry's key (already checked as a folder name).
+    manifest : dict
+        The caller's manifest (JSON-serialisable).
+    layer_ids : sequence of int
+        Distinct layer ids, >= 0.
+    layer_widths : sequence of int
+        Width of each layer, >= 1.
+    sentence_lengths : sequence of int
+        Words per sentence, >= 1 each, at least one sentence.
+    heads : sequence of int or None
+        Attention heads per layer (0 for layers without attention), or None for an entry without attention.
+    dtype : str
+        Storage dtype name (see codec.DTYPES).
+    chunk_rows : int or None
+        Rows per chunk of every hidden-state array, or None to choose per layer (layout.auto_chunk_rows).
+    attention_chunk : int
+        Values per chunk of the attention arrays.
+
+    Returns
+    -------
+    dict
+        The record, as it reads back from manifest.json (lists, not tuples).
+
+    Raises
+    ------
+    ValueError
+        When an argument is invalid; the message names it.
+    """
     if not isinstance(manifest, dict):
         raise ValueError(f"manifest must be a dict, got {type(manifest).__name__}")
     try:
@@ -102,9 +133,11 @@ def build_record(
 
 
 def _encode_naming_sentence(values: np.ndarray, bounds: np.ndarray, start: int, dtype: str, what: str) -> np.ndarray:
-    """codec.encode of the values of sentences start, start+1, ... (sentence start+i is values[bounds[i]:
-    bounds[i+1]]) in one check; only when that fails are the sentences checked one by one, so the error
-    names the first bad sentence."""
+    """Encode the values of sentences start, start + 1, ... (sentence start+i: values[bounds[i]:bounds[i+1]]).
+
+    One check for all of them; only when it fails are the sentences checked one by one, so the error names
+    the first bad sentence.
+    """
     try:
         return codec.encode(values, dtype, f"{what}, sentences [{start}, {start + len(bounds) - 1})")
     except ValueError:
@@ -114,7 +147,18 @@ def _encode_naming_sentence(values: np.ndarray, bounds: np.ndarray, start: int, 
 
 
 def differing_fields(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    """Names of top-level (and manifest.*) fields whose values differ between two records."""
+    """List the top-level (and ``manifest.*``) fields whose values differ between two records.
+
+    Parameters
+    ----------
+    old, new : dict
+        Two manifest.json records.
+
+    Returns
+    -------
+    list of str
+        The differing fields' names, sorted.
+    """
     fields = []
     for name in sorted(set(old) | set(new)):
         if name == "manifest" and isinstance(old.get(name), dict) and isinstance(new.get(name), dict):
@@ -125,7 +169,29 @@ def differing_fields(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
 
 
 class EntryWriter:
-    """Writes one entry sentence range by sentence range; create through ActivationStore.writer."""
+    """Write one entry sentence range by sentence range, resumably; create it through ActivationStore.writer.
+
+    Parameters
+    ----------
+    entry_dir : pathlib.Path
+        The entry's folder.
+    record : dict
+        Its manifest.json record (see build_record).
+    overwrite : bool, default False
+        Discard an existing entry, complete or not, and start over.
+    durable : bool, default True
+        Flush every file to disk before a commit declares it done (False: safe against a killed process,
+        not against a power cut).
+
+    Raises
+    ------
+    ValueError
+        When the entry is complete, or half-written with a different manifest (and overwrite is False).
+    EntryFormatError
+        When a half-written entry of another store format version is in the way (and overwrite is False).
+    CorruptEntryError
+        When a half-written entry's progress record is unreadable.
+    """
 
     def __init__(self, entry_dir: Path, record: dict[str, Any], overwrite: bool = False, durable: bool = True) -> None:
         self.path = entry_dir
@@ -136,7 +202,6 @@ class EntryWriter:
         self._rows = layout.word_offsets(self._lengths)
         self._done = self._open_or_start(overwrite)
         self._appenders: dict[str, ArrayAppender] = {}
-        self._files = DirectWriter()  # one aligned buffer for the chunks of every array
         self._offsets_by_heads: dict[int, np.ndarray] = {}
 
     # --- setup ---------------------------------------------------------------------------------------
@@ -151,6 +216,7 @@ class EntryWriter:
                 )
             if manifest_path.is_file():
                 old = read_json(manifest_path)
+                check_format_version(self.key, old)
                 if old != self._record:
                     raise ValueError(
                         f"store entry {self.key!r} is a half-written entry with a different manifest "
@@ -187,19 +253,15 @@ class EntryWriter:
                 **raw_codecs(),
             )
         self._sync([p for p in self.path.rglob("*") if p.is_file()])
+        if self.durable:
+            fsync_path(self.path.parent)  # the entry's own folder is a new entry of the store's
         self._commit(layout.PROGRESS, {"done_sentences": 0})
         self._commit(layout.MANIFEST, self._record)
 
     def _sync(self, files: list[Path]) -> None:
-        """Flush written files (and their directory entries) to disk before anything declares them done:
-        the whole file system in one call where the platform allows, else file by file; then drop them
-        from the page cache (the rows stay in memory as long as the writer needs them). Skipped if not
-        durable."""
-        if not self.durable:
-            return
-        if not sync_file_system(self.path):
+        """Flush written files and their folders to disk before anything declares them done (if durable)."""
+        if self.durable:
             fsync_paths(files, self.path)
-        drop_from_page_cache(files)
 
     def _commit(self, name: str, content: dict[str, Any]) -> None:
         """Atomically replace one of the entry's JSON records."""
@@ -227,6 +289,7 @@ class EntryWriter:
 
     @property
     def n_sentences(self) -> int:
+        """Sentences of the entry (all of them, written or not)."""
         return len(self._lengths)
 
     def write_sentences(
@@ -236,10 +299,25 @@ class EntryWriter:
         hidden: list[np.ndarray],
         attention: Sequence[Sequence[np.ndarray] | np.ndarray | None] | None = None,
     ) -> None:
-        """Write sentences [start, stop): hidden[k] is (their words) x width of layer_ids[k];
-        attention[k][s] is the (heads, T, T) map of sentence start+s for layer_ids[k] (None for layers with
-        0 heads), or attention[k] is one flat array of the sentences' maps back to back (each in C order,
-        heads x T x T values), as they are stored. Ranges must come in order: start == done_sentences.
+        """Write sentences [start, stop), flush them to disk, then commit them to the durable prefix.
+
+        Parameters
+        ----------
+        start, stop : int
+            The sentences; ranges come in order: ``start == done_sentences`` (numpy integers accepted).
+        hidden : list of numpy.ndarray
+            hidden[k]: (words of these sentences) x width of layer_ids[k], float.
+        attention : sequence, optional
+            With attention, one entry per layer: a sequence of each sentence's (heads, T, T) maps, or one
+            flat array of the sentences' maps back to back (each in C order), as they are stored; None for
+            layers with 0 heads. None for an entry without attention.
+
+        Raises
+        ------
+        ValueError
+            When the range is out of order or bounds, a shape does not match the sentence lengths, widths or
+            heads, or a value is NaN, infinite or overflows the storage dtype; the message names the layer
+            and the sentence.
         """
         start, stop = as_index(start, "start"), as_index(stop, "stop")
         if start != self._done:
@@ -264,16 +342,15 @@ class EntryWriter:
         self._done = stop
 
     def _attention_offsets(self, heads: int) -> np.ndarray:
-        """Where each sentence's maps start in an attention array of `heads` heads (computed once per head
-        count: O(sentences), too much to redo per layer and window on a million-sentence corpus)."""
+        """Where each sentence's maps start in an attention array of `heads` heads (memoised: O(sentences))."""
         if heads not in self._offsets_by_heads:
             self._offsets_by_heads[heads] = layout.attention_offsets(self._lengths, heads)
         return self._offsets_by_heads[heads]
 
     def _appender(self, name: str) -> ArrayAppender:
-        """The appender of one array (kept for the writer's life: it holds the partly filled chunk)."""
+        """Return the appender of one array (kept for the writer's life: it holds the partly filled chunk)."""
         if name not in self._appenders:
-            self._appenders[name] = ArrayAppender(self.path / name, durable=self.durable, files=self._files)
+            self._appenders[name] = ArrayAppender(self.path / name, durable=self.durable)
         return self._appenders[name]
 
     def _encode_hidden(self, start: int, stop: int, hidden: list[np.ndarray]) -> list[np.ndarray]:
@@ -326,7 +403,7 @@ class EntryWriter:
     def _flat_maps(
         self, maps: Sequence[np.ndarray] | np.ndarray | None, start: int, stop: int, heads: int, size: int, what: str
     ) -> np.ndarray:
-        """The window's maps of one layer as one flat float array, checked against the sentence lengths."""
+        """Check the window's maps of one layer against the sentence lengths; return them as one flat array."""
         if isinstance(maps, np.ndarray):
             if maps.shape != (size,):
                 raise ValueError(
@@ -351,7 +428,20 @@ class EntryWriter:
 
     # --- completion ----------------------------------------------------------------------------------
     def finalize(self) -> StoreEntry:
-        """Checksum every array and write the completion marker; return the finished entry."""
+        """Checksum every array and write the completion marker.
+
+        Returns
+        -------
+        StoreEntry
+            The finished entry.
+
+        Raises
+        ------
+        ValueError
+            When sentences are still missing.
+        CorruptEntryError
+            When a chunk is missing or damaged (written before a resume and altered on disk meanwhile).
+        """
         if self._done != self.n_sentences:
             raise ValueError(
                 f"store entry {self.key!r}: cannot finalize after {self._done} of {self.n_sentences} sentences"
@@ -370,7 +460,7 @@ class EntryWriter:
         return StoreEntry(self.path, self._record, marker)
 
     def _known_digests(self) -> dict[Path, tuple[int, str]]:
-        """Data crc32c of chunk files taken as they were written, so finalize need not read them back."""
+        """Collect the data crc32c of chunk files taken as they were written (finalize need not read them)."""
         known: dict[Path, tuple[int, str]] = {}
         for appender in self._appenders.values():
             known.update(appender.finished_digests())
