@@ -49,8 +49,18 @@ from reprsim.measures.knn import DEFAULT_K
 from reprsim.results import DIRECTED, SYMMETRIC, ResultTable
 from reprsim.store import ActivationStore, StoreEntry
 
-# Measures left out of "all": minibatch CKA estimates what linear/debiased CKA give exactly here.
-NOT_IN_ALL = frozenset({"minibatch_cka"})
+# Measures on each row's k nearest neighbours: they need more rows than k.
+KNN_MEASURES = frozenset({"mutual_knn", "jaccard_knn", "rank_similarity", "second_order_cosine", "cknna", "cycle_knn"})
+
+# Measures left out of "all": minibatch CKA estimates what linear/debiased CKA give exactly here; uniformity
+# difference has no per-representation fit, so it would rebuild two n x n distance matrices for every pair.
+NOT_IN_ALL = frozenset({"minibatch_cka", "uniformity_difference", "linear_predictivity"})
+# Measures compare cannot compute yet, with the reason.
+NOT_IN_COMPARE = {
+    "linear_predictivity": "it cross-validates over folds of whole sentences, which the all-pairs pass does not "
+    "keep yet; call reprsim.measures.linear_predictivity on two stored layers (StoreEntry.read_rows) with "
+    "sentence_lengths=entry.sentence_lengths",
+}
 
 
 def resolve_measures(names: Sequence[str]) -> list[str]:
@@ -77,7 +87,10 @@ def resolve_measures(names: Sequence[str]) -> list[str]:
     for name in names:
         expanded = [m for m in registry.available() if m not in NOT_IN_ALL] if name == "all" else [name]
         for m in expanded:
-            canonical = registry.get(m).name
+            info = registry.get(m)
+            if info.base in NOT_IN_COMPARE:
+                raise ValueError(f"compare cannot compute {m}: {NOT_IN_COMPARE[info.base]}")
+            canonical = info.name
             if canonical not in chosen:
                 chosen.append(canonical)
     if not chosen:
@@ -535,7 +548,7 @@ def compare(
     for m in sampled:  # checked before the other measures run, not after
         info = registry.get(m)
         k = int(info.options.get("k", DEFAULT_K))
-        if info.base == "mutual_knn" and min(entries[0].n_words, subsample_rows) <= k:
+        if info.base in KNN_MEASURES and min(entries[0].n_words, subsample_rows) <= k:
             raise ValueError(
                 f"{m} compares each word's {k} nearest neighbours and needs more than {k} rows; the corpus has "
                 f"{entries[0].n_words} words: choose measures without it (--measures) or a larger corpus"

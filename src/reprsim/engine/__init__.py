@@ -16,6 +16,7 @@
 """
 
 from reprsim.engine.families import AttentionFamily, LinearFamily, SampleFamily
+from reprsim.engine.folds import FoldMoments
 from reprsim.engine.linear_fit import DIRECTED_MEASURES, ENGINE_MEASURES, Directed, LinearFit, SvccaOptions
 from reprsim.engine.linear_score import PairTerms, derive
 from reprsim.engine.moments import CrossMoments, resolve_device
@@ -31,6 +32,7 @@ __all__ = [
     "AttentionSource",
     "CrossMoments",
     "Directed",
+    "FoldMoments",
     "LinearFamily",
     "LinearFit",
     "PairFamily",

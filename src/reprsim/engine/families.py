@@ -23,9 +23,11 @@ import torch
 from reprsim.arrays import ArrayLike, ConstantNeuronWarning, FewRowsWarning
 from reprsim.measures import registry
 from reprsim.measures.attention import MEASURE_KINDS, AttentionFit, attention_fit_bytes, fit_attention, score_attention
+from reprsim.measures.knn import DEFAULT_K
 from reprsim.measures.sample_fit import SAMPLE_FIT_MEASURES, fit_sample, sample_fit_bytes, score_sample
 
-from .linear_fit import CCA_TYPE_MEASURES, LinearFit, SvccaOptions
+from .block_score import prepare_fit
+from .linear_fit import CCA_TYPE_MEASURES, ROW_NORM_MEASURES, LinearFit, SvccaOptions
 from .linear_score import PairTerms, derive, neuron_matches, svcca_options_of
 from .moments import CrossMoments, Precision
 from .scheduler import PairScore, Tile
@@ -60,6 +62,7 @@ def _prepare(fit: LinearFit, measures: Sequence[str], svcca_options: SvccaOption
     for m in measures:
         if registry.parse_spec(m)[0] == "svcca":
             fit.svcca_basis(svcca_options_of(registry.get(m).options, svcca_options))
+    prepare_fit(fit, measures)
     fit.drop_decompositions()
 
 
@@ -237,7 +240,7 @@ class LinearFamily:
             sorted((local[a], local[b]) for a, b in blocks),
             device=self.device,
             precision=self.precision,
-            row_norms="debiased_cka" in self.measures,
+            row_norms=_needs_row_norms(self.measures),
             diagonal=False,
         )
         self.passes += 1
@@ -329,7 +332,7 @@ class SampleFamily:
         self.function = info.function
         self.fit_options = dict(info.options)
         if self.fitted_here:
-            takes = {"t", "k", "clip_quantile"}
+            takes = {"t", "k", "clip_quantile", "rdm", "compare", "vectors"}
             other = sorted(set(self.fit_options) - takes)
             if other:
                 raise ValueError(f"{measure}: option(s) {', '.join(other)} do not apply in an all-pairs comparison, "
@@ -352,7 +355,7 @@ class SampleFamily:
         """
         n = len(self.rows)
         if self.fitted_here:
-            return sample_fit_bytes(self.base, n)
+            return sample_fit_bytes(self.base, n, k=int(self.fit_options.get("k", DEFAULT_K)))
         return 4 * n * self.sources[item].width
 
     def pair_bytes(self, a: int, b: int) -> int:
@@ -538,3 +541,8 @@ class MomentsFamily(LinearFamily):
     def _accumulate(self, tile: Tile, new: Sequence[int]) -> tuple[CrossMoments, dict[int, int]]:
         """The given moments, indexed as they are (no pass)."""
         return self.moments, {i: i for i in range(self.moments.n_reps)}
+
+
+def _needs_row_norms(measures: Sequence[str]) -> bool:
+    """Whether some measure (debiased or lange CKA) needs the row-norm sums of the pass."""
+    return any(registry.parse_spec(m)[0] in ROW_NORM_MEASURES for m in measures)

@@ -8,18 +8,21 @@ representation is in reuses them (`reprsim.engine.linear_score`), so a pair pays
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Generic, Literal, TypeVar
+from typing import Generic, TypeVar
 
 import torch
 
 from reprsim.arrays import CONSTANT_RTOL
+from reprsim.measures.shape import whitening_weights
+from reprsim.measures.spectral import gulp_weights
 
 from .moments import CrossMoments
+from .spectra import Spectrum, SvccaConvention, SvccaOptions, eigen_rank_tolerance, kept_count, spectrum
 
 T = TypeVar("T")
-SvccaConvention = Literal["raghu", "wu"]
 
 # Measures the engine derives; directed ones return Directed values (see `DIRECTED_MEASURES`).
 ENGINE_MEASURES: tuple[str, ...] = (
@@ -35,10 +38,27 @@ ENGINE_MEASURES: tuple[str, ...] = (
     "procrustes",
     "procrustes_distance",
     "angular_distance",
+    # derived from the same blocks (reprsim.engine.block_score)
+    "shape_metric",
+    "bures_distance",
+    "gulp",
+    "hard_matching",
+    "soft_matching_distance",
+    "ensd",
+    "eigenspace_overlap",
+    "lange_cka",
+    "magnitude_difference",
 )
 DIRECTED_MEASURES = frozenset({"maxsim", "linreg", "r2_lr", "pwcca"})
 CCA_TYPE_MEASURES = frozenset({"cca_r2", "cca_rho", "svcca", "pwcca"})
 MIN_ROWS_UNBIASED = 4
+# Measures that need the row-norm sums (CrossMoments(row_norms=True)).
+ROW_NORM_MEASURES = frozenset({"debiased_cka", "lange_cka"})
+
+__all__ = [
+    "CCA_TYPE_MEASURES", "DIRECTED_MEASURES", "ENGINE_MEASURES", "MIN_ROWS_UNBIASED", "ROW_NORM_MEASURES",
+    "Directed", "LinearFit", "Spectrum", "SvccaConvention", "SvccaOptions", "eigen_rank_tolerance", "spectrum",
+]
 
 
 @dataclass(frozen=True)
@@ -57,129 +77,6 @@ class Directed(Generic[T]):
 
     a_to_b: T
     b_to_a: T
-
-
-@dataclass(frozen=True)
-class SvccaOptions:
-    """SVCCA's options, as in `reprsim.measures.svcca`: kept variance fraction, k rule, standardising.
-
-    Parameters
-    ----------
-    keep
-        Fraction of variance each side keeps, in (0, 1].
-    convention
-        How k is chosen. ``"raghu"``: the smallest count whose cumulative variance fraction reaches `keep`.
-        ``"wu"``: the count of directions whose cumulative fraction is strictly below `keep`, at least 1.
-    standardize
-        Divide each centred neuron by its standard deviation before reducing. ``None`` follows the
-        convention (True for ``"wu"``, False for ``"raghu"``).
-
-    Raises
-    ------
-    ValueError
-        If `keep` is not a fraction in (0, 1] or `convention` is unknown.
-    """
-
-    keep: float = 0.99
-    convention: SvccaConvention = "raghu"
-    standardize: bool | None = None
-
-    def __post_init__(self) -> None:
-        keep = self.keep
-        if isinstance(keep, bool) or not isinstance(keep, (int, float)) or not 0.0 < float(keep) <= 1.0:
-            raise ValueError(f"svcca: keep must be a fraction in (0, 1], got {keep!r}")
-        if self.convention not in ("raghu", "wu"):
-            raise ValueError(f"svcca: convention must be 'raghu' or 'wu', got {self.convention!r}")
-
-    @property
-    def standardized(self) -> bool:
-        """Whether the neurons are standardised: `standardize`, or the convention's default when it is None."""
-        return self.convention == "wu" if self.standardize is None else bool(self.standardize)
-
-
-def eigen_rank_tolerance(width: int) -> float:
-    """Relative eigenvalue threshold for a numerical rank.
-
-    An eigendecomposition of a float64 d x d covariance resolves eigenvalues only down to about d * eps of
-    the largest; anything below is rounding of a zero (a constant, duplicated or n <= p direction).
-
-    Parameters
-    ----------
-    width
-        d, the matrix's size.
-
-    Returns
-    -------
-    float
-        ``10 * width * eps`` (float64 eps): eigenvalues at most this fraction of the largest do not count.
-    """
-    return 10.0 * width * torch.finfo(torch.float64).eps
-
-
-@dataclass(frozen=True)
-class Spectrum:
-    """Eigendecomposition of a symmetric positive semi-definite matrix, largest eigenvalue first.
-
-    Parameters
-    ----------
-    values
-        All eigenvalues, descending.
-    vectors
-        The matching unit eigenvectors (columns).
-    rank
-        How many eigenvalues exceed `eigen_rank_tolerance` of the largest (the numerical range is
-        ``vectors[:, :rank]``).
-    """
-
-    values: torch.Tensor
-    vectors: torch.Tensor
-    rank: int
-
-
-def spectrum(matrix: torch.Tensor, what: str) -> Spectrum:
-    """Eigendecomposition of a covariance-like matrix, with its numerical rank.
-
-    Parameters
-    ----------
-    matrix
-        A symmetric positive semi-definite float64 matrix.
-    what
-        What errors call the matrix.
-
-    Returns
-    -------
-    Spectrum
-        Eigenvalues and eigenvectors, largest first, and the rank.
-
-    Raises
-    ------
-    ValueError
-        If the decomposition does not converge, returns non-finite values, or the rank is 0 (no variance),
-        naming `what`.
-    """
-    try:
-        values, vectors = torch.linalg.eigh(matrix)
-    except torch.linalg.LinAlgError as exc:
-        raise ValueError(f"the eigendecomposition of {what} did not converge ({exc})") from exc
-    if not (bool(torch.isfinite(values).all()) and bool(torch.isfinite(vectors).all())):
-        raise ValueError(f"the eigendecomposition of {what} returned non-finite values")
-    values, vectors = values.flip(0), vectors.flip(1)
-    top = float(values[0]) if values.numel() else 0.0
-    rank = int((values > eigen_rank_tolerance(matrix.shape[0]) * top).sum()) if top > 0.0 else 0
-    if rank == 0:
-        raise ValueError(f"{what} has numerical rank 0 (no variance)")
-    return Spectrum(values, vectors, rank)
-
-
-def _kept_count(values: torch.Tensor, rank: int, keep: float, convention: SvccaConvention) -> int:
-    """SVCCA's k from variances (descending) over the numerical rank, as `reprsim.measures.svcca` decides.
-
-    "raghu": the smallest count whose cumulative fraction reaches `keep`; "wu": the count of directions
-    whose cumulative fraction is strictly below `keep`, at least 1.
-    """
-    cumulative = values[:rank].cumsum(0)
-    below = int((cumulative / cumulative[-1] < keep).sum())
-    return min(below + 1, rank) if convention == "raghu" else max(below, 1)
 
 
 class LinearFit:
@@ -201,9 +98,12 @@ class LinearFit:
     column_absmax
         (d,) column-wise max |x| of the uncentred values.
     norm_product
-        sum_i |x_i - mean|^4, which debiased CKA needs (``None`` when it is not computed).
+        sum_i |x_i - mean|^4, which debiased and lange CKA need (``None`` when it is not computed).
     name
         How errors name the representation.
+    mean
+        (d,) the column means, which the uncentred measures (eigenspace overlap, magnitude) need (``None``
+        when unknown).
 
     Attributes
     ----------
@@ -235,6 +135,7 @@ class LinearFit:
         column_absmax: torch.Tensor,
         norm_product: float | None = None,
         name: str = "X",
+        mean: torch.Tensor | None = None,
     ) -> None:
         if covariance.ndim != 2 or covariance.shape[0] != covariance.shape[1]:
             raise ValueError(f"{name}: covariance must be square, got shape {tuple(covariance.shape)}")
@@ -250,6 +151,7 @@ class LinearFit:
         self.frobenius = float(torch.linalg.matrix_norm(self.covariance))
         self.trace = float(self.variances.sum())
         self.norm_product = norm_product
+        self.mean = None if mean is None else mean.to(torch.float64)
 
     @classmethod
     def from_moments(cls, moments: CrossMoments, a: int, name: str | None = None) -> LinearFit:
@@ -267,7 +169,7 @@ class LinearFit:
         Returns
         -------
         LinearFit
-            The fit, with ``norm_product`` when the moments keep row norms.
+            The fit, with the column means, and ``norm_product`` when the moments keep row norms.
 
         Raises
         ------
@@ -283,6 +185,7 @@ class LinearFit:
             moments.column_absmax(a),
             norm_product=norm_product,
             name=name if name is not None else f"representation {a}",
+            mean=moments.mean(a),
         )
 
     def require_varying(self, measure: str) -> None:
@@ -405,11 +308,156 @@ class LinearFit:
         if key not in cache:
             if options.standardized:
                 s = self.correlation
-                k = _kept_count(s.values, s.rank, options.keep, options.convention)
+                k = kept_count(s.values, s.rank, options.keep, options.convention)
                 cache[key] = (s.vectors[:, :k] / s.values[:k].sqrt()).T / self.varying_scale
             else:
                 s = self.covariance_spectrum
-                k = _kept_count(s.values, s.rank, options.keep, options.convention)
+                k = kept_count(s.values, s.rank, options.keep, options.convention)
                 cache[key] = (s.vectors[:, :k] / s.values[:k].sqrt()).T
         basis: torch.Tensor = cache[key]
         return basis
+
+    # --- factors of the block measures (reprsim.engine.block_score), cached per option ---------------------
+    def _cached(self, key: tuple[object, ...], build: Callable[[], T]) -> T:
+        """A factor cached under `key`; kept by `drop_decompositions`."""
+        cache = self.__dict__.setdefault("_factors", {})
+        if key not in cache:
+            cache[key] = build()
+        value: T = cache[key]
+        return value
+
+    @property
+    def participation_ratio(self) -> float:
+        """(tr C)^2 / ||C||_F^2, the representation's participation ratio (`reprsim.measures.participation_ratio`).
+
+        Raises ValueError when the representation has no variance.
+        """
+        if not self.frobenius > 0.0:
+            raise ValueError(f"participation_ratio: {self.name} has no variance")
+        return self.trace**2 / self.frobenius**2
+
+    @property
+    def varying_trace(self) -> float:
+        """The trace of C over the varying neurons."""
+        return float(self.variances[self.varying].sum())
+
+    def shape_basis(self, alpha: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """The netrep partial whitening of this side in its eigenbasis, before the variance-preserving rescaling.
+
+        Parameters
+        ----------
+        alpha
+            The partial-whitening weight, in [0, 1].
+
+        Returns
+        -------
+        basis : torch.Tensor
+            B = diag(d) V^T (rank x varying): the pair's whitened cross product is B_x C_xy B_y^T.
+        values : torch.Tensor
+            The covariance eigenvalues on the numerical range (||X~||_F^2 = sum values d^2).
+
+        Raises
+        ------
+        ValueError
+            If every neuron is constant or the decomposition fails.
+        """
+
+        def build() -> tuple[torch.Tensor, torch.Tensor]:
+            self.require_varying("shape_metric")
+            s = self.covariance_spectrum
+            values = s.values[: s.rank]
+            return (s.vectors[:, : s.rank] * whitening_weights(values, alpha)).T, values
+
+        return self._cached(("shape", alpha), build)
+
+    def gulp_basis(self, lam: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """GULP's ridge-weighted basis of this side (lam > 0; lam = 0 uses `whitener`).
+
+        Parameters
+        ----------
+        lam
+            The penalty, > 0.
+
+        Returns
+        -------
+        basis : torch.Tensor
+            G = diag(sqrt(w)) V^T / sqrt(tr C) (rank x varying): the cross term is ||G_x C_xy G_y^T||_F^2.
+        self_term : torch.Tensor
+            sum_k (e_k w_k)^2, the side's own term, e the trace-normalised eigenvalues, w = 1 / (e + lam).
+
+        Raises
+        ------
+        ValueError
+            If every neuron is constant or the decomposition fails.
+        """
+
+        def build() -> tuple[torch.Tensor, torch.Tensor]:
+            self.require_varying("gulp")
+            s = self.covariance_spectrum
+            trace = self.varying_trace
+            values = s.values[: s.rank] / trace
+            weights = gulp_weights(values, lam)
+            basis = (s.vectors[:, : s.rank] * weights.sqrt()).T / math.sqrt(trace)
+            return basis, (values * weights).square().sum()
+
+        return self._cached(("gulp", lam), build)
+
+    @cached_property
+    def uncentred_whitener(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Orthonormal coordinates of the uncentred column space (the eigenspace overlap's basis).
+
+        From the uncentred Gram G = C + n m m^T of the nonzero neurons scaled to unit norm, as
+        `reprsim.measures.spectral.uncentred_basis` decides the rank on unit-norm columns.
+
+        Returns
+        -------
+        whitener : torch.Tensor
+            W (rank x nonzero neurons) with W G W^T = I.
+        nonzero : torch.Tensor
+            Indices of the neurons that are not identically zero.
+
+        Raises
+        ------
+        ValueError
+            If the means are unknown, every neuron is zero, or the decomposition fails.
+        """
+        gram = self.uncentred_gram()
+        norms = torch.diagonal(gram).clamp(min=0.0).sqrt()
+        nonzero = torch.nonzero(norms > 0.0).squeeze(1)
+        if nonzero.numel() == 0:
+            raise ValueError(f"eigenspace_overlap: every neuron of {self.name} is zero")
+        scale = norms[nonzero]
+        s = spectrum(gram[nonzero][:, nonzero] / torch.outer(scale, scale), f"the uncentred Gram of {self.name}")
+        return (s.vectors[:, : s.rank] / s.values[: s.rank].sqrt()).T / scale, nonzero
+
+    def uncentred_gram(self) -> torch.Tensor:
+        """X^T X = C + n m m^T from the centred block and the means.
+
+        Returns
+        -------
+        torch.Tensor
+            d x d, float64.
+
+        Raises
+        ------
+        ValueError
+            If the fit was made without the means.
+        """
+        return self.covariance + self.n * torch.outer(self.require_mean(), self.require_mean())
+
+    def require_mean(self) -> torch.Tensor:
+        """The column means.
+
+        Returns
+        -------
+        torch.Tensor
+            (d,) float64.
+
+        Raises
+        ------
+        ValueError
+            If the fit was made without them.
+        """
+        if self.mean is None:
+            raise ValueError(f"{self.name}: this measure needs the column means (LinearFit(..., mean=...))")
+        return self.mean

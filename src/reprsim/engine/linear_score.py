@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -30,274 +28,20 @@ import torch
 from reprsim.measures import registry
 from reprsim.measures.neuron import NeuronMatch
 
-from .linear_fit import (
-    ENGINE_MEASURES,
-    MIN_ROWS_UNBIASED,
-    Directed,
-    LinearFit,
-    SvccaOptions,
-)
+from . import block_score
+from .cka_score import debiased_cka, ensd, lange_cka, linear_cka, unbiased_hsic
+from .linear_fit import ENGINE_MEASURES, Directed, LinearFit, SvccaOptions
+from .pair_terms import CanonicalDecomposition, PairTerms, gram_singular_values, singular_values
 
-
-def _singular_values(matrix: torch.Tensor, what: str) -> torch.Tensor:
-    """Singular values of a matrix (ValueError naming `what` when the SVD fails)."""
-    try:
-        s = torch.linalg.svdvals(matrix)
-    except torch.linalg.LinAlgError as exc:
-        raise ValueError(f"the SVD of {what} did not converge ({exc})") from exc
-    if not bool(torch.isfinite(s).all()):
-        raise ValueError(f"the SVD of {what} returned non-finite values")
-    return s
-
-
-@dataclass(frozen=True)
-class CanonicalDecomposition:
-    """SVD of the whitened cross block K = W_x C_xy W_y^T = U diag(rho) V^T.
-
-    Parameters
-    ----------
-    u
-        rank_x x m: X's canonical directions in its orthonormal coordinates.
-    rho
-        (m,) the canonical correlations, descending, unclipped.
-    v
-        rank_y x m: Y's canonical directions.
-    """
-
-    u: torch.Tensor
-    rho: torch.Tensor
-    v: torch.Tensor
-
-
-# Below this canonical correlation, the partner singular vector K^T u / rho loses accuracy (rounding / rho);
-# such pairs get their own eigendecomposition instead.
-_SMALL_RHO = 1e-6
-
-
-def _gram_eigen(gram: torch.Tensor, what: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Eigenvalues (descending, clipped at 0) and eigenvectors of a Gram matrix K K^T."""
-    try:
-        values, vectors = torch.linalg.eigh(gram)
-    except torch.linalg.LinAlgError as exc:
-        raise ValueError(f"the eigendecomposition of {what} did not converge ({exc})") from exc
-    if not (bool(torch.isfinite(values).all()) and bool(torch.isfinite(vectors).all())):
-        raise ValueError(f"the eigendecomposition of {what} returned non-finite values")
-    return values.flip(0).clamp(min=0.0), vectors.flip(1)
-
-
-def _gram_singular_values(matrix: torch.Tensor, what: str) -> torch.Tensor:
-    """Singular values of a matrix from the eigenvalues of its smaller Gram matrix (descending).
-
-    Twice as fast as an SVD for the matrices here; a singular value s comes out with absolute error about
-    eps / s (1e-8 at worst, for s near 0), far below what a mean over hundreds of them resolves.
-    """
-    gram = matrix @ matrix.T if matrix.shape[0] <= matrix.shape[1] else matrix.T @ matrix
-    try:
-        values = torch.linalg.eigvalsh(gram)
-    except torch.linalg.LinAlgError as exc:
-        raise ValueError(f"the eigendecomposition of {what} did not converge ({exc})") from exc
-    if not bool(torch.isfinite(values).all()):
-        raise ValueError(f"the eigendecomposition of {what} returned non-finite values")
-    return values.flip(0).clamp(min=0.0).sqrt()
-
-
-def _canonical_decomposition(k: torch.Tensor, what: str) -> CanonicalDecomposition:
-    """U, rho, V of K from the eigendecomposition of its smaller Gram matrix (about twice as fast as an SVD).
-
-    The other side's vectors are K^T u / rho; when some rho is below 1e-6 they would be inaccurate, and
-    the other Gram matrix is decomposed too.
-    """
-    transposed = k.shape[0] > k.shape[1]
-    small = k.T if transposed else k  # m x r, m <= r
-    values, first = _gram_eigen(small @ small.T, what)
-    rho = values.sqrt()
-    if bool((rho > _SMALL_RHO).all()):
-        second = (small.T @ first) / rho
-    else:
-        second = _gram_eigen(small.T @ small, what)[1][:, : rho.numel()]
-    return CanonicalDecomposition(second, rho, first) if transposed else CanonicalDecomposition(first, rho, second)
-
-
-class PairTerms:
-    """One pair's cross block with the intermediates its measures share, computed on first use.
-
-    Parameters
-    ----------
-    x, y
-        The two representations' fits.
-    cross
-        C_xy = X_c^T Y_c (p x q), on the same scale as their covariances.
-    norm_product
-        sum_i |x_i - mean_x|^2 |y_i - mean_y|^2 (only debiased CKA needs it).
-
-    Raises
-    ------
-    ValueError
-        If `cross` is not p x q for the two fits' widths, or the fits have different row counts.
-    """
-
-    def __init__(
-        self,
-        x: LinearFit,
-        y: LinearFit,
-        cross: torch.Tensor,
-        norm_product: float | None = None,
-    ) -> None:
-        if tuple(cross.shape) != (x.width, y.width):
-            raise ValueError(
-                f"cross block has shape {tuple(cross.shape)}, expected ({x.width}, {y.width}) for {x.name} x {y.name}"
-            )
-        if x.n != y.n:
-            raise ValueError(f"{x.name} and {y.name} have different row counts: {x.n} and {y.n}")
-        self.x, self.y = x, y
-        self.cross = cross.to(torch.float64)
-        self.norm_product = norm_product
-
-    @property
-    def n(self) -> int:
-        """The number of rows (shared by both fits)."""
-        return self.x.n
-
-    @cached_property
-    def varying_cross(self) -> torch.Tensor:
-        """C_xy restricted to the varying neurons of both sides."""
-        return self.x.on_varying(self.cross, self.y)
-
-    @cached_property
-    def regressed_on_y(self) -> torch.Tensor:
-        """C_xy W_y^T (varying x rank_y): X's neurons in Y's orthonormal coordinates.
-
-        Its squared row norms are the variance of each X neuron that a linear fit from Y explains.
-        """
-        return self.varying_cross @ self.y.whitener.T
-
-    @cached_property
-    def regressed_on_x(self) -> torch.Tensor:
-        """C_yx W_x^T (varying y x rank_x): Y's neurons in X's orthonormal coordinates."""
-        return self.varying_cross.T @ self.x.whitener.T
-
-    @cached_property
-    def coherence(self) -> torch.Tensor:
-        """K = W_x C_xy W_y^T (rank_x x rank_y): its singular values are the canonical correlations."""
-        return self.x.whitener @ self.regressed_on_y
-
-    @cached_property
-    def canonical(self) -> CanonicalDecomposition:
-        """Canonical directions and correlations (U, rho, V) of the pair."""
-        return _canonical_decomposition(self.coherence, self._what)
-
-    @cached_property
-    def correlations(self) -> torch.Tensor:
-        """Canonical correlations, descending, clipped to [0, 1] (m = min(rank X, rank Y) of them)."""
-        if "canonical" in self.__dict__:
-            rho = self.canonical.rho
-        else:
-            rho = _gram_singular_values(self.coherence, self._what)
-        return rho.clamp(0.0, 1.0)
-
-    @property
-    def _what(self) -> str:
-        """How errors name the whitened cross block."""
-        return f"the whitened cross-covariance of {self.x.name} and {self.y.name}"
+__all__ = [
+    "CanonicalDecomposition", "Derivation", "MeasureValue", "PairTerms", "angular_distance", "canonical_correlations",
+    "cca_r2", "cca_rho", "check_measures", "debiased_cka", "derive", "ensd", "lange_cka", "linear_cka", "linreg",
+    "maxsim", "neuron_matches", "procrustes", "procrustes_distance", "pwcca", "r2_lr", "svcca", "svcca_options_of",
+    "unbiased_hsic",
+]
 
 
 # --- the measures ---------------------------------------------------------------------------------------
-def _ratio(xy: float, xx: float, yy: float, measure: str, x: LinearFit, y: LinearFit) -> float:
-    """The ratio xy / sqrt(xx yy), refusing a non-positive self-HSIC (naming the side)."""
-    for value, stats in ((xx, x), (yy, y)):
-        if not value > 0.0:
-            raise ValueError(
-                f"{measure}: HSIC of {stats.name} with itself is {value:.3g} (not positive); it carries no "
-                "usable variation for this estimator (too few rows, or (nearly) constant)"
-            )
-    return xy / math.sqrt(xx * yy)
-
-
-def linear_cka(t: PairTerms) -> float:
-    """Linear CKA: ||C_xy||_F^2 / (||C_xx||_F ||C_yy||_F).
-
-    Parameters
-    ----------
-    t
-        The pair's terms.
-
-    Returns
-    -------
-    float
-        The similarity, in [0, 1].
-
-    Raises
-    ------
-    ValueError
-        If every neuron of a side is constant, or a side's HSIC with itself is not positive.
-    """
-    t.x.require_varying("linear_cka")
-    t.y.require_varying("linear_cka")
-    xy = float(torch.linalg.matrix_norm(t.cross)) ** 2
-    return _ratio(xy, t.x.frobenius**2, t.y.frobenius**2, "linear_cka", t.x, t.y)
-
-
-def unbiased_hsic(cross_frobenius_sq: float, norm_product: float, trace_x: float, trace_y: float, n: int) -> float:
-    """Song et al.'s unbiased HSIC of linear kernels from feature-space sums, times n(n-3) (which cancels).
-
-    Parameters
-    ----------
-    cross_frobenius_sq
-        ||C_xy||_F^2.
-    norm_product
-        q.r = sum_i |x_c,i|^2 |y_c,i|^2.
-    trace_x, trace_y
-        tr C_xx and tr C_yy.
-    n
-        The number of rows (at least 4).
-
-    Returns
-    -------
-    float
-        n(n-3) HSIC_1.
-
-    Notes
-    -----
-    With K~ = X_c X_c^T with zeroed diagonal (likewise L~), q_i = |x_c,i|^2, r_i = |y_c,i|^2:
-    tr(K~L~) = ||C_xy||^2 - q.r, 1'K~1 = -tr C_xx, K~1 = -q, so
-    n(n-3) HSIC_1 = ||C_xy||_F^2 - n/(n-2) q.r + tr C_xx tr C_yy / ((n-1)(n-2)).
-    """
-    return cross_frobenius_sq - n / (n - 2) * norm_product + trace_x * trace_y / ((n - 1) * (n - 2))
-
-
-def debiased_cka(t: PairTerms) -> float:
-    """Linear CKA with the unbiased HSIC estimator (`unbiased_hsic`).
-
-    Parameters
-    ----------
-    t
-        The pair's terms.
-        Both fits and the pair need their row-norm products (moments accumulated with ``row_norms=True``).
-
-    Returns
-    -------
-    float
-        The similarity (it can be slightly negative for unrelated representations).
-
-    Raises
-    ------
-    ValueError
-        If there are fewer than 4 rows, the row-norm sums are missing, every neuron of a side is constant, or
-        a side's unbiased HSIC with itself is not positive.
-    """
-    if t.n < MIN_ROWS_UNBIASED:
-        raise ValueError(f"debiased_cka: the unbiased HSIC estimator needs at least 4 rows, got {t.n}")
-    if t.norm_product is None or t.x.norm_product is None or t.y.norm_product is None:
-        raise ValueError("debiased_cka needs row-norm sums: accumulate CrossMoments with row_norms=True")
-    t.x.require_varying("debiased_cka")
-    t.y.require_varying("debiased_cka")
-    n = t.n
-    xy = unbiased_hsic(float(torch.linalg.matrix_norm(t.cross)) ** 2, t.norm_product, t.x.trace, t.y.trace, n)
-    xx = unbiased_hsic(t.x.frobenius**2, t.x.norm_product, t.x.trace, t.x.trace, n)
-    yy = unbiased_hsic(t.y.frobenius**2, t.y.norm_product, t.y.trace, t.y.trace, n)
-    return _ratio(xy, xx, yy, "debiased_cka", t.x, t.y)
-
-
 def _best_matches(corr: torch.Tensor, own: LinearFit, other: LinearFit) -> NeuronMatch:
     """NeuronMatch of `own`'s neurons (rows of corr) against `other`'s (columns), as maxsim_per_neuron."""
     best_var, arg_var = corr.max(dim=1)
@@ -496,7 +240,7 @@ def svcca(t: PairTerms, options: SvccaOptions) -> float:
     """
     bx, by = t.x.svcca_basis(options), t.y.svcca_basis(options)
     reduced = bx @ t.varying_cross @ by.T
-    rho = _gram_singular_values(reduced, f"the SVCCA-reduced cross-covariance of {t.x.name} and {t.y.name}")
+    rho = gram_singular_values(reduced, f"the SVCCA-reduced cross-covariance of {t.x.name} and {t.y.name}")
     return float(rho.clamp(0.0, 1.0).mean())
 
 
@@ -553,7 +297,7 @@ def procrustes(t: PairTerms) -> float:
     """
     for stats in (t.x, t.y):
         stats.require_varying("procrustes")
-    nuclear = float(_singular_values(t.varying_cross, "X^T Y").sum())
+    nuclear = float(singular_values(t.varying_cross, "X^T Y").sum())
     trace_x = float(t.x.variances[t.x.varying].sum())
     trace_y = float(t.y.variances[t.y.varying].sum())
     return min(max(nuclear / math.sqrt(trace_x * trace_y), 0.0), 1.0)
@@ -618,6 +362,9 @@ _DERIVATIONS: dict[str, Derivation] = {
     "procrustes": lambda t, _, __: procrustes(t),
     "procrustes_distance": lambda t, _, __: procrustes_distance(t),
     "angular_distance": lambda t, _, __: angular_distance(t),
+    "lange_cka": lambda t, _, __: lange_cka(t),
+    "ensd": lambda t, _, __: ensd(t),
+    **{name: block_score.with_svcca_defaults(f) for name, f in block_score.BLOCK_DERIVATIONS.items()},
 }
 
 

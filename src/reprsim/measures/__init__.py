@@ -11,6 +11,12 @@ measures take two layers' per-sentence (heads, T, T) attention maps instead.
 - Distributed: `linear_cka`, `debiased_cka`, `minibatch_cka` (streamed by `MinibatchCKA`), `rbf_cka`,
   `procrustes`, `procrustes_distance`, `angular_distance`, `rsa`, `mutual_knn`.
 - Attention: `attention_js`, `attention_pearson`, `attention_cka` (with `attention_head_similarity`).
+- Shapes, spectra and matching: `shape_metric` (netrep's partial whitening), `bures_distance`, `gulp`,
+  `ensd` (with `participation_ratio`), `eigenspace_overlap`, `lange_cka`, `hard_matching`,
+  `soft_matching_distance`, `linear_predictivity`, and ReSi's `magnitude_difference`,
+  `concentricity_difference` and `uniformity_difference`.
+- Neighbourhoods and RSMs: `jaccard_knn`, `rank_similarity`, `second_order_cosine`, `cknna`, `cycle_knn`,
+  `distance_correlation`, and `rsa`'s RDM and comparison variants.
 
 A directed measure returns sim(X -> Y), how well X is reproduced from Y. The registry (`get`, `available`,
 `MeasureInfo`) tells direction, "larger means", cost, conventions and invariances of each measure by name;
@@ -30,11 +36,17 @@ from reprsim.measures.attention import (
 from reprsim.measures.cca import canonical_correlations, cca_r2, cca_rho, pwcca, svcca
 from reprsim.measures.cka import MinibatchCKA, debiased_cka, linear_cka, minibatch_cka, rbf_cka
 from reprsim.measures.knn import mutual_knn
+from reprsim.measures.matching import hard_matching, soft_matching_distance
+from reprsim.measures.neighbours import cknna, cycle_knn, jaccard_knn, rank_similarity, second_order_cosine
 from reprsim.measures.neuron import NeuronMatch, maxsim, maxsim_per_neuron
+from reprsim.measures.predictivity import linear_predictivity
 from reprsim.measures.procrustes import angular_distance, procrustes, procrustes_distance
 from reprsim.measures.registry import MeasureInfo, available, get
 from reprsim.measures.regression import linreg, r2_lr
-from reprsim.measures.rsa import rsa
+from reprsim.measures.rsa import distance_correlation, rsa
+from reprsim.measures.shape import bures_distance, shape_metric
+from reprsim.measures.spectral import eigenspace_overlap, ensd, gulp, lange_cka, participation_ratio
+from reprsim.measures.statistics import concentricity_difference, magnitude_difference, uniformity_difference
 
 __all__ = [
     "ConstantNeuronWarning",
@@ -49,22 +61,41 @@ __all__ = [
     "attention_js",
     "attention_pearson",
     "available",
+    "bures_distance",
     "canonical_correlations",
     "cca_r2",
     "cca_rho",
+    "cknna",
+    "concentricity_difference",
+    "cycle_knn",
     "debiased_cka",
+    "distance_correlation",
+    "eigenspace_overlap",
+    "ensd",
     "get",
+    "gulp",
+    "hard_matching",
+    "jaccard_knn",
+    "lange_cka",
     "linear_cka",
+    "linear_predictivity",
     "linreg",
+    "magnitude_difference",
     "maxsim",
     "maxsim_per_neuron",
     "minibatch_cka",
     "mutual_knn",
+    "participation_ratio",
     "procrustes",
     "procrustes_distance",
     "pwcca",
     "r2_lr",
+    "rank_similarity",
     "rbf_cka",
     "rsa",
+    "second_order_cosine",
+    "shape_metric",
+    "soft_matching_distance",
     "svcca",
+    "uniformity_difference",
 ]

@@ -1,17 +1,25 @@
-"""Mutual k-nearest-neighbour alignment (Huh et al. 2024, "The Platonic Representation Hypothesis").
+"""The k-nearest-neighbour graph of one representation, and mutual k-NN alignment (Huh et al. 2024).
 
-Two representations agree to the extent that each word has the same nearest neighbours in both. Following
-the authors' code: clip each matrix at the 0.95 quantile of its absolute values (outlier activations would
-otherwise dominate inner products), L2-normalise rows, take each row's k nearest other rows by inner
-product, and average ``|N_X(i) & N_Y(i)| / k`` over rows.
+Every neighbourhood measure (mutual k-NN here; Jaccard, rank similarity, second-order cosine, CKNNA and
+cycle-kNN in `reprsim.measures.neighbours`) compares the k-NN graphs of two representations. A graph is built
+once per representation (`knn_graph`, in blocks of `BLOCK_ROWS` rows with a top-k threshold per row) and any
+number of pairs are scored from two graphs in O(n k log(n k)), without another n x n product.
 
-The quantile is the exact one over all entries of the matrix (the authors' ``exact=True`` path: the sorted
-``|x|`` value at index ``floor(q * n * p)``); their faster default averages per-row quantiles instead, which
-differs slightly. Ties between equal similarities are broken towards the lower row index, deterministically.
-The neighbour search is n x n, so it runs on a seeded row subsample when ``n > max_rows``.
+Neighbours are by inner product of unit rows (cosine similarity), optionally after clipping the matrix at a
+quantile of its absolute values (outlier activations would otherwise dominate inner products; Huh et al.'s
+code clips at 0.95). The quantile is the exact one over all entries of the matrix (the authors' ``exact=True``
+path: the sorted ``|x|`` value at index ``floor(q * n * p)``); their faster default averages per-row quantiles
+instead, which differs slightly. A row is never its own neighbour. Among rows tied at the k-th similarity the
+lower row indices are taken, and a row's neighbours are ranked by similarity, ties again towards the lower
+index, so the graph is deterministic.
+
+Mutual k-NN averages ``|N_X(i) & N_Y(i)| / k`` over rows. The neighbour search is n x n, so it runs on a
+seeded row subsample when ``n > max_rows``.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 
@@ -20,6 +28,9 @@ from reprsim.measures._subsample import as_subsampled_pair
 
 # Rows of the n x n similarity matrix held at once while searching neighbours.
 BLOCK_ROWS = 2048
+
+# Neighbours per row when the caller does not choose (Huh et al. 2024 and ReSi use 10).
+DEFAULT_K = 10
 
 
 def clip_at_quantile(x: torch.Tensor, q: float | None) -> torch.Tensor:
@@ -45,7 +56,7 @@ def clip_at_quantile(x: torch.Tensor, q: float | None) -> torch.Tensor:
     return x.clamp(-v, v)
 
 
-def unit_rows(x: torch.Tensor, name: str) -> torch.Tensor:
+def unit_rows(x: torch.Tensor, name: str, measure: str = "mutual_knn") -> torch.Tensor:
     """Scale every row to unit Euclidean norm.
 
     Parameters
@@ -54,6 +65,8 @@ def unit_rows(x: torch.Tensor, name: str) -> torch.Tensor:
         The (clipped) representation, n x p.
     name
         What the error messages call it.
+    measure
+        The measure's name, which starts the error messages.
 
     Returns
     -------
@@ -72,17 +85,85 @@ def unit_rows(x: torch.Tensor, name: str) -> torch.Tensor:
     if bool(zero.any()):
         first = int(torch.nonzero(zero)[0, 0])
         raise ValueError(
-            f"mutual_knn: {int(zero.sum())} row(s) of {name} are all zeros after clipping (first: row "
+            f"{measure}: {int(zero.sum())} row(s) of {name} are all zeros after clipping (first: row "
             f"{first} of the rows compared); they have no nearest neighbours by inner product"
         )
     unit = x / norms
     # Rows that are positive multiples of one row normalise to it within a few rounding errors.
     if float((unit - unit[:1]).abs().max()) <= 16 * torch.finfo(unit.dtype).eps:
         raise ValueError(
-            f"mutual_knn: every row of {name} points the same way after clipping (a constant representation); "
+            f"{measure}: every row of {name} points the same way after clipping (a constant representation); "
             "no row is nearer to one row than to another, so nearest neighbours are undefined"
         )
     return unit
+
+
+def check_k(k: object, measure: str, minimum: int = 1) -> int:
+    """Check a neighbour count before any data is read.
+
+    Parameters
+    ----------
+    k
+        The neighbour count given.
+    measure
+        The measure's name, which starts the message.
+    minimum
+        The smallest count the measure is defined with (2 for CKNNA).
+
+    Returns
+    -------
+    int
+        `k`.
+
+    Raises
+    ------
+    ValueError
+        If `k` is not an integer of at least `minimum` (booleans are not counts).
+    """
+    if isinstance(k, bool) or not isinstance(k, int) or k < minimum:
+        what = "a positive integer" if minimum == 1 else f"an integer of at least {minimum}"
+        raise ValueError(f"{measure}: k must be {what}, got {k!r}")
+    return k
+
+
+def check_k_below_rows(k: int, n: int, measure: str) -> None:
+    """Refuse a neighbour count that leaves a row fewer than k other rows.
+
+    Parameters
+    ----------
+    k
+        Neighbours per row.
+    n
+        Rows compared (after any subsample).
+    measure
+        The measure's name, which starts the message.
+
+    Raises
+    ------
+    ValueError
+        If ``k >= n``, naming both.
+    """
+    if k >= n:
+        raise ValueError(f"{measure}: k={k} must be smaller than the number of rows compared (n={n})")
+
+
+def check_clip_quantile(q: float | None, measure: str) -> None:
+    """Check a clipping quantile.
+
+    Parameters
+    ----------
+    q
+        The quantile, or ``None``.
+    measure
+        The measure's name, which starts the message.
+
+    Raises
+    ------
+    ValueError
+        If `q` is neither ``None`` nor a number in (0, 1].
+    """
+    if q is not None and (isinstance(q, bool) or not isinstance(q, int | float) or not 0.0 < float(q) <= 1.0):
+        raise ValueError(f"{measure}: clip_quantile must be in (0, 1] or None, got {q!r}")
 
 
 def _neighbour_mask(sims: torch.Tensor, k: int) -> torch.Tensor:
@@ -96,11 +177,77 @@ def _neighbour_mask(sims: torch.Tensor, k: int) -> torch.Tensor:
     return above | (tied & (tied.cumsum(dim=1) <= room))
 
 
-def neighbour_sets(z: torch.Tensor, k: int) -> torch.Tensor:
-    """Find each row's k nearest other rows by inner product.
+@dataclass(frozen=True)
+class KnnGraph:
+    """Each row's k nearest other rows of one representation, as a sorted edge list.
 
-    The mask is built through blocks of `BLOCK_ROWS` rows, so the float similarity matrix is never held
-    whole. Among rows tied at the k-th similarity, the lowest indices are taken.
+    Edge ``(i, j)`` (j is among the k nearest rows of i) has the key ``i * n + j``; the keys are sorted, so
+    row i's edges are contiguous and in increasing j, and two graphs on the same rows are matched by a
+    binary search instead of an n x n mask.
+
+    Parameters
+    ----------
+    n
+        Rows of the representation.
+    k
+        Neighbours per row.
+    keys
+        The ``n k`` edge keys ``i * n + j``, sorted (int64).
+    ranks
+        Aligned with `keys`: 1 for the nearest neighbour of i up to k for the k-th (int64).
+    similarities
+        Aligned with `keys`: the inner product of the unit rows i and j (float64).
+    matrix
+        The whole n x n similarity matrix of the unit rows, kept only for measures that read similarities
+        outside the graph (second-order cosine); ``None`` otherwise.
+    """
+
+    n: int
+    k: int
+    keys: torch.Tensor
+    ranks: torch.Tensor
+    similarities: torch.Tensor
+    matrix: torch.Tensor | None = None
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the graph holds."""
+        tensors = [self.keys, self.ranks, self.similarities] + ([self.matrix] if self.matrix is not None else [])
+        return sum(t.numel() * t.element_size() for t in tensors)
+
+    @property
+    def rows(self) -> torch.Tensor:
+        """The source row i of every edge, aligned with `keys`."""
+        return torch.div(self.keys, self.n, rounding_mode="floor")
+
+    @property
+    def columns(self) -> torch.Tensor:
+        """The neighbour j of every edge, aligned with `keys`."""
+        return torch.remainder(self.keys, self.n)
+
+
+def knn_graph_bytes(n: int, k: int, with_matrix: bool = False) -> int:
+    """Bytes of a `KnnGraph` on n rows with k neighbours each.
+
+    Parameters
+    ----------
+    n
+        Rows.
+    k
+        Neighbours per row.
+    with_matrix
+        Whether the graph keeps its n x n similarity matrix.
+
+    Returns
+    -------
+    int
+        ``24 n k`` (keys, ranks, similarities), plus ``8 n^2`` with the matrix.
+    """
+    return 24 * n * k + (8 * n * n if with_matrix else 0)
+
+
+def knn_graph(z: torch.Tensor, k: int, keep_matrix: bool = False) -> KnnGraph:
+    """Build the k-NN graph of unit rows by inner product, in blocks of `BLOCK_ROWS` rows.
 
     Parameters
     ----------
@@ -108,30 +255,191 @@ def neighbour_sets(z: torch.Tensor, k: int) -> torch.Tensor:
         Unit rows, n x p (see `unit_rows`).
     k
         Neighbours per row, ``1 <= k < n``.
+    keep_matrix
+        Keep the n x n similarity matrix in the graph (see `KnnGraph.matrix`).
+
+    Returns
+    -------
+    KnnGraph
+        The graph: among rows tied at the k-th similarity the lowest indices are taken, and each row's
+        neighbours are ranked by decreasing similarity, ties towards the lower index.
+    """
+    n = z.shape[0]
+    keys, ranks, sims = [], [], []
+    matrix = torch.empty(n, n, dtype=z.dtype, device=z.device) if keep_matrix else None
+    positions = torch.arange(1, k + 1, device=z.device)
+    for start in range(0, n, BLOCK_ROWS):
+        stop = min(start + BLOCK_ROWS, n)
+        own = torch.arange(start, stop, device=z.device)
+        block = z[start:stop] @ z.T
+        if matrix is not None:
+            matrix[start:stop] = block
+        block[own - start, own] = -torch.inf
+        rows, cols = _neighbour_mask(block, k).nonzero(as_tuple=True)  # row-major: k ascending columns a row
+        values = block[rows, cols].reshape(-1, k)
+        order = torch.sort(values, dim=1, descending=True, stable=True).indices  # ties keep the lower index first
+        rank = torch.empty_like(order).scatter_(1, order, positions.expand_as(order))
+        keys.append((rows + start) * n + cols)
+        ranks.append(rank.reshape(-1))
+        sims.append(values.reshape(-1))
+    return KnnGraph(n, k, torch.cat(keys), torch.cat(ranks), torch.cat(sims), matrix)
+
+
+def prepared_graph(x: torch.Tensor, k: int, clip_quantile: float | None, name: str, measure: str,
+                   keep_matrix: bool = False) -> KnnGraph:
+    """Clip, normalise the rows and build the k-NN graph of one representation.
+
+    Parameters
+    ----------
+    x
+        The representation, n x p, float64.
+    k
+        Neighbours per row, already checked with `check_k`.
+    clip_quantile
+        Clip at this quantile of ``|x|`` first; ``None`` or 1 clips nothing.
+    name
+        What the error messages call the representation.
+    measure
+        The measure's name, which starts the error messages.
+    keep_matrix
+        Keep the n x n similarity matrix (see `KnnGraph.matrix`).
+
+    Returns
+    -------
+    KnnGraph
+        The graph.
+
+    Raises
+    ------
+    ValueError
+        If ``k >= n``, a row is zero after clipping, or every row points the same way.
+    """
+    check_k_below_rows(k, x.shape[0], measure)
+    return knn_graph(unit_rows(clip_at_quantile(x, clip_quantile), name, measure), k, keep_matrix)
+
+
+def graph_pair(X: ArrayLike, Y: ArrayLike, k: int, max_rows: int | None, seed: int, clip_quantile: float | None,
+               measure: str, minimum_k: int = 1, min_rows: int = 2,
+               keep_matrix: bool = False) -> tuple[KnnGraph, KnnGraph]:
+    """Check the options, take the seeded row subsample and build both k-NN graphs (the one-shot measures).
+
+    Parameters
+    ----------
+    X, Y
+        Row-aligned representations, n x p and n x q.
+    k
+        Neighbours per row.
+    max_rows, seed
+        The row subsample (see `reprsim.measures._subsample.as_subsampled_pair`).
+    clip_quantile
+        Clip each matrix at this quantile of ``|x|`` first; ``None`` or 1 clips nothing.
+    measure
+        The measure's name, which starts the messages.
+    minimum_k
+        The smallest `k` the measure is defined with.
+    min_rows
+        The fewest rows the measure is defined on.
+    keep_matrix
+        Keep each graph's n x n similarity matrix.
+
+    Returns
+    -------
+    tuple of KnnGraph
+        The graphs of X and Y on the same rows.
+
+    Raises
+    ------
+    ValueError
+        For a bad `k` (also ``k >= n``), `clip_quantile` or `max_rows`, malformed input, a row of zeros
+        after clipping, or a representation whose rows all point the same way.
+    """
+    check_k(k, measure, minimum_k)
+    check_clip_quantile(clip_quantile, measure)
+    x, y, _ = as_subsampled_pair(X, Y, max_rows, seed, measure, min_rows=min_rows)
+    return (prepared_graph(x, k, clip_quantile, "X", measure, keep_matrix),
+            prepared_graph(y, k, clip_quantile, "Y", measure, keep_matrix))
+
+
+def check_same_rows(a: KnnGraph, b: KnnGraph, measure: str) -> None:
+    """Refuse to compare graphs of different row counts or neighbour counts.
+
+    Parameters
+    ----------
+    a, b
+        The graphs.
+    measure
+        The measure's name, which starts the message.
+
+    Raises
+    ------
+    ValueError
+        If the graphs differ in n or k.
+    """
+    if a.n != b.n or a.k != b.k:
+        raise ValueError(f"{measure}: the k-NN graphs differ (n={a.n}, k={a.k} vs n={b.n}, k={b.k}); "
+                         "both must be built on the same rows with the same k")
+
+
+def find_edges(keys: torch.Tensor, graph_keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Look up edge keys in a sorted key list.
+
+    Parameters
+    ----------
+    keys
+        Keys to look up (any order).
+    graph_keys
+        A sorted key list (a `KnnGraph.keys` or a sorted subset of one).
+
+    Returns
+    -------
+    found : torch.Tensor
+        Boolean, aligned with `keys`: the key is in `graph_keys`.
+    position : torch.Tensor
+        Aligned with `keys`: its index in `graph_keys` where found (meaningless elsewhere).
+    """
+    if graph_keys.numel() == 0:
+        return torch.zeros_like(keys, dtype=torch.bool), torch.zeros_like(keys)
+    position = torch.searchsorted(graph_keys, keys).clamp_(max=graph_keys.numel() - 1)
+    return graph_keys[position] == keys, position
+
+
+def shared_neighbours(a: KnnGraph, b: KnnGraph) -> torch.Tensor:
+    """Per row i, ``|N_a(i) & N_b(i)|``.
+
+    Parameters
+    ----------
+    a, b
+        Graphs on the same rows with the same k.
 
     Returns
     -------
     torch.Tensor
-        n x n boolean mask; row i is True at the k nearest rows of i, never at i itself.
+        n int64 counts.
     """
-    n = z.shape[0]
-    mask = torch.empty(n, n, dtype=torch.bool, device=z.device)
-    for start in range(0, n, BLOCK_ROWS):
-        stop = min(start + BLOCK_ROWS, n)
-        own = torch.arange(start, stop, device=z.device)
-        sims = z[start:stop] @ z.T
-        sims[own - start, own] = -torch.inf
-        mask[start:stop] = _neighbour_mask(sims, k)
-    return mask
+    found, _ = find_edges(a.keys, b.keys)
+    return torch.bincount(a.rows[found], minlength=a.n)
 
 
-def _shared_neighbours(zx: torch.Tensor, zy: torch.Tensor, k: int) -> torch.Tensor:
-    """Per row i, |N_X(i) & N_Y(i)|: neighbours by inner product of unit rows, self excluded."""
-    return (neighbour_sets(zx, k) & neighbour_sets(zy, k)).sum(dim=1)
+def score_mutual_knn(a: KnnGraph, b: KnnGraph) -> float:
+    """Mutual k-NN from two graphs: the mean over rows of ``|N_a(i) & N_b(i)| / k``.
 
+    Parameters
+    ----------
+    a, b
+        Graphs on the same rows with the same k.
 
-# Neighbours per row when the caller does not choose (Huh et al. 2024 use 10).
-DEFAULT_K = 10
+    Returns
+    -------
+    float
+        The mean shared fraction, in [0, 1].
+
+    Raises
+    ------
+    ValueError
+        If the graphs differ in n or k.
+    """
+    check_same_rows(a, b, "mutual_knn")
+    return float(shared_neighbours(a, b).to(torch.float64).mean()) / a.k
 
 
 def mutual_knn(
@@ -179,14 +487,4 @@ def mutual_knn(
     SubsampleWarning
         When it runs on a subsample.
     """
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(f"mutual_knn: k must be a positive integer, got {k!r}")
-    if clip_quantile is not None and not 0.0 < float(clip_quantile) <= 1.0:
-        raise ValueError(f"mutual_knn: clip_quantile must be in (0, 1] or None, got {clip_quantile!r}")
-    x, y, _ = as_subsampled_pair(X, Y, max_rows, seed, "mutual_knn")
-    n = x.shape[0]
-    if k >= n:
-        raise ValueError(f"mutual_knn: k={k} must be smaller than the number of rows compared (n={n})")
-    zx = unit_rows(clip_at_quantile(x, clip_quantile), "X")
-    zy = unit_rows(clip_at_quantile(y, clip_quantile), "Y")
-    return float(_shared_neighbours(zx, zy, k).to(torch.float64).mean()) / k
+    return score_mutual_knn(*graph_pair(X, Y, k, max_rows, seed, clip_quantile, "mutual_knn"))

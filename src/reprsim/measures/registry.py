@@ -321,15 +321,22 @@ _CORE_MEASURES = (
 
 def _block_measures() -> tuple[MeasureInfo, ...]:
     """Measures the engine derives from its blocks beyond the core set (shape metrics, Bures, GULP, ...)."""
-    return ()
+    from reprsim.measures._block_rows import block_measure_rows
+
+    return block_measure_rows()
 
 
 def _neighbourhood_measures() -> tuple[MeasureInfo, ...]:
     """Measures on one k-NN graph, RDM or distance matrix per representation (Jaccard, CKNNA, RSA variants, ...)."""
-    return ()
+    from reprsim.measures._neighbourhood_rows import neighbourhood_measure_rows
+
+    return neighbourhood_measure_rows()
 
 
-_MEASURES = _CORE_MEASURES + _block_measures() + _neighbourhood_measures()
+_MEASURES = tuple(sorted(
+    _CORE_MEASURES + _block_measures() + _neighbourhood_measures(),
+    key=lambda info: LEVELS.index(info.level),  # by level, neuron first; within a level as listed
+))
 _BY_NAME = MappingProxyType({info.name: info for info in _MEASURES})
 
 

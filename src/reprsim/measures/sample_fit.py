@@ -1,25 +1,96 @@
-"""Per-representation fits of the n x n measures (RBF CKA, RSA, mutual k-NN).
+"""Per-representation fits of the n x n measures (RBF CKA, RSA, distance correlation, the neighbourhood measures).
 
-Each of these builds an n x n object per representation (a centred Gram, ranked dissimilarities, neighbour
-sets) and then compares two such objects cheaply. An all-pairs comparison of R representations therefore fits
-each representation once (R fits) and scores every pair from the fits, instead of rebuilding both objects
-for each of the R^2 pairs. ``score_sample(fit_sample(m, X), fit_sample(m, Y))`` equals ``m(X, Y)`` on the same
-rows.
+Each of these builds an n x n object per representation (a centred Gram, a ranked RDM, a k-NN graph) and
+then compares two such objects cheaply. An all-pairs comparison of R representations therefore fits each
+representation once (R fits) and scores every pair from the fits, instead of rebuilding both objects for each
+of the R^2 pairs. ``score_sample(fit_sample(m, X, **o), fit_sample(m, Y, **o))`` equals ``m(X, Y, **o)`` on the
+same rows, and a fit's options default to those of the measure's one-shot function.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
 from reprsim.arrays import ArrayLike, as_matrix
-from reprsim.measures.cka import centre_gram_, rbf_gram, require_variation
-from reprsim.measures.knn import DEFAULT_K, clip_at_quantile, neighbour_sets, unit_rows
-from reprsim.measures.rsa import average_ranks, correlation_rdm_upper
+from reprsim.measures.cka import centre_gram_, rbf_cka, rbf_gram, require_variation
+from reprsim.measures.knn import (
+    DEFAULT_K,
+    KnnGraph,
+    check_clip_quantile,
+    check_k,
+    knn_graph_bytes,
+    mutual_knn,
+    prepared_graph,
+    score_mutual_knn,
+)
+from reprsim.measures.neighbours import (
+    check_second_order_vectors,
+    cknna,
+    cycle_knn,
+    jaccard_knn,
+    rank_similarity,
+    score_cknna,
+    score_cycle_knn,
+    score_jaccard,
+    score_rank_similarity,
+    score_second_order_cosine,
+    second_order_cosine,
+)
+from reprsim.measures.rsa import distance_correlation, rsa
+from reprsim.measures.rsm import centred_distances, check_rdm_options, compare_vectors, comparison_vector, rdm_upper
 
-SAMPLE_FIT_MEASURES = ("rbf_cka", "rsa", "mutual_knn")
+# The k-NN measures: the one-shot function, the score of two graphs, the smallest k, whether the graph keeps
+# its n x n similarity matrix.
+_GRAPH_MEASURES: dict[str, tuple[Callable[..., float], Callable[[KnnGraph, KnnGraph], float], int, bool]] = {
+    "mutual_knn": (mutual_knn, score_mutual_knn, 1, False),
+    "jaccard_knn": (jaccard_knn, score_jaccard, 1, False),
+    "rank_similarity": (rank_similarity, score_rank_similarity, 1, False),
+    "second_order_cosine": (second_order_cosine, score_second_order_cosine, 1, True),
+    "cknna": (cknna, score_cknna, 2, False),
+    "cycle_knn": (cycle_knn, score_cycle_knn, 1, False),
+}
+_OTHER_MEASURES: dict[str, Callable[..., float]] = {
+    "rbf_cka": rbf_cka, "rsa": rsa, "distance_correlation": distance_correlation,
+}
+SAMPLE_FIT_MEASURES: tuple[str, ...] = ("rbf_cka", "rsa", "distance_correlation", *_GRAPH_MEASURES)
+# Options that choose the rows (the caller does) rather than the fit.
+_ROW_OPTIONS = frozenset({"max_rows", "seed"})
+
+
+def _one_shot(measure: str) -> Callable[..., float]:
+    return _GRAPH_MEASURES[measure][0] if measure in _GRAPH_MEASURES else _OTHER_MEASURES[measure]
+
+
+def fit_options(measure: str) -> dict[str, Any]:
+    """The options a fit of `measure` takes, with their defaults (those of the measure's one-shot function).
+
+    Parameters
+    ----------
+    measure
+        One of `SAMPLE_FIT_MEASURES`.
+
+    Returns
+    -------
+    dict
+        Option name to default, e.g. ``{"k": 10, "clip_quantile": 0.95}`` for ``"mutual_knn"``.
+
+    Raises
+    ------
+    ValueError
+        For a measure without a fit.
+    """
+    if measure not in SAMPLE_FIT_MEASURES:
+        raise ValueError(f"no per-representation fit for measure {measure!r}; fitted measures: "
+                         f"{', '.join(SAMPLE_FIT_MEASURES)}")
+    parameters = inspect.signature(_one_shot(measure)).parameters.values()
+    return {p.name: p.default for p in parameters
+            if p.default is not inspect.Parameter.empty and p.name not in _ROW_OPTIONS}
 
 
 @dataclass(frozen=True)
@@ -29,27 +100,38 @@ class SampleFit:
     Parameters
     ----------
     measure
-        ``"rbf_cka"``, ``"rsa"`` or ``"mutual_knn"``.
+        One of `SAMPLE_FIT_MEASURES`.
     data
         rbf_cka: the double-centred RBF Gram matrix, flattened and scaled to unit norm (n^2 float64);
-        rsa: the average ranks of the RDM's upper triangle, centred and scaled to unit norm
-        (n (n - 1) / 2 float64); mutual_knn: the n x n boolean neighbour mask (see
-        `reprsim.measures.knn.neighbour_sets`).
-    k
-        The neighbour count of mutual k-NN; 0 for the other measures.
+        rsa: the RDM's vector for its comparison (see `reprsim.measures.rsm.comparison_vector`);
+        distance_correlation: the packed double-centred distance matrix at unit norm; the neighbourhood
+        measures: the representation's `reprsim.measures.knn.KnnGraph`.
+    options
+        Every option of the fit with its value (defaults filled in), sorted by name; two fits are scored
+        together only when these agree.
+    n
+        Rows of the representation.
     """
 
     measure: str
-    data: torch.Tensor
-    k: int = 0
+    data: torch.Tensor | KnnGraph
+    options: tuple[tuple[str, Any], ...] = ()
+    n: int = 0
 
     @property
     def nbytes(self) -> int:
         """Bytes the fit holds."""
+        if isinstance(self.data, KnnGraph):
+            return self.data.nbytes
         return self.data.numel() * self.data.element_size()
 
+    @property
+    def k(self) -> int:
+        """The neighbour count of a neighbourhood measure; 0 for the other measures."""
+        return int(dict(self.options).get("k", 0))
 
-def sample_fit_bytes(measure: str, n: int) -> int:
+
+def sample_fit_bytes(measure: str, n: int, k: int = DEFAULT_K) -> int:
     """Bytes a `SampleFit` of `measure` on n rows holds (to tile all-pairs work under a memory budget).
 
     Parameters
@@ -58,26 +140,40 @@ def sample_fit_bytes(measure: str, n: int) -> int:
         One of `SAMPLE_FIT_MEASURES`; other measures fit nothing (0 bytes).
     n
         Rows of the subsample.
+    k
+        Neighbours per row, for the neighbourhood measures.
 
     Returns
     -------
     int
-        The bytes.
+        The bytes: ``8 n^2`` for rbf_cka, at most ``4 n (n + 1)`` for rsa and distance_correlation,
+        ``24 n k`` for a k-NN graph (plus ``8 n^2`` for second_order_cosine's similarity matrix).
     """
-    return {"rbf_cka": 8 * n * n, "rsa": 4 * n * (n - 1), "mutual_knn": n * n}.get(measure, 0)
+    if measure in _GRAPH_MEASURES:
+        return knn_graph_bytes(n, k, with_matrix=_GRAPH_MEASURES[measure][3])
+    return {"rbf_cka": 8 * n * n, "rsa": 4 * n * (n + 1), "distance_correlation": 4 * n * (n + 1)}.get(measure, 0)
 
 
 def _unit(v: torch.Tensor, what: str) -> torch.Tensor:
-    """Scale v (centred first for rsa) to unit norm, refusing a zero or non-finite norm."""
-    v = v - v.mean() if what == "rsa" else v
+    """Scale v to unit norm, refusing a zero or non-finite norm."""
     norm = float(v.norm())
     if not norm > 0.0 or not math.isfinite(norm):
         raise ValueError(f"{what}: the representation's n x n matrix has no variation; the measure is undefined")
     return v / norm
 
 
-def fit_sample(measure: str, X: ArrayLike, *, t: float = 0.8, k: int = DEFAULT_K, clip_quantile: float | None = 0.95,
-        name: str = "X") -> SampleFit:
+def _resolved_options(measure: str, given: dict[str, Any]) -> dict[str, Any]:
+    """The fit's options: the given ones over the one-shot function's defaults, unknown ones refused."""
+    defaults = fit_options(measure)
+    unknown = sorted(set(given) - set(defaults))
+    if unknown:
+        takes = ", ".join(defaults) if defaults else "no options"
+        raise ValueError(f"{measure}: a per-representation fit has no option {', '.join(map(repr, unknown))}; "
+                         f"it takes: {takes}")
+    return {**defaults, **given}
+
+
+def fit_sample(measure: str, X: ArrayLike, *, name: str = "X", **options: Any) -> SampleFit:
     """Fit the n x n object of one representation for one measure, on all of its rows.
 
     The caller chooses the rows (the measures' own seeded subsample is not applied here), and every
@@ -86,18 +182,16 @@ def fit_sample(measure: str, X: ArrayLike, *, t: float = 0.8, k: int = DEFAULT_K
     Parameters
     ----------
     measure
-        One of `SAMPLE_FIT_MEASURES`: ``"rbf_cka"``, ``"rsa"`` or ``"mutual_knn"``.
+        One of `SAMPLE_FIT_MEASURES`.
     X
         The representation, n x p.
-    t
-        rbf_cka only: the bandwidth as a fraction of the median distance (see
-        `reprsim.measures.cka.rbf_gram`).
-    k
-        mutual_knn only: neighbours per row, ``1 <= k < n``.
-    clip_quantile
-        mutual_knn only: clip X at this quantile of ``|x|`` first; ``None`` or 1 clips nothing.
     name
         What the error messages call the representation.
+    **options
+        Options of the measure's one-shot function other than ``max_rows`` and ``seed`` (see
+        `fit_options`): rbf_cka ``t``; rsa ``rdm``, ``compare``; the neighbourhood measures ``k``,
+        ``clip_quantile`` (and second_order_cosine ``vectors``). Options not given take the one-shot
+        function's defaults.
 
     Returns
     -------
@@ -107,22 +201,32 @@ def fit_sample(measure: str, X: ArrayLike, *, t: float = 0.8, k: int = DEFAULT_K
     Raises
     ------
     ValueError
-        For an unknown `measure`, malformed input, `k` out of range, or a representation the measure is
-        undefined on (constant, rows without variance, a zero median distance, or an n x n object without
-        variation).
+        For an unknown `measure` or option, malformed input, an option out of range (`k` is at least the
+        number of rows, say), or a representation the measure is undefined on (constant, rows without
+        variance, a zero median distance, or an n x n object without variation).
     """
+    resolved = _resolved_options(measure, options)
+    frozen = tuple(sorted(resolved.items()))
+    if measure in _GRAPH_MEASURES:
+        _, _, minimum_k, keep_matrix = _GRAPH_MEASURES[measure]
+        k = check_k(resolved["k"], measure, minimum_k)
+        check_clip_quantile(resolved["clip_quantile"], measure)
+        if measure == "second_order_cosine":
+            check_second_order_vectors(resolved["vectors"])
+        x = as_matrix(X, name)
+        graph = prepared_graph(x, k, resolved["clip_quantile"], name, measure, keep_matrix)
+        return SampleFit(measure, graph, frozen, x.shape[0])
     x = as_matrix(X, name)
+    n = x.shape[0]
     if measure == "rbf_cka":
         require_variation(x, name, "rbf_cka")
-        gram = centre_gram_(rbf_gram(x, float(t), name))
-        return SampleFit(measure, _unit(gram.reshape(-1), measure))
+        gram = centre_gram_(rbf_gram(x, float(resolved["t"]), name))
+        return SampleFit(measure, _unit(gram.reshape(-1), measure), frozen, n)
     if measure == "rsa":
-        return SampleFit(measure, _unit(average_ranks(correlation_rdm_upper(x, name, None)), measure))
-    if measure == "mutual_knn":
-        if not 1 <= k < x.shape[0]:
-            raise ValueError(f"mutual_knn: k={k} must be in [1, n) with n={x.shape[0]} rows")
-        return SampleFit(measure, neighbour_sets(unit_rows(clip_at_quantile(x, clip_quantile), name), k), k)
-    raise ValueError(f"no per-representation fit for measure {measure!r}; fitted measures: {SAMPLE_FIT_MEASURES}")
+        check_rdm_options(resolved["rdm"], resolved["compare"])
+        upper = rdm_upper(x, resolved["rdm"], name, None)
+        return SampleFit(measure, comparison_vector(upper, resolved["compare"], n, name), frozen, n)
+    return SampleFit(measure, centred_distances(x, name), frozen, n)  # distance_correlation
 
 
 def score_sample(a: SampleFit, b: SampleFit) -> float:
@@ -131,24 +235,29 @@ def score_sample(a: SampleFit, b: SampleFit) -> float:
     Parameters
     ----------
     a, b
-        Fits of the same measure on the same rows with the same options (see `fit_sample`).
+        Fits of the same measure on the same rows with the same options (see `fit_sample`); for a directed
+        measure (cknna, cycle_knn) the value is ``m(X_a, X_b)``.
 
     Returns
     -------
     float
-        The value the measure gives on those rows: rbf_cka and rsa from the inner product of the two unit
-        vectors, mutual_knn from the shared neighbours.
+        The value the measure gives on those rows.
 
     Raises
     ------
     ValueError
-        If the fits differ in measure, shape or ``k``.
+        If the fits differ in measure, rows or options.
     """
-    if a.measure != b.measure or a.data.shape != b.data.shape or a.k != b.k:
-        raise ValueError(
-            f"profiles do not match: {a.measure} {tuple(a.data.shape)} k={a.k} vs "
-            f"{b.measure} {tuple(b.data.shape)} k={b.k}"
-        )
-    if a.measure == "mutual_knn":
-        return float((a.data & b.data).sum(dim=1).to(torch.float64).mean()) / a.k
+    if a.measure != b.measure or a.n != b.n or a.options != b.options:
+        raise ValueError(f"fits do not match: {a.measure} on {a.n} rows with {dict(a.options)} vs "
+                         f"{b.measure} on {b.n} rows with {dict(b.options)}")
+    if isinstance(a.data, KnnGraph) and isinstance(b.data, KnnGraph):
+        if a.measure == "second_order_cosine":
+            return score_second_order_cosine(a.data, b.data, vectors=str(dict(a.options)["vectors"]))
+        return _GRAPH_MEASURES[a.measure][1](a.data, b.data)
+    assert isinstance(a.data, torch.Tensor) and isinstance(b.data, torch.Tensor)
+    if a.measure == "rsa":
+        return compare_vectors(a.data, b.data, str(dict(a.options)["compare"]))
+    if a.measure == "distance_correlation":
+        return math.sqrt(max(float(torch.dot(a.data, b.data)), 0.0))
     return float(torch.dot(a.data, b.data))
