@@ -404,3 +404,16 @@ def test_folds_keep_sentences_whole_and_follow_kfold() -> None:
     folds = row_folds(12, 3, sentence_lengths=[2, 1, 3, 1, 1, 4])  # 6 sentences, two per fold
     assert folds.tolist() == [0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 2]
     assert row_folds(7, 3).tolist() == [0, 0, 0, 1, 1, 2, 2]
+
+
+def test_equal_width_transport_by_assignment_equals_the_network_simplex() -> None:
+    import ot
+
+    from reprsim.measures.matching import transport_cost
+
+    rng = np.random.default_rng(11)
+    for width in (1, 2, 5, 40, 120):
+        cost = rng.uniform(0, 2, size=(width, width))
+        cost[rng.random((width, width)) < 0.2] = 1.0  # ties
+        a = np.full(width, 1.0 / width)
+        assert transport_cost(cost) == pytest.approx(ot.emd2(a, a, cost), abs=1e-12)

@@ -80,7 +80,7 @@ def bures_distance(t: PairTerms) -> float:
     """
     for side in (t.x, t.y):
         side.require_varying("bures_distance")
-    nuclear = float(singular_values(t.varying_cross, "X^T Y").sum())
+    nuclear = t.cross_nuclear_norm
     return math.sqrt(max(t.x.varying_trace + t.y.varying_trace - 2.0 * nuclear, 0.0))
 
 

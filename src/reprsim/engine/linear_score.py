@@ -31,7 +31,7 @@ from reprsim.measures.neuron import NeuronMatch
 from . import block_score
 from .cka_score import debiased_cka, ensd, lange_cka, linear_cka, unbiased_hsic
 from .linear_fit import ENGINE_MEASURES, Directed, LinearFit, SvccaOptions
-from .pair_terms import CanonicalDecomposition, PairTerms, gram_singular_values, singular_values
+from .pair_terms import CanonicalDecomposition, PairTerms, gram_singular_values
 
 __all__ = [
     "CanonicalDecomposition", "Derivation", "MeasureValue", "PairTerms", "angular_distance", "canonical_correlations",
@@ -297,7 +297,7 @@ def procrustes(t: PairTerms) -> float:
     """
     for stats in (t.x, t.y):
         stats.require_varying("procrustes")
-    nuclear = float(singular_values(t.varying_cross, "X^T Y").sum())
+    nuclear = t.cross_nuclear_norm
     trace_x = float(t.x.variances[t.x.varying].sum())
     trace_y = float(t.y.variances[t.y.varying].sum())
     return min(max(nuclear / math.sqrt(trace_x * trace_y), 0.0), 1.0)

@@ -141,6 +141,11 @@ class PairTerms:
         return self.x.on_varying(self.cross, self.y)
 
     @cached_property
+    def cross_nuclear_norm(self) -> float:
+        """``||C_xy||_*``, the sum of the cross block's singular values (Procrustes and Bures share it)."""
+        return float(singular_values(self.varying_cross, "X^T Y").sum())
+
+    @cached_property
     def regressed_on_y(self) -> torch.Tensor:
         """C_xy W_y^T (varying x rank_y): X's neurons in Y's orthonormal coordinates.
 
