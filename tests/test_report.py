@@ -93,32 +93,55 @@ def test_every_figure_is_written_as_png_and_svg(report):
         assert ET.parse(svg).getroot().tag.endswith("svg")
 
 
-def test_html_is_self_contained_and_embeds_every_figure(report):
+def script_free(page: str) -> str:
+    """The page without the contents of its script elements (plotly.js mentions URLs it never fetches)."""
+    return re.sub(r"(<script[^>]*>).*?(</script>)", r"\1\2", page, flags=re.S)
+
+
+def test_html_is_self_contained_and_embeds_or_links_every_figure(report):
     page = report.read_text(encoding="utf-8")
+    figures = report.parent / "figures"
+    pngs = {p.name: p.read_bytes() for p in figures.glob("*.png")}
     sources = re.findall(r'<img src="([^"]+)"', page)
-    pngs = {p.read_bytes() for p in (report.parent / "figures").glob("*.png")}
-    assert len(sources) == len(pngs)
     embedded = set()
     for src in sources:
         assert src.startswith("data:image/png;base64,")
         embedded.add(base64.b64decode(src.split(",", 1)[1]))
-    assert embedded == pngs
-    lowered = page.lower()
-    for remote in ('src="http', 'href="http', "url(", "<link", "<script", "@import"):
+    assert embedded <= set(pngs.values())
+    # Figures without an interactive version are inlined; the heatmaps and pair grids, drawn interactively,
+    # link their static PNG and SVG. Every figure file is linked, with its SVG.
+    for name, data in pngs.items():
+        assert f'href="figures/{name}"' in page and f'href="figures/{name[:-4]}.svg"' in page, name
+        if name.startswith(("heatmap-", "pairs-")):
+            measure = name.split("-", 1)[1][:-4]
+            kind = "layers" if name.startswith("heatmap-") else "pairs"
+            assert f'data-measure="{measure}" data-kind="{kind}"' in page
+        else:
+            assert data in embedded, name
+    # One inline copy of plotly.js and of the page's script, the data as JSON, no script fetched, nothing remote.
+    assert page.count("<script") == 3 and 'id="rs-data"' in page
+    assert re.search(r"<script[^>]*\ssrc=", page) is None
+    lowered = script_free(page).lower()
+    for remote in ('src="http', 'href="http', "url(", "<link", "@import"):
         assert remote not in lowered
 
 
 def test_html_shows_provenance_sections_and_tables(report, table):
     page = report.read_text(encoding="utf-8")
     assert PROVENANCE["corpus_hash"] in page and "/tmp/store-xyz" in page
-    for heading in ("Representation level", "Attention level", "Localisation", "Fine-tuning: base"):
+    for heading in ("Summary", "linear_cka", "attention_js", "Localisation", "Fine-tuning: base", "Run details"):
         assert f">{heading}</h2>" in page
+    # Findings first, run details last.
+    assert page.index(">Summary</h2>") < page.index(">linear_cka</h2>") < page.index(">Run details</h2>")
     # Model-to-model cell base -> other for linear_cka, by a plain loop: mean over base's layers of the
-    # best match among other's layers.
-    expected = np.mean(
-        [max(similarity(("base", i), ("other", j), "linear_cka") for j in LAYERS) for i in LAYERS]
-    )
-    assert f"<td>{expected:.3f}</td>" in page
+    # best match among other's layers (the directed table), and the symmetric value (the shown table).
+    directed = {
+        (a, b): np.mean([max(similarity((a, i), (b, j), "linear_cka") for j in LAYERS) for i in LAYERS])
+        for a, b in [("base", "other"), ("other", "base")]
+    }
+    assert re.search(rf"<td[^>]*>{directed['base', 'other']:.3f}</td>", page)
+    symmetric = (directed["base", "other"] + directed["other", "base"]) / 2
+    assert re.search(rf"<td[^>]*>(<b>)?{symmetric:.3f}(</b>)?</td>", page)
 
 
 def test_csv_outputs_match_plain_loops(report):
@@ -175,7 +198,12 @@ def test_report_with_only_cross_model_pairs(tmp_path):
     page = index.read_text(encoding="utf-8")
     assert "layer dendrogram skipped" in page
     assert "Localisation scores not computed" in page and "&#x27;maxsim&#x27;" in page
-    assert len(re.findall(r"<img ", page)) == 3  # block heatmap (grey within-model blocks), models, pairs
+    # Written: block heatmap (grey within-model blocks), model dendrogram, pair grid; the dendrogram is inlined
+    # in its section and in the summary, the heatmap and the pair grid are drawn interactively.
+    assert sorted(p.name for p in (tmp_path / "figures").glob("*.png")) == [
+        "dendrogram-models-linear_cka.png", "heatmap-linear_cka.png", "pairs-linear_cka.png"]
+    assert len(re.findall(r"<img ", page)) == 2
+    assert 'data-measure="linear_cka" data-kind="layers"' in page
 
 
 def test_cli_report(tmp_path, capsys):

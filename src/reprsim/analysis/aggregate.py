@@ -276,3 +276,88 @@ def model_matrix(
     wide.index.name = "model"
     wide.columns.name = None
     return wide
+
+
+def model_pairs(
+    table: ResultTable,
+    measure: str,
+    models: Sequence[str] | None = None,
+    larger_is_similar: bool | None = None,
+) -> pd.DataFrame:
+    """Compute one symmetric model-to-model value per unordered pair of different models.
+
+    The value is the mean of sim(A -> B) and sim(B -> A) of `model_to_model`: for a symmetric measure it is
+    the symmetric aggregate (the mean of max over A's layers and over B's layers), for a directed one the
+    symmetrised value. It is what the model dendrogram clusters.
+
+    Parameters
+    ----------
+    table : ResultTable
+        The results table.
+    measure : str
+        The measure to aggregate.
+    models : sequence of str, optional
+        The models to use (at least two), in the order the pairs follow; default all models that `measure`
+        covers, in table order.
+    larger_is_similar : bool, optional
+        Whether larger values mean more similar; default from the measure registry.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per pair (a before b in model order), with columns ``model_a``, ``model_b``, ``measure``,
+        ``value`` (symmetric), ``a_to_b`` and ``b_to_a`` (the two directed values).
+
+    Raises
+    ------
+    KeyError
+        As `layer_to_model`.
+    ValueError
+        As `layer_to_model`.
+    """
+    tidy = model_to_model(table, measure, models, larger_is_similar)
+    names = distinct_models(table, models, measure)
+    directed = {(a, b): v for a, b, v in zip(tidy["model_a"], tidy["model_b"], tidy["value"], strict=True)}
+    rows = [
+        {
+            "model_a": a,
+            "model_b": b,
+            "measure": measure,
+            "value": (directed[(a, b)] + directed[(b, a)]) / 2.0,
+            "a_to_b": directed[(a, b)],
+            "b_to_a": directed[(b, a)],
+        }
+        for i, a in enumerate(names)
+        for b in names[i + 1 :]
+    ]
+    return pd.DataFrame(rows, columns=["model_a", "model_b", "measure", "value", "a_to_b", "b_to_a"])
+
+
+def relative_depth(layers: Sequence[int]) -> np.ndarray:
+    """Place a model's layers on a common depth axis: layer index over the deepest layer given.
+
+    Models of different depths meet on this axis (a 6-layer and a 30-layer model both span 0 to 1). Depth is
+    relative to the deepest layer *stored*, which is the model's last layer when every layer was extracted.
+
+    Parameters
+    ----------
+    layers : sequence of int
+        One model's layer indices (0 = embeddings), non-negative.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``layer / max(layers)`` for each layer, as float64; all zeros when the only layer is 0.
+
+    Raises
+    ------
+    ValueError
+        If `layers` is empty or holds a negative index.
+    """
+    values = np.asarray(list(layers), dtype=np.float64)
+    if values.size == 0:
+        raise ValueError("relative_depth needs at least one layer")
+    if (values < 0).any():
+        raise ValueError(f"layer indices must be non-negative, got {sorted(set(values[values < 0].tolist()))}")
+    deepest = values.max()
+    return values / deepest if deepest > 0 else np.zeros_like(values)

@@ -1,247 +1,52 @@
-"""Write a report directory: every figure as PNG + SVG, tidy CSVs, and one self-contained ``index.html``.
+"""Write a report directory: figures as PNG + SVG, tidy CSVs, and one self-contained ``index.html``.
 
-The HTML needs nothing but itself: figures are PNG data URIs, the CSS is inline, and there are no scripts
-or links to fetch. The SVGs sit beside it in ``figures/`` for print-quality use.
+The page opens with the findings (a summary, every measure's model-to-model values side by side, the model
+dendrogram and what they show), then one section per measure, localisation and fine-tuning, and the run
+details last. It needs nothing but itself: plotly.js and the page's script are inlined once, the heatmap data
+travels as JSON, figures without an interactive version are PNG data URIs, and nothing is fetched. The PNG
+and SVG files of every figure sit beside it in ``figures/``, the data of each measure in ``data/``.
 """
 
 from __future__ import annotations
 
-import base64
-import html
-import json
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from itertools import combinations, permutations
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 from tqdm import tqdm
 
 from reprsim import __version__
-from reprsim.analysis.aggregate import larger_means_similar, model_matrix, model_to_model
-from reprsim.analysis.clustering import cluster_layers, cluster_models
-from reprsim.analysis.finetune import finetune_similarity
-from reprsim.analysis.localisation import NEURON_MEASURE, SUBSPACE_MEASURE, localisation_scores
-from reprsim.report.figures import (
-    FigureFiles,
-    PairPanel,
-    plot_block_heatmap,
-    plot_dendrogram,
-    plot_finetune,
-    plot_localisation,
-    plot_pair_grid,
-    save_figure,
-    slug,
+from reprsim.analysis.aggregate import larger_means_similar
+from reprsim.report.explain import random_controls
+from reprsim.report.findings import CrossMeasure, cross_measure, findings
+from reprsim.report.interactive import data_script, page_scripts
+from reprsim.report.page import (
+    CSS,
+    FIGURE_DIR,
+    Section,
+    bullet_list,
+    esc,
+    figure_html,
+    frame_html,
 )
-from reprsim.results import LEVELS, LayerId, ResultTable
+from reprsim.report.provenance import run_details_html
+from reprsim.report.sections import (
+    FigureSaver,
+    MeasureContext,
+    cross_table_html,
+    finetune_section,
+    localisation_section,
+    measure_anchor,
+    measure_section,
+)
+from reprsim.report.style import FigureFiles
+from reprsim.report.warning_log import recorded_warnings
+from reprsim.results import LEVELS, ResultTable
 
-FIGURE_DIR = "figures"
 INDEX = "index.html"
-
-CSS = """
-body { font-family: system-ui, -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 0;
-       color: #1d1d1f; background: #fafafa; line-height: 1.45; }
-header { background: #243447; color: #fff; padding: 1.2em 2em; }
-header h1 { margin: 0 0 .2em 0; font-size: 1.6em; }
-header p { margin: 0; opacity: .85; }
-nav { background: #fff; border-bottom: 1px solid #ddd; padding: .5em 2em;
-      position: sticky; top: 0; z-index: 1; }
-nav a { margin-right: 1.2em; color: #245; text-decoration: none; font-size: .95em; }
-main { padding: 1em 2em 3em 2em; max-width: 1500px; }
-section { background: #fff; border: 1px solid #e3e3e3; border-radius: 6px; padding: 1em 1.4em;
-          margin: 1.2em 0; }
-h2 { margin-top: .2em; border-bottom: 2px solid #e8e8e8; padding-bottom: .2em; }
-h3 { margin-bottom: .4em; }
-figure { margin: .8em 0 1.4em 0; }
-figure img { max-width: 100%; height: auto; border: 1px solid #eee; background: #fff; display: block; }
-figcaption { font-size: .85em; color: #555; margin-top: .3em; }
-table { border-collapse: collapse; font-size: .85em; margin: .5em 0 1em 0; }
-th, td { border: 1px solid #ddd; padding: .25em .6em; text-align: right; }
-th { background: #f1f3f5; }
-td.text, th.text { text-align: left; }
-td.empty { color: #aaa; text-align: center; }
-pre { background: #f6f8fa; padding: .6em; overflow-x: auto; font-size: .8em; margin: 0; }
-details { margin: .5em 0; }
-summary { cursor: pointer; font-weight: 600; }
-p.note { color: #8a5a00; background: #fff8e6; border-left: 4px solid #f0b429; padding: .4em .8em; }
-.grid { display: flex; flex-wrap: wrap; gap: 1em; align-items: flex-start; }
-.grid figure { flex: 1 1 420px; max-width: 720px; }
-"""
-
-
-@dataclass
-class Section:
-    """One ``<section>`` of the report page.
-
-    Attributes
-    ----------
-    anchor : str
-        The section's HTML id, linked from the navigation bar.
-    title : str
-        The section heading.
-    parts : list of str
-        HTML fragments, in page order.
-    """
-
-    anchor: str
-    title: str
-    parts: list[str] = field(default_factory=list)
-
-
-@dataclass
-class FigureWriter:
-    """Save figures under one directory with unique file stems and render them as ``<figure>`` HTML.
-
-    Attributes
-    ----------
-    directory : Path
-        Where the PNG and SVG files go (created on the first save).
-    progress : tqdm
-        A progress bar advanced by one per figure saved.
-    used : set of str
-        The file stems taken so far; a repeated stem gets a ``-2``, ``-3``, ... suffix.
-    """
-
-    directory: Path
-    progress: tqdm
-    used: set[str] = field(default_factory=set)
-
-    def add(self, build: Callable[[], Figure], stem: str, caption: str, alt: str) -> str:
-        """Build and save a figure (PNG + SVG) and return its ``<figure>`` element with the PNG inlined.
-
-        Parameters
-        ----------
-        build : callable
-            Takes no argument and returns the `matplotlib.figure.Figure` to save.
-        stem : str
-            The file name stem; it is made filename-safe and unique within the directory.
-        caption : str
-            The figure caption (plain text; escaped).
-        alt : str
-            The image's alternative text (plain text; escaped).
-
-        Returns
-        -------
-        str
-            The ``<figure>`` HTML element.
-        """
-        stem = self._unique(slug(stem))
-        files = save_figure(build(), self.directory, stem)
-        self.progress.update(1)
-        return _figure_html(files, caption, alt)
-
-    def _unique(self, stem: str) -> str:
-        """Return `stem`, or `stem` with the first free ``-k`` suffix, and mark it used."""
-        candidate, k = stem, 2
-        while candidate in self.used:
-            candidate, k = f"{stem}-{k}", k + 1
-        self.used.add(candidate)
-        return candidate
-
-
-def _esc(value: Any) -> str:
-    """HTML-escape any value's text (quotes included)."""
-    return html.escape(str(value), quote=True)
-
-
-def _figure_html(files: FigureFiles, caption: str, alt: str) -> str:
-    """Render a ``<figure>`` with the PNG embedded as a base64 data URI, so the page needs no other file."""
-    data = base64.b64encode(files.png.read_bytes()).decode("ascii")
-    names = f"{FIGURE_DIR}/{files.png.name}, {FIGURE_DIR}/{files.svg.name}"
-    return (
-        f'<figure><img src="data:image/png;base64,{data}" alt="{_esc(alt)}">'
-        f"<figcaption>{_esc(caption)} <span>[{_esc(names)}]</span></figcaption></figure>"
-    )
-
-
-def _note_html(text: str) -> str:
-    """Render a highlighted note paragraph."""
-    return f'<p class="note">{_esc(text)}</p>'
-
-
-def _frame_html(frame: pd.DataFrame, index_title: str | None = None, digits: int = 3) -> str:
-    """Render a DataFrame as a plain HTML table; floats rounded to `digits`, NaN shown as an em dash."""
-    header = []
-    if index_title is not None:
-        header.append(f'<th class="text">{_esc(index_title)}</th>')
-    header += [f'<th class="text">{_esc(c)}</th>' for c in frame.columns]
-    rows = []
-    for index, row in frame.iterrows():
-        cells = [f'<th class="text">{_esc(index)}</th>'] if index_title is not None else []
-        for value in row:
-            cells.append(_cell_html(value, digits))
-        rows.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table><thead><tr>{''.join(header)}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
-
-
-def _cell_html(value: Any, digits: int) -> str:
-    """Render one table cell: floats rounded (NaN as an em dash), integers as is, anything else as text."""
-    if isinstance(value, (float, np.floating)):
-        if np.isnan(value):
-            return '<td class="empty">—</td>'
-        return f"<td>{value:.{digits}f}</td>"
-    if isinstance(value, (int, np.integer, bool, np.bool_)):
-        return f"<td>{_esc(value)}</td>"
-    return f'<td class="text">{_esc(value)}</td>'
-
-
-def _provenance_html(provenance: Mapping[str, Any]) -> str:
-    """Render the top-level provenance keys as a table, nested values as pretty-printed JSON."""
-    if not provenance:
-        return _note_html("This results table carries no provenance.")
-    rows = []
-    for key, value in provenance.items():
-        if isinstance(value, (dict, list)):
-            shown = f"<pre>{_esc(json.dumps(value, indent=2, sort_keys=True))}</pre>"
-        else:
-            shown = _esc(value)
-        rows.append(f'<tr><th class="text">{_esc(key)}</th><td class="text">{shown}</td></tr>')
-    return f"<table><tbody>{''.join(rows)}</tbody></table>"
-
-
-def _summary_frame(table: ResultTable) -> pd.DataFrame:
-    """Summarise each measure: level, direction, table rows, rows used, whether a row subsample was used."""
-    frame = table.frame
-    grouped = frame.groupby("measure", sort=False)
-    return pd.DataFrame(
-        {
-            "level": grouped["level"].first(),
-            "direction": grouped["direction"].first(),
-            "rows in table": grouped.size(),
-            "n_rows used (min)": grouped["n_rows"].min(),
-            "n_rows used (max)": grouped["n_rows"].max(),
-            "subsampled": grouped["subsample"].any().map({True: "yes", False: "no"}),
-        }
-    )
-
-
-def _full_or_blockwise(
-    table: ResultTable, measure: str, models: Sequence[str]
-) -> tuple[list[LayerId], np.ndarray]:
-    """Return the all-layers matrix of a measure, with model blocks that were not computed as NaN."""
-    labels = table.layer_ids(models, measure)
-    try:
-        return labels, table.matrix(measure, models).values
-    except KeyError:
-        pass
-    values = np.full((len(labels), len(labels)), np.nan)
-    starts = {}
-    position = 0
-    for model in models:
-        starts[model] = position
-        position += len(table.layers(model, measure))
-    for model_a in models:
-        for model_b in models:
-            try:
-                block = table.pair_matrix(measure, model_a, model_b)
-            except KeyError:
-                continue
-            ra, rb = starts[model_a], starts[model_b]
-            values[ra : ra + block.shape[0], rb : rb + block.shape[1]] = block
-    return labels, values
+# The measure whose model dendrogram opens the page, first present wins; else the first one that clusters.
+SUMMARY_MEASURES = ("linear_cka", "debiased_cka", "procrustes", "svcca", "rsa")
 
 
 def parse_finetuned(spec: str) -> tuple[str, list[str]]:
@@ -280,128 +85,142 @@ def parse_finetuned(spec: str) -> tuple[str, list[str]]:
     return base.strip(), finetuned
 
 
-def _measure_parts(
-    table: ResultTable,
-    measure: str,
-    larger: bool,
-    figures: FigureWriter,
-) -> tuple[list[str], pd.DataFrame | None]:
-    """Draw the figures and tables of one measure; return the HTML parts and its model-to-model rows."""
-    models = _covered_models(table, measure)
-    symmetric = table.is_symmetric(measure)
-    parts = [f'<h3 id="{_esc(slug("m-" + measure))}">{_esc(measure)}</h3>']
-    uncovered = [m for m in table.models() if m not in models]
-    if uncovered:
-        parts.append(_note_html(f"{measure} was not computed for {', '.join(uncovered)} (no rows); left out here."))
-    labels, values = _full_or_blockwise(table, measure, models)
-    if np.isnan(values).all():
-        return [*parts, _note_html(f"{measure}: no model pair is complete; nothing to draw.")], None
-    parts.append(
-        figures.add(
-            lambda: plot_block_heatmap(values, labels, measure, symmetric, larger),
-            f"heatmap-{measure}",
-            f"{measure}: every layer of every model against every layer. Lines separate models; "
-            + ("symmetric measure." if symmetric else "row = from, column = to (sim(row → column))."),
-            f"{measure} layer-by-layer heatmap",
-        )
-    )
-    tidy = None
-    if len(models) >= 2:
-        try:
-            tidy = model_to_model(table, measure, larger_is_similar=larger)
-            wide = model_matrix(table, measure, larger_is_similar=larger)
-        except (KeyError, ValueError) as exc:
-            parts.append(_note_html(f"{measure}: model-to-model similarity skipped: {exc.args[0]}"))
-        else:
-            best = "max" if larger else "min"
-            parts.append(
-                "<p>Model to model: sim(row → column) = mean over the row model's layers of the "
-                f"{best} over the column model's layers.</p>" + _frame_html(wide, "model")
-            )
-            parts.append(
-                figures.add(
-                    lambda: plot_dendrogram(
-                        cluster_models(table, measure, larger_is_similar=larger),
-                        larger,
-                        f"Models clustered by {measure}",
-                    ),
-                    f"dendrogram-models-{measure}",
-                    f"Average-linkage clustering of models on their symmetrised model-to-model {measure}.",
-                    f"{measure} model dendrogram",
-                )
-            )
-    if len(labels) < 2:
-        pass  # a single representation has nothing to cluster
-    elif not np.isnan(values).any():
-        parts.append(
-            figures.add(
-                lambda: plot_dendrogram(
-                    cluster_layers(table, measure, larger_is_similar=larger),
-                    larger,
-                    f"Layers clustered by {measure}",
-                ),
-                f"dendrogram-layers-{measure}",
-                f"Average-linkage clustering of all layers on symmetric {measure}; labels coloured by model.",
-                f"{measure} layer dendrogram",
-            )
-        )
-    else:
-        parts.append(_note_html(f"{measure}: layer dendrogram skipped: some layer pairs were not computed."))
-    parts.append(_pair_parts(table, measure, larger, figures))
-    return parts, tidy
-
-
-def _covered_models(table: ResultTable, measure: str) -> list[str]:
-    """List the models that `measure` has rows for (attention measures skip models stored without attention)."""
-    return [model for model in table.models() if table.layers(model, measure)]
-
-
-def _pair_parts(table: ResultTable, measure: str, larger: bool, figures: FigureWriter) -> str:
-    """Draw layer x layer heatmaps of every model pair (both orders for directed measures), folded away."""
-    symmetric = table.is_symmetric(measure)
-    models = _covered_models(table, measure)
-    pairs = combinations(models, 2) if symmetric else permutations(models, 2)
-    panels, missing = [], []
-    for model_a, model_b in pairs:
-        try:
-            values = table.pair_matrix(measure, model_a, model_b)
-        except KeyError:
-            missing.append(f"{model_a} → {model_b}")
-            continue
-        title = f"{model_a} vs {model_b}" if symmetric else f"{model_a} → {model_b}"
-        panels.append(
-            PairPanel(
-                model_a,
-                model_b,
-                tuple(table.layers(model_a, measure)),
-                tuple(table.layers(model_b, measure)),
-                values,
-                title,
-            )
-        )
-    parts = []
-    if missing:
-        parts.append(_note_html(f"{measure}: pairs not computed: {', '.join(missing)}."))
-    if panels:
-        parts.append(
-            figures.add(
-                lambda: plot_pair_grid(panels, measure, larger, directed=not symmetric),
-                f"pairs-{measure}",
-                f"{measure}: each model pair layer by layer (rows: first model, columns: second), "
-                "one colour scale for all panels.",
-                f"{measure} model pairs layer by layer",
-            )
-        )
-    if not parts:
-        return ""
-    summary = f"Model pairs, layer by layer ({len(panels)} panels)"
-    return f"<details><summary>{summary}</summary>{''.join(parts)}</details>"
-
-
 def _count_figures(table: ResultTable, finetuned: Mapping[str, Sequence[str]]) -> int:
     """Bound from above the number of figures a report draws, for the progress bar."""
     per_measure = 4  # block heatmap, model and layer dendrograms, model-pair grid
     return len(table.measures()) * per_measure + 1 + 2 * len(finetuned)
+
+
+def _check_finetuned(table: ResultTable, finetuned: Mapping[str, Sequence[str]]) -> None:
+    """Check the fine-tuning comparisons before anything is drawn: non-empty lists of known models."""
+    known = table.models()
+    for base, models in finetuned.items():
+        if isinstance(models, str) or not models:
+            raise ValueError(f"fine-tuned models of {base!r} must be a non-empty list, got {models!r}")
+        unknown = [m for m in [base, *models] if m not in known]
+        if unknown:
+            raise KeyError(f"fine-tuning models {unknown} are not in the results table; it has {known}")
+
+
+def _summary_frame(table: ResultTable) -> pd.DataFrame:
+    """Summarise each measure: level, direction, table rows, rows used, whether a row subsample was used."""
+    grouped = table.frame.groupby("measure", sort=False)
+    return pd.DataFrame(
+        {
+            "level": grouped["level"].first(),
+            "direction": grouped["direction"].first(),
+            "rows in table": grouped.size(),
+            "n_rows used (min)": grouped["n_rows"].min(),
+            "n_rows used (max)": grouped["n_rows"].max(),
+            "subsampled": grouped["subsample"].any().map({True: "yes", False: "no"}),
+        }
+    )
+
+
+def _ranges(layers: Sequence[int]) -> str:
+    """Write a sorted list of ints compactly, e.g. [0, 1, 2, 5] -> "0-2, 5"."""
+    runs: list[list[int]] = []
+    for layer in layers:
+        if runs and layer == runs[-1][1] + 1:
+            runs[-1][1] = layer
+        else:
+            runs.append([layer, layer])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
+
+
+def _summary_section(table: ResultTable, cross: CrossMeasure, controls: Mapping[str, str | None],
+                     warnings: Sequence[Mapping[str, Any]], dendrograms: Mapping[str, FigureFiles]) -> Section:
+    """The page's opening: what was compared, every measure side by side, the model dendrogram, the findings."""
+    from reprsim.report.sections import warnings_html
+
+    provenance = table.provenance
+    models = table.models()
+    described = ", ".join(f"{m} ({len(table.layers(m))} layers)" for m in models)
+    words = provenance.get("n_words")
+    corpus = f"{words:,} words" if isinstance(words, int) else "an unrecorded number of words"
+    digest = provenance.get("corpus_hash")
+    corpus += f" (corpus hash {str(digest)[:12]}…)" if digest else ""
+    parts = [f"<p><b>{len(models)} models</b>: {esc(described)}. <b>Corpus</b>: {esc(corpus)}. <b>{len(table):,} "
+             f"rows</b> of layer-pair values under <b>{len(table.measures())} measures</b>.</p>"]
+    general = [w for w in warnings if w["measure"] is None or w["measure"] not in table.measures()]
+    parts.append(warnings_html(general, "computing the table"))
+    if not cross.values.empty:
+        anchors = {m: measure_anchor(m) for m in table.measures()}
+        parts.append(
+            "<h3>Model pairs under every measure</h3><p>Each cell: the symmetric model-to-model value of a pair "
+            "(the mean of both directions of \"mean over one model's layers of its best match in the other\"). "
+            "Each row is shaded on its own range, brighter = more similar (distances are reversed), and its most "
+            "similar pair is bold; hover a cell for the two directions.</p>" + cross_table_html(cross, anchors)
+        )
+    chosen = next((m for m in SUMMARY_MEASURES if m in dendrograms), next(iter(dendrograms), None))
+    if chosen is not None:
+        parts.append(f"<h3>Models clustered by {esc(chosen)}</h3>" + figure_html(
+            dendrograms[chosen], f"Average-linkage clustering on the symmetric model-to-model {chosen}; each "
+            "measure's own dendrogram is in its section.", f"model dendrogram, {chosen}"))
+    warned = {m: sorted({w["category"] for w in warnings if w["measure"] == m}) for m in table.measures()}
+    parts.append("<h3>What this shows</h3>" + bullet_list(findings(cross, controls, warned), "findings")
+                 + "<p class=\"files\">Computed from the table above: they describe these layers on this corpus, "
+                 "not the models in general.</p>")
+    return Section("summary", "Summary", parts)
+
+
+def _details_section(table: ResultTable, command: str | None) -> Section:
+    """The run details, last: models and layers, measures, provenance."""
+    models = table.models()
+    layers = pd.DataFrame({"layers": [len(table.layers(m)) for m in models],
+                           "layer ids": [_ranges(table.layers(m)) for m in models]}, index=models)
+    return Section("run", "Run details", [
+        f"<p>{len(table)} rows, {len(models)} models, {len(table.measures())} measures.</p>",
+        "<h3>Layers</h3>" + frame_html(layers, "model"),
+        "<h3>Measures</h3>" + frame_html(_summary_frame(table), "measure"),
+        *run_details_html(table, command),
+    ])
+
+
+def _nav_html(table: ResultTable, sections: Sequence[Section]) -> str:
+    """The navigation: the main sections, and one link per measure grouped by level."""
+    links = []
+    measure_ids = {measure_anchor(m) for m in table.measures()}
+    for section in sections:
+        if section.anchor in measure_ids:
+            continue
+        links.append(f'<a href="#{esc(section.anchor)}">{esc(section.title)}</a>')
+        if section.anchor == "summary":
+            for level in LEVELS:
+                measures = [m for m in table.measures(level) if measure_anchor(m) in {s.anchor for s in sections}]
+                if measures:
+                    links.append(f"<h4>{esc(level)} measures</h4>")
+                    links += [f'<a href="#{esc(measure_anchor(m))}">{esc(m)}</a>' for m in measures]
+            links.append("<h4>analyses and details</h4>")
+    return '<nav aria-label="sections">' + "".join(links) + "</nav>"
+
+
+def _toolbar_html(table: ResultTable) -> str:
+    """The measure selector, the model filter and the values-in-cells switch."""
+    options = '<option value="">all measures</option>' + "".join(
+        f'<option value="{esc(m)}">{esc(m)}</option>' for m in table.measures())
+    boxes = "".join(f'<label><input type="checkbox" data-model="{esc(m)}" checked> {esc(m)}</label>'
+                    for m in table.models())
+    return ('<div class="toolbar" role="toolbar" aria-label="figure controls">'
+            f'<label>Measure <select id="rs-measure">{options}</select></label>'
+            f"<span>Models: {boxes}</span>"
+            '<label><input type="checkbox" id="rs-annotate"> values in cells</label></div>'
+            "<noscript><p class=\"note\">The interactive heatmaps need JavaScript; each one's static PNG and SVG "
+            "are linked under it.</p></noscript>")
+
+
+def _render_page(table: ResultTable, sections: Sequence[Section], title: str, payloads: Mapping[str, Any]) -> str:
+    """Render the whole HTML document."""
+    body = "".join(section.render() for section in sections)
+    return (
+        "<!DOCTYPE html>\n"
+        '<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{esc(title)}</title><style>{CSS}</style></head><body>"
+        f"<header><h1>{esc(title)}</h1><p>reprsim {esc(__version__)} · models: {esc(', '.join(table.models()))}</p>"
+        f'</header><div class="layout">{_nav_html(table, sections)}<main>{_toolbar_html(table)}{body}</main></div>'
+        f"{data_script(table.models(), payloads)}{page_scripts()}</body></html>\n"
+    )
 
 
 def write_report(
@@ -411,22 +230,29 @@ def write_report(
     larger_is_similar: Mapping[str, bool] | None = None,
     title: str = "reprsim report",
     progress: bool = True,
+    command: str | None = None,
 ) -> Path:
     """Write an HTML report of a results table: figures, CSVs and one self-contained ``index.html``.
 
-    For each level (representation, then attention) and measure, the page shows a heatmap of every layer
-    against every layer (model blocks that were not computed drawn grey), the model-to-model table, model and
-    layer dendrograms (average linkage) and the layer x layer heatmaps of every model pair; then localisation
-    scores (when the table has maxsim and svcca) and one section per fine-tuning comparison. An analysis that
-    the table cannot support (a missing pair, a missing measure) is replaced by a note on the page rather than
-    failing the report.
+    The page opens with a summary (models, corpus, rows), a table of every measure's symmetric
+    model-to-model value per model pair, shaded per measure, the model dendrogram and a short list of what the
+    table shows. Then one section per measure (representation level first): an explanation from the measure
+    registry, the warnings its computation raised (``provenance["warnings"]``, see
+    `reprsim.report.warning_log`), baselines (random-weight controls, chance levels), the model-to-model
+    tables, an interactive heatmap of every layer against every layer and one of every model pair (hover for
+    both layers and the value; one colour scale per measure), and the model and layer dendrograms. Then
+    localisation (when the table has maxsim and svcca), one section per fine-tuning comparison, and the run
+    details (sources, versions, options, provenance). A measure selector and a model filter sit above the
+    sections. An analysis the table cannot support is replaced by a note rather than failing the report.
 
     Files written under `out_dir`:
 
-    - ``index.html``: the page; figures are inlined as PNG data URIs, so it needs no other file;
-    - ``figures/``: every figure as PNG and SVG;
-    - ``model_to_model.csv``: the model-to-model rows of every measure for which they could be computed (see
-      `reprsim.analysis.model_to_model`), when there is at least one;
+    - ``index.html``: the page; it needs no other file and no network;
+    - ``figures/``: every figure as PNG and SVG (the heatmaps' static versions are linked from the page, the
+      others also inlined);
+    - ``data/<measure>.csv``: each measure's rows of the table;
+    - ``model_to_model.csv``: the directed and symmetrised model-to-model rows of every measure for which they
+      could be computed (see `reprsim.analysis.model_to_model`), when there is at least one;
     - ``localisation.csv``: the localisation scores, when they could be computed;
     - ``finetune-<base>.csv``: one per fine-tuning comparison that could be computed.
 
@@ -446,6 +272,8 @@ def write_report(
         The page title.
     progress : bool, default True
         Show a progress bar over the figures drawn.
+    command : str, optional
+        The command line (or study file) that made the report, shown in the run details.
 
     Returns
     -------
@@ -470,159 +298,43 @@ def write_report(
     orientation = {m: larger_means_similar(m, overrides.get(m)) for m in table.measures()}
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    cross = cross_measure(table, orientation)
+    controls = random_controls(table.models())
+    warnings = recorded_warnings(table.provenance)
     bar = tqdm(total=_count_figures(table, finetuned), desc="report figures", unit="fig", disable=not progress)
-    figures = FigureWriter(out / FIGURE_DIR, bar)
-    sections: list[Section] = []
-    tidy_parts: list[pd.DataFrame] = []
+    saver = FigureSaver(out / FIGURE_DIR, bar)
+    payloads: dict[str, dict[str, Any]] = {}
+    measure_sections: list[Section] = []
+    tail: list[Section] = []
+    dendrograms: dict[str, FigureFiles] = {}
     try:
         for level in LEVELS:
-            measures = table.measures(level)
-            if not measures:
-                continue
-            section = Section(f"level-{level}", f"{level.capitalize()} level")
-            for measure in measures:
-                parts, tidy = _measure_parts(table, measure, orientation[measure], figures)
-                section.parts += parts
-                if tidy is not None:
-                    tidy_parts.append(tidy)
-            sections.append(section)
-        sections.append(_localisation_section(table, figures, out))
+            for measure in table.measures(level):
+                ctx = MeasureContext(orientation[measure], cross, controls,
+                                     [w for w in warnings if w["measure"] == measure])
+                measure_sections.append(measure_section(table, measure, ctx, saver, payloads, out))
+                files = saver.saved.get(f"dendrogram-models-{measure}")
+                if files is not None:
+                    dendrograms[measure] = files
+        tail.append(localisation_section(table, saver, out))
         for base, models in finetuned.items():
-            sections.append(_finetune_section(table, base, list(models), orientation, figures, out))
+            tail.append(finetune_section(table, base, list(models), orientation, saver, out))
     finally:
         bar.close()
-    if tidy_parts:
-        pd.concat(tidy_parts, ignore_index=True).to_csv(out / "model_to_model.csv", index=False)
-    page = _render_page(table, sections, title)
+    _write_model_to_model(cross, out)
+    summary = _summary_section(table, cross, controls, warnings, dendrograms)
+    sections = [summary, *measure_sections, *tail, _details_section(table, command)]
     index = out / INDEX
-    index.write_text(page, encoding="utf-8")
+    index.write_text(_render_page(table, sections, title, payloads), encoding="utf-8")
     return index
 
 
-def _check_finetuned(table: ResultTable, finetuned: Mapping[str, Sequence[str]]) -> None:
-    """Check the fine-tuning comparisons before anything is drawn: non-empty lists of known models."""
-    known = table.models()
-    for base, models in finetuned.items():
-        if isinstance(models, str) or not models:
-            raise ValueError(f"fine-tuned models of {base!r} must be a non-empty list, got {models!r}")
-        unknown = [m for m in [base, *models] if m not in known]
-        if unknown:
-            raise KeyError(f"fine-tuning models {unknown} are not in the results table; it has {known}")
-
-
-def _localisation_section(table: ResultTable, figures: FigureWriter, out: Path) -> Section:
-    """Build the localisation section (and write localisation.csv), or a note saying why it was skipped."""
-    section = Section("localisation", "Localisation")
-    try:
-        scores = localisation_scores(table)
-    except (KeyError, ValueError) as exc:
-        reason = exc.args[0] if exc.args else str(exc)
-        section.parts.append(_note_html(f"Localisation scores not computed: {reason}"))
-        return section
-    scores.to_csv(out / "localisation.csv", index=False)
-    section.parts.append(
-        f"<p>Per layer: z-score (across all layers) of its mean {NEURON_MEASURE} to every layer of every "
-        f"other model, minus the z-score of its mean {SUBSPACE_MEASURE}. "
-        "High = information in individual neurons, low = distributed.</p>"
-    )
-    section.parts.append(
-        figures.add(
-            lambda: plot_localisation(scores, NEURON_MEASURE, SUBSPACE_MEASURE),
-            "localisation",
-            "Localisation score per layer.",
-            "localisation score per layer",
-        )
-    )
-    shown = scores.set_index(["model", "layer"])
-    shown.index = [f"{m} L{layer}" for m, layer in shown.index]
-    section.parts.append(
-        f"<details><summary>Localisation table</summary>{_frame_html(shown, 'layer')}</details>"
-    )
-    return section
-
-
-def _finetune_section(
-    table: ResultTable,
-    base: str,
-    models: list[str],
-    orientation: Mapping[str, bool],
-    figures: FigureWriter,
-    out: Path,
-) -> Section:
-    """Build one fine-tuning section (and write its CSV), or a note saying why it was skipped."""
-    section = Section(slug(f"finetune-{base}"), f"Fine-tuning: {base}")
-    try:
-        frame = finetune_similarity(table, base, models)
-    except (KeyError, ValueError) as exc:  # e.g. one layer pair not computed: the rest of the report stands
-        section.parts.append(_note_html(f"fine-tuning against {base} skipped: {exc.args[0]}"))
-        return section
-    frame.to_csv(out / f"finetune-{slug(base)}.csv", index=False)
-    section.parts.append(
-        f"<p>Each fine-tuned model ({_esc(', '.join(models))}) layer by layer against the same layer of "
-        f"{_esc(base)}; directed measures use sim(fine-tuned → base).</p>"
-    )
-    for level in LEVELS:
-        if not (frame["level"] == level).any():
-            continue
-
-        def build(level: str = level) -> Figure:
-            return plot_finetune(frame, base, level, orientation)
-
-        section.parts.append(
-            figures.add(
-                build,
-                f"finetune-{base}-{level}",
-                f"{level.capitalize()}-level similarity of each fine-tuned layer to the base's same layer.",
-                f"fine-tuning similarity to {base}, {level} level",
-            )
-        )
-    return section
-
-
-def _render_page(table: ResultTable, sections: Sequence[Section], title: str) -> str:
-    """Render the whole HTML document: the run overview, then `sections`."""
-    models = table.models()
-    layers_html = _frame_html(
-        pd.DataFrame(
-            {
-                "layers": [len(table.layers(m)) for m in models],
-                "layer ids": [_ranges(table.layers(m)) for m in models],
-            },
-            index=models,
-        ),
-        "model",
-    )
-    overview = Section(
-        "overview",
-        "Run",
-        [
-            f"<p>{len(table)} rows, {len(models)} models, {len(table.measures())} measures.</p>",
-            "<h3>Models</h3>" + layers_html,
-            "<h3>Measures</h3>" + _frame_html(_summary_frame(table), "measure"),
-            "<h3>Provenance</h3>" + _provenance_html(table.provenance),
-        ],
-    )
-    every = [overview, *sections]
-    nav = "".join(f'<a href="#{_esc(s.anchor)}">{_esc(s.title)}</a>' for s in every)
-    body = "".join(
-        f'<section id="{_esc(s.anchor)}"><h2>{_esc(s.title)}</h2>{"".join(s.parts)}</section>' for s in every
-    )
-    return (
-        "<!DOCTYPE html>\n"
-        '<html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{_esc(title)}</title><style>{CSS}</style></head><body>"
-        f"<header><h1>{_esc(title)}</h1><p>reprsim {_esc(__version__)} · models: {_esc(', '.join(models))}</p>"
-        f"</header><nav>{nav}</nav><main>{body}</main></body></html>\n"
-    )
-
-
-def _ranges(layers: Sequence[int]) -> str:
-    """Write a sorted list of ints compactly, e.g. [0, 1, 2, 5] -> "0-2, 5"."""
-    runs: list[list[int]] = []
-    for layer in layers:
-        if runs and layer == runs[-1][1] + 1:
-            runs[-1][1] = layer
-        else:
-            runs.append([layer, layer])
-    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
+def _write_model_to_model(cross: CrossMeasure, out: Path) -> None:
+    """Write model_to_model.csv: both directions of every pair with its symmetric value, per measure."""
+    rows = []
+    for (measure, (a, b)), (ab, ba) in cross.directed.items():
+        symmetric = (ab + ba) / 2.0
+        rows.append({"model_a": a, "model_b": b, "measure": measure, "value": ab, "symmetric": symmetric})
+        rows.append({"model_a": b, "model_b": a, "measure": measure, "value": ba, "symmetric": symmetric})
+    if rows:
+        pd.DataFrame(rows).to_csv(out / "model_to_model.csv", index=False)
