@@ -58,3 +58,28 @@ def test_remove_refuses_ambiguous_or_unknown_names_before_removing_anything(tmp_
     assert sorted(store.keys()) == sorted([first, second])  # nothing removed
     assert main(["store", "remove", str(store.path)]) == 1
     assert "name the entries to remove" in capsys.readouterr().err
+
+
+def test_list_shows_an_entry_of_another_format_version_as_old_not_damaged(tmp_path, capsys):
+    import json
+
+    from reprsim.store import layout
+
+    store = ActivationStore(tmp_path / "s")
+    current = write(store, "new")
+    old = write(store, "old")
+    old_unfinished = write(store, "half", finish=False)
+    for key, version in ((old, 1), (old_unfinished, None)):
+        manifest = store.path / key / layout.MANIFEST
+        record = json.loads(manifest.read_text())
+        if version is None:
+            del record["format_version"]
+        else:
+            record["format_version"] = version
+        manifest.write_text(json.dumps(record))
+    assert main(["store", "list", str(store.path)]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}
+    assert "old format (version 1): extract it again" in lines[old] and "damaged" not in lines[old]
+    assert "old" in lines[old].split()[1] and "model-old" in lines[old]
+    assert "old format (no version recorded): extract it again" in lines[old_unfinished]
+    assert "complete" in lines[current]

@@ -84,9 +84,80 @@ output: {{dir: out}}
     assert table.layers("gpt2") == [0, 2] and table.layers("bert") == [0, 1, 2]
     assert (tmp_path / "out" / "report" / "index.html").is_file()
     store_files = {p: p.stat().st_mtime_ns for p in (tmp_path / "out" / "store").rglob("*") if p.is_file()}
+    report_files = {p: p.stat().st_mtime_ns for p in (tmp_path / "out" / "report").rglob("*") if p.is_file()}
+    assert (tmp_path / "out" / "report" / "report-source.json").is_file()
     assert main(["run", str(config), "--quiet"]) == 0
     assert {p: p.stat().st_mtime_ns for p in (tmp_path / "out" / "store").rglob("*") if p.is_file()} == store_files
     assert len(ResultTable.load(results)) == len(table)
+    out = capsys.readouterr().out
+    assert "nothing new to compute" in out and "unchanged" in out
+    # Nothing new: the report is not redrawn (every file as it was).
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "out" / "report").rglob("*") if p.is_file()} == report_files
+    # A new measure changes the table: computed, and the report drawn again.
+    config.write_text(config.read_text().replace("attention_cka]", "attention_cka, maxsim]"))
+    assert main(["run", str(config), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "nothing new" not in out and "unchanged" not in out
+    index = tmp_path / "out" / "report" / "index.html"
+    assert index.stat().st_mtime_ns > report_files[index] and "maxsim" in ResultTable.load(results).measures()
+    # A report folder without its record (drawn by hand, or half-written) is drawn again too.
+    (tmp_path / "out" / "report" / "report-source.json").unlink()
+    before = index.stat().st_mtime_ns
+    assert main(["run", str(config), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "nothing new to compute" in out and "unchanged" not in out and index.stat().st_mtime_ns > before
+
+
+def test_run_checks_every_model_before_extracting_any(tiny_models, corpus_file, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    good = f"  - {{name: bert, model: {tiny_models['bert']}}}\n"
+    config = tmp_path / "study.yaml"
+    base = f"name: tiny\ncorpus: {{source: {corpus_file}, max_sentences: 20}}\ncompare: {{measures: [linear_cka]}}\n"
+    # First a store that holds the good model: it must stay exactly as it is.
+    config.write_text(base + "models:\n" + good)
+    assert main(["run", str(config), "--quiet"]) == 0
+    capsys.readouterr()
+    out = tmp_path / "reprsim-out"
+    before = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in out.rglob("*") if p.is_file()}
+    no_weights = tmp_path / "no-weights"
+    no_weights.mkdir()
+    (no_weights / "config.json").write_text((tiny_models["gpt2"] / "config.json").read_text())
+    import reprsim.extraction
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("extracted before every model was checked")
+
+    monkeypatch.setattr(reprsim.extraction, "extract", must_not_run)
+    bad_models = [
+        ("reprsim-tests/never-downloaded", ["reprsim-tests/never-downloaded", "not in the local cache",
+                                            "hf download reprsim-tests/never-downloaded"]),
+        (str(no_weights), ["no-weights", "no weights"]),
+        (str(tmp_path / "missing-folder"), ["missing-folder", "does not exist"]),
+    ]
+    for bad, words in bad_models:
+        config.write_text(base + "models:\n" + good + f"  - {{name: other, model: {bad}}}\n")
+        assert main(["run", str(config), "--quiet"]) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1, err
+        assert "`models[1]` ('other')" in err and "nothing was extracted" in err and "bert" not in err.split(":", 2)[2]
+        for word in words:
+            assert word in err, (word, err)
+        assert {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in out.rglob("*") if p.is_file()} == before
+
+
+def test_run_with_an_unloadable_model_leaves_no_store(tiny_models, corpus_file, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    config = tmp_path / "study.yaml"
+    config.write_text(f"""
+corpus: {{source: {corpus_file}, max_sentences: 20}}
+models:
+  - {{name: bert, model: {tiny_models['bert']}}}
+  - {{name: hub, model: reprsim-tests/never-downloaded}}
+compare: {{measures: [linear_cka]}}
+""")
+    assert main(["run", str(config)]) == 1
+    assert "reprsim-tests/never-downloaded" in capsys.readouterr().err
+    assert not (tmp_path / "reprsim-out").exists()  # no store, no entry, no results, no report
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):
@@ -158,3 +229,40 @@ def test_extract_skip_empty_lines_flag(tiny_models, tmp_path, capsys):
     assert main([*command, "--skip-empty-lines"]) == 0
     (entry,) = ActivationStore(tmp_path / "s").entries()
     assert entry.n_sentences == 2
+
+
+def fake_hub_cache(root: Path, repo_id: str, folder: Path, weights: bool = True) -> Path:
+    """A Hugging Face hub cache holding `folder`'s files as the one snapshot of `repo_id` (no network)."""
+    import shutil
+
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = root / f"models--{repo_id.replace('/', '--')}"
+    snapshot = repo / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    for file in folder.iterdir():
+        if weights or not file.name.endswith(".safetensors"):
+            shutil.copy(file, snapshot / file.name)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    return root
+
+
+def test_run_takes_a_hub_id_from_the_local_cache_offline(tiny_models, corpus_file, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    cache = fake_hub_cache(tmp_path / "hub", "reprsim-tests/tiny-bert", tiny_models["bert"])
+    fake_hub_cache(cache, "reprsim-tests/config-only", tiny_models["bert"], weights=False)
+    config = tmp_path / "study.yaml"
+    study = f"corpus: {{source: {corpus_file}, max_sentences: 10}}\ncompare: {{measures: [linear_cka]}}\nmodels:\n"
+    config.write_text(study + "  - {name: bert, model: reprsim-tests/tiny-bert}\n")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HUB_CACHE": str(cache)}
+    command = [sys.executable, "-m", "reprsim", "run", str(config), "--quiet"]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert ResultTable.load(tmp_path / "reprsim-out" / "results.parquet").models() == ["bert"]
+    config.write_text(study + "  - {name: bert, model: reprsim-tests/config-only}\n")
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 1 and done.stderr.count("\n") == 1
+    assert "'reprsim-tests/config-only': the local Hugging Face cache has its config.json but no weights" in done.stderr

@@ -12,7 +12,7 @@ corpus: {source: builtin, max_sentences: 1000, max_words: 40}   # or a .txt / .c
 models:
   - {name: MiniLM, model: minilm}
   - {name: SmolLM2, model: smollm2, layers: [0, 6, 12, 18, 24, 30]}
-extraction: {subword: last, attention: true, batch_size: 32, device: auto, dtype: float32}
+extraction: {rows: word, subword: last, attention: true, batch_size: 32, device: auto, dtype: float32}
 compare: {measures: [all], subsample_rows: 5000, attention_sentences: 500, seed: 0}
 finetuning: {base: MiniLM, finetuned: [MiniLM-tuned]}
 output: {dir: reprsim-out}                                      # store/, results.parquet, report/
@@ -105,6 +105,9 @@ class ExtractionSpec:
         The models' precision, and the store's.
     long_sentences : {"error", "window"}, default "error"
         A sentence over a model's context limit is an error, or is cut into overlapping windows of words.
+    rows : {"word", "last-token", "mean", "first-token"}, default "word"
+        One row per word, or one per sentence pooled from the model's tokens (see `reprsim.extraction.rows`).
+        Sentence rows store no attention: ``attention`` then defaults to false, and true is an error.
     """
 
     layers: str | list[int] = "all"
@@ -115,6 +118,7 @@ class ExtractionSpec:
     device: str = "auto"
     dtype: str = "float32"
     long_sentences: str = "error"
+    rows: str = "word"
 
 
 @dataclass(frozen=True)
@@ -209,6 +213,7 @@ _CHOICES = {
     "extraction.device": {"auto", "cpu", "cuda"},
     "extraction.dtype": {"float32", "float16", "bfloat16"},
     "extraction.long_sentences": {"error", "window"},
+    "extraction.rows": {"word", "last-token", "mean", "first-token"},
     "compare.device": {"auto", "cpu", "cuda"},
 }
 
@@ -310,10 +315,15 @@ def _extraction(raw: Any) -> ExtractionSpec:
     """Validate ``extraction``."""
     d = _mapping(raw, "extraction", set(ExtractionSpec.__dataclass_fields__))
     base = ExtractionSpec()
+    rows = _choice(d.get("rows", base.rows), "extraction.rows")
+    for key in ("attention", "causal_attention"):  # sentence rows have no word x word maps
+        if rows != base.rows and d.get(key) is True:
+            raise _fail(f"extraction.{key}", f"must be false with rows: {rows} (sentence rows store no attention)")
     return ExtractionSpec(
         layers=_layers(d.get("layers", base.layers)),
         subword=_choice(d.get("subword", base.subword), "extraction.subword"),
-        attention=_typed(d.get("attention", base.attention), "extraction.attention", bool),
+        rows=rows,
+        attention=_typed(d.get("attention", base.attention and rows == base.rows), "extraction.attention", bool),
         causal_attention=_typed(d.get("causal_attention", base.causal_attention), "extraction.causal_attention",
                                 bool),
         batch_size=_typed(d.get("batch_size", base.batch_size), "extraction.batch_size", int, minimum=1),

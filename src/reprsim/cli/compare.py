@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from reprsim.cli import add_quiet, command_parser
+
 
 def _names(text: str) -> list[str]:
     """Split a comma-separated option into its non-empty names.
@@ -82,17 +84,36 @@ def register(sub: argparse._SubParsersAction) -> None:
     sub : argparse._SubParsersAction
         The subparsers of the ``reprsim`` parser (see `reprsim.cli.build_parser`).
     """
-    p = sub.add_parser("compare", help="compare every stored representation with every other")
+    p = command_parser(
+        sub,
+        "compare",
+        help="compare every stored representation with every other",
+        description=(
+            "Compare every stored representation (each layer of each entry) with every other on the chosen "
+            "measures and write one row per pair and measure to a results table. Rows already in --out are "
+            "kept, not recomputed, so adding a model or a measure costs only what is new."
+        ),
+    )
     p.add_argument("--store", required=True, help="activation store directory (from `reprsim extract`)")
-    p.add_argument("--measures", default="all", help="comma-separated measure names, or 'all' (default)")
+    p.add_argument(
+        "--measures",
+        default="all",
+        help="comma-separated measure names or specs such as 'svcca(keep=0.9)', or 'all'; "
+        "`reprsim measures` lists them",
+    )
     p.add_argument("--models", default=None, help="comma-separated entry names (default: every entry)")
     p.add_argument("--out", required=True, help="results file (.parquet, or .csv); existing rows are kept")
     p.add_argument("--csv", action="store_true", help="write CSV whatever the suffix")
     p.add_argument("--overwrite", action="store_true", help="ignore an existing results file")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument(
+        "--device",
+        default="auto",
+        choices=["auto", "cpu", "cuda"],
+        help="where the measures run (auto: CUDA when torch sees a GPU)",
+    )
     p.add_argument("--chunk-rows", type=int, default=8192, help="rows streamed per chunk")
     p.add_argument("--subsample-rows", type=int, default=5000, help="rows for n x n measures (RBF CKA, RSA, k-NN)")
     p.add_argument("--attention-sentences", type=int, default=500, help="sentences for attention measures")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--seed", type=int, default=0, help="seed of the row and sentence subsamples")
+    add_quiet(p)
     p.set_defaults(func=run)

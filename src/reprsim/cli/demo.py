@@ -6,6 +6,8 @@ import argparse
 import time
 from pathlib import Path
 
+from reprsim.cli import add_quiet, command_parser, int_at_least
+
 # SmolLM2 has 30 blocks; every fifth keeps the demo within its time budget on 2 cores while spanning depth.
 SMOLLM2_LAYERS = list(range(0, 31, 5))
 
@@ -54,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
     ValueError
         If a packaged model is missing or the study fails (see `reprsim.pipeline.run_study`).
     """
+    from reprsim.cli.run import summary_lines
     from reprsim.pipeline import run_study
     from reprsim.study import parse_study
 
@@ -63,8 +66,7 @@ def run(args: argparse.Namespace) -> int:
     outputs = run_study(study, progress=not args.quiet)
     minutes = (time.perf_counter() - start) / 60
     print(f"demo finished in {minutes:.1f} min")
-    print(f"results: {outputs.results} ({outputs.n_rows} rows)")
-    print(f"report:  {outputs.report}")
+    print("\n".join(summary_lines(outputs)))
     return 0
 
 
@@ -76,8 +78,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     sub : argparse._SubParsersAction
         The subparsers of the ``reprsim`` parser (see `reprsim.cli.build_parser`).
     """
-    p = sub.add_parser("demo", help="built-in study: MiniLM and SmolLM2 vs random controls, with report")
+    p = command_parser(
+        sub,
+        "demo",
+        help="built-in study: MiniLM and SmolLM2 vs random controls, with report",
+        description=(
+            "Run the built-in study: MiniLM and SmolLM2 (every fifth layer) and their random-weight controls on "
+            "the built-in corpus, every measure, and the report. Needs the packaged models "
+            "(`scripts/setup.sh`); a re-run reuses what is finished."
+        ),
+    )
     p.add_argument("--out", default="reprsim-out/demo", help="output folder (store, results, report)")
-    p.add_argument("--sentences", type=int, default=1000, help="built-in corpus sentences to use")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--sentences", type=int_at_least(1), default=1000, help="built-in corpus sentences to use")
+    add_quiet(p)
     p.set_defaults(func=run)

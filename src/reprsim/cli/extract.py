@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from reprsim.cli import int_at_least
+from reprsim.cli import add_quiet, command_parser, int_at_least
 
 
 def run(args: argparse.Namespace) -> int:
@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         store,
         layers=args.layers,
         subword=args.subword,
-        attention=not args.no_attention,
+        attention=False if args.no_attention else None,  # None: maps for word rows, none for text rows
         causal_attention=args.causal_attention,
         batch_size=args.batch_size,
         device=args.device,
@@ -57,11 +57,13 @@ def run(args: argparse.Namespace) -> int:
         names=args.name,
         trust_remote_code=args.trust_remote_code,
         progress=not args.quiet,
+        rows=args.rows,
     )
     for entry in entries:
         attention = "with attention" if entry.has_attention else "no attention"
         print(
-            f"{entry.name}: {entry.n_sentences} sentences, {entry.n_words} words, layers "
+            f"{entry.name}: {entry.n_sentences} sentences, "
+            f"{f'{entry.n_words} words' if entry.rows == 'word' else f'one {entry.rows} row each'}, layers "
             f"{','.join(map(str, entry.layer_ids))}, {attention} -> {store.path / entry.key}"
         )
     return 0
@@ -75,7 +77,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     subparsers : argparse._SubParsersAction
         The subparsers of the ``reprsim`` parser (see `reprsim.cli.build_parser`).
     """
-    parser = subparsers.add_parser(
+    parser = command_parser(
+        subparsers,
         "extract",
         help="run models over a corpus and store word-level activations (resumable)",
         description=(
@@ -97,7 +100,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--subword",
         choices=("last", "first", "mean"),
         default="last",
-        help="which subword tokens make a word's vector (default: last)",
+        help="which subword tokens make a word's vector",
+    )
+    parser.add_argument(
+        "--rows",
+        choices=("word", "last-token", "mean", "first-token"),  # reprsim.extraction.ROW_RULES (kept import-light)
+        default="word",
+        help="one row per word, or one per sentence: its last token, the mean of its tokens, or its first token "
+        "(an encoder's [CLS]); sentence rows store no attention",
     )
     parser.add_argument("--no-attention", action="store_true", help="store no attention maps")
     parser.add_argument(
@@ -106,7 +116,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="mask attention to earlier words and renormalise (compare encoders with decoders)",
     )
     parser.add_argument("--batch-size", type=int_at_least(1), default=32, help="sentences per forward pass")
-    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (CUDA when torch sees a GPU)")
     parser.add_argument(
         "--dtype",
         choices=("float32", "float16", "bfloat16"),
@@ -127,7 +137,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--long-sentences",
         choices=("error", "window"),
         default="error",
-        help="sentences over a model's context: error (default) or overlapping windows",
+        help="sentences over a model's context: an error, or overlapping windows",
     )
     parser.add_argument(
         "--name",
@@ -142,5 +152,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="allow models whose code comes with their weights (off by default)",
     )
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_quiet(parser, "no progress bars (transformers' weight-loading bar included)")
     parser.set_defaults(func=run)

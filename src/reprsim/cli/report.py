@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from reprsim.cli import add_quiet, command_parser
+
 
 def run(args: argparse.Namespace) -> int:
     """Write the HTML report of a results table (see `reprsim.report.write_report`).
@@ -52,7 +54,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     subparsers : argparse._SubParsersAction
         The subparsers of the ``reprsim`` parser (see `reprsim.cli.build_parser`).
     """
-    parser = subparsers.add_parser(
+    parser = command_parser(
+        subparsers,
         "report",
         help="draw figures and write a self-contained HTML report from a results table",
         description=(
@@ -68,5 +71,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="BASE:FT1,FT2",
         help="compare fine-tuned models layer by layer with their base model (repeatable)",
     )
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_quiet(parser, "no progress bar")
     parser.set_defaults(func=run)

@@ -6,14 +6,18 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from reprsim.cli import command_parser
+
 
 def _entry_rows(store: Any) -> list[dict[str, str]]:
     """List one row per entry: key, name, model, state, layers, words and size on disk.
 
-    The state is complete, unfinished (k of n sentences), or damaged (with the reason).
+    The state is complete, unfinished (k of n sentences), damaged (with the reason), or of an old store
+    format (which this reprsim cannot read: the entry is to be extracted again, not repaired).
     """
-    from reprsim.store import CorruptEntryError, layout
+    from reprsim.store import CorruptEntryError, EntryFormatError, layout
     from reprsim.store._files import read_json
+    from reprsim.store.entry import check_format_version
 
     rows = []
     for key in store.keys():
@@ -21,6 +25,11 @@ def _entry_rows(store: Any) -> list[dict[str, str]]:
         record = _manifest_record(store, key)
         if record is None:
             rows.append({"key": key, "name": "?", "model": "?", "state": "unfinished (no manifest yet)"})
+            continue
+        try:
+            check_format_version(key, record)
+        except EntryFormatError:
+            rows.append(_old_format_row(key, record))
             continue
         manifest = record.get("manifest", {})
         row = {
@@ -34,6 +43,8 @@ def _entry_rows(store: Any) -> list[dict[str, str]]:
             try:
                 entry = store.get(key, verify=False)
                 row.update(state="complete", size=f"{entry.nbytes_on_disk / 2**20:,.1f} MiB")
+            except EntryFormatError:
+                row.update(_old_format_row(key, record))
             except CorruptEntryError as exc:
                 row["state"] = f"damaged: {exc}"
         else:
@@ -44,6 +55,20 @@ def _entry_rows(store: Any) -> list[dict[str, str]]:
             row["state"] = f"unfinished ({done:,} of {len(record['sentence_lengths']):,} sentences)"
         rows.append(row)
     return rows
+
+
+def _old_format_row(key: str, record: dict[str, Any]) -> dict[str, str]:
+    """Describe an entry of another store format version from what its manifest still says (fields vary)."""
+    manifest = record.get("manifest")
+    fields = manifest if isinstance(manifest, dict) else record
+    version = record.get("format_version")
+    found = f"version {version}" if version is not None else "no version recorded"
+    return {
+        "key": key,
+        "name": str(fields.get("name", "?")),
+        "model": str(fields.get("model", "?")),
+        "state": f"old format ({found}): extract it again",
+    }
 
 
 def _manifest_record(store: Any, key: str) -> dict[str, Any] | None:
@@ -139,12 +164,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     subparsers : argparse._SubParsersAction
         The subparsers of the ``reprsim`` parser (see `reprsim.cli.build_parser`).
     """
-    parser = subparsers.add_parser(
+    parser = command_parser(
+        subparsers,
         "store",
         help="list the entries of an activation store, or remove some",
-        description="List an activation store's entries (complete, unfinished or damaged), or remove entries.",
+        description=(
+            "List an activation store's entries (complete, unfinished, damaged, or of an old store format), "
+            "or remove entries."
+        ),
     )
-    parser.add_argument("action", choices=["list", "remove"])
+    parser.add_argument(
+        "action", choices=["list", "remove"], help="list: one line per entry; remove: delete the named entries"
+    )
     parser.add_argument("store", type=Path, help="activation store directory")
     parser.add_argument("entries", nargs="*", help="remove: entry keys, or display names held by one entry")
     parser.add_argument("--unfinished", action="store_true", help="remove: also every unfinished entry")

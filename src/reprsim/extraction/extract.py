@@ -1,4 +1,4 @@
-"""`reprsim.extract`: run models over a corpus and write word-level activations to an ActivationStore.
+"""`reprsim.extract`: run models over a corpus and write word-level (or text-level) activations to a store.
 
 This module is the entry point: it checks the options once, then for each model finds its entry (a complete
 one is reused without loading the model), loads the model, checks the corpus against it, and hands the
@@ -19,6 +19,7 @@ from reprsim.extraction.checks import check_layer_counts, validate_sentences
 from reprsim.extraction.models import ModelSource, load_transformer, resolve_model
 from reprsim.extraction.options import ExtractOptions, ModelSpec, check_options, resolve_layer_ids
 from reprsim.extraction.plan import ModelRun
+from reprsim.extraction.rows import WORD_ROWS, stored_row_counts
 from reprsim.extraction.transformer import TransformerAdapter
 from reprsim.extraction.windows import run_windows
 from reprsim.store import ActivationStore, StoreEntry, make_key
@@ -31,7 +32,7 @@ def extract(
     *,
     layers: Sequence[int] | str | None = None,
     subword: str = "last",
-    attention: bool = True,
+    attention: bool | None = None,
     causal_attention: bool = False,
     batch_size: int = 32,
     device: str = "auto",
@@ -41,12 +42,14 @@ def extract(
     names: Sequence[str] | None = None,
     trust_remote_code: bool = False,
     progress: bool = True,
+    rows: str = "word",
 ) -> list[StoreEntry]:
     """Extract word vectors (and word-level attention) of each model over the corpus into the store.
 
     Options that concern how a model is loaded (device, dtype, trust_remote_code, subword, long_sentences)
     apply to models given by name; an adapter object runs as it is. dtype is also the storage type of every
-    entry. Complete entries are reused, not recomputed; a half-written one is resumed.
+    entry. Complete entries are reused, not recomputed; a half-written one is resumed. With text-level
+    rows (``rows`` other than "word") each entry holds one row per sentence instead of one per word.
 
     Parameters
     ----------
@@ -61,8 +64,9 @@ def extract(
         Layer indices (0 = embeddings), "0,3,6", or None/"all" for every layer.
     subword : str, default "last"
         Subword pooling: "last", "first" or "mean".
-    attention : bool, default True
-        Also store word-level attention maps.
+    attention : bool, optional
+        Also store word-level attention maps; by default True for word rows and False for text-level rows
+        (which store no attention: True with them is an error).
     causal_attention : bool, default False
         Mask the maps to earlier words and renormalise them (needs attention).
     batch_size : int, default 32
@@ -82,6 +86,11 @@ def extract(
         Allow models whose code comes with their weights.
     progress : bool, default True
         Show progress bars.
+    rows : str, default "word"
+        What one stored row is: "word" (one per word), or one per sentence pooled from the model's tokens:
+        "last-token" (the last token of the sentence that belongs to a word), "mean" (the mean over those
+        tokens) or "first-token" (the CLS token of an encoder that opens sequences with one, else the first
+        such token); see `reprsim.extraction.rows`. Entries are keyed by it.
 
     Returns
     -------
@@ -111,6 +120,7 @@ def extract(
         long_sentences,
         trust_remote_code,
         progress,
+        rows,
     )
     corpus = _first_sentences(corpus if isinstance(corpus, Corpus) else Corpus.load(corpus), max_sentences)
     store = store if isinstance(store, ActivationStore) else ActivationStore(store)
@@ -214,6 +224,8 @@ def extract_one(
         "fingerprint": fingerprint,
         "versions": _versions(),
     }
+    if options.rows != WORD_ROWS:  # absent for word rows: their manifests stay as they were
+        manifest["rows"] = options.rows
     return _extract_loaded(adapter, name, key, manifest, corpus, store, options)
 
 
@@ -233,7 +245,8 @@ def _extract_loaded(
     widths = [int(adapter.layer_widths[layer]) for layer in layer_ids]
     heads = [int(adapter.attention_heads[layer]) for layer in layer_ids]
     stored_heads = heads if options.attention and any(h > 0 for h in heads) else None
-    writer = store.writer(key, manifest, layer_ids, widths, corpus.sentence_lengths, stored_heads, options.dtype)
+    row_counts = stored_row_counts(corpus.sentence_lengths, options.rows)
+    writer = store.writer(key, manifest, layer_ids, widths, row_counts, stored_heads, options.dtype)
     run = ModelRun(
         adapter=adapter,
         name=name,
@@ -245,6 +258,7 @@ def _extract_loaded(
         # TransformerAdapter renormalises and checks its maps as it pools them; other adapters are checked here
         check_rows=not isinstance(adapter, TransformerAdapter),
         progress=options.progress,
+        rows=options.rows,
     )
     try:
         run_windows(run, corpus, writer)

@@ -214,6 +214,111 @@ def resolve_model(spec: str, trust_remote_code: bool = False) -> ModelSource:
     )
 
 
+# Weight files from_pretrained reads (one of them, or shards named after them, must be present).
+WEIGHT_FILES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
+
+
+def hub_offline() -> bool:
+    """Tell whether downloads from the Hugging Face hub are switched off (HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE).
+
+    Returns
+    -------
+    bool
+        True when either variable is set to 1, true, yes or on (any case).
+    """
+    return any(
+        os.environ.get(name, "").strip().upper() in {"1", "TRUE", "YES", "ON"}
+        for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    )
+
+
+def _is_hub_id(spec: str) -> bool:
+    """Tell whether `resolve_model` would take a model name for a hub id (not a preset, folder, path or typo)."""
+    path = Path(spec).expanduser()
+    if split_random(spec)[0] in PRESETS or path.is_dir() or spec.startswith((".", "/", "~")) or spec.count("/") > 1:
+        return False
+    return "/" in spec or close_preset(spec) is None
+
+
+def _check_hub_cache(model_id: str) -> None:
+    """Check that a hub model's config and weights are in the local Hugging Face cache (nothing downloaded)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    def cached(filename: str) -> bool:
+        """Tell whether one file of the model is in the cache."""
+        try:
+            return isinstance(try_to_load_from_cache(model_id, filename), str)
+        except ValueError:  # not a valid repo id
+            return False
+
+    advice = (
+        f"download it where there is a network (`hf download {model_id}`), point HF_HOME at a cache that holds "
+        "it, or unset HF_HUB_OFFLINE"
+    )
+    if not cached("config.json"):
+        raise FileNotFoundError(
+            f"model {model_id!r} is not a preset ({', '.join(PRESETS)}) or a local folder, and as a Hugging Face "
+            f"hub id it is not in the local cache while downloads are off (HF_HUB_OFFLINE): {advice}"
+        )
+    if not any(cached(name) for name in WEIGHT_FILES):
+        raise FileNotFoundError(
+            f"model {model_id!r}: the local Hugging Face cache has its config.json but no weights "
+            f"({' or '.join(WEIGHT_FILES[::2])}), and downloads are off (HF_HUB_OFFLINE): {advice}"
+        )
+
+
+def _check_folder_weights(folder: Path) -> None:
+    """Check that a local model folder holds weights from_pretrained can read."""
+    if not any((folder / name).is_file() for name in WEIGHT_FILES) and not any(
+        [*folder.glob("*.safetensors"), *folder.glob("pytorch_model*.bin")]
+    ):
+        raise FileNotFoundError(
+            f"model folder {str(folder)!r} has a config.json but no weights ({' or '.join(WEIGHT_FILES[::2])}, "
+            "as save_pretrained writes them)"
+        )
+
+
+def check_loadable(spec: str, trust_remote_code: bool = False) -> ModelSource:
+    """Check that a model can be loaded, without loading its weights (seconds at most, for a study's start).
+
+    A preset needs its package installed; a local folder its config.json and weights; a hub id, when
+    downloads are off (HF_HUB_OFFLINE=1, as CI runs), its config and weights in the local cache; otherwise
+    it must resolve on the hub (the weights are downloaded when it is loaded).
+
+    Parameters
+    ----------
+    spec : str
+        A preset (or its "-random" twin), a local folder or a hub id.
+    trust_remote_code : bool, default False
+        Passed to transformers when a hub id is resolved.
+
+    Returns
+    -------
+    ModelSource
+        The model's source, as `resolve_model` gives it.
+
+    Raises
+    ------
+    FileNotFoundError
+        When the model cannot be loaded; the message, one line, names the model and what to do.
+    """
+    if _is_hub_id(spec) and hub_offline():
+        _check_hub_cache(spec)
+    try:
+        source = resolve_model(spec, trust_remote_code)
+    except (FileNotFoundError, KeyError) as err:
+        text = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+        raise FileNotFoundError(" ".join(str(text).split())) from None
+    if source.kind == "local":
+        _check_folder_weights(Path(source.location))
+    return source
+
+
 def load_transformer(
     source: ModelSource,
     *,

@@ -12,6 +12,7 @@ import torch
 from reprsim.extraction.adapter import WordAdapter
 from reprsim.extraction.alignment import check_subword_rule
 from reprsim.extraction.models import check_dtype, resolve_device
+from reprsim.extraction.rows import WORD_ROWS, check_rows_rule
 from reprsim.extraction.transformer import check_long_sentences
 
 # Bump when a change to extraction changes stored values, so old entries are not taken for new ones.
@@ -47,6 +48,9 @@ class ExtractOptions:
         Allow models whose code comes with their weights.
     progress : bool
         Show progress bars.
+    rows : str, default "word"
+        What one stored row is: "word", or a text-level row per sentence ("last-token", "mean",
+        "first-token"; see `reprsim.extraction.rows`).
     """
 
     layers: tuple[int, ...] | None
@@ -59,6 +63,7 @@ class ExtractOptions:
     long_sentences: str
     trust_remote_code: bool
     progress: bool
+    rows: str = WORD_ROWS
 
     def key_fields(self) -> dict[str, Any]:
         """Return the options that change stored values (device and batch size change only rounding).
@@ -66,21 +71,25 @@ class ExtractOptions:
         Returns
         -------
         dict
-            JSON-able fields for the entry's fingerprint, with EXTRACTION_VERSION.
+            JSON-able fields for the entry's fingerprint, with EXTRACTION_VERSION; "rows" only for text-level
+            rows, so that word-level entries keep the keys they had before rows existed.
         """
-        return {
+        fields: dict[str, Any] = {
             "layers": "all" if self.layers is None else list(self.layers),
             "attention": self.attention,
             "causal_attention": self.causal_attention,
             "dtype": self.dtype,
             "extraction_version": EXTRACTION_VERSION,
         }
+        if self.rows != WORD_ROWS:
+            fields["rows"] = self.rows
+        return fields
 
 
 def check_options(
     layers: Sequence[int] | str | None,
     subword: str,
-    attention: bool,
+    attention: bool | None,
     causal_attention: bool,
     batch_size: int,
     device: str,
@@ -88,6 +97,7 @@ def check_options(
     long_sentences: str,
     trust_remote_code: bool,
     progress: bool,
+    rows: str = WORD_ROWS,
 ) -> ExtractOptions:
     """Validate every option of `extract` before any model is loaded.
 
@@ -96,6 +106,8 @@ def check_options(
     layers : sequence of int, str or None
         Layer ids, "0,3,6", "all" or None.
     subword, attention, causal_attention, batch_size, device, dtype, long_sentences, trust_remote_code, progress
+        As for `reprsim.extract` (attention None: True for word rows, False for text-level rows).
+    rows : str, default "word"
         As for `reprsim.extract`.
 
     Returns
@@ -109,10 +121,19 @@ def check_options(
         When an option is invalid; the message names it.
     """
     check_subword_rule(subword)
+    check_rows_rule(rows)
     check_long_sentences(long_sentences)
     check_dtype(dtype)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if rows != WORD_ROWS and (attention or causal_attention):
+        asked = "causal_attention=True (--causal-attention)" if causal_attention else "attention=True"
+        raise ValueError(
+            f"rows={rows!r} (--rows {rows}) stores one row per sentence and no attention maps, but {asked} was "
+            "asked: leave attention unset (or False), or extract word rows (rows='word') for attention"
+        )
+    if attention is None:
+        attention = rows == WORD_ROWS
     if causal_attention and not attention:
         raise ValueError("causal_attention=True (--causal-attention) needs attention=True (drop --no-attention)")
     return ExtractOptions(
@@ -126,6 +147,7 @@ def check_options(
         long_sentences=long_sentences,
         trust_remote_code=bool(trust_remote_code),
         progress=bool(progress),
+        rows=rows,
     )
 
 

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from reprsim.extraction.adapter import WordAdapter
+from reprsim.extraction.rows import WORD_ROWS
 
 WINDOW_SENTENCES = 256
 TAIL_WINDOW_SENTENCES = 64  # the corpus's last window is written in pieces of this size
@@ -42,6 +43,8 @@ class ModelRun:
         Check that every attention row is a distribution (adapters that do not check it themselves).
     progress : bool
         Show a words/s progress bar.
+    rows : str, default "word"
+        What one stored row is: a word, or one text-level row per sentence (see `reprsim.extraction.rows`).
     """
 
     adapter: WordAdapter
@@ -53,6 +56,7 @@ class ModelRun:
     causal_attention: bool
     check_rows: bool
     progress: bool
+    rows: str = WORD_ROWS
 
 
 @dataclass(frozen=True)
@@ -64,9 +68,9 @@ class WindowLayout:
     start : int
         Corpus index of the window's first sentence.
     lengths : list of int
-        Words of each sentence of the window.
+        Stored rows of each sentence of the window: its words, or 1 for text-level rows.
     offsets : list of int
-        Row where sentence i's words start in the window's hidden buffers (length + 1 values).
+        Row where sentence i's rows start in the window's hidden buffers (length + 1 values).
     squares : list of int
         Running sums of n^2: sentence i's maps start at heads x squares[i] in a layer's flat attention buffer.
     """
@@ -85,7 +89,7 @@ class WindowLayout:
         start : int
             Corpus index of its first sentence.
         lengths : sequence of int
-            Words of each of its sentences.
+            Stored rows of each of its sentences.
 
         Returns
         -------
@@ -111,7 +115,7 @@ class Batch:
     sentence_ids : list of int
         Their corpus indices, for messages.
     lengths : list of int
-        Their words.
+        Their stored rows (their words, or 1 each for text-level rows).
     what : str
         How messages name the batch: the model and its first sentences.
     """

@@ -110,6 +110,30 @@ def wants_bos_prepended(model: torch.nn.Module, tokenizer: Any) -> bool:
     return word_ids[0][0] is not None
 
 
+def opening_cls_token(model: torch.nn.Module, tokenizer: Any) -> int | None:
+    """Find the CLS token that text-level first-token rows take, if the model has one.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A transformers model.
+    tokenizer : transformers tokenizer
+        Its fast tokenizer.
+
+    Returns
+    -------
+    int or None
+        The tokenizer's cls_token_id when the model is not a causal decoder and the tokenizer opens a
+        sequence with it (BERT's [CLS], RoBERTa's and MPNet's <s>); None otherwise (decoders, XLNet's
+        trailing <cls>, T5).
+    """
+    cls_id = getattr(tokenizer, "cls_token_id", None)
+    if cls_id is None or is_causal_decoder(model):
+        return None
+    ids, _ = call_tokenizer(tokenizer, [PROBE_WORDS])
+    return int(cls_id) if ids[0] and ids[0][0] == cls_id else None
+
+
 def positions_from_padding(model: torch.nn.Module) -> bool:
     """Tell whether a model derives position ids from the pad mask (RoBERTa, MPNet).
 

@@ -40,11 +40,13 @@ from reprsim.extraction.probes import (
     call_tokenizer,
     context_limit,
     needs_space_prefix,
+    opening_cls_token,
     positions_from_padding,
     vocabulary_sha256,
     wants_bos_prepended,
     weights_sha256,
 )
+from reprsim.extraction.rows import TEXT_ROW_RULES, pool_text_rows, text_token_weights
 
 LONG_SENTENCE_MODES: tuple[str, ...] = ("error", "window")
 
@@ -166,6 +168,7 @@ class TransformerAdapter:
             raise ValueError(f"prepend_bos=True but {name}'s tokenizer has no BOS token")
         self.max_tokens = context_limit(model, tokenizer) if max_tokens is None else max_tokens
         self.position_ids_for_left_padding = accepts_position_ids(model) and not positions_from_padding(model)
+        self.cls_token_id = opening_cls_token(model, tokenizer)  # what first-token text rows take, if any
         self._identity = identity
         self._validated: dict[tuple[str, ...], list[TokenizedUnit]] = {}  # see validate
         self._space_ids: dict[int, bool] = {}  # token id -> decodes to whitespace only (see drop_space_pieces)
@@ -259,6 +262,64 @@ class TransformerAdapter:
             words = pool_attention(outputs.attentions[layer - 1], member).cpu()
             maps.append(self._sentence_maps(words, units, [len(s) for s in sentences]))
         return AdapterOutput(hidden=hidden, attention=maps)
+
+    def encode_texts(self, sentences: Sequence[Sequence[str]], layers: Sequence[int], rows: str) -> AdapterOutput:
+        """Compute one text-level row per sentence for some layers, pooled from the model's own tokens.
+
+        The rules are those of `reprsim.extraction.rows`: "last-token" (the last token that belongs to a
+        word), "mean" (the mean over those tokens) and "first-token" (the CLS token when the model has one
+        that opens the sequence, see ``cls_token_id``, else the first token that belongs to a word).
+
+        Parameters
+        ----------
+        sentences : sequence of sequence of str
+            The batch's sentences, as words.
+        layers : sequence of int
+            Layer ids (0 = embeddings).
+        rows : str
+            "last-token", "mean" or "first-token".
+
+        Returns
+        -------
+        AdapterOutput
+            Per layer, a (sentences, width) float32 tensor in batch order; no attention.
+
+        Raises
+        ------
+        ValueError
+            When the rule is not a text-level one.
+        SentenceError
+            When a sentence cannot be tokenized word by word or is over the context (in "error" mode).
+        RuntimeError
+            When the model returns other hidden states than its config implies.
+        """
+        if rows not in TEXT_ROW_RULES:
+            raise ValueError(f"encode_texts pools text-level rows ({', '.join(TEXT_ROW_RULES)}); got {rows!r}")
+        units = self.tokenize(sentences)
+        input_ids, mask, word_ids, position_ids = self._pad(units)
+        hidden_states = self._forward(input_ids, mask, position_ids, attention=False).hidden_states
+        if len(hidden_states) != len(self._widths):
+            raise RuntimeError(
+                f"{self.name} returned {len(hidden_states)} hidden states, but its config implies "
+                f"{len(self._widths)} (embeddings + num_hidden_layers)"
+            )
+        wid = word_ids_tensor(word_ids, input_ids.shape[1])
+        keep_from = torch.tensor([[u.window.keep_start - u.window.start] for u in units], dtype=torch.long)
+        keep_to = torch.tensor([[u.window.keep_stop - u.window.start] for u in units], dtype=torch.long)
+        first_real = mask.cpu().argmax(-1)
+        ids = input_ids.cpu()
+        cls_first = torch.tensor(
+            [self.cls_token_id is not None and u.window.start == 0 and int(ids[i, first_real[i]]) == self.cls_token_id
+             for i, u in enumerate(units)],
+            dtype=torch.bool,
+        )
+        unit_rows = torch.tensor([u.row for u in units], dtype=torch.long)
+        weights = text_token_weights(
+            (wid >= keep_from) & (wid < keep_to), first_real, cls_first, unit_rows, len(sentences), rows
+        )
+        return AdapterOutput(
+            hidden=[pool_text_rows(hidden_states[layer], weights, unit_rows, len(sentences)).cpu() for layer in layers]
+        )
 
     # ---- tokenization -----------------------------------------------------------------------------------
     def validate(self, sentences: Sequence[Sequence[str]], chunk: int = 1024) -> None:

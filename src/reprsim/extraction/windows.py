@@ -11,16 +11,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
 from typing import NamedTuple
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from reprsim.corpus import Corpus
-from reprsim.extraction.adapter import SentenceError
+from reprsim.extraction.adapter import AdapterOutput, SentenceError
 from reprsim.extraction.checks import check_hidden, check_output
 from reprsim.extraction.placement import place_attention, place_rows
 from reprsim.extraction.plan import Batch, ModelRun, WindowLayout, length_batches, window_bounds
+from reprsim.extraction.rows import WORD_ROWS, pool_word_rows, stored_row_counts
 from reprsim.store import EntryWriter
 
 
@@ -128,6 +130,7 @@ def run_windows(run: ModelRun, corpus: Corpus, writer: EntryWriter) -> None:
     sentences = corpus.sentences
     done = writer.done_sentences
     lengths = corpus.sentence_lengths
+    row_counts = stored_row_counts(lengths, run.rows)  # the entry's rows per sentence: words, or 1 per text
     bar = tqdm(
         total=corpus.n_words,
         initial=sum(lengths[:done]),
@@ -138,8 +141,8 @@ def run_windows(run: ModelRun, corpus: Corpus, writer: EntryWriter) -> None:
         dynamic_ncols=True,
     )
     bounds = window_bounds(done, len(sentences))
-    # Per window: its words (rows of each hidden layer) and sum of n^2 (values per head of its attention maps).
-    sizes = [(sum(lengths[a:b]), sum(n * n for n in lengths[a:b])) for a, b in bounds]
+    # Per window: its rows (of each hidden layer) and sum of n^2 (values per head of its attention maps).
+    sizes = [(sum(row_counts[a:b]), sum(n * n for n in row_counts[a:b])) for a, b in bounds]
     buffers = WindowBuffers(
         run.widths, max((r for r, _ in sizes), default=0), run.heads, max((q for _, q in sizes), default=0)
     )
@@ -154,7 +157,7 @@ def run_windows(run: ModelRun, corpus: Corpus, writer: EntryWriter) -> None:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="reprsim-store") as pool:
             for (start, stop), (rows, squares) in zip(bounds, sizes, strict=True):
                 arrays = buffers.take(rows, squares)
-                window = WindowLayout.of(start, lengths[start:stop])
+                window = WindowLayout.of(start, row_counts[start:stop])
                 extract_window(run, sentences[start:stop], window, arrays, bar.update, raise_failed_write)
                 if pending is not None:
                     pending.result()
@@ -173,7 +176,7 @@ def extract_window(
     advance: Callable[[int], object],
     between_batches: Callable[[], None] = lambda: None,
 ) -> None:
-    """Fill a window's buffers with its word vectors and word-level maps, in corpus order.
+    """Fill a window's buffers with its word vectors (or text-level rows) and word-level maps, in corpus order.
 
     Parameters
     ----------
@@ -198,15 +201,34 @@ def extract_window(
         model and the sentence's corpus index.
     """
     want_attention = run.heads is not None
-    for indices in length_batches(window.lengths, run.batch_size):
+    words_of = [len(words) for words in sentences]
+    for indices in length_batches(words_of, run.batch_size):  # by words: similar lengths share padding
         between_batches()
         batch = Batch.of(indices, window, run.name)
         try:
-            output = run.adapter.encode([sentences[i] for i in indices], list(run.layer_ids), want_attention)
+            if run.rows == WORD_ROWS:
+                output = run.adapter.encode([sentences[i] for i in indices], list(run.layer_ids), want_attention)
+            else:
+                output = _encode_text_rows(run, [sentences[i] for i in indices], batch)
         except SentenceError as err:
             raise ValueError(f"{run.name}, sentence {batch.sentence_ids[err.row]}: {err.reason}") from None
         check_output(output, batch)
-        words = place_rows(check_hidden(output.hidden, batch, run), arrays.hidden, window, batch)
+        place_rows(check_hidden(output.hidden, batch, run), arrays.hidden, window, batch)
         if arrays.attention is not None and want_attention:
             place_attention(output.attention, arrays.attention, window, batch, run)
-        advance(words)
+        advance(sum(words_of[i] for i in indices))
+
+
+def _encode_text_rows(run: ModelRun, sentences: list[Sequence[str]], batch: Batch) -> AdapterOutput:
+    """One text-level row per sentence: the adapter's own token pooling (encode_texts), else its word vectors pooled."""
+    encode_texts = getattr(run.adapter, "encode_texts", None)
+    if callable(encode_texts):
+        output = encode_texts(sentences, list(run.layer_ids), run.rows)
+        if not isinstance(output, AdapterOutput):
+            raise ValueError(f"{batch.what}: encode_texts returned {type(output).__name__}, not AdapterOutput")
+        return output
+    output = run.adapter.encode(sentences, list(run.layer_ids), False)
+    check_output(output, batch)
+    word_lengths = [len(words) for words in sentences]
+    words = check_hidden(output.hidden, replace(batch, lengths=word_lengths), run)
+    return AdapterOutput(hidden=[pool_word_rows(layer, word_lengths, run.rows) for layer in words])

@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 from reprsim.store import codec, layout
 from reprsim.store._files import file_sha256, read_json
+from reprsim.store._zarr_tasks import settle_pending_reads
 from reprsim.store.checksums import file_checksum_matches
 
 # Entries up to this many bytes get full checksums on open; larger ones only structure and sizes (a full
@@ -176,6 +177,11 @@ class StoreEntry:
         return None if value is None else str(value)
 
     @property
+    def rows(self) -> str:
+        """What one row is: manifest["rows"] ("last-token", "mean", "first-token": one per sentence), else "word"."""
+        return str(self._record["manifest"].get("rows", "word"))
+
+    @property
     def dtype(self) -> str:
         """The storage dtype name: "float32", "float16" or "bfloat16"."""
         return str(self._record["dtype"])
@@ -187,12 +193,12 @@ class StoreEntry:
 
     @property
     def sentence_lengths(self) -> list[int]:
-        """Words per sentence, in corpus order."""
+        """Rows per sentence, in corpus order: its words, or 1 for text-level rows (see `rows`)."""
         return list(self._record["sentence_lengths"])
 
     @property
     def n_words(self) -> int:
-        """Rows of every hidden-state layer: the corpus's words."""
+        """Rows of every hidden-state layer: the corpus's words (its sentences, for text-level rows)."""
         return int(self._record["n_words"])
 
     @property
@@ -266,9 +272,10 @@ class StoreEntry:
         """Read and decode a slice, turning codec failures (damaged chunks) into CorruptEntryError."""
         try:
             stored = array[start:stop]
-        except (PermissionError, MemoryError):
-            raise  # not damage: deleting the entry would not help
         except Exception as exc:
+            settle_pending_reads()  # the failed read's other chunk tasks, before the error can end the process
+            if isinstance(exc, (PermissionError, MemoryError)):
+                raise  # not damage: deleting the entry would not help
             raise CorruptEntryError(self.key, f"cannot read {what} [{start}:{stop}]: {exc}") from exc
         return codec.decode(np.asarray(stored), self.dtype)
 

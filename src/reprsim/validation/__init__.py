@@ -7,11 +7,20 @@
 - Section 3 (`reprsim.validation.findings`): findings a study of real models should show, computed from its
   results table; `reprsim.validation.real_models` runs that study on the packaged models with a MiniLM
   fine-tuned here (`reprsim.validation.finetune`).
+- Section 4 (`reprsim.validation.depth_alignment`): Wolfram & Schein's claim 2 at small scale, with one row
+  per text and mutual k-NN: each layer's best match in another model lies at a similar relative depth.
 
 `run_validation` (`reprsim.validation.run`) ties sections 1 and 2 together over the networks trained by
-`reprsim.validation.train`; ``reprsim validate`` runs all three.
+`reprsim.validation.train`; ``reprsim validate`` runs all four.
 """
 
+from reprsim.validation.depth_alignment import (
+    DepthAlignmentConfig,
+    DepthAlignmentResult,
+    DepthModel,
+    run_depth_alignment,
+    write_depth_alignment,
+)
 from reprsim.validation.findings import StudyDesign, StudyFindings, findings_markdown, study_findings
 from reprsim.validation.finetune import FinetuneConfig, FinetunedModel, finetune_word_order
 from reprsim.validation.real_models import RealModel, RealModelsConfig, RealModelsResult, run_real_models
@@ -44,6 +53,9 @@ from reprsim.validation.train import (
 
 __all__ = [
     "KORNBLITH_TABLE2",
+    "DepthAlignmentConfig",
+    "DepthAlignmentResult",
+    "DepthModel",
     "FinetuneConfig",
     "FinetunedModel",
     "LMConfig",
@@ -69,6 +81,7 @@ __all__ = [
     "identification_hits",
     "load_digits_split",
     "representation_measures",
+    "run_depth_alignment",
     "run_real_models",
     "run_validation",
     "same_layer_similarity",
@@ -77,5 +90,6 @@ __all__ = [
     "study_findings",
     "train_digits_mlp",
     "train_word_lm",
+    "write_depth_alignment",
     "write_outputs",
 ]
