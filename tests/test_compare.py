@@ -91,17 +91,17 @@ def test_every_measure_equals_per_pair_calls(study_store):
 def test_previous_rows_are_kept_not_recomputed(study_store, monkeypatch):
     first = compare(study_store, measures=["linear_cka", "rsa"], models=["A"], progress=False)
     calls = []
-    import reprsim.comparison
+    import reprsim.comparison_records
     from reprsim.engine import LinearFamily
 
-    original = reprsim.comparison.score_pairs
+    original = reprsim.comparison_records.score_pairs
 
     def counting(family, pairs, budget, **kwargs):
         if isinstance(family, LinearFamily):  # the streaming pass of the linear measures
             calls.append(list(pairs))
         return original(family, pairs, budget, **kwargs)
 
-    monkeypatch.setattr(reprsim.comparison, "score_pairs", counting)
+    monkeypatch.setattr(reprsim.comparison_records, "score_pairs", counting)
     both = compare(study_store, measures=["linear_cka", "rsa"], previous=first, progress=False)
     assert len(calls) == 1
     # Only pairs involving B's layers (indices 3..5) were streamed: A's 6 within-model pairs were not.
@@ -189,7 +189,7 @@ def test_mutual_knn_on_too_few_words_fails_before_the_other_measures(tmp_path, m
 
 def test_rerun_with_the_models_in_another_order_keeps_the_old_rows(tmp_path, monkeypatch):
     """Symmetric pairs stored as (B, A) by a run that listed B first are done for a run that lists A first."""
-    import reprsim.comparison as comparison
+    import reprsim.comparison_records as comparison
 
     rng = np.random.default_rng(5)
     store = ActivationStore(tmp_path / "store")

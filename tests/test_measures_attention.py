@@ -186,7 +186,7 @@ def test_errors_name_the_sentence_and_problem():
 
 
 def test_long_sentences_chunk_heads_without_changing_the_result(monkeypatch):
-    import reprsim.measures.attention as attention_module
+    import reprsim.measures.attention_score as attention_module
 
     A, B = random_maps(5, seed=18, lengths=[7, 9]), random_maps(4, seed=19, lengths=[7, 9])
     whole = attention_head_similarity(A, B)
@@ -273,7 +273,7 @@ def test_one_fit_serves_every_pair_and_equals_per_pair_functions():
 
 
 def test_fitted_js_blocks_of_entries_do_not_change_the_result(monkeypatch):
-    import reprsim.measures.attention as attention_module
+    import reprsim.measures.attention_score as attention_module
 
     A, B = maps_with_zeros(3, 50), maps_with_zeros(2, 51)
     fa, fb = fit_attention(A, "js"), fit_attention(B, "js")
@@ -324,8 +324,8 @@ def test_fit_and_profile_errors_name_the_problem():
 
 # --- all-pairs comparison: fitted once per layer -----------------------------------------------------------
 def test_comparison_fits_each_layer_once_and_tiles_without_changing_values(tmp_path, monkeypatch):
-    import reprsim.comparison as comparison
-    from reprsim.engine import families
+    import reprsim.comparison_records as comparison
+    from reprsim.engine import attention_family as families
     from reprsim.store import ActivationStore, make_key
 
     lengths = [1, 4, 2, 6, 5, 3]

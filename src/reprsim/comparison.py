@@ -14,6 +14,9 @@ Results already present in `previous` are kept and not recomputed, so adding a m
 the pairs that involve it. Each path drives its measure family (`reprsim.engine.PairFamily`) through the one
 scheduler (`reprsim.engine.score_pairs`) under a memory budget: `LINEAR_BUDGET_BYTES`,
 `PROFILE_BUDGET_BYTES` and `ATTENTION_FIT_BUDGET_BYTES`.
+
+The three paths live in `reprsim.comparison_records` and the choice and checks of the store entries in
+`reprsim.comparison_entries`; this module resolves the measures, runs the paths and records their warnings.
 """
 
 from __future__ import annotations
@@ -22,32 +25,47 @@ import contextlib
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
-
-import numpy as np
-import torch
 
 from reprsim import measures as registry
 from reprsim._version import __version__
-from reprsim.engine import (
-    ENGINE_MEASURES,
-    AttentionFamily,
-    AttentionSource,
-    Directed,
-    LinearFamily,
-    PairFamily,
-    RepresentationSource,
-    SampleFamily,
-    SvccaOptions,
-    resolve_device,
-    score_pairs,
-)
-from reprsim.engine.families import warn_about_fits
-from reprsim.engine.linear_score import check_measures
-from reprsim.layers import LayerId
+from reprsim.engine import ENGINE_MEASURES
 from reprsim.measures.knn import DEFAULT_K
-from reprsim.results import DIRECTED, SYMMETRIC, ResultTable
-from reprsim.store import ActivationStore, StoreEntry
+from reprsim.results import ResultTable
+from reprsim.store import ActivationStore
+
+from .comparison_entries import (
+    StaleResultsWarning,
+    check_previous_corpus,
+    representations,
+    select_entries,
+    without_stale_rows,
+)
+from .comparison_records import (
+    ATTENTION_FIT_BUDGET_BYTES,
+    LINEAR_BUDGET_BYTES,
+    PROFILE_BUDGET_BYTES,
+    attention_records,
+    done_keys,
+    streamed_records,
+    subsample_rows,
+    subsampled_records,
+)
+
+__all__ = [
+    "ATTENTION_FIT_BUDGET_BYTES",
+    "KNN_MEASURES",
+    "LINEAR_BUDGET_BYTES",
+    "NOT_IN_ALL",
+    "NOT_IN_COMPARE",
+    "PROFILE_BUDGET_BYTES",
+    "StaleResultsWarning",
+    "attention_records",
+    "compare",
+    "resolve_measures",
+    "streamed_records",
+    "subsample_rows",
+    "subsampled_records",
+]
 
 # Measures on each row's k nearest neighbours: they need more rows than k.
 KNN_MEASURES = frozenset({"mutual_knn", "jaccard_knn", "rank_similarity", "second_order_cosine", "cknna", "cycle_knn"})
@@ -97,161 +115,6 @@ def resolve_measures(names: Sequence[str]) -> list[str]:
         raise ValueError("no measures chosen")
     return chosen
 
-
-def _select_entries(store: ActivationStore, models: Sequence[str] | None) -> list[StoreEntry]:
-    """The store's complete entries (or the named ones), checked to share a corpus and have distinct names."""
-    entries = store.entries()
-    if not entries:
-        raise ValueError(f"activation store {store.path} holds no complete entries; run `reprsim extract` first")
-    chosen = entries if models is None else [_entry_named(store, entries, m) for m in models]
-    by_name: dict[str, StoreEntry] = {}
-    for entry in chosen:
-        if entry.name in by_name:
-            raise ValueError(
-                f"two store entries share the display name {entry.name!r} ({by_name[entry.name].key} and "
-                f"{entry.key}); choose one by its key with --models, or remove the other "
-                f"(`reprsim store remove {store.path} KEY`)"
-            )
-        by_name[entry.name] = entry
-    _check_same_corpus(chosen)
-    return chosen
-
-
-def _entry_named(store: ActivationStore, entries: Sequence[StoreEntry], model: str) -> StoreEntry:
-    """The complete entry whose key is `model`, or the only one whose display name is."""
-    for entry in entries:
-        if entry.key == model:
-            return entry
-    named = [entry for entry in entries if entry.name == model]
-    if len(named) == 1:
-        return named[0]
-    if named:
-        raise ValueError(
-            f"{len(named)} store entries are named {model!r} ({', '.join(e.key for e in named)}); choose one "
-            f"by its key with --models, or remove the others (`reprsim store remove {store.path} KEY ...`)"
-        )
-    incomplete = [key for key in store.incomplete() if key.startswith(model)]
-    hint = f" ({incomplete[0]} is there but unfinished: run `reprsim extract` again to finish it)" if incomplete else ""
-    raise KeyError(
-        f"model {model!r} is not in store {store.path}{hint}; available: {', '.join(sorted({e.name for e in entries}))}"
-    )
-
-
-def _without_stale_rows(previous: ResultTable, entries: Sequence[StoreEntry]) -> ResultTable:
-    """Previous without the rows of models whose store entry has been replaced since (warns when any)."""
-    old = previous.provenance.get("entries") or {}
-    stale = sorted(e.name for e in entries if e.name in old and old[e.name] != e.key)
-    if not stale:
-        return previous
-    warnings.warn(
-        f"results for {', '.join(map(repr, stale))} came from other store entries "
-        f"({', '.join(str(old[name]) for name in stale)}); computing them again",
-        StaleResultsWarning,
-        stacklevel=3,
-    )
-    frame = previous.frame
-    keep = ~(frame["model_a"].isin(stale) | frame["model_b"].isin(stale))
-    entries_now = {name: key for name, key in old.items() if name not in stale}
-    return ResultTable(frame[keep].reset_index(drop=True), {**previous.provenance, "entries": entries_now})
-
-
-class StaleResultsWarning(UserWarning):
-    """Rows of an earlier results file came from a store entry that has since been replaced.
-
-    `compare` drops those rows and computes them again (a model extracted again with other options).
-    """
-
-
-def _check_same_corpus(entries: Sequence[StoreEntry]) -> None:
-    """Refuse entries that do not hold the same words in the same order (corpus hash and row count)."""
-    first = entries[0]
-    for entry in entries[1:]:
-        if entry.corpus_hash != first.corpus_hash or entry.n_words != first.n_words:
-            raise ValueError(
-                f"store entries {first.name!r} and {entry.name!r} were extracted from different corpora "
-                f"(corpus hash {first.corpus_hash} with {first.n_words} words vs {entry.corpus_hash} with "
-                f"{entry.n_words} words); re-extract them on the same corpus"
-            )
-
-
-def _representations(entries: Sequence[StoreEntry]) -> list[RepresentationSource]:
-    """Every stored layer of every entry, as engine sources named by `LayerId`."""
-    return [RepresentationSource.from_store(e, layer) for e in entries for layer in e.layer_ids]
-
-
-def _attention_layers(entries: Sequence[StoreEntry]) -> list[AttentionSource]:
-    """Every stored attention layer (with heads) of every entry extracted with attention."""
-    return [AttentionSource.from_store(e, layer)
-            for e in entries if e.has_attention for layer in e.layer_ids if e.heads(layer) > 0]
-
-
-def _ordered_pairs(n: int, symmetric: bool) -> list[tuple[int, int]]:
-    """Index pairs to compute: i <= j for symmetric measures, every (i, j) for directed ones."""
-    return [(i, j) for i in range(n) for j in range(n) if not symmetric or i <= j]
-
-
-def _record(a: LayerId, b: LayerId, measure: str, value: float, level: str, n_rows: int,
-            subsample: bool) -> dict[str, Any]:
-    """One results-table row."""
-    info = registry.get(measure)
-    return {
-        "model_a": a.model, "layer_a": a.layer, "model_b": b.model, "layer_b": b.layer,
-        "measure": measure, "direction": SYMMETRIC if info.symmetric else DIRECTED,
-        "value": float(value), "level": level, "n_rows": n_rows, "subsample": subsample,
-    }
-
-
-def _done_keys(previous: ResultTable | None) -> set[tuple[str, int, str, int, str]]:
-    """(model_a, layer_a, model_b, layer_b, measure) of every row already computed."""
-    if previous is None:
-        return set()
-    f = previous.frame
-    return set(zip(f.model_a, f.layer_a, f.model_b, f.layer_b, f.measure, strict=True))
-
-
-def _todo(reps: Sequence[Any], measure: str, done: set[tuple[str, int, str, int, str]]) -> list[tuple[int, int]]:
-    """The index pairs of one measure that are not computed yet."""
-    info = registry.get(measure)
-    ids: list[LayerId] = [r.id for r in reps]
-
-    def computed(a: LayerId, b: LayerId) -> bool:
-        # A symmetric pair counts as done in either order: an earlier run may have listed the models
-        # in another order (--models, a study's list, or the store's).
-        return (a.model, a.layer, b.model, b.layer, measure) in done or (
-            info.symmetric and (b.model, b.layer, a.model, a.layer, measure) in done
-        )
-
-    return [(i, j) for i, j in _ordered_pairs(len(reps), info.symmetric) if not computed(ids[i], ids[j])]
-
-
-def _family_records(family: PairFamily, ids: Sequence[LayerId], todo: dict[str, list[tuple[int, int]]],
-                    budget: int, level: str, n_rows: int, subsample: bool, progress: bool,
-                    description: str, unordered: bool = False) -> list[dict[str, Any]]:
-    """Run one family through the scheduler over the pairs some measure still needs, as table records.
-
-    With `unordered`, each pair is scored once as (min, max) and a directed value (`Directed`) gives both
-    orders' records; only the records that `todo` asks for are kept.
-    """
-    wanted = {m: set(pairs) for m, pairs in todo.items()}
-    pairs = sorted({(min(p), max(p)) if unordered else p for ps in todo.values() for p in ps})
-    if not pairs:
-        return []
-    scored = {(i, j): values for i, j, values in score_pairs(family, pairs, budget, progress=progress,
-                                                            description=description)}
-    records = []
-    for i, j in pairs:  # in pair order, whatever the tiling
-        for m, value in scored[i, j].items():
-            directions: list[tuple[int, int, float]]
-            if isinstance(value, Directed):
-                directions = [(i, j, value.a_to_b), (j, i, value.b_to_a)][: 1 if i == j else 2]
-            else:
-                directions = [(i, j, value)]
-            for a, b, v in directions:
-                if (a, b) in wanted.get(m, ()):
-                    records.append(_record(ids[a], ids[b], m, float(v), level, n_rows, subsample))
-    return records
-
-
 # Which measures of a call a warning concerns, by its category (others concern every measure of the call).
 _CONCERNS: dict[str, frozenset[str]] = {
     "FewRowsWarning": frozenset({"cca_r2", "cca_rho", "svcca", "pwcca"}),
@@ -280,178 +143,6 @@ def _recording_warnings(measures: Sequence[str], sink: list[dict[str, str]]) -> 
             if entry not in sink:
                 sink.append(entry)
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-
-
-# --- linear measures: one streaming pass of cross-products ----------------------------------------------
-LINEAR_BUDGET_BYTES = 4 << 30  # cross-product blocks held per pass; beyond it, the rows are streamed per tile
-
-
-def streamed_records(reps: Sequence[RepresentationSource], names: Sequence[str],
-                     done: set[tuple[str, int, str, int, str]], device: str, chunk_rows: int,
-                     progress: bool) -> list[dict[str, Any]]:
-    """Linear measures from the engine's streaming pass over every needed pair (i <= j).
-
-    Every layer is fitted once; when the blocks exceed `LINEAR_BUDGET_BYTES` the rows are streamed once
-    per tile.
-
-    Parameters
-    ----------
-    reps
-        Every stored layer, as sources named by `LayerId`.
-    names
-        Measures from `reprsim.engine.ENGINE_MEASURES`.
-    done
-        (model_a, layer_a, model_b, layer_b, measure) of the rows already computed; a symmetric pair counts
-        as done in either order.
-    device
-        ``"auto"``, ``"cpu"`` or ``"cuda"``.
-    chunk_rows
-        Rows per chunk of a pass.
-    progress
-        Show progress bars.
-
-    Returns
-    -------
-    list of dict
-        Results-table records (level ``"representation"``, ``subsample`` False): one per symmetric pair,
-        both orders of a directed measure.
-
-    Warns
-    -----
-    ConstantNeuronWarning, FewRowsWarning
-        As `reprsim.engine.all_pairs`.
-    """
-    if not names:
-        return []
-    family = LinearFamily(reps, check_measures(names), device=resolve_device(device), precision="float64",
-                          svcca=SvccaOptions(), chunk_rows=chunk_rows, workers=torch.get_num_threads(),
-                          progress=progress)
-    ids: list[LayerId] = [r.id for r in reps]  # type: ignore[misc]
-    records = _family_records(family, ids, {m: _todo(reps, m, done) for m in names}, LINEAR_BUDGET_BYTES,
-                              "representation", int(reps[0].n_rows or 0), False, progress, "pairs", unordered=True)
-    warn_about_fits(family.fits, ids, names)
-    return records
-
-
-# --- n x n measures: a shared row subsample ------------------------------------------------------------
-def subsample_rows(n: int, size: int, seed: int) -> np.ndarray:
-    """Sorted row indices of a seeded subsample, shared by every representation.
-
-    Parameters
-    ----------
-    n
-        The number of rows to choose from.
-    size
-        How many to choose.
-    seed
-        The random generator's seed.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``size`` sorted indices drawn without replacement, or every index when ``n <= size``.
-    """
-    if n <= size:
-        return np.arange(n)
-    return np.sort(np.random.default_rng(seed).choice(n, size=size, replace=False))
-
-
-PROFILE_BUDGET_BYTES = 2 << 30  # n x n fits held at once; beyond it, representations are fitted in tiles
-
-
-def subsampled_records(reps: Sequence[RepresentationSource], names: Sequence[str],
-                       done: set[tuple[str, int, str, int, str]], size: int, seed: int, chunk_rows: int,
-                       progress: bool) -> list[dict[str, Any]]:
-    """N x n measures on one shared row subsample, every pair scored from per-representation fits.
-
-    Each representation is fitted once per measure (once per tile of representations when the fits exceed
-    `PROFILE_BUDGET_BYTES`).
-
-    Parameters
-    ----------
-    reps
-        Every stored layer, as sources named by `LayerId`.
-    names
-        Registry names of n x n measures (RBF CKA, RSA, mutual k-NN, ...).
-    done
-        (model_a, layer_a, model_b, layer_b, measure) of the rows already computed; a symmetric pair counts
-        as done in either order.
-    size
-        Rows in the subsample (all rows when the corpus has no more).
-    seed
-        The subsample's seed.
-    chunk_rows
-        Rows per chunk read.
-    progress
-        Show progress bars.
-
-    Returns
-    -------
-    list of dict
-        Results-table records (level ``"representation"``, ``n_rows`` the subsample's size, ``subsample``
-        True when it is smaller than the corpus).
-    """
-    if not reps:
-        return []
-    n_words = int(reps[0].n_rows or 0)
-    rows = subsample_rows(n_words, size, seed)
-    ids: list[LayerId] = [r.id for r in reps]  # type: ignore[misc]
-    records = []
-    for m in names:
-        family = SampleFamily(reps, m, rows, chunk_rows)
-        records += _family_records(family, ids, {m: _todo(reps, m, done)}, PROFILE_BUDGET_BYTES, "representation",
-                                   len(rows), len(rows) < n_words, progress, f"{m} pairs")
-    return records
-
-
-# --- attention measures ----------------------------------------------------------------------------------
-ATTENTION_FIT_BUDGET_BYTES = 2 << 30  # attention fits held at once; beyond it, layers are fitted in tiles
-
-
-def attention_records(entries: Sequence[StoreEntry], names: Sequence[str],
-                      done: set[tuple[str, int, str, int, str]], max_sentences: int, seed: int,
-                      progress: bool) -> list[dict[str, Any]]:
-    """Attention measures on a shared sentence subsample, every pair of layers scored from per-layer fits.
-
-    Each layer is fitted once per measure (once per tile of layers when the fits exceed
-    `ATTENTION_FIT_BUDGET_BYTES`). Only entries extracted with attention, and their layers with heads, take
-    part.
-
-    Parameters
-    ----------
-    entries
-        The store entries compared.
-    names
-        Registry names of attention measures.
-    done
-        (model_a, layer_a, model_b, layer_b, measure) of the rows already computed; a symmetric pair counts
-        as done in either order.
-    max_sentences
-        Sentences in the subsample (all when the corpus has no more).
-    seed
-        The subsample's seed.
-    progress
-        Show progress bars.
-
-    Returns
-    -------
-    list of dict
-        Results-table records (level ``"attention"``, ``n_rows`` the subsample's words, ``subsample`` True
-        when it is smaller than the corpus); empty when no layer has attention.
-    """
-    layers = _attention_layers(entries)
-    if not layers or not names:
-        return []
-    n_sentences = entries[0].n_sentences
-    sentences = subsample_rows(n_sentences, max_sentences, seed)
-    lengths = [int(t) for t in np.asarray(entries[0].sentence_lengths)[sentences]]
-    ids: list[LayerId] = [a.id for a in layers]  # type: ignore[misc]
-    records = []
-    for m in names:
-        family = AttentionFamily(layers, m, sentences, lengths)
-        records += _family_records(family, ids, {m: _todo(layers, m, done)}, ATTENTION_FIT_BUDGET_BYTES,
-                                   "attention", sum(lengths), len(sentences) < n_sentences, progress, f"{m} pairs")
-    return records
 
 
 def compare(
@@ -532,14 +223,14 @@ def compare(
         if value < minimum:
             raise ValueError(f"{name} must be at least {minimum}, got {value}")
     names = resolve_measures(measures)
-    entries = _select_entries(store, models)
-    reps = _representations(entries)
+    entries = select_entries(store, models)
+    reps = representations(entries)
     earlier_entries: dict[str, str] = {}  # entries of models in previous that this call does not compare
     if previous is not None:
-        _check_previous_corpus(previous, entries[0])
-        previous = _without_stale_rows(previous, entries)
+        check_previous_corpus(previous, entries[0])
+        previous = without_stale_rows(previous, entries)
         earlier_entries = previous.provenance.get("entries") or {}
-    done = _done_keys(previous)
+    done = done_keys(previous)
 
     streamed = [m for m in names if registry.get(m).base in ENGINE_MEASURES]
     sampled = [m for m in names if registry.get(m).level != "attention" and m not in streamed]
@@ -585,11 +276,3 @@ def compare(
     return ResultTable.concat([previous, new], provenance=provenance)
 
 
-def _check_previous_corpus(previous: ResultTable, entry: StoreEntry) -> None:
-    """Refuse a previous table computed on another corpus than the store's."""
-    old = previous.provenance.get("corpus_hash")
-    if old is not None and old != entry.corpus_hash:
-        raise ValueError(
-            f"the previous results were computed on corpus {old}, the store holds corpus {entry.corpus_hash}; "
-            "use a new results file"
-        )

@@ -1,151 +1,42 @@
-"""The block layout of a one-pass cross-moment accumulator, and the algebra of its row-norm sums.
+"""The block layout of a one-pass cross-moment accumulator: where every requested block lives, and its sums.
 
 Stack R representations side by side, Z = [X_1 | ... | X_R] (n rows, D = sum of widths d_a). A study asks for
 some blocks (a, b), a <= b, of Z^T Z. `BlockLayout` decides where each block lives: one row panel per
 representation a against each maximal run of consecutive representations b, so that one GEMM per panel
-forms many blocks at once (a symmetric study costs half of Z^T Z). It owns the per-representation sums and the
-panels; `reprsim.engine.moments.CrossMoments` fills them from row chunks.
+forms many blocks at once (a symmetric study costs half of Z^T Z). It owns the per-representation sums
+(`RepresentationSums`) and the panels (`Panel`); `reprsim.engine.moments.CrossMoments` fills them from row
+chunks (`reprsim.engine.staging`).
 
-The row-norm sums that debiased CKA needs are moved between shifts by an exact binomial expansion
-(`moved_norm_sums`), used both to centre them and to merge shards accumulated about different shifts.
+The argument checks (`resolve_device`, `check_precision`, `check_widths`, `normalise_pairs`) live in
+`reprsim.engine.checks` and the algebra of the row-norm sums (`NormSums`, `panel_norm_sums`,
+`moved_norm_sums`) in `reprsim.engine.shifts`; both are importable from here too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
 
 import torch
 
-Precision = Literal["float64", "float32"]
-PairSpec = Literal["all"] | Iterable[tuple[int, int]]
+from .checks import PRECISIONS, PairSpec, Precision, check_precision, check_widths, normalise_pairs, resolve_device
+from .shifts import NormSums, moved_norm_sums, panel_norm_sums
 
-PRECISIONS: tuple[str, ...] = ("float64", "float32")
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """The torch device to accumulate on.
-
-    Parameters
-    ----------
-    device
-        ``"auto"`` (CUDA when available, the CPU otherwise), ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or a
-        `torch.device`.
-
-    Returns
-    -------
-    torch.device
-        The resolved device.
-
-    Raises
-    ------
-    ValueError
-        If the device is not one torch knows, or CUDA was requested but is not available.
-    """
-    if isinstance(device, str) and device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = device if isinstance(device, torch.device) else torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}") from exc
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} was requested but CUDA is not available; use device='auto'")
-    return resolved
-
-
-def check_precision(precision: str) -> Precision:
-    """Validate the GEMM precision.
-
-    Parameters
-    ----------
-    precision
-        ``"float64"``, or ``"float32"`` (float32 products added into float64 accumulators).
-
-    Returns
-    -------
-    Precision
-        The same string.
-
-    Raises
-    ------
-    ValueError
-        If it is neither.
-    """
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    return precision  # type: ignore[return-value]
-
-
-def check_widths(widths: Sequence[int], what: str = "widths") -> list[int]:
-    """Representation widths as a list of positive ints.
-
-    Parameters
-    ----------
-    widths
-        One width per representation.
-    what
-        What errors call the sequence.
-
-    Returns
-    -------
-    list of int
-        The widths.
-
-    Raises
-    ------
-    ValueError
-        If the sequence is empty or an entry is not a positive integer (naming the entry).
-    """
-    out = []
-    for i, w in enumerate(widths):
-        if isinstance(w, bool) or not isinstance(w, int) or w < 1:
-            raise ValueError(f"{what}[{i}] must be a positive integer, got {w!r}")
-        out.append(int(w))
-    if not out:
-        raise ValueError(f"{what} is empty: give at least one representation width")
-    return out
-
-
-def normalise_pairs(pairs: PairSpec, n_reps: int, diagonal: bool) -> list[tuple[int, int]]:
-    """The blocks a study asks for, as sorted unique (a, b) with a <= b.
-
-    Parameters
-    ----------
-    pairs
-        ``"all"`` (every block) or (a, b) index pairs in either order.
-    n_reps
-        The number of representations.
-    diagonal
-        Add the diagonal block (a, a) of every representation (every pair measure needs both of its
-        representations' own blocks). ``"all"`` includes them anyway.
-
-    Returns
-    -------
-    list of tuple of (int, int)
-        The blocks.
-
-    Raises
-    ------
-    ValueError
-        If `pairs` is a string other than ``"all"``, a pair is not two indices, or an index is out of range.
-    """
-    if isinstance(pairs, str):
-        if pairs != "all":
-            raise ValueError(f"pairs must be 'all' or a list of (a, b) index pairs, got {pairs!r}")
-        return [(a, b) for a in range(n_reps) for b in range(a, n_reps)]
-    blocks: set[tuple[int, int]] = set()
-    for pair in pairs:
-        if len(pair) != 2:
-            raise ValueError(f"each pair must be two representation indices, got {pair!r}")
-        a, b = pair
-        for i in (a, b):
-            if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < n_reps:
-                raise ValueError(f"pair {pair!r}: index {i!r} is not in 0..{n_reps - 1}")
-        blocks.add((min(a, b), max(a, b)))
-    if diagonal:
-        blocks.update((a, a) for a in range(n_reps))
-    return sorted(blocks)
+__all__ = [
+    "PRECISIONS",
+    "BlockLayout",
+    "NormSums",
+    "PairSpec",
+    "Panel",
+    "Precision",
+    "RepresentationSums",
+    "check_precision",
+    "check_widths",
+    "moved_norm_sums",
+    "normalise_pairs",
+    "panel_norm_sums",
+    "resolve_device",
+]
 
 
 @dataclass
@@ -406,158 +297,3 @@ class BlockLayout:
                 for b in panel.cols:
                     needed[b] = True
         return needed
-
-
-@dataclass(frozen=True)
-class NormSums:
-    """Row-norm sums of block (a, b) about some shift: z = x - shift, p = |z|^2 per row.
-
-    Parameters
-    ----------
-    cross
-        sum z_a z_b^T.
-    total_a, total_b
-        sum z_a, sum z_b.
-    norm_total_a, norm_total_b
-        sum p_a, sum p_b.
-    dot
-        sum p_a p_b (0-d).
-    a_norms_b_cols
-        sum p_a z_b.
-    a_cols_b_norms
-        sum z_a p_b.
-    """
-
-    cross: torch.Tensor
-    total_a: torch.Tensor
-    total_b: torch.Tensor
-    norm_total_a: float
-    norm_total_b: float
-    dot: torch.Tensor
-    a_norms_b_cols: torch.Tensor
-    a_cols_b_norms: torch.Tensor
-
-    def to(self, device: torch.device) -> NormSums:
-        """The same sums with every tensor on a device.
-
-        Parameters
-        ----------
-        device
-            The target device.
-
-        Returns
-        -------
-        NormSums
-            A copy on `device` (tensors already there are shared).
-        """
-        return NormSums(
-            cross=self.cross.to(device),
-            total_a=self.total_a.to(device),
-            total_b=self.total_b.to(device),
-            norm_total_a=self.norm_total_a,
-            norm_total_b=self.norm_total_b,
-            dot=self.dot.to(device),
-            a_norms_b_cols=self.a_norms_b_cols.to(device),
-            a_cols_b_norms=self.a_cols_b_norms.to(device),
-        )
-
-
-def panel_norm_sums(panel: Panel, k: int, cols: slice) -> NormSums:
-    """The row-norm sums of one block of a panel (about the shifts).
-
-    Parameters
-    ----------
-    panel
-        A panel that tracks row norms.
-    k
-        The block's index among the panel's columns.
-    cols
-        The block's column slice within the panel.
-
-    Returns
-    -------
-    NormSums
-        Views of the panel's sums (not copies).
-    """
-    assert panel.norms_dot is not None and panel.row_norms_cols is not None
-    assert panel.cols_norms_row is not None and panel.col_norm_totals is not None
-    return NormSums(
-        cross=panel.product[:, cols],
-        total_a=panel.row_total,
-        total_b=panel.col_total[cols],
-        norm_total_a=panel.row_norm_total,
-        norm_total_b=float(panel.col_norm_totals[k]),
-        dot=panel.norms_dot[k],
-        a_norms_b_cols=panel.row_norms_cols[cols],
-        a_cols_b_norms=panel.cols_norms_row[:, k],
-    )
-
-
-def moved_norm_sums(s: NormSums, delta_a: torch.Tensor, delta_b: torch.Tensor, n: int) -> NormSums:
-    """The row-norm sums after moving every row by delta: z' = z + delta (exact binomial expansion).
-
-    ``delta = -mean`` gives the centred sums (debiased CKA); ``delta`` = a shift difference merges two shards.
-
-    Parameters
-    ----------
-    s
-        The sums about the old shift.
-    delta_a, delta_b
-        (d_a,) and (d_b,) moves of the two representations' rows.
-    n
-        The number of rows summed.
-
-    Returns
-    -------
-    NormSums
-        Only ``dot``, ``a_norms_b_cols`` and ``a_cols_b_norms`` are moved; the other fields are returned as
-        given.
-
-    Notes
-    -----
-    With p' = p + 2 z.delta + |delta|^2 and S_ab = sum z_a z_b^T, s = sum z, P = sum p::
-
-        sum p'_a z'_b = sum p_a z_b + P_a delta_b + 2 S_ab^T delta_a + 2 (s_a.delta_a) delta_b
-                        + |delta_a|^2 s_b + n |delta_a|^2 delta_b,
-        sum p'_a p'_b = sum p_a p_b + 2 delta_b.(sum p_a z_b) + 2 delta_a.(sum z_a p_b)
-                        + 4 delta_a^T S_ab delta_b
-                        + |delta_b|^2 (P_a + 2 s_a.delta_a) + |delta_a|^2 (P_b + 2 s_b.delta_b)
-                        + n |delta_a|^2 |delta_b|^2.
-    """
-    da2, db2 = delta_a @ delta_a, delta_b @ delta_b
-    sa_da, sb_db = s.total_a @ delta_a, s.total_b @ delta_b
-    a_norms_b_cols = (
-        s.a_norms_b_cols
-        + s.norm_total_a * delta_b
-        + 2.0 * (s.cross.T @ delta_a)
-        + 2.0 * sa_da * delta_b
-        + da2 * s.total_b
-        + n * da2 * delta_b
-    )
-    a_cols_b_norms = (
-        s.a_cols_b_norms
-        + s.norm_total_b * delta_a
-        + 2.0 * (s.cross @ delta_b)
-        + 2.0 * sb_db * delta_a
-        + db2 * s.total_a
-        + n * db2 * delta_a
-    )
-    dot = (
-        s.dot
-        + 2.0 * (delta_b @ s.a_norms_b_cols)
-        + 2.0 * (delta_a @ s.a_cols_b_norms)
-        + 4.0 * (delta_a @ (s.cross @ delta_b))
-        + db2 * (s.norm_total_a + 2.0 * sa_da)
-        + da2 * (s.norm_total_b + 2.0 * sb_db)
-        + n * da2 * db2
-    )
-    return NormSums(
-        cross=s.cross,
-        total_a=s.total_a,
-        total_b=s.total_b,
-        norm_total_a=s.norm_total_a,
-        norm_total_b=s.norm_total_b,
-        dot=dot,
-        a_norms_b_cols=a_norms_b_cols,
-        a_cols_b_norms=a_cols_b_norms,
-    )

@@ -20,8 +20,9 @@ from reprsim.arrays import ArrayLike
 from reprsim.measures.predictivity import FoldStats, check_score, cross_validated, row_folds
 from reprsim.measures.spectral import check_lam
 
+from .checks import Precision, check_precision, resolve_device
 from .linear_fit import Directed
-from .moments import CrossMoments, Precision, check_precision, resolve_device
+from .moments import CrossMoments
 
 
 class FoldMoments:

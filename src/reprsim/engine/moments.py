@@ -18,6 +18,9 @@ relative to the spread (forming it from raw sums would cancel away most digits).
 Moments are mergeable (`merge`: shards of rows, e.g. from parallel workers) and extendable
 (`with_representations`: a new model's blocks against the old ones are formed in a pass that streams the
 old chunks as well, while the old blocks are kept as they are).
+
+Chunks are added by `reprsim.engine.staging` into the layout of `reprsim.engine.blocks`; the exact moves
+between shifts (centred row-norm terms, merged shards) are `reprsim.engine.shifts`.
 """
 
 from __future__ import annotations
@@ -26,25 +29,15 @@ from collections.abc import Iterable, Sequence
 
 import torch
 
-from reprsim.arrays import ArrayLike, matrix_tensor, raise_non_finite
+from reprsim.arrays import ArrayLike
 
-from .blocks import (
-    PRECISIONS,
-    BlockLayout,
-    NormSums,
-    PairSpec,
-    Panel,
-    Precision,
-    RepresentationSums,
-    check_precision,
-    check_widths,
-    moved_norm_sums,
-    normalise_pairs,
-    panel_norm_sums,
-    resolve_device,
-)
+from .blocks import BlockLayout, Panel, RepresentationSums
+from .checks import PRECISIONS, PairSpec, Precision, check_precision, check_widths, normalise_pairs, resolve_device
+from .shifts import merge_shard, moved_norm_sums, panel_norm_sums
+from .staging import ChunkBuffers, add_chunk, gemm_dtype
 
 __all__ = ["PRECISIONS", "CrossMoments", "PairSpec", "Precision", "check_precision", "resolve_device"]
+
 
 class CrossMoments:
     """Streaming float64 cross-moments of R representations, for the blocks a study asks for.
@@ -112,8 +105,7 @@ class CrossMoments:
         self._layout = BlockLayout(
             self._widths, normalise_pairs(pairs, len(self._widths), diagonal), self.device, self.row_norms
         )
-        self._buffer: torch.Tensor | None = None
-        self._products: torch.Tensor | None = None
+        self._buffers = ChunkBuffers(sum(self._widths), gemm_dtype(self.precision), self.device)
 
     @property
     def _reps(self) -> list[RepresentationSums]:
@@ -131,10 +123,6 @@ class CrossMoments:
         return self._layout.where
 
     # --- structure -----------------------------------------------------------------------------------
-    def _zeros(self, *shape: int) -> torch.Tensor:
-        """A float64 zero tensor on the device."""
-        return self._layout.zeros(*shape)
-
     @property
     def widths(self) -> list[int]:
         """The width d_a of every representation (a copy)."""
@@ -191,36 +179,13 @@ class CrossMoments:
         return self._layout.needed()
 
     # --- accumulation --------------------------------------------------------------------------------
-    def _staging(self, rows: int) -> torch.Tensor:
-        """The reusable stacked chunk buffer (rows x D) in the GEMM dtype."""
-        if self._buffer is None or self._buffer.shape[0] < rows:
-            self._buffer = None  # free the old one before allocating
-            self._buffer = torch.empty(rows, sum(self._widths), dtype=self._gemm_dtype, device=self.device)
-        return self._buffer[:rows]
-
-    def _product_out(self, rows: int, cols: int) -> torch.Tensor:
-        """A reusable contiguous rows x cols matrix for a float32 chunk product.
-
-        One allocation per pass, not one per panel and chunk: per-chunk temporaries fragment the allocator's heap.
-        """
-        if self._products is None or self._products.numel() < rows * cols:
-            self._products = None
-            self._products = torch.empty(rows * cols, dtype=self._gemm_dtype, device=self.device)
-        return self._products[: rows * cols].view(rows, cols)
-
     def release_buffers(self) -> None:
         """Free the staging buffers (a chunk of every representation); the next `update` allocates them again.
 
         Deriving measures does not need them, so `pair_results` frees them first to keep the peak low. The
         accumulated sums are untouched.
         """
-        self._buffer = None
-        self._products = None
-
-    @property
-    def _gemm_dtype(self) -> torch.dtype:
-        """The dtype the chunks are staged and multiplied in."""
-        return torch.float64 if self.precision == "float64" else torch.float32
+        self._buffers.release()
 
     def update(self, chunks: Iterable[ArrayLike | None], names: Sequence[object] | None = None) -> None:
         """Add one chunk of rows: one array (rows x d_a) per representation, the same rows in each.
@@ -248,167 +213,7 @@ class CrossMoments:
             NaN or Inf (the message gives the bad value's row in the whole stream, not just in the chunk),
             or has values so large that the cross-products could overflow.
         """
-        needed = self.needed()
-        rows: int | None = None
-        norms: list[torch.Tensor | None] = [None] * self.n_reps
-        column_max: list[torch.Tensor | None] = [None] * self.n_reps
-        shifts: list[torch.Tensor | None] = [None] * self.n_reps  # of the staged representations
-        buffer: torch.Tensor | None = None
-        count = 0
-        for a, chunk in enumerate(chunks):
-            count += 1
-            if a >= self.n_reps:
-                raise ValueError(f"update got more than {self.n_reps} chunks (one per representation)")
-            if chunk is None:
-                if needed[a]:
-                    raise ValueError(f"{self._label(a, names)}: its chunk is needed but None was given")
-                continue
-            if not needed[a]:
-                continue
-            name = f"chunk of {self._label(a, names)}"
-            x = matrix_tensor(chunk, name, device=self.device)
-            rep = self._reps[a]
-            if x.shape[1] != rep.width:
-                raise ValueError(f"{name} has {x.shape[1]} columns, expected width {rep.width}")
-            if rows is None:
-                rows = int(x.shape[0])
-                buffer = self._staging(rows)
-            elif x.shape[0] != rows:
-                raise ValueError(
-                    f"{name} has {x.shape[0]} rows but an earlier representation's "
-                    f"chunk has {rows}: chunks must hold the same rows (words) of every representation"
-                )
-            assert buffer is not None
-            z = buffer[:, rep.offset : rep.offset + rep.width]
-            absmax, shift = self._stage(rep, x, z, name)
-            self._check_product_range(name, float((absmax + shift.abs()).max()), rows)
-            shifts[a], column_max[a] = shift, None if rep.frozen else absmax
-            del x
-            if self.row_norms:
-                wide = z if z.dtype == torch.float64 else z.to(torch.float64)
-                norms[a] = (wide * wide).sum(dim=1)
-        if count != self.n_reps:
-            raise ValueError(f"update got {count} chunks, expected {self.n_reps} (one per representation)")
-        if rows is None or buffer is None:
-            return
-        # Summed in the GEMM dtype (a cascade sum, far more accurate than the GEMMs): sum(dtype=float64) would
-        # first copy the whole buffer to float64.
-        column_sums = buffer.sum(dim=0).to(torch.float64)
-        # Every chunk passed: only now does anything about the representations change.
-        for a, rep in enumerate(self._reps):
-            if shifts[a] is not None:
-                rep.shift = shifts[a]
-            largest = column_max[a]
-            if largest is not None:
-                self._add_sums(rep, column_sums[rep.offset : rep.offset + rep.width], largest, norms[a], rows)
-        for panel in self._panels:
-            if not panel.frozen:
-                self._add_panel(panel, buffer, column_sums, norms, rows)
-
-    @staticmethod
-    def _label(a: int, names: Sequence[object] | None) -> str:
-        """How errors name representation a: its given name, else its index."""
-        return f"representation {a}" if names is None else f"representation {names[a]!r}"
-
-    def _check_product_range(self, name: str, furthest: float, rows: int) -> None:
-        """Refuse a chunk whose shifted values (at most ``furthest`` in size) could overflow the GEMM dtype.
-
-        An entry of a cross-product block is a sum of `rows` products of two shifted values, so the bound
-        rows x furthest^2 for every representation covers every block, the column sums and the shifted
-        values themselves.
-        """
-        # The derivations square block entries (linear CKA sums p x q of them): keep rows x furthest^2 under
-        # 2^480, so those squares stay far from float64's 2^1024 whatever the GEMM dtype.
-        bound = rows * furthest * furthest
-        if bound >= min(torch.finfo(self._gemm_dtype).max, 2.0**480):
-            advice = (
-                "use precision='float64'"
-                if self.precision == "float32" and bound < 2.0**480
-                else "rescale the values (every measure is invariant to isotropic scaling)"
-            )
-            raise ValueError(
-                f"{name}: values up to {furthest:.3g} (minus the first chunk's column "
-                f"means) could overflow {self.precision} cross-products over {rows} rows (or the float64 "
-                f"derivations that square them); {advice}"
-            )
-
-    def _stage(
-        self, rep: RepresentationSums, x: torch.Tensor, z: torch.Tensor, name: str
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Write the chunk's rows minus the shift into z (its columns of the staging buffer).
-
-        Returns the column-wise max |x| and the shift subtracted, which `update` records only once every
-        chunk has passed its checks. Rows that the GEMM dtype holds exactly (float16/bfloat16/float32 for
-        float32 GEMMs, anything for float64) are copied and shifted in place when the shift is exact in that
-        dtype too; others (float64 rows for float32 GEMMs, or a float64 shift taken over from a merged
-        shard) are shifted in float64 first, so a large mean never costs the spread its digits.
-        """
-        shift = rep.shift
-        in_place = z.dtype == torch.float64 or (
-            x.dtype in (torch.float16, torch.bfloat16, torch.float32)
-            and (shift is None or bool((shift.to(z.dtype).to(torch.float64) == shift).all()))
-        )
-        source = z.copy_(x) if in_place else x.to(torch.float64)
-        low, high = torch.aminmax(source, dim=0)  # NaN propagates into both
-        if not (bool(torch.isfinite(low).all()) and bool(torch.isfinite(high).all())):
-            raise_non_finite(x, name, first_row=rep.n)
-        if shift is None:
-            shift = source.mean(dim=0, dtype=torch.float64)
-            if in_place:  # the value subtracted is the one recorded, so that mean = shift + sum / n exactly
-                shift = shift.to(z.dtype).to(torch.float64)
-        if in_place:
-            z.sub_(shift.to(z.dtype))
-        else:
-            z.copy_(source - shift)
-        return torch.maximum(high, low.neg()).to(torch.float64), shift
-
-    def _add_sums(
-        self,
-        rep: RepresentationSums,
-        total: torch.Tensor,
-        column_max: torch.Tensor,
-        norms: torch.Tensor | None,
-        rows: int,
-    ) -> None:
-        """Add one chunk's column sums, column max |x|, row-norm sum and row count to a representation."""
-        rep.total = total.clone() if rep.total is None else rep.total + total
-        rep.absmax = column_max if rep.absmax is None else torch.maximum(rep.absmax, column_max)
-        if norms is not None:
-            rep.norm_total += float(norms.sum())
-        rep.n += rows
-
-    def _add_panel(
-        self,
-        panel: Panel,
-        buffer: torch.Tensor,
-        column_sums: torch.Tensor,
-        norms: Sequence[torch.Tensor | None],
-        rows: int,
-    ) -> None:
-        """Add one chunk's products (one GEMM), column sums and row-norm sums to a panel."""
-        rep_a = self._reps[panel.row]
-        start = self._reps[panel.cols[0]].offset
-        za = buffer[:, rep_a.offset : rep_a.offset + rep_a.width]
-        zb = buffer[:, start : start + panel.width]  # a contiguous run of representations
-        if self.precision == "float64":
-            panel.product.addmm_(za.T, zb)
-        else:  # float32 chunk product, added into the float64 sum
-            panel.product.add_(torch.mm(za.T, zb, out=self._product_out(za.shape[1], zb.shape[1])))
-        panel.row_total += column_sums[rep_a.offset : rep_a.offset + rep_a.width]
-        panel.col_total += column_sums[start : start + panel.width]
-        panel.n += rows
-        self.multiply_adds += rows * rep_a.width * panel.width
-        if self.row_norms:
-            assert panel.norms_dot is not None and panel.row_norms_cols is not None
-            assert panel.cols_norms_row is not None and panel.col_norm_totals is not None
-            pa = norms[panel.row]
-            assert pa is not None
-            pb = torch.stack([norms[b] for b in panel.cols], dim=1)  # type: ignore[misc]
-            panel.row_norm_total += float(pa.sum())
-            panel.col_norm_totals += pb.sum(dim=0)
-            panel.norms_dot += pa @ pb
-            panel.row_norms_cols += (pa.to(zb.dtype) @ zb).to(torch.float64)
-            panel.cols_norms_row += (za.T @ pb.to(za.dtype)).to(torch.float64)
+        self.multiply_adds += add_chunk(self._layout, self._buffers, self.precision, chunks, names)
 
     # --- reading -------------------------------------------------------------------------------------
     def _rep(self, a: int) -> RepresentationSums:
@@ -419,10 +224,6 @@ class CrossMoments:
         if rep.n == 0 or rep.total is None:
             raise ValueError(f"representation {a} has seen no rows yet; call update() first")
         return rep
-
-    def _block(self, a: int, b: int) -> tuple[Panel, int, slice]:
-        """Where block (a, b) lives (KeyError when it was not requested)."""
-        return self._layout.block(a, b)
 
     def n_rows(self, a: int | None = None) -> int:
         """Rows seen by one representation, or by all of them.
@@ -454,7 +255,7 @@ class CrossMoments:
     def _checked_block(self, a: int, b: int) -> tuple[Panel, int, slice]:
         """Block (a, b), checked to have seen the same rows (at least 2) as both its representations."""
         rep_a, rep_b = self._rep(a), self._rep(b)
-        panel, k, cols = self._block(a, b)
+        panel, k, cols = self._layout.block(a, b)  # KeyError when not requested
         if not rep_a.n == rep_b.n == panel.n:
             raise ValueError(
                 f"block ({a}, {b}) saw {panel.n} rows but representations {a} and {b} saw {rep_a.n} and "
@@ -539,7 +340,7 @@ class CrossMoments:
     def centred_norm_product(self, a: int, b: int) -> float:
         """The row-norm term of the unbiased HSIC of a pair: sum_i |x_a,i - mean_a|^2 |x_b,i - mean_b|^2.
 
-        The sums kept about the shifts are moved to the exact means (`reprsim.engine.blocks.moved_norm_sums`).
+        The sums kept about the shifts are moved to the exact means (`reprsim.engine.shifts.moved_norm_sums`).
 
         Parameters
         ----------
@@ -596,69 +397,9 @@ class CrossMoments:
             raise ValueError("cannot merge CrossMoments with different widths or blocks")
         if other.row_norms != self.row_norms:
             raise ValueError("cannot merge CrossMoments with and without row_norms")
-        deltas = [self._shift_difference(a, other) for a in range(self.n_reps)]
-        for mine, theirs in zip(self._panels, other._panels, strict=True):
-            if mine.frozen or theirs.frozen:
-                if mine is not theirs:
-                    raise ValueError(f"a block panel of representation {mine.row} is frozen but not shared")
-            elif theirs.n:
-                self._merge_panel(mine, theirs, deltas)
-        for a, (mine_rep, theirs_rep) in enumerate(zip(self._reps, other._reps, strict=True)):
-            if not mine_rep.frozen and theirs_rep.n:
-                self._merge_rep(mine_rep, theirs_rep, deltas[a])
+        merge_shard(self._layout, other._layout)
         self.multiply_adds += other.multiply_adds
         return self
-
-    def _shift_difference(self, a: int, other: CrossMoments) -> torch.Tensor:
-        """Delta = other's shift - this shift for representation a (zero when shared or unset)."""
-        mine, theirs = self._reps[a], other._reps[a]
-        if mine.frozen or theirs.frozen:
-            if mine is not theirs:
-                raise ValueError(f"representation {a} is frozen in one shard but not shared with the other")
-            return self._zeros(mine.width)
-        if theirs.shift is None:
-            return self._zeros(mine.width)
-        if mine.shift is None:
-            mine.shift = theirs.shift.to(self.device).clone()
-        return theirs.shift.to(self.device) - mine.shift
-
-    def _merge_rep(self, mine: RepresentationSums, theirs: RepresentationSums, delta: torch.Tensor) -> None:
-        """Add a shard's per-representation sums, moved by delta to this shift."""
-        assert theirs.total is not None and theirs.absmax is not None
-        total = theirs.total.to(self.device)
-        mine.norm_total += theirs.norm_total + float(2.0 * total @ delta + theirs.n * delta.square().sum())
-        total = total + theirs.n * delta
-        absmax = theirs.absmax.to(self.device)
-        mine.total = total if mine.total is None else mine.total + total
-        mine.absmax = absmax if mine.absmax is None else torch.maximum(mine.absmax, absmax)
-        mine.n += theirs.n
-
-    def _merge_panel(self, mine: Panel, theirs: Panel, deltas: Sequence[torch.Tensor]) -> None:
-        """Add a shard's panel, every block moved by its representations' deltas to these shifts."""
-        n = theirs.n
-        delta_a = deltas[mine.row]
-        for k, b in enumerate(mine.cols):
-            cols = slice(mine.col_starts[k], mine.col_starts[k] + self._widths[b])
-            delta_b = deltas[b]
-            s_a, s_b = theirs.row_total.to(self.device), theirs.col_total[cols].to(self.device)
-            if self.row_norms:
-                sums = panel_norm_sums(theirs, k, cols)
-                moved = moved_norm_sums(NormSums.to(sums, self.device), delta_a, delta_b, n)
-                assert mine.norms_dot is not None and mine.row_norms_cols is not None
-                assert mine.cols_norms_row is not None and mine.col_norm_totals is not None
-                mine.norms_dot[k] += moved.dot
-                mine.row_norms_cols[cols] += moved.a_norms_b_cols
-                mine.cols_norms_row[:, k] += moved.a_cols_b_norms
-                mine.col_norm_totals[k] += sums.norm_total_b + 2.0 * (s_b @ delta_b) + n * (delta_b @ delta_b)
-            block = theirs.product[:, cols].to(self.device)
-            mine.product[:, cols] += (
-                block + torch.outer(s_a, delta_b) + torch.outer(delta_a, s_b) + n * torch.outer(delta_a, delta_b)
-            )
-            mine.col_total[cols] += s_b + n * delta_b
-        s_a = theirs.row_total.to(self.device)
-        mine.row_norm_total += theirs.row_norm_total + float(2.0 * (s_a @ delta_a) + n * (delta_a @ delta_a))
-        mine.row_total += s_a + n * delta_a
-        mine.n += n
 
     def with_representations(self, widths: Sequence[int], pairs: PairSpec = "all") -> CrossMoments:
         """Moments for these representations plus new ones, of which only the new blocks get computed.

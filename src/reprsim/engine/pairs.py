@@ -18,10 +18,11 @@ import torch
 
 from reprsim.measures.neuron import NeuronMatch
 
+from .checks import Precision, check_precision, resolve_device
 from .families import LinearFamily, MomentsFamily, warn_about_fits
 from .linear_fit import Directed, SvccaOptions
 from .linear_score import MeasureValue, check_measures
-from .moments import CrossMoments, Precision, check_precision, resolve_device
+from .moments import CrossMoments
 from .scheduler import score_pairs
 from .sources import RepresentationSource, check_sources
 

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from reprsim.arrays import ArrayLike, warn_constant, warn_few_rows
+from reprsim.engine.checks import Precision, check_precision, resolve_device
 from reprsim.engine.linear_fit import (
     CCA_TYPE_MEASURES,
     ENGINE_MEASURES,
@@ -35,7 +36,7 @@ from reprsim.engine.linear_score import (
     derive,
     neuron_matches,
 )
-from reprsim.engine.moments import CrossMoments, Precision, check_precision, resolve_device
+from reprsim.engine.moments import CrossMoments
 from reprsim.measures import registry
 from reprsim.measures.neuron import NeuronMatch
 

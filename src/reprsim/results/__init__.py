@@ -11,8 +11,9 @@ both orders (direction "a->b", value = sim(a -> b)).
 
 from reprsim.layers import LayerId
 from reprsim.results.files import FORMAT_OF_SUFFIX, FORMATS, PROVENANCE_KEY, check_output_path, provenance_sidecar
+from reprsim.results.matrix import LayerMatrix
 from reprsim.results.schema import COLUMNS, DIRECTED, DIRECTIONS, LEVELS, SYMMETRIC, validate_frame
-from reprsim.results.table import LayerMatrix, ResultTable
+from reprsim.results.table import ResultTable
 
 __all__ = [
     "COLUMNS",

@@ -1,14 +1,14 @@
 """`ResultTable`: a validated results table with its provenance, and the queries the analysis and report use.
 
 A representation is identified by a ``LayerId(model, layer)`` tuple - never by a string that has to be
-parsed back.
+parsed back. The layer-by-layer matrices (`LayerMatrix`) and the dense per-measure matrices the pair
+queries read live in `reprsim.results.matrix`.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,85 +18,10 @@ import pandas as pd
 from reprsim.layers import LayerId
 
 from .files import read_table, write_table
+from .matrix import LayerIndex, LayerMatrix
 from .schema import COLUMNS, LEVELS, SYMMETRIC, check_provenance, validate_frame
 
-
-@dataclass(frozen=True)
-class LayerMatrix:
-    """A square layer-by-layer matrix of one measure: ``values[i, j] = sim(labels[i] -> labels[j])``.
-
-    Rows and columns share ``labels``, ordered model by model (in the order asked for) and layer by layer.
-    For symmetric measures the matrix is symmetric; for directed ones row i is the "from" side.
-
-    Parameters
-    ----------
-    measure
-        The measure's name.
-    level
-        ``"representation"`` or ``"attention"``.
-    symmetric
-        Whether the measure is symmetric.
-    labels
-        The representation of each row (and column).
-    values
-        The len(labels) x len(labels) matrix (read-only).
-    """
-
-    measure: str
-    level: str
-    symmetric: bool
-    labels: tuple[LayerId, ...]
-    values: np.ndarray
-
-    @property
-    def models(self) -> list[str]:
-        """Models in row order, each once."""
-        return list(dict.fromkeys(label.model for label in self.labels))
-
-    def model_slice(self, model: str) -> slice:
-        """Row/column range of one model's layers (they are contiguous by construction).
-
-        Parameters
-        ----------
-        model
-            A model of the matrix.
-
-        Returns
-        -------
-        slice
-            The rows (and columns) of its layers.
-
-        Raises
-        ------
-        KeyError
-            If the model is not in the matrix (listing those that are).
-        """
-        rows = [i for i, label in enumerate(self.labels) if label.model == model]
-        if not rows:
-            raise KeyError(f"model {model!r} is not in this matrix; it has {self.models}")
-        return slice(rows[0], rows[-1] + 1)
-
-    def block(self, model_a: str, model_b: str) -> np.ndarray:
-        """The sub-matrix of one model's layers against another's.
-
-        Parameters
-        ----------
-        model_a
-            The rows' model ("from" side for a directed measure).
-        model_b
-            The columns' model.
-
-        Returns
-        -------
-        numpy.ndarray
-            layers(model_a) x layers(model_b), a view of `values`.
-
-        Raises
-        ------
-        KeyError
-            If a model is not in the matrix.
-        """
-        return self.values[self.model_slice(model_a), self.model_slice(model_b)]
+__all__ = ["LayerMatrix", "ResultTable"]
 
 
 class ResultTable:
@@ -123,24 +48,11 @@ class ResultTable:
     def __init__(self, frame: pd.DataFrame, provenance: Mapping[str, Any] | None = None) -> None:
         self._frame = validate_frame(frame)
         self._provenance = check_provenance(provenance)
-        self._models, self._layers = _models_and_layers(self._frame)
-        self._position = {
-            LayerId(model, layer): i
-            for i, (model, layer) in enumerate((m, layer) for m in self._models for layer in self._layers[m])
-        }
+        self._index = LayerIndex(self._frame)
         kinds = self._frame.groupby("measure", sort=False)[["level", "direction"]].first()
         self._measure_kind: dict[str, tuple[str, str]] = {
             str(m): (str(level), str(direction)) for m, (level, direction) in kinds.iterrows()
         }
-        self._dense: dict[str, np.ndarray] = {}
-        # Layers each measure covers: attention measures have no layer 0 (embeddings carry no attention).
-        self._measure_layers: dict[str, dict[str, list[int]]] = {}
-        for measure, rows in self._frame.groupby("measure", sort=False):
-            sides = pd.concat([rows[["model_a", "layer_a"]].set_axis(["model", "layer"], axis=1),
-                               rows[["model_b", "layer_b"]].set_axis(["model", "layer"], axis=1)])
-            self._measure_layers[str(measure)] = {
-                str(m): sorted(int(v) for v in set(g.layer)) for m, g in sides.groupby("model", sort=False)
-            }
 
     # -- construction -------------------------------------------------------------------------------
     @classmethod
@@ -308,7 +220,7 @@ class ResultTable:
         list of str
             Each model once.
         """
-        return list(self._models)
+        return list(self._index.models)
 
     def layers(self, model: str, measure: str | None = None) -> list[int]:
         """The layers of a model that appear on either side of any pair.
@@ -331,12 +243,12 @@ class ResultTable:
         KeyError
             If the model or the measure is not in the table (listing those that are).
         """
-        if model not in self._layers:
+        if model not in self._index.layers:
             raise KeyError(f"model {model!r} is not in the results table; it has {self.models()}")
         if measure is None:
-            return list(self._layers[model])
+            return list(self._index.layers[model])
         self._kind(measure)
-        return list(self._measure_layers[measure].get(model, []))
+        return list(self._index.measure_layers[measure].get(model, []))
 
     def layer_ids(self, models: Sequence[str] | None = None, measure: str | None = None) -> list[LayerId]:
         """All representations of the given models, model by model and layer by layer.
@@ -449,18 +361,7 @@ class ResultTable:
             If the measure, a model or a layer is not in the table, or a pair was not computed (naming the
             first one missing and how many are).
         """
-        dense = self._dense_matrix(measure)
-        row_pos = self._positions(rows)
-        col_pos = self._positions(columns)
-        found = dense[np.ix_(row_pos, col_pos)]
-        missing = np.argwhere(np.isnan(found))
-        if missing.size:
-            a, b = LayerId(*rows[missing[0][0]]), LayerId(*columns[missing[0][1]])
-            raise KeyError(
-                f"measure {measure!r} has no value for ({a.model}, layer {a.layer}) -> "
-                f"({b.model}, layer {b.layer}) ({len(missing)} of {found.size} requested pairs missing)"
-            )
-        return found
+        return self._index.values(measure, self.is_symmetric(measure), rows, columns)
 
     def pair_matrix(self, measure: str, model_a: str, model_b: str) -> np.ndarray:
         """The values of one model's layers against another's, over the layers the measure covers.
@@ -539,57 +440,3 @@ class ResultTable:
         if measure not in self._measure_kind:
             raise KeyError(f"measure {measure!r} is not in the results table; it has {self.measures()}")
         return self._measure_kind[measure]
-
-    def _positions(self, layers: Sequence[LayerId]) -> np.ndarray:
-        """Row/column positions of representations in the dense per-measure matrices."""
-        out = np.empty(len(layers), dtype=np.intp)
-        for i, label in enumerate(layers):
-            key = LayerId(str(label[0]), int(label[1]))
-            if key not in self._position:
-                if key.model not in self._layers:
-                    raise KeyError(f"model {key.model!r} is not in the results table; it has {self.models()}")
-                raise KeyError(
-                    f"model {key.model!r} has no layer {key.layer} in the results table; "
-                    f"it has layers {self._layers[key.model]}"
-                )
-            out[i] = self._position[key]
-        return out
-
-    def _dense_matrix(self, measure: str) -> np.ndarray:
-        """All representations x all representations for one measure; NaN marks pairs not computed.
-
-        Internal only: every public accessor turns a NaN it meets into a KeyError naming the pair.
-        Symmetric rows are written in both orders.
-        """
-        cached = self._dense.get(measure)
-        if cached is not None:
-            return cached
-        self._kind(measure)
-        rows = self._frame[self._frame["measure"] == measure]
-        index = pd.MultiIndex.from_tuples(list(self._position), names=["model", "layer"])
-        pos_a = index.get_indexer(pd.MultiIndex.from_arrays([rows["model_a"], rows["layer_a"]]))
-        pos_b = index.get_indexer(pd.MultiIndex.from_arrays([rows["model_b"], rows["layer_b"]]))
-        dense = np.full((len(index), len(index)), np.nan)
-        values = rows["value"].to_numpy(dtype=np.float64)
-        dense[pos_a, pos_b] = values
-        if self.is_symmetric(measure):
-            dense[pos_b, pos_a] = values
-        dense.setflags(write=False)
-        self._dense[measure] = dense
-        return dense
-
-
-def _models_and_layers(frame: pd.DataFrame) -> tuple[list[str], dict[str, list[int]]]:
-    """Models in order of first appearance (row by row, model_a before model_b) and each one's layers."""
-    interleaved = np.column_stack([frame["model_a"].to_numpy(), frame["model_b"].to_numpy()]).ravel()
-    models = list(dict.fromkeys(interleaved.tolist()))
-    sides = pd.concat(
-        [
-            frame[["model_a", "layer_a"]].set_axis(["model", "layer"], axis=1),
-            frame[["model_b", "layer_b"]].set_axis(["model", "layer"], axis=1),
-        ],
-        ignore_index=True,
-    ).drop_duplicates()
-    grouped = sides.groupby("model", sort=False)["layer"]
-    layers = {str(model): sorted(int(x) for x in group) for model, group in grouped}
-    return models, layers

@@ -1,0 +1,293 @@
+"""The three passes of an all-pairs comparison, each giving results-table records for the pairs not done yet.
+
+- `streamed_records`: streamable representation measures (linear CKA, maxsim, linreg, the CCA family,
+  Procrustes, debiased CKA) from the engine's streaming pass of cross-products, memory independent of the
+  corpus (`LINEAR_BUDGET_BYTES` of blocks per pass);
+- `subsampled_records`: measures that build n x n matrices (RBF CKA, RSA, mutual k-NN) on one seeded row
+  subsample shared by every representation (`subsample_rows`; `PROFILE_BUDGET_BYTES` of fits at once);
+- `attention_records`: attention measures from per-layer fits of the stored word-level maps of a sentence
+  subsample (`ATTENTION_FIT_BUDGET_BYTES` of fits at once).
+
+Each drives its measure family (`reprsim.engine.PairFamily`) through the one scheduler
+(`reprsim.engine.score_pairs`) over the pairs that `done` (`done_keys` of an earlier table) does not hold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from reprsim import measures as registry
+from reprsim.engine import (
+    AttentionFamily,
+    Directed,
+    LinearFamily,
+    PairFamily,
+    RepresentationSource,
+    SampleFamily,
+    SvccaOptions,
+    resolve_device,
+    score_pairs,
+)
+from reprsim.engine.linear_family import warn_about_fits
+from reprsim.engine.linear_score import check_measures
+from reprsim.layers import LayerId
+from reprsim.results import DIRECTED, SYMMETRIC, ResultTable
+from reprsim.store import StoreEntry
+
+from .comparison_entries import attention_layers
+
+
+def _ordered_pairs(n: int, symmetric: bool) -> list[tuple[int, int]]:
+    """Index pairs to compute: i <= j for symmetric measures, every (i, j) for directed ones."""
+    return [(i, j) for i in range(n) for j in range(n) if not symmetric or i <= j]
+
+
+def _record(a: LayerId, b: LayerId, measure: str, value: float, level: str, n_rows: int,
+            subsample: bool) -> dict[str, Any]:
+    """One results-table row."""
+    info = registry.get(measure)
+    return {
+        "model_a": a.model, "layer_a": a.layer, "model_b": b.model, "layer_b": b.layer,
+        "measure": measure, "direction": SYMMETRIC if info.symmetric else DIRECTED,
+        "value": float(value), "level": level, "n_rows": n_rows, "subsample": subsample,
+    }
+
+
+def done_keys(previous: ResultTable | None) -> set[tuple[str, int, str, int, str]]:
+    """The rows an earlier table already holds, in the form the passes' ``done`` takes.
+
+    Parameters
+    ----------
+    previous
+        The earlier table, or ``None``.
+
+    Returns
+    -------
+    set of tuple
+        (model_a, layer_a, model_b, layer_b, measure) of every row (empty without a table).
+    """
+    if previous is None:
+        return set()
+    f = previous.frame
+    return set(zip(f.model_a, f.layer_a, f.model_b, f.layer_b, f.measure, strict=True))
+
+
+def _todo(reps: Sequence[Any], measure: str, done: set[tuple[str, int, str, int, str]]) -> list[tuple[int, int]]:
+    """The index pairs of one measure that are not computed yet."""
+    info = registry.get(measure)
+    ids: list[LayerId] = [r.id for r in reps]
+
+    def computed(a: LayerId, b: LayerId) -> bool:
+        # A symmetric pair counts as done in either order: an earlier run may have listed the models
+        # in another order (--models, a study's list, or the store's).
+        return (a.model, a.layer, b.model, b.layer, measure) in done or (
+            info.symmetric and (b.model, b.layer, a.model, a.layer, measure) in done
+        )
+
+    return [(i, j) for i, j in _ordered_pairs(len(reps), info.symmetric) if not computed(ids[i], ids[j])]
+
+
+def _family_records(family: PairFamily, ids: Sequence[LayerId], todo: dict[str, list[tuple[int, int]]],
+                    budget: int, level: str, n_rows: int, subsample: bool, progress: bool,
+                    description: str, unordered: bool = False) -> list[dict[str, Any]]:
+    """Run one family through the scheduler over the pairs some measure still needs, as table records.
+
+    With `unordered`, each pair is scored once as (min, max) and a directed value (`Directed`) gives both
+    orders' records; only the records that `todo` asks for are kept.
+    """
+    wanted = {m: set(pairs) for m, pairs in todo.items()}
+    pairs = sorted({(min(p), max(p)) if unordered else p for ps in todo.values() for p in ps})
+    if not pairs:
+        return []
+    scored = {(i, j): values for i, j, values in score_pairs(family, pairs, budget, progress=progress,
+                                                            description=description)}
+    records = []
+    for i, j in pairs:  # in pair order, whatever the tiling
+        for m, value in scored[i, j].items():
+            directions: list[tuple[int, int, float]]
+            if isinstance(value, Directed):
+                directions = [(i, j, value.a_to_b), (j, i, value.b_to_a)][: 1 if i == j else 2]
+            else:
+                directions = [(i, j, value)]
+            for a, b, v in directions:
+                if (a, b) in wanted.get(m, ()):
+                    records.append(_record(ids[a], ids[b], m, float(v), level, n_rows, subsample))
+    return records
+
+
+# --- linear measures: one streaming pass of cross-products ----------------------------------------------
+LINEAR_BUDGET_BYTES = 4 << 30  # cross-product blocks held per pass; beyond it, the rows are streamed per tile
+
+
+def streamed_records(reps: Sequence[RepresentationSource], names: Sequence[str],
+                     done: set[tuple[str, int, str, int, str]], device: str, chunk_rows: int,
+                     progress: bool) -> list[dict[str, Any]]:
+    """Linear measures from the engine's streaming pass over every needed pair (i <= j).
+
+    Every layer is fitted once; when the blocks exceed `LINEAR_BUDGET_BYTES` the rows are streamed once
+    per tile.
+
+    Parameters
+    ----------
+    reps
+        Every stored layer, as sources named by `LayerId`.
+    names
+        Measures from `reprsim.engine.ENGINE_MEASURES`.
+    done
+        (model_a, layer_a, model_b, layer_b, measure) of the rows already computed; a symmetric pair counts
+        as done in either order.
+    device
+        ``"auto"``, ``"cpu"`` or ``"cuda"``.
+    chunk_rows
+        Rows per chunk of a pass.
+    progress
+        Show progress bars.
+
+    Returns
+    -------
+    list of dict
+        Results-table records (level ``"representation"``, ``subsample`` False): one per symmetric pair,
+        both orders of a directed measure.
+
+    Warns
+    -----
+    ConstantNeuronWarning, FewRowsWarning
+        As `reprsim.engine.all_pairs`.
+    """
+    if not names:
+        return []
+    family = LinearFamily(reps, check_measures(names), device=resolve_device(device), precision="float64",
+                          svcca=SvccaOptions(), chunk_rows=chunk_rows, workers=torch.get_num_threads(),
+                          progress=progress)
+    ids: list[LayerId] = [r.id for r in reps]  # type: ignore[misc]
+    records = _family_records(family, ids, {m: _todo(reps, m, done) for m in names}, LINEAR_BUDGET_BYTES,
+                              "representation", int(reps[0].n_rows or 0), False, progress, "pairs", unordered=True)
+    warn_about_fits(family.fits, ids, names)
+    return records
+
+
+# --- n x n measures: a shared row subsample ------------------------------------------------------------
+def subsample_rows(n: int, size: int, seed: int) -> np.ndarray:
+    """Sorted row indices of a seeded subsample, shared by every representation.
+
+    Parameters
+    ----------
+    n
+        The number of rows to choose from.
+    size
+        How many to choose.
+    seed
+        The random generator's seed.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``size`` sorted indices drawn without replacement, or every index when ``n <= size``.
+    """
+    if n <= size:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, size=size, replace=False))
+
+
+PROFILE_BUDGET_BYTES = 2 << 30  # n x n fits held at once; beyond it, representations are fitted in tiles
+
+
+def subsampled_records(reps: Sequence[RepresentationSource], names: Sequence[str],
+                       done: set[tuple[str, int, str, int, str]], size: int, seed: int, chunk_rows: int,
+                       progress: bool) -> list[dict[str, Any]]:
+    """N x n measures on one shared row subsample, every pair scored from per-representation fits.
+
+    Each representation is fitted once per measure (once per tile of representations when the fits exceed
+    `PROFILE_BUDGET_BYTES`).
+
+    Parameters
+    ----------
+    reps
+        Every stored layer, as sources named by `LayerId`.
+    names
+        Registry names of n x n measures (RBF CKA, RSA, mutual k-NN, ...).
+    done
+        (model_a, layer_a, model_b, layer_b, measure) of the rows already computed; a symmetric pair counts
+        as done in either order.
+    size
+        Rows in the subsample (all rows when the corpus has no more).
+    seed
+        The subsample's seed.
+    chunk_rows
+        Rows per chunk read.
+    progress
+        Show progress bars.
+
+    Returns
+    -------
+    list of dict
+        Results-table records (level ``"representation"``, ``n_rows`` the subsample's size, ``subsample``
+        True when it is smaller than the corpus).
+    """
+    if not reps:
+        return []
+    n_words = int(reps[0].n_rows or 0)
+    rows = subsample_rows(n_words, size, seed)
+    ids: list[LayerId] = [r.id for r in reps]  # type: ignore[misc]
+    records = []
+    for m in names:
+        family = SampleFamily(reps, m, rows, chunk_rows)
+        records += _family_records(family, ids, {m: _todo(reps, m, done)}, PROFILE_BUDGET_BYTES, "representation",
+                                   len(rows), len(rows) < n_words, progress, f"{m} pairs")
+    return records
+
+
+# --- attention measures ----------------------------------------------------------------------------------
+ATTENTION_FIT_BUDGET_BYTES = 2 << 30  # attention fits held at once; beyond it, layers are fitted in tiles
+
+
+def attention_records(entries: Sequence[StoreEntry], names: Sequence[str],
+                      done: set[tuple[str, int, str, int, str]], max_sentences: int, seed: int,
+                      progress: bool) -> list[dict[str, Any]]:
+    """Attention measures on a shared sentence subsample, every pair of layers scored from per-layer fits.
+
+    Each layer is fitted once per measure (once per tile of layers when the fits exceed
+    `ATTENTION_FIT_BUDGET_BYTES`). Only entries extracted with attention, and their layers with heads, take
+    part.
+
+    Parameters
+    ----------
+    entries
+        The store entries compared.
+    names
+        Registry names of attention measures.
+    done
+        (model_a, layer_a, model_b, layer_b, measure) of the rows already computed; a symmetric pair counts
+        as done in either order.
+    max_sentences
+        Sentences in the subsample (all when the corpus has no more).
+    seed
+        The subsample's seed.
+    progress
+        Show progress bars.
+
+    Returns
+    -------
+    list of dict
+        Results-table records (level ``"attention"``, ``n_rows`` the subsample's words, ``subsample`` True
+        when it is smaller than the corpus); empty when no layer has attention.
+    """
+    layers = attention_layers(entries)
+    if not layers or not names:
+        return []
+    n_sentences = entries[0].n_sentences
+    sentences = subsample_rows(n_sentences, max_sentences, seed)
+    lengths = [int(t) for t in np.asarray(entries[0].sentence_lengths)[sentences]]
+    ids: list[LayerId] = [a.id for a in layers]  # type: ignore[misc]
+    records = []
+    for m in names:
+        family = AttentionFamily(layers, m, sentences, lengths)
+        records += _family_records(family, ids, {m: _todo(layers, m, done)}, ATTENTION_FIT_BUDGET_BYTES,
+                                   "attention", sum(lengths), len(sentences) < n_sentences, progress, f"{m} pairs")
+    return records
+
+

@@ -1,0 +1,333 @@
+"""The linear measure family of the fit-once protocol (`reprsim.engine.scheduler.PairFamily`).
+
+- `LinearFamily`: every linear measure (CKA, the CCA family, linreg, maxsim, Procrustes). A tile's fit is one
+  streaming pass over the rows forming the tile's cross-product blocks (and the covariance of each
+  representation seen for the first time, kept as a `LinearFit` for every later tile); a pair is scored from
+  the two fits and its cross block.
+- `MomentsFamily`: the linear family over moments accumulated (or merged) by hand, for `pair_results`.
+- `warn_about_fits`: the study-wide warnings about the fits (constant neurons, too few rows for CCA).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Hashable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import torch
+
+from reprsim.arrays import ConstantNeuronWarning, FewRowsWarning
+from reprsim.measures import registry
+
+from .block_score import prepare_fit
+from .checks import Precision
+from .linear_fit import CCA_TYPE_MEASURES, ROW_NORM_MEASURES, LinearFit, SvccaOptions
+from .linear_score import PairTerms, derive, neuron_matches, svcca_options_of
+from .moments import CrossMoments
+from .scheduler import PairScore, Tile
+from .sources import RepresentationSource, stream
+
+
+@contextlib.contextmanager
+def _one_blas_thread_each(workers: int, device: torch.device) -> Iterator[int]:
+    """Run small decompositions as `workers` parallel single-threaded jobs (restores the thread count).
+
+    LAPACK on d x d matrices of a few hundred scales poorly across threads (and collapses when the cores
+    are shared), while independent pairs parallelise perfectly.
+    """
+    if device.type != "cpu" or workers <= 1:
+        yield 1
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield workers
+    finally:
+        torch.set_num_threads(before)
+
+
+def _prepare(fit: LinearFit, measures: Sequence[str], svcca_options: SvccaOptions) -> None:
+    """Compute the per-representation decompositions the measures will use, before pairs share them."""
+    bases = {registry.parse_spec(m)[0]: m for m in measures}
+    if any(m in bases for m in ("linreg", "r2_lr", "cca_r2", "cca_rho", "pwcca")):
+        fit.whitener  # noqa: B018 (cached)
+        if "pwcca" in bases:
+            fit.loadings  # noqa: B018
+    for m in measures:
+        if registry.parse_spec(m)[0] == "svcca":
+            fit.svcca_basis(svcca_options_of(registry.get(m).options, svcca_options))
+    prepare_fit(fit, measures)
+    fit.drop_decompositions()
+
+
+def warn_about_fits(fits: Mapping[int, LinearFit], ids: Sequence[Hashable], measures: Sequence[str]) -> None:
+    """Warn once about every constant neuron of a study, and once when its rows are too few for CCA.
+
+    Parameters
+    ----------
+    fits
+        The fits of the study's representations, by index.
+    ids
+        Names of the representations (indexed like `fits`), used in the message.
+    measures
+        The measures computed; the row-count warning is given only when one of them is CCA-type
+        (``cca_r2``, ``cca_rho``, ``svcca``, ``pwcca``).
+
+    Warns
+    -----
+    ConstantNeuronWarning
+        When some representation has constant (zero-variance) neurons, which neuron-level and CCA-type
+        scores exclude; the message lists the first ten representations with their counts.
+    FewRowsWarning
+        When a CCA-type measure was computed on fewer than 10 x the widest representation's width in rows
+        (the measures then approach 1 as the rank reaches n).
+    """
+    constant = [(ids[i], s.n_constant) for i, s in sorted(fits.items()) if s.n_constant]
+    if constant:
+        listing = ", ".join(f"{rid!r}: {k}" for rid, k in constant[:10])
+        more = f" and {len(constant) - 10} more" if len(constant) > 10 else ""
+        warnings.warn(
+            f"constant neurons (zero variance) excluded from neuron-level and CCA-type scores: {listing}{more}",
+            ConstantNeuronWarning,
+            stacklevel=3,
+        )
+    if CCA_TYPE_MEASURES & set(measures) and fits:
+        any_fit = next(iter(fits.values()))
+        widest = max(s.width for s in fits.values())
+        if any_fit.n < 10 * widest:
+            warnings.warn(
+                f"n={any_fit.n} rows is fewer than 10 x the widest representation ({widest}); CCA-type "
+                "measures approach 1 as rank reaches n and say little about similarity here",
+                FewRowsWarning,
+                stacklevel=3,
+            )
+
+
+class LinearFamily:
+    """Every linear measure of many representations, from streaming passes over their rows.
+
+    A pair's scores are ``{measure: value}``, a float for a symmetric measure and a `Directed` for a directed
+    one; memory per tile is the members' covariance blocks plus the tile's cross blocks (8 d_a d_b bytes each).
+
+    Parameters
+    ----------
+    sources
+        The representations.
+    measures
+        Checked names from `reprsim.engine.ENGINE_MEASURES`.
+    device
+        The torch device of the accumulators and derivations.
+    precision
+        ``"float64"`` GEMMs, or ``"float32"`` GEMMs added into float64 sums.
+    svcca
+        SVCCA's options.
+    chunk_rows
+        Rows per chunk of a pass.
+    neuron_matches_too
+        Also give each pair's per-neuron maxsim matches (a `Directed` of `NeuronMatch` under the key
+        ``"neurons"``).
+    workers
+        Parallel pair derivations on the CPU (values below 1 count as 1).
+    progress
+        Show a progress bar over each pass.
+
+    Attributes
+    ----------
+    ids
+        The representations' ids, in source order.
+    fits
+        The `LinearFit` of every representation fitted so far, by index (kept across tiles).
+    passes
+        How many passes over the rows have been made.
+    """
+
+    def __init__(
+        self,
+        sources: Sequence[RepresentationSource],
+        measures: Sequence[str],
+        *,
+        device: torch.device,
+        precision: Precision,
+        svcca: SvccaOptions,
+        chunk_rows: int,
+        neuron_matches_too: bool = False,
+        workers: int = 1,
+        progress: bool = False,
+    ) -> None:
+        self.sources = list(sources)
+        self.measures = tuple(measures)
+        self.device, self.precision, self.svcca = device, precision, svcca
+        self.chunk_rows, self.neuron_matches_too = chunk_rows, neuron_matches_too
+        self.workers, self.progress = max(1, workers), progress
+        self.ids = [s.id for s in self.sources]
+        self.fits: dict[int, LinearFit] = {}
+        self.passes = 0
+        self._moments: CrossMoments | None = None
+        self._local: dict[int, int] = {}
+
+    def fit_bytes(self, item: int) -> int:
+        """Bytes of a representation's covariance block.
+
+        Parameters
+        ----------
+        item
+            Index of the representation.
+
+        Returns
+        -------
+        int
+            ``8 d^2`` for width d.
+        """
+        return 8 * self.sources[item].width ** 2
+
+    def pair_bytes(self, a: int, b: int) -> int:
+        """Bytes of a pair's cross-product block.
+
+        Parameters
+        ----------
+        a, b
+            Indices of the pair's representations.
+
+        Returns
+        -------
+        int
+            ``8 d_a d_b``.
+        """
+        return 8 * self.sources[a].width * self.sources[b].width
+
+    def fit(self, tile: Tile) -> None:
+        """Stream the rows once for the tile's cross blocks and the covariances of representations new to it.
+
+        Each new representation's `LinearFit` is built and its decompositions for the chosen measures
+        computed (in parallel on the CPU), then kept for every later tile.
+
+        Parameters
+        ----------
+        tile
+            The tile to open.
+
+        Raises
+        ------
+        ValueError
+            If a source gives bad rows (non-finite values, a wrong width, more or fewer rows than the
+            others) or a decomposition fails, naming the representation.
+        """
+        self._moments = None
+        new = [m for m in tile.members if m not in self.fits]
+        moments, self._local = self._accumulate(tile, new)
+
+        def build(g: int) -> LinearFit:
+            fit = LinearFit.from_moments(moments, self._local[g], name=f"representation {self.ids[g]!r}")
+            _prepare(fit, self.measures, self.svcca)
+            return fit
+
+        with _one_blas_thread_each(self.workers, self.device) as n, ThreadPoolExecutor(n) as pool:
+            self.fits.update(zip(new, pool.map(build, new), strict=True))
+        self._moments = moments
+
+    def _accumulate(self, tile: Tile, new: Sequence[int]) -> tuple[CrossMoments, dict[int, int]]:
+        """One pass over the rows of the tile's members: its cross blocks and the new members' own blocks."""
+        local = {g: i for i, g in enumerate(tile.members)}
+        blocks = {(min(a, b), max(a, b)) for a, b in tile.pairs} | {(m, m) for m in new}
+        moments = CrossMoments(
+            [self.sources[g].width for g in tile.members],
+            sorted((local[a], local[b]) for a, b in blocks),
+            device=self.device,
+            precision=self.precision,
+            row_norms=_needs_row_norms(self.measures),
+            diagonal=False,
+        )
+        self.passes += 1
+        stream([self.sources[g] for g in tile.members], moments, self.chunk_rows, self.progress,
+               f"pass {self.passes}" if self.passes > 1 else "streaming rows")
+        return moments, local
+
+    def terms(self, a: int, b: int) -> PairTerms:
+        """The cross terms of a pair of the open tile.
+
+        Parameters
+        ----------
+        a, b
+            Indices of a pair of the tile last passed to `fit`.
+
+        Returns
+        -------
+        PairTerms
+            The two fits with the pair's centred cross block (and row-norm product for debiased CKA).
+        """
+        assert self._moments is not None
+        m, la, lb = self._moments, self._local[a], self._local[b]
+        return PairTerms(self.fits[a], self.fits[b], m.centred(la, lb),
+                         m.centred_norm_product(la, lb) if m.row_norms else None)
+
+    def score(self, tile: Tile) -> Iterator[PairScore]:
+        """Every measure of each pair of the tile, derived in parallel on the CPU.
+
+        Parameters
+        ----------
+        tile
+            The tile last passed to `fit`; its cross blocks are released once every pair is scored.
+
+        Yields
+        ------
+        tuple of (int, int, dict)
+            ``(a, b, {measure: value})`` per pair, in the tile's order (plus ``"neurons"`` when asked for).
+
+        Raises
+        ------
+        ValueError
+            If a measure is undefined for a pair (e.g. every neuron constant); the message names the pair.
+        """
+
+        def one(pair: tuple[int, int]) -> PairScore:
+            a, b = pair
+            terms = self.terms(a, b)
+            try:
+                values: dict[str, Any] = dict(derive(terms, self.measures, self.svcca))
+                if self.neuron_matches_too:
+                    values["neurons"] = neuron_matches(terms)
+            except ValueError as exc:
+                raise ValueError(f"pair ({self.ids[a]!r}, {self.ids[b]!r}): {exc}") from exc
+            return a, b, values
+
+        with _one_blas_thread_each(self.workers, self.device) as n, ThreadPoolExecutor(n) as pool:
+            yield from pool.map(one, tile.pairs)
+        self._moments = None
+
+
+class MomentsFamily(LinearFamily):
+    """The linear family over moments accumulated (or merged) by hand: no pass over rows, one tile.
+
+    Parameters
+    ----------
+    moments
+        Moments holding the diagonal block of every representation in a pair and each pair's cross block.
+    ids
+        Names of the representations.
+    measures, svcca, neuron_matches_too, workers
+        As for `LinearFamily`.
+
+    Notes
+    -----
+    The moments are held whole already, so tiling would save nothing: `pair_results` drives this family with
+    no budget limit (one tile).
+    """
+
+    def __init__(self, moments: CrossMoments, ids: Sequence[Hashable], measures: Sequence[str], *,
+                 svcca: SvccaOptions, neuron_matches_too: bool = False, workers: int = 1) -> None:
+        sources = [RepresentationSource(id=i, width=w, chunks=lambda _: iter(())) for i, w in zip(ids, moments.widths,
+                                                                                              strict=True)]
+        super().__init__(sources, measures, device=moments.device, precision=moments.precision, svcca=svcca,
+                         chunk_rows=1, neuron_matches_too=neuron_matches_too, workers=workers)
+        self.moments = moments
+
+    def _accumulate(self, tile: Tile, new: Sequence[int]) -> tuple[CrossMoments, dict[int, int]]:
+        """The given moments, indexed as they are (no pass)."""
+        return self.moments, {i: i for i in range(self.moments.n_reps)}
+
+
+def _needs_row_norms(measures: Sequence[str]) -> bool:
+    """Whether some measure (debiased or lange CKA) needs the row-norm sums of the pass."""
+    return any(registry.parse_spec(m)[0] in ROW_NORM_MEASURES for m in measures)
