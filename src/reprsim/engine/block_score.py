@@ -17,7 +17,7 @@ import torch
 
 from reprsim.measures import registry
 from reprsim.measures.matching import assignment_score, soft_matching_from_correlations
-from reprsim.measures.shape import check_alpha, check_kind, preserved_variance_scale, shape_distance
+from reprsim.measures.shape import NO_WHITENING, check_alpha, check_kind, preserved_variance_scale, shape_distance
 from reprsim.measures.spectral import check_lam
 from reprsim.measures.statistics import magnitude
 
@@ -52,7 +52,10 @@ def shape_metric(t: PairTerms, alpha: float = 1.0, kind: str = "angular") -> flo
     alpha, ground = check_alpha(alpha), check_kind(kind)
     bx, values_x = t.x.shape_basis(alpha)
     by, values_y = t.y.shape_basis(alpha)
-    nuclear = float(singular_values(bx @ t.varying_cross @ by.T, "the whitened cross product").sum())
+    if alpha > NO_WHITENING:  # B = V^T spans each side's numerical range: the nuclear norm of C_xy itself
+        nuclear = t.cross_nuclear_norm
+    else:
+        nuclear = float(singular_values(bx @ t.varying_cross @ by.T, "the whitened cross product").sum())
     norm_x, norm_y = float((values_x * bx.square().sum(dim=1)).sum()), float((values_y * by.square().sum(dim=1)).sum())
     width = max(t.x.width, t.y.width)
     scale_x = preserved_variance_scale(values_x, alpha, width) if ground == "euclidean" else 1.0

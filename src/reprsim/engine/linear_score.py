@@ -452,8 +452,13 @@ def derive(t: PairTerms, measures: Sequence[str], svcca_options: SvccaOptions | 
         measure's function).
     """
     defaults = svcca_options if svcca_options is not None else SvccaOptions()
+    specs = check_measures(measures)
+    parsed = [(spec, *_base_and_options(spec)) for spec in specs]
+    if any(base == "pwcca" for _, base, _ in parsed):
+        # PWCCA needs the canonical directions; decomposed first, they also give the other CCA measures
+        # their correlations instead of a second decomposition.
+        t.canonical  # noqa: B018 (cached)
     values: dict[str, MeasureValue] = {}
-    for spec in check_measures(measures):
-        base, options = _base_and_options(spec)
+    for spec, base, options in parsed:
         values[spec] = _DERIVATIONS[base](t, options, defaults)
     return values

@@ -29,7 +29,7 @@ from reprsim.measures.regression import rank_tolerance, rounding_floor, thin_svd
 
 ShapeKind = Literal["angular", "euclidean"]
 # netrep skips whitening for alpha above 1 - this (its eigval_tol): the data are then only centred.
-_NO_WHITENING = 1.0 - 1e-7
+NO_WHITENING = 1.0 - 1e-7
 
 
 def check_alpha(alpha: float, measure: str = "shape_metric") -> float:
@@ -98,7 +98,7 @@ def whitening_weights(values: torch.Tensor, alpha: float) -> torch.Tensor:
     torch.Tensor
         One weight per eigenvalue (all ones when `alpha` is 1 up to netrep's tolerance).
     """
-    if alpha > _NO_WHITENING:
+    if alpha > NO_WHITENING:
         return torch.ones_like(values)
     return alpha + (1.0 - alpha) / values.sqrt()
 
@@ -122,7 +122,7 @@ def preserved_variance_scale(values: torch.Tensor, alpha: float, width: int) -> 
         ``sqrt(sum lambda / sum_k (alpha sqrt(lambda_k) + 1 - alpha)^2)`` over all `width` directions; 1 when
         `alpha` is 1.
     """
-    if alpha > _NO_WHITENING:
+    if alpha > NO_WHITENING:
         return 1.0
     new_variance = float((alpha * values.sqrt() + (1.0 - alpha)).square().sum())
     new_variance += (width - values.numel()) * (1.0 - alpha) ** 2
