@@ -13,11 +13,44 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from itertools import permutations
+from typing import Literal, get_args
 
 import numpy as np
 import pandas as pd
 
 from reprsim.results import ResultTable
+
+Aggregation = Literal["mean_best", "max", "depth_diagonal"]
+AGGREGATIONS: tuple[str, ...] = get_args(Aggregation)
+
+
+def check_aggregation(aggregation: str) -> str:
+    """Check a model-level aggregation name.
+
+    Parameters
+    ----------
+    aggregation : str
+        One of `AGGREGATIONS`.
+
+    Returns
+    -------
+    str
+        The name.
+
+    Raises
+    ------
+    ValueError
+        If it is not one of `AGGREGATIONS`.
+    """
+    if aggregation not in AGGREGATIONS:
+        raise ValueError(f"aggregation must be one of {', '.join(AGGREGATIONS)}, got {aggregation!r}")
+    return aggregation
+
+
+def _nearest_depth(layers_a: Sequence[int], layers_b: Sequence[int]) -> np.ndarray:
+    """For each layer of A, the column of the layer of B at the nearest relative depth (the shallower on ties)."""
+    depth_a, depth_b = relative_depth(layers_a), relative_depth(layers_b)
+    return np.abs(depth_a[:, None] - depth_b[None, :]).argmin(axis=1)
 
 
 def larger_means_similar(measure: str, override: bool | None = None) -> bool:
@@ -186,11 +219,20 @@ def model_to_model(
     measure: str,
     models: Sequence[str] | None = None,
     larger_is_similar: bool | None = None,
+    aggregation: Aggregation = "mean_best",
 ) -> pd.DataFrame:
     """Compute the model-to-model similarity sim(A -> B) for every ordered pair of different models.
 
-    sim(A -> B) is the mean over the layers of A of their layer-to-model similarity to B (see
-    `layer_to_model`); it is directed, so it is also symmetrised by averaging both directions.
+    How the layer pairs of A and B become one value is `aggregation` (`AGGREGATIONS`):
+
+    - ``"mean_best"`` (default; Wu et al. 2020): the mean over the layers of A of their best match in B (their
+      layer-to-model similarity, `layer_to_model`). Directed even for a symmetric measure.
+    - ``"max"`` (Huh et al. 2024): the best value over all layer pairs (A_l, B_l'), the minimum for a distance.
+      For a symmetric measure both directions agree.
+    - ``"depth_diagonal"`` (Wolfram & Schein 2025): the mean over the layers of A of sim(A_l -> B_l'), l' the
+      layer of B at the nearest relative depth (`relative_depth`; ties to the shallower layer).
+
+    The directed values are also symmetrised by averaging both directions.
 
     Parameters
     ----------
@@ -202,13 +244,15 @@ def model_to_model(
         The models to use (at least two); default all models that `measure` covers.
     larger_is_similar : bool, optional
         Whether larger values mean more similar; default from the measure registry.
+    aggregation : {"mean_best", "max", "depth_diagonal"}, default "mean_best"
+        How the layer pairs of two models become one value (see above).
 
     Returns
     -------
     pandas.DataFrame
-        One row per ordered pair, with columns ``model_a``, ``model_b``, ``measure``, ``value`` (the mean
-        over the layers of a of their best match in b) and ``symmetric`` (the mean of the a -> b and b -> a
-        values, identical for both orders).
+        One row per ordered pair, with columns ``model_a``, ``model_b``, ``measure``, ``value`` (sim(a -> b)
+        under `aggregation`) and ``symmetric`` (the mean of the a -> b and b -> a values, identical for both
+        orders).
 
     Raises
     ------
@@ -217,13 +261,28 @@ def model_to_model(
     ValueError
         As `layer_to_model`.
     """
-    per_layer = layer_to_model(table, measure, models, larger_is_similar)
-    directed = (
-        per_layer.groupby(["model", "other_model"], sort=False)["value"]
-        .mean()
-        .reset_index()
-        .rename(columns={"model": "model_a", "other_model": "model_b"})
-    )
+    check_aggregation(aggregation)
+    if aggregation == "mean_best":
+        per_layer = layer_to_model(table, measure, models, larger_is_similar)
+        directed = (
+            per_layer.groupby(["model", "other_model"], sort=False)["value"]
+            .mean()
+            .reset_index()
+            .rename(columns={"model": "model_a", "other_model": "model_b"})
+        )
+    else:
+        larger = larger_means_similar(measure, larger_is_similar)
+        names = distinct_models(table, models, measure)
+        rows = []
+        for a, b in permutations(names, 2):
+            block = table.pair_matrix(measure, a, b)
+            if aggregation == "max":
+                value = float(block.max() if larger else block.min())
+            else:
+                nearest = _nearest_depth(table.layers(a, measure), table.layers(b, measure))
+                value = float(block[np.arange(block.shape[0]), nearest].mean())
+            rows.append({"model_a": a, "model_b": b, "value": value})
+        directed = pd.DataFrame(rows, columns=["model_a", "model_b", "value"])
     reverse = directed.rename(columns={"model_a": "model_b", "model_b": "model_a", "value": "reverse"})
     merged = directed.merge(reverse, on=["model_a", "model_b"], how="left", validate="one_to_one")
     merged["symmetric"] = (merged["value"] + merged["reverse"]) / 2.0
@@ -237,6 +296,7 @@ def model_matrix(
     models: Sequence[str] | None = None,
     larger_is_similar: bool | None = None,
     symmetric: bool = False,
+    aggregation: Aggregation = "mean_best",
 ) -> pd.DataFrame:
     """Arrange the model-to-model similarities as a square model x model table.
 
@@ -253,6 +313,8 @@ def model_matrix(
         Whether larger values mean more similar; default from the measure registry.
     symmetric : bool, default False
         Give the symmetrised value instead of the directed sim(row -> column).
+    aggregation : {"mean_best", "max", "depth_diagonal"}, default "mean_best"
+        How the layer pairs of two models become one value (see `model_to_model`).
 
     Returns
     -------
@@ -268,7 +330,7 @@ def model_matrix(
     ValueError
         As `layer_to_model`.
     """
-    tidy = model_to_model(table, measure, models, larger_is_similar)
+    tidy = model_to_model(table, measure, models, larger_is_similar, aggregation)
     names = distinct_models(table, models, measure)
     column = "symmetric" if symmetric else "value"
     wide = tidy.pivot(index="model_a", columns="model_b", values=column)
@@ -283,6 +345,7 @@ def model_pairs(
     measure: str,
     models: Sequence[str] | None = None,
     larger_is_similar: bool | None = None,
+    aggregation: Aggregation = "mean_best",
 ) -> pd.DataFrame:
     """Compute one symmetric model-to-model value per unordered pair of different models.
 
@@ -301,6 +364,8 @@ def model_pairs(
         covers, in table order.
     larger_is_similar : bool, optional
         Whether larger values mean more similar; default from the measure registry.
+    aggregation : {"mean_best", "max", "depth_diagonal"}, default "mean_best"
+        How the layer pairs of two models become one value (see `model_to_model`).
 
     Returns
     -------
@@ -315,7 +380,7 @@ def model_pairs(
     ValueError
         As `layer_to_model`.
     """
-    tidy = model_to_model(table, measure, models, larger_is_similar)
+    tidy = model_to_model(table, measure, models, larger_is_similar, aggregation)
     names = distinct_models(table, models, measure)
     directed = {(a, b): v for a, b, v in zip(tidy["model_a"], tidy["model_b"], tidy["value"], strict=True)}
     rows = [
@@ -361,3 +426,59 @@ def relative_depth(layers: Sequence[int]) -> np.ndarray:
         raise ValueError(f"layer indices must be non-negative, got {sorted(set(values[values < 0].tolist()))}")
     deepest = values.max()
     return values / deepest if deepest > 0 else np.zeros_like(values)
+
+
+def depth_aggregate(
+    table: ResultTable,
+    measure: str,
+    bins: int = 10,
+    models: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """Average the layer pairs of every pair of different models on a unit square of relative depths.
+
+    Each layer pair (A_l, B_l') of two different models falls in the bin of its relative depths
+    (`relative_depth`: l / deepest layer of A, l' / deepest layer of B); each bin holds the mean over all model
+    pairs and layer pairs in it (Wolfram & Schein 2025's depth-normalised matrix). Both orders of a model pair
+    are used, so for a symmetric measure the matrix is symmetric.
+
+    Parameters
+    ----------
+    table : ResultTable
+        The results table.
+    measure : str
+        The measure to aggregate.
+    bins : int, default 10
+        Bins per axis; depth 1.0 goes in the last bin.
+    models : sequence of str, optional
+        The models to use (at least two); default all models that `measure` covers.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``bins`` x ``bins``: rows are the relative depth of the first model's layer, columns of the second's
+        (both labelled by the bin's lower edge); NaN where no layer pair falls.
+
+    Raises
+    ------
+    ValueError
+        If `bins` is not a positive integer, or fewer than two models are covered.
+    KeyError
+        If a needed layer pair is not in the table.
+    """
+    if isinstance(bins, bool) or not isinstance(bins, int) or bins < 1:
+        raise ValueError(f"bins must be a positive integer, got {bins!r}")
+    names = distinct_models(table, models, measure)
+    total = np.zeros((bins, bins))
+    count = np.zeros((bins, bins))
+    for a, b in permutations(names, 2):
+        block = table.pair_matrix(measure, a, b)
+        rows = np.minimum((relative_depth(table.layers(a, measure)) * bins).astype(int), bins - 1)
+        cols = np.minimum((relative_depth(table.layers(b, measure)) * bins).astype(int), bins - 1)
+        np.add.at(total, (rows[:, None], cols[None, :]), block)
+        np.add.at(count, (rows[:, None], cols[None, :]), 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(count > 0, total / np.maximum(count, 1), np.nan)
+    edges = [round(k / bins, 6) for k in range(bins)]
+    frame = pd.DataFrame(mean, index=pd.Index(edges, name="depth_a"), columns=edges)
+    frame.columns.name = "depth_b"
+    return frame
