@@ -12,23 +12,20 @@ has in running text (docs: alignment-pitfalls). The adapter handles them by prob
   prepended (and dropped again), so the first word is not the position that soaks up attention (SmolLM2:
   id 1);
 - literal "[SEP]", "<s>", "<|im_end|>" in the text stay words (split_special_tokens=True).
+
+Tokenizing word by word, and windowing long sentences, is `reprsim.extraction.tokenization`'s job.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
 
-from reprsim.extraction.adapter import AdapterOutput, SentenceError
+from reprsim.extraction.adapter import AdapterOutput
 from reprsim.extraction.alignment import (
-    WordWindow,
-    alignment_problem,
     check_subword_rule,
-    drop_space_pieces,
-    plan_windows,
     pool_attention,
     pooling_weights,
     word_ids_tensor,
@@ -37,7 +34,6 @@ from reprsim.extraction.alignment import (
 )
 from reprsim.extraction.probes import (
     accepts_position_ids,
-    call_tokenizer,
     context_limit,
     needs_space_prefix,
     opening_cls_token,
@@ -47,58 +43,23 @@ from reprsim.extraction.probes import (
     weights_sha256,
 )
 from reprsim.extraction.rows import TEXT_ROW_RULES, pool_text_rows, text_token_weights
+from reprsim.extraction.tokenization import (
+    LONG_SENTENCE_MODES,
+    SentenceTokenization,
+    TokenizedUnit,
+    check_long_sentences,
+)
 
-LONG_SENTENCE_MODES: tuple[str, ...] = ("error", "window")
-
-
-@dataclass(frozen=True)
-class TokenizedUnit:
-    """One sequence fed to the model: a sentence, or one window of a long sentence.
-
-    Parameters
-    ----------
-    row : int
-        The sentence's index in the batch.
-    window : WordWindow
-        The words of the sentence this sequence holds (all of them, for a sentence that fits).
-    input_ids : list of int
-        Token ids, special tokens included.
-    word_ids : list of int or None
-        Each token's word, relative to window.start (None for special tokens and whitespace-only pieces).
-    """
-
-    row: int
-    window: WordWindow
-    input_ids: list[int]
-    word_ids: list[int | None]
+__all__ = [
+    "LONG_SENTENCE_MODES",
+    "TokenizedUnit",
+    "TransformerAdapter",
+    "check_long_sentences",
+    "context_limit",
+]
 
 
-def _units_by_row(units: list[TokenizedUnit]) -> dict[int, list[TokenizedUnit]]:
-    """Units grouped by their sentence's row in the batch (a long sentence has one per window)."""
-    grouped: dict[int, list[TokenizedUnit]] = {}
-    for unit in units:
-        grouped.setdefault(unit.row, []).append(unit)
-    return grouped
-
-
-def check_long_sentences(mode: str) -> None:
-    """Reject an unknown long-sentence strategy early.
-
-    Parameters
-    ----------
-    mode : str
-        The strategy: "error" or "window".
-
-    Raises
-    ------
-    ValueError
-        When it is neither.
-    """
-    if mode not in LONG_SENTENCE_MODES:
-        raise ValueError(f"long_sentences must be one of {', '.join(LONG_SENTENCE_MODES)}; got {mode!r}")
-
-
-class TransformerAdapter:
+class TransformerAdapter(SentenceTokenization):
     """A transformers model plus its tokenizer, producing word vectors and word-level attention.
 
     hidden_states[0] is the embedding output (layer 0), hidden_states[l] the output of block l; attention of
@@ -320,153 +281,6 @@ class TransformerAdapter:
         return AdapterOutput(
             hidden=[pool_text_rows(hidden_states[layer], weights, unit_rows, len(sentences)).cpu() for layer in layers]
         )
-
-    # ---- tokenization -----------------------------------------------------------------------------------
-    def validate(self, sentences: Sequence[Sequence[str]], chunk: int = 1024) -> None:
-        """Tokenize sentences without running the model, failing on the first bad one.
-
-        Lets the driver fail in seconds, before hours of extraction, on a word that maps to no token or a
-        sentence over the context limit. The tokenized sentences are kept until `tokenize` uses them (each
-        once), so a validated corpus is not tokenized a second time during extraction (about 50 MB of token
-        ids per million words, freed as the run goes).
-
-        Parameters
-        ----------
-        sentences : sequence of sequence of str
-            The corpus's sentences.
-        chunk : int, default 1024
-            Sentences per tokenizer call.
-
-        Raises
-        ------
-        SentenceError
-            For the first bad sentence; its row is the sentence's index in `sentences`.
-        """
-        self._validated = {}
-        for begin in range(0, len(sentences), chunk):
-            part = sentences[begin : begin + chunk]
-            try:
-                units = self._tokenize_now(part)
-            except SentenceError as err:
-                raise SentenceError(begin + err.row, err.reason) from None
-            for row, row_units in _units_by_row(units).items():
-                self._validated.setdefault(tuple(part[row]), row_units)  # a repeated sentence: its first copy
-
-    def release_validated(self) -> None:
-        """Drop what validate kept and tokenize has not used (sentences a resumed run had already done)."""
-        self._validated = {}
-
-    def tokenize(self, sentences: Sequence[Sequence[str]]) -> list[TokenizedUnit]:
-        """Tokenize a batch into the sequences the model runs on, checked word by word.
-
-        Parameters
-        ----------
-        sentences : sequence of sequence of str
-            The batch's sentences.
-
-        Returns
-        -------
-        list of TokenizedUnit
-            Whole sentences, or windows of long ones, in batch order.
-
-        Raises
-        ------
-        SentenceError
-            When a word maps to no token, or a sentence is over the context (in "error" mode).
-        """
-        known = [self._validated.pop(tuple(words), None) for words in sentences]
-        missing = [row for row, units in enumerate(known) if units is None]
-        if missing:
-            try:
-                fresh = _units_by_row(self._tokenize_now([sentences[row] for row in missing]))
-            except SentenceError as err:
-                raise SentenceError(missing[err.row], err.reason) from None
-            for i, row in enumerate(missing):
-                known[row] = fresh[i]
-        return [replace(unit, row=row) for row, units in enumerate(known) for unit in units or ()]
-
-    def _tokenize_now(self, sentences: Sequence[Sequence[str]]) -> list[TokenizedUnit]:
-        """Tokenize afresh (not from validate's): one tokenizer call, then the word-by-word checks."""
-        ids, word_ids = self._tokenize_runs([list(s) for s in sentences], [False] * len(sentences))
-        units: list[TokenizedUnit] = []
-        for row, words in enumerate(sentences):
-            kept, blank_words = drop_space_pieces(word_ids[row], self._space_flags(ids[row]))
-            problem = alignment_problem(kept, words, self.name, blank_words)
-            if problem:
-                raise SentenceError(row, problem)
-            whole = WordWindow(0, len(words), 0, len(words))
-            if self.max_tokens is None or len(ids[row]) <= self.max_tokens:
-                units.append(TokenizedUnit(row, whole, ids[row], kept))
-                continue
-            if self.long_sentences == "error":
-                raise SentenceError(
-                    row,
-                    f"{len(ids[row])} tokens (with special tokens) is more than {self.name}'s context of "
-                    f"{self.max_tokens}; drop long sentences (--max-words) or use long_sentences='window' "
-                    "(--long-sentences window)",
-                )
-            units.extend(self._window_units(row, words, word_ids[row]))
-        return units
-
-    def _tokenize_runs(
-        self, runs: list[list[str]], continues: list[bool]
-    ) -> tuple[list[list[int]], list[list[int | None]]]:
-        """Tokenize runs of words; a run that continues a sentence gets the space prefix on its first word."""
-        texts = [
-            [w if (i == 0 and not cont) or not self.space_prefix else " " + w for i, w in enumerate(run)]
-            for run, cont in zip(runs, continues, strict=True)
-        ]
-        ids, word_ids = call_tokenizer(self.tokenizer, texts)
-        self._learn_space_pieces(ids)
-        if self.prepend_bos:
-            bos = int(self.tokenizer.bos_token_id)
-            ids = [[bos, *row] for row in ids]
-            word_ids = [[None, *row] for row in word_ids]
-        return ids, word_ids
-
-    def _window_units(self, row: int, words: Sequence[str], word_ids: list[int | None]) -> list[TokenizedUnit]:
-        """Split an over-long sentence into overlapping windows (see alignment.plan_windows)."""
-        assert self.max_tokens is not None
-        counts = [0] * len(words)
-        for w in word_ids:
-            if w is not None:
-                counts[w] += 1
-        n_special = len(word_ids) - sum(counts)
-        try:
-            windows = plan_windows(counts, self.max_tokens - n_special)
-        except ValueError as err:
-            raise SentenceError(row, f"cannot window this sentence for {self.name}: {err}") from None
-        runs = [list(words[w.start : w.stop]) for w in windows]
-        ids, wids = self._tokenize_runs(runs, [w.start > 0 for w in windows])
-        units: list[TokenizedUnit] = []
-        for window, unit_ids, unit_wids in zip(windows, ids, wids, strict=True):
-            kept, blank_words = drop_space_pieces(unit_wids, self._space_flags(unit_ids))
-            problem = alignment_problem(kept, runs[len(units)], self.name, blank_words)
-            if problem or len(unit_ids) > self.max_tokens:
-                raise SentenceError(
-                    row, problem or f"window of words {window.start}..{window.stop - 1} re-tokenized longer"
-                )
-            units.append(TokenizedUnit(row, window, unit_ids, kept))
-        return units
-
-    def _learn_space_pieces(self, ids: list[list[int]]) -> None:
-        """Decode every token id not seen before, once (one batched call), to know which are whitespace only."""
-        new = sorted({i for row in ids for i in row} - self._space_ids.keys())
-        if not new:
-            return
-        pieces = [[i] for i in new]
-        backend = getattr(self.tokenizer, "backend_tokenizer", None)  # the Rust tokenizer: 20x faster here
-        if backend is not None:
-            texts = backend.decode_batch(pieces, skip_special_tokens=False)
-        elif callable(getattr(self.tokenizer, "batch_decode", None)):
-            texts = self.tokenizer.batch_decode(pieces, skip_special_tokens=False, clean_up_tokenization_spaces=False)
-        else:
-            return  # a tokenizer that cannot decode: every piece counts as content
-        self._space_ids.update((i, isinstance(t, str) and not t.strip()) for i, t in zip(new, texts, strict=True))
-
-    def _space_flags(self, ids: list[int]) -> list[bool]:
-        """For each token, whether it decodes to whitespace only (a bare "▁" or "Ġ" piece)."""
-        return [self._space_ids.get(i, False) for i in ids]
 
     # ---- model ------------------------------------------------------------------------------------------
     def _pad(

@@ -1,4 +1,7 @@
-"""A finished activation-store entry: metadata, structure checks, checksums and chunked reads."""
+"""A finished activation-store entry: metadata, structure checks, checksums and chunked reads.
+
+The entry's errors and the checks shared with the writer are in `reprsim.store.entry_checks`.
+"""
 
 from __future__ import annotations
 
@@ -11,124 +14,32 @@ import zarr
 from tqdm import tqdm
 
 from reprsim.store import codec, layout
-from reprsim.store._files import file_sha256, read_json
 from reprsim.store._zarr_tasks import settle_pending_reads
 from reprsim.store.checksums import file_checksum_matches
+from reprsim.store.entry_checks import (
+    CorruptEntryError,
+    EntryFormatError,
+    array_names,
+    as_index,
+    check_format_version,
+    read_finished_records,
+)
+
+__all__ = [
+    "VERIFY_ON_OPEN_BYTES",
+    "CorruptEntryError",
+    "EntryFormatError",
+    "StoreEntry",
+    "array_names",
+    "as_index",
+    "check_format_version",
+    "open_entry",
+    "read_finished_records",
+]
 
 # Entries up to this many bytes get full checksums on open; larger ones only structure and sizes (a full
 # check reads every byte, about 1 s per GB here), and full checksums on entry.verify().
 VERIFY_ON_OPEN_BYTES = 64 * 1024 * 1024
-
-
-class CorruptEntryError(ValueError):
-    """A store entry is damaged or half-written; the message names the entry and the problem.
-
-    Parameters
-    ----------
-    key : str
-        The entry's key.
-    problem : str
-        What is wrong with it (kept as the attribute ``problem``).
-    """
-
-    def __init__(self, key: str, problem: str) -> None:
-        super().__init__(
-            f"store entry {key!r} is corrupt or incomplete: {problem} "
-            f"(remove it with store.remove({key!r}) or `reprsim store remove STORE {key}`, and extract again)"
-        )
-        self.key = key
-        self.problem = problem
-
-
-class EntryFormatError(CorruptEntryError):
-    """A store entry was written in another store format version: it cannot be read, only extracted again.
-
-    Parameters
-    ----------
-    key : str
-        The entry's key.
-    found : object
-        The format version its manifest.json records (None when it records none).
-    """
-
-    def __init__(self, key: str, found: object) -> None:
-        ValueError.__init__(
-            self,
-            f"store entry {key!r} was written in store format version {found}, and this reprsim reads only "
-            f"version {layout.FORMAT_VERSION}: remove it with store.remove({key!r}) or "
-            f"`reprsim store remove STORE {key}`, and extract it again",
-        )
-        self.key = key
-        self.problem = f"store format version {found}, expected {layout.FORMAT_VERSION}"
-
-
-def check_format_version(key: str, record: Any) -> None:
-    """Refuse an entry whose manifest record is of another store format version.
-
-    Parameters
-    ----------
-    key : str
-        The entry's key, for the message.
-    record : object
-        The parsed manifest.json of the entry.
-
-    Raises
-    ------
-    EntryFormatError
-        When the record's ``format_version`` is not layout.FORMAT_VERSION.
-    """
-    found = record.get("format_version") if isinstance(record, dict) else None
-    if found != layout.FORMAT_VERSION:
-        raise EntryFormatError(key, found)
-
-
-def as_index(value: Any, what: str) -> int:
-    """Convert a row or sentence bound to a Python int, before anything is read or written.
-
-    Parameters
-    ----------
-    value : object
-        The bound: an int or a numpy integer.
-    what : str
-        Its name, for the message.
-
-    Returns
-    -------
-    int
-        The bound.
-
-    Raises
-    ------
-    ValueError
-        When `value` is a bool, a float or anything else that is not an integer.
-    """
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise ValueError(f"{what} must be an integer, got {value!r}")
-    return int(value)
-
-
-def array_names(record: dict[str, Any]) -> list[str]:
-    """List the relative paths of every array an entry's manifest record declares.
-
-    Parameters
-    ----------
-    record : dict
-        The entry's manifest.json record.
-
-    Returns
-    -------
-    list of str
-        ``hidden/<layer>`` for every layer, then ``attention/<layer>`` for every layer with heads (when the
-        entry has attention).
-    """
-    names = [layout.hidden_name(layer) for layer in record["layer_ids"]]
-    if record["heads"] is not None:
-        names += [
-            layout.attention_name(layer)
-            for layer, heads in zip(record["layer_ids"], record["heads"], strict=True)
-            if heads > 0
-        ]
-    return names
 
 
 class StoreEntry:
@@ -463,32 +374,7 @@ def open_entry(entry_dir: Path, verify: bool | None = None) -> StoreEntry:
     CorruptEntryError
         When it is half-written or damaged.
     """
-    key = entry_dir.name
-    manifest_path, marker_path = entry_dir / layout.MANIFEST, entry_dir / layout.COMPLETE
-    _check_readable_format(key, manifest_path)
-    if not marker_path.is_file():
-        progress = entry_dir / layout.PROGRESS
-        done = "unknown"
-        if progress.is_file():
-            try:
-                done = str(read_json(progress)["done_sentences"])
-            except Exception:  # an unreadable progress record is itself a sign of damage
-                done = "unreadable"
-        raise CorruptEntryError(key, f"no completion marker: half-written ({done} sentences done)")
-    if not manifest_path.is_file():
-        raise CorruptEntryError(key, f"{layout.MANIFEST} is missing")
-    try:
-        marker = read_json(marker_path)
-        if not marker.get("complete") or not isinstance(marker.get("arrays"), dict):
-            raise ValueError("not a completion marker")
-    except Exception as exc:
-        raise CorruptEntryError(key, f"{layout.COMPLETE} is unreadable: {exc}") from exc
-    if file_sha256(manifest_path) != marker.get("manifest_sha256"):
-        raise CorruptEntryError(key, f"{layout.MANIFEST} does not match the checksum in {layout.COMPLETE}")
-    record = read_json(manifest_path)
-    missing = sorted(set(array_names(record)) - set(marker["arrays"]))
-    if missing:
-        raise CorruptEntryError(key, f"arrays {missing} are not in {layout.COMPLETE}")
+    record, marker = read_finished_records(entry_dir)
     entry = StoreEntry(entry_dir, record, marker)
     if verify or (verify is None and entry.nbytes_on_disk <= VERIFY_ON_OPEN_BYTES):
         entry.verify()
@@ -496,11 +382,3 @@ def open_entry(entry_dir: Path, verify: bool | None = None) -> StoreEntry:
         entry.check_structure()
     return entry
 
-
-def _check_readable_format(key: str, manifest_path: Path) -> None:
-    """Refuse an entry of another format version, when its manifest can be read (else later checks report)."""
-    try:
-        record = read_json(manifest_path)
-    except (OSError, ValueError):
-        return
-    check_format_version(key, record)
