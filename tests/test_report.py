@@ -84,9 +84,10 @@ def test_every_figure_is_written_as_png_and_svg(report):
     pngs = sorted(figures.glob("*.png"))
     svgs = sorted(figures.glob("*.svg"))
     assert [p.stem for p in pngs] == [s.stem for s in svgs]
-    # Per measure: block heatmap, model dendrogram, layer dendrogram, pair grid; plus localisation and
-    # one fine-tuning figure per level.
-    assert len(pngs) == 4 * 4 + 1 + 2
+    # Per measure: block heatmap, model dendrogram, layer dendrogram, pair grid, depth-normalised aggregate; plus
+    # localisation and one fine-tuning figure per level.
+    assert len(pngs) == 4 * 5 + 1 + 2
+    assert sorted(p.stem for p in pngs if p.stem.startswith("depth-")) == sorted(f"depth-{m}" for m, *_ in MEASURES)
     for png in pngs:
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     for svg in svgs:
@@ -198,11 +199,12 @@ def test_report_with_only_cross_model_pairs(tmp_path):
     page = index.read_text(encoding="utf-8")
     assert "layer dendrogram skipped" in page
     assert "Localisation scores not computed" in page and "&#x27;maxsim&#x27;" in page
-    # Written: block heatmap (grey within-model blocks), model dendrogram, pair grid; the dendrogram is inlined
-    # in its section and in the summary, the heatmap and the pair grid are drawn interactively.
+    # Written: block heatmap (grey within-model blocks), model dendrogram, pair grid, depth-normalised aggregate;
+    # the dendrogram is inlined in its section and in the summary, the depth aggregate in its section, the
+    # heatmap and the pair grid are drawn interactively.
     assert sorted(p.name for p in (tmp_path / "figures").glob("*.png")) == [
-        "dendrogram-models-linear_cka.png", "heatmap-linear_cka.png", "pairs-linear_cka.png"]
-    assert len(re.findall(r"<img ", page)) == 2
+        "dendrogram-models-linear_cka.png", "depth-linear_cka.png", "heatmap-linear_cka.png", "pairs-linear_cka.png"]
+    assert len(re.findall(r"<img ", page)) == 3
     assert 'data-measure="linear_cka" data-kind="layers"' in page
 
 
@@ -255,3 +257,13 @@ def test_a_measure_missing_for_one_model_and_a_missing_finetune_pair_do_not_sink
     assert "attention_js was not computed for other" in html
     assert "fine-tuning against base skipped" in html
     assert (tmp_path / "figures" / "pairs-attention_js.png").is_file()
+
+
+def test_each_measure_shows_its_depth_normalised_aggregate(report, table):
+    from reprsim.analysis import depth_aggregate
+
+    page = report.read_text(encoding="utf-8")
+    assert page.count("<h3>By relative depth</h3>") == len(MEASURES)
+    bins = min(10, *(len(table.layers(m, "linear_cka")) for m in table.models()))
+    assert f"in {bins} x {bins} bins" in page
+    assert not depth_aggregate(table, "linear_cka", bins=bins).isna().any().any()  # no empty bin is drawn

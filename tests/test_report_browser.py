@@ -302,9 +302,10 @@ def test_page_loads_without_errors_or_requests_and_every_image_decodes(browser, 
     assert outside == []
     html = page.read_text(encoding="utf-8")
     n_images = html.count("<img ")
-    # Per measure a model and a layer dendrogram (inlined), the summary's model dendrogram, localisation and
-    # one fine-tuning figure per level; the heatmaps and pair grids are interactive.
-    assert n_images == 2 * len(MEASURES) + 1 + 1 + 2
+    # Per measure a model and a layer dendrogram and the depth-normalised aggregate (inlined), the summary's
+    # model dendrogram, localisation and one fine-tuning figure per level; the heatmaps and pair grids are
+    # interactive.
+    assert n_images == 3 * len(MEASURES) + 1 + 1 + 2
     decoded = browser.evaluate("Array.prototype.map.call(document.images, function (img) {"
                                " return img.complete && img.naturalWidth > 0; })")
     assert decoded == [True] * n_images

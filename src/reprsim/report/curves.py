@@ -179,3 +179,38 @@ def plot_finetune(
 
 
 __all__ = ["draw_dendrogram", "plot_dendrogram", "plot_finetune", "plot_localisation"]
+
+
+def plot_depth_aggregate(matrix: pd.DataFrame, measure: str, larger_is_similar: bool,
+                         value_range: tuple[float, float]) -> Figure:
+    """Draw the depth-normalised aggregate of a measure (`reprsim.analysis.depth_aggregate`).
+
+    Parameters
+    ----------
+    matrix : pandas.DataFrame
+        bins x bins, rows and columns labelled by the lower edge of their relative-depth bin.
+    measure : str
+        The measure, for the title and colour-bar label.
+    larger_is_similar : bool
+        False for distances (reversed colours: brighter = more similar).
+    value_range : tuple of float
+        The measure's colour scale, shared with its other figures.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The heatmap, depth 0 at the top left.
+    """
+    from reprsim.report.style import colour_map, new_figure, scale_label
+
+    fig = new_figure(4.6, 3.8)
+    ax = fig.add_subplot()
+    vmin, vmax = value_range
+    image = ax.imshow(matrix.to_numpy(dtype=float), cmap=colour_map(larger_is_similar), vmin=vmin, vmax=vmax,
+                      extent=(0.0, 1.0, 1.0, 0.0), interpolation="nearest")
+    ax.set_xlabel("relative depth of the other model's layer")
+    ax.set_ylabel("relative depth of a model's layer")
+    ax.set_title(f"{measure} by relative depth")
+    fig.colorbar(image, ax=ax, label=scale_label(measure, larger_is_similar, vmin, vmax, "cell = mean over layer pairs",
+                                                 shared=True))
+    return fig

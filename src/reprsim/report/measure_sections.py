@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from reprsim.analysis.aggregate import model_matrix
+from reprsim.analysis.aggregate import depth_aggregate, model_matrix
 from reprsim.analysis.clustering import Clustering, cluster_layers, cluster_models
-from reprsim.report.curves import plot_dendrogram
+from reprsim.report.curves import plot_dendrogram, plot_depth_aggregate
 from reprsim.report.explain import Baseline, analytic_baselines, control_baselines, explain
 from reprsim.report.figure_saver import FigureSaver
 from reprsim.report.figures import PairPanel, plot_block_heatmap, plot_pair_grid
@@ -223,8 +223,30 @@ def measure_section(table: ResultTable, measure: str, ctx: MeasureContext, saver
         f"data: {files_links(heatmap, csv)}</p>"
     )
     section.parts.append(_pairs_html(table, measure, larger, saver, value_range))
+    section.parts.append(_depth_html(table, measure, larger, models, saver, value_range))
     section.parts.append(_dendrograms_html(table, measure, larger, models, values, labels, saver))
     return section
+
+
+DEPTH_BINS = 10  # at most; fewer when a model has fewer layers, so that no bin stays empty
+
+
+def _depth_html(table: ResultTable, measure: str, larger: bool, models: Sequence[str], saver: FigureSaver,
+                value_range: tuple[float, float]) -> str:
+    """The depth-normalised aggregate of every model pair, or a note saying why it is not drawn."""
+    if len(models) < 2:
+        return ""
+    bins = min(DEPTH_BINS, *(len(table.layers(m, measure)) for m in models))
+    try:
+        matrix = depth_aggregate(table, measure, bins=bins, models=models)
+    except (KeyError, ValueError) as exc:
+        return note_html(f"{measure}: depth-normalised aggregate skipped: {exc.args[0]}")
+    files = saver.save(lambda: plot_depth_aggregate(matrix, measure, larger, value_range), f"depth-{measure}")
+    caption = (f"Every layer pair of two different models, placed by relative depth (layer / deepest layer) in "
+               f"{bins} x {bins} bins and averaged over all model pairs (Wolfram & Schein 2025): models "
+               "of different depths meet on one axis; a bright diagonal means layers at the same relative depth "
+               "match.")
+    return "<h3>By relative depth</h3>" + figure_html(files, caption, f"{measure} by relative depth")
 
 
 def _model_tables(table: ResultTable, measure: str, larger: bool, symmetric: bool) -> list[str]:
