@@ -99,7 +99,7 @@ def _real_models_config(preset: str) -> RealModelsConfig:
 
 def _write_real_models(config: RealModelsConfig, out: Path, threads: int, progress: bool) -> str:
     """Run section 3 on the packaged models (study in out/real-models, real_*.csv, real_models.md); return the text."""
-    from reprsim.validation.findings import findings_markdown
+    from reprsim.validation.findings_report import findings_markdown
     from reprsim.validation.real_models import run_real_models
 
     result = run_real_models(config, out / "real-models", threads=threads, progress=progress)
@@ -129,7 +129,8 @@ def _write_findings(findings: StudyFindings, out: Path, prefix: str) -> None:
 def _write_study(results_path: Path, design_path: Path | None, out: Path) -> str:
     """Run section 3 on a saved results table (a CSV per finding, study.md); return the Markdown."""
     from reprsim.results import ResultTable
-    from reprsim.validation.findings import StudyDesign, findings_markdown, study_findings
+    from reprsim.validation.findings import StudyDesign, study_findings
+    from reprsim.validation.findings_report import findings_markdown
 
     design = StudyDesign.from_yaml(design_path) if design_path else StudyDesign()
     findings = study_findings(ResultTable.load(results_path), design)

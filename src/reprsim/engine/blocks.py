@@ -8,8 +8,8 @@ forms many blocks at once (a symmetric study costs half of Z^T Z). It owns the p
 chunks (`reprsim.engine.staging`).
 
 The argument checks (`resolve_device`, `check_precision`, `check_widths`, `normalise_pairs`) live in
-`reprsim.engine.checks` and the algebra of the row-norm sums (`NormSums`, `panel_norm_sums`,
-`moved_norm_sums`) in `reprsim.engine.shifts`; both are importable from here too.
+`reprsim.engine.checks` (importable from here too) and the algebra of the row-norm sums (`NormSums`,
+`panel_norm_sums`, `moved_norm_sums`) in `reprsim.engine.shifts`, which builds on this layout.
 """
 
 from __future__ import annotations
@@ -20,21 +20,17 @@ from dataclasses import dataclass, field
 import torch
 
 from .checks import PRECISIONS, PairSpec, Precision, check_precision, check_widths, normalise_pairs, resolve_device
-from .shifts import NormSums, moved_norm_sums, panel_norm_sums
 
 __all__ = [
     "PRECISIONS",
     "BlockLayout",
-    "NormSums",
     "PairSpec",
     "Panel",
     "Precision",
     "RepresentationSums",
     "check_precision",
     "check_widths",
-    "moved_norm_sums",
     "normalise_pairs",
-    "panel_norm_sums",
     "resolve_device",
 ]
 

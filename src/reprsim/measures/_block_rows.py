@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from reprsim.measures.registry import MeasureInfo
+    from reprsim.measures._info import MeasureInfo
 
 
 def block_measure_rows() -> tuple[MeasureInfo, ...]:
@@ -23,9 +23,14 @@ def block_measure_rows() -> tuple[MeasureInfo, ...]:
     tuple of MeasureInfo
         The rows, in the order the registry lists them.
     """
+    from reprsim.measures._info import CCA as _CCA
+    from reprsim.measures._info import LINEAR_COST as _LINEAR_COST
+    from reprsim.measures._info import NEURON_SCALING as _NEURON_SCALING
+    from reprsim.measures._info import ORTHO as _ORTHO
+    from reprsim.measures._info import PER_NEURON_X as _PER_NEURON_X
+    from reprsim.measures._info import MeasureInfo
     from reprsim.measures.matching import hard_matching, soft_matching_distance
     from reprsim.measures.predictivity import linear_predictivity
-    from reprsim.measures.registry import _CCA, _LINEAR_COST, _NEURON_SCALING, _ORTHO, _PER_NEURON_X, MeasureInfo
     from reprsim.measures.shape import bures_distance, shape_metric
     from reprsim.measures.spectral import eigenspace_overlap, ensd, gulp, lange_cka
     from reprsim.measures.statistics import concentricity_difference, magnitude_difference, uniformity_difference

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from reprsim.measures.registry import MeasureInfo
+    from reprsim.measures._info import MeasureInfo
 
 
 def neighbourhood_measure_rows() -> tuple[MeasureInfo, ...]:
@@ -20,9 +20,11 @@ def neighbourhood_measure_rows() -> tuple[MeasureInfo, ...]:
     tuple of MeasureInfo
         The rows, in the order the registry lists them.
     """
+    from reprsim.measures._info import NEURON_SCALING as _NEURON_SCALING
+    from reprsim.measures._info import ORTHO as _ORTHO
+    from reprsim.measures._info import MeasureInfo
     from reprsim.measures.knn import DEFAULT_K
     from reprsim.measures.neighbours import cknna, cycle_knn, jaccard_knn, rank_similarity, second_order_cosine
-    from reprsim.measures.registry import _NEURON_SCALING, _ORTHO, MeasureInfo
     from reprsim.measures.rsa import distance_correlation
 
     graph = (

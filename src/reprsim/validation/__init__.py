@@ -21,7 +21,8 @@ from reprsim.validation.depth_alignment import (
     run_depth_alignment,
     write_depth_alignment,
 )
-from reprsim.validation.findings import StudyDesign, StudyFindings, findings_markdown, study_findings
+from reprsim.validation.findings import StudyDesign, StudyFindings, study_findings
+from reprsim.validation.findings_report import findings_markdown
 from reprsim.validation.finetune import FinetuneConfig, FinetunedModel, finetune_word_order
 from reprsim.validation.real_models import RealModel, RealModelsConfig, RealModelsResult, run_real_models
 from reprsim.validation.run import (

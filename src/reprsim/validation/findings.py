@@ -14,8 +14,8 @@ which are fine-tuned from which base), this computes:
 Model-to-model similarity is the docs/measures.md aggregate (mean over layers of the best-matching layer),
 symmetrised over the two directions; it comes from `reprsim.analysis`.
 
-The study design is `reprsim.validation.findings_design.StudyDesign` and the Markdown rendering is in
-`reprsim.validation.findings_report`; both are importable from here too.
+The study design is `reprsim.validation.findings_design.StudyDesign` (importable from here too); the Markdown
+rendering of the findings is `reprsim.validation.findings_report.findings_markdown`.
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ from reprsim.analysis import finetune_similarity, larger_means_similar, model_to
 from reprsim.results import ResultTable
 from reprsim.validation.findings_design import StudyDesign
 from reprsim.validation.findings_input import REQUIRED_COLUMNS, as_result_table, check_design
-from reprsim.validation.findings_report import findings_markdown
 
 __all__ = [
     "REQUIRED_COLUMNS",
@@ -40,7 +39,6 @@ __all__ = [
     "StudyFindings",
     "control_contrast",
     "family_contrast",
-    "findings_markdown",
     "finetuning_change",
     "finetuning_trend",
     "measure_divergence",
