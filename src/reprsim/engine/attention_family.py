@@ -15,7 +15,7 @@ from reprsim.arrays import ArrayLike
 from reprsim.measures import registry
 from reprsim.measures.attention import MEASURE_KINDS, AttentionFit, attention_fit_bytes, fit_attention, score_attention
 
-from .scheduler import PairScore, Tile
+from .scheduler import PairScore, Tile, refit
 from .sources import AttentionSource
 
 
@@ -94,11 +94,8 @@ class AttentionFamily:
         ValueError
             If a layer's maps are malformed (the message names the layer and the sentence).
         """
-        keep = set(tile.members)
-        self.fits = {k: v for k, v in self.fits.items() if k in keep}
-        for k in tile.members:
-            if k not in self.fits:
-                self.fits[k] = fit_attention(self._maps(k), self.kind, name=_label(self.sources[k].id))
+        self.fits = refit(self.fits, tile,
+                          lambda k: fit_attention(self._maps(k), self.kind, name=_label(self.sources[k].id)))
 
     def score(self, tile: Tile) -> Iterator[PairScore]:
         """The measure of each pair of the tile from the two fits.

@@ -16,7 +16,7 @@ from reprsim.measures import registry
 from reprsim.measures.knn import DEFAULT_K
 from reprsim.measures.sample_fit import SAMPLE_FIT_MEASURES, fit_sample, sample_fit_bytes, score_sample
 
-from .scheduler import PairScore, Tile
+from .scheduler import PairScore, Tile, refit
 from .sources import RepresentationSource, read_rows
 
 
@@ -100,13 +100,13 @@ class SampleFamily:
         tile
             The tile to open.
         """
-        keep = set(tile.members)
-        self.fits = {k: v for k, v in self.fits.items() if k in keep}
-        for k in tile.members:
-            if k not in self.fits:
-                data = read_rows(self.sources[k], self.rows, self.chunk_rows)
-                self.fits[k] = fit_sample(self.base, data, **self.fit_options) if self.fitted_here else data
-                self.fitted += 1
+        self.fits = refit(self.fits, tile, self._fit_one)
+
+    def _fit_one(self, k: int) -> Any:
+        """Fit one representation on the subsample's rows (the rows themselves for a measure without a fit)."""
+        data = read_rows(self.sources[k], self.rows, self.chunk_rows)
+        self.fitted += 1
+        return fit_sample(self.base, data, **self.fit_options) if self.fitted_here else data
 
     def score(self, tile: Tile) -> Iterator[PairScore]:
         """The measure of each pair of the tile from the two fits.

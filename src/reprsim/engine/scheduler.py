@@ -17,11 +17,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from tqdm.auto import tqdm
 
 Pair = tuple[int, int]
+FitT = TypeVar("FitT")
 PairScore = tuple[int, int, Mapping[str, Any]]
 
 
@@ -103,6 +104,33 @@ class PairFamily(Protocol):
             ``(a, b, {measure: value})`` for each pair of ``tile.pairs``, in their order.
         """
         ...
+
+
+def refit(fits: Mapping[int, FitT], tile: Tile, make: Callable[[int], FitT]) -> dict[int, FitT]:
+    """The fits a tile needs: those already held for its members, and a new one for each missing member.
+
+    Families whose fits are per representation (n x n, attention) keep fits across the tiles of one row of
+    the plan this way, and drop the fits the new tile does not use.
+
+    Parameters
+    ----------
+    fits
+        The fits held now, by representation index.
+    tile
+        The tile to open.
+    make
+        Fits one representation, by index.
+
+    Returns
+    -------
+    dict
+        The fits of the tile's members.
+    """
+    kept = {k: fits[k] for k in tile.members if k in fits}
+    for k in tile.members:
+        if k not in kept:
+            kept[k] = make(k)
+    return kept
 
 
 def _blocks(members: Sequence[int], fit_bytes: Callable[[int], int], pair_bytes: Callable[[int, int], int],
