@@ -201,7 +201,7 @@ def test_cli_full_run_without_the_model_packages_stops_before_training(tmp_path,
             raise FileNotFoundError("no gemma")
 
     monkeypatch.setattr(real_models, "require_installed", identity)
-    code = main(["validate", "--out", str(tmp_path / "out"), "--no-progress"])
+    code = main(["validate", "--out", str(tmp_path / "out"), "--quiet"])
     assert code == 1
     err = capsys.readouterr().err
     assert "gemma3-270m" in err and "--validation-models" in err and "--no-real-models" in err

@@ -191,6 +191,4 @@ def register(sub: argparse._SubParsersAction) -> None:
         "and quick presets, off with smoke; about 1 minute)",
     )
     add_quiet(p)
-    # The spelling before --quiet, kept working but not shown: tests/test_validation_real.py still uses it.
-    p.add_argument("--no-progress", dest="quiet", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(func=run)
