@@ -266,3 +266,16 @@ def test_run_takes_a_hub_id_from_the_local_cache_offline(tiny_models, corpus_fil
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 1 and done.stderr.count("\n") == 1
     assert "'reprsim-tests/config-only': the local Hugging Face cache has its config.json but no weights" in done.stderr
+
+
+def test_the_report_names_the_command_that_made_it(tmp_path, capsys):
+    from reprsim.cli import main
+    from reprsim.results import ResultTable
+
+    rows = [{"model_a": a, "layer_a": la, "model_b": b, "layer_b": lb, "measure": "linear_cka", "direction": "sym",
+             "value": 1.0 if (a, la) == (b, lb) else 0.5, "level": "representation", "n_rows": 10, "subsample": False}
+            for a, la, b, lb in [("m1", 0, "m1", 0), ("m1", 0, "m2", 0), ("m2", 0, "m2", 0)]]
+    ResultTable.from_records(rows).save(tmp_path / "res.parquet")
+    assert main(["report", str(tmp_path / "res.parquet"), "--out", str(tmp_path / "rep"), "--quiet"]) == 0
+    page = (tmp_path / "rep" / "index.html").read_text(encoding="utf-8")
+    assert f"reprsim report {tmp_path / 'res.parquet'} --out {tmp_path / 'rep'} --quiet" in page

@@ -141,7 +141,7 @@ def _write_report_record(report_dir: Path, fingerprint: str, results: Path) -> N
     (report_dir / REPORT_SOURCE_RECORD).write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
 
 
-def run_study(study: Study, progress: bool = True) -> StudyOutputs:
+def run_study(study: Study, progress: bool = True, command: str | None = None) -> StudyOutputs:
     """Run a validated study: check the models, extract each, compare all pairs, save the results, report.
 
     Every model is checked before any is extracted (`check_models`): when one cannot be loaded, the run stops
@@ -157,6 +157,8 @@ def run_study(study: Study, progress: bool = True) -> StudyOutputs:
         A validated study (see `reprsim.study.load_study`).
     progress : bool, default True
         Show progress bars.
+    command : str, optional
+        The command line that ran the study, shown in the report's run details.
 
     Returns
     -------
@@ -214,7 +216,8 @@ def run_study(study: Study, progress: bool = True) -> StudyOutputs:
         if report_is_current(study.report, fingerprint):
             report = study.report / REPORT_INDEX
         else:
-            report = write_report(table, study.report, finetuned=finetuned or None, title=title, progress=progress)
+            report = write_report(table, study.report, finetuned=finetuned or None, title=title, progress=progress,
+                                  command=command)
             _write_report_record(study.report, fingerprint, study.results)
             redrawn = True
     return StudyOutputs(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import shlex
 import sys
 import warnings
 from collections.abc import Callable, Iterator
@@ -231,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     """
     parser = build_parser()
     args = parser.parse_args(argv)
+    # The command as typed, for the report's run details.
+    args.command_line = shlex.join(["reprsim", *(sys.argv[1:] if argv is None else argv)])
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

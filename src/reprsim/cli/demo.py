@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out).resolve()
     study = parse_study(_demo_config(out, args.sentences), Path.cwd())
     start = time.perf_counter()
-    outputs = run_study(study, progress=not args.quiet)
+    outputs = run_study(study, progress=not args.quiet, command=getattr(args, "command_line", None))
     minutes = (time.perf_counter() - start) / 60
     print(f"demo finished in {minutes:.1f} min")
     print("\n".join(summary_lines(outputs)))

@@ -41,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--finetuned names base model {base!r} twice")
         finetuned[base] = models
     table = ResultTable.load(args.results)
-    index = write_report(table, args.out, finetuned=finetuned, progress=not args.quiet)
+    index = write_report(table, args.out, finetuned=finetuned, progress=not args.quiet,
+                         command=getattr(args, "command_line", None))
     print(f"report written to {index}")
     return 0
 

@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     from reprsim.pipeline import run_study
     from reprsim.study import load_study
 
-    outputs = run_study(load_study(args.study), progress=not args.quiet)
+    outputs = run_study(load_study(args.study), progress=not args.quiet, command=getattr(args, "command_line", None))
     print("\n".join(summary_lines(outputs)))
     return 0
 
