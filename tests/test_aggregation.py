@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -80,3 +81,21 @@ def test_bad_aggregation_options_are_named() -> None:
         model_to_model(t, "linear_cka", aggregation="mean")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="bins must be a positive integer, got 0"):
         depth_aggregate(t, "linear_cka", bins=0)
+
+
+def test_depth_ties_and_bins_are_decided_exactly() -> None:
+    """Relative depths compared as fractions: an exact tie goes to the shallower layer, a bin edge is exact."""
+    from reprsim.analysis.aggregate import _depth_bins, _nearest_depth
+
+    for n_a in range(2, 14):
+        for n_b in range(2, 14):
+            a, b = list(range(n_a)), list(range(n_b))
+
+            expected = [min(range(n_b), key=lambda k, la=la: (abs(Fraction(la, n_a - 1) - Fraction(k, n_b - 1)), k))
+                        for la in a]
+            assert _nearest_depth(a, b).tolist() == expected, (n_a, n_b)
+    for deepest in range(1, 60):
+        for bins in range(1, 25):
+            got = _depth_bins(range(deepest + 1), bins).tolist()
+            assert got == [min(layer * bins // deepest, bins - 1) for layer in range(deepest + 1)]
+            assert got == [min(int(Fraction(layer, deepest) * bins), bins - 1) for layer in range(deepest + 1)]

@@ -251,3 +251,10 @@ def test_similarity_repository_ids_name_the_default_convention_only() -> None:
     assert get("svcca(keep=0.95)").similarity_repository_id == ""  # another convention: no borrowed id
     ids = [get(m).similarity_repository_id for m in available() if get(m).similarity_repository_id]
     assert len(ids) == len(set(ids))
+
+
+def test_numeric_options_have_one_canonical_spelling() -> None:
+    assert get("gulp(lam=0)").name == get("gulp(lam=0.0)").name == "gulp"
+    assert get("gulp(lam=1)").name == get("gulp(lam=1.0)").name == "gulp(lam=1.0)"
+    assert get("mutual_knn(k=5.0)").name == get("mutual_knn(k=5)").name == "mutual_knn(k=5)"
+    assert get("shape_metric(alpha=1)").name == "shape_metric"

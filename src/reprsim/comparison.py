@@ -22,9 +22,11 @@ The three paths live in `reprsim.comparison_records` and the choice and checks o
 from __future__ import annotations
 
 import contextlib
+import sys
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from reprsim import measures as registry
 from reprsim._version import __version__
@@ -127,22 +129,42 @@ def _recording_warnings(measures: Sequence[str], sink: list[dict[str, str]]) -> 
     """Record reprsim's warnings raised inside as provenance entries and raise every warning again.
 
     An entry is ``{"category", "message", "measure"}``, one per measure concerned, each once; the console and
-    the report then both show it. Warnings of other packages are only raised again.
+    the report then both show it. Every warning is caught while the work runs (so that each is recorded) and
+    raised again once per category and message afterwards, through the caller's filters ("default" shows it
+    once, "error" raises it then), also when the work fails. Warnings of other packages are only raised again.
     """
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        yield
-    for w in caught:
-        category = w.category.__name__
-        concerned = _CONCERNS.get(category)
-        ours = w.category.__module__.startswith("reprsim")
-        for m in measures if ours else ():
-            if concerned is not None and registry.get(m).base not in concerned:
+    caught: list[warnings.WarningMessage] = []
+    try:
+        with warnings.catch_warnings(record=True) as recorded:
+            warnings.simplefilter("always")
+            caught = recorded
+            yield
+    finally:
+        failing = sys.exc_info()[0] is not None
+        replayed: set[tuple[type[Warning], str]] = set()
+        for w in caught:
+            category = w.category.__name__
+            concerned = _CONCERNS.get(category)
+            ours = w.category.__module__.startswith("reprsim")
+            for m in measures if ours else ():
+                if concerned is not None and registry.get(m).base not in concerned:
+                    continue
+                entry = {"category": category, "message": str(w.message), "measure": m}
+                if entry not in sink:
+                    sink.append(entry)
+            key = (w.category, str(w.message))
+            if key in replayed:
                 continue
-            entry = {"category": category, "message": str(w.message), "measure": m}
-            if entry not in sink:
-                sink.append(entry)
-        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+            replayed.add(key)
+            try:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, registry=_SHOWN)
+            except Warning:
+                if not failing:  # "error" filters raise now; never over the work's own failure
+                    raise
+
+
+# Where the replayed warnings' "default" filter remembers what it has shown (one registry per process).
+_SHOWN: dict[Any, Any] = {}
 
 
 def compare(

@@ -47,10 +47,19 @@ def check_aggregation(aggregation: str) -> str:
     return aggregation
 
 
+def _depth_bins(layers: Sequence[int], bins: int) -> np.ndarray:
+    """The bin of each layer's relative depth, in exact integer arithmetic (depth 1 in the last bin)."""
+    values = np.asarray(layers, dtype=np.int64)
+    deepest = max(int(values.max()), 1)
+    return np.minimum(values * bins // deepest, bins - 1)
+
+
 def _nearest_depth(layers_a: Sequence[int], layers_b: Sequence[int]) -> np.ndarray:
     """For each layer of A, the column of the layer of B at the nearest relative depth (the shallower on ties)."""
-    depth_a, depth_b = relative_depth(layers_a), relative_depth(layers_b)
-    return np.abs(depth_a[:, None] - depth_b[None, :]).argmin(axis=1)
+    # |la / deepest_a - lb / deepest_b| compared exactly, as |la * deepest_b - lb * deepest_a| in integers.
+    a, b = np.asarray(layers_a, dtype=np.int64), np.asarray(layers_b, dtype=np.int64)
+    deepest_a, deepest_b = max(int(a.max()), 1), max(int(b.max()), 1)
+    return np.abs(a[:, None] * deepest_b - b[None, :] * deepest_a).argmin(axis=1)
 
 
 def larger_means_similar(measure: str, override: bool | None = None) -> bool:
@@ -472,8 +481,7 @@ def depth_aggregate(
     count = np.zeros((bins, bins))
     for a, b in permutations(names, 2):
         block = table.pair_matrix(measure, a, b)
-        rows = np.minimum((relative_depth(table.layers(a, measure)) * bins).astype(int), bins - 1)
-        cols = np.minimum((relative_depth(table.layers(b, measure)) * bins).astype(int), bins - 1)
+        rows, cols = _depth_bins(table.layers(a, measure), bins), _depth_bins(table.layers(b, measure), bins)
         np.add.at(total, (rows[:, None], cols[None, :]), block)
         np.add.at(count, (rows[:, None], cols[None, :]), 1)
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -319,6 +319,21 @@ def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
     return name, options
 
 
+def _like_default(value: Any, default: Any) -> Any:
+    """Give a number the type of its option's numeric default where that is exact; anything else as given.
+
+    So ``lam=0`` and ``lam=0.0`` are one spec, with one canonical name.
+    """
+    numeric = (int, float)
+    if isinstance(value, bool) or isinstance(default, bool) or not isinstance(value, numeric):
+        return value
+    if isinstance(default, float):
+        return float(value)
+    if isinstance(default, int) and isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 def _canonical(name: str, options: Mapping[str, Any]) -> str:
     if not options:
         return name
@@ -367,6 +382,7 @@ def get(name: str) -> MeasureInfo:
         takes = ", ".join(allowed) if allowed else "no options"
         raise ValueError(f"measure {base_name!r} has no option {', '.join(map(repr, unknown))}; it takes: {takes}")
     defaults = {p.name: p.default for p in inspect.signature(info.function).parameters.values()}
+    options = {k: _like_default(v, defaults[k]) for k, v in options.items()}
     options = {k: v for k, v in options.items() if not (type(v) is type(defaults[k]) and v == defaults[k])}
     if not options:
         return info
