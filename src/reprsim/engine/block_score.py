@@ -142,7 +142,7 @@ def correlations(t: PairTerms, measure: str) -> torch.Tensor:
     """
     for side in (t.x, t.y):
         side.require_varying(measure)
-    return (t.varying_cross / torch.outer(t.x.varying_scale, t.y.varying_scale)).clamp(-1.0, 1.0)
+    return t.neuron_correlations
 
 
 def hard_matching(t: PairTerms) -> float:

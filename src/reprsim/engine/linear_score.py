@@ -74,8 +74,7 @@ def neuron_matches(t: PairTerms) -> Directed[NeuronMatch]:
     """
     for stats in (t.x, t.y):
         stats.require_varying("maxsim")
-    scale = torch.outer(t.x.varying_scale, t.y.varying_scale)
-    corr = (t.varying_cross / scale).abs_().clamp_(max=1.0)
+    corr = t.neuron_correlations.abs()
     return Directed(_best_matches(corr, t.x, t.y), _best_matches(corr.T, t.y, t.x))
 
 
@@ -130,8 +129,7 @@ def linreg(t: PairTerms) -> Directed[float]:
 
 def _r2_one_way(regressed: torch.Tensor, own: LinearFit) -> float:
     """Explained fraction of own's total variance, clipped to [0, 1]."""
-    total = float(own.variances[own.varying].sum())
-    return min(max(float(regressed.square().sum()) / total, 0.0), 1.0)
+    return min(max(float(regressed.square().sum()) / own.varying_trace, 0.0), 1.0)
 
 
 def r2_lr(t: PairTerms) -> Directed[float]:
@@ -298,9 +296,7 @@ def procrustes(t: PairTerms) -> float:
     for stats in (t.x, t.y):
         stats.require_varying("procrustes")
     nuclear = t.cross_nuclear_norm
-    trace_x = float(t.x.variances[t.x.varying].sum())
-    trace_y = float(t.y.variances[t.y.varying].sum())
-    return min(max(nuclear / math.sqrt(trace_x * trace_y), 0.0), 1.0)
+    return min(max(nuclear / math.sqrt(t.x.varying_trace * t.y.varying_trace), 0.0), 1.0)
 
 
 def procrustes_distance(t: PairTerms) -> float:

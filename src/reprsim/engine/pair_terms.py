@@ -141,6 +141,11 @@ class PairTerms:
         return self.x.on_varying(self.cross, self.y)
 
     @cached_property
+    def neuron_correlations(self) -> torch.Tensor:
+        """Pearson correlations of the varying neurons, clipped to [-1, 1] (maxsim and both matchings share them)."""
+        return (self.varying_cross / torch.outer(self.x.varying_scale, self.y.varying_scale)).clamp(-1.0, 1.0)
+
+    @cached_property
     def cross_nuclear_norm(self) -> float:
         """``||C_xy||_*``, the sum of the cross block's singular values (Procrustes and Bures share it)."""
         return float(singular_values(self.varying_cross, "X^T Y").sum())
