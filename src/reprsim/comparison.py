@@ -31,6 +31,8 @@ from typing import Any
 from reprsim import measures as registry
 from reprsim._version import __version__
 from reprsim.engine import ENGINE_MEASURES
+from reprsim.engine.linear_inference import inference_provenance
+from reprsim.inference import InferenceOptions
 from reprsim.measures.knn import DEFAULT_K
 from reprsim.results import ResultTable
 from reprsim.store import ActivationStore
@@ -47,6 +49,7 @@ from .comparison_records import (
     LINEAR_BUDGET_BYTES,
     PROFILE_BUDGET_BYTES,
     attention_records,
+    block_bounds,
     done_keys,
     streamed_records,
     subsample_rows,
@@ -163,6 +166,29 @@ def _recording_warnings(measures: Sequence[str], sink: list[dict[str, str]]) -> 
                     raise
 
 
+def _inference_of(table: ResultTable) -> dict[str, Any] | None:
+    """The statistics options an earlier table was computed with (``None`` without statistics)."""
+    entry = table.provenance.get("inference")
+    return dict(entry["options"]) if isinstance(entry, dict) and "options" in entry else None
+
+
+def _methods(names: Sequence[str], records: Sequence[dict[str, Any]],
+             options: InferenceOptions) -> dict[str, dict[str, str]]:
+    """Each measure's interval and null methods (as its values report them), for the provenance."""
+    streamed = [m for m in names if registry.get(m).base in ENGINE_MEASURES]
+    methods = inference_provenance(streamed, {m: registry.get(m).base for m in streamed}, options)
+    for r in records:
+        entry = methods.setdefault(r["measure"], {"ci": "none" if options.ci == "none" else "",
+                                                  "null": "none" if options.null == "none" else ""})
+        for key, column in (("ci", "ci_method"), ("null", "null_method")):
+            if not entry[key] and r.get(column):
+                entry[key] = r[column]
+    for entry in methods.values():
+        for key in ("ci", "null"):
+            entry[key] = entry[key] or "not available"
+    return methods
+
+
 # Where the replayed warnings' "default" filter remembers what it has shown (one registry per process).
 _SHOWN: dict[Any, Any] = {}
 
@@ -179,6 +205,12 @@ def compare(
     attention_sentences: int = 500,
     seed: int = 0,
     progress: bool = True,
+    ci: str = "none",
+    null: str = "none",
+    blocks: int = 50,
+    resamples: int = 1000,
+    permutations: int = 200,
+    alpha: float = 0.05,
 ) -> ResultTable:
     """Compare every stored representation with every other on each measure.
 
@@ -209,13 +241,28 @@ def compare(
         Seed of both subsamples.
     progress
         Show progress bars.
+    ci
+        Intervals: ``"bootstrap"``, ``"jackknife"`` or ``"none"`` (docs/guide/statistics.md says which method
+        each measure uses).
+    null
+        Null baselines: ``"analytic"``, ``"permutation"`` or ``"none"``.
+    blocks
+        G, the number of sentence blocks resampled (at most the number of sentences).
+    resamples
+        B, bootstrap replicates.
+    permutations
+        K, permutations of the null.
+    alpha
+        Intervals have level 1 - alpha; calibrated scores use the null's (1 - alpha) quantile.
 
     Returns
     -------
     ResultTable
         ``previous``'s rows (if any) and the new ones. The provenance records the reprsim version, the store,
         the corpus hash and word count, each model's store entry, the measures, ``subsample_rows``,
-        ``attention_sentences`` and ``seed``.
+        ``attention_sentences``, ``seed`` and, with statistics, ``inference``: the options and each
+        measure's interval and null methods. With statistics the table has the columns se, ci_low,
+        ci_high, null_mean, p_value and calibrated (missing where a statistic does not apply).
 
     Raises
     ------
@@ -244,10 +291,16 @@ def compare(
                                  ("attention_sentences", attention_sentences, 1)):
         if value < minimum:
             raise ValueError(f"{name} must be at least {minimum}, got {value}")
+    options = InferenceOptions(ci=ci, null=null, blocks=blocks, resamples=resamples, permutations=permutations,
+                               alpha=alpha, seed=seed)
     names = resolve_measures(measures)
     entries = select_entries(store, models)
     reps = representations(entries)
     earlier_entries: dict[str, str] = {}  # entries of models in previous that this call does not compare
+    if previous is not None and _inference_of(previous) != (options.as_dict() if options.enabled else None):
+        warnings.warn("the statistics options differ from those of the earlier results; every row is computed "
+                      "again", StaleResultsWarning, stacklevel=2)
+        previous = None
     if previous is not None:
         check_previous_corpus(previous, entries[0])
         previous = without_stale_rows(previous, entries)
@@ -267,16 +320,19 @@ def compare(
                 f"{entries[0].n_words} words: choose measures without it (--measures) or a larger corpus"
             )
     raised: list[dict[str, str]] = list(previous.provenance.get("warnings") or []) if previous is not None else []
+    lengths = entries[0].sentence_lengths
     with _recording_warnings(streamed, raised):
-        records = streamed_records(reps, streamed, done, device, chunk_rows, progress)
+        records = streamed_records(reps, streamed, done, device, chunk_rows, progress, options,
+                                   block_bounds(lengths, options) if streamed else None)
     for m in sampled:
         with _recording_warnings([m], raised):
-            records += subsampled_records(reps, [m], done, subsample_rows, seed, chunk_rows, progress)
+            records += subsampled_records(reps, [m], done, subsample_rows, seed, chunk_rows, progress, options,
+                                          lengths)
     for m in attention:
         with _recording_warnings([m], raised):
             records += attention_records(entries, [m], done, attention_sentences, seed, progress)
 
-    provenance = {
+    provenance: dict[str, Any] = {
         "reprsim_version": __version__,
         "store": str(store.path),
         "corpus_hash": entries[0].corpus_hash,
@@ -288,6 +344,10 @@ def compare(
         "seed": seed,
         "warnings": raised,
     }
+    if options.enabled:
+        provenance["inference"] = {"options": options.as_dict(), "methods": _methods(names, records, options)}
+    for r in records:  # the methods go in the provenance, once per measure
+        r.pop("ci_method", None), r.pop("null_method", None)
     new = ResultTable.from_records(records, provenance) if records else None
     if previous is None:
         if new is None:

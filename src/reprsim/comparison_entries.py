@@ -116,7 +116,8 @@ def without_stale_rows(previous: ResultTable, entries: Sequence[StoreEntry]) -> 
     frame = previous.frame
     keep = ~(frame["model_a"].isin(stale) | frame["model_b"].isin(stale))
     entries_now = {name: key for name, key in old.items() if name not in stale}
-    return ResultTable(frame[keep].reset_index(drop=True), {**previous.provenance, "entries": entries_now})
+    kept = previous.subset(keep.to_numpy())  # keeps the rows' replicate and null arrays
+    return ResultTable(kept.frame, {**previous.provenance, "entries": entries_now}, kept._arrays)
 
 
 def _check_same_corpus(entries: Sequence[StoreEntry]) -> None:

@@ -34,6 +34,7 @@ from reprsim.engine import (
 )
 from reprsim.engine.linear_family import warn_about_fits
 from reprsim.engine.linear_score import check_measures
+from reprsim.inference import NO_INFERENCE, InferenceOptions, Uncertainty, sentence_blocks
 from reprsim.layers import LayerId
 from reprsim.results import DIRECTED, SYMMETRIC, ResultTable
 from reprsim.store import StoreEntry
@@ -47,14 +48,20 @@ def _ordered_pairs(n: int, symmetric: bool) -> list[tuple[int, int]]:
 
 
 def _record(a: LayerId, b: LayerId, measure: str, value: float, level: str, n_rows: int,
-            subsample: bool) -> dict[str, Any]:
-    """One results-table row."""
+            subsample: bool, uncertainty: Uncertainty | None = None) -> dict[str, Any]:
+    """One results-table row (with its statistics and their replicates when there are any)."""
     info = registry.get(measure)
-    return {
+    record = {
         "model_a": a.model, "layer_a": a.layer, "model_b": b.model, "layer_b": b.layer,
         "measure": measure, "direction": SYMMETRIC if info.symmetric else DIRECTED,
         "value": float(value), "level": level, "n_rows": n_rows, "subsample": subsample,
     }
+    if uncertainty is not None:
+        record.update(uncertainty.columns())
+        record.update(replicates=uncertainty.replicates, replicate_kind=uncertainty.replicate_kind,
+                      null_values=uncertainty.null_values, ci_method=uncertainty.ci_method,
+                      null_method=uncertainty.null_method)
+    return record
 
 
 def done_keys(previous: ResultTable | None) -> set[tuple[str, int, str, int, str]]:
@@ -107,16 +114,36 @@ def _family_records(family: PairFamily, ids: Sequence[LayerId], todo: dict[str, 
                                                             description=description)}
     records = []
     for i, j in pairs:  # in pair order, whatever the tiling
-        for m, value in scored[i, j].items():
-            directions: list[tuple[int, int, float]]
+        values = dict(scored[i, j])
+        stats = values.pop("uncertainty", {})
+        for m, value in values.items():
+            u = stats.get(m)
+            directions: list[tuple[int, int, float, Uncertainty | None]]
             if isinstance(value, Directed):
-                directions = [(i, j, value.a_to_b), (j, i, value.b_to_a)][: 1 if i == j else 2]
+                ua, ub = (u.a_to_b, u.b_to_a) if isinstance(u, Directed) else (u, u)
+                directions = [(i, j, value.a_to_b, ua), (j, i, value.b_to_a, ub)][: 1 if i == j else 2]
             else:
-                directions = [(i, j, value)]
-            for a, b, v in directions:
+                directions = [(i, j, value, u)]
+            for a, b, v, uv in directions:
                 if (a, b) in wanted.get(m, ()):
-                    records.append(_record(ids[a], ids[b], m, float(v), level, n_rows, subsample))
+                    records.append(_record(ids[a], ids[b], m, float(v), level, n_rows, subsample, uv))
     return records
+
+
+def block_bounds(sentence_lengths: Sequence[int], options: InferenceOptions) -> np.ndarray | None:
+    """The sentence blocks' row bounds when intervals are asked for (``None`` otherwise).
+
+    Raises
+    ------
+    ValueError
+        If the corpus has fewer sentences than ``options.blocks`` (naming the option).
+    """
+    if options.ci == "none":
+        return None
+    try:
+        return sentence_blocks(sentence_lengths, options.blocks)
+    except ValueError as exc:
+        raise ValueError(f"--blocks / blocks: {exc}") from exc
 
 
 # --- linear measures: one streaming pass of cross-products ----------------------------------------------
@@ -125,7 +152,8 @@ LINEAR_BUDGET_BYTES = 4 << 30  # cross-product blocks held per pass; beyond it, 
 
 def streamed_records(reps: Sequence[RepresentationSource], names: Sequence[str],
                      done: set[tuple[str, int, str, int, str]], device: str, chunk_rows: int,
-                     progress: bool) -> list[dict[str, Any]]:
+                     progress: bool, inference: InferenceOptions = NO_INFERENCE,
+                     bounds: np.ndarray | None = None) -> list[dict[str, Any]]:
     """Linear measures from the engine's streaming pass over every needed pair (i <= j).
 
     Every layer is fitted once; when the blocks exceed `LINEAR_BUDGET_BYTES` the rows are streamed once
@@ -146,6 +174,10 @@ def streamed_records(reps: Sequence[RepresentationSource], names: Sequence[str],
         Rows per chunk of a pass.
     progress
         Show progress bars.
+    inference
+        The statistics to attach (`reprsim.engine.linear_inference`).
+    bounds
+        The sentence blocks' row bounds (`block_bounds`), when intervals are asked for.
 
     Returns
     -------
@@ -162,7 +194,7 @@ def streamed_records(reps: Sequence[RepresentationSource], names: Sequence[str],
         return []
     family = LinearFamily(reps, check_measures(names), device=resolve_device(device), precision="float64",
                           svcca=SvccaOptions(), chunk_rows=chunk_rows, workers=torch.get_num_threads(),
-                          progress=progress)
+                          progress=progress, inference=inference, bounds=bounds)
     ids: list[LayerId] = [r.id for r in reps]  # type: ignore[misc]
     records = _family_records(family, ids, {m: _todo(reps, m, done) for m in names}, LINEAR_BUDGET_BYTES,
                               "representation", int(reps[0].n_rows or 0), False, progress, "pairs", unordered=True)
@@ -198,7 +230,8 @@ PROFILE_BUDGET_BYTES = 2 << 30  # n x n fits held at once; beyond it, representa
 
 def subsampled_records(reps: Sequence[RepresentationSource], names: Sequence[str],
                        done: set[tuple[str, int, str, int, str]], size: int, seed: int, chunk_rows: int,
-                       progress: bool) -> list[dict[str, Any]]:
+                       progress: bool, inference: InferenceOptions = NO_INFERENCE,
+                       sentence_lengths: Sequence[int] | None = None) -> list[dict[str, Any]]:
     """N x n measures on one shared row subsample, every pair scored from per-representation fits.
 
     Each representation is fitted once per measure (once per tile of representations when the fits exceed
@@ -221,6 +254,10 @@ def subsampled_records(reps: Sequence[RepresentationSource], names: Sequence[str
         Rows per chunk read.
     progress
         Show progress bars.
+    inference
+        The statistics to attach (`reprsim.engine.sample_family`): resampling the subsample's sentences.
+    sentence_lengths
+        Rows per sentence of the corpus, needed when `inference` is enabled.
 
     Returns
     -------
@@ -233,9 +270,16 @@ def subsampled_records(reps: Sequence[RepresentationSource], names: Sequence[str
     n_words = int(reps[0].n_rows or 0)
     rows = subsample_rows(n_words, size, seed)
     ids: list[LayerId] = [r.id for r in reps]  # type: ignore[misc]
+    sentence_of_row = None
+    if inference.enabled:
+        assert sentence_lengths is not None, "statistics need the sentence lengths"
+        sentence_of_row = np.repeat(np.arange(len(sentence_lengths)), sentence_lengths)[rows]
     records = []
     for m in names:
-        family = SampleFamily(reps, m, rows, chunk_rows)
+        extra: dict[str, Any] = {}
+        if inference.enabled:
+            extra = {"inference": inference, "sentence_of_row": sentence_of_row}
+        family = SampleFamily(reps, m, rows, chunk_rows, **extra)
         records += _family_records(family, ids, {m: _todo(reps, m, done)}, PROFILE_BUDGET_BYTES, "representation",
                                    len(rows), len(rows) < n_words, progress, f"{m} pairs")
     return records

@@ -13,7 +13,7 @@ models:
   - {name: MiniLM, model: minilm}
   - {name: SmolLM2, model: smollm2, layers: [0, 6, 12, 18, 24, 30]}
 extraction: {rows: word, subword: last, attention: true, batch_size: 32, device: auto, dtype: float32}
-compare: {measures: [all], subsample_rows: 5000, attention_sentences: 500, seed: 0}
+compare: {measures: [all], subsample_rows: 5000, attention_sentences: 500, seed: 0, ci: none, null: none}
 finetuning: {base: MiniLM, finetuned: [MiniLM-tuned]}
 output: {dir: reprsim-out}                                      # store/, results.parquet, report/
 ```
@@ -138,7 +138,19 @@ class CompareSpec:
     attention_sentences : int, default 500
         The seeded sentence subsample of the attention measures (at least 1).
     seed : int, default 0
-        The seed of both subsamples.
+        The seed of both subsamples, the bootstrap and the permutations.
+    ci : {"bootstrap", "jackknife", "none"}, default "none"
+        Confidence intervals over sentence blocks.
+    null : {"analytic", "permutation", "none"}, default "none"
+        Null baselines.
+    blocks : int, default 50
+        G, sentence blocks resampled.
+    resamples : int, default 1000
+        B, bootstrap replicates.
+    permutations : int, default 200
+        K, permutations of the null.
+    alpha : float, default 0.05
+        Intervals of level 1 - alpha; the calibration's level.
     """
 
     measures: list[str] = field(default_factory=lambda: ["all"])
@@ -147,6 +159,16 @@ class CompareSpec:
     subsample_rows: int = 5000
     attention_sentences: int = 500
     seed: int = 0
+    ci: str = "none"
+    null: str = "none"
+    blocks: int = 50
+    resamples: int = 1000
+    permutations: int = 200
+    alpha: float = 0.05
+
+    def inference_arguments(self) -> dict[str, Any]:
+        """The statistics options as `reprsim.compare` keywords."""
+        return {k: getattr(self, k) for k in ("ci", "null", "blocks", "resamples", "permutations", "alpha")}
 
 
 @dataclass(frozen=True)
@@ -215,6 +237,8 @@ _CHOICES = {
     "extraction.long_sentences": {"error", "window"},
     "extraction.rows": {"word", "last-token", "mean", "first-token"},
     "compare.device": {"auto", "cpu", "cuda"},
+    "compare.ci": {"bootstrap", "jackknife", "none"},
+    "compare.null": {"analytic", "permutation", "none"},
 }
 
 
@@ -253,6 +277,13 @@ def _choice(value: Any, path: str) -> str:
     if value not in allowed:
         raise _fail(path, f"{value!r} is not allowed; choose one of {', '.join(sorted(allowed))}")
     return str(value)
+
+
+def _alpha(value: Any) -> float:
+    """Check ``compare.alpha``: a number in (0, 1)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+        raise _fail("compare.alpha", f"must be a number in (0, 1), got {value!r}")
+    return float(value)
 
 
 def _optional_int(raw: dict[str, Any], key: str, path: str) -> int | None:
@@ -365,6 +396,12 @@ def _compare(raw: Any) -> CompareSpec:
         attention_sentences=_typed(d.get("attention_sentences", base.attention_sentences),
                                    "compare.attention_sentences", int, minimum=1),
         seed=_typed(d.get("seed", base.seed), "compare.seed", int),
+        ci=_choice(d.get("ci", base.ci), "compare.ci"),
+        null=_choice(d.get("null", base.null), "compare.null"),
+        blocks=_typed(d.get("blocks", base.blocks), "compare.blocks", int, minimum=2),
+        resamples=_typed(d.get("resamples", base.resamples), "compare.resamples", int, minimum=1),
+        permutations=_typed(d.get("permutations", base.permutations), "compare.permutations", int, minimum=1),
+        alpha=_alpha(d.get("alpha", base.alpha)),
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from reprsim.cli import add_quiet, command_parser
 
@@ -23,6 +24,43 @@ def _names(text: str) -> list[str]:
             current += char
     names.append(current)
     return [name.strip() for name in names if name.strip()]
+
+
+def add_inference_options(p: argparse.ArgumentParser, ci: str = "none", null: str = "none") -> None:
+    """Add the statistics options: --ci, --null, --blocks, --resamples, --permutations and --alpha.
+
+    Parameters
+    ----------
+    p : argparse.ArgumentParser
+        The command's parser.
+    ci, null : str
+        The defaults of ``--ci`` and ``--null``.
+    """
+    g = p.add_argument_group("statistics (docs: guide/statistics)")
+    g.add_argument("--ci", default=ci, choices=["bootstrap", "jackknife", "none"],
+                   help="confidence intervals over sentence blocks")
+    g.add_argument("--null", default=null, choices=["analytic", "permutation", "none"],
+                   help="null baselines: p-values and calibrated scores")
+    g.add_argument("--blocks", type=int, default=50, help="G, sentence blocks resampled")
+    g.add_argument("--resamples", type=int, default=1000, help="B, bootstrap replicates")
+    g.add_argument("--permutations", type=int, default=200, help="K, permutations of the null")
+    g.add_argument("--alpha", type=float, default=0.05, help="intervals of level 1 - alpha; calibration level")
+
+
+def inference_arguments(args: argparse.Namespace) -> dict[str, Any]:
+    """The statistics options of parsed arguments, as `reprsim.compare` keywords.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Options parsed with `add_inference_options`.
+
+    Returns
+    -------
+    dict
+        ``ci``, ``null``, ``blocks``, ``resamples``, ``permutations`` and ``alpha``.
+    """
+    return {k: getattr(args, k) for k in ("ci", "null", "blocks", "resamples", "permutations", "alpha")}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -68,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
         attention_sentences=args.attention_sentences,
         seed=args.seed,
         progress=not args.quiet,
+        **inference_arguments(args),
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     path = table.save(out, format="csv" if args.csv else None)
@@ -114,6 +153,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--chunk-rows", type=int, default=8192, help="rows streamed per chunk")
     p.add_argument("--subsample-rows", type=int, default=5000, help="rows for n x n measures (RBF CKA, RSA, k-NN)")
     p.add_argument("--attention-sentences", type=int, default=500, help="sentences for attention measures")
-    p.add_argument("--seed", type=int, default=0, help="seed of the row and sentence subsamples")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the row and sentence subsamples, the bootstrap and the permutations")
+    add_inference_options(p)
     add_quiet(p)
     p.set_defaults(func=run)

@@ -16,14 +16,18 @@ from collections.abc import Hashable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import numpy as np
 import torch
 
 from reprsim.arrays import ConstantNeuronWarning, FewRowsWarning
+from reprsim.inference import NO_INFERENCE, InferenceOptions
 from reprsim.measures import registry
 
+from .block_moments import BlockedMoments, MomentSums
 from .block_score import prepare_fit
 from .checks import Precision
 from .linear_fit import CCA_TYPE_MEASURES, ROW_NORM_MEASURES, LinearFit, SvccaOptions
+from .linear_inference import LinearStatistics, block_bytes_factor
 from .linear_score import PairTerms, derive, neuron_matches, svcca_options_of
 from .moments import CrossMoments
 from .scheduler import PairScore, Tile
@@ -132,6 +136,11 @@ class LinearFamily:
         Parallel pair derivations on the CPU (values below 1 count as 1).
     progress
         Show a progress bar over each pass.
+    inference
+        The statistics to attach (`reprsim.engine.linear_inference`); each pair's scores then carry
+        ``"uncertainty"``: ``{measure: Uncertainty}`` (a `Directed` of them for a directed measure).
+    bounds
+        (G + 1,) row offsets of the sentence blocks, needed when ``inference.ci`` is not ``"none"``.
 
     Attributes
     ----------
@@ -155,7 +164,14 @@ class LinearFamily:
         neuron_matches_too: bool = False,
         workers: int = 1,
         progress: bool = False,
+        inference: InferenceOptions = NO_INFERENCE,
+        bounds: np.ndarray | None = None,
     ) -> None:
+        if inference.ci != "none" and bounds is None:
+            raise ValueError("intervals need the sentence blocks' row bounds (bounds=)")
+        self.inference, self.bounds = inference, bounds
+        self._factor = block_bytes_factor(inference)
+        self._blocked: BlockedMoments | None = None
         self.sources = list(sources)
         self.measures = tuple(measures)
         self.device, self.precision, self.svcca = device, precision, svcca
@@ -164,7 +180,7 @@ class LinearFamily:
         self.ids = [s.id for s in self.sources]
         self.fits: dict[int, LinearFit] = {}
         self.passes = 0
-        self._moments: CrossMoments | None = None
+        self._moments: CrossMoments | MomentSums | None = None
         self._local: dict[int, int] = {}
 
     def fit_bytes(self, item: int) -> int:
@@ -178,9 +194,9 @@ class LinearFamily:
         Returns
         -------
         int
-            ``8 d^2`` for width d.
+            ``8 d^2`` for width d (G + 2 times that when intervals keep per-block copies).
         """
-        return 8 * self.sources[item].width ** 2
+        return 8 * self.sources[item].width ** 2 * self._factor
 
     def pair_bytes(self, a: int, b: int) -> int:
         """Bytes of a pair's cross-product block.
@@ -193,9 +209,9 @@ class LinearFamily:
         Returns
         -------
         int
-            ``8 d_a d_b``.
+            ``8 d_a d_b`` (G + 2 times that when intervals keep per-block copies).
         """
-        return 8 * self.sources[a].width * self.sources[b].width
+        return 8 * self.sources[a].width * self.sources[b].width * self._factor
 
     def fit(self, tile: Tile) -> None:
         """Stream the rows once for the tile's cross blocks and the covariances of representations new to it.
@@ -227,22 +243,44 @@ class LinearFamily:
             self.fits.update(zip(new, pool.map(build, new), strict=True))
         self._moments = moments
 
-    def _accumulate(self, tile: Tile, new: Sequence[int]) -> tuple[CrossMoments, dict[int, int]]:
+    def _accumulate(self, tile: Tile, new: Sequence[int]) -> tuple[CrossMoments | MomentSums, dict[int, int]]:
         """One pass over the rows of the tile's members: its cross blocks and the new members' own blocks."""
         local = {g: i for i, g in enumerate(tile.members)}
+        if self.inference.ci != "none":
+            return self._accumulate_blocks(tile), local
         blocks = {(min(a, b), max(a, b)) for a, b in tile.pairs} | {(m, m) for m in new}
         moments = CrossMoments(
             [self.sources[g].width for g in tile.members],
             sorted((local[a], local[b]) for a, b in blocks),
             device=self.device,
             precision=self.precision,
-            row_norms=_needs_row_norms(self.measures),
+            row_norms=self._row_norms(),
             diagonal=False,
         )
         self.passes += 1
         stream([self.sources[g] for g in tile.members], moments, self.chunk_rows, self.progress,
                f"pass {self.passes}" if self.passes > 1 else "streaming rows")
         return moments, local
+
+    def _row_norms(self) -> bool:
+        """Whether the pass keeps row norms: for debiased/lange CKA, and for linear CKA's analytic null."""
+        needs_null = self.inference.null != "none" and any(
+            registry.parse_spec(m)[0] == "linear_cka" for m in self.measures)
+        return _needs_row_norms(self.measures) or needs_null
+
+    def _accumulate_blocks(self, tile: Tile) -> MomentSums:
+        """One pass keeping every block of the tile (every member's own included) per sentence block."""
+        local = {g: i for i, g in enumerate(tile.members)}
+        blocks = {(local[min(a, b)], local[max(a, b)]) for a, b in tile.pairs} | {(i, i) for i in local.values()}
+        assert self.bounds is not None
+        blocked = BlockedMoments([self.sources[g].width for g in tile.members], sorted(blocks), self.bounds,
+                                 device=self.device, precision=self.precision, row_norms=self._row_norms())
+        self.passes += 1
+        stream([self.sources[g] for g in tile.members], blocked, self.chunk_rows,  # type: ignore[arg-type]
+               self.progress, f"pass {self.passes}" if self.passes > 1 else "streaming rows")
+        blocked.finish()
+        self._blocked = blocked
+        return blocked.total
 
     def terms(self, a: int, b: int) -> PairTerms:
         """The cross terms of a pair of the open tile.
@@ -293,8 +331,36 @@ class LinearFamily:
             return a, b, values
 
         with _one_blas_thread_each(self.workers, self.device) as n, ThreadPoolExecutor(n) as pool:
-            yield from pool.map(one, tile.pairs)
+            if not self.inference.enabled:
+                yield from pool.map(one, tile.pairs)
+            else:
+                scored = list(pool.map(one, tile.pairs))
+                yield from self._with_uncertainty(tile, scored, pool.map)
         self._moments = None
+        self._blocked = None
+
+    def _with_uncertainty(self, tile: Tile, scored: list[PairScore], map_parallel: Any) -> Iterator[PairScore]:
+        """The tile's scores with each measure's statistics under ``"uncertainty"``."""
+        local = self._local
+        bases = {m: registry.parse_spec(m)[0] for m in self.measures}
+
+        def refit(sums: MomentSums, i: int) -> LinearFit:
+            fit = LinearFit.from_moments(sums, i, name=f"representation {self.ids[tile.members[i]]!r}")
+            _prepare(fit, self.measures, self.svcca)
+            return fit
+
+        def derive_pair(fa: LinearFit, fb: LinearFit, sums: MomentSums, i: int, j: int) -> Any:
+            norms = sums.centred_norm_product(i, j) if sums.row_norms else None
+            return derive(PairTerms(fa, fb, sums.centred(i, j), norms), self.measures, self.svcca)
+
+        stats = LinearStatistics(self._blocked, self.inference, refit, derive_pair, map_parallel)
+        members = [local[m] for m in tile.members]
+        pairs = [(local[a], local[b]) for a, b, _ in scored]
+        estimates = {(local[a], local[b]): values for a, b, values in scored}
+        fits = {local[m]: self.fits[m] for m in tile.members}
+        per_pair = stats.uncertainties(members, pairs, estimates, fits, bases)
+        for (a, b, values), pair in zip(scored, pairs, strict=True):
+            yield a, b, {**values, "uncertainty": per_pair[pair]}
 
 
 class MomentsFamily(LinearFamily):

@@ -11,7 +11,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 import torch
 
@@ -20,6 +20,9 @@ from reprsim.measures.shape import whitening_weights
 from reprsim.measures.spectral import gulp_weights
 
 from .moments import CrossMoments
+
+if TYPE_CHECKING:  # annotations only: block_moments builds on moments
+    from .block_moments import MomentSums
 from .spectra import Spectrum, SvccaConvention, SvccaOptions, eigen_rank_tolerance, kept_count, spectrum
 
 T = TypeVar("T")
@@ -154,13 +157,14 @@ class LinearFit:
         self.mean = None if mean is None else mean.to(torch.float64)
 
     @classmethod
-    def from_moments(cls, moments: CrossMoments, a: int, name: str | None = None) -> LinearFit:
+    def from_moments(cls, moments: CrossMoments | MomentSums, a: int, name: str | None = None) -> LinearFit:
         """The fit of one representation of a `CrossMoments`.
 
         Parameters
         ----------
         moments
-            Moments holding the representation's diagonal block (a, a).
+            Moments (or block sums, `reprsim.engine.block_moments.MomentSums`) holding the representation's
+            diagonal block (a, a).
         a
             The representation's index.
         name

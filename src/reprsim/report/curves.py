@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
+import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
@@ -130,7 +131,7 @@ def plot_finetune(
     ----------
     frame : pandas.DataFrame
         The output of `reprsim.analysis.finetune_similarity` (columns ``model``, ``layer``, ``measure``,
-        ``level``, ``value``).
+        ``level``, ``value``); optional ``ci_low`` and ``ci_high`` columns (NaN where missing) draw error bars.
     base : str
         The base model, for the labels.
     level : str
@@ -164,6 +165,8 @@ def plot_finetune(
         for model in models:
             part = rows[(rows["measure"] == measure) & (rows["model"] == model)]
             ax.plot(part["layer"], part["value"], marker="o", markersize=3, color=colours[model], label=model)
+            if "ci_low" in part.columns and "ci_high" in part.columns:
+                _error_bars(ax, part, colours[model])
         is_distance = orientation.get(measure) is False
         ax.set_title(f"{measure} (distance: lower = closer)" if is_distance else measure, fontsize=9)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -176,6 +179,16 @@ def plot_finetune(
     axes[0].legend(fontsize=MIN_FONT_PT, loc="best")
     fig.suptitle(f"{level.capitalize()} level: each fine-tuned layer\nagainst the same layer of {base}")
     return fig
+
+
+def _error_bars(ax: Axes, part: pd.DataFrame, colour: tuple[float, float, float, float]) -> None:
+    """Draw each row's interval (ci_low to ci_high) as an error bar, where both ends are known."""
+    low = pd.to_numeric(part["ci_low"], errors="coerce").to_numpy(dtype=float, na_value=float("nan"))
+    high = pd.to_numeric(part["ci_high"], errors="coerce").to_numpy(dtype=float, na_value=float("nan"))
+    known = np.isfinite(low) & np.isfinite(high)
+    if known.any():
+        # Drawn from end to end, not around the value: a bias-corrected interval need not contain it.
+        ax.vlines(part["layer"].to_numpy()[known], low[known], high[known], colors=[colour], linewidth=1.0, alpha=0.8)
 
 
 __all__ = ["draw_dendrogram", "plot_dendrogram", "plot_finetune", "plot_localisation"]

@@ -20,6 +20,7 @@ from matplotlib.figure import Figure
 from matplotlib.image import AxesImage
 
 from reprsim.report.curves import plot_dendrogram, plot_finetune, plot_localisation
+from reprsim.report.interval_plots import mark_cells
 from reprsim.report.style import (
     DISTANCE_CMAP,
     MIN_FONT_PT,
@@ -172,6 +173,7 @@ def draw_block_heatmap(
     larger_is_similar: bool,
     value_range: tuple[float, float] | None = None,
     annotate: bool = False,
+    marks: np.ndarray | None = None,
 ) -> AxesImage:
     """Draw every layer against every layer into `ax`, model blocks separated by lines, NaN cells grey.
 
@@ -189,6 +191,8 @@ def draw_block_heatmap(
         The colour scale (vmin, vmax); default the range of `values`.
     annotate : bool, default False
         Write each cell's value in it.
+    marks : numpy.ndarray, optional
+        Boolean, like `values`: cells not above their null, drawn with an 'x'.
 
     Returns
     -------
@@ -213,6 +217,7 @@ def draw_block_heatmap(
     _label_axis(ax, "y", labels, "layer (row)")
     if annotate:
         annotate_cells(ax, values, cmap, vmin, vmax)
+    mark_cells(ax, marks)
     return image
 
 
@@ -224,6 +229,7 @@ def plot_block_heatmap(
     larger_is_similar: bool,
     value_range: tuple[float, float] | None = None,
     annotate: bool = False,
+    marks: np.ndarray | None = None,
 ) -> Figure:
     """Draw every layer of every model against every layer, model blocks separated by lines.
 
@@ -246,6 +252,8 @@ def plot_block_heatmap(
         range of `values`.
     annotate : bool, default False
         Write each cell's value in it.
+    marks : numpy.ndarray, optional
+        Boolean, like `values`: cells not above their null, drawn with an 'x' (the title says so).
 
     Returns
     -------
@@ -265,13 +273,15 @@ def plot_block_heatmap(
     side = min(16.0, max(6.0, 3.5 + 0.045 * n))
     fig = new_figure(side + 1.6, side)
     ax = fig.add_subplot()
-    image = draw_block_heatmap(ax, values, labels, larger_is_similar, (vmin, vmax), annotate)
+    image = draw_block_heatmap(ax, values, labels, larger_is_similar, (vmin, vmax), annotate, marks)
     cbar = fig.colorbar(image, ax=ax, shrink=0.8)
     what = cell_label(larger_is_similar, directed=not symmetric)
     cbar.set_label(scale_label(measure, larger_is_similar, vmin, vmax, what, shared=value_range is not None))
     title = f"{measure}: every layer against every layer"
     if np.isnan(values).any():
         title += " (grey: not computed)"
+    if marks is not None and np.asarray(marks).any():
+        title += "\n(x: not above its null)"
     ax.set_title(title)
     return fig
 
@@ -290,6 +300,8 @@ class PairPanel:
         ``values[i, j] = sim(layers_a[i] -> layers_b[j])``, shape ``(len(layers_a), len(layers_b))``.
     title : str
         The panel title.
+    marks : numpy.ndarray or None
+        Boolean, like `values`: cells not above their null (drawn with an 'x'); None for none.
     """
 
     model_a: str
@@ -298,6 +310,7 @@ class PairPanel:
     layers_b: tuple[int, ...]
     values: np.ndarray
     title: str
+    marks: np.ndarray | None = None
 
 
 def _thinned(layers: Sequence[int], axis_inches: float) -> tuple[list[int], list[str]]:
@@ -361,6 +374,7 @@ def draw_pair(
         ax.set_ylabel(f"layer of {panel.model_a}")
     if annotate:
         annotate_cells(ax, np.asarray(panel.values, dtype=np.float64), cmap, vmin, vmax)
+    mark_cells(ax, panel.marks)
     return image
 
 

@@ -21,6 +21,7 @@ from reprsim.analysis.aggregate import larger_means_similar
 from reprsim.report.explain import random_controls
 from reprsim.report.findings import CrossMeasure, cross_measure, findings
 from reprsim.report.interactive import data_script, page_scripts
+from reprsim.report.model_stats import ModelStats, model_stats
 from reprsim.report.page import (
     CSS,
     FIGURE_DIR,
@@ -29,20 +30,25 @@ from reprsim.report.page import (
     esc,
     figure_html,
     frame_html,
+    note_html,
 )
 from reprsim.report.provenance import run_details_html
 from reprsim.report.sections import (
     FigureSaver,
     MeasureContext,
+    covered_models,
     cross_table_html,
     finetune_section,
     localisation_section,
     measure_anchor,
     measure_section,
 )
+from reprsim.report.significance import StatsView, stats_view
+from reprsim.report.stats_html import covered_stats, howto_html, significance_findings
 from reprsim.report.style import FigureFiles
 from reprsim.report.warning_log import recorded_warnings
 from reprsim.results import LEVELS, ResultTable
+from reprsim.results.arrays import expects_arrays
 
 INDEX = "index.html"
 # The measure whose model dendrogram opens the page, first present wins; else the first one that clusters.
@@ -87,7 +93,7 @@ def parse_finetuned(spec: str) -> tuple[str, list[str]]:
 
 def _count_figures(table: ResultTable, finetuned: Mapping[str, Sequence[str]]) -> int:
     """Bound from above the number of figures a report draws, for the progress bar."""
-    per_measure = 4  # block heatmap, model and layer dendrograms, model-pair grid
+    per_measure = 5 + int(table.has_arrays())  # heatmap, 2 dendrograms, pair grid, depth; the interval plot
     return len(table.measures()) * per_measure + 1 + 2 * len(finetuned)
 
 
@@ -129,8 +135,13 @@ def _ranges(layers: Sequence[int]) -> str:
 
 
 def _summary_section(table: ResultTable, cross: CrossMeasure, controls: Mapping[str, str | None],
-                     warnings: Sequence[Mapping[str, Any]], dendrograms: Mapping[str, FigureFiles]) -> Section:
-    """The page's opening: what was compared, every measure side by side, the model dendrogram, the findings."""
+                     warnings: Sequence[Mapping[str, Any]], dendrograms: Mapping[str, FigureFiles],
+                     view: StatsView | None = None, stats: Mapping[str, ModelStats] | None = None) -> Section:
+    """The page's opening: what was compared, every measure side by side, the model dendrogram, the findings.
+
+    With statistics (`view`), the cross-measure table shows intervals and p-values, the findings say what the
+    statistics support, and a "How to read this" note follows them.
+    """
     from reprsim.report.sections import warnings_html
 
     provenance = table.provenance
@@ -146,11 +157,15 @@ def _summary_section(table: ResultTable, cross: CrossMeasure, controls: Mapping[
     parts.append(warnings_html(general, "computing the table"))
     if not cross.values.empty:
         anchors = {m: measure_anchor(m) for m in table.measures()}
+        with_stats = "" if view is None else (
+            f" Where the layer pairs have replicates and nulls, the cell gives the {view.level} interval and the "
+            "p-value, and a value not above its null is outlined and says so.")
         parts.append(
             "<h3>Model pairs under every measure</h3><p>Each cell: the symmetric model-to-model value of a pair "
             "(the mean of both directions of \"mean over one model's layers of its best match in the other\"). "
             "Each row is shaded on its own range, brighter = more similar (distances are reversed), and its most "
-            "similar pair is bold; hover a cell for the two directions.</p>" + cross_table_html(cross, anchors)
+            f"similar pair is bold; hover a cell for the two directions.{with_stats}</p>"
+            + cross_table_html(cross, anchors, stats, table.alpha)
         )
     chosen = next((m for m in SUMMARY_MEASURES if m in dendrograms), next(iter(dendrograms), None))
     if chosen is not None:
@@ -158,9 +173,17 @@ def _summary_section(table: ResultTable, cross: CrossMeasure, controls: Mapping[
             dendrograms[chosen], f"Average-linkage clustering on the symmetric model-to-model {chosen}; each "
             "measure's own dendrogram is in its section.", f"model dendrogram, {chosen}"))
     warned = {m: sorted({w["category"] for w in warnings if w["measure"] == m}) for m in table.measures()}
-    parts.append("<h3>What this shows</h3>" + bullet_list(findings(cross, controls, warned), "findings")
+    lines = findings(cross, controls, warned)
+    if view is not None:
+        lines += significance_findings(cross, stats or {}, view.alpha, view.level)
+    parts.append("<h3>What this shows</h3>" + bullet_list(lines, "findings")
                  + "<p class=\"files\">Computed from the table above: they describe these layers on this corpus, "
                  "not the models in general.</p>")
+    if view is not None:
+        parts.append(howto_html(view))
+    elif expects_arrays(table.inference):
+        parts.append(note_html("Statistics were asked for (see the run details) but none could be computed for "
+                               "this table; its values are shown without intervals."))
     return Section("summary", "Summary", parts)
 
 
@@ -301,6 +324,11 @@ def write_report(
     cross = cross_measure(table, orientation)
     controls = random_controls(table.models())
     warnings = recorded_warnings(table.provenance)
+    view = stats_view(table)
+    stats: dict[str, ModelStats] = {}
+    if view is not None and table.has_arrays():
+        stats = covered_stats(list(cross.values.index), lambda m: model_stats(
+            table, m, covered_models(table, m), orientation[m], view.alpha))
     bar = tqdm(total=_count_figures(table, finetuned), desc="report figures", unit="fig", disable=not progress)
     saver = FigureSaver(out / FIGURE_DIR, bar)
     payloads: dict[str, dict[str, Any]] = {}
@@ -311,7 +339,7 @@ def write_report(
         for level in LEVELS:
             for measure in table.measures(level):
                 ctx = MeasureContext(orientation[measure], cross, controls,
-                                     [w for w in warnings if w["measure"] == measure])
+                                     [w for w in warnings if w["measure"] == measure], view, stats.get(measure))
                 measure_sections.append(measure_section(table, measure, ctx, saver, payloads, out))
                 files = saver.saved.get(f"dendrogram-models-{measure}")
                 if files is not None:
@@ -322,7 +350,7 @@ def write_report(
     finally:
         bar.close()
     _write_model_to_model(cross, out)
-    summary = _summary_section(table, cross, controls, warnings, dendrograms)
+    summary = _summary_section(table, cross, controls, warnings, dendrograms, view, stats)
     sections = [summary, *measure_sections, *tail, _details_section(table, command)]
     index = out / INDEX
     index.write_text(_render_page(table, sections, title, payloads), encoding="utf-8")

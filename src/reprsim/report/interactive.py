@@ -43,6 +43,7 @@ def measure_payload(
     larger_is_similar: bool,
     symmetric: bool,
     value_range: tuple[float, float],
+    stats: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The JSON record the script draws one measure's figures from.
 
@@ -60,18 +61,23 @@ def measure_payload(
         Whether the measure is symmetric.
     value_range : tuple of float
         The measure's colour scale.
+    stats : mapping, optional
+        The cells' statistics, when the table has them: ``"low"``, ``"high"``, ``"p"`` (matrices like
+        `values`, NaN where missing), ``"marks"`` (boolean matrix: not above the null) and ``"level"`` (e.g.
+        ``"95%"``).
 
     Returns
     -------
     dict
-        ``{"measure", "labels": [[model, layer, depth], ...], "z", "larger", "symmetric", "range"}``.
+        ``{"measure", "labels": [[model, layer, depth], ...], "z", "larger", "symmetric", "range"}``, plus
+        ``"stats": {"lo", "hi", "p", "marks": [[i, j], ...], "level"}`` with `stats`.
     """
     depth: dict[LayerId, float] = {}
     for model in dict.fromkeys(label.model for label in labels):
         own = [label for label in labels if label.model == model]
         for label, d in zip(own, relative_depth([label.layer for label in own]), strict=True):
             depth[label] = round(float(d), 3)
-    return {
+    payload: dict[str, Any] = {
         "measure": measure,
         "labels": [[label.model, label.layer, depth[label]] for label in labels],
         "z": _rounded(np.asarray(values, dtype=np.float64)),
@@ -79,6 +85,16 @@ def measure_payload(
         "symmetric": bool(symmetric),
         "range": [float(f"{value_range[0]:.6g}"), float(f"{value_range[1]:.6g}")],
     }
+    if stats is not None:
+        marks = np.argwhere(np.asarray(stats["marks"], dtype=bool))
+        payload["stats"] = {
+            "lo": _rounded(np.asarray(stats["low"], dtype=np.float64)),
+            "hi": _rounded(np.asarray(stats["high"], dtype=np.float64)),
+            "p": _rounded(np.asarray(stats["p"], dtype=np.float64)),
+            "marks": [[int(i), int(j)] for i, j in marks],
+            "level": str(stats["level"]),
+        }
+    return payload
 
 
 def data_script(models: Sequence[str], payloads: Mapping[str, Mapping[str, Any]]) -> str:
@@ -180,6 +196,34 @@ APP_JS = r"""
     names.forEach(function (n, k) { if (k % step === 0) { vals.push(n); text.push(String(labels[idx[k]][1])); } });
     return { tickvals: vals, ticktext: text, tickfont: { size: 10 }, tickangle: 0, automargin: true };
   }
+  function statText(st, i, j) {
+    if (!st) return '';
+    var parts = [], lo = st.lo[i][j], hi = st.hi[i][j], p = st.p[i][j];
+    if (lo !== null && hi !== null) parts.push(st.level + ' interval [' + lo.toFixed(3) + ', ' + hi.toFixed(3) + ']');
+    if (p !== null) parts.push('p = ' + p.toPrecision(2));
+    if (st.marked[i + ',' + j]) parts.push('× not above its null');
+    return parts.length ? '<br>' + parts.join('<br>') : '';
+  }
+  function markTrace(st, rows, cols, xOf, yOf, size, axes) {
+    var x = [], y = [], where = {}, k;
+    for (k = 0; k < rows.length; k++) where['r' + rows[k]] = k;
+    for (k = 0; k < cols.length; k++) where['c' + cols[k]] = k;
+    st.marks.forEach(function (c) {
+      if (where['r' + c[0]] !== undefined && where['c' + c[1]] !== undefined) { x.push(xOf(c[1])); y.push(yOf(c[0])); }
+    });
+    var trace = { type: 'scatter', mode: 'markers', x: x, y: y, hoverinfo: 'skip', showlegend: false,
+                  name: 'not above its null',
+                  marker: { symbol: 'x-thin', size: size, line: { width: 2, color: '#d62728' } } };
+    if (axes) { trace.xaxis = axes[0]; trace.yaxis = axes[1]; }
+    return trace;
+  }
+  function prepareStats(m) {
+    if (m.stats && !m.stats.marked) {
+      m.stats.marked = {};
+      m.stats.marks.forEach(function (c) { m.stats.marked[c[0] + ',' + c[1]] = true; });
+    }
+    return m.stats;
+  }
   function heatmap(div, m) {
     var idx = chosen(m);
     var width = Math.max(div.clientWidth, 280), narrow = width < 600;
@@ -196,6 +240,13 @@ APP_JS = r"""
         '</extra>'
     };
     if (state.annotate && cell >= 24) { trace.texttemplate = '%{z:.2f}'; trace.textfont = { size: 9 }; }
+    var st = prepareStats(m), traces = [trace];
+    if (st) {
+      trace.customdata = idx.map(function (i) { return idx.map(function (j) { return statText(st, i, j); }); });
+      trace.hovertemplate = trace.hovertemplate.replace('<extra>', '%{customdata}<extra>');
+      traces.push(markTrace(st, idx, idx, function (j) { return names[idx.indexOf(j)]; },
+                            function (i) { return names[idx.indexOf(i)]; }, Math.max(4, Math.min(14, cell * 0.6))));
+    }
     var shapes = [], annotations = [];
     spans(idx, m.labels).forEach(function (s, k) {
       if (k > 0) {
@@ -217,7 +268,7 @@ APP_JS = r"""
       coloraxis: colorAxis(m, narrow), shapes: shapes, annotations: annotations, font: { size: 11 },
       plot_bgcolor: '#d9d9d9', hoverlabel: { font: { size: 12 } }
     };
-    Plotly.react(div, [trace], layout, { displaylogo: false, responsive: false });
+    Plotly.react(div, traces, layout, { displaylogo: false, responsive: false });
   }
   function pairGrid(div, m) {
     var idx = chosen(m);
@@ -251,6 +302,15 @@ APP_JS = r"""
       });
       if (state.annotate && panel / Math.max(ia.length, ib.length) >= 24) {
         traces[traces.length - 1].texttemplate = '%{z:.2f}'; traces[traces.length - 1].textfont = { size: 9 };
+      }
+      var st = prepareStats(m);
+      if (st) {
+        var cellTrace = traces[traces.length - 1];
+        cellTrace.customdata = ia.map(function (i) { return ib.map(function (j) { return statText(st, i, j); }); });
+        cellTrace.hovertemplate = cellTrace.hovertemplate.replace('<extra>', '%{customdata}<extra>');
+        var markSize = Math.max(4, Math.min(12, 0.6 * panel / Math.max(ia.length, ib.length)));
+        traces.push(markTrace(st, ia, ib, function (j) { return m.labels[j][1]; },
+                              function (i) { return m.labels[i][1]; }, markSize, ['x' + suffix, 'y' + suffix]));
       }
       var shown = function (rows) {
         var step = Math.max(1, Math.ceil(rows.length * 13 / panel));

@@ -22,7 +22,9 @@ from reprsim.report.figure_saver import FigureSaver
 from reprsim.report.figures import PairPanel, plot_block_heatmap, plot_pair_grid
 from reprsim.report.findings import CrossMeasure
 from reprsim.report.interactive import plot_div
+from reprsim.report.model_stats import ModelStats
 from reprsim.report.page import DATA_DIR, Section, esc, figure_html, files_links, frame_html, matrix_shading, note_html
+from reprsim.report.significance import StatsView
 from reprsim.report.style import colour_range, slug
 from reprsim.results import LayerId, ResultTable
 
@@ -115,12 +117,18 @@ class MeasureContext:
         Random-weight controls among the models.
     warnings : sequence of dict
         The measure's warning records.
+    view : StatsView or None
+        The table's statistics settings; None when it has no statistics (nothing about them is drawn).
+    model_stats : ModelStats or None
+        The measure's model-level statistics, when there are any.
     """
 
     larger: bool
     cross: CrossMeasure
     controls: Mapping[str, str | None]
     warnings: Sequence[Mapping[str, Any]]
+    view: StatsView | None = None
+    model_stats: ModelStats | None = None
 
 
 def warnings_html(records: Sequence[Mapping[str, Any]], what: str) -> str:
@@ -196,6 +204,10 @@ def measure_section(table: ResultTable, measure: str, ctx: MeasureContext, saver
     lead = f"<b>{esc(about.summary[0].upper() + about.summary[1:])}.</b> " if about.summary else ""
     section.parts += [_tags(table, measure, larger), f'<p class="explain">{lead}{esc(" ".join(about.sentences))}</p>',
                       warnings_html(ctx.warnings, f"computing {measure}")]
+    if ctx.view is not None:
+        from reprsim.report.stats_html import measure_stats_html
+
+        section.parts.append(measure_stats_html(ctx.view, measure))
     models = covered_models(table, measure)
     uncovered = [m for m in table.models() if m not in models]
     if uncovered:
@@ -212,17 +224,27 @@ def measure_section(table: ResultTable, measure: str, ctx: MeasureContext, saver
         section.parts.append(note_html(f"{measure}: no model pair is complete; nothing to draw."))
         return section
     value_range = colour_range(values)
-    payloads[measure] = measure_payload(measure, labels, values, larger, symmetric, value_range)
+    marks, cells, marked = None, None, ""
+    if ctx.view is not None:
+        from reprsim.report.measure_stats import cell_marks, model_stat_parts
+
+        marks, cells = cell_marks(table, measure, labels, larger, ctx.view)
+        marked = (f" Hover also shows the {ctx.view.level} interval and p-value; × marks the {int(marks.sum())} "
+                  "cells not above their null (see \"How to read this\").")
+    payloads[measure] = measure_payload(measure, labels, values, larger, symmetric, value_range, cells)
     if len(models) >= 2:
-        section.parts += _model_tables(table, measure, larger, symmetric)
-    heatmap = saver.save(lambda: plot_block_heatmap(values, labels, measure, symmetric, larger, value_range),
-                         f"heatmap-{measure}")
+        if ctx.view is not None and ctx.model_stats is not None:
+            section.parts += model_stat_parts(table, measure, larger, symmetric, ctx.view, ctx.model_stats, saver)
+        else:
+            section.parts += _model_tables(table, measure, larger, symmetric)
+    heatmap = saver.save(lambda: plot_block_heatmap(values, labels, measure, symmetric, larger, value_range,
+                                                    marks=marks), f"heatmap-{measure}")
     section.parts.append(
         "<h3>Every layer against every layer</h3>" + plot_div(measure, "layers")
-        + f'<p class="files">Hover a cell for both layers and the value; lines separate models. Static figure and '
-        f"data: {files_links(heatmap, csv)}</p>"
+        + f'<p class="files">Hover a cell for both layers and the value; lines separate models.{marked} Static '
+        f"figure and data: {files_links(heatmap, csv)}</p>"
     )
-    section.parts.append(_pairs_html(table, measure, larger, saver, value_range))
+    section.parts.append(_pairs_html(table, measure, larger, saver, value_range, marks is not None))
     section.parts.append(_depth_html(table, measure, larger, models, saver, value_range))
     section.parts.append(_dendrograms_html(table, measure, larger, models, values, labels, saver))
     return section
@@ -271,7 +293,7 @@ def _model_tables(table: ResultTable, measure: str, larger: bool, symmetric: boo
 
 
 def _pairs_html(table: ResultTable, measure: str, larger: bool, saver: FigureSaver,
-                value_range: tuple[float, float]) -> str:
+                value_range: tuple[float, float], with_marks: bool = False) -> str:
     """The model pairs layer by layer: the interactive grid and its static figure, folded away."""
     symmetric = table.is_symmetric(measure)
     models = covered_models(table, measure)
@@ -283,8 +305,14 @@ def _pairs_html(table: ResultTable, measure: str, larger: bool, saver: FigureSav
             missing.append(f"{model_a} → {model_b}")
             continue
         title = f"{model_a} vs {model_b}" if symmetric else f"{model_a} → {model_b}"
+        panel_marks = None
+        if with_marks:
+            from reprsim.report.significance import cell_stats, not_above_null
+
+            found = cell_stats(table, measure, table.layer_ids([model_a], measure), table.layer_ids([model_b], measure))
+            panel_marks = not_above_null(found, larger, table.alpha)
         panels.append(PairPanel(model_a, model_b, tuple(table.layers(model_a, measure)),
-                                tuple(table.layers(model_b, measure)), values, title))
+                                tuple(table.layers(model_b, measure)), values, title, panel_marks))
     parts = [note_html(f"{measure}: pairs not computed: {', '.join(missing)}.")] if missing else []
     if panels:
         files = saver.save(lambda: plot_pair_grid(panels, measure, larger, not symmetric, value_range),

@@ -63,6 +63,11 @@ div.warnings { background: #fff1f0; border-left: 4px solid #d64545; padding: .4e
 div.warnings p, div.warnings ul { margin: .2em 0; }
 .explain { max-width: 60em; }
 ul.findings li { margin: .3em 0; }
+td small { display: block; font-size: .8em; opacity: .9; white-space: nowrap; }
+td.ns { outline: 2px dashed #d62728; outline-offset: -3px; font-style: italic; }
+div.howto { background: #f4f6fb; border-left: 4px solid #245; padding: .4em .8em; margin: .6em 0; max-width: 60em; }
+div.howto h3 { margin: .2em 0; }
+div.howto li { margin: .25em 0; }
 button.copy { font-size: .8em; margin: .2em 0 .8em 0; }
 .grid2 { display: grid; grid-template-columns: repeat(auto-fit, minmax(min(100%, 34rem), 1fr)); gap: 1em; }
 @media (max-width: 1000px) {

@@ -16,6 +16,7 @@ import pandas as pd
 
 from reprsim import __version__
 from reprsim.report.page import esc, frame_html, note_html
+from reprsim.report.significance import StatsView, stats_view
 from reprsim.results import ResultTable
 
 MANIFEST = "manifest.json"  # each store entry's metadata file (reprsim.store.layout.MANIFEST)
@@ -135,7 +136,8 @@ def run_details_html(table: ResultTable, command: str | None) -> list[str]:
     Returns
     -------
     list of str
-        HTML parts, in page order; the full provenance JSON last, folded.
+        HTML parts, in page order: the sources, the statistics' options and methods (when the table has an
+        ``"inference"`` provenance entry or statistics), the models, and the full provenance JSON last, folded.
     """
     provenance = table.provenance
     made_by = _first(provenance, COMMAND_KEYS)
@@ -155,6 +157,13 @@ def run_details_html(table: ResultTable, command: str | None) -> list[str]:
             value = provenance[key]
             items.append((key.replace("_", " "), esc(", ".join(map(str, value)) if isinstance(value, list) else value)))
     parts = ["<h3>Where the numbers come from</h3>" + _definition_list(items)]
+    view = stats_view(table)
+    if view is not None or table.inference:
+        from reprsim.report.stats_html import inference_items
+
+        shown = view or StatsView(table.alpha, dict(table.inference.get("options") or {}),
+                                  {m: table.inference_methods(m) for m in table.measures()})
+        parts.append("<h3>Statistics</h3>" + _definition_list(inference_items(shown)))
     sources = model_sources(table)
     parts.append("<h3>Models</h3>" + frame_html(sources, "model"))
     if (sources["source"].str.startswith("not found")).any():

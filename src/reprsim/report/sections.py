@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -30,7 +31,10 @@ from reprsim.report.measure_sections import (
 )
 from reprsim.report.page import Section, esc, figure_html, frame_html, note_html
 from reprsim.report.style import slug
-from reprsim.results import LEVELS, ResultTable
+from reprsim.results import LEVELS, LayerId, ResultTable
+
+if TYPE_CHECKING:
+    from reprsim.report.model_stats import ModelStats
 
 __all__ = [
     "FigureSaver",
@@ -46,11 +50,14 @@ __all__ = [
 ]
 
 
-def cross_table_html(cross: CrossMeasure, anchors: Mapping[str, str]) -> str:
+def cross_table_html(cross: CrossMeasure, anchors: Mapping[str, str], stats: Mapping[str, ModelStats] | None = None,
+                     alpha: float = 0.05) -> str:
     """Render the cross-measure table: one row per measure (grouped by level), one column per model pair.
 
     Each row is shaded on its own range (measures have different scales; distances reversed, so brighter is
     always more similar) and its most similar pair is bold. Cells carry both directed values as a tooltip.
+    With statistics, a cell shows its interval and p-value, and a value not above its null is outlined and
+    says so (`reprsim.report.stats_html.stat_cell_html`).
 
     Parameters
     ----------
@@ -58,6 +65,10 @@ def cross_table_html(cross: CrossMeasure, anchors: Mapping[str, str]) -> str:
         The values.
     anchors : mapping of str to str
         Measure -> its section's id, for the row links.
+    stats : mapping of str to ModelStats, optional
+        Per measure, the model-level statistics.
+    alpha : float, default 0.05
+        The level of the statistics.
 
     Returns
     -------
@@ -88,6 +99,12 @@ def cross_table_html(cross: CrossMeasure, anchors: Mapping[str, str]) -> str:
                 continue
             ab, ba = cross.directed[(measure, pair)]
             tip = f"{pair[0]} → {pair[1]}: {ab:.4f}; {pair[1]} → {pair[0]}: {ba:.4f}"
+            stat = stats[measure].get(*pair) if stats is not None and measure in stats else None
+            if stat is not None:
+                from reprsim.report.stats_html import stat_cell_html
+
+                cells.append(stat_cell_html(stat, larger, alpha, shade(value, lo, hi, larger), attrs, pair == top, tip))
+                continue
             text = f"<b>{value:.3f}</b>" if pair == top else f"{value:.3f}"
             cells.append(f'<td style="{shade(value, lo, hi, larger)}" title="{esc(tip)}"{attrs}>{text}</td>')
         body.append("<tr>" + "".join(cells) + "</tr>")
@@ -164,6 +181,8 @@ def finetune_section(table: ResultTable, base: str, models: list[str], orientati
     except (KeyError, ValueError) as exc:  # e.g. one layer pair not computed: the rest of the report stands
         section.parts.append(note_html(f"fine-tuning against {base} skipped: {exc.args[0]}"))
         return section
+    if table.has_stats():
+        frame = _with_intervals(table, frame, base)
     frame.to_csv(out / f"finetune-{slug(base)}.csv", index=False)
     section.parts.append(
         f"<p>Each fine-tuned model ({esc(', '.join(models))}) layer by layer against the same layer of "
@@ -181,3 +200,13 @@ def finetune_section(table: ResultTable, base: str, models: list[str], orientati
             files, f"{level.capitalize()}-level similarity of each fine-tuned layer to the base's same layer.",
             f"fine-tuning similarity to {base}, {level} level"))
     return section
+
+
+def _with_intervals(table: ResultTable, frame: pd.DataFrame, base: str) -> pd.DataFrame:
+    """Add ci_low and ci_high (NaN where missing) to the fine-tuning rows, for the plot's error bars."""
+    low, high = [], []
+    for model, layer, measure in frame[["model", "layer", "measure"]].itertuples(index=False):
+        a, b = [LayerId(model, int(layer))], [LayerId(base, int(layer))]
+        low.append(float(table.stat_matrix(measure, "ci_low", a, b)[0, 0]))
+        high.append(float(table.stat_matrix(measure, "ci_high", a, b)[0, 0]))
+    return frame.assign(ci_low=low, ci_high=high)

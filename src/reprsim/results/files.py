@@ -11,13 +11,15 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .schema import STRING_COLUMNS
+from .schema import STAT_COLUMNS, STRING_COLUMNS
 
 FORMATS: tuple[str, ...] = ("parquet", "csv")
 FORMAT_OF_SUFFIX: dict[str, str] = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
 
 # Key under which the provenance JSON travels in the Parquet schema metadata.
 PROVENANCE_KEY = b"reprsim.provenance"
+# Key under which a Parquet file records how many of its rows have arrays in the statistics sidecar.
+STAT_ARRAYS_KEY = b"reprsim.stat_arrays"
 
 
 def check_output_path(path: str | Path, format: str | None = None) -> str:
@@ -86,7 +88,7 @@ def provenance_sidecar(path: str | Path) -> Path:
 
 
 def write_table(frame: pd.DataFrame, provenance: Mapping[str, Any], path: str | Path,
-                format: str | None = None) -> Path:
+                format: str | None = None, stat_arrays: int = 0) -> Path:
     """Write a validated frame and its provenance.
 
     Parquet keeps the provenance JSON in the schema metadata (under `PROVENANCE_KEY`); CSV in a sidecar
@@ -102,6 +104,9 @@ def write_table(frame: pd.DataFrame, provenance: Mapping[str, Any], path: str | 
         The file; its folders are created.
     format
         ``"parquet"`` or ``"csv"``; default: from the suffix.
+    stat_arrays
+        How many rows have arrays in the statistics sidecar (recorded in a Parquet file's metadata, so that
+        a lost sidecar is noticed).
 
     Returns
     -------
@@ -121,6 +126,8 @@ def write_table(frame: pd.DataFrame, provenance: Mapping[str, Any], path: str | 
         arrow = pa.Table.from_pandas(frame, preserve_index=False)
         metadata = dict(arrow.schema.metadata or {})
         metadata[PROVENANCE_KEY] = provenance_json.encode("utf-8")
+        if stat_arrays:
+            metadata[STAT_ARRAYS_KEY] = str(int(stat_arrays)).encode("ascii")
         pq.write_table(arrow.replace_schema_metadata(metadata), path)
     else:
         frame.to_csv(path, index=False)
@@ -168,13 +175,52 @@ def read_table(path: str | Path, format: str | None = None) -> tuple[pd.DataFram
             provenance = _load_provenance_json(raw.decode("utf-8"), str(path))
         return arrow.to_pandas(), provenance
     try:
-        frame = pd.read_csv(path, dtype={c: str for c in STRING_COLUMNS}, keep_default_na=False)
+        # Statistics are read as text and parsed here, so that a bad entry is reported by row by the schema.
+        dtypes: dict[str, Any] = {c: str for c in (*STRING_COLUMNS, *STAT_COLUMNS)}
+        frame = pd.read_csv(path, dtype=dtypes, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise ValueError(f"results table {str(path)!r} is not a readable CSV file: {exc}") from exc
+    for column in STAT_COLUMNS:
+        if column in frame.columns:
+            # Built as a list: Series.map would turn the None of an empty entry into NaN.
+            frame[column] = pd.Series([_parse_stat(v) for v in frame[column]], index=frame.index, dtype=object)
     sidecar = provenance_sidecar(path)
     if sidecar.is_file():
         provenance = _load_provenance_json(sidecar.read_text(encoding="utf-8"), str(sidecar))
     return frame, provenance
+
+
+def _parse_stat(text: Any) -> Any:
+    """A CSV statistic: empty is missing (None), a number is a float, anything else stays text for the schema."""
+    if not isinstance(text, str):
+        return text
+    if text.strip() == "":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def stats_flag(path: str | Path, format: str | None = None) -> bool:
+    """Whether a results file says it had arrays in a statistics sidecar (Parquet metadata; CSV never says).
+
+    Parameters
+    ----------
+    path
+        A readable results file.
+    format
+        ``"parquet"`` or ``"csv"``; default: from the suffix.
+
+    Returns
+    -------
+    bool
+        True when a Parquet file records rows with arrays.
+    """
+    if _resolve_format(Path(path), format) != "parquet":
+        return False
+    metadata = pq.read_schema(path).metadata or {}
+    return bool(metadata.get(STAT_ARRAYS_KEY))
 
 
 def _load_provenance_json(text: str, where: str) -> dict[str, Any]:

@@ -131,6 +131,7 @@ class LayerIndex:
                 str(m): sorted(int(v) for v in set(g.layer)) for m, g in sides.groupby("model", sort=False)
             }
         self._dense: dict[str, np.ndarray] = {}
+        self._rows: dict[str, np.ndarray] = {}
 
     def values(self, measure: str, symmetric: bool, rows: Sequence[LayerId], columns: Sequence[LayerId]) -> np.ndarray:
         """The values of every pair of some representations with some others.
@@ -222,18 +223,46 @@ class LayerIndex:
         cached = self._dense.get(measure)
         if cached is not None:
             return cached
-        rows = self._frame[self._frame["measure"] == measure]
-        index = pd.MultiIndex.from_tuples(list(self.position), names=["model", "layer"])
-        pos_a = index.get_indexer(pd.MultiIndex.from_arrays([rows["model_a"], rows["layer_a"]]))
-        pos_b = index.get_indexer(pd.MultiIndex.from_arrays([rows["model_b"], rows["layer_b"]]))
-        dense = np.full((len(index), len(index)), np.nan)
-        values = rows["value"].to_numpy(dtype=np.float64)
-        dense[pos_a, pos_b] = values
-        if symmetric:
-            dense[pos_b, pos_a] = values
+        rows = self.row_matrix(measure, symmetric)
+        values = self._frame["value"].to_numpy(dtype=np.float64)
+        dense = np.where(rows >= 0, values[np.maximum(rows, 0)], np.nan) if len(values) else np.full(rows.shape, np.nan)
         dense.setflags(write=False)
         self._dense[measure] = dense
         return dense
+
+    def row_matrix(self, measure: str, symmetric: bool) -> np.ndarray:
+        """All representations x all representations for one measure: the frame row of each pair, -1 if none.
+
+        Symmetric rows are entered in both orders. Built once per measure, read-only.
+
+        Parameters
+        ----------
+        measure
+            A measure of the frame.
+        symmetric
+            Whether its rows are stored once per unordered pair.
+
+        Returns
+        -------
+        numpy.ndarray
+            The read-only int matrix of row positions, indexed by `position`.
+        """
+        cached = self._rows.get(measure)
+        if cached is not None:
+            return cached
+        mask = (self._frame["measure"] == measure).to_numpy()
+        rows = self._frame[mask]
+        index = pd.MultiIndex.from_tuples(list(self.position), names=["model", "layer"])
+        pos_a = index.get_indexer(pd.MultiIndex.from_arrays([rows["model_a"], rows["layer_a"]]))
+        pos_b = index.get_indexer(pd.MultiIndex.from_arrays([rows["model_b"], rows["layer_b"]]))
+        matrix = np.full((len(index), len(index)), -1, dtype=np.intp)
+        row_ids = np.flatnonzero(mask)
+        matrix[pos_a, pos_b] = row_ids
+        if symmetric:
+            matrix[pos_b, pos_a] = row_ids
+        matrix.setflags(write=False)
+        self._rows[measure] = matrix
+        return matrix
 
 
 def _models_and_layers(frame: pd.DataFrame) -> tuple[list[str], dict[str, list[int]]]:

@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from reprsim.inference.uncertainty import STAT_COLUMNS
+
 COLUMNS: tuple[str, ...] = (
     "model_a",
     "layer_a",
@@ -32,12 +34,31 @@ DIRECTIONS: tuple[str, ...] = (DIRECTED, SYMMETRIC)
 LEVELS: tuple[str, ...] = ("representation", "attention")
 
 STRING_COLUMNS = ("model_a", "model_b", "measure", "direction", "level")
+# The optional statistics columns: nullable floats (pandas "Float64", missing = <NA>, never NaN), all six
+# present as soon as one is, right after `COLUMNS`.
+STAT_DTYPE = "Float64"
 
 
-def _describe_row(frame: pd.DataFrame, index: Any) -> str:
-    """Name a row by its position and its pair, for error messages."""
+def describe_row(frame: pd.DataFrame, index: Any) -> str:
+    """Name a row by its position and its pair, for error messages.
+
+    Parameters
+    ----------
+    frame
+        Rows with the pair columns.
+    index
+        The row's index label.
+
+    Returns
+    -------
+    str
+        E.g. ``"row 3 (model_a='a', layer_a=0, model_b='b', layer_b=1, measure='linear_cka')"``.
+    """
     row = frame.loc[index]
-    parts = [f"{col}={row[col]!r}" for col in ("model_a", "layer_a", "model_b", "layer_b", "measure")]
+    # Plain Python values, so that a layer reads layer_a=1 rather than layer_a=np.int64(1).
+    plain = {col: row[col].item() if isinstance(row[col], np.generic) else row[col]
+             for col in ("model_a", "layer_a", "model_b", "layer_b", "measure")}
+    parts = [f"{col}={value!r}" for col, value in plain.items()]
     return f"row {index} ({', '.join(parts)})"
 
 
@@ -56,7 +77,7 @@ def _as_int_column(frame: pd.DataFrame, column: str, minimum: int) -> pd.Series:
     if bad.any():
         where = _first_bad(frame, bad)
         raise ValueError(
-            f"results table {_describe_row(frame, where)}: {column} must be an integer >= {minimum}, "
+            f"results table {describe_row(frame, where)}: {column} must be an integer >= {minimum}, "
             f"got {series.loc[where]!r}"
         )
     return numeric.astype(np.int64)
@@ -73,7 +94,7 @@ def _as_bool_column(frame: pd.DataFrame, column: str) -> pd.Series:
     if bad.any():
         where = _first_bad(frame, bad)
         raise ValueError(
-            f"results table {_describe_row(frame, where)}: {column} must be True or False, "
+            f"results table {describe_row(frame, where)}: {column} must be True or False, "
             f"got {series.loc[where]!r}"
         )
     return mapped.astype(bool)
@@ -86,7 +107,7 @@ def _as_string_column(frame: pd.DataFrame, column: str, allowed: Sequence[str] |
     if not is_text.all():
         where = _first_bad(frame, ~is_text)
         raise ValueError(
-            f"results table {_describe_row(frame, where)}: {column} must be a non-empty string, "
+            f"results table {describe_row(frame, where)}: {column} must be a non-empty string, "
             f"got {series.loc[where]!r}"
         )
     if allowed is not None:
@@ -94,7 +115,7 @@ def _as_string_column(frame: pd.DataFrame, column: str, allowed: Sequence[str] |
         if bad.any():
             where = _first_bad(frame, bad)
             raise ValueError(
-                f"results table {_describe_row(frame, where)}: {column} must be one of {list(allowed)}, "
+                f"results table {describe_row(frame, where)}: {column} must be one of {list(allowed)}, "
                 f"got {series.loc[where]!r}"
             )
     return series.astype(object)
@@ -129,7 +150,7 @@ def _check_unique_pairs(frame: pd.DataFrame) -> None:
     dup = key.duplicated(keep="first").to_numpy()
     if dup.any():
         where = _first_bad(frame, dup)
-        raise ValueError(f"results table {_describe_row(frame, where)} duplicates an earlier row's pair")
+        raise ValueError(f"results table {describe_row(frame, where)} duplicates an earlier row's pair")
 
 
 def validate_frame(frame: pd.DataFrame) -> pd.DataFrame:
@@ -146,6 +167,8 @@ def validate_frame(frame: pd.DataFrame) -> pd.DataFrame:
     pandas.DataFrame
         A copy with a fresh index and the contract's dtypes: strings for the names, int64 layers and
         ``n_rows``, float64 values, bool ``subsample`` (CSV spellings ``"True"``/``"false"`` accepted).
+        When the frame has any of the statistics columns (`STAT_COLUMNS`), all six follow the schema
+        columns as nullable ``Float64`` (a column not given is all <NA>); without them none is added.
 
     Raises
     ------
@@ -154,7 +177,9 @@ def validate_frame(frame: pd.DataFrame) -> pd.DataFrame:
         (naming the row and its pair): an empty or missing name, a layer below 0, ``n_rows`` below 1, a
         non-integer count, a value that is not a finite number, a direction not in `DIRECTIONS`, a level
         not in `LEVELS`, a ``subsample`` that is not a boolean, a measure with rows of several directions
-        or levels, or a pair listed twice for a measure (a symmetric pair in either order).
+        or levels, or a pair listed twice for a measure (a symmetric pair in either order); or a statistic
+        that is NaN, infinite or not a number (missing is <NA> or None), a negative ``se``, a ``p_value``
+        outside (0, 1], a ``calibrated`` outside [0, 1], or ``ci_low`` above ``ci_high``.
     """
     if not isinstance(frame, pd.DataFrame):
         raise ValueError(f"a results table needs a pandas DataFrame, got {type(frame).__name__}")
@@ -165,7 +190,8 @@ def validate_frame(frame: pd.DataFrame) -> pd.DataFrame:
         raise ValueError(
             f"results table has duplicate columns {list(frame.columns[frame.columns.duplicated()])}"
         )
-    extra = [c for c in frame.columns if c not in COLUMNS]
+    extra = [c for c in frame.columns if c not in COLUMNS and c not in STAT_COLUMNS]
+    has_stats = any(c in frame.columns for c in STAT_COLUMNS)
     frame = frame.reset_index(drop=True)
     out = pd.DataFrame(index=frame.index)
     out["model_a"] = _as_string_column(frame, "model_a", None)
@@ -179,19 +205,81 @@ def validate_frame(frame: pd.DataFrame) -> pd.DataFrame:
     if bad.any():
         where = _first_bad(frame, bad)
         raise ValueError(
-            f"results table {_describe_row(frame, where)}: value must be a finite number, "
+            f"results table {describe_row(frame, where)}: value must be a finite number, "
             f"got {frame['value'].loc[where]!r}"
         )
     out["value"] = values
     out["level"] = _as_string_column(frame, "level", LEVELS)
     out["n_rows"] = _as_int_column(frame, "n_rows", 1)
     out["subsample"] = _as_bool_column(frame, "subsample")
+    if has_stats:
+        for column in STAT_COLUMNS:
+            out[column] = _as_stat_column(frame, column)
+        _check_stat_ranges(out)
     for column in extra:
         out[column] = frame[column]
     _check_one_per_measure(out, "direction")
     _check_one_per_measure(out, "level")
     _check_unique_pairs(out)
     return out
+
+
+def _as_stat_column(frame: pd.DataFrame, column: str) -> pd.Series:
+    """One statistics column as nullable Float64: <NA> or None is missing; NaN, Inf and non-numbers are errors.
+
+    NaN is refused rather than read as missing so that a failed computation cannot pass for "not computed".
+    """
+    if column not in frame.columns:
+        return pd.Series(pd.array([None] * len(frame), dtype=STAT_DTYPE), index=frame.index)
+    series = frame[column]
+    if isinstance(series.dtype, pd.api.extensions.ExtensionDtype) and pd.api.types.is_numeric_dtype(series) \
+            and not pd.api.types.is_bool_dtype(series):
+        missing = series.isna().to_numpy(dtype=bool)
+        data = series.to_numpy(dtype=np.float64, na_value=0.0)
+        numeric = np.ones(len(series), dtype=bool)
+    else:
+        raw = series.to_numpy(dtype=object)
+        missing = np.array([v is None or v is pd.NA for v in raw], dtype=bool)
+        numeric = np.array([m or (isinstance(v, (int, float, np.integer, np.floating))
+                                  and not isinstance(v, (bool, np.bool_))) for v, m in zip(raw, missing, strict=True)],
+                           dtype=bool)
+        data = np.array([float(v) if n and not m else 0.0 for v, n, m in zip(raw, numeric, missing, strict=True)],
+                        dtype=np.float64)
+    bad = ~missing & (~numeric | ~np.isfinite(data))
+    if bad.any():
+        where = _first_bad(frame, bad)
+        raise ValueError(
+            f"results table {describe_row(frame, where)}: {column} must be a finite number or missing "
+            f"(<NA> or None, never NaN), got {series.loc[where]!r}"
+        )
+    cells = [None if m else float(v) for v, m in zip(data, missing, strict=True)]
+    return pd.Series(pd.array(cells, dtype=STAT_DTYPE), index=frame.index)
+
+
+def _check_stat_ranges(frame: pd.DataFrame) -> None:
+    """Check se >= 0, 0 < p <= 1, 0 <= calibrated <= 1 and ci_low <= ci_high; a missing statistic passes.
+
+    The estimate itself may lie outside its interval (a bias-corrected or percentile interval need not
+    contain it), so that is not checked.
+    """
+    def values(column: str) -> np.ndarray:
+        return frame[column].to_numpy(dtype=np.float64, na_value=np.nan)
+
+    se, p, calibrated = values("se"), values("p_value"), values("calibrated")
+    low, high = values("ci_low"), values("ci_high")
+    with np.errstate(invalid="ignore"):
+        checks = [
+            (se < 0, "se must be >= 0", "se"),
+            ((p <= 0) | (p > 1), "p_value must be in (0, 1]", "p_value"),
+            ((calibrated < 0) | (calibrated > 1), "calibrated must be in [0, 1]", "calibrated"),
+            (low > high, "ci_low must be <= ci_high", "ci_low"),
+        ]
+    for bad, rule, column in checks:
+        if bad.any():
+            where = _first_bad(frame, bad)
+            got = f"ci_low={low[frame.index.get_loc(where)]!r}, ci_high={high[frame.index.get_loc(where)]!r}" \
+                if column == "ci_low" else f"{frame[column].loc[where]!r}"
+            raise ValueError(f"results table {describe_row(frame, where)}: {rule}, got {got}")
 
 
 def check_provenance(provenance: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -17,19 +17,24 @@ import pandas as pd
 
 from reprsim.layers import LayerId
 
-from .files import read_table, write_table
+from . import arrays as row_stats
+from .arrays import RowArrays
+from .files import read_table, stats_flag, write_table
 from .matrix import LayerIndex, LayerMatrix
-from .schema import COLUMNS, LEVELS, SYMMETRIC, check_provenance, validate_frame
+from .schema import LEVELS, SYMMETRIC, check_provenance, describe_row, validate_frame
+from .stat_queries import StatQueries
 
 __all__ = ["LayerMatrix", "ResultTable"]
 
 
-class ResultTable:
+class ResultTable(StatQueries):
     """A validated results table plus its provenance (store path, corpus hash, versions, options).
 
     The table is read-only: `frame` hands out a copy, and every method derives from the stored rows.
     Representations are named by `LayerId`; a symmetric measure's pair is stored once and read in either
-    order, a directed measure's in both orders.
+    order, a directed measure's in both orders. A table may carry statistics: the nullable columns
+    `reprsim.inference.STAT_COLUMNS` in its frame, and per-row replicate and null arrays beside it (read with
+    `uncertainty`; see `reprsim.results.arrays`).
 
     Parameters
     ----------
@@ -38,16 +43,28 @@ class ResultTable:
         (checked by `validate_frame`).
     provenance
         JSON-serialisable provenance (default: none).
+    arrays
+        Row position in `frame` -> its replicate and null arrays (default: none).
 
     Raises
     ------
     ValueError
-        If a row breaks the schema (naming the row) or the provenance is not JSON-serialisable.
+        If a row breaks the schema (naming the row), the provenance is not JSON-serialisable, or `arrays`
+        names a row the frame does not have.
     """
 
-    def __init__(self, frame: pd.DataFrame, provenance: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, frame: pd.DataFrame, provenance: Mapping[str, Any] | None = None,
+                 arrays: Mapping[int, RowArrays] | None = None) -> None:
         self._frame = validate_frame(frame)
         self._provenance = check_provenance(provenance)
+        self._arrays: dict[int, RowArrays] = {}
+        for row, found in (arrays or {}).items():
+            if not isinstance(row, (int, np.integer)) or not 0 <= row < len(self._frame):
+                raise ValueError(f"arrays name row {row!r}, but the results table has rows 0 to {len(self._frame) - 1}")
+            if not isinstance(found, RowArrays):
+                raise ValueError(f"arrays of row {row} must be a RowArrays, got {type(found).__name__}")
+            if not found.empty:
+                self._arrays[int(row)] = found
         self._index = LayerIndex(self._frame)
         kinds = self._frame.groupby("measure", sort=False)[["level", "direction"]].first()
         self._measure_kind: dict[str, tuple[str, str]] = {
@@ -64,7 +81,10 @@ class ResultTable:
         Parameters
         ----------
         records
-            One mapping per row, keyed by the `COLUMNS`; none gives an empty table.
+            One mapping per row, keyed by the `COLUMNS`; none gives an empty table. Each may also carry the
+            statistics `reprsim.inference.STAT_COLUMNS` (float or None; when any record has one, the table has
+            all six columns) and the arrays ``"replicates"`` (1-D), ``"replicate_kind"`` (``"jackknife"``,
+            ``"bootstrap"`` or ``""``) and ``"null_values"`` (1-D), kept beside the frame.
         provenance
             JSON-serialisable provenance.
 
@@ -76,11 +96,13 @@ class ResultTable:
         Raises
         ------
         ValueError
-            If a record breaks the schema (naming the row) or the provenance is not JSON-serialisable.
+            If a record breaks the schema (naming the row; a NaN statistic included, since missing is None),
+            an array is not a finite non-empty vector, or the provenance is not JSON-serialisable.
         """
-        rows = list(records)
-        frame = pd.DataFrame(rows, columns=list(COLUMNS)) if not rows else pd.DataFrame(rows)
-        return cls(frame, provenance)
+        frame, arrays = row_stats.split_records(records)
+        checked = validate_frame(frame)
+        found = {i: row_stats.row_arrays(a, describe_row(checked, i)) for i, a in arrays.items()}
+        return cls(checked, provenance, found)
 
     @classmethod
     def concat(
@@ -116,12 +138,15 @@ class ResultTable:
             first = tables[0].provenance
             same = all(t.provenance == first for t in tables)
             provenance = first if same else {"parts": [t.provenance for t in tables]}
-        frame = pd.concat([t._frame for t in tables], ignore_index=True)
-        return cls(frame, provenance)
+        frame, arrays = row_stats.stack_parts([(t._frame, t._arrays) for t in tables])
+        return cls(frame, provenance, arrays)
 
     # -- persistence --------------------------------------------------------------------------------
     def save(self, path: str | Path, format: str | None = None) -> Path:
         """Write Parquet (provenance in the schema metadata) or CSV (provenance in a JSON sidecar).
+
+        The rows' replicate and null arrays, when there are any, go to ``<file>.stats.npz`` beside it
+        (`reprsim.results.arrays`); a stale one from an earlier save is removed when there are none.
 
         Parameters
         ----------
@@ -140,13 +165,16 @@ class ResultTable:
         ValueError
             If the format is unknown or cannot be told from the suffix.
         """
-        return write_table(self._frame, self._provenance, path, format)
+        written = write_table(self._frame, self._provenance, path, format, stat_arrays=len(self._arrays))
+        row_stats.write_stats_sidecar(self._frame, self._arrays, written)
+        return written
 
     @classmethod
     def load(cls, path: str | Path, format: str | None = None) -> ResultTable:
         """Read a table written by `save` (or any file with the schema's columns).
 
-        A CSV without its sidecar loads with empty provenance.
+        A CSV without its sidecar loads with empty provenance; a file without its statistics sidecar loads
+        without arrays (with a `reprsim.results.arrays.StaleStatsWarning` when it says it had them).
 
         Parameters
         ----------
@@ -169,9 +197,39 @@ class ResultTable:
         """
         frame, provenance = read_table(path, format)
         try:
-            return cls(frame, provenance)
+            table = cls(frame, provenance)
         except ValueError as exc:
             raise ValueError(f"{str(Path(path))!r}: {exc}") from exc
+        expected = stats_flag(path, format) or row_stats.expects_arrays(table.inference)
+        table._arrays = row_stats.read_stats_sidecar(table._frame, path, expected)
+        return table
+
+    def subset(self, keep: Sequence[bool] | np.ndarray | pd.Series) -> ResultTable:
+        """The rows where `keep` is true, with their arrays and the same provenance.
+
+        Parameters
+        ----------
+        keep
+            One boolean per row, in row order.
+
+        Returns
+        -------
+        ResultTable
+            The kept rows (a fresh table).
+
+        Raises
+        ------
+        ValueError
+            If `keep` does not have one boolean per row.
+        """
+        mask = np.asarray(keep)
+        if mask.shape != (len(self),) or mask.dtype != bool:
+            raise ValueError(f"keep must hold one boolean per row ({len(self)}), "
+                             f"got {mask.dtype} of shape {mask.shape}")
+        kept = np.flatnonzero(mask)
+        new_row = {int(old): new for new, old in enumerate(kept)}
+        arrays = {new_row[row]: found for row, found in self._arrays.items() if row in new_row}
+        return ResultTable(self._frame.iloc[kept], self._provenance, arrays)
 
     # -- views ----------------------------------------------------------------------------------------
     @property

@@ -1,0 +1,180 @@
+"""Statistics of the linear measures from the pass's sentence-block moments, against brute force on the rows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from reprsim import measures as registry
+from reprsim.engine import RepresentationSource, SvccaOptions, score_pairs
+from reprsim.engine.block_moments import BlockedMoments, cka_bootstrap_hsic
+from reprsim.engine.linear_family import LinearFamily
+from reprsim.engine.linear_fit import Directed
+from reprsim.engine.moments import CrossMoments
+from reprsim.inference import InferenceOptions, bootstrap_counts, sentence_blocks
+
+MEASURES = ["linear_cka", "debiased_cka", "maxsim", "linreg", "r2_lr", "cca_r2", "cca_rho", "svcca", "pwcca",
+            "procrustes", "procrustes_distance", "angular_distance"]
+
+
+def _data(n: int = 480, seed: int = 1, offset: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    r = np.random.default_rng(seed)
+    z = r.standard_normal((n, 6))
+    x = z @ r.standard_normal((6, 8)) + 0.5 * r.standard_normal((n, 8)) + offset
+    y = z[:, :4] @ r.standard_normal((4, 5)) + r.standard_normal((n, 5))
+    return x, y
+
+
+def _scores(x: np.ndarray, y: np.ndarray, options: InferenceOptions, bounds: np.ndarray,
+            measures: list[str]) -> dict[str, object]:
+    sources = [RepresentationSource.from_array("x", x), RepresentationSource.from_array("y", y)]
+    family = LinearFamily(sources, measures, device=torch.device("cpu"), precision="float64", svcca=SvccaOptions(),
+                          chunk_rows=97, inference=options, bounds=bounds)
+    ((_, _, values),) = list(score_pairs(family, [(0, 1)], 1 << 30))
+    return dict(values)
+
+
+def _first(value: object) -> object:
+    return value.a_to_b if isinstance(value, Directed) else value
+
+
+def test_leave_one_block_out_values_equal_brute_force_for_every_linear_measure() -> None:
+    x, y = _data(offset=1e4)  # a mean far above the spread: the shared shift must keep it exact
+    lengths = np.full(96, 5)
+    bounds = sentence_blocks(lengths, 8)
+    values = _scores(x, y, InferenceOptions(ci="jackknife", blocks=8), bounds, MEASURES)
+    for m in MEASURES:
+        u = values["uncertainty"][m]  # type: ignore[index]
+        function = registry.get(m).function
+        for direction, (first, second) in enumerate(((x, y), (y, x))):
+            if not isinstance(u, Directed) and direction:
+                continue
+            got = (u.a_to_b, u.b_to_a)[direction] if isinstance(u, Directed) else u
+            brute = [function(first[np.r_[0:bounds[g], bounds[g + 1]:len(x)]],
+                              second[np.r_[0:bounds[g], bounds[g + 1]:len(x)]]) for g in range(8)]
+            np.testing.assert_allclose(got.replicates, brute, rtol=0, atol=1e-8, err_msg=m)
+            assert got.replicate_kind == "jackknife"
+            mean = np.mean(brute)
+            assert got.se == pytest.approx(np.sqrt(7 / 8 * np.sum((np.asarray(brute) - mean) ** 2)), rel=1e-9)
+
+
+def test_exact_bootstrap_hsic_equals_the_resampled_rows() -> None:
+    x, y = _data(n=300, offset=5e3)
+    bounds = sentence_blocks(np.full(60, 5), 6)
+    blocked = BlockedMoments([8, 5], [(0, 0), (0, 1), (1, 1)], bounds, device=torch.device("cpu"),
+                             precision="float64", row_norms=False)
+    for i in range(0, 300, 64):
+        blocked.update([x[i:i + 64], y[i:i + 64]])
+    blocked.finish()
+    counts = bootstrap_counts(6, 5, seed=3)
+    got = cka_bootstrap_hsic(blocked.block_sums, 0, 1, counts)
+    for w, value in zip(counts, got, strict=True):
+        rows = np.concatenate([np.tile(np.arange(bounds[g], bounds[g + 1]), c) for g, c in enumerate(w)])
+        xc, yc = x[rows] - x[rows].mean(0), y[rows] - y[rows].mean(0)
+        assert value == pytest.approx(np.linalg.norm(xc.T @ yc) ** 2, rel=1e-9)
+
+
+def test_blocked_totals_equal_one_plain_pass() -> None:
+    x, y = _data(n=250, offset=3e4)
+    bounds = sentence_blocks(np.full(50, 5), 7)
+    blocked = BlockedMoments([8, 5], [(0, 0), (0, 1), (1, 1)], bounds, device=torch.device("cpu"),
+                             precision="float64", row_norms=True)
+    for i in range(0, 250, 33):
+        blocked.update([x[i:i + 33], y[i:i + 33]])
+    blocked.finish()
+    plain = CrossMoments([8, 5], row_norms=True)
+    plain.update([x, y])
+    total = blocked.total
+    torch.testing.assert_close(total.centred(0, 1), plain.centred(0, 1), rtol=1e-10, atol=1e-8)
+    assert total.centred_norm_product(0, 1) == pytest.approx(plain.centred_norm_product(0, 1), rel=1e-10)
+
+
+def test_rows_beyond_the_blocks_are_an_error() -> None:
+    x, y = _data(n=100)
+    blocked = BlockedMoments([8, 5], [(0, 1)], np.array([0, 40, 90]), device=torch.device("cpu"),
+                             precision="float64", row_norms=False)
+    with pytest.raises(ValueError, match="sentence lengths do not match"):
+        blocked.update([x, y])
+
+
+def test_bootstrap_interval_of_linear_cka_covers_the_truth() -> None:
+    # Population CKA from one very large sample; 200 data sets of 300 rows in 20 blocks.
+    r = np.random.default_rng(7)
+    mix = r.standard_normal((4, 3))
+
+    def draw(n: int) -> tuple[np.ndarray, np.ndarray]:
+        z = r.standard_normal((n, 4))
+        return z, z[:, :3] + 0.8 * (z @ mix) + r.standard_normal((n, 3))
+
+    big_x, big_y = draw(200_000)
+    truth = registry.linear_cka(big_x, big_y)
+    bounds = sentence_blocks(np.full(100, 3), 20)
+    covered = 0
+    for _ in range(200):
+        x, y = draw(300)
+        u = _scores(x, y, InferenceOptions(ci="bootstrap", blocks=20, resamples=200, seed=int(r.integers(1 << 30))),
+                    bounds, ["linear_cka"])["uncertainty"]["linear_cka"]  # type: ignore[index]
+        covered += u.ci_low <= truth <= u.ci_high
+    assert 180 <= covered <= 198, covered
+
+
+def test_inference_off_leaves_the_scores_as_they_were() -> None:
+    x, y = _data()
+    values = _scores(x, y, InferenceOptions(), sentence_blocks(np.full(96, 5), 8), ["linear_cka"])
+    assert set(values) == {"linear_cka"}
+    assert _first(values["linear_cka"]) == pytest.approx(registry.linear_cka(x, y), abs=1e-12)
+
+
+# --- through reprsim.compare and the CLI -------------------------------------------------------------------
+from reprsim.comparison import compare  # noqa: E402
+from test_compare import LENGTHS, study_store  # noqa: E402,F401
+
+
+def test_compare_attaches_statistics_and_records_the_methods(study_store) -> None:  # noqa: F811
+    table = compare(study_store, measures=["linear_cka", "cca_rho"], ci="jackknife", null="analytic", blocks=12,
+                    progress=False)
+    f = table.frame
+    cross = f[(f.model_a != f.model_b) & (f.measure == "linear_cka")]
+    assert cross.se.notna().all() and (cross.ci_low <= cross.ci_high).all()
+    assert cross.null_mean.notna().all() and (cross.null_mean < cross.value).all()
+    assert f[f.measure == "cca_rho"].null_mean.isna().all()  # no closed-form null
+    inference_entry = table.provenance["inference"]
+    assert inference_entry["options"]["blocks"] == 12
+    assert "jackknife" in inference_entry["methods"]["linear_cka"]["ci"]
+    assert "RV" in inference_entry["methods"]["linear_cka"]["null"]
+    plain = compare(study_store, measures=["linear_cka"], progress=False)
+    assert "se" not in plain.frame.columns and "inference" not in plain.provenance
+
+
+@pytest.mark.parametrize(("options", "named"), [
+    ({"ci": "jackknife", "blocks": len(LENGTHS) + 1}, "blocks"),
+    ({"ci": "bootstrap", "resamples": 0}, "resamples"),
+    ({"null": "permutation", "permutations": 0}, "permutations"),
+    ({"ci": "bootstrap", "alpha": 1.5}, "alpha"),
+    ({"ci": "sometimes"}, "ci"),
+])
+def test_bad_statistics_options_name_the_option(study_store, options, named) -> None:  # noqa: F811
+    with pytest.raises(ValueError, match=named):
+        compare(study_store, measures=["linear_cka"], progress=False, **options)
+
+
+def test_changed_statistics_options_recompute_every_row(study_store) -> None:  # noqa: F811
+    first = compare(study_store, measures=["linear_cka"], progress=False)
+    with pytest.warns(Warning, match="statistics options differ"):
+        again = compare(study_store, measures=["linear_cka"], previous=first, ci="jackknife", blocks=10,
+                        progress=False)
+    assert again.frame.se.notna().any()
+
+
+def test_cli_compare_takes_the_statistics_flags(study_store, tmp_path) -> None:  # noqa: F811
+    from reprsim.cli import main
+
+    out = tmp_path / "stats.parquet"
+    assert main(["compare", "--store", str(study_store.path), "--measures", "linear_cka", "--ci", "bootstrap",
+                 "--null", "analytic", "--blocks", "10", "--resamples", "50", "--out", str(out), "--quiet"]) == 0
+    from reprsim.results import ResultTable
+
+    table = ResultTable.load(out)
+    assert table.provenance["inference"]["options"]["resamples"] == 50
+    assert table.frame.ci_low.notna().any()
