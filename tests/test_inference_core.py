@@ -10,12 +10,11 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from reprsim.analysis import aggregate_statistics, aggregate_values
 from reprsim.inference import (
     InferenceOptions,
     InferenceWarning,
     Uncertainty,
-    aggregate_statistics,
-    aggregate_values,
     block_of_rows,
     bootstrap_counts,
     difference_statistics,

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from reprsim.analysis import aggregate_statistics
 from reprsim.inference import (
-    aggregate_statistics,
     bootstrap_counts,
     calibrate_value,
     difference_statistics,

@@ -3,7 +3,8 @@
 - `layer_to_model`, `model_to_model`, `model_matrix`, `model_pairs`: aggregate layer-pair similarities into the
   similarity of a layer to a model and of a model to a model, by one of `AGGREGATIONS` (mean of the best
   match, max over layer pairs, depth diagonal); `depth_aggregate`: the unit square of relative depths
-  averaged over model pairs (`reprsim.analysis.aggregate`).
+  averaged over model pairs (`reprsim.analysis.aggregate`); `aggregate_statistics`: a model-level value's
+  interval from its layer pairs' replicates (`reprsim.analysis.aggregate_stats`).
 - `cluster_models`, `cluster_layers`: hierarchical clustering of models and of layers
   (`reprsim.analysis.clustering`).
 - `localisation_scores`: whether what a layer shares with other models sits in single neurons or is
@@ -22,6 +23,7 @@ from reprsim.analysis.aggregate import (
     model_to_model,
     relative_depth,
 )
+from reprsim.analysis.aggregate_stats import aggregate_statistics, aggregate_values
 from reprsim.analysis.clustering import Clustering, cluster, cluster_layers, cluster_models, to_dissimilarity
 from reprsim.analysis.finetune import finetune_similarity
 from reprsim.analysis.localisation import localisation_scores, mean_to_other_models, zscore
@@ -29,6 +31,8 @@ from reprsim.analysis.localisation import localisation_scores, mean_to_other_mod
 __all__ = [
     "AGGREGATIONS",
     "Clustering",
+    "aggregate_statistics",
+    "aggregate_values",
     "best_match",
     "cluster",
     "cluster_layers",

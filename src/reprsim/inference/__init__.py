@@ -8,8 +8,6 @@ from .blocks import block_of_rows, bootstrap_counts, sentence_blocks
 from .combine import (
     REPLICATE_KINDS,
     InferenceWarning,
-    aggregate_statistics,
-    aggregate_values,
     difference_statistics,
     replicate_statistics,
 )
@@ -48,8 +46,6 @@ __all__ = [
     "InferenceWarning",
     "RVSideMoments",
     "Uncertainty",
-    "aggregate_statistics",
-    "aggregate_values",
     "block_of_rows",
     "bootstrap_counts",
     "calibrate_layers_max",
