@@ -6,9 +6,9 @@ every pair reuses the refits. From the G leave-one-block-out values:
 
 - the standard error and bias are the delete-one-block jackknife's, for every linear measure;
 - ``ci="jackknife"``: the interval is estimate -/+ t_{G-1} se;
-- ``ci="bootstrap"``: percentile intervals, reflected about the estimate (`basic_interval`) for the exact
-  replicates. Linear CKA's B replicates are exact (`cka_bootstrap_hsic`: each one a G x G quadratic form);
-  every other measure's replicates are the first-order (linearised) expansion in the block weights from its
+- ``ci="bootstrap"``: percentile intervals, reflected about the estimate for the exact replicates
+  (`reprsim.inference.basic_interval`). Linear CKA's B replicates are exact (`cka_bootstrap_hsic`: each one
+  a G x G quadratic form); every other measure's replicates are the first-order (linearised) expansion in the block weights from its
   jackknife influence values (`reprsim.inference.linearised_bootstrap`). Debiased and lange CKA are U-statistics,
   which duplicated blocks would bias upwards (a duplicated row pairs with its copy); the linearised replicates
   never duplicate a row, so they carry no such bias;
@@ -63,32 +63,6 @@ def null_method(measure_base: str, options: InferenceOptions) -> str:
     return "none known in closed form; a permutation null would need a pass per permutation"
 
 
-def basic_interval(estimate: float, replicates: np.ndarray, alpha: float) -> tuple[float, float]:
-    """The basic (reflected percentile) bootstrap interval, (2 t - q_high, 2 t - q_low).
-
-    Linear CKA is biased upwards at finite n and a replicate with duplicated blocks more so, so its plain
-    percentile interval can sit wholly above the estimate; reflecting the quantiles about the estimate
-    carries the replicates' bias over to the estimate's, in the right direction. For replicates symmetric
-    about the estimate (the linearised ones) it equals the percentile interval.
-
-    Parameters
-    ----------
-    estimate
-        The value on every block.
-    replicates
-        (B,) bootstrap replicates.
-    alpha
-        One minus the level.
-
-    Returns
-    -------
-    tuple of (float, float)
-        The interval.
-    """
-    low, high = inference.percentile_interval(replicates, alpha)
-    return 2 * float(estimate) - high, 2 * float(estimate) - low
-
-
 def _summary(estimate: float, loo: np.ndarray, options: InferenceOptions, bootstrap: np.ndarray | None,
              counts: np.ndarray | None) -> Uncertainty:
     """The interval statistics of one value from its leave-one-out values (and exact replicates, if any)."""
@@ -101,7 +75,7 @@ def _summary(estimate: float, loo: np.ndarray, options: InferenceOptions, bootst
     else:
         assert counts is not None
         replicates = bootstrap if bootstrap is not None else inference.linearised_bootstrap(estimate, loo, counts)
-        low, high = (basic_interval(estimate, replicates, options.alpha) if bootstrap is not None
+        low, high = (inference.basic_interval(estimate, replicates, options.alpha) if bootstrap is not None
                      else inference.percentile_interval(replicates, options.alpha))
         method = CI_METHODS["bootstrap-exact" if bootstrap is not None else "bootstrap-linear"]
     return Uncertainty(se=se, ci_low=low, ci_high=high, ci_method=method, replicates=loo, replicate_kind="jackknife")

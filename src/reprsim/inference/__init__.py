@@ -12,6 +12,7 @@ from .combine import (
     replicate_statistics,
 )
 from .intervals import (
+    basic_interval,
     jackknife_influence,
     jackknife_summary,
     linearised_bootstrap,
@@ -46,6 +47,7 @@ __all__ = [
     "InferenceWarning",
     "RVSideMoments",
     "Uncertainty",
+    "basic_interval",
     "block_of_rows",
     "bootstrap_counts",
     "calibrate_layers_max",

@@ -19,13 +19,15 @@ A pair whose layer pairs lack arrays (or mix kinds) has no model-level statistic
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import permutations
 
 import numpy as np
 
-from reprsim.inference.intervals import jackknife_summary, normal_interval, percentile_interval
+from reprsim.analysis import aggregate_values
+from reprsim.inference.combine import REPLICATE_KINDS, InferenceWarning, replicate_statistics
 from reprsim.inference.nulls import calibrated_score, null_threshold, permutation_p_value
 from reprsim.results import ResultTable
 
@@ -63,22 +65,8 @@ class ModelStat:
 
 
 def mean_best(stack: np.ndarray, larger_is_similar: bool) -> np.ndarray:
-    """The mean over rows of the best value across columns, per replicate.
-
-    Parameters
-    ----------
-    stack : numpy.ndarray
-        (R, rows, columns).
-    larger_is_similar : bool
-        Best is the maximum (True) or the minimum.
-
-    Returns
-    -------
-    numpy.ndarray
-        (R,).
-    """
-    best = stack.max(axis=2) if larger_is_similar else stack.min(axis=2)
-    return np.asarray(best.mean(axis=1), dtype=np.float64)
+    """The mean over rows of the best value across columns, per replicate: (R, rows, columns) -> (R,)."""
+    return aggregate_values(stack, "mean_best", larger_is_similar)
 
 
 def interval(value: float, replicates: np.ndarray, kind: str, alpha: float) -> tuple[float, float] | None:
@@ -98,16 +86,15 @@ def interval(value: float, replicates: np.ndarray, kind: str, alpha: float) -> t
     Returns
     -------
     tuple of float or None
-        (low, high); None for another kind or fewer than 2 replicates.
+        (low, high); None for another kind, fewer than 2 replicates or a non-finite one (the report says
+        "not available" itself, so `replicate_statistics`' warning is not repeated here).
     """
-    if replicates.size < 2:
+    if kind not in REPLICATE_KINDS:
         return None
-    if kind == "bootstrap":
-        return percentile_interval(replicates, alpha)
-    if kind == "jackknife":
-        se, _ = jackknife_summary(value, replicates)
-        return normal_interval(value, se, alpha, dof=replicates.size - 1)
-    return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", InferenceWarning)
+        found = replicate_statistics(value, replicates, kind, alpha)
+    return None if found.ci_low is None or found.ci_high is None else (found.ci_low, found.ci_high)
 
 
 def _summarise(value: float, kind: str, replicates: np.ndarray | None, null: np.ndarray | None,
