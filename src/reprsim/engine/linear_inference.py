@@ -7,11 +7,11 @@ every pair reuses the refits. From the G leave-one-block-out values:
 - the standard error and bias are the delete-one-block jackknife's, for every linear measure;
 - ``ci="jackknife"``: the interval is estimate -/+ t_{G-1} se;
 - ``ci="bootstrap"``: percentile intervals, reflected about the estimate for the exact replicates
-  (`reprsim.inference.basic_interval`). Linear CKA's B replicates are exact (`cka_bootstrap_hsic`: each one
-  a G x G quadratic form); every other measure's replicates are the first-order (linearised) expansion in the block weights from its
-  jackknife influence values (`reprsim.inference.linearised_bootstrap`). Debiased and lange CKA are U-statistics,
-  which duplicated blocks would bias upwards (a duplicated row pairs with its copy); the linearised replicates
-  never duplicate a row, so they carry no such bias;
+  (`reprsim.inference.basic_interval`). Linear CKA's B replicates are exact (`cka_bootstrap_hsic`: each one a G x G
+  quadratic form); every other measure's replicates are the first-order (linearised) expansion in the block weights
+  from its jackknife influence values (`reprsim.inference.linearised_bootstrap`). Debiased and lange CKA are
+  U-statistics, which duplicated blocks would bias upwards (a duplicated row pairs with its copy); the linearised
+  replicates never duplicate a row, so they carry no such bias;
 - the null: linear CKA's permutation mean (and variance) is analytic (the RV coefficient's, Kazi-Aoual et al.
   1995); no other linear measure has a closed-form null, and permuting rows would need a pass per
   permutation, so they report none.
