@@ -80,7 +80,8 @@ def resi_rank_similarity(R: np.ndarray, Rp: np.ndarray, k: int, top_k=resi_top_k
 def stable_top_k(R: np.ndarray, k: int) -> np.ndarray:
     """Neighbours by cosine, ties towards the lower index (reprsim's rule), nearest first."""
     Z = R / np.linalg.norm(R, axis=1, keepdims=True)
-    S = Z @ Z.T
+    # one dot product per pair, so identical rows tie exactly whatever a matrix product's kernel does
+    S = np.array([[float(np.dot(u, v)) for v in Z] for u in Z])
     np.fill_diagonal(S, -np.inf)
     return np.argsort(-S, axis=1, kind="stable")[:, :k]
 
@@ -149,6 +150,27 @@ def test_rank_similarity_with_tied_neighbours_ranks_ties_by_row_index():
     Y = rng.standard_normal((17, 3))
     expected = resi_rank_similarity(X, Y, 4, top_k=stable_top_k)
     assert rank_similarity(X, Y, k=4) == pytest.approx(expected, abs=1e-12)
+
+
+def test_repeated_rows_tie_exactly_and_the_lower_index_ranks_first():
+    from reprsim.measures.knn import knn_graph
+    rng = np.random.default_rng(4)
+    base = rng.standard_normal((300, 97))  # wide and long enough for a blocked, vectorised matrix product
+    copies = np.arange(0, 300, 7)
+    z = torch.tensor(base[np.r_[np.arange(300), copies]])
+    z = z / z.norm(dim=1, keepdim=True)
+    graph = knn_graph(z, 40)
+    rank = {(int(i), int(j)): int(r) for i, j, r in zip(graph.rows, graph.columns, graph.ranks, strict=True)}
+    checked = 0
+    for c, original in enumerate(copies):
+        duplicate = 300 + c
+        for i in range(z.shape[0]):
+            if i in (original, duplicate):
+                continue
+            a, b = rank.get((i, int(original))), rank.get((i, duplicate))
+            assert b is None or (a is not None and b == a + 1), (i, original)
+            checked += b is not None
+    assert checked > 100
 
 
 @pytest.mark.parametrize(("clip", "k"), [(0.95, 10), (None, 5), (0.9, 2)])

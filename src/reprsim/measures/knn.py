@@ -268,10 +268,14 @@ def knn_graph(z: torch.Tensor, k: int, keep_matrix: bool = False) -> KnnGraph:
     keys, ranks, sims = [], [], []
     matrix = torch.empty(n, n, dtype=z.dtype, device=z.device) if keep_matrix else None
     positions = torch.arange(1, k + 1, device=z.device)
+    # Repeated rows (a word type's static embedding, a repeated sentence) must tie exactly, or the tie rule
+    # becomes whatever the matrix product's kernel does in the last bit: score them from one copy.
+    distinct, copy_of = torch.unique(z, dim=0, return_inverse=True)
+    repeated = distinct.shape[0] < n
     for start in range(0, n, BLOCK_ROWS):
         stop = min(start + BLOCK_ROWS, n)
         own = torch.arange(start, stop, device=z.device)
-        block = z[start:stop] @ z.T
+        block = (z[start:stop] @ distinct.T)[:, copy_of] if repeated else z[start:stop] @ z.T
         if matrix is not None:
             matrix[start:stop] = block
         block[own - start, own] = -torch.inf
