@@ -330,7 +330,7 @@ def compare(
                                           lengths)
     for m in attention:
         with _recording_warnings([m], raised):
-            records += attention_records(entries, [m], done, attention_sentences, seed, progress)
+            records += attention_records(entries, [m], done, attention_sentences, seed, progress, options)
 
     provenance: dict[str, Any] = {
         "reprsim_version": __version__,

@@ -291,7 +291,7 @@ ATTENTION_FIT_BUDGET_BYTES = 2 << 30  # attention fits held at once; beyond it, 
 
 def attention_records(entries: Sequence[StoreEntry], names: Sequence[str],
                       done: set[tuple[str, int, str, int, str]], max_sentences: int, seed: int,
-                      progress: bool) -> list[dict[str, Any]]:
+                      progress: bool, inference: InferenceOptions = NO_INFERENCE) -> list[dict[str, Any]]:
     """Attention measures on a shared sentence subsample, every pair of layers scored from per-layer fits.
 
     Each layer is fitted once per measure (once per tile of layers when the fits exceed
@@ -313,6 +313,8 @@ def attention_records(entries: Sequence[StoreEntry], names: Sequence[str],
         The subsample's seed.
     progress
         Show progress bars.
+    inference
+        The statistics to attach (`reprsim.engine.attention_family`): resampling the subsample's sentences.
 
     Returns
     -------
@@ -329,7 +331,7 @@ def attention_records(entries: Sequence[StoreEntry], names: Sequence[str],
     ids: list[LayerId] = [a.id for a in layers]  # type: ignore[misc]
     records = []
     for m in names:
-        family = AttentionFamily(layers, m, sentences, lengths)
+        family = AttentionFamily(layers, m, sentences, lengths, inference)
         records += _family_records(family, ids, {m: _todo(layers, m, done)}, ATTENTION_FIT_BUDGET_BYTES,
                                    "attention", sum(lengths), len(sentences) < n_sentences, progress, f"{m} pairs")
     return records

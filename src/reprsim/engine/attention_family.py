@@ -2,7 +2,8 @@
 
 `AttentionFamily`: one attention measure on a sentence subsample shared by every layer; each layer's maps
 are fitted once per tile (`reprsim.measures.attention.fit_attention`) and a pair of layers is scored from the
-two fits.
+two fits. With statistics asked for (``inference``), each value also gets an interval from resampling the
+sentences (`reprsim.engine.attention_inference`), the same draws for every pair of layers.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ from collections.abc import Hashable, Iterator, Sequence
 import numpy as np
 
 from reprsim.arrays import ArrayLike
+from reprsim.inference import NO_INFERENCE, InferenceOptions
 from reprsim.measures import registry
 from reprsim.measures.attention import MEASURE_KINDS, AttentionFit, attention_fit_bytes, fit_attention, score_attention
 
+from .attention_inference import AttentionReplicates, attention_uncertainty, replicate_weights
 from .scheduler import PairScore, Tile, refit
 from .sources import AttentionSource
 
@@ -31,7 +34,9 @@ class AttentionFamily:
     sentences
         Sorted indices of the sentences compared, shared by every layer.
     lengths
-        Words of each chosen sentence (for the memory plan).
+        Words of each chosen sentence (for the memory plan and the resampling).
+    inference
+        The statistics to attach to every value (none by default).
 
     Attributes
     ----------
@@ -40,11 +45,18 @@ class AttentionFamily:
     """
 
     def __init__(self, sources: Sequence[AttentionSource], measure: str, sentences: np.ndarray,
-                 lengths: Sequence[int]) -> None:
+                 lengths: Sequence[int], inference: InferenceOptions = NO_INFERENCE) -> None:
         self.sources, self.measure = list(sources), measure
         self.kind = MEASURE_KINDS[registry.get(measure).base]
         self.sentences, self.lengths = sentences, list(lengths)
         self.fits: dict[int, AttentionFit] = {}
+        self.inference = inference
+        self.replicates: AttentionReplicates | None = None
+        self._no_interval = ""
+        if inference.ci != "none":
+            weights, self._no_interval = replicate_weights(inference, self.lengths)
+            if weights is not None:
+                self.replicates = AttentionReplicates(self.kind, weights, self.lengths)
 
     def fit_bytes(self, item: int) -> int:
         """Bytes of one layer's fit.
@@ -108,10 +120,26 @@ class AttentionFamily:
         Yields
         ------
         tuple of (int, int, dict)
-            ``(a, b, {measure: value})`` per pair, in the tile's order.
+            ``(a, b, {measure: value})`` per pair, in the tile's order; with statistics on, also
+            ``"uncertainty": {measure: Uncertainty}``. The Jensen-Shannon value then comes from the same
+            per-sentence sums as its replicates (equal to the one-pass value up to rounding).
         """
         for a, b in tile.pairs:
-            yield a, b, {self.measure: score_attention(self.fits[a], self.fits[b])}
+            fa, fb = self.fits[a], self.fits[b]
+            if not self.inference.enabled:
+                yield a, b, {self.measure: score_attention(fa, fb)}
+                continue
+            replicates = None
+            if self.kind == "js" and self.replicates is not None:
+                if fa.kind != fb.kind or fa.lengths != fb.lengths:
+                    score_attention(fa, fb)  # raises the one-pass error, naming the sentence
+                replicates, value = self.replicates.values(fa, fb, a, b)
+            else:
+                value = score_attention(fa, fb)
+                if self.replicates is not None:
+                    replicates = self.replicates.values(fa, fb, a, b)[0]
+            u = attention_uncertainty(self.inference, value, replicates, self._no_interval, self.measure)
+            yield a, b, {self.measure: value, "uncertainty": {self.measure: u}}
 
 
 def _label(id: Hashable) -> str:

@@ -2,7 +2,9 @@
 
 `SampleFamily`: one n x n measure (RBF CKA, RSA, mutual k-NN) on a row subsample shared by every
 representation; each representation is fitted once per tile (`reprsim.measures.sample_fit`) and a pair is
-scored from the two fits.
+scored from the two fits. With statistics asked for (``inference``), each pair's value also gets an
+interval and a null from the same fits (`reprsim.engine.sample_inference` says which method each measure
+uses); the replicates and permutations are the same for every pair.
 """
 
 from __future__ import annotations
@@ -12,10 +14,20 @@ from typing import Any
 
 import numpy as np
 
+from reprsim.inference import NO_INFERENCE, InferenceOptions
 from reprsim.measures import registry
 from reprsim.measures.knn import DEFAULT_K
-from reprsim.measures.sample_fit import SAMPLE_FIT_MEASURES, fit_sample, sample_fit_bytes, score_sample
+from reprsim.measures.sample_fit import (
+    SAMPLE_FIT_MEASURES,
+    fit_sample,
+    fit_sample_deep,
+    sample_fit_bytes,
+    score_sample,
+)
 
+from .knn_inference import RankedNeighbours, ranked_neighbours
+from .sample_inference import SentenceGroups, row_permutations, sentence_groups
+from .sample_replicates import KERNEL_LAYOUTS, TileInputs, TileStatistics, kind_of
 from .scheduler import PairScore, Tile, refit
 from .sources import RepresentationSource, read_rows
 
@@ -34,6 +46,11 @@ class SampleFamily:
         Sorted indices of the subsample's rows, shared by every representation.
     chunk_rows
         Rows per chunk read.
+    inference
+        The statistics to attach to every value (none by default).
+    sentence_of_row
+        The corpus sentence of each subsample row (same length as `rows`), the unit of the resampling;
+        ``None`` makes every row its own sentence.
 
     Attributes
     ----------
@@ -41,10 +58,18 @@ class SampleFamily:
         The fits of the open tile's representations, by index.
     fitted
         How many fits have been made (a representation refitted in a later tile counts again).
+    deep
+        With statistics on, the k-NN measures' ranked neighbours of the open tile's representations.
+
+    Raises
+    ------
+    ValueError
+        For options that do not apply here, or a `sentence_of_row` of the wrong shape.
     """
 
     def __init__(self, sources: Sequence[RepresentationSource], measure: str, rows: np.ndarray,
-                 chunk_rows: int) -> None:
+                 chunk_rows: int, inference: InferenceOptions = NO_INFERENCE,
+                 sentence_of_row: np.ndarray | None = None) -> None:
         self.sources, self.measure, self.rows, self.chunk_rows = list(sources), measure, rows, chunk_rows
         info = registry.get(measure)
         self.base, self.fitted_here = info.base, info.base in SAMPLE_FIT_MEASURES
@@ -57,7 +82,27 @@ class SampleFamily:
                 raise ValueError(f"{measure}: option(s) {', '.join(other)} do not apply in an all-pairs comparison, "
                                  "whose rows are chosen once for every measure (subsample_rows, seed)")
         self.fits: dict[int, Any] = {}
+        self.deep: dict[int, RankedNeighbours | None] = {}
+        self._held: dict[int, tuple[Any, RankedNeighbours | None]] = {}
         self.fitted = 0
+        self.inference = inference
+        self.statistics: TileStatistics | None = None
+        self.groups: SentenceGroups | None = None
+        if inference.enabled:
+            self.kind = kind_of(self.base, self.fit_options, self.fitted_here)
+            grouped = inference.ci == "jackknife" or (inference.ci == "bootstrap" and self.kind != "kernel")
+            self.groups = sentence_groups(sentence_of_row, len(rows), inference.blocks, warn=grouped)
+            perms = row_permutations(len(rows), inference.permutations, inference.seed) \
+                if inference.null == "permutation" else None
+            self.statistics = TileStatistics(measure, self.base, self.kind, inference, self.groups, perms,
+                                             info.larger_is_similar, self.function)
+
+    def _depth(self) -> int:
+        """Neighbours per row a k-NN fit keeps: k, and one group's rows more for the jackknife."""
+        k = int(self.fit_options.get("k", DEFAULT_K))
+        if self.statistics is None or self.inference.ci == "none" or self.groups is None:
+            return k
+        return min(len(self.rows) - 1, k + self.groups.largest_group_rows)
 
     def fit_bytes(self, item: int) -> int:
         """Bytes of one representation's fit.
@@ -73,9 +118,27 @@ class SampleFamily:
             The fit's size on the subsample, or the float32 subsample rows for a measure without a fit.
         """
         n = len(self.rows)
-        if self.fitted_here:
-            return sample_fit_bytes(self.base, n, k=int(self.fit_options.get("k", DEFAULT_K)))
-        return 4 * n * self.sources[item].width
+        if not self.fitted_here:
+            return 4 * n * self.sources[item].width
+        base = sample_fit_bytes(self.base, n, k=int(self.fit_options.get("k", DEFAULT_K)))
+        return base + self._statistics_bytes(n, base)
+
+    def _statistics_bytes(self, n: int, base: int) -> int:
+        """What a member's statistics hold beyond its fit while a tile is scored."""
+        if self.statistics is None:
+            return 0
+        kind, options = self.statistics.kind, self.inference
+        extra = 0
+        if kind == "graph":
+            extra += 40 * n * self._depth()  # the deep graph and its rank-ordered table
+        elif kind == "kernel":
+            replicates = options.resamples if options.ci == "bootstrap" else options.blocks
+            square = 8 * n * n if KERNEL_LAYOUTS[self.base] != "square" else 0
+            packed = 4 * n * n if KERNEL_LAYOUTS[self.base] == "square" and options.null == "permutation" else 0
+            extra += (square + 8 * replicates * n if options.ci != "none" else 0) + packed
+        elif kind == "rsa" and options.ci != "none":
+            extra += base  # one re-ranked sub-RDM per member and replicate
+        return extra
 
     def pair_bytes(self, a: int, b: int) -> int:
         """Bytes a pair needs beyond its two fits: none.
@@ -100,13 +163,20 @@ class SampleFamily:
         tile
             The tile to open.
         """
-        self.fits = refit(self.fits, tile, self._fit_one)
+        self._held = refit(self._held, tile, self._fit_one)
+        self.fits = {k: held[0] for k, held in self._held.items()}
+        self.deep = {k: held[1] for k, held in self._held.items()}
 
-    def _fit_one(self, k: int) -> Any:
+    def _fit_one(self, k: int) -> tuple[Any, RankedNeighbours | None]:
         """Fit one representation on the subsample's rows (the rows themselves for a measure without a fit)."""
         data = read_rows(self.sources[k], self.rows, self.chunk_rows)
         self.fitted += 1
-        return fit_sample(self.base, data, **self.fit_options) if self.fitted_here else data
+        if not self.fitted_here:
+            return data, None
+        if self.statistics is not None and self.statistics.kind == "graph":
+            fit, deep = fit_sample_deep(self.base, data, self._depth(), **self.fit_options)
+            return fit, ranked_neighbours(deep, fit.k)
+        return fit_sample(self.base, data, **self.fit_options), None
 
     def score(self, tile: Tile) -> Iterator[PairScore]:
         """The measure of each pair of the tile from the two fits.
@@ -119,9 +189,19 @@ class SampleFamily:
         Yields
         ------
         tuple of (int, int, dict)
-            ``(a, b, {measure: value})`` per pair, in the tile's order.
+            ``(a, b, {measure: value})`` per pair, in the tile's order; with statistics on, also
+            ``"uncertainty": {measure: Uncertainty}``.
         """
-        for a, b in tile.pairs:
-            fa, fb = self.fits[a], self.fits[b]
-            value = score_sample(fa, fb) if self.fitted_here else self.function(fa, fb)
-            yield a, b, {self.measure: float(value)}
+        values = {(a, b): self._value(a, b) for a, b in tile.pairs}
+        if self.statistics is None:
+            for (a, b), value in values.items():
+                yield a, b, {self.measure: value}
+            return
+        stats = self.statistics.compute(TileInputs(tile.members, tile.pairs, self.fits, self.deep, values))
+        for (a, b), value in values.items():
+            yield a, b, {self.measure: value, "uncertainty": {self.measure: stats[a, b]}}
+
+    def _value(self, a: int, b: int) -> float:
+        """The measure of one pair from the two fits."""
+        fa, fb = self.fits[a], self.fits[b]
+        return float(score_sample(fa, fb) if self.fitted_here else self.function(fa, fb))

@@ -24,6 +24,7 @@ from reprsim.measures.knn import (
     KnnGraph,
     check_clip_quantile,
     check_k,
+    check_k_below_rows,
     knn_graph_bytes,
     mutual_knn,
     prepared_graph,
@@ -227,6 +228,55 @@ def fit_sample(measure: str, X: ArrayLike, *, name: str = "X", **options: Any) -
         upper = rdm_upper(x, resolved["rdm"], name, None)
         return SampleFit(measure, comparison_vector(upper, resolved["compare"], n, name), frozen, n)
     return SampleFit(measure, centred_distances(x, name), frozen, n)  # distance_correlation
+
+
+def fit_sample_deep(measure: str, X: ArrayLike, depth: int, *, name: str = "X",
+                    **options: Any) -> tuple[SampleFit, KnnGraph]:
+    """`fit_sample` for a neighbourhood measure, with the graph of the `depth` nearest rows as well.
+
+    Resampling that leaves rows out needs each row's nearest neighbours beyond k (see
+    `reprsim.engine.knn_inference`); one search to `depth` gives both graphs.
+
+    Parameters
+    ----------
+    measure
+        A neighbourhood measure of `SAMPLE_FIT_MEASURES`.
+    X
+        The representation, n x p.
+    depth
+        Neighbours per row of the deep graph, ``k <= depth < n``.
+    name
+        What the error messages call the representation.
+    **options
+        As `fit_sample`.
+
+    Returns
+    -------
+    tuple of (SampleFit, KnnGraph)
+        The fit (equal to `fit_sample`'s) and the deep graph (with the similarity matrix when the measure
+        keeps it).
+
+    Raises
+    ------
+    ValueError
+        As `fit_sample`, for a measure without a k-NN graph, or for a depth outside ``[k, n)``.
+    """
+    if measure not in _GRAPH_MEASURES:
+        raise ValueError(f"{measure!r} has no k-NN graph; graph measures: {', '.join(_GRAPH_MEASURES)}")
+    resolved = _resolved_options(measure, options)
+    _, _, minimum_k, keep_matrix = _GRAPH_MEASURES[measure]
+    k = check_k(resolved["k"], measure, minimum_k)
+    check_clip_quantile(resolved["clip_quantile"], measure)
+    if measure == "second_order_cosine":
+        check_second_order_vectors(resolved["vectors"])
+    x = as_matrix(X, name)
+    check_k_below_rows(k, x.shape[0], measure)
+    if not k <= depth < x.shape[0]:
+        raise ValueError(f"{measure}: depth={depth} must be at least k={k} and below the rows ({x.shape[0]})")
+    deep = prepared_graph(x, depth, resolved["clip_quantile"], name, measure, keep_matrix)
+    first = deep.ranks <= k  # the first k ranks of a deeper search are the k-NN graph (same ties)
+    graph = KnnGraph(deep.n, k, deep.keys[first], deep.ranks[first], deep.similarities[first], deep.matrix)
+    return SampleFit(measure, graph, tuple(sorted(resolved.items())), x.shape[0]), deep
 
 
 def score_sample(a: SampleFit, b: SampleFit) -> float:
