@@ -11,12 +11,12 @@ import pandas as pd
 import pytest
 from matplotlib.collections import LineCollection, PathCollection
 
+from reprsim.analysis.model_stats import ModelStat, mean_best, model_stats, paired_difference
 from reprsim.inference import jackknife_summary, normal_interval, percentile_interval
 from reprsim.report import write_report
 from reprsim.report.curves import plot_finetune
 from reprsim.report.figures import plot_block_heatmap
 from reprsim.report.interval_plots import plot_model_intervals
-from reprsim.report.model_stats import ModelStat, mean_best, model_stats, paired_difference
 from reprsim.report.significance import AT_CHANCE, NOT_SIGNIFICANT, CellStats, not_above_null, verdict
 from reprsim.results import LayerId, ResultTable
 
@@ -156,7 +156,7 @@ def test_jackknife_model_interval_and_paired_difference():
     loo = rng.normal(0.5, 0.01, 12)
     stat = ModelStat(0.5, *normal_interval(0.5, jackknife_summary(0.5, loo)[0], ALPHA, dof=11), kind="jackknife",
                      replicates=loo)
-    from reprsim.report.model_stats import interval
+    from reprsim.analysis.model_stats import interval
 
     assert interval(0.5, loo, "jackknife", ALPHA) == pytest.approx((stat.low, stat.high))
     other = ModelStat(0.4, kind="jackknife", replicates=loo - 0.1 + rng.normal(0, 1e-4, 12))

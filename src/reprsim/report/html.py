@@ -18,10 +18,10 @@ from tqdm import tqdm
 
 from reprsim import __version__
 from reprsim.analysis.aggregate import larger_means_similar
+from reprsim.analysis.model_stats import ModelStats, model_stats
 from reprsim.report.explain import random_controls
 from reprsim.report.findings import CrossMeasure, cross_measure, findings
 from reprsim.report.interactive import data_script, page_scripts
-from reprsim.report.model_stats import ModelStats, model_stats
 from reprsim.report.page import (
     CSS,
     FIGURE_DIR,

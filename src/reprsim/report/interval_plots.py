@@ -8,7 +8,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from reprsim.report.model_stats import ModelStat
+from reprsim.analysis.model_stats import ModelStat
 from reprsim.report.style import MIN_FONT_PT, new_figure
 
 MARK_COLOUR = "#d62728"

@@ -16,13 +16,13 @@ import numpy as np
 
 from reprsim.analysis.aggregate import depth_aggregate, model_matrix
 from reprsim.analysis.clustering import Clustering, cluster_layers, cluster_models
+from reprsim.analysis.model_stats import ModelStats
 from reprsim.report.curves import plot_dendrogram, plot_depth_aggregate
 from reprsim.report.explain import Baseline, analytic_baselines, control_baselines, explain
 from reprsim.report.figure_saver import FigureSaver
 from reprsim.report.figures import PairPanel, plot_block_heatmap, plot_pair_grid
 from reprsim.report.findings import CrossMeasure
 from reprsim.report.interactive import plot_div
-from reprsim.report.model_stats import ModelStats
 from reprsim.report.page import DATA_DIR, Section, esc, figure_html, files_links, frame_html, matrix_shading, note_html
 from reprsim.report.significance import StatsView
 from reprsim.report.style import colour_range, slug

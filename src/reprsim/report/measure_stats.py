@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 
 from reprsim.analysis.aggregate import model_matrix
+from reprsim.analysis.model_stats import ModelStat, ModelStats
 from reprsim.report.figure_saver import FigureSaver
 from reprsim.report.interval_plots import plot_model_intervals
-from reprsim.report.model_stats import ModelStat, ModelStats
 from reprsim.report.page import figure_html, matrix_shading, note_html
 from reprsim.report.significance import StatsView, cell_stats, not_above_null
 from reprsim.report.stats_html import model_table_html, stat_verdict

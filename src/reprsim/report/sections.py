@@ -34,7 +34,7 @@ from reprsim.report.style import slug
 from reprsim.results import LEVELS, LayerId, ResultTable
 
 if TYPE_CHECKING:
-    from reprsim.report.model_stats import ModelStats
+    from reprsim.analysis.model_stats import ModelStats
 
 __all__ = [
     "FigureSaver",

@@ -14,8 +14,8 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from reprsim.analysis.model_stats import ModelStat, ModelStats, paired_difference
 from reprsim.report.findings import CrossMeasure, best_pair, pair_label
-from reprsim.report.model_stats import ModelStat, ModelStats, paired_difference
 from reprsim.report.page import esc, table_html
 from reprsim.report.significance import StatsView, interval_text, p_text, verdict
 

@@ -1,4 +1,4 @@
-"""Intervals and nulls of model-level values, recomputed replicate by replicate from the layer pairs' arrays.
+"""Model-level values with their intervals and nulls, recomputed replicate by replicate from the layer pairs' arrays.
 
 A model-to-model value aggregates many layer pairs (the mean over one model's layers of the best match in the
 other). Its uncertainty is not a combination of the pairs' intervals: the k-th replicate (the same block
@@ -26,7 +26,7 @@ from itertools import permutations
 
 import numpy as np
 
-from reprsim.analysis import aggregate_values
+from reprsim.analysis.aggregate_stats import aggregate_values
 from reprsim.inference.combine import REPLICATE_KINDS, InferenceWarning, replicate_statistics
 from reprsim.inference.nulls import calibrated_score, null_threshold, permutation_p_value
 from reprsim.results import ResultTable
