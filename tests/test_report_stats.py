@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from matplotlib.collections import LineCollection, PathCollection
+from scipy import stats as scipy_stats
 
 from reprsim.analysis.model_stats import ModelStat, mean_best, model_stats, paired_difference
 from reprsim.inference import jackknife_summary, normal_interval, percentile_interval
@@ -163,6 +164,8 @@ def test_jackknife_model_interval_and_paired_difference():
     difference = paired_difference(stat, other, ALPHA)
     assert difference is not None and difference.excludes_zero  # the shared noise cancels in the pairing
     assert difference.value == pytest.approx(0.1)
+    se = jackknife_summary(0.1, loo - other.replicates)[0]
+    assert difference.p_value == pytest.approx(2 * scipy_stats.t.sf(0.1 / se, 11), rel=1e-9)
     assert paired_difference(stat, ModelStat(0.4, kind="bootstrap", replicates=loo), ALPHA) is None
 
 
@@ -255,3 +258,52 @@ def test_statistics_asked_for_but_missing_are_noted(plain_table, tmp_path):
     page = write_report(table, tmp_path, progress=False).read_text(encoding="utf-8")
     assert "Statistics were asked for (see the run details) but none could be computed" in page
     assert "How to read this" not in page and "permutations (K)" in section(page, "run")
+
+
+def control_table() -> ResultTable:
+    """x, y trained and x-random a control, one layer each: the model-level value is the layer value.
+
+    Under linear_cka the weakest trained pair (x-y) is far above the strongest control pair (x-x-random); under
+    rbf_cka the two differ by less than their replicates' spread.
+    """
+    rng = np.random.default_rng(8)
+    values = {"linear_cka": {("x", "y"): 0.7, ("x", "x-random"): 0.3, ("y", "x-random"): 0.2},
+              "rbf_cka": {("x", "y"): 0.5, ("x", "x-random"): 0.48, ("y", "x-random"): 0.1}}
+    spread = {"linear_cka": 0.01, "rbf_cka": 0.1}
+    out = []
+    for measure, pairs in values.items():
+        for a, b in [("x", "x"), ("y", "y"), ("x-random", "x-random"), *pairs]:
+            v = pairs.get((a, b), 1.0)
+            reps = v + rng.normal(0, spread[measure], B) if a != b else np.ones(B)
+            out.append({"model_a": a, "layer_a": 0, "model_b": b, "layer_b": 0, "measure": measure,
+                        "direction": "sym", "value": v, "level": "representation", "n_rows": 500,
+                        "subsample": False, "se": float(reps.std()), "ci_low": v - 0.1, "ci_high": v + 0.1,
+                        "replicates": reps, "replicate_kind": "bootstrap"})
+    return ResultTable.from_records(out, {"inference": INFERENCE, "corpus_hash": "feed"})
+
+
+def test_trained_beats_random_claim_states_paired_interval_and_p():
+    from reprsim.report.explain import random_controls
+    from reprsim.report.findings import cross_measure
+    from reprsim.report.stats_html import significance_findings
+
+    table = control_table()
+    orientation = {"linear_cka": True, "rbf_cka": True}
+    cross = cross_measure(table, orientation)
+    models = ["x", "y", "x-random"]
+    stats = {m: model_stats(table, m, models, True, ALPHA) for m in orientation}
+    lines = significance_findings(cross, stats, ALPHA, "95%", random_controls(models))
+    claim = next(line for line in lines if line.startswith("Trained beats random"))
+
+    def brute(measure):
+        diff = (table.uncertainty(measure, ("x", 0), ("y", 0)).replicates
+                - table.uncertainty(measure, ("x", 0), ("x-random", 0)).replicates)
+        return min(1.0, 2 * min((1 + (diff <= 0).sum()) / (B + 1), (1 + (diff >= 0).sum()) / (B + 1)))
+
+    p_lin, p_rbf = brute("linear_cka"), brute("rbf_cka")
+    assert p_lin <= ALPHA < p_rbf  # the data are built so; the claim must follow
+    assert "under 1 of 2 measures: linear_cka 0.400" in claim
+    assert f"p = {p_lin:.2g}" in claim and "(x – y vs x – x-random)" in claim
+    assert "Not significant under rbf_cka 0.020" in claim and f"p = {p_rbf:.2g} (x – y" in claim
+    assert significance_findings(cross, stats, ALPHA, "95%", {}) == [
+        line for line in lines if not line.startswith("Trained beats random")]

@@ -27,7 +27,7 @@ from itertools import permutations
 import numpy as np
 
 from reprsim.analysis.aggregate_stats import aggregate_values
-from reprsim.inference.combine import REPLICATE_KINDS, InferenceWarning, replicate_statistics
+from reprsim.inference.combine import REPLICATE_KINDS, InferenceWarning, difference_statistics, replicate_statistics
 from reprsim.inference.nulls import calibrated_score, null_threshold, permutation_p_value
 from reprsim.results import ResultTable
 
@@ -216,11 +216,14 @@ class Difference:
         first - second.
     low, high : float
         Its interval.
+    p_value : float
+        The two-sided p-value of no difference (`reprsim.inference.difference_statistics`).
     """
 
     value: float
     low: float
     high: float
+    p_value: float
 
     @property
     def excludes_zero(self) -> bool:
@@ -244,10 +247,13 @@ def paired_difference(first: ModelStat, second: ModelStat, alpha: float) -> Diff
         None when either lacks replicates or they differ in kind or number.
     """
     if first.replicates is None or second.replicates is None or first.kind != second.kind \
-            or first.replicates.size != second.replicates.size:
+            or first.kind not in REPLICATE_KINDS or first.replicates.size != second.replicates.size:
         return None
-    value = first.value - second.value
-    found = interval(value, first.replicates - second.replicates, first.kind, alpha)
-    if found is None or not all(math.isfinite(x) for x in found):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", InferenceWarning)
+        found = difference_statistics(first.value, first.replicates, second.value, second.replicates, first.kind,
+                                      alpha)
+    bounds = (found.ci_low, found.ci_high, found.p_value)
+    if any(x is None or not math.isfinite(x) for x in bounds):
         return None
-    return Difference(value, *found)
+    return Difference(first.value - second.value, *bounds)  # type: ignore[arg-type]

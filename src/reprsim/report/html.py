@@ -175,7 +175,7 @@ def _summary_section(table: ResultTable, cross: CrossMeasure, controls: Mapping[
     warned = {m: sorted({w["category"] for w in warnings if w["measure"] == m}) for m in table.measures()}
     lines = findings(cross, controls, warned)
     if view is not None:
-        lines += significance_findings(cross, stats or {}, view.alpha, view.level)
+        lines += significance_findings(cross, stats or {}, view.alpha, view.level, controls)
     parts.append("<h3>What this shows</h3>" + bullet_list(lines, "findings")
                  + "<p class=\"files\">Computed from the table above: they describe these layers on this corpus, "
                  "not the models in general.</p>")

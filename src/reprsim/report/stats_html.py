@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from reprsim.analysis.model_stats import ModelStat, ModelStats, paired_difference
+from reprsim.analysis.model_stats import Difference, ModelStat, ModelStats, paired_difference
 from reprsim.report.findings import CrossMeasure, best_pair, pair_label
 from reprsim.report.page import esc, table_html
 from reprsim.report.significance import StatsView, interval_text, p_text, verdict
@@ -213,7 +213,7 @@ def inference_items(view: StatsView) -> list[tuple[str, str]]:
 
 
 def significance_findings(cross: CrossMeasure, stats: Mapping[str, ModelStats], alpha: float,
-                          level: str) -> list[str]:
+                          level: str, controls: Mapping[str, str | None] | None = None) -> list[str]:
     """Sentences on what the model-pair values' statistics support.
 
     Parameters
@@ -226,6 +226,10 @@ def significance_findings(cross: CrossMeasure, stats: Mapping[str, ModelStats], 
         The level.
     level : str
         The interval's level, e.g. ``"95%"``.
+    controls : mapping of str to str or None, optional
+        Random-weight controls among the models (`reprsim.report.explain.random_controls`); with any, a
+        sentence says under which measures the weakest trained pair is significantly more similar than the
+        strongest pair with a control.
 
     Returns
     -------
@@ -252,7 +256,56 @@ def significance_findings(cross: CrossMeasure, stats: Mapping[str, ModelStats], 
             lines.append(f"The model-pair value with a null baseline is above it at alpha = {alpha:g}." if judged == 1
                          else f"All {judged} model-pair values with a null baseline are above it at alpha = {alpha:g}.")
     lines += _lead_findings(cross, stats, alpha, level)
+    lines += _control_significance(cross, stats, controls or {}, alpha, level)
     return lines
+
+
+def difference_text(measure: str, difference: Difference) -> str:
+    """One measure's paired difference, e.g. ``"linear_cka 0.21 [0.15, 0.27], p = 0.001"``."""
+    return (f"{measure} {interval_text(difference.value, difference.low, difference.high)}, "
+            f"{p_text(difference.p_value, '')}")
+
+
+def _control_significance(cross: CrossMeasure, stats: Mapping[str, ModelStats], controls: Mapping[str, str | None],
+                          alpha: float, level: str) -> list[str]:
+    """Whether the weakest trained pair beats the strongest pair with a random-weight control, per measure.
+
+    The difference is oriented so that a positive value means the trained pair is the more similar (trained
+    minus control for similarities, control minus trained for distances).
+    """
+    if not controls:
+        return []
+    clear: list[str] = []
+    unclear: list[str] = []
+    for measure, own in stats.items():
+        values = cross.pair_values(measure)
+        larger = cross.larger_is_similar.get(measure, True)
+        trained = {p: v for p, v in values.items() if p[0] not in controls and p[1] not in controls}
+        control = {p: v for p, v in values.items() if p[0] in controls or p[1] in controls}
+        sign = 1.0 if larger else -1.0
+        if not trained or not control:
+            continue
+        weakest = min(trained, key=lambda p: sign * trained[p])
+        strongest = max(control, key=lambda p: sign * control[p])
+        weak_stat, strong_stat = own.get(*weakest), own.get(*strongest)
+        if weak_stat is None or strong_stat is None:
+            continue
+        difference = (paired_difference(weak_stat, strong_stat, alpha) if larger
+                      else paired_difference(strong_stat, weak_stat, alpha))
+        if difference is None:
+            continue
+        text = (f"{difference_text(measure, difference)} ({pair_label(weakest)} vs "
+                f"{pair_label(strongest)})")
+        (clear if difference.value > 0 and difference.p_value <= alpha else unclear).append(text)
+    if not clear and not unclear:
+        return []
+    line = (f"Trained beats random: the weakest pair of trained models is more similar than the strongest pair "
+            f"with a random-weight control, by a paired {level} interval and p-value on the same sentence blocks, "
+            f"under {len(clear)} of {len(clear) + len(unclear)} measures")
+    line += f": {'; '.join(clear)}." if clear else "."
+    if unclear:
+        line += f" Not significant under {'; '.join(unclear)}."
+    return [line]
 
 
 def _lead_findings(cross: CrossMeasure, stats: Mapping[str, ModelStats], alpha: float, level: str) -> list[str]:
@@ -274,7 +327,8 @@ def _lead_findings(cross: CrossMeasure, stats: Mapping[str, ModelStats], alpha: 
         if difference is None:
             continue
         text = (f"{measure}: {pair_label(top)} over {pair_label(second)} by "
-                f"{interval_text(difference.value, difference.low, difference.high)}")
+                f"{interval_text(difference.value, difference.low, difference.high)}, "
+                f"{p_text(difference.p_value, '')}")
         (clear if difference.excludes_zero else unclear).append(text)
     if not clear and not unclear:
         return []
