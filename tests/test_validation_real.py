@@ -137,6 +137,7 @@ def test_study_config_and_design_agree():
     assert design.random_controls == {f"{m}-random": m for m in ("MiniLM", "MPNet", "SmolLM2", "Gemma3")}
     assert design.families == {"MiniLM": "encoder", "MPNet": "encoder", "SmolLM2": "decoder", "Gemma3": "decoder"}
     assert design.finetuned == {"MiniLM-wordorder": "MiniLM"}
+    assert study["compare"]["ci"] == "jackknife"  # type: ignore[index]  # the findings' intervals need it
     with pytest.raises(ValueError, match="base 'mpnet' must be one of the models"):
         RealModelsConfig(models=DEFAULT_MODELS[:1], finetune=FinetuneConfig(base="mpnet"))
     with pytest.raises(ValueError, match="unknown preset"):

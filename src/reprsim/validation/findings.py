@@ -29,9 +29,11 @@ import pandas as pd
 from scipy.stats import spearmanr
 
 from reprsim.analysis import finetune_similarity, larger_means_similar, model_to_model
+from reprsim.analysis.model_stats import model_stats
 from reprsim.results import ResultTable
 from reprsim.validation.findings_design import StudyDesign
 from reprsim.validation.findings_input import REQUIRED_COLUMNS, as_result_table, check_design
+from reprsim.validation.findings_stats import control_statistics, family_statistics, trend_statistics
 
 __all__ = [
     "REQUIRED_COLUMNS",
@@ -65,14 +67,22 @@ class StudyFindings:
         See `finetuning_change`.
     finetuning_trend : pandas.DataFrame
         See `finetuning_trend`.
+    alpha : float
+        The level of the statistics.
+
+    With replicates in the table (``reprsim compare --ci``), `families`, `controls` and `finetuning_trend`
+    carry each finding's oriented statistic (``difference``, or ``slope`` for the trend: positive means the
+    finding holds), its interval ``ci_low``/``ci_high``, the p-value of no effect and ``significant``
+    (positive and p <= alpha); see `reprsim.validation.findings_stats`. Without, these are NaN and False.
     """
 
     model_similarity: pd.DataFrame  # model_a, model_b, measure, value, symmetric
-    families: pd.DataFrame  # measure, within_mean, across_mean, within_pairs, across_pairs, within_more_similar
-    controls: pd.DataFrame  # measure, control, real, other, control_value, real_value, control_less_similar
+    families: pd.DataFrame  # measure, within_mean, across_mean, within_pairs, across_pairs, within_more_similar, stats
+    controls: pd.DataFrame  # measure, control, real, other, control_value, real_value, control_less_similar, stats
     divergence: pd.DataFrame  # measure_a, measure_b, spearman, n_pairs
     finetuning: pd.DataFrame  # model, base, layer, measure, level, value
     finetuning_trend: pd.DataFrame  # model, measure, spearman, first_layer, last_layer, higher_layers_change_more
+    alpha: float = 0.05
 
 
 def _orientation(measures: Sequence[str], larger_is_similar: Mapping[str, bool] | None) -> dict[str, bool]:
@@ -127,13 +137,20 @@ def study_findings(
     larger = _orientation(chosen, larger_is_similar)
     similarity = pd.concat([model_to_model(results, m, larger_is_similar=larger[m]) for m in chosen], ignore_index=True)
     tuned = finetuning_change(results, design, chosen)
+    alpha = results.alpha
+    stats = {m: model_stats(results, m, results.models(), larger[m], alpha) for m in chosen} \
+        if results.has_arrays() else {}
+    trend = finetuning_trend(tuned, larger)
+    trend_stats = trend_statistics(tuned, results, design, larger, alpha)
     return StudyFindings(
         model_similarity=similarity,
-        families=family_contrast(similarity, design, larger),
-        controls=control_contrast(similarity, design, larger),
+        families=family_statistics(family_contrast(similarity, design, larger), stats, design, larger,
+                                   results.models(), alpha),
+        controls=control_statistics(control_contrast(similarity, design, larger), stats, larger, alpha),
         divergence=measure_divergence(similarity, design, larger),
         finetuning=tuned,
-        finetuning_trend=finetuning_trend(tuned, larger),
+        finetuning_trend=trend.merge(trend_stats, on=["model", "measure"], how="left"),
+        alpha=alpha,
     )
 
 
