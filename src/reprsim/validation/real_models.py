@@ -215,8 +215,10 @@ def study_config(config: RealModelsConfig, out: Path, finetuned: FinetunedModel 
         "corpus": {"source": "builtin", "max_sentences": config.sentences, "max_words": config.max_words},
         "models": models,
         "extraction": {"subword": "last", "attention": False, "batch_size": config.batch_size},
-        # Jackknife replicates give every finding its interval and p-value at no extra pass over the rows.
-        "compare": {"measures": list(config.measures), "ci": "jackknife"},
+        # Jackknife replicates give every finding its interval and p-value at no extra pass over the rows; at
+        # least 4 sentences a block keeps a small study's blocks from being single sentences.
+        "compare": {"measures": list(config.measures), "ci": "jackknife",
+                    "blocks": min(50, max(2, config.sentences // 4))},
         "finetuning": finetuning,
         "output": {"dir": str(out)},
     }
