@@ -64,7 +64,7 @@ def make_store(args: argparse.Namespace) -> None:
         return
     if args.quick:
         subprocess.run(["reprsim", "extract", "minilm", "minilm-random", "--corpus", "builtin", "--max-sentences",
-                        "100", "--attention", "--store", str(args.store), "--quiet"], check=True)
+                        "100", "--store", str(args.store), "--quiet"], check=True)
     else:
         subprocess.run(["reprsim", "demo", "--quiet", "--out", str(Path(args.store).parent)], check=True)
 
