@@ -33,7 +33,12 @@ from reprsim.analysis.model_stats import model_stats
 from reprsim.results import ResultTable
 from reprsim.validation.findings_design import StudyDesign
 from reprsim.validation.findings_input import REQUIRED_COLUMNS, as_result_table, check_design
-from reprsim.validation.findings_stats import control_statistics, family_statistics, trend_statistics
+from reprsim.validation.findings_stats import (
+    STAT_COLUMNS,
+    control_statistics,
+    family_statistics,
+    trend_statistics,
+)
 
 __all__ = [
     "REQUIRED_COLUMNS",
@@ -140,8 +145,6 @@ def study_findings(
     alpha = results.alpha
     stats = {m: model_stats(results, m, results.models(), larger[m], alpha) for m in chosen} \
         if results.has_arrays() else {}
-    trend = finetuning_trend(tuned, larger)
-    trend_stats = trend_statistics(tuned, results, design, larger, alpha)
     return StudyFindings(
         model_similarity=similarity,
         families=family_statistics(family_contrast(similarity, design, larger), stats, design, larger,
@@ -149,7 +152,7 @@ def study_findings(
         controls=control_statistics(control_contrast(similarity, design, larger), stats, larger, alpha),
         divergence=measure_divergence(similarity, design, larger),
         finetuning=tuned,
-        finetuning_trend=trend.merge(trend_stats, on=["model", "measure"], how="left"),
+        finetuning_trend=finetuning_trend(tuned, larger, results, design, alpha),
         alpha=alpha,
     )
 
@@ -335,7 +338,8 @@ def finetuning_change(table: ResultTable, design: StudyDesign, measures: Sequenc
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
 
 
-def finetuning_trend(finetuning: pd.DataFrame, larger: Mapping[str, bool]) -> pd.DataFrame:
+def finetuning_trend(finetuning: pd.DataFrame, larger: Mapping[str, bool], table: ResultTable | None = None,
+                     design: StudyDesign | None = None, alpha: float = 0.05) -> pd.DataFrame:
     """Test, per fine-tuned model and measure, whether the similarity to the base falls with depth.
 
     Wu et al. 2020 and Merchant et al. 2020 find that fine-tuning changes higher layers more.
@@ -346,6 +350,12 @@ def finetuning_trend(finetuning: pd.DataFrame, larger: Mapping[str, bool]) -> pd
         The output of `finetuning_change` (columns ``model``, ``measure``, ``layer``, ``value``).
     larger : mapping of str to bool
         Whether larger means more similar, per measure; a measure not in it counts as a similarity.
+    table : ResultTable, optional
+        The results table, for the slope's interval and p-value from its replicates.
+    design : StudyDesign, optional
+        The design (each fine-tuned model's base, from the ``base`` column when not given).
+    alpha : float, default 0.05
+        The level.
 
     Returns
     -------
@@ -353,15 +363,19 @@ def finetuning_trend(finetuning: pd.DataFrame, larger: Mapping[str, bool]) -> pd
         One row per (model, measure) with at least 3 layers: ``model``, ``measure``, ``spearman`` (the rank
         correlation between layer index and sim(fine-tuned layer l, base layer l), distances negated so that
         a negative value always means "higher layers changed more"), ``first_layer`` and ``last_layer`` (the
-        similarities at the lowest and highest layer) and ``higher_layers_change_more`` (spearman < 0).
+        similarities at the lowest and highest layer), ``higher_layers_change_more`` (spearman < 0), and the
+        slope with its statistics (`reprsim.validation.findings_stats.trend_statistics`; NaN without
+        `table`).
     """
-    columns = ["model", "measure", "spearman", "first_layer", "last_layer", "higher_layers_change_more"]
+    columns = ["model", "measure", "spearman", "first_layer", "last_layer", "higher_layers_change_more", "slope",
+               *STAT_COLUMNS]
     rows = []
     for (model, measure), part in finetuning.groupby(["model", "measure"], sort=False):
         part = part.sort_values("layer")
         if len(part) < 3:
             continue
         sign = 1.0 if larger.get(str(measure), True) else -1.0
+        base = design.finetuned[str(model)] if design is not None else str(part.get("base", pd.Series([""])).iloc[0])
         rho = float(spearmanr(part["layer"], sign * part["value"]).statistic)
         rows.append(
             {
@@ -371,6 +385,7 @@ def finetuning_trend(finetuning: pd.DataFrame, larger: Mapping[str, bool]) -> pd
                 "first_layer": float(part["value"].iloc[0]),
                 "last_layer": float(part["value"].iloc[-1]),
                 "higher_layers_change_more": bool(rho < 0),
+                **trend_statistics(part, sign, table, base, alpha),
             }
         )
     return pd.DataFrame(rows, columns=columns)

@@ -33,22 +33,12 @@ def findings_markdown(findings: StudyFindings) -> str:
         out += _section("Within- vs across-family model similarity", families)
     if len(findings.controls):
         controls = findings.controls
-        with_stats = "p_value" in controls and controls["p_value"].notna().any()
-        if not with_stats:
-            controls = controls.assign(significant=False)
-        summary = (
-            controls.groupby("measure", sort=False)
-            .agg(
-                control_mean=("control_value", "mean"),
-                real_mean=("real_value", "mean"),
-                control_less_similar=("control_less_similar", "mean"),
-                significant=("significant", "mean"),
-                n=("control_value", "size"),
-            )
-            .reset_index()
-        )
-        if not with_stats:
-            summary = summary.drop(columns="significant")
+        columns = {"control_mean": ("control_value", "mean"), "real_mean": ("real_value", "mean"),
+                   "control_less_similar": ("control_less_similar", "mean")}
+        if "p_value" in controls and controls["p_value"].notna().any():
+            columns["significant"] = ("significant", "mean")
+        columns["n"] = ("control_value", "size")
+        summary = controls.groupby("measure", sort=False).agg(**columns).reset_index()
         out += _section("Random controls vs trained models", summary)
     if len(findings.divergence):
         out += _section("Agreement between measures over model pairs (Spearman)", findings.divergence)

@@ -108,14 +108,14 @@ def family_statistics(families: pd.DataFrame, stats: Mapping[str, ModelStats], d
         value = sign * (float(within_mean) - float(across_mean))
         within = [own.get(a, b) for a, b in combinations(kept, 2) if design.families[a] == design.families[b]]
         across = [own.get(a, b) for a, b in combinations(kept, 2) if design.families[a] != design.families[b]]
-        found_w, found_a = _replicates(within), _replicates(across)
+        found = _replicates(within + across) if within and across else None
         row: dict[str, object] = {"difference": value}
-        if found_w is not None and found_a is not None and found_w[0] == found_a[0] \
-                and found_w[1].shape[1] == found_a[1].shape[1]:
-            reps = sign * (found_w[1].mean(axis=0) - found_a[1].mean(axis=0))
-            row.update(oriented_statistics(value, reps, found_w[0], alpha))
-        else:
+        if found is None:
             row.update(oriented_statistics(value, None, "", alpha))
+        else:
+            kind, reps = found
+            reps = sign * (reps[: len(within)].mean(axis=0) - reps[len(within):].mean(axis=0))
+            row.update(oriented_statistics(value, reps, kind, alpha))
         extra.append(row)
     added = pd.DataFrame(extra, columns=["difference", *STAT_COLUMNS], index=families.index)
     return pd.concat([families, added], axis=1)
@@ -166,47 +166,40 @@ def slope(layers: np.ndarray, values: np.ndarray) -> np.ndarray:
     return np.asarray((centred * x).sum(axis=-1) / (x * x).sum())
 
 
-def trend_statistics(finetuning: pd.DataFrame, table: ResultTable, design: StudyDesign,
-                     larger: Mapping[str, bool], alpha: float) -> pd.DataFrame:
-    """Per fine-tuned model and measure, the oriented slope of the similarity to the base on depth.
+def trend_statistics(part: pd.DataFrame, sign: float, table: ResultTable | None, base: str,
+                     alpha: float) -> dict[str, object]:
+    """The oriented slope of one fine-tuned model's similarity to its base on depth, with interval and p.
 
     Parameters
     ----------
-    finetuning : pandas.DataFrame
-        `reprsim.validation.findings.finetuning_change`'s rows.
-    table : ResultTable
-        The results table (the replicates of each sim(fine-tuned layer l -> base layer l)).
-    design : StudyDesign
-        The design (each fine-tuned model's base).
-    larger : mapping of str to bool
-        The measures and their orientation (a measure not in it counts as a similarity).
+    part : pandas.DataFrame
+        One (model, measure)'s rows of `reprsim.validation.findings.finetuning_change`, sorted by layer.
+    sign : float
+        1 for a similarity, -1 for a distance.
+    table : ResultTable or None
+        The results table (the replicates of each sim(fine-tuned layer l -> base layer l)); None for the
+        point estimate only.
+    base : str
+        The model's base.
     alpha : float
         The level.
 
     Returns
     -------
-    pandas.DataFrame
-        ``model``, ``measure``, ``slope`` (minus the slope of the oriented similarity on the layer index:
-        positive when higher layers changed more) and `STAT_COLUMNS`, per (model, measure) with 3 layers or
-        more.
+    dict
+        ``slope`` (minus the slope of the oriented similarity on the layer index: positive when higher
+        layers changed more) and `STAT_COLUMNS`.
     """
-    rows = []
-    for (model, measure), part in finetuning.groupby(["model", "measure"], sort=False):
-        part = part.sort_values("layer")
-        if len(part) < 3:
-            continue
-        sign = 1.0 if larger.get(str(measure), True) else -1.0
-        layers = part["layer"].to_numpy(dtype=np.float64)
-        value = float(-slope(layers, sign * part["value"].to_numpy(dtype=np.float64)))
-        base = design.finetuned[str(model)]
-        found = _layer_replicates(table, str(measure), str(model), base, [int(x) for x in part["layer"]])
-        row: dict[str, object] = {"model": model, "measure": measure, "slope": value}
-        if found is None:
-            row.update(oriented_statistics(value, None, "", alpha))
-        else:
-            row.update(oriented_statistics(value, -slope(layers, sign * found[1].T), found[0], alpha))
-        rows.append(row)
-    return pd.DataFrame(rows, columns=["model", "measure", "slope", *STAT_COLUMNS])
+    model, measure = str(part["model"].iloc[0]), str(part["measure"].iloc[0])
+    layers = part["layer"].to_numpy(dtype=np.float64)
+    value = float(-slope(layers, sign * part["value"].to_numpy(dtype=np.float64)))
+    found = None if table is None else _layer_replicates(table, measure, model, base, [int(x) for x in part["layer"]])
+    row: dict[str, object] = {"slope": value}
+    if found is None:
+        row.update(oriented_statistics(value, None, "", alpha))
+    else:
+        row.update(oriented_statistics(value, -slope(layers, sign * found[1].T), found[0], alpha))
+    return row
 
 
 def _layer_replicates(table: ResultTable, measure: str, model: str, base: str,
