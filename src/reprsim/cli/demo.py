@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from typing import Any
 
 from reprsim.cli import add_quiet, command_parser, int_at_least
+from reprsim.cli.compare import add_inference_options, inference_arguments
 
 # SmolLM2 has 30 blocks; every fifth keeps the demo within its time budget on 2 cores while spanning depth.
 SMOLLM2_LAYERS = list(range(0, 31, 5))
@@ -21,8 +23,14 @@ DEMO_MEASURES = (
 )
 
 
-def _demo_config(out: Path, sentences: int) -> dict[str, object]:
-    """Write the demo as a study config, so that it takes the same path as ``reprsim run``."""
+def _demo_config(out: Path, sentences: int, statistics: dict[str, Any] | None = None) -> dict[str, object]:
+    """Write the demo as a study config, so that it takes the same path as ``reprsim run``.
+
+    `statistics` holds the compare keys of the statistics (``ci``, ``null``, ``blocks``, ...); none by default,
+    because the linear measures' jackknife costs several times the comparison (docs: guide/statistics).
+    """
+    compare: dict[str, object] = {"measures": list(DEMO_MEASURES), "subsample_rows": 2000, "attention_sentences": 100}
+    compare.update(statistics or {})
     return {
         "name": "demo",
         "corpus": {"source": "builtin", "max_sentences": sentences, "max_words": 40},
@@ -33,7 +41,7 @@ def _demo_config(out: Path, sentences: int) -> dict[str, object]:
             {"name": "SmolLM2-random", "model": "smollm2-random", "layers": SMOLLM2_LAYERS},
         ],
         "extraction": {"subword": "last", "attention": True, "batch_size": 32},
-        "compare": {"measures": list(DEMO_MEASURES), "subsample_rows": 2000, "attention_sentences": 100},
+        "compare": compare,
         "output": {"dir": str(out)},
     }
 
@@ -44,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
     Parameters
     ----------
     args : argparse.Namespace
-        The parsed ``reprsim demo`` options (``--out``, ``--sentences``, ``--quiet``).
+        The parsed ``reprsim demo`` options (``--out``, ``--sentences``, ``--quiet`` and the statistics
+        options of ``reprsim compare``).
 
     Returns
     -------
@@ -61,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     from reprsim.study import parse_study
 
     out = Path(args.out).resolve()
-    study = parse_study(_demo_config(out, args.sentences), Path.cwd())
+    study = parse_study(_demo_config(out, args.sentences, inference_arguments(args)), Path.cwd())
     start = time.perf_counter()
     outputs = run_study(study, progress=not args.quiet, command=getattr(args, "command_line", None))
     minutes = (time.perf_counter() - start) / 60
@@ -90,5 +99,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", default="reprsim-out/demo", help="output folder (store, results, report)")
     p.add_argument("--sentences", type=int_at_least(1), default=1000, help="built-in corpus sentences to use")
+    add_inference_options(p)
     add_quiet(p)
     p.set_defaults(func=run)
