@@ -7,14 +7,11 @@ from pathlib import Path
 import pytest
 
 from reprsim.cli import build_parser
-from reprsim.cli.compare import inference_arguments
-from reprsim.cli.demo import DEMO_MEASURES, _demo_config
-from reprsim.study import parse_study
+from reprsim.cli.demo import DEMO_MEASURES, demo_study
 
 
 def _study(tmp_path: Path, argv: list[str]):
-    args = build_parser().parse_args(["demo", "--out", str(tmp_path), *argv])
-    return parse_study(_demo_config(Path(args.out), args.sentences, inference_arguments(args)), tmp_path)
+    return demo_study(build_parser().parse_args(["demo", "--out", str(tmp_path), *argv]))
 
 
 def test_demo_has_no_statistics_by_default(tmp_path):

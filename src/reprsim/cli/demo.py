@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reprsim.cli import add_quiet, command_parser, int_at_least
 from reprsim.cli.compare import add_inference_options, inference_arguments
+
+if TYPE_CHECKING:  # the study module loads only when the demo runs
+    from reprsim.study import Study
 
 # SmolLM2 has 30 blocks; every fifth keeps the demo within its time budget on 2 cores while spanning depth.
 SMOLLM2_LAYERS = list(range(0, 31, 5))
@@ -46,6 +49,13 @@ def _demo_config(out: Path, sentences: int, statistics: dict[str, Any] | None = 
     }
 
 
+def demo_study(args: argparse.Namespace) -> Study:
+    """The demo's parsed study (`reprsim.study.Study`) under the parsed ``reprsim demo`` options."""
+    from reprsim.study import parse_study
+
+    return parse_study(_demo_config(Path(args.out).resolve(), args.sentences, inference_arguments(args)), Path.cwd())
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the demo study: MiniLM and SmolLM2 (every fifth layer) and their random controls on the built-in corpus.
 
@@ -67,10 +77,8 @@ def run(args: argparse.Namespace) -> int:
     """
     from reprsim.cli.run import summary_lines
     from reprsim.pipeline import run_study
-    from reprsim.study import parse_study
 
-    out = Path(args.out).resolve()
-    study = parse_study(_demo_config(out, args.sentences, inference_arguments(args)), Path.cwd())
+    study = demo_study(args)
     start = time.perf_counter()
     outputs = run_study(study, progress=not args.quiet, command=getattr(args, "command_line", None))
     minutes = (time.perf_counter() - start) / 60
