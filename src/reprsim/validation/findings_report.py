@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from reprsim.validation.findings_stats import STAT_COLUMNS
 from reprsim.validation.markdown import markdown_table
 
 if TYPE_CHECKING:  # a runtime import would be circular: findings re-exports findings_markdown
@@ -91,7 +92,7 @@ def with_verdict(frame: pd.DataFrame, holds: str, alpha: float, statistic: str =
         holds_text(bool(h), float(d), float(lo), float(hi), float(p), alpha)
         for h, d, lo, hi, p in out[[holds, statistic, "ci_low", "ci_high", "p_value"]].itertuples(index=False)
     ]
-    dropped = ["ci_low", "ci_high", "p_value", "significant"] + (["difference"] if statistic == "difference" else [])
+    dropped = STAT_COLUMNS + (["difference"] if statistic == "difference" else [])
     return out.drop(columns=dropped)
 
 
