@@ -21,8 +21,10 @@ def test_demo_has_no_statistics_by_default(tmp_path):
 
 
 def test_demo_statistics_options_reach_the_study(tmp_path):
-    compare = _study(tmp_path, ["--ci", "jackknife", "--null", "analytic", "--blocks", "20", "--alpha", "0.1"]).compare
+    compare = _study(tmp_path, ["--ci", "jackknife", "--null", "analytic", "--blocks", "20", "--alpha", "0.1",
+                                "--jackknife", "exact"]).compare
     assert (compare.ci, compare.null, compare.blocks, compare.alpha) == ("jackknife", "analytic", 20, 0.1)
+    assert compare.jackknife == "exact" and compare.inference_arguments()["jackknife"] == "exact"
 
 
 def test_demo_bad_statistics_option_names_the_key(tmp_path):

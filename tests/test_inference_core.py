@@ -121,7 +121,7 @@ def test_bootstrap_counts_refuse_bad_sizes(blocks: int, resamples: int, name: st
     "option, value",
     [("ci", "percentile"), ("null", "exact"), ("blocks", 1), ("blocks", 10.0), ("resamples", 0),
      ("permutations", 0), ("permutations", True), ("seed", -1), ("alpha", 0.0), ("alpha", 1.0), ("alpha", -0.2),
-     ("alpha", "0.05"), ("alpha", True)],
+     ("alpha", "0.05"), ("alpha", True), ("jackknife", "first-order")],
 )
 def test_bad_options_are_named(option: str, value: object) -> None:
     with pytest.raises(ValueError, match=f"^{option} must be"):
@@ -132,7 +132,7 @@ def test_options_defaults_and_dict() -> None:
     opts = InferenceOptions(ci="bootstrap", null="permutation", blocks=20, resamples=10, permutations=5, alpha=0.1)
     assert opts.enabled and not InferenceOptions().enabled
     assert opts.as_dict() == {"ci": "bootstrap", "null": "permutation", "blocks": 20, "resamples": 10,
-                              "permutations": 5, "alpha": 0.1, "seed": 0}
+                              "permutations": 5, "alpha": 0.1, "seed": 0, "jackknife": "linearised"}
 
 
 # --- intervals ------------------------------------------------------------------------------------------

@@ -43,7 +43,7 @@ def test_leave_one_block_out_values_equal_brute_force_for_every_linear_measure()
     x, y = _data(offset=1e4)  # a mean far above the spread: the shared shift must keep it exact
     lengths = np.full(96, 5)
     bounds = sentence_blocks(lengths, 8)
-    values = _scores(x, y, InferenceOptions(ci="jackknife", blocks=8), bounds, MEASURES)
+    values = _scores(x, y, InferenceOptions(ci="jackknife", blocks=8, jackknife="exact"), bounds, MEASURES)
     for m in MEASURES:
         u = values["uncertainty"][m]  # type: ignore[index]
         function = registry.get(m).function
@@ -57,6 +57,73 @@ def test_leave_one_block_out_values_equal_brute_force_for_every_linear_measure()
             assert got.replicate_kind == "jackknife"
             mean = np.mean(brute)
             assert got.se == pytest.approx(np.sqrt(7 / 8 * np.sum((np.asarray(brute) - mean) ** 2)), rel=1e-9)
+
+
+LINEARISED = ["maxsim", "linreg", "r2_lr", "cca_r2", "cca_rho", "svcca", "svcca(keep=0.6)", "procrustes",
+              "procrustes_distance", "angular_distance"]
+
+
+def _smooth_data(n: int = 4000) -> tuple[np.ndarray, np.ndarray]:
+    """Every canonical correlation a signal, and a constant neuron: the regime where first order is accurate."""
+    r = np.random.default_rng(3)
+    z = r.standard_normal((n, 6))
+    x = z @ r.standard_normal((6, 8)) + 0.5 * r.standard_normal((n, 8)) + 5.0
+    x[:, 2] = 1.5
+    return x, z[:, :5] @ r.standard_normal((5, 5)) + r.standard_normal((n, 5))
+
+
+def _directions(u: object) -> list:
+    return [u.a_to_b, u.b_to_a] if isinstance(u, Directed) else [u]
+
+
+def test_linearised_jackknife_agrees_with_the_refitted_one() -> None:
+    # svcca(keep=0.6) drops directions that matter: without the rotation of the kept subspace its SE is ~45% low.
+    x, y = _smooth_data()
+    bounds = sentence_blocks(np.full(500, 8), 20)
+    linear, exact = (_scores(x, y, InferenceOptions(ci="jackknife", blocks=20, jackknife=j), bounds, LINEARISED)
+                     for j in ("linearised", "exact"))
+    for m in LINEARISED:
+        for lin, ref in zip(_directions(linear["uncertainty"][m]), _directions(exact["uncertainty"][m]),  # type: ignore[index]
+                            strict=True):
+            assert lin.se == pytest.approx(ref.se, rel=0.03), m
+            assert "linearised" in lin.ci_method and "linearised" not in ref.ci_method
+            centred = [r.replicates - r.replicates.mean() for r in (lin, ref)]
+            assert np.abs(centred[0] - centred[1]).max() <= 0.06 * np.ptp(ref.replicates), m
+
+
+def test_linearised_jackknife_refits_the_measures_without_a_gradient() -> None:
+    x, y = _smooth_data(n=800)
+    bounds = sentence_blocks(np.full(100, 8), 10)
+    measures = ["linear_cka", "debiased_cka", "pwcca", "svcca(convention=wu)"]
+    linear, exact = (_scores(x, y, InferenceOptions(ci="jackknife", blocks=10, jackknife=j), bounds, measures)
+                     for j in ("linearised", "exact"))
+    for m in measures:
+        for lin, ref in zip(_directions(linear["uncertainty"][m]), _directions(exact["uncertainty"][m]),  # type: ignore[index]
+                            strict=True):
+            np.testing.assert_array_equal(lin.replicates, ref.replicates, err_msg=m)
+            assert lin.ci_method == ref.ci_method == "delete-one-block jackknife (t interval)"
+
+
+def test_left_out_changes_are_the_moments_without_each_block() -> None:
+    x, y = _data(n=300, offset=2e3)
+    bounds = sentence_blocks(np.full(60, 5), 6)
+    blocked = BlockedMoments([8, 5], [(0, 0), (0, 1), (1, 1)], bounds, device=torch.device("cpu"),
+                             precision="float64", row_norms=False)
+    for i in range(0, 300, 71):
+        blocked.update([x[i:i + 71], y[i:i + 71]])
+    blocked.finish()
+    matrices = torch.as_tensor(np.random.default_rng(0).standard_normal((3, 8, 5)))
+
+    def centred_cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return (a - a.mean(0)).T @ (b - b.mean(0))
+
+    for a, b, first, second, m in ((0, 1, x, y, matrices), (1, 0, y, x, matrices.transpose(1, 2)),
+                                   (0, 0, x, x, matrices[:, :, :5].repeat(1, 1, 2)[:, :, :8])):
+        got = blocked.left_out_changes(a, b, m).numpy()
+        for g in range(6):
+            keep = np.r_[0:bounds[g], bounds[g + 1]:300]
+            change = centred_cross(first, second) - centred_cross(first[keep], second[keep])
+            np.testing.assert_allclose(got[:, g], np.einsum("kab,ab->k", m.numpy(), change), rtol=1e-8, atol=1e-6)
 
 
 def test_exact_bootstrap_hsic_equals_the_resampled_rows() -> None:
@@ -141,7 +208,10 @@ def test_compare_attaches_statistics_and_records_the_methods(study_store) -> Non
     assert f[f.measure == "cca_rho"].null_mean.isna().all()  # no closed-form null
     inference_entry = table.provenance["inference"]
     assert inference_entry["options"]["blocks"] == 12
-    assert "jackknife" in inference_entry["methods"]["linear_cka"]["ci"]
+    assert inference_entry["methods"]["linear_cka"]["ci"] == "delete-one-block jackknife (t interval)"
+    assert inference_entry["methods"]["cca_rho"]["ci"] == "delete-one-block jackknife, linearised (t interval)"
+    rows = f[(f.model_a != f.model_b) & (f.measure == "cca_rho")]
+    assert rows.se.notna().all() and (rows.ci_low < rows.value).all() and (rows.value < rows.ci_high).all()
     assert "RV" in inference_entry["methods"]["linear_cka"]["null"]
     plain = compare(study_store, measures=["linear_cka"], progress=False)
     assert "se" not in plain.frame.columns and "inference" not in plain.provenance
@@ -153,6 +223,7 @@ def test_compare_attaches_statistics_and_records_the_methods(study_store) -> Non
     ({"null": "permutation", "permutations": 0}, "permutations"),
     ({"ci": "bootstrap", "alpha": 1.5}, "alpha"),
     ({"ci": "sometimes"}, "ci"),
+    ({"ci": "jackknife", "jackknife": "approximately"}, "jackknife must be one of"),
 ])
 def test_bad_statistics_options_name_the_option(study_store, options, named) -> None:  # noqa: F811
     with pytest.raises(ValueError, match=named):
@@ -172,9 +243,11 @@ def test_cli_compare_takes_the_statistics_flags(study_store, tmp_path) -> None: 
 
     out = tmp_path / "stats.parquet"
     assert main(["compare", "--store", str(study_store.path), "--measures", "linear_cka", "--ci", "bootstrap",
-                 "--null", "analytic", "--blocks", "10", "--resamples", "50", "--out", str(out), "--quiet"]) == 0
+                 "--null", "analytic", "--blocks", "10", "--resamples", "50", "--jackknife", "exact", "--out", str(out),
+                 "--quiet"]) == 0
     from reprsim.results import ResultTable
 
     table = ResultTable.load(out)
     assert table.provenance["inference"]["options"]["resamples"] == 50
+    assert table.provenance["inference"]["options"]["jackknife"] == "exact"
     assert table.frame.ci_low.notna().any()

@@ -60,6 +60,8 @@ output: {dir: out, report: false}
         ({"models": ["a"], "extraction": {"atention": True}}, "`extraction.atention`: unknown key"),
         ({"models": ["a"], "corpus": {"max_sentences": "many"}}, "`corpus.max_sentences`: must be int"),
         ({"models": ["a"], "finetuning": {"base": "a", "finetuned": ["zz"]}}, "'zz' is not one of the study's"),
+        ({"models": ["a"], "compare": {"jackknife": "fast"}}, "`compare.jackknife`: 'fast' is not allowed; "
+         "choose one of exact, linearised"),
     ],
 )
 def test_errors_name_the_key(raw, fragment):

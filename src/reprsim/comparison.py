@@ -211,6 +211,7 @@ def compare(
     resamples: int = 1000,
     permutations: int = 200,
     alpha: float = 0.05,
+    jackknife: str = "linearised",
 ) -> ResultTable:
     """Compare every stored representation with every other on each measure.
 
@@ -254,6 +255,9 @@ def compare(
         K, permutations of the null.
     alpha
         Intervals have level 1 - alpha; calibrated scores use the null's (1 - alpha) quantile.
+    jackknife
+        The linear measures' leave-one-block-out values: ``"linearised"`` (first order, one set of gradients
+        per pair) or ``"exact"`` (every representation refitted once per block: G times the work).
 
     Returns
     -------
@@ -292,7 +296,7 @@ def compare(
         if value < minimum:
             raise ValueError(f"{name} must be at least {minimum}, got {value}")
     options = InferenceOptions(ci=ci, null=null, blocks=blocks, resamples=resamples, permutations=permutations,
-                               alpha=alpha, seed=seed)
+                               alpha=alpha, seed=seed, jackknife=jackknife)
     names = resolve_measures(measures)
     entries = select_entries(store, models)
     reps = representations(entries)

@@ -27,6 +27,8 @@ from typing import Any
 
 import yaml
 
+from reprsim.inference.options import COMPARE_ARGUMENTS, JACKKNIFE_METHODS
+
 
 class StudyConfigError(ValueError):
     """A study config is malformed; the message names the key path and what is allowed.
@@ -151,6 +153,8 @@ class CompareSpec:
         K, permutations of the null.
     alpha : float, default 0.05
         Intervals of level 1 - alpha; the calibration's level.
+    jackknife : {"linearised", "exact"}, default "linearised"
+        How the linear measures' leave-one-block-out values are found (`reprsim.compare`).
     """
 
     measures: list[str] = field(default_factory=lambda: ["all"])
@@ -165,10 +169,11 @@ class CompareSpec:
     resamples: int = 1000
     permutations: int = 200
     alpha: float = 0.05
+    jackknife: str = "linearised"
 
     def inference_arguments(self) -> dict[str, Any]:
         """The statistics options as `reprsim.compare` keywords."""
-        return {k: getattr(self, k) for k in ("ci", "null", "blocks", "resamples", "permutations", "alpha")}
+        return {k: getattr(self, k) for k in COMPARE_ARGUMENTS}
 
 
 @dataclass(frozen=True)
@@ -239,6 +244,7 @@ _CHOICES = {
     "compare.device": {"auto", "cpu", "cuda"},
     "compare.ci": {"bootstrap", "jackknife", "none"},
     "compare.null": {"analytic", "permutation", "none"},
+    "compare.jackknife": set(JACKKNIFE_METHODS),
 }
 
 
@@ -402,6 +408,7 @@ def _compare(raw: Any) -> CompareSpec:
         resamples=_typed(d.get("resamples", base.resamples), "compare.resamples", int, minimum=1),
         permutations=_typed(d.get("permutations", base.permutations), "compare.permutations", int, minimum=1),
         alpha=_alpha(d.get("alpha", base.alpha)),
+        jackknife=_choice(d.get("jackknife", base.jackknife), "compare.jackknife"),
     )
 
 

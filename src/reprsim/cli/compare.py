@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from reprsim.cli import add_quiet, command_parser
+from reprsim.inference.options import COMPARE_ARGUMENTS, JACKKNIFE_METHODS
 
 
 def _names(text: str) -> list[str]:
@@ -27,7 +28,7 @@ def _names(text: str) -> list[str]:
 
 
 def add_inference_options(p: argparse.ArgumentParser, ci: str = "none", null: str = "none") -> None:
-    """Add the statistics options: --ci, --null, --blocks, --resamples, --permutations and --alpha.
+    """Add the statistics options: --ci, --null, --blocks, --resamples, --permutations, --alpha and --jackknife.
 
     Parameters
     ----------
@@ -45,6 +46,9 @@ def add_inference_options(p: argparse.ArgumentParser, ci: str = "none", null: st
     g.add_argument("--resamples", type=int, default=1000, help="B, bootstrap replicates")
     g.add_argument("--permutations", type=int, default=200, help="K, permutations of the null")
     g.add_argument("--alpha", type=float, default=0.05, help="intervals of level 1 - alpha; calibration level")
+    g.add_argument("--jackknife", default="linearised", choices=list(JACKKNIFE_METHODS),
+                   help="the linear measures' leave-one-block-out values: first order (linearised) or refitted "
+                        "per block (exact, G times the work)")
 
 
 def inference_arguments(args: argparse.Namespace) -> dict[str, Any]:
@@ -58,9 +62,10 @@ def inference_arguments(args: argparse.Namespace) -> dict[str, Any]:
     Returns
     -------
     dict
-        ``ci``, ``null``, ``blocks``, ``resamples``, ``permutations`` and ``alpha``.
+        `reprsim.inference.COMPARE_ARGUMENTS`: ``ci``, ``null``, ``blocks``, ``resamples``, ``permutations``,
+        ``alpha`` and ``jackknife``.
     """
-    return {k: getattr(args, k) for k in ("ci", "null", "blocks", "resamples", "permutations", "alpha")}
+    return {k: getattr(args, k) for k in COMPARE_ARGUMENTS}
 
 
 def run(args: argparse.Namespace) -> int:

@@ -14,6 +14,7 @@ budget counts it and tiles the study into more passes when it must.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -191,6 +192,8 @@ class BlockedMoments:
         self.rows_seen = 0
         self._total: MomentSums | None = None
         self._sums: list[MomentSums] | None = None
+        self._diagonal_stacks: dict[int, torch.Tensor] = {}
+        self._stack_lock = threading.Lock()
 
     @property
     def n_blocks(self) -> int:
@@ -273,6 +276,53 @@ class BlockedMoments:
     def leave_one_out(self, g: int) -> MomentSums:
         """The sums of every row outside block g."""
         return self.total.minus(self.block_sums[g])
+
+    def left_out_changes(self, a: int, b: int, matrices: torch.Tensor) -> torch.Tensor:
+        """<M_k, C_ab - C_ab without block g> for K matrices and every block g, exactly and without forming C^(-g).
+
+        With mu, nu the means, s_g, n_g block g's sums and e_g = s_g / n_g - mu, the change is
+        D_g + n_g^2 / (n - n_g) e_a,g e_b,g^T, where D_g = S_g - s_a,g nu^T - mu s_b,g^T + n_g mu nu^T is the
+        block's cross-product about the means of all rows: G inner products with the blocks, no d x d work per g.
+
+        Parameters
+        ----------
+        a, b
+            The block's representations (either order).
+        matrices
+            (K, d_a, d_b).
+
+        Returns
+        -------
+        torch.Tensor
+            (K, G) float64.
+        """
+        if a > b:
+            return self.left_out_changes(b, a, matrices.transpose(1, 2))
+        parts, total = self.block_sums, self.total
+        m = matrices.to(torch.float64)
+        k, n = m.shape[0], total.reps[a].n
+        mu, nu = (total.reps[r].total.to(m) / n for r in (a, b))
+        cross = self._stacked(a) if a == b else self._stack(a, b)
+        sa = torch.stack([p.reps[a].total for p in parts]).to(m)
+        sb = torch.stack([p.reps[b].total for p in parts]).to(m)
+        counts = torch.tensor([p.reps[a].n for p in parts], dtype=m.dtype, device=m.device)
+        m_nu, mu_m = m @ nu, mu @ m                                   # (K, d_a), (K, d_b)
+        change = m.reshape(k, -1) @ cross.T - m_nu @ sa.T - mu_m @ sb.T + (m_nu @ mu)[:, None] * counts
+        ea, eb = sa / counts[:, None] - mu, sb / counts[:, None] - nu
+        mean_shift = ((m @ eb.T) * ea.T[None]).sum(dim=1) * (counts**2 / (n - counts))
+        return change + mean_shift
+
+    def _stack(self, a: int, b: int) -> torch.Tensor:
+        """(G, d_a d_b) float64: every block's cross sum of (a, b), a <= b, one row per block."""
+        return torch.stack([p.blocks[a, b].cross for p in self.block_sums]).to(torch.float64).reshape(
+            self.n_blocks, -1)
+
+    def _stacked(self, a: int) -> torch.Tensor:
+        """`_stack` of a diagonal block, kept: every pair of representation a reads it (one more copy of a's blocks)."""
+        with self._stack_lock:
+            if a not in self._diagonal_stacks:
+                self._diagonal_stacks[a] = self._stack(a, a)
+            return self._diagonal_stacks[a]
 
     def weighted(self, weights: Sequence[float]) -> MomentSums:
         """sum_g w_g (block g's sums): a bootstrap replicate's moments for integer multiplicities."""

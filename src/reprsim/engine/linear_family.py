@@ -23,6 +23,7 @@ from reprsim.arrays import ConstantNeuronWarning, FewRowsWarning
 from reprsim.inference import NO_INFERENCE, InferenceOptions
 from reprsim.measures import registry
 
+from . import linear_influence
 from .block_moments import BlockedMoments, MomentSums
 from .block_score import prepare_fit
 from .checks import Precision
@@ -344,20 +345,34 @@ class LinearFamily:
         local = self._local
         bases = {m: registry.parse_spec(m)[0] for m in self.measures}
 
-        def refit(sums: MomentSums, i: int) -> LinearFit:
+        def refit(sums: MomentSums, i: int, measures: Sequence[str]) -> LinearFit:
             fit = LinearFit.from_moments(sums, i, name=f"representation {self.ids[tile.members[i]]!r}")
-            _prepare(fit, self.measures, self.svcca)
+            _prepare(fit, measures, self.svcca)
             return fit
 
-        def derive_pair(fa: LinearFit, fb: LinearFit, sums: MomentSums, i: int, j: int) -> Any:
+        def derive_pair(fa: LinearFit, fb: LinearFit, sums: MomentSums, i: int, j: int,
+                        measures: Sequence[str]) -> Any:
             norms = sums.centred_norm_product(i, j) if sums.row_norms else None
-            return derive(PairTerms(fa, fb, sums.centred(i, j), norms), self.measures, self.svcca)
+            return derive(PairTerms(fa, fb, sums.centred(i, j), norms), measures, self.svcca)
 
-        stats = LinearStatistics(self._blocked, self.inference, refit, derive_pair, map_parallel)
+        fits = {local[m]: self.fits[m] for m in tile.members}
+        linear = frozenset(m for m in self.measures if self.inference.jackknife == "linearised"
+                           and linear_influence.linearised(bases[m], registry.get(m).options, self.svcca))
+        total = self._moments
+        assert total is not None
+
+        def gradients(i: int, j: int, measures: Sequence[str]) -> dict[str, Any]:
+            terms = PairTerms(fits[i], fits[j], total.centred(i, j))
+            return {m: linear_influence.GRADIENTS[bases[m]](terms, registry.get(m).options, self.svcca)
+                    for m in measures}
+
+        if linear:
+            used = {bases[m] for m in linear}
+            list(map_parallel(lambda f: linear_influence.prepare_gradients(f, used), fits.values()))
+        stats = LinearStatistics(self._blocked, self.inference, refit, derive_pair, map_parallel, gradients, linear)
         members = [local[m] for m in tile.members]
         pairs = [(local[a], local[b]) for a, b, _ in scored]
         estimates = {(local[a], local[b]): values for a, b, values in scored}
-        fits = {local[m]: self.fits[m] for m in tile.members}
         per_pair = stats.uncertainties(members, pairs, estimates, fits, bases)
         for (a, b, values), pair in zip(scored, pairs, strict=True):
             yield a, b, {**values, "uncertainty": per_pair[pair]}

@@ -1,8 +1,16 @@
 """Statistics of the linear measures from the pass's sentence-block moments (no further pass over the rows).
 
-For every pair of a tile, `LinearFamily` derives each measure G more times, once per block left out, from
-``total - block g`` (`reprsim.engine.block_moments`): each representation is refitted once per replicate and
-every pair reuses the refits. From the G leave-one-block-out values:
+Every statistic starts from the G leave-one-block-out values of each measure of each pair, found one of two
+ways (`InferenceOptions.jackknife`):
+
+- ``"linearised"`` (the default), for the measures with a gradient (`reprsim.engine.linear_influence`:
+  maxsim, linreg, R2_LR, CCA, SVCCA, Procrustes and its distances): theta^(-g) ~ theta - n / (n - n_g)
+  d theta[C - C^(-g)], one set of gradients per pair and G inner products with the blocks; the CKA family
+  and PWCCA are refitted as below (the CKA family needs no decomposition, so its refits are cheap);
+- ``"exact"``: ``total - block g`` (`reprsim.engine.block_moments`), each representation refitted once per
+  block and every pair derived again from the refits.
+
+From the G leave-one-block-out values:
 
 - the standard error and bias are the delete-one-block jackknife's, for every linear measure;
 - ``ci="jackknife"``: the interval is estimate -/+ t_{G-1} se;
@@ -27,30 +35,37 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import torch
 
 from reprsim import inference
 from reprsim.arrays import FewRowsWarning
 from reprsim.inference import InferenceOptions, Uncertainty
+from reprsim.measures import registry
 
+from . import linear_influence
 from .block_moments import BlockedMoments, cka_bootstrap_hsic
-from .linear_fit import Directed, LinearFit
+from .linear_fit import Directed, LinearFit, SvccaOptions
 
 # Fewer blocks than this give no interval: a jackknife on a handful of blocks has too few degrees of freedom.
 MIN_BLOCKS = 5
 
 CI_METHODS = {
     "jackknife": "delete-one-block jackknife (t interval)",
+    "jackknife-linearised": "delete-one-block jackknife, linearised (t interval)",
     "bootstrap-exact": "block bootstrap (exact, basic interval)",
     "bootstrap-linear": "block bootstrap (linearised from the jackknife, percentile)",
 }
 
 
-def ci_method(measure_base: str, options: InferenceOptions) -> str:
-    """How a linear measure's interval is computed under the options (for the provenance and the docs)."""
+def ci_method(measure_base: str, options: InferenceOptions, linearised: bool = False) -> str:
+    """How a linear measure's interval is computed under the options (for the provenance and the docs).
+
+    `linearised` says whether its leave-one-out values come from its gradient (`reprsim.engine.linear_influence`).
+    """
     if options.ci == "none":
         return "none"
     if options.ci == "jackknife":
-        return CI_METHODS["jackknife"]
+        return CI_METHODS["jackknife-linearised" if linearised else "jackknife"]
     return CI_METHODS["bootstrap-exact" if measure_base == "linear_cka" else "bootstrap-linear"]
 
 
@@ -64,14 +79,14 @@ def null_method(measure_base: str, options: InferenceOptions) -> str:
 
 
 def _summary(estimate: float, loo: np.ndarray, options: InferenceOptions, bootstrap: np.ndarray | None,
-             counts: np.ndarray | None) -> Uncertainty:
+             counts: np.ndarray | None, linearised: bool) -> Uncertainty:
     """The interval statistics of one value from its leave-one-out values (and exact replicates, if any)."""
     if not np.all(np.isfinite(loo)) or loo.size < MIN_BLOCKS:
         return Uncertainty()
     se, _bias = inference.jackknife_summary(estimate, loo)
     if options.ci == "jackknife":
         low, high = inference.normal_interval(estimate, se, options.alpha, dof=loo.size - 1)
-        method = CI_METHODS["jackknife"]
+        method = CI_METHODS["jackknife-linearised" if linearised else "jackknife"]
     else:
         assert counts is not None
         replicates = bootstrap if bootstrap is not None else inference.linearised_bootstrap(estimate, loo, counts)
@@ -101,35 +116,92 @@ class LinearStatistics:
     options
         The statistics asked for.
     refit
-        Builds a member's `LinearFit` (prepared for the measures) from sums, given its local index.
+        Builds a member's `LinearFit` from sums, given its local index and the measures it must serve.
     derive_pair
-        Derives every measure of a pair from its two fits and the sums.
+        Derives the given measures of a pair from its two fits and the sums.
     map_parallel
         ``map`` over a thread pool.
+    gradients
+        The gradients (`reprsim.engine.linear_influence`) of the given measures of a pair on all rows, by
+        local indices; needed when `linearised` is not empty.
+    linearised
+        The measures whose leave-one-out values come from their gradients; every other measure is refitted
+        once per block.
     """
 
     def __init__(self, blocked: BlockedMoments | None, options: InferenceOptions,
-                 refit: Callable[[Any, int], LinearFit],
-                 derive_pair: Callable[[LinearFit, LinearFit, Any, int, int], Mapping[str, Any]],
-                 map_parallel: Callable[..., Any]) -> None:
+                 refit: Callable[[Any, int, Sequence[str]], LinearFit],
+                 derive_pair: Callable[[LinearFit, LinearFit, Any, int, int, Sequence[str]], Mapping[str, Any]],
+                 map_parallel: Callable[..., Any],
+                 gradients: Callable[[int, int, Sequence[str]], Mapping[str, Any]] | None = None,
+                 linearised: frozenset[str] = frozenset()) -> None:
         self.blocked, self.options = blocked, options
         self.refit, self.derive_pair, self.map = refit, derive_pair, map_parallel
+        self.gradients, self.linearised = gradients, linearised
 
-    def leave_one_out(self, members: Sequence[int], pairs: Sequence[tuple[int, int]],
-                      measures: Sequence[str]) -> dict[tuple[int, int], dict[str, np.ndarray]]:
-        """(G,) leave-one-block-out values per local pair and measure (NaN where a replicate fails)."""
+    def leave_one_out(self, members: Sequence[int], pairs: Sequence[tuple[int, int]], measures: Sequence[str],
+                      estimates: Mapping[tuple[int, int], Mapping[str, Any]],
+                      ) -> dict[tuple[int, int], dict[str, np.ndarray]]:
+        """(2, G) leave-one-block-out values (a -> b, b -> a) per local pair and measure (NaN where one fails)."""
         assert self.blocked is not None
-        n_blocks = self.blocked.n_blocks
         out: dict[tuple[int, int], dict[str, np.ndarray]] = {
-            p: {m: np.full((2, n_blocks), np.nan) for m in measures} for p in pairs}
+            p: {m: np.full((2, self.blocked.n_blocks), np.nan) for m in measures} for p in pairs}
         failures: list[str] = []
-        for g in range(n_blocks):
+        linear = [m for m in measures if m in self.linearised]
+        if linear:
+            self._linearised(pairs, linear, estimates, out, failures)
+        refitted = [m for m in measures if m not in self.linearised]
+        if refitted:
+            self._refitted(members, pairs, refitted, out, failures)
+        if failures:
+            warnings.warn(f"{len(failures)} leave-one-block-out replicate(s) could not be derived (first: "
+                          f"{failures[0]}); those values have no interval", FewRowsWarning, stacklevel=4)
+        return out
+
+    def _linearised(self, pairs: Sequence[tuple[int, int]], measures: Sequence[str],
+                    estimates: Mapping[tuple[int, int], Mapping[str, Any]],
+                    out: dict[tuple[int, int], dict[str, np.ndarray]], failures: list[str]) -> None:
+        """The leave-one-out values theta - d theta[C - C^(-g)] of every block g, from each pair's gradients."""
+        assert self.blocked is not None and self.gradients is not None
+        blocked, gradients = self.blocked, self.gradients
+        # Every linearised measure is invariant to the moments' scale, so expanding about C (n rows) in the
+        # direction C - C^(-g) (n - n_g rows) undershoots by (n - n_g) / n; this expands about C's rescaling.
+        rows = np.diff(blocked.bounds).astype(np.float64)
+        scale = rows.sum() / (rows.sum() - rows)
+
+        def one(pair: tuple[int, int]) -> None:
+            i, j = pair
+            try:
+                per_measure = gradients(i, j, measures)
+            except (ValueError, torch.linalg.LinAlgError) as exc:
+                failures.append(str(exc))
+                return
+            flat = [(m, d, g) for m, value in per_measure.items()
+                    for d, g in (enumerate((value.a_to_b, value.b_to_a)) if isinstance(value, Directed)
+                                 else ((0, value),))]
+            change = (blocked.left_out_changes(i, i, torch.stack([g.x for *_, g in flat]))
+                      + blocked.left_out_changes(j, j, torch.stack([g.y for *_, g in flat]))
+                      + blocked.left_out_changes(i, j, torch.stack([g.xy for *_, g in flat]))).cpu().numpy()
+            change *= scale
+            for (m, d, _), delta in zip(flat, change, strict=True):
+                value = estimates[pair][m]
+                estimate = (value.a_to_b, value.b_to_a)[d] if isinstance(value, Directed) else value
+                rows = [d] if isinstance(value, Directed) else [0, 1]
+                out[pair][m][rows] = float(estimate) - delta
+
+        list(self.map(one, pairs))
+
+    def _refitted(self, members: Sequence[int], pairs: Sequence[tuple[int, int]], measures: Sequence[str],
+                  out: dict[tuple[int, int], dict[str, np.ndarray]], failures: list[str]) -> None:
+        """Each measure derived again on the sums without block g, every member refitted once per block."""
+        assert self.blocked is not None
+        for g in range(self.blocked.n_blocks):
             sums = self.blocked.leave_one_out(g)
-            fits = dict(zip(members, self.map(lambda m, s=sums: self.refit(s, m), members), strict=True))
+            fits = dict(zip(members, self.map(lambda m, s=sums: self.refit(s, m, measures), members), strict=True))
 
             def one(pair: tuple[int, int], sums: Any = sums, fits: dict[int, LinearFit] = fits) -> Any:
                 try:
-                    return self.derive_pair(fits[pair[0]], fits[pair[1]], sums, pair[0], pair[1])
+                    return self.derive_pair(fits[pair[0]], fits[pair[1]], sums, pair[0], pair[1], measures)
                 except ValueError as exc:
                     failures.append(str(exc))
                     return {}
@@ -138,10 +210,6 @@ class LinearStatistics:
                 for m, v in values.items():
                     if m in out[pair]:
                         out[pair][m][:, g] = (v.a_to_b, v.b_to_a) if isinstance(v, Directed) else (v, v)
-        if failures:
-            warnings.warn(f"{len(failures)} leave-one-block-out replicate(s) could not be derived (first: "
-                          f"{failures[0]}); those values have no interval", FewRowsWarning, stacklevel=4)
-        return out
 
     def uncertainties(self, members: Sequence[int], pairs: Sequence[tuple[int, int]],
                       estimates: Mapping[tuple[int, int], Mapping[str, Any]], fits: Mapping[int, LinearFit],
@@ -149,7 +217,7 @@ class LinearStatistics:
         """Per local pair, {measure: Uncertainty or Directed[Uncertainty]}."""
         opts = self.options
         measures = list(bases)
-        loo = self.leave_one_out(members, pairs, measures) if opts.ci != "none" else {}
+        loo = self.leave_one_out(members, pairs, measures, estimates) if opts.ci != "none" else {}
         counts = (inference.bootstrap_counts(self.blocked.n_blocks, opts.resamples, opts.seed)
                   if opts.ci == "bootstrap" and self.blocked is not None else None)
         exact_cka = {}
@@ -176,7 +244,8 @@ class LinearStatistics:
              fits: Mapping[int, LinearFit], a: int, b: int) -> Uncertainty:
         u = Uncertainty()
         if self.options.ci != "none":
-            u = _summary(float(value), loo[pair][measure][direction], self.options, boot, counts)
+            u = _summary(float(value), loo[pair][measure][direction], self.options, boot, counts,
+                         measure in self.linearised)
         if self.options.null != "none" and base == "linear_cka" and a != b:
             u = u.merged(_cka_null(fits[a], fits[b]))
         if not u.null_method and self.options.null != "none":
@@ -199,10 +268,17 @@ class LinearStatistics:
         return dict(zip(pairs, self.map(one, pairs), strict=True))
 
 
-def inference_provenance(measures: Sequence[str], bases: Mapping[str, str],
-                         options: InferenceOptions) -> dict[str, dict[str, str]]:
-    """{measure: {"ci": method, "null": method}} for the table's provenance."""
-    return {m: {"ci": ci_method(bases[m], options), "null": null_method(bases[m], options)} for m in measures}
+def inference_provenance(measures: Sequence[str], bases: Mapping[str, str], options: InferenceOptions,
+                         svcca: SvccaOptions | None = None) -> dict[str, dict[str, str]]:
+    """{measure: {"ci": method, "null": method}} for the table's provenance (SVCCA's defaults: `SvccaOptions()`)."""
+    defaults = svcca if svcca is not None else SvccaOptions()
+
+    def linearised(m: str) -> bool:
+        return options.jackknife == "linearised" and linear_influence.linearised(bases[m], registry.get(m).options,
+                                                                                  defaults)
+
+    return {m: {"ci": ci_method(bases[m], options, linearised(m)), "null": null_method(bases[m], options)}
+            for m in measures}
 
 
 def block_bytes_factor(options: InferenceOptions) -> int:

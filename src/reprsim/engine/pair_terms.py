@@ -151,6 +151,11 @@ class PairTerms:
         return float(singular_values(self.varying_cross, "X^T Y").sum())
 
     @cached_property
+    def cross_decomposition(self) -> CanonicalDecomposition:
+        """U, s, V of C_xy over the varying neurons (the Procrustes rotation U V^T and its gradients use it)."""
+        return canonical_decomposition(self.varying_cross, f"X^T Y of {self.x.name} and {self.y.name}")
+
+    @cached_property
     def regressed_on_y(self) -> torch.Tensor:
         """C_xy W_y^T (varying x rank_y): X's neurons in Y's orthonormal coordinates.
 

@@ -33,11 +33,13 @@ from .nulls import (
     rv_null_skewness,
     rv_side_moments,
 )
-from .options import CI_METHODS, NO_INFERENCE, NULL_METHODS, InferenceOptions
+from .options import CI_METHODS, COMPARE_ARGUMENTS, JACKKNIFE_METHODS, NO_INFERENCE, NULL_METHODS, InferenceOptions
 from .uncertainty import STAT_COLUMNS, Uncertainty
 
 __all__ = [
     "CI_METHODS",
+    "COMPARE_ARGUMENTS",
+    "JACKKNIFE_METHODS",
     "NO_INFERENCE",
     "NULL_METHODS",
     "REPLICATE_KINDS",

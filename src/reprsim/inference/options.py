@@ -6,6 +6,9 @@ from dataclasses import dataclass
 
 CI_METHODS = ("bootstrap", "jackknife", "none")
 NULL_METHODS = ("analytic", "permutation", "none")
+JACKKNIFE_METHODS = ("linearised", "exact")
+# The options `reprsim.compare`, the study's compare keys and the CLI flags share (seed is the study's own).
+COMPARE_ARGUMENTS = ("ci", "null", "blocks", "resamples", "permutations", "alpha", "jackknife")
 
 
 def _whole(value: object, name: str, minimum: int) -> int:
@@ -38,6 +41,10 @@ class InferenceOptions:
         The interval's level is 1 - alpha; the calibration threshold is the null's (1 - alpha) quantile.
     seed
         Seeds the bootstrap weights and the permutations.
+    jackknife
+        How the linear measures' leave-one-block-out values are found: ``"linearised"`` (first order in the
+        left-out block's moments, one set of gradients per pair, for the measures that have one) or ``"exact"``
+        (every representation refitted and every pair derived again once per block: G times the work).
 
     Raises
     ------
@@ -53,12 +60,15 @@ class InferenceOptions:
     permutations: int = 200
     alpha: float = 0.05
     seed: int = 0
+    jackknife: str = "linearised"
 
     def __post_init__(self) -> None:
         if self.ci not in CI_METHODS:
             raise ValueError(f"ci must be one of {', '.join(CI_METHODS)}, got {self.ci!r}")
         if self.null not in NULL_METHODS:
             raise ValueError(f"null must be one of {', '.join(NULL_METHODS)}, got {self.null!r}")
+        if self.jackknife not in JACKKNIFE_METHODS:
+            raise ValueError(f"jackknife must be one of {', '.join(JACKKNIFE_METHODS)}, got {self.jackknife!r}")
         _whole(self.blocks, "blocks", 2)
         _whole(self.resamples, "resamples", 1)
         _whole(self.permutations, "permutations", 1)
@@ -74,7 +84,8 @@ class InferenceOptions:
     def as_dict(self) -> dict[str, object]:
         """The options as a plain dict (for provenance and study files)."""
         return {"ci": self.ci, "null": self.null, "blocks": self.blocks, "resamples": self.resamples,
-                "permutations": self.permutations, "alpha": self.alpha, "seed": self.seed}
+                "permutations": self.permutations, "alpha": self.alpha, "seed": self.seed,
+                "jackknife": self.jackknife}
 
 
 NO_INFERENCE = InferenceOptions()
