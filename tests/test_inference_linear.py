@@ -91,6 +91,69 @@ def test_linearised_jackknife_agrees_with_the_refitted_one() -> None:
             assert np.abs(centred[0] - centred[1]).max() <= 0.06 * np.ptp(ref.replicates), m
 
 
+def test_canonical_decomposition_pairs_the_signs_of_a_rank_deficient_matrix() -> None:
+    # With a zero singular value both sides come from their own eigendecompositions, signed independently.
+    from reprsim.engine.pair_terms import canonical_decomposition
+
+    for seed in range(10):
+        g = torch.Generator().manual_seed(seed)
+        k = torch.randn(7, 4, generator=g, dtype=torch.float64) @ torch.randn(4, 5, generator=g, dtype=torch.float64)
+        c = canonical_decomposition(k, "k")
+        assert float(c.rho[-1]) < 1e-6
+        torch.testing.assert_close(((c.u.T @ k) * c.v.T).sum(dim=1)[:4], c.rho[:4], atol=1e-9, rtol=1e-9)
+        u, _, vt = torch.linalg.svd(k)
+        torch.testing.assert_close(c.u[:, :4] @ c.v[:, :4].T, u[:, :4] @ vt[:4], atol=1e-8, rtol=0)
+
+
+def test_linearised_jackknife_survives_a_rank_deficient_cross_block() -> None:
+    # A duplicated neuron makes C_xy rank-deficient: its singular vectors come from two decompositions, whose
+    # signs must be paired for the Procrustes gradient.
+    x, y = _smooth_data()
+    y = np.column_stack([y, y[:, 0]])
+    bounds = sentence_blocks(np.full(500, 8), 20)
+    measures = ["procrustes", "angular_distance", "cca_rho", "linreg"]
+    linear, exact = (_scores(x, y, InferenceOptions(ci="jackknife", blocks=20, jackknife=j), bounds, measures)
+                     for j in ("linearised", "exact"))
+    for m in measures:
+        lin, ref = _directions(linear["uncertainty"][m])[0], _directions(exact["uncertainty"][m])[0]  # type: ignore[index]
+        assert lin.se == pytest.approx(ref.se, rel=0.05), m
+        assert np.abs(lin.replicates - ref.replicates).max() <= 0.2 * np.ptp(ref.replicates) + 1e-4, m
+
+
+def test_linearised_jackknife_of_a_representation_with_itself_is_flat() -> None:
+    x, _ = _smooth_data(n=800)
+    sources = [RepresentationSource.from_array("x", x)]
+    family = LinearFamily(sources, ["cca_rho", "procrustes", "maxsim"], device=torch.device("cpu"),
+                          precision="float64", svcca=SvccaOptions(), chunk_rows=97,
+                          inference=InferenceOptions(ci="jackknife", blocks=10),
+                          bounds=sentence_blocks(np.full(100, 8), 10))
+    ((_, _, values),) = list(score_pairs(family, [(0, 0)], 1 << 30))
+    for m in ("cca_rho", "procrustes", "maxsim"):
+        for u in _directions(values["uncertainty"][m]):
+            np.testing.assert_allclose(u.replicates, 1.0, atol=1e-9, err_msg=m)
+
+
+def test_linearised_bootstrap_intervals_cover_the_truth() -> None:
+    # The percentile bootstrap built on the linearised jackknife, on 120 data sets whose population CCA is known.
+    r = np.random.default_rng(11)
+    mix = r.standard_normal((3, 3))
+
+    def draw(n: int) -> tuple[np.ndarray, np.ndarray]:
+        z = r.standard_normal((n, 3))
+        return z + 0.5 * r.standard_normal((n, 3)), z @ mix + r.standard_normal((n, 3))
+
+    big_x, big_y = draw(400_000)
+    truth = registry.get("cca_rho").function(big_x, big_y)
+    bounds = sentence_blocks(np.full(200, 3), 20)
+    covered = 0
+    for _ in range(120):
+        x, y = draw(600)
+        u = _scores(x, y, InferenceOptions(ci="bootstrap", blocks=20, resamples=200, seed=int(r.integers(1 << 30))),
+                    bounds, ["cca_rho"])["uncertainty"]["cca_rho"]  # type: ignore[index]
+        covered += u.ci_low <= truth <= u.ci_high
+    assert 102 <= covered <= 120, covered
+
+
 def test_linearised_jackknife_refits_the_measures_without_a_gradient() -> None:
     x, y = _smooth_data(n=800)
     bounds = sentence_blocks(np.full(100, 8), 10)

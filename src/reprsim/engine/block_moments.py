@@ -14,7 +14,6 @@ budget counts it and tiles the study into more passes when it must.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -188,12 +187,14 @@ class BlockedMoments:
         self.bounds = np.asarray(bounds, dtype=np.int64)
         self.parts = [CrossMoments(widths, list(pairs), device=device, precision=precision, row_norms=row_norms,
                                    diagonal=False) for _ in range(len(self.bounds) - 1)]
+        # The blocks see the pass's chunks one after another: one staging buffer serves them all (G buffers
+        # would each be as large as a plain pass's and would stay cold).
+        for part in self.parts[1:]:
+            part._buffers = self.parts[0]._buffers
         self.row_norms = row_norms
         self.rows_seen = 0
         self._total: MomentSums | None = None
         self._sums: list[MomentSums] | None = None
-        self._diagonal_stacks: dict[int, torch.Tensor] = {}
-        self._stack_lock = threading.Lock()
 
     @property
     def n_blocks(self) -> int:
@@ -282,7 +283,8 @@ class BlockedMoments:
 
         With mu, nu the means, s_g, n_g block g's sums and e_g = s_g / n_g - mu, the change is
         D_g + n_g^2 / (n - n_g) e_a,g e_b,g^T, where D_g = S_g - s_a,g nu^T - mu s_b,g^T + n_g mu nu^T is the
-        block's cross-product about the means of all rows: G inner products with the blocks, no d x d work per g.
+        block's cross-product about the means of all rows: G inner products with the blocks (one block copied at a
+        time), no d x d work per g.
 
         Parameters
         ----------
@@ -302,27 +304,16 @@ class BlockedMoments:
         m = matrices.to(torch.float64)
         k, n = m.shape[0], total.reps[a].n
         mu, nu = (total.reps[r].total.to(m) / n for r in (a, b))
-        cross = self._stacked(a) if a == b else self._stack(a, b)
         sa = torch.stack([p.reps[a].total for p in parts]).to(m)
         sb = torch.stack([p.reps[b].total for p in parts]).to(m)
         counts = torch.tensor([p.reps[a].n for p in parts], dtype=m.dtype, device=m.device)
         m_nu, mu_m = m @ nu, mu @ m                                   # (K, d_a), (K, d_b)
-        change = m.reshape(k, -1) @ cross.T - m_nu @ sa.T - mu_m @ sb.T + (m_nu @ mu)[:, None] * counts
+        flat = m.reshape(k, -1)
+        inner = torch.stack([flat @ p.blocks[a, b].cross.to(m).reshape(-1) for p in parts], dim=1)
+        change = inner - m_nu @ sa.T - mu_m @ sb.T + (m_nu @ mu)[:, None] * counts
         ea, eb = sa / counts[:, None] - mu, sb / counts[:, None] - nu
         mean_shift = ((m @ eb.T) * ea.T[None]).sum(dim=1) * (counts**2 / (n - counts))
         return change + mean_shift
-
-    def _stack(self, a: int, b: int) -> torch.Tensor:
-        """(G, d_a d_b) float64: every block's cross sum of (a, b), a <= b, one row per block."""
-        return torch.stack([p.blocks[a, b].cross for p in self.block_sums]).to(torch.float64).reshape(
-            self.n_blocks, -1)
-
-    def _stacked(self, a: int) -> torch.Tensor:
-        """`_stack` of a diagonal block, kept: every pair of representation a reads it (one more copy of a's blocks)."""
-        with self._stack_lock:
-            if a not in self._diagonal_stacks:
-                self._diagonal_stacks[a] = self._stack(a, a)
-            return self._diagonal_stacks[a]
 
     def weighted(self, weights: Sequence[float]) -> MomentSums:
         """sum_g w_g (block g's sums): a bootstrap replicate's moments for integer multiplicities."""

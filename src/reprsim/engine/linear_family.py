@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from collections.abc import Hashable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -356,15 +356,13 @@ class LinearFamily:
             return derive(PairTerms(fa, fb, sums.centred(i, j), norms), measures, self.svcca)
 
         fits = {local[m]: self.fits[m] for m in tile.members}
-        linear = frozenset(m for m in self.measures if self.inference.jackknife == "linearised"
-                           and linear_influence.linearised(bases[m], registry.get(m).options, self.svcca))
+        linear = linear_influence.linearised_measures(self.measures, self.inference.jackknife, self.svcca)
         total = self._moments
         assert total is not None
 
-        def gradients(i: int, j: int, measures: Sequence[str]) -> dict[str, Any]:
+        def gradients(i: int, j: int) -> Callable[[str], Any]:
             terms = PairTerms(fits[i], fits[j], total.centred(i, j))
-            return {m: linear_influence.GRADIENTS[bases[m]](terms, registry.get(m).options, self.svcca)
-                    for m in measures}
+            return lambda m: linear_influence.GRADIENTS[bases[m]](terms, registry.get(m).options, self.svcca)
 
         if linear:
             used = {bases[m] for m in linear}
@@ -374,6 +372,8 @@ class LinearFamily:
         pairs = [(local[a], local[b]) for a, b, _ in scored]
         estimates = {(local[a], local[b]): values for a, b, values in scored}
         per_pair = stats.uncertainties(members, pairs, estimates, fits, bases)
+        for fit in fits.values():
+            fit.drop_decompositions()
         for (a, b, values), pair in zip(scored, pairs, strict=True):
             yield a, b, {**values, "uncertainty": per_pair[pair]}
 

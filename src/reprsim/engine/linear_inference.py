@@ -40,7 +40,6 @@ import torch
 from reprsim import inference
 from reprsim.arrays import FewRowsWarning
 from reprsim.inference import InferenceOptions, Uncertainty
-from reprsim.measures import registry
 
 from . import linear_influence
 from .block_moments import BlockedMoments, cka_bootstrap_hsic
@@ -122,8 +121,9 @@ class LinearStatistics:
     map_parallel
         ``map`` over a thread pool.
     gradients
-        The gradients (`reprsim.engine.linear_influence`) of the given measures of a pair on all rows, by
-        local indices; needed when `linearised` is not empty.
+        Given a pair's local indices, a function from a measure to its gradient on all rows
+        (`reprsim.engine.linear_influence`; the pair's decompositions shared between its measures); needed
+        when `linearised` is not empty.
     linearised
         The measures whose leave-one-out values come from their gradients; every other measure is refitted
         once per block.
@@ -133,7 +133,7 @@ class LinearStatistics:
                  refit: Callable[[Any, int, Sequence[str]], LinearFit],
                  derive_pair: Callable[[LinearFit, LinearFit, Any, int, int, Sequence[str]], Mapping[str, Any]],
                  map_parallel: Callable[..., Any],
-                 gradients: Callable[[int, int, Sequence[str]], Mapping[str, Any]] | None = None,
+                 gradients: Callable[[int, int], Callable[[str], Any]] | None = None,
                  linearised: frozenset[str] = frozenset()) -> None:
         self.blocked, self.options = blocked, options
         self.refit, self.derive_pair, self.map = refit, derive_pair, map_parallel
@@ -166,28 +166,34 @@ class LinearStatistics:
         blocked, gradients = self.blocked, self.gradients
         # Every linearised measure is invariant to the moments' scale, so expanding about C (n rows) in the
         # direction C - C^(-g) (n - n_g rows) undershoots by (n - n_g) / n; this expands about C's rescaling.
-        rows = np.diff(blocked.bounds).astype(np.float64)
-        scale = rows.sum() / (rows.sum() - rows)
+        block_rows = np.diff(blocked.bounds).astype(np.float64)
+        scale = block_rows.sum() / (block_rows.sum() - block_rows)
 
         def one(pair: tuple[int, int]) -> None:
             i, j = pair
-            try:
-                per_measure = gradients(i, j, measures)
-            except (ValueError, torch.linalg.LinAlgError) as exc:
-                failures.append(str(exc))
+            gradient_of = gradients(i, j)
+            flat: list[tuple[str, int, Any]] = []
+            for m in measures:
+                try:
+                    value = gradient_of(m)
+                except (ValueError, torch.linalg.LinAlgError) as exc:
+                    failures.append(f"{m}: {exc}")
+                    continue
+                flat += ([(m, 0, value.a_to_b), (m, 1, value.b_to_a)] if isinstance(value, Directed)
+                         else [(m, 0, value)])
+            if not flat:
                 return
-            flat = [(m, d, g) for m, value in per_measure.items()
-                    for d, g in (enumerate((value.a_to_b, value.b_to_a)) if isinstance(value, Directed)
-                                 else ((0, value),))]
             change = (blocked.left_out_changes(i, i, torch.stack([g.x for *_, g in flat]))
                       + blocked.left_out_changes(j, j, torch.stack([g.y for *_, g in flat]))
                       + blocked.left_out_changes(i, j, torch.stack([g.xy for *_, g in flat]))).cpu().numpy()
             change *= scale
             for (m, d, _), delta in zip(flat, change, strict=True):
+                if not np.isfinite(delta).all():
+                    failures.append(f"{m}: the gradient is not finite")
+                    continue
                 value = estimates[pair][m]
                 estimate = (value.a_to_b, value.b_to_a)[d] if isinstance(value, Directed) else value
-                rows = [d] if isinstance(value, Directed) else [0, 1]
-                out[pair][m][rows] = float(estimate) - delta
+                out[pair][m][[d] if isinstance(value, Directed) else [0, 1]] = float(estimate) - delta
 
         list(self.map(one, pairs))
 
@@ -271,13 +277,9 @@ class LinearStatistics:
 def inference_provenance(measures: Sequence[str], bases: Mapping[str, str], options: InferenceOptions,
                          svcca: SvccaOptions | None = None) -> dict[str, dict[str, str]]:
     """{measure: {"ci": method, "null": method}} for the table's provenance (SVCCA's defaults: `SvccaOptions()`)."""
-    defaults = svcca if svcca is not None else SvccaOptions()
-
-    def linearised(m: str) -> bool:
-        return options.jackknife == "linearised" and linear_influence.linearised(bases[m], registry.get(m).options,
-                                                                                  defaults)
-
-    return {m: {"ci": ci_method(bases[m], options, linearised(m)), "null": null_method(bases[m], options)}
+    linear = linear_influence.linearised_measures(measures, options.jackknife,
+                                                  svcca if svcca is not None else SvccaOptions())
+    return {m: {"ci": ci_method(bases[m], options, m in linear), "null": null_method(bases[m], options)}
             for m in measures}
 
 

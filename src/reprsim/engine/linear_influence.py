@@ -6,7 +6,9 @@ Leaving block g out changes a pair's centred cross-products by Delta_g = C - C^(
     d theta[Delta] = <G_x, Delta_xx> + <G_y, Delta_yy> + <G_xy, Delta_xy>,
 
 so one set of gradient matrices per pair, and G inner products with the blocks, give every leave-one-block-out
-value: theta^(-g) ~ theta - d theta[Delta_g], with no refit and no decomposition per block. The gradients here
+value with no refit and no decomposition per block. Every measure here ignores the moments' scale, so the
+expansion is taken about C rescaled to the left-out data's n - n_g rows: theta^(-g) ~ theta - n / (n - n_g)
+d theta[Delta_g] (`reprsim.engine.linear_inference`). The gradients here
 hold the decompositions fixed where the measure's value does not depend on them to first order (the canonical
 and singular vectors at a stationary point), and differentiate through them where it does (SVCCA's kept
 subspace). A value clipped at a bound has gradient 0 there; a count chosen from the data (SVCCA's k, maxsim's
@@ -30,16 +32,20 @@ too (`reprsim.engine.linear_inference`).
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
+from reprsim.measures import registry
+
 from .linear_fit import Directed, LinearFit, SvccaOptions
 from .linear_score import svcca_options_of
 from .pair_terms import PairTerms, canonical_decomposition
+from .spectra import kept_count
 
 
 @dataclass(frozen=True)
@@ -61,10 +67,6 @@ class Gradient:
     def scaled(self, factor: float) -> Gradient:
         """The gradient of factor * theta."""
         return Gradient(self.x * factor, self.y * factor, self.xy * factor)
-
-    def swapped(self) -> Gradient:
-        """The same gradient with the two sides' roles exchanged (for the b -> a direction)."""
-        return Gradient(self.y, self.x, self.xy.T)
 
 
 def _embed(matrix: torch.Tensor, rows: LinearFit, cols: LinearFit) -> torch.Tensor:
@@ -146,7 +148,12 @@ def svcca_mean(t: PairTerms, options: SvccaOptions) -> Gradient:
         Of the measure's value, the number of kept directions held fixed.
     """
     assert not options.standardized, "svcca_mean: the standardised convention has no gradient here"
-    bx, by = t.x.svcca_basis(options), t.y.svcca_basis(options)
+    sx, sy = t.x.covariance_spectrum, t.y.covariance_spectrum
+    # The bases come from the same spectra as the rotation term below (not from the fits' cached bases,
+    # whose eigenvectors another decomposition may have signed or rotated otherwise).
+    kx = kept_count(sx.values, sx.rank, options.keep, options.convention)
+    ky = kept_count(sy.values, sy.rank, options.keep, options.convention)
+    bx, by = ((s.vectors[:, :k] / s.values[:k].sqrt()).T for s, k in ((sx, kx), (sy, ky)))
     reduced = canonical_decomposition(bx @ t.varying_cross @ by.T, f"the SVCCA-reduced cross-covariance of "
                                       f"{t.x.name} and {t.y.name}")
     u, rho, v = reduced.u, reduced.rho, reduced.v
@@ -154,8 +161,6 @@ def svcca_mean(t: PairTerms, options: SvccaOptions) -> Gradient:
     a, b = bx.T @ u, by.T @ v
     gx, gy, gxy = _canonical_gradient(a, b, rho, weights)
     # The kept subspace turns: for X, d(reduced cross) gains E^T V_perp^T C_xy b in eigen-coordinates.
-    kx, ky = bx.shape[0], by.shape[0]
-    sx, sy = t.x.covariance_spectrum, t.y.covariance_spectrum
     ax_eig = (u / sx.values[:kx, None].sqrt()) * weights   # kept-eigen coordinates of a_k, weighted
     by_eig = (v / sy.values[:ky, None].sqrt()) * weights
     pull_x = sx.vectors[:, kx:].T @ (t.varying_cross @ b) @ ax_eig.T
@@ -265,9 +270,18 @@ def linearised(base: str, options: Mapping[str, Any], defaults: SvccaOptions) ->
     return base in GRADIENTS
 
 
+def linearised_measures(measures: Sequence[str], method: str, defaults: SvccaOptions) -> frozenset[str]:
+    """The measures (registry specs) whose leave-one-out values are linearised under a jackknife method."""
+    if method != "linearised":
+        return frozenset()
+    return frozenset(m for m in measures if linearised(registry.get(m).base, registry.get(m).options, defaults))
+
+
 def prepare_gradients(fit: LinearFit, bases: set[str]) -> None:
-    """Compute, once per representation, the decompositions the gradients of these measures use."""
-    if bases & {"cca_rho", "cca_r2", "linreg", "r2_lr"}:
-        fit.whitener  # noqa: B018 (cached)
+    """Compute, once per representation, the decompositions the gradients of these measures use.
+
+    Pairs then share them across threads; `LinearFit.drop_decompositions` frees them after the tile.
+    """
     if "svcca" in bases:
-        fit.covariance_spectrum  # noqa: B018 (cached; SVCCA's rotation term needs the dropped directions)
+        with contextlib.suppress(ValueError):  # a representation without variance fails where its pairs are derived
+            fit.covariance_spectrum  # noqa: B018 (cached)

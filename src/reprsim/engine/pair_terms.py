@@ -82,7 +82,7 @@ def canonical_decomposition(k: torch.Tensor, what: str) -> CanonicalDecompositio
     """U, rho, V of K from the eigendecomposition of its smaller Gram matrix (about twice as fast as an SVD).
 
     The other side's vectors are K^T u / rho; when some rho is below 1e-6 they would be inaccurate, and
-    the other Gram matrix is decomposed too.
+    the other Gram matrix is decomposed too, its vectors signed so that u_k^T K v_k >= 0.
     """
     transposed = k.shape[0] > k.shape[1]
     small = k.T if transposed else k  # m x r, m <= r
@@ -91,7 +91,11 @@ def canonical_decomposition(k: torch.Tensor, what: str) -> CanonicalDecompositio
     if bool((rho > _SMALL_RHO).all()):
         second = (small.T @ first) / rho
     else:
+        # Pair each vector with its partner's sign (u^T K v = +rho): the gradients of the linearised
+        # jackknife read the products u v^T, not only |u| or |v|.
         second = gram_eigen(small.T @ small, what)[1][:, : rho.numel()]
+        signs = torch.where(((small.T @ first) * second).sum(dim=0) < 0, -1.0, 1.0).to(second)
+        second = second * signs
     return CanonicalDecomposition(second, rho, first) if transposed else CanonicalDecomposition(first, rho, second)
 
 
