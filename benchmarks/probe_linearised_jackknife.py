@@ -37,8 +37,12 @@ def jackknife(x: np.ndarray, y: np.ndarray, method: str, bounds: np.ndarray, blo
     return dict(values)
 
 
-def first(value: object) -> object:
-    return value.a_to_b if isinstance(value, Directed) else value
+SUFFIX = ("", " (b -> a)")
+
+
+def directions(value: object) -> list:
+    """A directed value's two directions, or the value alone."""
+    return [value.a_to_b, value.b_to_a] if isinstance(value, Directed) else [value]
 
 
 def main() -> None:
@@ -51,9 +55,8 @@ def main() -> None:
     mixing = np.random.default_rng(0)
     to_x, to_y = mixing.standard_normal((12, 30)), mixing.standard_normal((8, 20))
     bounds = sentence_blocks(np.full(args.n // 10, 10), args.blocks)
-    values: dict[str, list[float]] = {m: [] for m in MEASURES}
-    errors: dict[str, dict[str, list[float]]] = {"linearised": {m: [] for m in MEASURES},
-                                                 "exact": {m: [] for m in MEASURES}}
+    values: dict[str, list[float]] = {}
+    errors: dict[str, dict[str, list[float]]] = {"linearised": {}, "exact": {}}
     seconds = {"linearised": 0.0, "exact": 0.0}
     for draw in range(args.draws):
         r = np.random.default_rng(100 + draw)
@@ -65,12 +68,14 @@ def main() -> None:
             scored = jackknife(x, y, method, bounds, args.blocks)
             seconds[method] += time.perf_counter() - start
             for m in MEASURES:
-                errors[method][m].append(first(scored["uncertainty"][m]).se)  # type: ignore[index,attr-defined]
+                for direction, u in enumerate(directions(scored["uncertainty"][m])):  # type: ignore[index]
+                    errors[method].setdefault(f"{m}{SUFFIX[direction]}", []).append(u.se)
                 if method == "exact":
-                    values[m].append(float(first(scored[m])))  # type: ignore[arg-type]
+                    for direction, v in enumerate(directions(scored[m])):
+                        values.setdefault(f"{m}{SUFFIX[direction]}", []).append(float(v))
     print(f"n = {args.n}, G = {args.blocks}, {args.draws} draws; mean SE / Monte Carlo SD of the value")
     print(f"{'measure':22s} {'MC SD':>9s} {'linearised':>11s} {'exact':>8s}")
-    for m in MEASURES:
+    for m in values:
         sd = float(np.std(values[m], ddof=1))
         lin, exact = (float(np.mean(errors[k][m])) / sd for k in ("linearised", "exact"))
         print(f"{m:22s} {sd:9.5f} {lin:11.2f} {exact:8.2f}")
