@@ -301,6 +301,20 @@ def test_changed_statistics_options_recompute_every_row(study_store) -> None:  #
     assert again.frame.se.notna().any()
 
 
+def test_a_table_from_before_the_jackknife_option_counts_as_exact(study_store) -> None:  # noqa: F811
+    import warnings
+
+    first = compare(study_store, measures=["cca_rho"], progress=False, ci="jackknife", blocks=10, jackknife="exact")
+    del first.provenance["inference"]["options"]["jackknife"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", category=UserWarning)
+        kept = compare(study_store, measures=["cca_rho"], previous=first, ci="jackknife", blocks=10,
+                       jackknife="exact", progress=False)
+    assert kept.frame.se.tolist() == first.frame.se.tolist()
+    with pytest.warns(Warning, match="statistics options differ"):
+        compare(study_store, measures=["cca_rho"], previous=first, ci="jackknife", blocks=10, progress=False)
+
+
 def test_cli_compare_takes_the_statistics_flags(study_store, tmp_path) -> None:  # noqa: F811
     from reprsim.cli import main
 

@@ -169,7 +169,10 @@ def _recording_warnings(measures: Sequence[str], sink: list[dict[str, str]]) -> 
 def _inference_of(table: ResultTable) -> dict[str, Any] | None:
     """The statistics options an earlier table was computed with (``None`` without statistics)."""
     entry = table.provenance.get("inference")
-    return dict(entry["options"]) if isinstance(entry, dict) and "options" in entry else None
+    if not (isinstance(entry, dict) and "options" in entry):
+        return None
+    # Tables from before the linearised jackknife were computed with refits.
+    return {"jackknife": "exact", **entry["options"]}
 
 
 def _methods(names: Sequence[str], records: Sequence[dict[str, Any]],
