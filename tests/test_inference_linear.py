@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 import torch
@@ -57,6 +59,19 @@ def test_leave_one_block_out_values_equal_brute_force_for_every_linear_measure()
             assert got.replicate_kind == "jackknife"
             mean = np.mean(brute)
             assert got.se == pytest.approx(np.sqrt(7 / 8 * np.sum((np.asarray(brute) - mean) ** 2)), rel=1e-9)
+
+
+def _bootstrap_coverage(draw: Callable[[int], tuple[np.ndarray, np.ndarray]], measure: str, truth: float, rows: int,
+                        draws: int, r: np.random.Generator) -> int:
+    """How many of `draws` data sets' 95% block-bootstrap intervals (G = 20, sentences of 3 rows) cover the truth."""
+    bounds = sentence_blocks(np.full(rows // 3, 3), 20)
+    covered = 0
+    for _ in range(draws):
+        x, y = draw(rows)
+        u = _scores(x, y, InferenceOptions(ci="bootstrap", blocks=20, resamples=200, seed=int(r.integers(1 << 30))),
+                    bounds, [measure])["uncertainty"][measure]  # type: ignore[index]
+        covered += u.ci_low <= truth <= u.ci_high
+    return covered
 
 
 LINEARISED = ["maxsim", "linreg", "r2_lr", "cca_r2", "cca_rho", "svcca", "svcca(keep=0.6)", "procrustes",
@@ -143,14 +158,7 @@ def test_linearised_bootstrap_intervals_cover_the_truth() -> None:
         return z + 0.5 * r.standard_normal((n, 3)), z @ mix + r.standard_normal((n, 3))
 
     big_x, big_y = draw(400_000)
-    truth = registry.get("cca_rho").function(big_x, big_y)
-    bounds = sentence_blocks(np.full(200, 3), 20)
-    covered = 0
-    for _ in range(120):
-        x, y = draw(600)
-        u = _scores(x, y, InferenceOptions(ci="bootstrap", blocks=20, resamples=200, seed=int(r.integers(1 << 30))),
-                    bounds, ["cca_rho"])["uncertainty"]["cca_rho"]  # type: ignore[index]
-        covered += u.ci_low <= truth <= u.ci_high
+    covered = _bootstrap_coverage(draw, "cca_rho", registry.get("cca_rho").function(big_x, big_y), 600, 120, r)
     assert 102 <= covered <= 120, covered
 
 
@@ -238,14 +246,7 @@ def test_bootstrap_interval_of_linear_cka_covers_the_truth() -> None:
         return z, z[:, :3] + 0.8 * (z @ mix) + r.standard_normal((n, 3))
 
     big_x, big_y = draw(200_000)
-    truth = registry.linear_cka(big_x, big_y)
-    bounds = sentence_blocks(np.full(100, 3), 20)
-    covered = 0
-    for _ in range(200):
-        x, y = draw(300)
-        u = _scores(x, y, InferenceOptions(ci="bootstrap", blocks=20, resamples=200, seed=int(r.integers(1 << 30))),
-                    bounds, ["linear_cka"])["uncertainty"]["linear_cka"]  # type: ignore[index]
-        covered += u.ci_low <= truth <= u.ci_high
+    covered = _bootstrap_coverage(draw, "linear_cka", registry.linear_cka(big_x, big_y), 300, 200, r)
     assert 180 <= covered <= 198, covered
 
 
