@@ -37,6 +37,16 @@ def _scores(x: np.ndarray, y: np.ndarray, options: InferenceOptions, bounds: np.
     return dict(values)
 
 
+def _blocked(x: np.ndarray, y: np.ndarray, bounds: np.ndarray, chunk: int, row_norms: bool = False) -> BlockedMoments:
+    """The blocked moments of (x, y) from one pass in chunks of `chunk` rows."""
+    blocked = BlockedMoments([x.shape[1], y.shape[1]], [(0, 0), (0, 1), (1, 1)], bounds, device=torch.device("cpu"),
+                             precision="float64", row_norms=row_norms)
+    for i in range(0, len(x), chunk):
+        blocked.update([x[i:i + chunk], y[i:i + chunk]])
+    blocked.finish()
+    return blocked
+
+
 def _first(value: object) -> object:
     return value.a_to_b if isinstance(value, Directed) else value
 
@@ -178,11 +188,7 @@ def test_linearised_jackknife_refits_the_measures_without_a_gradient() -> None:
 def test_left_out_changes_are_the_moments_without_each_block() -> None:
     x, y = _data(n=300, offset=2e3)
     bounds = sentence_blocks(np.full(60, 5), 6)
-    blocked = BlockedMoments([8, 5], [(0, 0), (0, 1), (1, 1)], bounds, device=torch.device("cpu"),
-                             precision="float64", row_norms=False)
-    for i in range(0, 300, 71):
-        blocked.update([x[i:i + 71], y[i:i + 71]])
-    blocked.finish()
+    blocked = _blocked(x, y, bounds, 71)
     matrices = torch.as_tensor(np.random.default_rng(0).standard_normal((3, 8, 5)))
 
     def centred_cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -200,11 +206,7 @@ def test_left_out_changes_are_the_moments_without_each_block() -> None:
 def test_exact_bootstrap_hsic_equals_the_resampled_rows() -> None:
     x, y = _data(n=300, offset=5e3)
     bounds = sentence_blocks(np.full(60, 5), 6)
-    blocked = BlockedMoments([8, 5], [(0, 0), (0, 1), (1, 1)], bounds, device=torch.device("cpu"),
-                             precision="float64", row_norms=False)
-    for i in range(0, 300, 64):
-        blocked.update([x[i:i + 64], y[i:i + 64]])
-    blocked.finish()
+    blocked = _blocked(x, y, bounds, 64)
     counts = bootstrap_counts(6, 5, seed=3)
     got = cka_bootstrap_hsic(blocked.block_sums, 0, 1, counts)
     for w, value in zip(counts, got, strict=True):
@@ -216,11 +218,7 @@ def test_exact_bootstrap_hsic_equals_the_resampled_rows() -> None:
 def test_blocked_totals_equal_one_plain_pass() -> None:
     x, y = _data(n=250, offset=3e4)
     bounds = sentence_blocks(np.full(50, 5), 7)
-    blocked = BlockedMoments([8, 5], [(0, 0), (0, 1), (1, 1)], bounds, device=torch.device("cpu"),
-                             precision="float64", row_norms=True)
-    for i in range(0, 250, 33):
-        blocked.update([x[i:i + 33], y[i:i + 33]])
-    blocked.finish()
+    blocked = _blocked(x, y, bounds, 33, row_norms=True)
     plain = CrossMoments([8, 5], row_norms=True)
     plain.update([x, y])
     total = blocked.total
