@@ -172,6 +172,22 @@ def test_linearised_bootstrap_intervals_cover_the_truth() -> None:
     assert 102 <= covered <= 120, covered
 
 
+def test_a_failing_gradient_costs_only_its_own_interval(monkeypatch) -> None:
+    from reprsim.arrays import FewRowsWarning
+    from reprsim.engine import linear_influence
+
+    def broken(*_: object) -> object:
+        raise ValueError("the decomposition did not converge")
+
+    monkeypatch.setitem(linear_influence.GRADIENTS, "cca_rho", broken)
+    x, y = _smooth_data(n=800)
+    with pytest.warns(FewRowsWarning, match="cca_rho: the decomposition did not converge"):
+        values = _scores(x, y, InferenceOptions(ci="jackknife", blocks=10), sentence_blocks(np.full(100, 8), 10),
+                         ["cca_rho", "procrustes"])
+    assert values["uncertainty"]["cca_rho"].se is None  # type: ignore[index]
+    assert values["uncertainty"]["procrustes"].se > 0  # type: ignore[index]
+
+
 def test_linearised_jackknife_refits_the_measures_without_a_gradient() -> None:
     x, y = _smooth_data(n=800)
     bounds = sentence_blocks(np.full(100, 8), 10)
