@@ -9,6 +9,7 @@ checks.py, and where each row and map goes in placement.py.
 from __future__ import annotations
 
 import importlib.metadata
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -214,19 +215,28 @@ def extract_one(
     key = make_key(name, fingerprint)
     if store.has_complete(key):
         return store.get(key)
-    if adapter is None:
-        assert source is not None
-        adapter = _load_adapter(source, name, options)
-    manifest = {
-        "name": name,
-        "model": label,
-        "corpus_hash": corpus.hash,
-        "fingerprint": fingerprint,
-        "versions": _versions(),
-    }
-    if options.rows != WORD_ROWS:  # absent for word rows: their manifests stay as they were
-        manifest["rows"] = options.rows
-    return _extract_loaded(adapter, name, key, manifest, corpus, store, options)
+
+    def waiting() -> None:
+        if options.progress:
+            print(f"{name}: another process is writing store entry {key}; waiting for it", file=sys.stderr)
+
+    # Another process may be writing this entry: wait for it, then reuse or resume what it left.
+    with store.writing(key, on_wait=waiting):
+        if store.has_complete(key):
+            return store.get(key)
+        if adapter is None:
+            assert source is not None
+            adapter = _load_adapter(source, name, options)
+        manifest = {
+            "name": name,
+            "model": label,
+            "corpus_hash": corpus.hash,
+            "fingerprint": fingerprint,
+            "versions": _versions(),
+        }
+        if options.rows != WORD_ROWS:  # absent for word rows: their manifests stay as they were
+            manifest["rows"] = options.rows
+        return _extract_loaded(adapter, name, key, manifest, corpus, store, options)
 
 
 def _extract_loaded(

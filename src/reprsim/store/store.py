@@ -5,13 +5,15 @@ from __future__ import annotations
 import hashlib
 import re
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 from reprsim.store import layout
 from reprsim.store._files import canonical_json, remove_tree
 from reprsim.store.entry import StoreEntry, open_entry
+from reprsim.store.entry_lock import entry_lock
 from reprsim.store.writer import EntryWriter, build_record
 
 KEY_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
@@ -144,6 +146,23 @@ class ActivationStore:
             for child in self.path.iterdir()
             if child.is_dir() and not child.name.startswith(".") and KEY_PATTERN.match(child.name)
         )
+
+    def writing(self, key: str, on_wait: Callable[[], None] | None = None) -> AbstractContextManager[None]:
+        """The entry's write lock: hold it from checking the entry to finishing it (`reprsim.store.entry_lock`).
+
+        Parameters
+        ----------
+        key : str
+            The entry's key.
+        on_wait : callable, optional
+            Called once if another process holds the lock, before waiting for it.
+
+        Returns
+        -------
+        context manager
+            Holds the lock inside its block.
+        """
+        return entry_lock(self.path, check_key(key), on_wait)
 
     def has_complete(self, key: str) -> bool:
         """Tell whether an entry has its completion marker (cheap: damage is reported by get).
