@@ -15,28 +15,21 @@ from reprsim import extract
 from reprsim.corpus import Corpus
 from reprsim.extraction.adapter import AdapterOutput
 from reprsim.store import ActivationStore
+from test_rows import FixedAdapter
 
 SENTENCES = [["w" * (1 + (i + j) % 4) for j in range(3 + i % 3)] for i in range(12)]
 
 
-class SlowAdapter:
-    """A deterministic adapter that takes a while per batch, so concurrent writers overlap."""
-
-    layer_widths = (4, 4)
-    attention_heads = (0, 0)
-
-    def fingerprint(self) -> dict[str, str]:
-        return {"kind": "slow-test-adapter"}
+class SlowAdapter(FixedAdapter):
+    """`FixedAdapter` taking a while per batch, so concurrent writers overlap."""
 
     def encode(self, sentences: Sequence[Sequence[str]], layers: Sequence[int], attention: bool) -> AdapterOutput:
         time.sleep(0.02)
-        hidden = [np.stack([np.arange(4.0) * len(w) + layer for s in sentences for w in s]).astype(np.float32)
-                  for layer in layers]
-        return AdapterOutput(hidden=hidden, attention=None)
+        return super().encode(sentences, layers, attention)
 
 
 def _write(store: str, marker: str) -> None:
-    extract(SlowAdapter(), Corpus(SENTENCES), store, names=["slow"], batch_size=1, progress=False)
+    extract(SlowAdapter(), Corpus(SENTENCES), store, names=["slow"], batch_size=1, attention=False, progress=False)
     Path(marker).write_text("done")
 
 
@@ -56,18 +49,19 @@ def test_concurrent_writers_of_one_entry_leave_one_complete_entry(tmp_path: Path
         (key,) = s.keys()
         entry = s.get(key)
         entry.verify()
-        expected = np.concatenate([np.arange(4.0) * len(w) + 1 for s_ in SENTENCES for w in s_]).reshape(-1, 4)
+        expected = np.array([[len(w) + 1.0] * 3 for s_ in SENTENCES for w in s_])
         np.testing.assert_array_equal(entry.read_rows(1, 0, entry.n_words), expected)
 
 
 def test_a_waiting_writer_says_so_then_writes_once_the_lock_is_free(tmp_path: Path,
                                                                     capsys: pytest.CaptureFixture[str]) -> None:
-    key = extract(SlowAdapter(), Corpus(SENTENCES), tmp_path / "first", names=["slow"], progress=False)[0].key
+    key = extract(SlowAdapter(), Corpus(SENTENCES), tmp_path / "first", names=["slow"], attention=False,
+                  progress=False)[0].key
     store = ActivationStore(tmp_path / "store")
     done: list[object] = []
     with store.writing(key):  # another writer holds the entry (flock: per open file, so a thread waits too)
         waiter = threading.Thread(target=lambda: done.append(
-            extract(SlowAdapter(), Corpus(SENTENCES), store, names=["slow"], progress=True)[0]))
+            extract(SlowAdapter(), Corpus(SENTENCES), store, names=["slow"], attention=False, progress=True)[0]))
         waiter.start()
         deadline, said = time.monotonic() + 30, ""
         while "waiting for it" not in said and time.monotonic() < deadline:
