@@ -274,11 +274,10 @@ class LinearStatistics:
         return dict(zip(pairs, self.map(one, pairs), strict=True))
 
 
-def inference_provenance(measures: Sequence[str], bases: Mapping[str, str], options: InferenceOptions,
-                         svcca: SvccaOptions | None = None) -> dict[str, dict[str, str]]:
-    """{measure: {"ci": method, "null": method}} for the table's provenance (SVCCA's defaults: `SvccaOptions()`)."""
-    linear = linear_influence.linearised_measures(measures, options.jackknife,
-                                                  svcca if svcca is not None else SvccaOptions())
+def inference_provenance(measures: Sequence[str], bases: Mapping[str, str],
+                         options: InferenceOptions) -> dict[str, dict[str, str]]:
+    """{measure: {"ci": method, "null": method}} for the table's provenance (SVCCA as `reprsim.compare` runs it)."""
+    linear = linear_influence.linearised_measures(measures, options.jackknife, SvccaOptions())
     return {m: {"ci": ci_method(bases[m], options, m in linear), "null": null_method(bases[m], options)}
             for m in measures}
 
