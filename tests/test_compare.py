@@ -245,20 +245,20 @@ def test_a_measure_compare_cannot_compute_is_refused_before_any_work(study_store
 def test_recorded_warnings_are_raised_again_once_and_also_when_the_work_fails():
     import warnings as w
 
-    from reprsim.comparison import _recording_warnings
+    from reprsim.comparison import recording_warnings
     from reprsim.measures import FewRowsWarning
 
     sink: list[dict[str, str]] = []
     with w.catch_warnings(record=True) as outer:
         w.simplefilter("always")
-        with _recording_warnings(["cca_rho"], sink):
+        with recording_warnings(["cca_rho"], sink):
             for _ in range(5):
                 w.warn("too few rows", FewRowsWarning, stacklevel=1)
     assert [str(x.message) for x in outer] == ["too few rows"]  # once, not five times
     assert sink == [{"category": "FewRowsWarning", "message": "too few rows", "measure": "cca_rho"}]
     with w.catch_warnings(record=True) as outer:
         w.simplefilter("always")
-        with pytest.raises(RuntimeError, match="the work failed"), _recording_warnings(["cca_rho"], []):
+        with pytest.raises(RuntimeError, match="the work failed"), recording_warnings(["cca_rho"], []):
             w.warn("raised before the failure", FewRowsWarning, stacklevel=1)
             raise RuntimeError("the work failed")
     assert [str(x.message) for x in outer] == ["raised before the failure"]

@@ -106,7 +106,7 @@ def test_study_measures_take_specs_with_options() -> None:
 
 
 def test_cli_measure_lists_keep_commas_inside_a_spec() -> None:
-    from reprsim.cli.compare import _names
+    from reprsim.cli.compare import split_names
 
-    assert _names("svcca(keep=0.9, convention=wu),linear_cka, rsa,") == [
+    assert split_names("svcca(keep=0.9, convention=wu),linear_cka, rsa,") == [
         "svcca(keep=0.9, convention=wu)", "linear_cka", "rsa"]

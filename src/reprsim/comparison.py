@@ -25,17 +25,18 @@ import contextlib
 import sys
 import warnings
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from reprsim import measures as registry
 from reprsim._version import __version__
-from reprsim.engine import ENGINE_MEASURES
+from reprsim.engine import ENGINE_MEASURES, RepresentationSource
 from reprsim.engine.linear_inference import inference_provenance
 from reprsim.inference import InferenceOptions
 from reprsim.measures.knn import DEFAULT_K
 from reprsim.results import ResultTable
-from reprsim.store import ActivationStore
+from reprsim.store import ActivationStore, StoreEntry
 
 from .comparison_entries import (
     StaleResultsWarning,
@@ -51,6 +52,7 @@ from .comparison_records import (
     attention_records,
     block_bounds,
     done_keys,
+    merged_records,
     streamed_records,
     subsample_rows,
     subsampled_records,
@@ -58,6 +60,7 @@ from .comparison_records import (
 
 __all__ = [
     "ATTENTION_FIT_BUDGET_BYTES",
+    "BACKENDS",
     "KNN_MEASURES",
     "LINEAR_BUDGET_BYTES",
     "NOT_IN_ALL",
@@ -71,6 +74,9 @@ __all__ = [
     "subsample_rows",
     "subsampled_records",
 ]
+
+# Where the linear pass runs (`compare`'s backend).
+BACKENDS = ("local", "ray")
 
 # Measures on each row's k nearest neighbours: they need more rows than k.
 KNN_MEASURES = frozenset({"mutual_knn", "jaccard_knn", "rank_similarity", "second_order_cosine", "cknna", "cycle_knn"})
@@ -128,7 +134,7 @@ _CONCERNS: dict[str, frozenset[str]] = {
 
 
 @contextlib.contextmanager
-def _recording_warnings(measures: Sequence[str], sink: list[dict[str, str]]) -> Iterator[None]:
+def recording_warnings(measures: Sequence[str], sink: list[dict[str, str]]) -> Iterator[None]:
     """Record reprsim's warnings raised inside as provenance entries and raise every warning again.
 
     An entry is ``{"category", "message", "measure"}``, one per measure concerned, each once; the console and
@@ -215,6 +221,9 @@ def compare(
     permutations: int = 200,
     alpha: float = 0.05,
     jackknife: str = "linearised",
+    backend: str = "local",
+    address: str | None = None,
+    shards: int | None = None,
 ) -> ResultTable:
     """Compare every stored representation with every other on each measure.
 
@@ -261,6 +270,14 @@ def compare(
     jackknife
         The linear measures' leave-one-block-out values: ``"linearised"`` (first order, one set of gradients
         per pair) or ``"exact"`` (every representation refitted once per block: G times the work).
+    backend
+        Where the linear measures' pass runs: ``"local"`` (this process, tiled under `LINEAR_BUDGET_BYTES`),
+        or ``"ray"`` (one Ray task per row shard and a tree of merges, `reprsim.ray_compare`; the store must
+        be at the same path on every worker; no statistics yet). The table is the same to 1e-10.
+    address
+        The Ray cluster's address (``"auto"``: a running one; default: a local cluster).
+    shards
+        Row shards of the Ray backend, one task each (default: the cluster's CPUs).
 
     Returns
     -------
@@ -292,32 +309,123 @@ def compare(
     ConstantNeuronWarning, FewRowsWarning
         As `reprsim.engine.all_pairs`, for the linear measures.
     """
+    run = plan_comparison(store, measures, models, previous=previous, chunk_rows=chunk_rows,
+                          subsample_rows=subsample_rows, attention_sentences=attention_sentences, seed=seed,
+                          options=InferenceOptions(ci=ci, null=null, blocks=blocks, resamples=resamples,
+                                                   permutations=permutations, alpha=alpha, seed=seed,
+                                                   jackknife=jackknife))
+    if backend not in BACKENDS:
+        raise ValueError(f"backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+    with recording_warnings(run.streamed, run.raised):
+        if backend == "ray":
+            records = _records_on_ray(run, address, shards, progress)
+        else:
+            records = streamed_records(run.reps, run.streamed, run.done, device, chunk_rows, progress, run.options,
+                                       block_bounds(run.entries[0].sentence_lengths, run.options)
+                                       if run.streamed else None)
+    return finish_comparison(run, records + other_records(run, progress))
+
+
+def _records_on_ray(run: ComparisonPlan, address: str | None, shards: int | None,
+                    progress: bool) -> list[dict[str, Any]]:
+    """The linear measures' records from moments accumulated and merged on Ray."""
+    from reprsim.ray_compare import check_ray, ray_moments
+
+    check_ray()
+    if run.options.enabled:
+        raise ValueError("statistics (ci, null) are not available on the Ray backend yet: use backend='local' "
+                         "(--backend local)")
+    if not run.streamed:
+        return []
+    moments = ray_moments(str(run.store.path), [e.key for e in run.entries], run.entries[0].sentence_lengths,
+                          run.streamed, shards=shards, address=address, chunk_rows=run.chunk_rows,
+                          progress=progress)
+    return merged_records(moments, run.reps, run.streamed, run.done, progress)
+
+
+@dataclass
+class ComparisonPlan:
+    """A checked comparison, ready to run: what `compare` computes, from which entries, after which table.
+
+    `plan_comparison` makes one; `compare` runs its three paths, and `reprsim.shards` runs the linear one from
+    merged shard moments instead. `finish_comparison` turns the records into the table.
+
+    Attributes
+    ----------
+    store
+        The activation store.
+    names
+        Every measure, resolved.
+    streamed, sampled, attention
+        The measures of each path.
+    entries
+        The store entries compared, and `reps` their layers as engine sources.
+    options
+        The statistics asked for.
+    previous
+        The earlier table whose rows are kept (``None``: none, or discarded).
+    done
+        The keys of its rows (`reprsim.comparison_records.done_keys`).
+    earlier_entries
+        The entries of models in `previous` that this comparison leaves out.
+    subsample_rows, attention_sentences, seed, chunk_rows
+        As for `compare`.
+    raised
+        The warnings recorded so far (those of `previous` first).
+    """
+
+    store: ActivationStore
+    names: list[str]
+    streamed: list[str]
+    sampled: list[str]
+    attention: list[str]
+    entries: list[StoreEntry]
+    reps: list[RepresentationSource]
+    options: InferenceOptions
+    previous: ResultTable | None
+    done: set[tuple[str, int, str, int, str]]
+    earlier_entries: dict[str, str]
+    subsample_rows: int
+    attention_sentences: int
+    seed: int
+    chunk_rows: int
+    raised: list[dict[str, str]] = field(default_factory=list)
+
+
+def plan_comparison(store: str | Path | ActivationStore, measures: Sequence[str], models: Sequence[str] | None, *,
+                    previous: ResultTable | None, chunk_rows: int, subsample_rows: int, attention_sentences: int,
+                    seed: int, options: InferenceOptions) -> ComparisonPlan:
+    """Check a comparison's options, measures, entries and earlier table before any work.
+
+    Parameters are those of `compare`, the statistics as `InferenceOptions`; the errors and the
+    `StaleResultsWarning` are those `compare` documents.
+
+    Returns
+    -------
+    ComparisonPlan
+        The checked comparison.
+    """
     if not isinstance(store, ActivationStore):
         store = ActivationStore(store, create=False)
     for name, value, minimum in (("chunk_rows", chunk_rows, 2), ("subsample_rows", subsample_rows, 10),
                                  ("attention_sentences", attention_sentences, 1)):
         if value < minimum:
             raise ValueError(f"{name} must be at least {minimum}, got {value}")
-    options = InferenceOptions(ci=ci, null=null, blocks=blocks, resamples=resamples, permutations=permutations,
-                               alpha=alpha, seed=seed, jackknife=jackknife)
     names = resolve_measures(measures)
     entries = select_entries(store, models)
-    reps = representations(entries)
     earlier_entries: dict[str, str] = {}  # entries of models in previous that this call does not compare
     if previous is not None and _inference_of(previous) != (options.as_dict() if options.enabled else None):
         warnings.warn("the statistics options differ from those of the earlier results; every row is computed "
-                      "again", StaleResultsWarning, stacklevel=2)
+                      "again", StaleResultsWarning, stacklevel=3)
         previous = None
     if previous is not None:
         check_previous_corpus(previous, entries[0])
         previous = without_stale_rows(previous, entries)
         earlier_entries = previous.provenance.get("entries") or {}
-    done = done_keys(previous)
 
     streamed = [m for m in names if registry.get(m).base in ENGINE_MEASURES]
     sampled = [m for m in names if registry.get(m).level != "attention" and m not in streamed]
     attention = [m for m in names if registry.get(m).level == "attention"]
-
     for m in sampled:  # checked before the other measures run, not after
         info = registry.get(m)
         k = int(info.options.get("k", DEFAULT_K))
@@ -327,35 +435,82 @@ def compare(
                 f"{entries[0].n_words} words: choose measures without it (--measures) or a larger corpus"
             )
     raised: list[dict[str, str]] = list(previous.provenance.get("warnings") or []) if previous is not None else []
-    lengths = entries[0].sentence_lengths
-    with _recording_warnings(streamed, raised):
-        records = streamed_records(reps, streamed, done, device, chunk_rows, progress, options,
-                                   block_bounds(lengths, options) if streamed else None)
-    for m in sampled:
-        with _recording_warnings([m], raised):
-            records += subsampled_records(reps, [m], done, subsample_rows, seed, chunk_rows, progress, options,
-                                          lengths)
-    for m in attention:
-        with _recording_warnings([m], raised):
-            records += attention_records(entries, [m], done, attention_sentences, seed, progress, options)
+    return ComparisonPlan(store, names, streamed, sampled, attention, entries, representations(entries), options,
+                          previous, done_keys(previous), earlier_entries, subsample_rows, attention_sentences,
+                          seed, chunk_rows, raised)
 
+
+def other_records(run: ComparisonPlan, progress: bool) -> list[dict[str, Any]]:
+    """The records of the n x n measures (on the row subsample) and of the attention measures.
+
+    Parameters
+    ----------
+    run
+        The comparison.
+    progress
+        Show progress bars.
+
+    Returns
+    -------
+    list of dict
+        Results-table records, measure by measure.
+    """
+    records: list[dict[str, Any]] = []
+    lengths = run.entries[0].sentence_lengths
+    for m in run.sampled:
+        with recording_warnings([m], run.raised):
+            records += subsampled_records(run.reps, [m], run.done, run.subsample_rows, run.seed, run.chunk_rows,
+                                          progress, run.options, lengths)
+    for m in run.attention:
+        with recording_warnings([m], run.raised):
+            records += attention_records(run.entries, [m], run.done, run.attention_sentences, run.seed, progress,
+                                         run.options)
+    return records
+
+
+def finish_comparison(run: ComparisonPlan, records: list[dict[str, Any]],
+                      **provenance_extra: Any) -> ResultTable:
+    """The comparison's table: the earlier rows and the new records, with the provenance.
+
+    Parameters
+    ----------
+    run
+        The comparison.
+    records
+        Its new records, every path's.
+    **provenance_extra
+        More provenance entries (`reprsim.shards` records its shards).
+
+    Returns
+    -------
+    ResultTable
+        As `compare` returns it.
+
+    Raises
+    ------
+    ValueError
+        If there is nothing to compare.
+    """
+    entries, options = run.entries, run.options
     provenance: dict[str, Any] = {
         "reprsim_version": __version__,
-        "store": str(store.path),
+        "store": str(run.store.path),
         "corpus_hash": entries[0].corpus_hash,
         "n_words": entries[0].n_words,
-        "entries": {**earlier_entries, **{e.name: e.key for e in entries}},
-        "measures": names,
-        "subsample_rows": subsample_rows,
-        "attention_sentences": attention_sentences,
-        "seed": seed,
-        "warnings": raised,
+        "entries": {**run.earlier_entries, **{e.name: e.key for e in entries}},
+        "measures": run.names,
+        "subsample_rows": run.subsample_rows,
+        "attention_sentences": run.attention_sentences,
+        "seed": run.seed,
+        "warnings": run.raised,
+        **provenance_extra,
     }
     if options.enabled:
-        provenance["inference"] = {"options": options.as_dict(), "methods": _methods(names, records, options)}
+        provenance["inference"] = {"options": options.as_dict(), "methods": _methods(run.names, records, options)}
     for r in records:  # the methods go in the provenance, once per measure
         r.pop("ci_method", None), r.pop("null_method", None)
     new = ResultTable.from_records(records, provenance) if records else None
+    previous = run.previous
     if previous is None:
         if new is None:
             raise ValueError("nothing to compare")
@@ -363,5 +518,3 @@ def compare(
     if new is None:
         return previous
     return ResultTable.concat([previous, new], provenance=provenance)
-
-

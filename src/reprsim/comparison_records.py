@@ -23,6 +23,7 @@ import torch
 from reprsim import measures as registry
 from reprsim.engine import (
     AttentionFamily,
+    CrossMoments,
     Directed,
     LinearFamily,
     PairFamily,
@@ -32,7 +33,7 @@ from reprsim.engine import (
     resolve_device,
     score_pairs,
 )
-from reprsim.engine.linear_family import warn_about_fits
+from reprsim.engine.linear_family import MomentsFamily, warn_about_fits
 from reprsim.engine.linear_score import check_measures
 from reprsim.inference import NO_INFERENCE, InferenceOptions, Uncertainty, sentence_blocks
 from reprsim.layers import LayerId
@@ -195,9 +196,42 @@ def streamed_records(reps: Sequence[RepresentationSource], names: Sequence[str],
     family = LinearFamily(reps, check_measures(names), device=resolve_device(device), precision="float64",
                           svcca=SvccaOptions(), chunk_rows=chunk_rows, workers=torch.get_num_threads(),
                           progress=progress, inference=inference, bounds=bounds)
+    return _linear_records(family, reps, names, done, LINEAR_BUDGET_BYTES, int(reps[0].n_rows or 0), progress)
+
+
+def merged_records(moments: CrossMoments, reps: Sequence[RepresentationSource], names: Sequence[str],
+                   done: set[tuple[str, int, str, int, str]], progress: bool) -> list[dict[str, Any]]:
+    """Linear measures from moments accumulated elsewhere (merged shards), as `streamed_records` gives them.
+
+    Parameters
+    ----------
+    moments
+        Moments holding every block (a, b), a <= b, of the representations.
+    reps
+        The representations, in the moments' order (only their ids and widths are used).
+    names, done, progress
+        As for `streamed_records`.
+
+    Returns
+    -------
+    list of dict
+        Results-table records, as `streamed_records`.
+    """
+    if not names:
+        return []
+    moments.release_buffers()
+    family = MomentsFamily(moments, [r.id for r in reps], check_measures(names), svcca=SvccaOptions(),
+                           workers=torch.get_num_threads())
+    return _linear_records(family, reps, names, done, 1 << 62, moments.n_rows(), progress)
+
+
+def _linear_records(family: LinearFamily, reps: Sequence[RepresentationSource], names: Sequence[str],
+                    done: set[tuple[str, int, str, int, str]], budget: int, n_rows: int,
+                    progress: bool) -> list[dict[str, Any]]:
+    """The linear family's records for the pairs not done, with the study-wide warnings about the fits."""
     ids: list[LayerId] = [r.id for r in reps]  # type: ignore[misc]
-    records = _family_records(family, ids, {m: _todo(reps, m, done) for m in names}, LINEAR_BUDGET_BYTES,
-                              "representation", int(reps[0].n_rows or 0), False, progress, "pairs", unordered=True)
+    records = _family_records(family, ids, {m: _todo(reps, m, done) for m in names}, budget,
+                              "representation", n_rows, False, progress, "pairs", unordered=True)
     warn_about_fits(family.fits, ids, names)
     return records
 

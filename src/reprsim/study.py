@@ -155,6 +155,12 @@ class CompareSpec:
         Intervals of level 1 - alpha; the calibration's level.
     jackknife : {"linearised", "exact"}, default "linearised"
         How the linear measures' leave-one-block-out values are found (`reprsim.compare`).
+    backend : {"local", "ray"}, default "local"
+        Where the linear pass runs (`reprsim.compare`; docs: guide/scaling).
+    address : str, optional
+        The Ray cluster's address (default: a local cluster).
+    shards : int, optional
+        Row shards of the Ray backend (default: the cluster's CPUs).
     """
 
     measures: list[str] = field(default_factory=lambda: ["all"])
@@ -170,6 +176,9 @@ class CompareSpec:
     permutations: int = 200
     alpha: float = 0.05
     jackknife: str = "linearised"
+    backend: str = "local"
+    address: str | None = None
+    shards: int | None = None
 
     def inference_arguments(self) -> dict[str, Any]:
         """The statistics options as `reprsim.compare` keywords."""
@@ -245,6 +254,7 @@ _CHOICES = {
     "compare.ci": {"bootstrap", "jackknife", "none"},
     "compare.null": {"analytic", "permutation", "none"},
     "compare.jackknife": set(JACKKNIFE_METHODS),
+    "compare.backend": {"local", "ray"},  # reprsim.comparison.BACKENDS, without importing the engine here
 }
 
 
@@ -296,6 +306,13 @@ def _optional_int(raw: dict[str, Any], key: str, path: str) -> int | None:
     """Read an optional positive integer."""
     value = raw.get(key)
     return None if value is None else _typed(value, f"{path}.{key}", int, minimum=1)
+
+
+def _optional_str(value: Any, path: str) -> str | None:
+    """Check an optional non-empty string."""
+    if value is not None and (not isinstance(value, str) or not value.strip()):
+        raise _fail(path, f"must be a non-empty string, got {value!r}")
+    return value
 
 
 def _corpus(raw: Any) -> CorpusSpec:
@@ -409,6 +426,9 @@ def _compare(raw: Any) -> CompareSpec:
         permutations=_typed(d.get("permutations", base.permutations), "compare.permutations", int, minimum=1),
         alpha=_alpha(d.get("alpha", base.alpha)),
         jackknife=_choice(d.get("jackknife", base.jackknife), "compare.jackknife"),
+        backend=_choice(d.get("backend", base.backend), "compare.backend"),
+        address=_optional_str(d.get("address", base.address), "compare.address"),
+        shards=_optional_int(d, "shards", "compare"),
     )
 
 

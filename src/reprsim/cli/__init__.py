@@ -22,6 +22,8 @@ COMMANDS: tuple[str, ...] = (
     "quick",
     "measures",
     "compare",
+    "accumulate",
+    "merge",
     "run",
     "demo",
     "report",

@@ -6,11 +6,11 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from reprsim.cli import add_quiet, command_parser
+from reprsim.cli import add_quiet, command_parser, int_at_least
 from reprsim.inference.options import COMPARE_ARGUMENTS, JACKKNIFE_METHODS
 
 
-def _names(text: str) -> list[str]:
+def split_names(text: str) -> list[str]:
     """Split a comma-separated option into its non-empty names.
 
     Commas inside parentheses belong to a measure spec's options: ``svcca(keep=0.9, convention=wu),linear_cka``.
@@ -102,8 +102,8 @@ def run(args: argparse.Namespace) -> int:
     previous = ResultTable.load(out) if out.exists() and not args.overwrite else None
     table = compare(
         args.store,
-        measures=_names(args.measures),
-        models=_names(args.models) if args.models else None,
+        measures=split_names(args.measures),
+        models=split_names(args.models) if args.models else None,
         previous=previous,
         device=args.device,
         chunk_rows=args.chunk_rows,
@@ -111,6 +111,9 @@ def run(args: argparse.Namespace) -> int:
         attention_sentences=args.attention_sentences,
         seed=args.seed,
         progress=not args.quiet,
+        backend=args.backend,
+        address=args.address,
+        shards=args.shards,
         **inference_arguments(args),
     )
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -160,6 +163,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--attention-sentences", type=int, default=500, help="sentences for attention measures")
     p.add_argument("--seed", type=int, default=0,
                    help="seed of the row and sentence subsamples, the bootstrap and the permutations")
+    g = p.add_argument_group("scaling out (docs: guide/scaling)")
+    g.add_argument("--backend", default="local", choices=["local", "ray"],
+                   help="where the linear measures' pass runs: this process, or Ray tasks over row shards")
+    g.add_argument("--address", default=None, help="the Ray cluster (`ray start --head` prints it; default: local)")
+    g.add_argument("--shards", type=int_at_least(1), default=None,
+                   help="row shards on Ray, one task each (default: the cluster's CPUs)")
     add_inference_options(p)
     add_quiet(p)
     p.set_defaults(func=run)

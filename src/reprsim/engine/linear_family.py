@@ -267,7 +267,7 @@ class LinearFamily:
         """Whether the pass keeps row norms: for debiased/lange CKA, and for linear CKA's analytic null."""
         needs_null = self.inference.null != "none" and any(
             registry.parse_spec(m)[0] == "linear_cka" for m in self.measures)
-        return _needs_row_norms(self.measures) or needs_null
+        return needs_row_norms(self.measures) or needs_null
 
     def _accumulate_blocks(self, tile: Tile) -> MomentSums:
         """One pass keeping every block of the tile (every member's own included) per sentence block."""
@@ -409,6 +409,6 @@ class MomentsFamily(LinearFamily):
         return self.moments, {i: i for i in range(self.moments.n_reps)}
 
 
-def _needs_row_norms(measures: Sequence[str]) -> bool:
+def needs_row_norms(measures: Sequence[str]) -> bool:
     """Whether some measure (debiased or lange CKA) needs the row-norm sums of the pass."""
     return any(registry.parse_spec(m)[0] in ROW_NORM_MEASURES for m in measures)

@@ -456,5 +456,16 @@ def derive(t: PairTerms, measures: Sequence[str], svcca_options: SvccaOptions | 
         t.canonical  # noqa: B018 (cached)
     values: dict[str, MeasureValue] = {}
     for spec, base, options in parsed:
-        values[spec] = _DERIVATIONS[base](t, options, defaults)
+        if t.x is t.y and _is_distance(spec):
+            # A representation against itself: 0 by definition. Derived, it is the square root of rounding
+            # (about 1e-8 times the scale), which differs between two equal computations.
+            values[spec] = 0.0
+        else:
+            values[spec] = _DERIVATIONS[base](t, options, defaults)
     return values
+
+
+def _is_distance(spec: str) -> bool:
+    """Whether a measure is a symmetric dissimilarity, 0 for identical inputs."""
+    info = registry.get(spec)
+    return info.symmetric and not info.larger_is_similar

@@ -76,7 +76,7 @@ class RepresentationSource:
         return cls(id=id, width=int(shape[1]), chunks=chunks, n_rows=rows)
 
     @classmethod
-    def from_store(cls, entry: Any, layer: int) -> RepresentationSource:
+    def from_store(cls, entry: Any, layer: int, rows: tuple[int, int] | None = None) -> RepresentationSource:
         """A source over one layer of a `reprsim.store.StoreEntry` (streams ``entry.iter_rows``).
 
         Parameters
@@ -85,6 +85,8 @@ class RepresentationSource:
             A complete store entry.
         layer
             One of ``entry.layer_ids``.
+        rows
+            Only the rows [start, stop) (a shard of the corpus; default: every row).
 
         Returns
         -------
@@ -97,11 +99,12 @@ class RepresentationSource:
             If the entry does not hold that layer (the message names the stored layers).
         """
         width = entry.layer_width(layer)
+        start, stop = rows if rows is not None else (0, int(entry.n_words))
 
         def chunks(chunk_rows: int) -> Iterator[ArrayLike]:
-            return iter(entry.iter_rows(layer, chunk_rows))
+            return iter(entry.iter_rows(layer, chunk_rows, start, stop))
 
-        return cls(id=LayerId(entry.name, int(layer)), width=int(width), chunks=chunks, n_rows=int(entry.n_words))
+        return cls(id=LayerId(entry.name, int(layer)), width=int(width), chunks=chunks, n_rows=stop - start)
 
 
 @dataclass(frozen=True)

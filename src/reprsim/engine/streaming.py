@@ -20,10 +20,10 @@ import torch
 
 from reprsim.arrays import ArrayLike, warn_constant, warn_few_rows
 from reprsim.engine.checks import Precision, check_precision, resolve_device
+from reprsim.engine.linear_family import needs_row_norms
 from reprsim.engine.linear_fit import (
     CCA_TYPE_MEASURES,
     ENGINE_MEASURES,
-    ROW_NORM_MEASURES,
     Directed,
     LinearFit,
     SvccaOptions,
@@ -37,7 +37,6 @@ from reprsim.engine.linear_score import (
     neuron_matches,
 )
 from reprsim.engine.moments import CrossMoments
-from reprsim.measures import registry
 from reprsim.measures.neuron import NeuronMatch
 
 # Measures whose one-shot functions warn about constant neurons.
@@ -120,7 +119,7 @@ class StreamingSimilarity:
                 [int(np.shape(X_chunk)[1]), int(np.shape(Y_chunk)[1])],
                 device=self._device,
                 precision=self._precision,
-                row_norms=_needs_row_norms(self.measures),
+                row_norms=needs_row_norms(self.measures),
             )
         self._moments.update([X_chunk, Y_chunk], names=("X", "Y"))
 
@@ -151,7 +150,7 @@ class StreamingSimilarity:
                 other._moments.widths,
                 device=self._device,
                 precision=self._precision,
-                row_norms=_needs_row_norms(self.measures),
+                row_norms=needs_row_norms(self.measures),
             )
         self._moments.merge(other._moments)
         return self
@@ -236,8 +235,3 @@ class StreamingSimilarity:
         terms = self._terms()
         warn_few_rows(terms.n, terms.x.width, terms.y.width, "canonical_correlations")
         return canonical_correlations(terms)
-
-
-def _needs_row_norms(measures: Sequence[str]) -> bool:
-    """Whether some measure (debiased or lange CKA) needs the row-norm sums of the pass."""
-    return any(registry.parse_spec(m)[0] in ROW_NORM_MEASURES for m in measures)

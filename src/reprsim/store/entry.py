@@ -220,7 +220,8 @@ class StoreEntry:
             raise ValueError(f"rows [{start}, {stop}) out of range for entry {self.key!r} ({self.n_words} rows)")
         return self._read(self._open(layout.hidden_name(layer)), start, stop, f"layer {layer} rows")
 
-    def iter_rows(self, layer: int, chunk_rows: int = 8192) -> Iterator[np.ndarray]:
+    def iter_rows(self, layer: int, chunk_rows: int = 8192, start: int = 0,
+                  stop: int | None = None) -> Iterator[np.ndarray]:
         """Yield a layer's rows in order, never the whole layer at once.
 
         Parameters
@@ -229,6 +230,8 @@ class StoreEntry:
             A stored layer id.
         chunk_rows : int, default 8192
             Rows per yielded block (the last may be shorter).
+        start, stop : int
+            Only the rows [start, stop) (default: every row).
 
         Yields
         ------
@@ -240,16 +243,20 @@ class StoreEntry:
         KeyError
             When the layer is not stored.
         ValueError
-            When chunk_rows is not positive.
+            When chunk_rows is not positive, or the range is out of bounds.
         CorruptEntryError
             When a chunk cannot be read or decoded.
         """
         self._index(layer)
         if chunk_rows < 1:
             raise ValueError(f"chunk_rows must be positive, got {chunk_rows}")
+        stop = self.n_words if stop is None else as_index(stop, "stop")
+        start = as_index(start, "start")
+        if not 0 <= start <= stop <= self.n_words:
+            raise ValueError(f"rows [{start}, {stop}) out of range for entry {self.key!r} ({self.n_words} rows)")
         array = self._open(layout.hidden_name(layer))
-        for start in range(0, self.n_words, chunk_rows):
-            yield self._read(array, start, min(start + chunk_rows, self.n_words), f"layer {layer} rows")
+        for first in range(start, stop, chunk_rows):
+            yield self._read(array, first, min(first + chunk_rows, stop), f"layer {layer} rows")
 
     def iter_attention(self, layer: int, buffer_elements: int = 1 << 22) -> Iterator[np.ndarray]:
         """Yield each sentence's attention maps of a layer, in corpus order.

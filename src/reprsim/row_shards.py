@@ -1,0 +1,133 @@
+"""Row shards of a corpus: runs of whole sentences, and one pass over a shard's rows into mergeable moments.
+
+`Shard` names shard i of N; `shard_sentences` and `shard_rows` say which sentences and rows it holds;
+`shard_moments` streams them into every block of a study's layers. `reprsim.shards` (files for any
+scheduler) and `reprsim.ray_compare` (Ray tasks) both split the linear pass this way, so both merge to the
+same moments.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from reprsim.engine import CrossMoments, RepresentationSource
+from reprsim.engine.linear_family import needs_row_norms
+from reprsim.engine.sources import stream
+from reprsim.store import StoreEntry
+from reprsim.store.layout import word_offsets
+
+__all__ = ["Shard", "shard_bytes", "shard_moments", "shard_rows", "shard_sentences"]
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Shard `index` of `count` (1-based, as ``3/8`` on the command line and in SLURM arrays ``--array=1-8``).
+
+    Raises
+    ------
+    ValueError
+        If the index is not in 1..count.
+    """
+
+    index: int
+    count: int
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.index <= self.count:
+            raise ValueError(f"shard {self.index}/{self.count}: the index must be in 1..{self.count}")
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        """A shard from ``"i/N"``.
+
+        Raises
+        ------
+        ValueError
+            If the text is not two integers ``i/N`` with 1 <= i <= N.
+        """
+        match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
+        if not match:
+            raise ValueError(f"shard {text!r}: write it as i/N, e.g. 3/8 (shard 3 of 8, counted from 1)")
+        return cls(int(match.group(1)), int(match.group(2)))
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+    @property
+    def file_name(self) -> str:
+        """The moments file's name, ``moments-00003-of-00008.npz``."""
+        return f"moments-{self.index:05d}-of-{self.count:05d}.npz"
+
+
+def shard_sentences(sentence_lengths: Sequence[int], shard: Shard) -> tuple[int, int]:
+    """The sentences [first, stop) of a shard: N contiguous runs of whole sentences of about equal words.
+
+    Boundary k is the first sentence starting at or after word k n / N, moved so that every shard keeps at
+    least one sentence.
+
+    Raises
+    ------
+    ValueError
+        If the corpus has fewer sentences than shards.
+    """
+    n_sentences, count = len(sentence_lengths), shard.count
+    if count > n_sentences:
+        raise ValueError(f"shard {shard}: the corpus has {n_sentences} sentences, fewer than {count} shards")
+    offsets = word_offsets(list(sentence_lengths))
+    bounds = [0]
+    for k in range(1, count + 1):
+        target = int(np.searchsorted(offsets, k * int(offsets[-1]) / count)) if k < count else n_sentences
+        bounds.append(min(max(target, bounds[-1] + 1), n_sentences - (count - k)))
+    return bounds[shard.index - 1], bounds[shard.index]
+
+
+def shard_rows(sentence_lengths: Sequence[int], shard: Shard) -> tuple[int, int]:
+    """The rows (words) [start, stop) of a shard (`shard_sentences`' sentences).
+
+    Raises
+    ------
+    ValueError
+        If the corpus has fewer sentences than shards.
+    """
+    first, stop = shard_sentences(sentence_lengths, shard)
+    offsets = word_offsets(list(sentence_lengths))
+    return int(offsets[first]), int(offsets[stop])
+
+
+def shard_bytes(widths: Sequence[int]) -> int:
+    """Bytes of a shard's blocks: 8 d_a d_b for every a <= b (the moments file is about this size)."""
+    total = sum(widths)
+    return 4 * (total * total + sum(w * w for w in widths))
+
+
+def shard_moments(entries: Sequence[StoreEntry], rows: tuple[int, int], measures: Sequence[str], *,
+                  device: str = "auto", chunk_rows: int = 8192, progress: bool = False,
+                  description: str = "shard") -> CrossMoments:
+    """One pass over rows [start, stop) of every layer of the entries: every block (a, b), a <= b.
+
+    Parameters
+    ----------
+    entries
+        The store entries, in the study's order.
+    rows
+        The shard's rows (`shard_rows`).
+    measures
+        The linear measures (debiased and lange CKA add the row-norm sums).
+    device, chunk_rows, progress
+        As for `reprsim.compare`.
+    description
+        The progress bar's label.
+
+    Returns
+    -------
+    CrossMoments
+        The shard's moments, ready to merge.
+    """
+    sources = [RepresentationSource.from_store(e, layer, rows) for e in entries for layer in e.layer_ids]
+    moments = CrossMoments([s.width for s in sources], "all", device=device, row_norms=needs_row_norms(measures))
+    stream(sources, moments, chunk_rows, progress, description)
+    return moments

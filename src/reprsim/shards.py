@@ -1,0 +1,302 @@
+"""Shard and merge: the linear measures' pass split into row shards that any scheduler can run, merged after.
+
+- `accumulate_shard` streams shard i of N (a run of whole sentences) of every stored layer of a study into
+  cross-moments and writes them to a moments file: numbers in an ``.npz`` (read without pickle) and a JSON
+  record of the study (corpus, store entries, layers, measures, options) and of the shard.
+- `merge_shards` checks that its files are the N shards of one study, each once, merges their moments
+  (`reprsim.engine.CrossMoments.merge`, exact up to rounding), derives the linear measures, computes the
+  n x n and attention measures from the store as `reprsim.compare` does, and returns the same table.
+
+The shards hold every block (a, b), a <= b, of the study's layers, so a shard's memory is that of an
+untiled pass (`shard_bytes`). Statistics (``ci``, ``null``) are not available on this path: they need the
+sentence blocks' statistics, which moments files do not carry yet.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from reprsim._version import __version__
+from reprsim.comparison import ComparisonPlan, finish_comparison, other_records, plan_comparison, recording_warnings
+from reprsim.comparison_records import merged_records
+from reprsim.engine import CrossMoments
+from reprsim.engine.moments_state import moments_arrays, moments_from_arrays
+from reprsim.inference import NO_INFERENCE
+from reprsim.results import ResultTable
+from reprsim.row_shards import Shard, shard_bytes, shard_moments, shard_rows, shard_sentences
+from reprsim.store import ActivationStore
+
+__all__ = [
+    "MOMENTS_FORMAT", "Shard", "accumulate_shard", "merge_shards", "shard_bytes", "shard_moments", "shard_rows",
+    "shard_sentences",
+]
+
+MOMENTS_FORMAT = "reprsim-moments"
+MOMENTS_VERSION = 1
+_FILE_NAME = re.compile(r"moments-\d+-of-\d+\.npz")
+
+
+def _study_record(run: ComparisonPlan) -> dict[str, Any]:
+    """What every shard of one study shares (the store's path is left out: nodes may mount it elsewhere)."""
+    first = run.entries[0]
+    return {
+        "corpus_hash": first.corpus_hash,
+        "n_words": first.n_words,
+        "n_sentences": first.n_sentences,
+        "entries": {e.name: e.key for e in run.entries},
+        "representations": [[r.id.model, r.id.layer, r.width] for r in run.reps],  # type: ignore[attr-defined]
+        "measures": run.names,
+        "subsample_rows": run.subsample_rows,
+        "attention_sentences": run.attention_sentences,
+        "seed": run.seed,
+    }
+
+
+def _plan(store: str | Path | ActivationStore, measures: Sequence[str], models: Sequence[str] | None,
+          chunk_rows: int, subsample_rows: int, attention_sentences: int, seed: int) -> ComparisonPlan:
+    """The study checked as `reprsim.compare` checks it, with at least one linear measure to accumulate."""
+    run = plan_comparison(store, measures, models, previous=None, chunk_rows=chunk_rows,
+                          subsample_rows=subsample_rows, attention_sentences=attention_sentences, seed=seed,
+                          options=NO_INFERENCE)
+    if not run.streamed:
+        raise ValueError(f"none of the measures {run.names} is a linear (streamed) measure, so shards have "
+                         "nothing to accumulate: run `reprsim compare` instead")
+    return run
+
+
+def accumulate_shard(
+    store: str | Path | ActivationStore,
+    shard: Shard | str,
+    out: str | Path,
+    measures: Sequence[str] = ("all",),
+    models: Sequence[str] | None = None,
+    *,
+    device: str = "auto",
+    chunk_rows: int = 8192,
+    subsample_rows: int = 5000,
+    attention_sentences: int = 500,
+    seed: int = 0,
+    progress: bool = True,
+) -> Path:
+    """Stream one row shard of a study into a moments file that `merge_shards` combines.
+
+    Parameters
+    ----------
+    store
+        The activation store (a path every node sees).
+    shard
+        Which shard (`Shard`, or ``"i/N"``, 1-based).
+    out
+        The folder the file goes in (created); the file is ``moments-0000i-of-0000N.npz``, written whole
+        or not at all, so a rerun after an interruption only redoes it.
+    measures, models, device, chunk_rows, subsample_rows, attention_sentences, seed, progress
+        As for `reprsim.compare`. The n x n and attention measures are computed by `merge_shards`; their
+        options are recorded here so that every shard and the merge agree on them.
+
+    Returns
+    -------
+    Path
+        The moments file.
+
+    Raises
+    ------
+    ValueError
+        As `reprsim.compare` (unknown measures or models, entries of different corpora), and if no measure
+        is linear, or the corpus has fewer sentences than shards.
+    """
+    shard = Shard.parse(shard) if isinstance(shard, str) else shard
+    run = _plan(store, measures, models, chunk_rows, subsample_rows, attention_sentences, seed)
+    lengths = run.entries[0].sentence_lengths
+    sentences = shard_sentences(lengths, shard)
+    rows = shard_rows(lengths, shard)
+    moments = shard_moments(run.entries, rows, run.streamed, device=device, chunk_rows=chunk_rows,
+                            progress=progress, description=f"shard {shard}")
+    record = {
+        "format": MOMENTS_FORMAT,
+        "version": MOMENTS_VERSION,
+        "reprsim_version": __version__,
+        "study": _study_record(run),
+        "shard": [shard.index, shard.count],
+        "sentences": list(sentences),
+        "rows": list(rows),
+        "store": str(run.store.path),
+    }
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / shard.file_name
+    partial = folder / f".{shard.file_name}.{os.getpid()}.partial"
+    try:
+        with open(partial, "wb") as f:
+            np.savez(f, allow_pickle=False, record=np.asarray(json.dumps(record)), **moments_arrays(moments))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return path
+
+
+@dataclass
+class _ShardFile:
+    """One moments file, read and checked for format."""
+
+    path: Path
+    record: dict[str, Any]
+    arrays: dict[str, np.ndarray]
+
+    @property
+    def shard(self) -> Shard:
+        return Shard(*self.record["shard"])
+
+
+def _read(path: Path) -> _ShardFile:
+    """A moments file's record and arrays (never unpickled), or an error naming the file."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise ValueError(f"{path}: not a readable moments file ({exc})") from exc
+    try:
+        record = json.loads(str(arrays.pop("record")))
+        if record.get("format") != MOMENTS_FORMAT:
+            raise ValueError("it is not a reprsim moments file")
+        if record.get("version") != MOMENTS_VERSION:
+            raise ValueError(f"moments format version {record.get('version')!r}; this reprsim reads "
+                             f"{MOMENTS_VERSION}: accumulate it again with this version")
+        Shard(*record["shard"])
+    except (KeyError, TypeError, ValueError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: {exc}") from exc
+    return _ShardFile(path, record, arrays)
+
+
+def _files(paths: Sequence[str | Path]) -> list[Path]:
+    """The moments files named, a folder standing for the moments files in it; each file once."""
+    files: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = sorted(f for f in p.iterdir() if _FILE_NAME.fullmatch(f.name))
+            if not found:
+                raise ValueError(f"{p}: the folder holds no moments files (moments-*-of-*.npz)")
+            files += found
+        elif p.exists():
+            files.append(p)
+        else:
+            raise FileNotFoundError(f"{p}: no such moments file or folder")
+    seen: dict[Path, Path] = {}
+    for f in files:
+        if f.resolve() in seen:
+            raise ValueError(f"{f} is given twice (also as {seen[f.resolve()]}): merge each shard once")
+        seen[f.resolve()] = f
+    if not files:
+        raise ValueError("no moments files to merge")
+    return files
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _check_one_study(shards: Sequence[_ShardFile]) -> int:
+    """That the files are every shard of one study, each once; the shard count."""
+    first = shards[0]
+    for other in shards[1:]:
+        if other.shard.count != first.shard.count:
+            raise ValueError(f"{first.path} is shard {first.shard} but {other.path} is shard {other.shard}: "
+                             "they come from splits into different numbers of shards")
+        for key, value in first.record["study"].items():
+            theirs = other.record["study"].get(key)
+            if theirs != value:
+                raise ValueError(f"{first.path} and {other.path} are shards of different studies: their {key} "
+                                 f"differ ({_short(value)} vs {_short(theirs)})")
+    by_index: dict[int, _ShardFile] = {}
+    for s in shards:
+        if s.shard.index in by_index:
+            raise ValueError(f"{by_index[s.shard.index].path} and {s.path} are both shard {s.shard}: merge each "
+                             "shard once")
+        by_index[s.shard.index] = s
+    count = first.shard.count
+    missing = [f"{i}/{count}" for i in range(1, count + 1) if i not in by_index]
+    if missing:
+        raise ValueError(f"shards {', '.join(missing)} are missing (have {len(shards)} of {count}): accumulate them, "
+                         "or merge the folder that holds them too")
+    return count
+
+
+def _check_store(run: ComparisonPlan, study: dict[str, Any], shards: Sequence[_ShardFile]) -> None:
+    """That the store still holds the entries, layers and sentences the shards were accumulated from."""
+    now = _study_record(run)
+    for name, key in study["entries"].items():
+        if now["entries"].get(name) != key:
+            raise ValueError(f"the shards were accumulated from store entry {key!r} of model {name!r}, but the "
+                             f"store {run.store.path} now holds {now['entries'].get(name)!r}: accumulate again")
+    if now != study:
+        differs = next(k for k in study if now.get(k) != study[k])
+        raise ValueError(f"the store {run.store.path} no longer matches the shards: its {differs} is "
+                         f"{_short(now.get(differs))}, the shards' {_short(study[differs])}")
+    lengths = run.entries[0].sentence_lengths
+    for s in shards:
+        if list(shard_rows(lengths, s.shard)) != s.record["rows"]:
+            raise ValueError(f"{s.path}: shard {s.shard} holds rows {s.record['rows']}, not the rows "
+                             f"{list(shard_rows(lengths, s.shard))} this reprsim assigns it")
+
+
+def merge_shards(
+    paths: Sequence[str | Path],
+    *,
+    store: str | Path | ActivationStore | None = None,
+    device: str = "cpu",
+    progress: bool = True,
+) -> ResultTable:
+    """Merge the moments files of one study and derive its table, equal to `reprsim.compare`'s.
+
+    Parameters
+    ----------
+    paths
+        Moments files, or folders of them (``moments-*-of-*.npz``): every shard of one study, each once.
+    store
+        The activation store (default: the one the first shard names), for the n x n and attention measures,
+        and to check that its entries are still the shards'.
+    device
+        Where the merged moments and the derivations live.
+    progress
+        Show progress bars.
+
+    Returns
+    -------
+    ResultTable
+        The study's table; its provenance also records ``"shards": N``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If a path does not exist.
+    ValueError
+        Naming the files: a file is unreadable or not a moments file, given twice, or two files are the same
+        shard; the files come from different studies (naming what differs), stores, corpora or shard counts;
+        a shard is missing; or the store no longer holds the entries the shards were accumulated from.
+    """
+    shards = [_read(p) for p in _files(paths)]
+    count = _check_one_study(shards)
+    shards.sort(key=lambda s: s.shard.index)
+    study = shards[0].record["study"]
+    run = _plan(store if store is not None else shards[0].record["store"], study["measures"],
+                list(study["entries"]), 8192, study["subsample_rows"], study["attention_sentences"], study["seed"])
+    _check_store(run, study, shards)
+    merged: CrossMoments | None = None
+    for s in shards:
+        moments = moments_from_arrays(s.arrays, device=device, what=str(s.path))
+        merged = moments if merged is None else merged.merge(moments)
+    assert merged is not None
+    with recording_warnings(run.streamed, run.raised):
+        records = merged_records(merged, run.reps, run.streamed, run.done, progress)
+    return finish_comparison(run, records + other_records(run, progress), shards=count)
