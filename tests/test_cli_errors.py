@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from reprsim.store import ActivationStore, make_key
 
@@ -76,3 +78,13 @@ def test_an_error_message_of_several_lines_prints_as_one(monkeypatch, capsys):
     monkeypatch.setattr("reprsim.cli.build_parser", FixedParser)
     assert main(["quick"]) == 1
     assert capsys.readouterr().err == "reprsim quick: error: could not find it. Check your internet connection\n"
+
+
+def test_byte_sizes_parse_with_units_and_refuse_the_rest():
+    from reprsim.cli import byte_size
+
+    assert [byte_size(t) for t in ("4GiB", "512 MiB", "1.5GB", "1000", "2kib")] == [
+        4 << 30, 512 << 20, 1_500_000_000, 1000, 2048]
+    for text in ("0", "-1GiB", "4 GiBs", "GiB", "", "0.1"):
+        with pytest.raises(argparse.ArgumentTypeError, match="must be a size"):
+            byte_size(text)

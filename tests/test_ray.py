@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -40,9 +41,17 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> ActivationStore:
     return made
 
 
-def _one_pass(store: ActivationStore, measures: list[str]) -> CrossMoments:
-    entries = store.entries()
-    return shard_moments(entries, (0, N_WORDS), measures, device="cpu")
+ALL_BLOCKS = [(a, b) for a in range(6) for b in range(a, 6)]  # 2 models x 3 layers
+
+
+def _one_pass(store: ActivationStore, row_norms: bool) -> CrossMoments:
+    return shard_moments(store.entries(), (0, N_WORDS), row_norms=row_norms, device="cpu")
+
+
+def _on_ray(store: ActivationStore, row_norms: bool, **options) -> CrossMoments:
+    path, keys = _entries(store)
+    return ray_moments(path, keys, LENGTHS, members=list(range(6)), blocks=ALL_BLOCKS, row_norms=row_norms,
+                       progress=False, **options)
 
 
 def _assert_same_moments(got: CrossMoments, want: CrossMoments) -> None:
@@ -74,12 +83,10 @@ def test_a_worker_killed_during_its_shard_is_retried_with_the_same_result(cluste
             os.kill(os.getpid(), signal.SIGKILL)
         return accumulate_task(*args)
 
-    path, keys = _entries(store)
-    got = ray_moments(path, keys, LENGTHS, ["linear_cka", "debiased_cka"], shards=3, progress=False,
-                      task=killed_once)
+    got = _on_ray(store, True, shards=3, task=killed_once)
     assert marker.exists()
-    _assert_same_moments(got, _one_pass(store, ["debiased_cka"]))
-    want = _one_pass(store, ["debiased_cka"]).centred_norm_product(0, 3)
+    _assert_same_moments(got, _one_pass(store, True))
+    want = _one_pass(store, True).centred_norm_product(0, 3)
     assert got.centred_norm_product(0, 3) == pytest.approx(want, rel=1e-12)
 
 
@@ -92,21 +99,34 @@ def test_a_task_failing_once_with_an_os_error_is_retried(cluster, store, tmp_pat
             raise OSError("stale file handle")
         return accumulate_task(*args)
 
-    path, keys = _entries(store)
-    got = ray_moments(path, keys, LENGTHS, ["linear_cka"], shards=2, progress=False, task=fails_once)
+    got = _on_ray(store, False, shards=2, task=fails_once)
     assert marker.exists()
-    _assert_same_moments(got, _one_pass(store, ["linear_cka"]))
+    _assert_same_moments(got, _one_pass(store, False))
 
 
 def test_a_task_that_raises_names_its_shard_and_the_cause(cluster, store):
-    def broken(store_path, keys, rows, measures, chunk_rows):
+    def broken(store_path, keys, rows, *args):
         if rows[0] > 0:
             raise ValueError(f"bad rows at {rows[0]}")
-        return accumulate_task(store_path, keys, rows, measures, chunk_rows)
+        return accumulate_task(store_path, keys, rows, *args)
 
-    path, keys = _entries(store)
     with pytest.raises(ValueError, match=r"shard 2/2 \(rows \d+\.\.\d+\) failed on ray: ValueError: bad rows at"):
-        ray_moments(path, keys, LENGTHS, ["linear_cka"], shards=2, progress=False, task=broken)
+        _on_ray(store, False, shards=2, task=broken)
+
+
+def test_column_tiles_on_ray_give_the_local_table(cluster, store):
+    from reprsim.comparison import plan_lines
+
+    measures = ["linear_cka", "debiased_cka", "svcca", "maxsim", "procrustes"]
+    small = 8 * 6 * 6 * 12  # a few layers' blocks per tile
+    lines = plan_lines(store, measures, backend="ray", shards=3, memory_per_task=small)
+    tiles = int(re.search(r"in (\d+) column tiles", lines[1]).group(1))
+    assert tiles > 2 and f"{tiles * 5} tasks" in lines[1], lines
+    local = compare(store, measures, progress=False)
+    tiled = compare(store, measures, progress=False, backend="ray", shards=3, memory_per_task=small)
+    assert local.frame[KEYS].equals(tiled.frame[KEYS])
+    np.testing.assert_allclose(tiled.frame.value.to_numpy(), local.frame.value.to_numpy(), rtol=0, atol=1e-10)
+    assert "in 1 column tiles" in plan_lines(store, measures)[1]
 
 
 def test_statistics_and_unknown_backends_are_refused_by_name(cluster, store):
@@ -149,6 +169,21 @@ def test_compare_on_the_command_line_and_in_a_study_file(cluster, store, tmp_pat
     np.testing.assert_allclose(ResultTable.load(out).frame.value.to_numpy(), local.frame.value.to_numpy(),
                                atol=1e-10, rtol=0)
     assert _CHOICES["compare.backend"] == set(BACKENDS)
+    capsys.readouterr()
+    assert main(["compare", "--store", str(store.path), "--measures", "linear_cka,rsa,attention_js", "--plan",
+                 "--backend", "ray", "--shards", "4", "--memory-per-task", "3KiB"]) == 0
+    plan = capsys.readouterr().out.splitlines()
+    assert plan[0] == f"2 models, 6 layers, {N_WORDS:,} rows (words)"
+    assert re.match(r"linear measures \(1\): 21 pairs in \d+ column tiles = \d+ passes over the rows, on ray: "
+                    r"4 row shards per tile, \d+ tasks \(shards and merges\); up to [0-9.]+ MiB of blocks per task "
+                    r"\(budget 0 MiB\)", plan[1]), plan[1]
+    assert plan[2].startswith("n x n measures (1): on a seeded subsample of") and "attention measures (1)" in plan[3]
+    assert not (tmp_path / "nothing.parquet").exists()
+    assert main(["compare", "--store", str(store.path), "--measures", "linear_cka"]) == 1
+    assert "--out is required" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["compare", "--store", str(store.path), "--out", str(out), "--memory-per-task", "0"])
+    assert "must be a size such as 4GiB" in capsys.readouterr().err
     study = tmp_path / "study.yaml"
     study.write_text("name: s\ncorpus: builtin\nmodels: [{name: m, model: minilm}]\n"
                      "compare: {backend: ray, address: auto, shards: 4}\n")

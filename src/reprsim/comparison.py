@@ -22,6 +22,8 @@ The three paths live in `reprsim.comparison_records` and the choice and checks o
 from __future__ import annotations
 
 import contextlib
+import functools
+import os
 import sys
 import warnings
 from collections.abc import Iterator, Sequence
@@ -52,7 +54,7 @@ from .comparison_records import (
     attention_records,
     block_bounds,
     done_keys,
-    merged_records,
+    linear_plan,
     streamed_records,
     subsample_rows,
     subsampled_records,
@@ -224,6 +226,7 @@ def compare(
     backend: str = "local",
     address: str | None = None,
     shards: int | None = None,
+    memory_per_task: int | None = None,
 ) -> ResultTable:
     """Compare every stored representation with every other on each measure.
 
@@ -277,7 +280,10 @@ def compare(
     address
         The Ray cluster's address (``"auto"``: a running one; default: a local cluster).
     shards
-        Row shards of the Ray backend, one task each (default: the cluster's CPUs).
+        Row shards of the Ray backend, one task each per column tile (default: the cluster's CPUs).
+    memory_per_task
+        Bytes of cross-product blocks one pass holds (one Ray task on the Ray backend); more blocks are cut
+        into column tiles, each a pass over the rows (default: `LINEAR_BUDGET_BYTES`, 4 GiB).
 
     Returns
     -------
@@ -316,31 +322,85 @@ def compare(
                                                    jackknife=jackknife))
     if backend not in BACKENDS:
         raise ValueError(f"backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+    budget = LINEAR_BUDGET_BYTES if memory_per_task is None else memory_per_task
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
+        raise ValueError(f"memory_per_task must be a positive number of bytes, got {memory_per_task!r}")
     with recording_warnings(run.streamed, run.raised):
         if backend == "ray":
-            records = _records_on_ray(run, address, shards, progress)
+            records = _records_on_ray(run, device, address, shards, budget, progress)
         else:
             records = streamed_records(run.reps, run.streamed, run.done, device, chunk_rows, progress, run.options,
                                        block_bounds(run.entries[0].sentence_lengths, run.options)
-                                       if run.streamed else None)
+                                       if run.streamed else None, budget=budget)
     return finish_comparison(run, records + other_records(run, progress))
 
 
-def _records_on_ray(run: ComparisonPlan, address: str | None, shards: int | None,
+def plan_lines(store: str | Path | ActivationStore, measures: Sequence[str] = ("all",),
+               models: Sequence[str] | None = None, *, previous: ResultTable | None = None,
+               backend: str = "local", address: str | None = None, shards: int | None = None,
+               memory_per_task: int | None = None, subsample_rows: int = 5000, attention_sentences: int = 500,
+               seed: int = 0) -> list[str]:
+    """What `compare` with these options would do, in lines a person reads (``reprsim compare --plan``).
+
+    Nothing is computed: the lines give the pairs, the column tiles (passes over the rows), the tasks and
+    the bytes per task of the linear measures, and the subsamples of the others.
+
+    Parameters
+    ----------
+    store, measures, models, previous, backend, address, shards, memory_per_task, subsample_rows,
+    attention_sentences, seed
+        As for `compare`. Without `shards` or `address`, the Ray backend's shards are this machine's CPUs
+        (what a local cluster gets).
+
+    Returns
+    -------
+    list of str
+        The plan.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+    run = plan_comparison(store, measures, models, previous=previous, chunk_rows=8192, subsample_rows=subsample_rows,
+                          attention_sentences=attention_sentences, seed=seed, options=InferenceOptions())
+    budget = LINEAR_BUDGET_BYTES if memory_per_task is None else memory_per_task
+    if backend == "ray" and shards is None:
+        if address is not None:
+            from reprsim.ray_compare import connect, default_shards
+
+            shards = default_shards(connect(address), run.entries[0].n_sentences)
+        else:
+            shards = min(os.cpu_count() or 1, run.entries[0].n_sentences)
+    count = shards if backend == "ray" and shards else 1
+    linear = linear_plan(run.reps, run.streamed, run.done, budget, count)
+    lines = [f"{len(run.entries)} models, {len(run.reps)} layers, {linear['rows']:,} rows (words)"]
+    if run.streamed:
+        where = (f"on ray: {count} row shards per tile, {linear['tasks']} tasks (shards and merges)"
+                 if backend == "ray" else "in this process")
+        lines.append(f"linear measures ({len(run.streamed)}): {linear['pairs']} pairs in {linear['tiles']} column "
+                     f"tiles = {linear['tiles']} passes over the rows, {where}; up to "
+                     f"{linear['bytes_per_task'] / 2**20:,.1f} MiB of blocks per "
+                     f"{'task' if backend == 'ray' else 'pass'} (budget {budget / 2**20:,.0f} MiB)")
+    if run.sampled:
+        lines.append(f"n x n measures ({len(run.sampled)}): on a seeded subsample of "
+                     f"{min(subsample_rows, linear['rows']):,} rows, one fit per layer, in this process")
+    if run.attention:
+        lines.append(f"attention measures ({len(run.attention)}): on a seeded subsample of "
+                     f"{min(attention_sentences, run.entries[0].n_sentences):,} sentences, in this process")
+    return lines
+
+
+def _records_on_ray(run: ComparisonPlan, device: str, address: str | None, shards: int | None, budget: int,
                     progress: bool) -> list[dict[str, Any]]:
-    """The linear measures' records from moments accumulated and merged on Ray."""
-    from reprsim.ray_compare import check_ray, ray_moments
+    """The linear measures' records, each column tile's pass run as Ray tasks over row shards."""
+    from reprsim.ray_compare import RayLinearFamily, check_ray
 
     check_ray()
     if run.options.enabled:
         raise ValueError("statistics (ci, null) are not available on the Ray backend yet: use backend='local' "
                          "(--backend local)")
-    if not run.streamed:
-        return []
-    moments = ray_moments(str(run.store.path), [e.key for e in run.entries], run.entries[0].sentence_lengths,
-                          run.streamed, shards=shards, address=address, chunk_rows=run.chunk_rows,
-                          progress=progress)
-    return merged_records(moments, run.reps, run.streamed, run.done, progress)
+    family = functools.partial(RayLinearFamily, store=str(run.store.path), keys=[e.key for e in run.entries],
+                               sentence_lengths=run.entries[0].sentence_lengths, shards=shards, address=address)
+    return streamed_records(run.reps, run.streamed, run.done, device, run.chunk_rows, progress, family=family,
+                            budget=budget)
 
 
 @dataclass

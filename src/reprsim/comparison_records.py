@@ -14,7 +14,7 @@ Each drives its measure family (`reprsim.engine.PairFamily`) through the one sch
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -30,6 +30,7 @@ from reprsim.engine import (
     RepresentationSource,
     SampleFamily,
     SvccaOptions,
+    plan_tiles,
     resolve_device,
     score_pairs,
 )
@@ -154,7 +155,8 @@ LINEAR_BUDGET_BYTES = 4 << 30  # cross-product blocks held per pass; beyond it, 
 def streamed_records(reps: Sequence[RepresentationSource], names: Sequence[str],
                      done: set[tuple[str, int, str, int, str]], device: str, chunk_rows: int,
                      progress: bool, inference: InferenceOptions = NO_INFERENCE,
-                     bounds: np.ndarray | None = None) -> list[dict[str, Any]]:
+                     bounds: np.ndarray | None = None, family: Callable[..., LinearFamily] = LinearFamily,
+                     budget: int = LINEAR_BUDGET_BYTES) -> list[dict[str, Any]]:
     """Linear measures from the engine's streaming pass over every needed pair (i <= j).
 
     Every layer is fitted once; when the blocks exceed `LINEAR_BUDGET_BYTES` the rows are streamed once
@@ -179,6 +181,11 @@ def streamed_records(reps: Sequence[RepresentationSource], names: Sequence[str],
         The statistics to attach (`reprsim.engine.linear_inference`).
     bounds
         The sentence blocks' row bounds (`block_bounds`), when intervals are asked for.
+    family
+        Makes the linear family from (reps, measures, **options): `LinearFamily`, or the Ray backend's
+        (`reprsim.ray_compare.RayLinearFamily` with its own options bound).
+    budget
+        Bytes of blocks per tile (per pass over the rows).
 
     Returns
     -------
@@ -193,10 +200,42 @@ def streamed_records(reps: Sequence[RepresentationSource], names: Sequence[str],
     """
     if not names:
         return []
-    family = LinearFamily(reps, check_measures(names), device=resolve_device(device), precision="float64",
-                          svcca=SvccaOptions(), chunk_rows=chunk_rows, workers=torch.get_num_threads(),
-                          progress=progress, inference=inference, bounds=bounds)
-    return _linear_records(family, reps, names, done, LINEAR_BUDGET_BYTES, int(reps[0].n_rows or 0), progress)
+    made = family(reps, check_measures(names), device=resolve_device(device), precision="float64",
+                  svcca=SvccaOptions(), chunk_rows=chunk_rows, workers=torch.get_num_threads(), progress=progress,
+                  inference=inference, bounds=bounds)
+    return _linear_records(made, reps, names, done, budget, int(reps[0].n_rows or 0), progress)
+
+
+def linear_plan(reps: Sequence[RepresentationSource], names: Sequence[str],
+                done: set[tuple[str, int, str, int, str]], budget: int = LINEAR_BUDGET_BYTES,
+                shards: int = 1) -> dict[str, int]:
+    """How the linear measures' pass would run, without running it.
+
+    Parameters
+    ----------
+    reps, names, done
+        As for `streamed_records`.
+    budget
+        Bytes of blocks per tile.
+    shards
+        Row shards per tile (1 for the local backend).
+
+    Returns
+    -------
+    dict
+        ``pairs`` to score, ``tiles`` (= passes over the rows), ``tasks`` (one per row shard and tile, plus
+        the merges of the shards' results), ``bytes_per_task`` (the largest tile's blocks) and ``rows``.
+    """
+    if not names:
+        return {"pairs": 0, "tiles": 0, "tasks": 0, "bytes_per_task": 0, "rows": int(reps[0].n_rows or 0)}
+    family = LinearFamily(reps, check_measures(names), device=torch.device("cpu"), precision="float64",
+                          svcca=SvccaOptions(), chunk_rows=2)
+    pairs = sorted({(min(p), max(p)) for m in names for p in _todo(reps, m, done)})
+    tiles = plan_tiles(pairs, family.fit_bytes, family.pair_bytes, budget) if pairs else []
+    largest = max((sum(family.pair_bytes(a, b) for a, b in t.pairs) + sum(family.fit_bytes(m) for m in t.members)
+                   for t in tiles), default=0)
+    return {"pairs": len(pairs), "tiles": len(tiles), "tasks": len(tiles) * (2 * shards - 1 if shards > 1 else 1),
+            "bytes_per_task": largest, "rows": int(reps[0].n_rows or 0)}
 
 
 def merged_records(moments: CrossMoments, reps: Sequence[RepresentationSource], names: Sequence[str],

@@ -1,9 +1,11 @@
-"""The linear pass of a comparison on a Ray cluster: row-shard tasks, a tree reduction, one derivation.
+"""The linear pass of a comparison on a Ray cluster: (row shard x column tile) tasks and a tree reduction.
 
-`ray_moments` submits one Ray task per row shard (`reprsim.shards.shard_moments`: every block of the study's
-layers over the shard's whole sentences, read from the store by the worker), merges the results pairwise in
-Ray tasks (a tree: log2 N rounds) and returns the study's moments, which the driver derives exactly as the
-local backend does. Only this module imports ray, and only when the Ray backend is asked for.
+`RayLinearFamily` is the local linear family (`reprsim.engine.LinearFamily`: the same column tiles under the
+same memory budget, the same fits kept across tiles, the same derivations) whose pass over a tile's rows runs
+on Ray: `ray_moments` submits one task per row shard (`reprsim.row_shards.shard_moments`, read from the store
+by the worker), merges the results pairwise in Ray tasks (log2 N rounds, in shard order) and returns the
+tile's moments to the driver, which derives the tile's pairs. Only this module imports ray, and only when
+the Ray backend is asked for.
 
 - A task whose worker process dies (killed, out of memory) or that raises an ``OSError`` (a shared file
   system's hiccup) is retried by Ray, up to `MAX_RETRIES` times; a pass is deterministic, so the retried
@@ -21,13 +23,17 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+import torch
 from tqdm.auto import tqdm
 
-from reprsim.engine import CrossMoments
+from reprsim.engine import CrossMoments, LinearFamily, RepresentationSource
 from reprsim.engine.moments_state import moments_arrays, moments_from_arrays
 from reprsim.row_shards import Shard, shard_moments, shard_rows
 
-__all__ = ["MAX_RETRIES", "RAY_INSTALL", "accumulate_task", "check_ray", "ray_moments"]
+__all__ = [
+    "MAX_RETRIES", "RAY_INSTALL", "RayLinearFamily", "accumulate_task", "check_ray", "connect", "default_shards",
+    "ray_moments",
+]
 
 RAY_INSTALL = "pip install 'reprsim[ray]' (ray==2.60.0)"
 MAX_RETRIES = 3  # retries of a task whose worker died or that raised an OSError
@@ -45,9 +51,9 @@ def check_ray() -> None:
         raise ValueError(f"--backend ray needs Ray, which is not installed: {RAY_INSTALL}")
 
 
-def accumulate_task(store: str, keys: Sequence[str], rows: tuple[int, int], measures: Sequence[str],
-                    chunk_rows: int) -> dict[str, np.ndarray]:
-    """What one shard's Ray task runs: the shard's moments, as plain arrays for Ray's object store.
+def accumulate_task(store: str, keys: Sequence[str], rows: tuple[int, int], members: Sequence[int],
+                    blocks: Sequence[tuple[int, int]], row_norms: bool, chunk_rows: int) -> dict[str, np.ndarray]:
+    """What one (row shard x column tile) task runs: the tile's moments over the shard's rows, as arrays.
 
     Parameters
     ----------
@@ -57,21 +63,26 @@ def accumulate_task(store: str, keys: Sequence[str], rows: tuple[int, int], meas
         The entries' keys, in the study's order.
     rows
         The shard's rows [start, stop).
-    measures
-        The linear measures.
+    members
+        The tile's representations (indices over every layer of the entries).
+    blocks
+        The tile's blocks, in member positions.
+    row_norms
+        Keep the row-norm sums.
     chunk_rows
         Rows per chunk.
 
     Returns
     -------
     dict of str to numpy.ndarray
-        `reprsim.engine.moments_state.moments_arrays` of the shard.
+        `reprsim.engine.moments_state.moments_arrays` of the shard's tile.
     """
     from reprsim.comparison_entries import select_entries
     from reprsim.store import ActivationStore
 
     entries = select_entries(ActivationStore(store, create=False), list(keys))
-    return moments_arrays(shard_moments(entries, rows, measures, device="cpu", chunk_rows=chunk_rows))
+    return moments_arrays(shard_moments(entries, rows, row_norms=row_norms, members=members, blocks=list(blocks),
+                                        device="cpu", chunk_rows=chunk_rows))
 
 
 def _merge_arrays(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -79,8 +90,15 @@ def _merge_arrays(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> dict[st
     return moments_arrays(moments_from_arrays(a).merge(moments_from_arrays(b)))
 
 
-def _connect(address: str | None) -> Any:
-    """The ray module, connected to the cluster at `address` (or a local one) unless already connected."""
+def connect(address: str | None) -> Any:
+    """The ray module, connected to the cluster at `address` (or a local one) unless already connected.
+
+    Raises
+    ------
+    ValueError
+        If ray is not installed (with the install command).
+    """
+    check_ray()
     import ray
 
     if not ray.is_initialized():
@@ -89,11 +107,18 @@ def _connect(address: str | None) -> Any:
     return ray
 
 
-def ray_moments(store: str, keys: Sequence[str], sentence_lengths: Sequence[int], measures: Sequence[str], *,
-                shards: int | None = None, address: str | None = None, chunk_rows: int = 8192,
-                progress: bool = True, task: Callable[..., dict[str, np.ndarray]] = accumulate_task,
-                num_cpus: float = 1) -> CrossMoments:
-    """The study's moments, accumulated by Ray tasks over row shards and merged by a tree of Ray tasks.
+def default_shards(ray: Any, n_sentences: int) -> int:
+    """One shard per CPU of the cluster, at most one per sentence."""
+    return max(1, min(int(ray.cluster_resources().get("CPU", 1)), n_sentences))
+
+
+def ray_moments(store: str, keys: Sequence[str], sentence_lengths: Sequence[int], *, members: Sequence[int],
+                blocks: Sequence[tuple[int, int]], row_norms: bool, shards: int | None = None,
+                address: str | None = None, chunk_rows: int = 8192, progress: bool = True,
+                task: Callable[..., dict[str, np.ndarray]] = accumulate_task, num_cpus: float = 1,
+                memory: int | None = None, device: str | torch.device = "cpu",
+                description: str = "shards on ray") -> CrossMoments:
+    """A tile's moments, accumulated by Ray tasks over row shards and merged by a tree of Ray tasks.
 
     Parameters
     ----------
@@ -102,9 +127,9 @@ def ray_moments(store: str, keys: Sequence[str], sentence_lengths: Sequence[int]
     keys
         The entries compared, by key, in the study's order.
     sentence_lengths
-        The corpus's sentence lengths, which fix the shards (`reprsim.shards.shard_rows`).
-    measures
-        The linear measures.
+        The corpus's sentence lengths, which fix the shards (`reprsim.row_shards.shard_rows`).
+    members, blocks, row_norms
+        The tile, as `accumulate_task` takes it.
     shards
         Row shards, one task each (default: the cluster's CPUs, at most the number of sentences).
     address
@@ -118,26 +143,33 @@ def ray_moments(store: str, keys: Sequence[str], sentence_lengths: Sequence[int]
         The function each shard's task runs (`accumulate_task`; tests wrap it to inject faults).
     num_cpus
         CPUs each task declares.
+    memory
+        Bytes each task declares to Ray's scheduler (default: none declared).
+    device
+        Where the merged moments go (the driver's derivations).
+    description
+        The progress bar's label.
 
     Returns
     -------
     CrossMoments
-        Every block of the study's layers over all rows.
+        The tile's blocks over all rows.
 
     Raises
     ------
     ValueError
         If ray is not installed (with the install command), or a task raised (naming its shard and cause).
     """
-    check_ray()
-    ray = _connect(address)
-    count = shards or max(1, int(ray.cluster_resources().get("CPU", 1)))
-    count = min(count, len(sentence_lengths))
+    ray = connect(address)
+    count = min(shards or default_shards(ray, len(sentence_lengths)), len(sentence_lengths))
+
     def run_shard(*args: Any) -> tuple[bool, dict[str, np.ndarray]]:
         # Two returns: the driver waits on the small flag, and the arrays go straight to the merges.
         return True, task(*args)
 
-    options = {"num_cpus": num_cpus, "max_retries": MAX_RETRIES, "retry_exceptions": [OSError]}
+    options: dict[str, Any] = {"num_cpus": num_cpus, "max_retries": MAX_RETRIES, "retry_exceptions": [OSError]}
+    if memory:
+        options["memory"] = int(memory)
     remote = ray.remote(num_returns=2, **options)(run_shard)
     merge = ray.remote(**options)(_merge_arrays)
     flags: dict[Any, str] = {}
@@ -145,12 +177,12 @@ def ray_moments(store: str, keys: Sequence[str], sentence_lengths: Sequence[int]
     for i in range(1, count + 1):
         shard = Shard(i, count)
         rows = shard_rows(sentence_lengths, shard)
-        flag, values = remote.remote(store, list(keys), rows, list(measures), chunk_rows)
+        flag, values = remote.remote(store, list(keys), rows, list(members), list(blocks), row_norms, chunk_rows)
         flags[flag] = f"shard {shard} (rows {rows[0]}..{rows[1]})"
         arrays.append(values)
     pending = list(flags)
     try:
-        with tqdm(total=count, desc="shards on ray", unit="shard", disable=not progress) as bar:
+        with tqdm(total=count, desc=description, unit="shard", disable=not progress) as bar:
             while pending:
                 ready, pending = ray.wait(pending, num_returns=1)
                 _get(ray, ready[0], flags[ready[0]])
@@ -164,7 +196,47 @@ def ray_moments(store: str, keys: Sequence[str], sentence_lengths: Sequence[int]
         for ref in pending:
             ray.cancel(ref, force=True)
         raise
-    return moments_from_arrays(merged)
+    return moments_from_arrays(merged, device=device)
+
+
+class RayLinearFamily(LinearFamily):
+    """`reprsim.engine.LinearFamily` whose pass over each column tile runs as Ray tasks over row shards.
+
+    Parameters
+    ----------
+    sources
+        The representations: every layer of the entries, entry by entry (`reprsim.comparison_entries`).
+    measures
+        As for `LinearFamily` (no statistics).
+    store
+        The store's path, as the workers see it.
+    keys
+        The entries' keys, in the study's order.
+    sentence_lengths
+        The corpus's sentence lengths.
+    shards
+        Row shards per tile (default: the cluster's CPUs).
+    address
+        The Ray cluster's address.
+    **options
+        The other options of `LinearFamily` (device, precision, svcca, chunk_rows, workers, progress).
+    """
+
+    def __init__(self, sources: Sequence[RepresentationSource], measures: Sequence[str], *, store: str,
+                 keys: Sequence[str], sentence_lengths: Sequence[int], shards: int | None = None,
+                 address: str | None = None, **options: Any) -> None:
+        super().__init__(sources, measures, **options)
+        self.store, self.keys, self.sentence_lengths = store, list(keys), list(sentence_lengths)
+        self.shards, self.address = shards, address
+
+    def _pass(self, members: Sequence[int], blocks: Sequence[tuple[int, int]]) -> CrossMoments:
+        """The tile's pass as (row shard x this tile) tasks, merged by a tree of tasks."""
+        widths = [self.sources[g].width for g in members]
+        memory = 8 * sum(widths[a] * widths[b] for a, b in blocks) + 8 * self.chunk_rows * sum(widths)
+        return ray_moments(self.store, self.keys, self.sentence_lengths, members=members, blocks=blocks,
+                           row_norms=self._row_norms(), shards=self.shards, address=self.address,
+                           chunk_rows=self.chunk_rows, progress=self.progress, memory=memory, device=self.device,
+                           description=f"pass {self.passes} on ray" if self.passes > 1 else "shards on ray")
 
 
 def _get(ray: Any, ref: Any, label: str) -> Any:

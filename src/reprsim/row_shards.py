@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from reprsim.engine import CrossMoments, RepresentationSource
-from reprsim.engine.linear_family import needs_row_norms
+from reprsim.engine.checks import PairSpec
 from reprsim.engine.sources import stream
 from reprsim.store import StoreEntry
 from reprsim.store.layout import word_offsets
@@ -104,19 +104,25 @@ def shard_bytes(widths: Sequence[int]) -> int:
     return 4 * (total * total + sum(w * w for w in widths))
 
 
-def shard_moments(entries: Sequence[StoreEntry], rows: tuple[int, int], measures: Sequence[str], *,
-                  device: str = "auto", chunk_rows: int = 8192, progress: bool = False,
-                  description: str = "shard") -> CrossMoments:
-    """One pass over rows [start, stop) of every layer of the entries: every block (a, b), a <= b.
+def shard_moments(entries: Sequence[StoreEntry], rows: tuple[int, int], *, row_norms: bool,
+                  members: Sequence[int] | None = None, blocks: PairSpec = "all", device: str = "auto",
+                  chunk_rows: int = 8192, progress: bool = False, description: str = "shard") -> CrossMoments:
+    """One pass over rows [start, stop) of the entries' layers, into the blocks asked for.
 
     Parameters
     ----------
     entries
-        The store entries, in the study's order.
+        The store entries, in the study's order; their layers, entry by entry, are the representations.
     rows
         The shard's rows (`shard_rows`).
-    measures
-        The linear measures (debiased and lange CKA add the row-norm sums).
+    row_norms
+        Keep the row-norm sums (debiased and lange CKA, `reprsim.engine.linear_family.needs_row_norms`).
+    members
+        The representations to read, by index (default: every layer); the moments number them 0, 1, ...
+        in this order.
+    blocks
+        ``"all"`` (every block a <= b, the diagonal included) or (a, b) pairs of member positions, with no
+        diagonal block added (a column tile of `reprsim.engine.LinearFamily`).
     device, chunk_rows, progress
         As for `reprsim.compare`.
     description
@@ -128,6 +134,9 @@ def shard_moments(entries: Sequence[StoreEntry], rows: tuple[int, int], measures
         The shard's moments, ready to merge.
     """
     sources = [RepresentationSource.from_store(e, layer, rows) for e in entries for layer in e.layer_ids]
-    moments = CrossMoments([s.width for s in sources], "all", device=device, row_norms=needs_row_norms(measures))
+    if members is not None:
+        sources = [sources[i] for i in members]
+    moments = CrossMoments([s.width for s in sources], blocks, device=device, row_norms=row_norms,
+                           diagonal=blocks == "all")
     stream(sources, moments, chunk_rows, progress, description)
     return moments

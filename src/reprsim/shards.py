@@ -29,6 +29,7 @@ from reprsim._version import __version__
 from reprsim.comparison import ComparisonPlan, finish_comparison, other_records, plan_comparison, recording_warnings
 from reprsim.comparison_records import merged_records
 from reprsim.engine import CrossMoments
+from reprsim.engine.linear_family import needs_row_norms
 from reprsim.engine.moments_state import moments_arrays, moments_from_arrays
 from reprsim.inference import NO_INFERENCE
 from reprsim.results import ResultTable
@@ -118,8 +119,8 @@ def accumulate_shard(
     lengths = run.entries[0].sentence_lengths
     sentences = shard_sentences(lengths, shard)
     rows = shard_rows(lengths, shard)
-    moments = shard_moments(run.entries, rows, run.streamed, device=device, chunk_rows=chunk_rows,
-                            progress=progress, description=f"shard {shard}")
+    moments = shard_moments(run.entries, rows, row_norms=needs_row_norms(run.streamed), device=device,
+                            chunk_rows=chunk_rows, progress=progress, description=f"shard {shard}")
     record = {
         "format": MOMENTS_FORMAT,
         "version": MOMENTS_VERSION,

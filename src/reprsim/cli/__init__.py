@@ -66,6 +66,42 @@ def int_at_least(minimum: int) -> Callable[[str], int]:
     return parse
 
 
+_UNITS = {"": 1, "b": 1, "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40,
+          "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12}
+
+
+def byte_size(text: str) -> int:
+    """Parse a size such as ``4GiB``, ``512MiB``, ``1.5GB`` or ``1000000`` (bytes) for argparse.
+
+    Parameters
+    ----------
+    text : str
+        The option's text.
+
+    Returns
+    -------
+    int
+        Bytes (at least 1).
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        If the text is not a positive number with an optional unit (B, KiB, MiB, GiB, TiB, KB, MB, GB, TB).
+
+    Examples
+    --------
+    >>> byte_size("2GiB")
+    2147483648
+    """
+    import re
+
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([A-Za-z]*)\s*", text)
+    unit = match.group(2).lower() if match else ""
+    if not match or unit not in _UNITS or float(match.group(1)) * _UNITS[unit] < 1:
+        raise argparse.ArgumentTypeError(f"must be a size such as 4GiB, 512MiB or a number of bytes, got {text!r}")
+    return int(float(match.group(1)) * _UNITS[unit])
+
+
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Help that names every option's default, except where it says nothing (None, or a flag's False).
 

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from reprsim.cli import add_quiet, command_parser, int_at_least
+from reprsim.cli import add_quiet, byte_size, command_parser, int_at_least
 from reprsim.inference.options import COMPARE_ARGUMENTS, JACKKNIFE_METHODS
 
 
@@ -95,6 +95,17 @@ def run(args: argparse.Namespace) -> int:
     from reprsim.comparison import compare
     from reprsim.results import FORMAT_OF_SUFFIX, ResultTable, check_output_path
 
+    if args.plan:
+        from reprsim.comparison import plan_lines
+
+        print("\n".join(plan_lines(args.store, split_names(args.measures),
+                                   split_names(args.models) if args.models else None, backend=args.backend,
+                                   address=args.address, shards=args.shards, memory_per_task=args.memory_per_task,
+                                   subsample_rows=args.subsample_rows, attention_sentences=args.attention_sentences,
+                                   seed=args.seed)))
+        return 0
+    if args.out is None:
+        raise ValueError("--out is required (the results file), except with --plan")
     out = Path(args.out)
     if not args.csv and out.suffix.lower() not in FORMAT_OF_SUFFIX:
         raise ValueError(f"--out {str(out)!r}: use a .parquet or .csv name (or add --csv)")
@@ -114,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
         backend=args.backend,
         address=args.address,
         shards=args.shards,
+        memory_per_task=args.memory_per_task,
         **inference_arguments(args),
     )
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -149,7 +161,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "`reprsim measures` lists them",
     )
     p.add_argument("--models", default=None, help="comma-separated entry names (default: every entry)")
-    p.add_argument("--out", required=True, help="results file (.parquet, or .csv); existing rows are kept")
+    p.add_argument("--out", default=None, help="results file (.parquet, or .csv); existing rows are kept")
     p.add_argument("--csv", action="store_true", help="write CSV whatever the suffix")
     p.add_argument("--overwrite", action="store_true", help="ignore an existing results file")
     p.add_argument(
@@ -168,7 +180,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="where the linear measures' pass runs: this process, or Ray tasks over row shards")
     g.add_argument("--address", default=None, help="the Ray cluster (`ray start --head` prints it; default: local)")
     g.add_argument("--shards", type=int_at_least(1), default=None,
-                   help="row shards on Ray, one task each (default: the cluster's CPUs)")
+                   help="row shards on Ray, one task each per column tile (default: the cluster's CPUs)")
+    g.add_argument("--memory-per-task", type=byte_size, default=None,
+                   help="blocks one pass (one Ray task) holds, e.g. 2GiB; more are cut into column tiles "
+                        "(default: 4GiB)")
+    g.add_argument("--plan", action="store_true",
+                   help="print the plan (pairs, tiles, passes over the rows, tasks, bytes per task) and stop")
     add_inference_options(p)
     add_quiet(p)
     p.set_defaults(func=run)

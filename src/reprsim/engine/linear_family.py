@@ -250,18 +250,16 @@ class LinearFamily:
         if self.inference.ci != "none":
             return self._accumulate_blocks(tile), local
         blocks = {(min(a, b), max(a, b)) for a, b in tile.pairs} | {(m, m) for m in new}
-        moments = CrossMoments(
-            [self.sources[g].width for g in tile.members],
-            sorted((local[a], local[b]) for a, b in blocks),
-            device=self.device,
-            precision=self.precision,
-            row_norms=self._row_norms(),
-            diagonal=False,
-        )
         self.passes += 1
-        stream([self.sources[g] for g in tile.members], moments, self.chunk_rows, self.progress,
+        return self._pass(tile.members, sorted((local[a], local[b]) for a, b in blocks)), local
+
+    def _pass(self, members: Sequence[int], blocks: Sequence[tuple[int, int]]) -> CrossMoments:
+        """One pass over the members' rows into the blocks (indices local to `members`)."""
+        moments = CrossMoments([self.sources[g].width for g in members], blocks, device=self.device,
+                               precision=self.precision, row_norms=self._row_norms(), diagonal=False)
+        stream([self.sources[g] for g in members], moments, self.chunk_rows, self.progress,
                f"pass {self.passes}" if self.passes > 1 else "streaming rows")
-        return moments, local
+        return moments
 
     def _row_norms(self) -> bool:
         """Whether the pass keeps row norms: for debiased/lange CKA, and for linear CKA's analytic null."""
