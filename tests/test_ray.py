@@ -24,8 +24,8 @@ from test_shards import KEYS, _layers
 
 @pytest.fixture(scope="module")
 def cluster():
-    """One small local cluster for the module (2 CPUs, 100 MiB of object store)."""
-    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=100 << 20, log_to_driver=False,
+    """One small local cluster for the module: 2 CPUs, one logical GPU (no CUDA behind it), 100 MiB of store."""
+    ray.init(num_cpus=2, num_gpus=1, include_dashboard=False, object_store_memory=100 << 20, log_to_driver=False,
              runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}})
     yield
     ray.shutdown()
@@ -189,6 +189,158 @@ def test_compare_on_the_command_line_and_in_a_study_file(cluster, store, tmp_pat
                      "compare: {backend: ray, address: auto, shards: 4}\n")
     spec = load_study(study).compare
     assert (spec.backend, spec.address, spec.shards) == ("ray", "auto", 4)
+    study.write_text("name: s\ncorpus: builtin\nmodels: [{name: m, model: minilm}]\n"
+                     "extraction: {backend: ray, address: auto, gpus_per_model: 0.5}\n")
+    ex = load_study(study).extraction
+    assert (ex.backend, ex.address, ex.gpus_per_model) == ("ray", "auto", 0.5)
     study.write_text("name: s\ncorpus: builtin\nmodels: [{name: m, model: minilm}]\ncompare: {backend: dask}\n")
     with pytest.raises(StudyConfigError, match=r"`compare\.backend`: 'dask' is not allowed; choose one of local, ray"):
         load_study(study)
+
+
+# --- extraction ----------------------------------------------------------------------------------------------
+def test_extraction_on_ray_writes_the_entries_local_extraction_writes(cluster, tmp_path):
+    from reprsim.extraction import extract
+    from test_cli_extract import files_of, tiny_bert_folder, write_corpus
+
+    corpus = str(write_corpus(tmp_path / "corpus.txt", 20))
+    model = str(tiny_bert_folder(tmp_path / "tiny"))
+    local = extract([model, "minilm"], corpus, tmp_path / "local", names=["tiny", "MiniLM"], layers=[0, 2],
+                    progress=False)
+    # The cluster's one GPU is logical: each actor declares it (the default), the two run one after the
+    # other, and each extracts on the CPU, which is all its worker sees.
+    on_ray = extract([model, "minilm"], corpus, tmp_path / "ray", names=["tiny", "MiniLM"], layers=[0, 2],
+                     progress=False, backend="ray")
+    assert [e.key for e in on_ray] == [e.key for e in local]
+    assert files_of(tmp_path / "ray") == files_of(tmp_path / "local")
+    from reprsim.cli import main
+
+    assert main(["extract", model, "--corpus", corpus, "--store", str(tmp_path / "cli"), "--name", "tiny",
+                 "--layers", "0,2", "--backend", "ray", "--gpus-per-model", "0", "--quiet"]) == 0
+    assert files_of(tmp_path / "cli") == {k: v for k, v in files_of(tmp_path / "local").items() if "tiny" in k}
+
+
+def test_a_worker_killed_mid_extraction_resumes_from_the_durable_prefix(cluster, tmp_path):
+    from reprsim.extraction import extract
+    from reprsim.extraction.on_ray import extraction_task
+    from test_cli_extract import files_of, tiny_bert_folder, write_corpus
+
+    corpus = str(write_corpus(tmp_path / "corpus.txt", 300))  # windows [0, 256) and [256, 300)
+    model = str(tiny_bert_folder(tmp_path / "tiny"))
+    marker = tmp_path / "killed"
+
+    def killed_after_the_first_window(*args):
+        from reprsim.store.writer import EntryWriter
+
+        if not marker.exists():
+            original = EntryWriter.write_sentences
+
+            def write_then_die(self, start, stop, *rest, **kwargs):
+                original(self, start, stop, *rest, **kwargs)
+                marker.write_text(str(stop))
+                os.kill(os.getpid(), signal.SIGKILL)
+
+            EntryWriter.write_sentences = write_then_die
+        return extraction_task(*args)
+
+    from reprsim.corpus import Corpus
+    from reprsim.extraction.on_ray import extract_on_ray
+
+    keys = extract_on_ray([model], ["tiny"], Corpus.load(corpus), str(tmp_path / "ray"), [{"layers": None}],
+                          progress=False, task=killed_after_the_first_window, gpus_per_model=0)
+    assert marker.read_text() == "256"  # the first run died with one window committed
+    (entry,) = extract([model], corpus, tmp_path / "local", names=["tiny"], progress=False)
+    assert keys == [entry.key]
+    assert files_of(tmp_path / "ray") == files_of(tmp_path / "local")
+
+
+def test_extraction_errors_on_ray_name_the_model(cluster, tmp_path):
+    from reprsim.corpus import Corpus
+    from reprsim.extraction import extract
+    from reprsim.extraction.on_ray import extract_on_ray
+    from test_rows import FixedAdapter
+
+    def broken(spec, name, *args):
+        raise RuntimeError(f"no weights for {name}")
+
+    with pytest.raises(ValueError, match="model 'tiny' failed on ray: RuntimeError: no weights for tiny"):
+        extract_on_ray(["x"], ["tiny"], Corpus.load("builtin"), str(tmp_path), [{}], progress=False, task=broken)
+    with pytest.raises(ValueError, match="models are given by name"):
+        extract([FixedAdapter()], "builtin", tmp_path, max_sentences=3, progress=False, backend="ray")
+    with pytest.raises(ValueError, match="backend 'spark': choose one of local, ray"):
+        extract(["minilm"], "builtin", tmp_path, max_sentences=3, progress=False, backend="spark")
+
+
+MULTI_NODE = """
+import sys
+import numpy as np
+import ray
+from ray.cluster_utils import Cluster
+from reprsim.comparison import compare
+
+store = sys.argv[1]
+cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+cluster.add_node(num_cpus=1)
+ray.init(address=cluster.address, log_to_driver=False)
+cluster.wait_for_nodes()
+alive = [n for n in ray.nodes() if n["Alive"]]
+
+measures = ["linear_cka", "debiased_cka", "svcca", "maxsim"]
+on_two = compare(store, measures, progress=False, backend="ray", shards=4)
+local = compare(store, measures, progress=False)
+print(len(alive), float(np.abs(on_two.frame.value.to_numpy() - local.frame.value.to_numpy()).max()))
+ray.shutdown()
+cluster.shutdown()
+"""
+
+
+def test_two_nodes_sharing_the_store_give_the_local_table(store, tmp_path):
+    script = tmp_path / "two_nodes.py"
+    script.write_text(MULTI_NODE)
+    done = subprocess.run([sys.executable, str(script), str(store.path)], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"}, cwd=Path(__file__).parent)
+    assert done.returncode == 0, done.stderr[-3000:]
+    nodes, diff = done.stdout.split()[-2:]
+    assert int(nodes) == 2 and float(diff) <= 1e-10
+
+
+CTRL_C = """
+import sys, time
+import ray
+from reprsim.ray_compare import accumulate_task, ray_moments
+from reprsim.store import ActivationStore
+
+def slow(*args):
+    print("TASK", flush=True)
+    time.sleep(120)
+    return accumulate_task(*args)
+
+store = ActivationStore(sys.argv[1], create=False)
+entries = store.entries()
+ray.init(num_cpus=2, include_dashboard=False, log_to_driver=True)
+blocks = [(a, b) for a in range(6) for b in range(a, 6)]
+try:
+    ray_moments(str(store.path), [e.key for e in entries], entries[0].sentence_lengths, members=list(range(6)),
+                blocks=blocks, row_norms=False, shards=2, progress=False, task=slow)
+except KeyboardInterrupt:
+    print("INTERRUPTED", flush=True)
+"""
+
+
+def test_ctrl_c_in_the_driver_stops_at_once_and_leaves_the_store_as_it_was(store, tmp_path):
+    from test_cli_extract import files_of
+
+    before = files_of(store.path)
+    script = tmp_path / "ctrl_c.py"
+    script.write_text(CTRL_C)
+    child = subprocess.Popen([sys.executable, str(script), str(store.path)], stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True, cwd=Path(__file__).parent,
+                             env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert child.stdout is not None
+    for line in child.stdout:  # a task is running (its worker's output is forwarded)
+        if "TASK" in line:
+            break
+    child.send_signal(signal.SIGINT)
+    out, _ = child.communicate(timeout=60)  # the tasks sleep 120 s: returning sooner means they were not awaited
+    assert "INTERRUPTED" in out, out[-3000:]
+    assert files_of(store.path) == before

@@ -364,7 +364,8 @@ def plan_lines(store: str | Path | ActivationStore, measures: Sequence[str] = ("
     budget = LINEAR_BUDGET_BYTES if memory_per_task is None else memory_per_task
     if backend == "ray" and shards is None:
         if address is not None:
-            from reprsim.ray_compare import connect, default_shards
+            from reprsim.ray_compare import default_shards
+            from reprsim.ray_support import connect
 
             shards = default_shards(connect(address), run.entries[0].n_sentences)
         else:
@@ -391,7 +392,8 @@ def plan_lines(store: str | Path | ActivationStore, measures: Sequence[str] = ("
 def _records_on_ray(run: ComparisonPlan, device: str, address: str | None, shards: int | None, budget: int,
                     progress: bool) -> list[dict[str, Any]]:
     """The linear measures' records, each column tile's pass run as Ray tasks over row shards."""
-    from reprsim.ray_compare import RayLinearFamily, check_ray
+    from reprsim.ray_compare import RayLinearFamily
+    from reprsim.ray_support import check_ray
 
     check_ray()
     if run.options.enabled:

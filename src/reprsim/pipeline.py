@@ -185,18 +185,24 @@ def run_study(study: Study, progress: bool = True, command: str | None = None) -
     store = ActivationStore(study.store)
     complete_before = {key for key in store.keys() if store.has_complete(key)}
     ex = study.extraction
-    keys = []  # the entries of this study's options, not older ones of the same name left in the store
-    for model in study.models:
-        layers = model.layers if model.layers is not None else ex.layers
-        (entry,) = extract(
-            [model.model], corpus, store,
-            layers=None if layers == "all" else layers,
-            subword=ex.subword, attention=ex.attention, causal_attention=ex.causal_attention,
-            batch_size=ex.batch_size, device=ex.device, dtype=ex.dtype, long_sentences=ex.long_sentences,
-            rows=ex.rows,
-            names=[model.name], trust_remote_code=model.trust_remote_code, progress=progress,
-        )
-        keys.append(entry.key)
+    # The entries of this study's options, not older ones of the same name left in the store.
+    arguments: list[dict[str, Any]] = [
+        {"layers": None if layers == "all" else layers, "subword": ex.subword, "attention": ex.attention,
+         "causal_attention": ex.causal_attention, "batch_size": ex.batch_size, "device": ex.device,
+         "dtype": ex.dtype, "long_sentences": ex.long_sentences, "rows": ex.rows,
+         "trust_remote_code": model.trust_remote_code}
+        for model in study.models
+        for layers in [model.layers if model.layers is not None else ex.layers]
+    ]
+    if ex.backend == "ray":
+        from reprsim.extraction.on_ray import extract_on_ray
+
+        keys = extract_on_ray([m.model for m in study.models], [m.name for m in study.models], corpus,
+                              str(store.path), arguments, address=ex.address, gpus_per_model=ex.gpus_per_model,
+                              progress=progress)
+    else:
+        keys = [extract([model.model], corpus, store, names=[model.name], progress=progress, **kwargs)[0].key
+                for model, kwargs in zip(study.models, arguments, strict=True)]
     previous = ResultTable.load(study.results) if study.results.exists() else None
     cmp = study.compare
     table = compare(

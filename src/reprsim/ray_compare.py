@@ -8,8 +8,8 @@ tile's moments to the driver, which derives the tile's pairs. Only this module i
 the Ray backend is asked for.
 
 - A task whose worker process dies (killed, out of memory) or that raises an ``OSError`` (a shared file
-  system's hiccup) is retried by Ray, up to `MAX_RETRIES` times; a pass is deterministic, so the retried
-  shard is the same.
+  system's hiccup) is retried by Ray, up to `reprsim.ray_support.MAX_RETRIES` times; a pass is
+  deterministic, so the retried shard is the same.
 - Any other error (bad rows, a damaged entry) is not retried: it reaches the driver as a ``ValueError``
   naming the shard and the cause.
 - Ctrl-C (or any error) in the driver cancels the tasks still running; nothing is written to the store.
@@ -18,7 +18,6 @@ the Ray backend is asked for.
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -28,28 +27,10 @@ from tqdm.auto import tqdm
 
 from reprsim.engine import CrossMoments, LinearFamily, RepresentationSource
 from reprsim.engine.moments_state import moments_arrays, moments_from_arrays
+from reprsim.ray_support import MAX_RETRIES, RETRIED_EXCEPTIONS, connect, result
 from reprsim.row_shards import Shard, shard_moments, shard_rows
 
-__all__ = [
-    "MAX_RETRIES", "RAY_INSTALL", "RayLinearFamily", "accumulate_task", "check_ray", "connect", "default_shards",
-    "ray_moments",
-]
-
-RAY_INSTALL = "pip install 'reprsim[ray]' (ray==2.60.0)"
-MAX_RETRIES = 3  # retries of a task whose worker died or that raised an OSError
-
-
-def check_ray() -> None:
-    """Fail with the install command when ray is not installed.
-
-    Raises
-    ------
-    ValueError
-        If the ``ray`` package cannot be imported.
-    """
-    if importlib.util.find_spec("ray") is None:
-        raise ValueError(f"--backend ray needs Ray, which is not installed: {RAY_INSTALL}")
-
+__all__ = ["RayLinearFamily", "accumulate_task", "default_shards", "ray_moments"]
 
 def accumulate_task(store: str, keys: Sequence[str], rows: tuple[int, int], members: Sequence[int],
                     blocks: Sequence[tuple[int, int]], row_norms: bool, chunk_rows: int) -> dict[str, np.ndarray]:
@@ -88,23 +69,6 @@ def accumulate_task(store: str, keys: Sequence[str], rows: tuple[int, int], memb
 def _merge_arrays(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Two shards' moments merged, as arrays (the reduction's step)."""
     return moments_arrays(moments_from_arrays(a).merge(moments_from_arrays(b)))
-
-
-def connect(address: str | None) -> Any:
-    """The ray module, connected to the cluster at `address` (or a local one) unless already connected.
-
-    Raises
-    ------
-    ValueError
-        If ray is not installed (with the install command).
-    """
-    check_ray()
-    import ray
-
-    if not ray.is_initialized():
-        ray.init(address=address, include_dashboard=False, log_to_driver=False,
-                 runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}})
-    return ray
 
 
 def default_shards(ray: Any, n_sentences: int) -> int:
@@ -167,7 +131,8 @@ def ray_moments(store: str, keys: Sequence[str], sentence_lengths: Sequence[int]
         # Two returns: the driver waits on the small flag, and the arrays go straight to the merges.
         return True, task(*args)
 
-    options: dict[str, Any] = {"num_cpus": num_cpus, "max_retries": MAX_RETRIES, "retry_exceptions": [OSError]}
+    options: dict[str, Any] = {"num_cpus": num_cpus, "max_retries": MAX_RETRIES,
+                               "retry_exceptions": RETRIED_EXCEPTIONS}
     if memory:
         options["memory"] = int(memory)
     remote = ray.remote(num_returns=2, **options)(run_shard)
@@ -185,13 +150,13 @@ def ray_moments(store: str, keys: Sequence[str], sentence_lengths: Sequence[int]
         with tqdm(total=count, desc=description, unit="shard", disable=not progress) as bar:
             while pending:
                 ready, pending = ray.wait(pending, num_returns=1)
-                _get(ray, ready[0], flags[ready[0]])
+                result(ray, ready[0], flags[ready[0]])
                 bar.update(1)
         level = arrays  # in shard order, so the merges do not depend on timing
         while len(level) > 1:
             level = [merge.remote(level[k], level[k + 1]) for k in range(0, len(level) - 1, 2)] + (
                 level[-1:] if len(level) % 2 else [])
-        merged = _get(ray, level[0], "merging the shards")
+        merged = result(ray, level[0], "merging the shards")
     except BaseException:
         for ref in pending:
             ray.cancel(ref, force=True)
@@ -238,13 +203,3 @@ class RayLinearFamily(LinearFamily):
                            chunk_rows=self.chunk_rows, progress=self.progress, memory=memory, device=self.device,
                            description=f"pass {self.passes} on ray" if self.passes > 1 else "shards on ray")
 
-
-def _get(ray: Any, ref: Any, label: str) -> Any:
-    """A task's result, its failure turned into an error naming the task."""
-    try:
-        return ray.get(ref)
-    except ray.exceptions.RayTaskError as exc:
-        cause = exc.cause if getattr(exc, "cause", None) is not None else exc
-        raise ValueError(f"{label} failed on ray: {type(cause).__name__}: {cause}") from cause
-    except ray.exceptions.RayError as exc:
-        raise ValueError(f"{label} failed on ray: {exc}") from exc

@@ -110,6 +110,12 @@ class ExtractionSpec:
     rows : {"word", "last-token", "mean", "first-token"}, default "word"
         One row per word, or one per sentence pooled from the model's tokens (see `reprsim.extraction.rows`).
         Sentence rows store no attention: ``attention`` then defaults to false, and true is an error.
+    backend : {"local", "ray"}, default "local"
+        Run the models here one after another, or one Ray actor per model (docs: guide/scaling).
+    address : str, optional
+        The Ray cluster's address (default: a local cluster).
+    gpus_per_model : float, optional
+        GPUs each Ray actor declares (default: 1 when the cluster has GPUs, else 0).
     """
 
     layers: str | list[int] = "all"
@@ -121,6 +127,9 @@ class ExtractionSpec:
     dtype: str = "float32"
     long_sentences: str = "error"
     rows: str = "word"
+    backend: str = "local"
+    address: str | None = None
+    gpus_per_model: float | None = None
 
 
 @dataclass(frozen=True)
@@ -254,6 +263,7 @@ _CHOICES = {
     "compare.ci": {"bootstrap", "jackknife", "none"},
     "compare.null": {"analytic", "permutation", "none"},
     "compare.jackknife": set(JACKKNIFE_METHODS),
+    "extraction.backend": {"local", "ray"},
     "compare.backend": {"local", "ray"},  # reprsim.comparison.BACKENDS, without importing the engine here
 }
 
@@ -384,7 +394,19 @@ def _extraction(raw: Any) -> ExtractionSpec:
         device=_choice(d.get("device", base.device), "extraction.device"),
         dtype=_choice(d.get("dtype", base.dtype), "extraction.dtype"),
         long_sentences=_choice(d.get("long_sentences", base.long_sentences), "extraction.long_sentences"),
+        backend=_choice(d.get("backend", base.backend), "extraction.backend"),
+        address=_optional_str(d.get("address", base.address), "extraction.address"),
+        gpus_per_model=_gpus(d.get("gpus_per_model", base.gpus_per_model)),
     )
+
+
+def _gpus(value: Any) -> float | None:
+    """Check ``extraction.gpus_per_model``: a number of at least 0, or absent."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise _fail("extraction.gpus_per_model", f"must be a number of at least 0, got {value!r}")
+    return float(value)
 
 
 def _compare(raw: Any) -> CompareSpec:

@@ -58,6 +58,9 @@ def run(args: argparse.Namespace) -> int:
         trust_remote_code=args.trust_remote_code,
         progress=not args.quiet,
         rows=args.rows,
+        backend=args.backend,
+        address=args.address,
+        gpus_per_model=args.gpus_per_model,
     )
     for entry in entries:
         attention = "with attention" if entry.has_attention else "no attention"
@@ -152,5 +155,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="allow models whose code comes with their weights (off by default)",
     )
+    g = parser.add_argument_group("scaling out (docs: guide/scaling)")
+    g.add_argument("--backend", default="local", choices=["local", "ray"],
+                   help="run the models here one after another, or one Ray actor per model")
+    g.add_argument("--address", default=None, help="the Ray cluster (`ray start --head` prints it; default: local)")
+    g.add_argument("--gpus-per-model", type=float, default=None,
+                   help="GPUs each Ray actor declares (default: 1 when the cluster has GPUs, else 0)")
     add_quiet(parser, "no progress bars (transformers' weight-loading bar included)")
     parser.set_defaults(func=run)

@@ -44,6 +44,9 @@ def extract(
     trust_remote_code: bool = False,
     progress: bool = True,
     rows: str = "word",
+    backend: str = "local",
+    address: str | None = None,
+    gpus_per_model: float | None = None,
 ) -> list[StoreEntry]:
     """Extract word vectors (and word-level attention) of each model over the corpus into the store.
 
@@ -92,6 +95,13 @@ def extract(
         "last-token" (the last token of the sentence that belongs to a word), "mean" (the mean over those
         tokens) or "first-token" (the CLS token of an encoder that opens sequences with one, else the first
         such token); see `reprsim.extraction.rows`. Entries are keyed by it.
+    backend : str, default "local"
+        Where the models run: "local" (this process, one after another) or "ray" (one Ray actor per model,
+        `reprsim.extraction.on_ray`; models given by name; the store at the same path on every worker).
+    address : str, optional
+        The Ray cluster's address ("auto": a running one; default: a local cluster).
+    gpus_per_model : float, optional
+        GPUs each Ray actor declares (default: 1 when the cluster has GPUs, else 0).
 
     Returns
     -------
@@ -129,6 +139,22 @@ def extract(
     duplicates = sorted({label for label in labels if labels.count(label) > 1})
     if duplicates:
         raise ValueError(f"two models share the display name {duplicates[0]!r}; pass names=[...] (--name)")
+    if backend == "ray":
+        by_name = [spec for spec in specs if isinstance(spec, str)]
+        if len(by_name) != len(specs):
+            raise ValueError("on the Ray backend, models are given by name (a preset, hub id or folder); an "
+                             "adapter object runs only on the local backend")
+        from .on_ray import extract_on_ray
+
+        arguments = {"layers": layers, "subword": subword, "attention": attention,
+                     "causal_attention": causal_attention, "batch_size": batch_size, "device": device,
+                     "dtype": dtype, "long_sentences": long_sentences, "trust_remote_code": trust_remote_code,
+                     "rows": rows}
+        keys = extract_on_ray(by_name, labels, corpus, str(store.path), [arguments] * len(by_name), address=address,
+                              gpus_per_model=gpus_per_model, progress=progress)
+        return [store.get(key) for key in keys]
+    if backend != "local":
+        raise ValueError(f"backend {backend!r}: choose one of local, ray")
     return [extract_one(spec, label, corpus, store, options) for spec, label in zip(specs, labels, strict=True)]
 
 
