@@ -18,8 +18,8 @@ from reprsim.engine import CrossMoments
 from reprsim.ray_compare import accumulate_task, ray_moments
 from reprsim.row_shards import shard_moments
 from reprsim.store import ActivationStore
-from test_compare import LENGTHS, N_WORDS, write_model
-from test_shards import KEYS, _layers
+from test_compare import LENGTHS, N_WORDS
+from test_shards import KEYS, two_model_store
 
 
 @pytest.fixture(scope="module")
@@ -33,12 +33,7 @@ def cluster():
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> ActivationStore:
-    rng = np.random.default_rng(3)
-    latent = rng.standard_normal((N_WORDS, 4))
-    made = ActivationStore(tmp_path_factory.mktemp("store"))
-    for m, (name, width) in enumerate([("A", 6), ("B", 5)]):
-        write_model(made, name, _layers(rng, latent, width), heads=2, seed=m)
-    return made
+    return two_model_store(tmp_path_factory.mktemp("store"), seed=3)
 
 
 ALL_BLOCKS = [(a, b) for a in range(6) for b in range(a, 6)]  # 2 models x 3 layers

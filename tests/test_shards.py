@@ -26,15 +26,19 @@ def _layers(rng: np.random.Generator, latent: np.ndarray, width: int) -> dict[in
             + (0.5 + layer) * rng.standard_normal((latent.shape[0], width)) + 3.0 for layer in range(3)}
 
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> ActivationStore:
+def two_model_store(folder: Path, seed: int) -> ActivationStore:
     """Two 'models' of 3 layers sharing a latent signal, with attention, offset from zero."""
-    rng = np.random.default_rng(1)
+    rng = np.random.default_rng(seed)
     latent = rng.standard_normal((N_WORDS, 4))
-    made = ActivationStore(tmp_path_factory.mktemp("store"))
+    made = ActivationStore(folder)
     for m, (name, width) in enumerate([("A", 6), ("B", 5)]):
         write_model(made, name, _layers(rng, latent, width), heads=2, seed=m)
     return made
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> ActivationStore:
+    return two_model_store(tmp_path_factory.mktemp("store"), seed=1)
 
 
 @pytest.fixture(scope="module")
