@@ -217,7 +217,7 @@ def test_extraction_on_ray_writes_the_entries_local_extraction_writes(cluster, t
 
 def test_a_worker_killed_mid_extraction_resumes_from_the_durable_prefix(cluster, tmp_path):
     from reprsim.extraction import extract
-    from reprsim.extraction.on_ray import extraction_task
+    from reprsim.extraction.extract import extraction_task
     from test_cli_extract import files_of, tiny_bert_folder, write_corpus
 
     corpus = str(write_corpus(tmp_path / "corpus.txt", 300))  # windows [0, 256) and [256, 300)

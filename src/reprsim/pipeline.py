@@ -195,11 +195,12 @@ def run_study(study: Study, progress: bool = True, command: str | None = None) -
         for layers in [model.layers if model.layers is not None else ex.layers]
     ]
     if ex.backend == "ray":
+        from reprsim.extraction.extract import extraction_task
         from reprsim.extraction.on_ray import extract_on_ray
 
         keys = extract_on_ray([m.model for m in study.models], [m.name for m in study.models], corpus,
-                              str(store.path), arguments, address=ex.address, gpus_per_model=ex.gpus_per_model,
-                              progress=progress)
+                              str(store.path), arguments, address=ex.address, task=extraction_task,
+                              gpus_per_model=ex.gpus_per_model, progress=progress)
     else:
         keys = [extract([model.model], corpus, store, names=[model.name], progress=progress, **kwargs)[0].key
                 for model, kwargs in zip(study.models, arguments, strict=True)]

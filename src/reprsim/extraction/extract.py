@@ -151,11 +151,36 @@ def extract(
                      "dtype": dtype, "long_sentences": long_sentences, "trust_remote_code": trust_remote_code,
                      "rows": rows}
         keys = extract_on_ray(by_name, labels, corpus, str(store.path), [arguments] * len(by_name), address=address,
-                              gpus_per_model=gpus_per_model, progress=progress)
+                              task=extraction_task, gpus_per_model=gpus_per_model, progress=progress)
         return [store.get(key) for key in keys]
     if backend != "local":
         raise ValueError(f"backend {backend!r}: choose one of local, ray")
     return [extract_one(spec, label, corpus, store, options) for spec, label in zip(specs, labels, strict=True)]
+
+
+def extraction_task(spec: str, name: str, corpus: Corpus, store: str, arguments: dict[str, Any]) -> str:
+    """What one model's actor runs: `reprsim.extraction.extract` of that model; its entry's key.
+
+    Parameters
+    ----------
+    spec
+        The model (a preset, hub id or local folder).
+    name
+        Its display name.
+    corpus
+        The corpus (already cut to ``max_sentences``).
+    store
+        The store's path, as the worker sees it.
+    arguments
+        The other keyword arguments of `reprsim.extraction.extract` (layers, subword, device, ...).
+
+    Returns
+    -------
+    str
+        The entry's key.
+    """
+    (entry,) = extract([spec], corpus, store, names=[name], progress=False, **arguments)
+    return entry.key
 
 
 def _first_sentences(corpus: Corpus, max_sentences: int | None) -> Corpus:

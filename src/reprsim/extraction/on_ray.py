@@ -24,34 +24,7 @@ from tqdm.auto import tqdm
 from reprsim.corpus import Corpus
 from reprsim.ray_support import MAX_RETRIES, connect, result
 
-__all__ = ["extract_on_ray", "extraction_task"]
-
-
-def extraction_task(spec: str, name: str, corpus: Corpus, store: str, arguments: dict[str, Any]) -> str:
-    """What one model's actor runs: `reprsim.extraction.extract` of that model; its entry's key.
-
-    Parameters
-    ----------
-    spec
-        The model (a preset, hub id or local folder).
-    name
-        Its display name.
-    corpus
-        The corpus (already cut to ``max_sentences``).
-    store
-        The store's path, as the worker sees it.
-    arguments
-        The other keyword arguments of `reprsim.extraction.extract` (layers, subword, device, ...).
-
-    Returns
-    -------
-    str
-        The entry's key.
-    """
-    from reprsim.extraction.extract import extract
-
-    (entry,) = extract([spec], corpus, store, names=[name], progress=False, **arguments)
-    return entry.key
+__all__ = ["extract_on_ray"]
 
 
 class _Extractor:
@@ -63,8 +36,8 @@ class _Extractor:
 
 def extract_on_ray(specs: Sequence[str], names: Sequence[str], corpus: Corpus, store: str,
                    arguments: Sequence[dict[str, Any]], *, address: str | None = None,
-                   gpus_per_model: float | None = None, cpus_per_model: float = 1, progress: bool = True,
-                   task: Callable[..., str] = extraction_task) -> list[str]:
+                   task: Callable[..., str], gpus_per_model: float | None = None, cpus_per_model: float = 1,
+                   progress: bool = True) -> list[str]:
     """Extract each model in an actor of its own on the Ray cluster; the entries' keys.
 
     Parameters
@@ -87,7 +60,8 @@ def extract_on_ray(specs: Sequence[str], names: Sequence[str], corpus: Corpus, s
     progress
         Show a progress bar over the models.
     task
-        The function each actor runs (`extraction_task`; tests wrap it to inject faults).
+        The function each actor runs: ``task(spec, name, corpus, store, arguments)`` gives the entry's key
+        (`reprsim.extraction.extract.extraction_task`; tests wrap it to inject faults).
 
     Returns
     -------
