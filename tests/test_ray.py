@@ -166,6 +166,7 @@ def test_compare_on_the_command_line_and_in_a_study_file(cluster, store, tmp_pat
     assert _CHOICES["compare.backend"] == set(BACKENDS)
     capsys.readouterr()
     assert main(["compare", "--store", str(store.path), "--measures", "linear_cka,rsa,attention_js", "--plan",
+                 "--out", str(tmp_path / "nothing.parquet"),
                  "--backend", "ray", "--shards", "4", "--memory-per-task", "3KiB"]) == 0
     plan = capsys.readouterr().out.splitlines()
     assert plan[0] == f"2 models, 6 layers, {N_WORDS:,} rows (words)"

@@ -239,3 +239,33 @@ def test_moments_files_are_plain_npz(store, tmp_path):
         assert all(name.endswith(".npy") for name in z.namelist())
     with np.load(path, allow_pickle=False) as data:
         assert "record" in data.files and "panel0.product" in data.files
+
+
+def test_a_distance_of_a_layer_with_itself_is_exactly_zero(store, local, tmp_path):
+    from reprsim import measures as registry
+
+    distances = {m for m in set(local.frame.measure)
+                 if registry.get(m).symmetric and not registry.get(m).larger_is_similar
+                 and registry.get(m).base in {"procrustes_distance", "angular_distance", "shape_metric",
+                                              "bures_distance", "soft_matching_distance", "gulp",
+                                              "magnitude_difference"}}
+    assert len(distances) >= 6
+    merged = merge_shards(_accumulate_all(store, tmp_path, 3, measures=sorted(distances)), progress=False)
+    for table in (local, merged):
+        f = table.frame
+        self_pairs = f[(f.model_a == f.model_b) & (f.layer_a == f.layer_b) & f.measure.isin(distances)]
+        assert len(self_pairs) == 6 * len(distances) and (self_pairs.value == 0.0).all()
+        others = f[(f.layer_a != f.layer_b) & f.measure.isin(distances)]
+        assert (others.value > 0).all()
+
+
+def test_merge_finds_the_entries_by_key_when_a_name_is_shared(tmp_path):
+    made = two_model_store(tmp_path / "store", seed=4)
+    files = _accumulate_all(made, tmp_path / "m", 2, measures=["linear_cka"])
+    rng = np.random.default_rng(5)
+    write_model(made, "A", _layers(rng, rng.standard_normal((N_WORDS, 4)), 6), heads=0, variant="other")
+    merged = merge_shards(files, progress=False)
+    assert set(merged.frame.model_a) == {"A", "B"}
+    made.remove(next(e.key for e in made.entries() if e.name == "B"))
+    with pytest.raises(ValueError, match=r"entry 'B-.*' of model 'B', but the store .* now holds no such entry"):
+        merge_shards(files, progress=False)

@@ -322,6 +322,8 @@ def compare(
                                                    jackknife=jackknife))
     if backend not in BACKENDS:
         raise ValueError(f"backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+    if shards is not None and (isinstance(shards, bool) or not isinstance(shards, int) or shards < 1):
+        raise ValueError(f"shards must be a positive integer, got {shards!r}")
     budget = LINEAR_BUDGET_BYTES if memory_per_task is None else memory_per_task
     if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
         raise ValueError(f"memory_per_task must be a positive number of bytes, got {memory_per_task!r}")
@@ -370,7 +372,7 @@ def plan_lines(store: str | Path | ActivationStore, measures: Sequence[str] = ("
             shards = default_shards(connect(address), run.entries[0].n_sentences)
         else:
             shards = min(os.cpu_count() or 1, run.entries[0].n_sentences)
-    count = shards if backend == "ray" and shards else 1
+    count = min(shards, run.entries[0].n_sentences) if backend == "ray" and shards else 1
     linear = linear_plan(run.reps, run.streamed, run.done, budget, count)
     lines = [f"{len(run.entries)} models, {len(run.reps)} layers, {linear['rows']:,} rows (words)"]
     if run.streamed:
@@ -399,7 +401,7 @@ def _records_on_ray(run: ComparisonPlan, device: str, address: str | None, shard
     if run.options.enabled:
         raise ValueError("statistics (ci, null) are not available on the Ray backend yet: use backend='local' "
                          "(--backend local)")
-    family = functools.partial(RayLinearFamily, store=str(run.store.path), keys=[e.key for e in run.entries],
+    family = functools.partial(RayLinearFamily, store=str(run.store.path.resolve()), keys=[e.key for e in run.entries],
                                sentence_lengths=run.entries[0].sentence_lengths, shards=shards, address=address)
     return streamed_records(run.reps, run.streamed, run.done, device, run.chunk_rows, progress, family=family,
                             budget=budget)

@@ -199,7 +199,7 @@ def run_study(study: Study, progress: bool = True, command: str | None = None) -
         from reprsim.extraction.on_ray import extract_on_ray
 
         keys = extract_on_ray([m.model for m in study.models], [m.name for m in study.models], corpus,
-                              str(store.path), arguments, address=ex.address, task=extraction_task,
+                              str(store.path.resolve()), arguments, address=ex.address, task=extraction_task,
                               gpus_per_model=ex.gpus_per_model, progress=progress)
     else:
         keys = [extract([model.model], corpus, store, names=[model.name], progress=progress, **kwargs)[0].key

@@ -154,8 +154,9 @@ def ray_moments(store: str, keys: Sequence[str], sentence_lengths: Sequence[int]
                 bar.update(1)
         level = arrays  # in shard order, so the merges do not depend on timing
         while len(level) > 1:
-            level = [merge.remote(level[k], level[k + 1]) for k in range(0, len(level) - 1, 2)] + (
-                level[-1:] if len(level) % 2 else [])
+            merges = [merge.remote(level[k], level[k + 1]) for k in range(0, len(level) - 1, 2)]
+            pending += merges
+            level = merges + (level[-1:] if len(level) % 2 else [])
         merged = result(ray, level[0], "merging the shards")
     except BaseException:
         for ref in pending:

@@ -129,7 +129,7 @@ def accumulate_shard(
         "shard": [shard.index, shard.count],
         "sentences": list(sentences),
         "rows": list(rows),
-        "store": str(run.store.path),
+        "store": str(run.store.path.resolve()),
     }
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
@@ -290,8 +290,16 @@ def merge_shards(
     count = _check_one_study(shards)
     shards.sort(key=lambda s: s.shard.index)
     study = shards[0].record["study"]
-    run = _plan(store if store is not None else shards[0].record["store"], study["measures"],
-                list(study["entries"]), 8192, study["subsample_rows"], study["attention_sentences"], study["seed"])
+    where = store if store is not None else shards[0].record["store"]
+    opened = where if isinstance(where, ActivationStore) else ActivationStore(where, create=False)
+    for name, key in study["entries"].items():
+        if not opened.has_complete(key):
+            now = [e.key for e in opened.entries() if e.name == name]
+            raise ValueError(f"the shards were accumulated from store entry {key!r} of model {name!r}, but the "
+                             f"store {opened.path} now holds {', '.join(map(repr, now)) or 'no such entry'}: "
+                             "accumulate again")
+    run = _plan(opened, study["measures"], list(study["entries"].values()), 8192, study["subsample_rows"],
+                study["attention_sentences"], study["seed"])
     _check_store(run, study, shards)
     merged: CrossMoments | None = None
     for s in shards:

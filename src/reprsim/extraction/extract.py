@@ -150,8 +150,8 @@ def extract(
                      "causal_attention": causal_attention, "batch_size": batch_size, "device": device,
                      "dtype": dtype, "long_sentences": long_sentences, "trust_remote_code": trust_remote_code,
                      "rows": rows}
-        keys = extract_on_ray(by_name, labels, corpus, str(store.path), [arguments] * len(by_name), address=address,
-                              task=extraction_task, gpus_per_model=gpus_per_model, progress=progress)
+        keys = extract_on_ray(by_name, labels, corpus, str(store.path.resolve()), [arguments] * len(by_name),
+                              address=address, task=extraction_task, gpus_per_model=gpus_per_model, progress=progress)
         return [store.get(key) for key in keys]
     if backend != "local":
         raise ValueError(f"backend {backend!r}: choose one of local, ray")
