@@ -136,7 +136,8 @@ def ray_moments(store: str, keys: Sequence[str], sentence_lengths: Sequence[int]
     if memory:
         options["memory"] = int(memory)
     remote = ray.remote(num_returns=2, **options)(run_shard)
-    merge = ray.remote(**options)(_merge_arrays)
+    # A merge holds its two inputs and its output.
+    merge = ray.remote(**{**options, **({"memory": 3 * int(memory)} if memory else {})})(_merge_arrays)
     flags: dict[Any, str] = {}
     arrays: list[Any] = []
     for i in range(1, count + 1):
