@@ -68,6 +68,35 @@ def inference_arguments(args: argparse.Namespace) -> dict[str, Any]:
     return {k: getattr(args, k) for k in COMPARE_ARGUMENTS}
 
 
+def checked_results_path(out: str, csv: bool) -> Path:
+    """Check ``--out`` before any work: a .parquet or .csv name (any name with ``--csv``), in a writable place.
+
+    Parameters
+    ----------
+    out : str
+        The option's value.
+    csv : bool
+        Whether ``--csv`` was given.
+
+    Returns
+    -------
+    pathlib.Path
+        The path.
+
+    Raises
+    ------
+    ValueError
+        If the suffix is neither, or the place cannot be written.
+    """
+    from reprsim.results import FORMAT_OF_SUFFIX, check_output_path
+
+    path = Path(out)
+    if not csv and path.suffix.lower() not in FORMAT_OF_SUFFIX:
+        raise ValueError(f"--out {str(path)!r}: use a .parquet or .csv name (or add --csv)")
+    check_output_path(path, "csv" if csv else None)
+    return path
+
+
 def run(args: argparse.Namespace) -> int:
     """Compare every stored representation with every other and write the results table.
 
@@ -93,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
         If a measure or model is unknown.
     """
     from reprsim.comparison import compare
-    from reprsim.results import FORMAT_OF_SUFFIX, ResultTable, check_output_path
+    from reprsim.results import ResultTable
 
     if args.plan:
         from reprsim.comparison import plan_lines
@@ -106,10 +135,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.out is None:
         raise ValueError("--out is required (the results file), except with --plan")
-    out = Path(args.out)
-    if not args.csv and out.suffix.lower() not in FORMAT_OF_SUFFIX:
-        raise ValueError(f"--out {str(out)!r}: use a .parquet or .csv name (or add --csv)")
-    check_output_path(out, "csv" if args.csv else None)  # before the work, not after it
+    out = checked_results_path(args.out, args.csv)  # before the work, not after it
     previous = ResultTable.load(out) if out.exists() and not args.overwrite else None
     table = compare(
         args.store,

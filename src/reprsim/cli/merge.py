@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from reprsim.cli import add_quiet, command_parser
 
@@ -27,15 +26,12 @@ def run(args: argparse.Namespace) -> int:
         If ``--out`` exists (without ``--overwrite``) or has another suffix, or the files are not every shard
         of one study, each once (see `reprsim.shards.merge_shards`).
     """
-    from reprsim.results import FORMAT_OF_SUFFIX, check_output_path
+    from reprsim.cli.compare import checked_results_path
     from reprsim.shards import merge_shards
 
-    out = Path(args.out)
-    if not args.csv and out.suffix.lower() not in FORMAT_OF_SUFFIX:
-        raise ValueError(f"--out {str(out)!r}: use a .parquet or .csv name (or add --csv)")
+    out = checked_results_path(args.out, args.csv)
     if out.exists() and not args.overwrite:
         raise ValueError(f"--out {str(out)!r} exists: add --overwrite to replace it")
-    check_output_path(out, "csv" if args.csv else None)
     table = merge_shards(args.moments, store=args.store, device=args.device, progress=not args.quiet)
     out.parent.mkdir(parents=True, exist_ok=True)
     path = table.save(out, format="csv" if args.csv else None)
