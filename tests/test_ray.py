@@ -19,7 +19,7 @@ from reprsim.ray_compare import accumulate_task, ray_moments
 from reprsim.row_shards import shard_moments
 from reprsim.store import ActivationStore
 from test_compare import LENGTHS, N_WORDS
-from test_shards import KEYS, two_model_store
+from test_shards import KEYS, assert_same_statistics, two_model_store
 
 
 @pytest.fixture(scope="module")
@@ -124,9 +124,18 @@ def test_column_tiles_on_ray_give_the_local_table(cluster, store):
     assert "in 1 column tiles" in plan_lines(store, measures)[1]
 
 
-def test_statistics_and_unknown_backends_are_refused_by_name(cluster, store):
-    with pytest.raises(ValueError, match="not available on the Ray backend yet"):
-        compare(store, ["linear_cka"], progress=False, backend="ray", ci="jackknife", blocks=5)
+@pytest.mark.parametrize("ci", ["bootstrap", "jackknife"])
+def test_statistics_on_ray_equal_the_local_ones(cluster, store, ci):
+    # 3 shards over 7 sentence blocks: shard boundaries cut blocks, whose parts the driver adds back.
+    measures = ["linear_cka", "debiased_cka", "svcca", "linreg", "procrustes", "rsa"]
+    options = {"ci": ci, "null": "analytic", "blocks": 7, "resamples": 40, "subsample_rows": 200}
+    local = compare(store, measures, progress=False, **options)
+    on_ray = compare(store, measures, progress=False, backend="ray", shards=3, **options)
+    assert local.frame.ci_low.notna().sum() > 0
+    assert_same_statistics(on_ray, local)
+
+
+def test_unknown_backends_are_refused_by_name(cluster, store):
     with pytest.raises(ValueError, match="backend 'spark': choose one of local, ray"):
         compare(store, ["linear_cka"], progress=False, backend="spark")
 

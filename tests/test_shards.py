@@ -51,6 +51,27 @@ def _accumulate_all(store: ActivationStore, folder: Path, count: int, measures=(
     return [accumulate_shard(store, Shard(i, count), folder, measures, **options) for i in range(1, count + 1)]
 
 
+STATISTICS = ["se", "ci_low", "ci_high", "null_mean", "p_value", "calibrated"]
+
+
+def assert_same_statistics(got, want) -> None:
+    """Values and every statistic equal to 1e-10 (missing in the same places), the replicates too."""
+    assert got.frame[KEYS].equals(want.frame[KEYS])
+    for column in ["value"] + [c for c in STATISTICS if c in want.frame]:
+        np.testing.assert_allclose(got.frame[column].to_numpy(float), want.frame[column].to_numpy(float),
+                                   rtol=0, atol=1e-10, equal_nan=True, err_msg=column)
+    assert {k: v for k, v in got.provenance.items() if k != "shards"} == want.provenance
+    compared = 0
+    for row in want.frame.itertuples():
+        pair = row.measure, (row.model_a, row.layer_a), (row.model_b, row.layer_b)
+        mine, theirs = got.uncertainty(*pair), want.uncertainty(*pair)
+        assert mine.replicate_kind == theirs.replicate_kind
+        if theirs.replicates is not None:
+            np.testing.assert_allclose(mine.replicates, theirs.replicates, rtol=0, atol=1e-10)
+            compared += 1
+    assert compared > 0
+
+
 # --- moments files ---------------------------------------------------------------------------------------
 def test_moments_arrays_round_trip_and_merge_equal_one_pass_by_numpy():
     rng = np.random.default_rng(0)
@@ -141,6 +162,36 @@ def test_files_given_in_any_order_and_one_by_one_merge_alike(store, local, tmp_p
     np.testing.assert_allclose(joined.value.to_numpy(), joined.value_local.to_numpy(), atol=1e-10, rtol=0)
 
 
+@pytest.mark.parametrize("ci, count, chunk_rows", [("bootstrap", 3, 50), ("jackknife", 4, 8192)])
+def test_statistics_through_shards_equal_compares(store, tmp_path, ci, count, chunk_rows):
+    # 7 sentence blocks over 3 or 4 shards: shard boundaries cut blocks, which the merge adds back.
+    measures = ["linear_cka", "debiased_cka", "pwcca", "maxsim", "procrustes", "rbf_cka", "attention_js"]
+    stats = {"ci": ci, "null": "analytic", "blocks": 7, "resamples": 40}
+    local = compare(store, measures, progress=False, subsample_rows=300, attention_sentences=40, **stats)
+    _accumulate_all(store, tmp_path, count, measures, chunk_rows=chunk_rows, **stats)
+    merged = merge_shards([tmp_path], progress=False)
+    assert merged.frame.ci_low.notna().sum() > 0 and merged.provenance["inference"]["options"]["ci"] == ci
+    assert merged.provenance["shards"] == count
+    assert_same_statistics(merged, local)
+
+
+def test_shards_with_other_statistics_or_a_missing_block_are_refused(store, tmp_path):
+    from reprsim.engine.block_moments import BlockedMoments
+    from reprsim.engine.moments_state import block_parts_from_arrays
+
+    first = accumulate_shard(store, "1/2", tmp_path / "a", ["linear_cka"], progress=False, ci="jackknife", blocks=6)
+    other = accumulate_shard(store, "2/2", tmp_path / "b", ["linear_cka"], progress=False, ci="jackknife", blocks=5)
+    plain = accumulate_shard(store, "2/2", tmp_path / "c", ["linear_cka"], progress=False)
+    for second in (other, plain):
+        with pytest.raises(ValueError, match="shards of different studies: their inference differ"):
+            merge_shards([first, second], progress=False)
+    with np.load(first, allow_pickle=False) as data:
+        parts = block_parts_from_arrays({k: data[k] for k in data.files if k != "record"}, what=first.name)
+    bounds = np.asarray([0, 100, 200, 300, 400, 500, N_WORDS])
+    with pytest.raises(ValueError, match=r"sentence blocks \[\d.*\] are missing"):
+        BlockedMoments.from_parts(parts, bounds)
+
+
 # --- merges refused ----------------------------------------------------------------------------------------
 def test_a_shard_merged_twice_or_missing_is_an_error_naming_the_files(store, tmp_path):
     files = _accumulate_all(store, tmp_path / "s", 3, measures=["linear_cka"])
@@ -229,6 +280,13 @@ def test_accumulate_and_merge_on_the_command_line(store, local, tmp_path, capsys
                                atol=1e-10, rtol=0)
     assert main(["merge", str(tmp_path / "m"), "--out", str(out), "--quiet"]) == 1
     assert "exists: add --overwrite" in capsys.readouterr().err
+    for i in (1, 2):
+        assert main(["accumulate", "--store", str(store.path), "--shard", f"{i}/2", "--out", str(tmp_path / "ci"),
+                     "--measures", "linear_cka", "--ci", "jackknife", "--blocks", "5", "--quiet"]) == 0
+    assert main(["merge", str(tmp_path / "ci"), "--out", str(tmp_path / "ci.parquet"), "--quiet"]) == 0
+    with_ci = ResultTable.load(tmp_path / "ci.parquet")
+    want = compare(store, ["linear_cka"], progress=False, ci="jackknife", blocks=5)
+    np.testing.assert_allclose(with_ci.frame.se.to_numpy(float), want.frame.se.to_numpy(float), atol=1e-10, rtol=0)
     assert main(["accumulate", "--store", str(store.path), "--shard", "3", "--out", str(tmp_path)]) == 1
     assert "write it as i/N" in capsys.readouterr().err
 

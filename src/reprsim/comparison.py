@@ -276,7 +276,7 @@ def compare(
     backend
         Where the linear measures' pass runs: ``"local"`` (this process, tiled under `LINEAR_BUDGET_BYTES`),
         or ``"ray"`` (one Ray task per row shard and a tree of merges, `reprsim.ray_compare`; the store must
-        be at the same path on every worker; no statistics yet). The table is the same to 1e-10.
+        be at the same path on every worker). The table, statistics included, is the same to 1e-10.
     address
         The Ray cluster's address (``"auto"``: a running one; default: a local cluster).
     shards
@@ -398,13 +398,11 @@ def _records_on_ray(run: ComparisonPlan, device: str, address: str | None, shard
     from reprsim.ray_support import check_ray
 
     check_ray()
-    if run.options.enabled:
-        raise ValueError("statistics (ci, null) are not available on the Ray backend yet: use backend='local' "
-                         "(--backend local)")
     family = functools.partial(RayLinearFamily, store=str(run.store.path.resolve()), keys=[e.key for e in run.entries],
                                sentence_lengths=run.entries[0].sentence_lengths, shards=shards, address=address)
-    return streamed_records(run.reps, run.streamed, run.done, device, run.chunk_rows, progress, family=family,
-                            budget=budget)
+    bounds = block_bounds(run.entries[0].sentence_lengths, run.options) if run.streamed else None
+    return streamed_records(run.reps, run.streamed, run.done, device, run.chunk_rows, progress, run.options, bounds,
+                            family=family, budget=budget)
 
 
 @dataclass

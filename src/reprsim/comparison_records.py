@@ -34,6 +34,7 @@ from reprsim.engine import (
     resolve_device,
     score_pairs,
 )
+from reprsim.engine.block_moments import BlockedMoments
 from reprsim.engine.linear_family import MomentsFamily, warn_about_fits
 from reprsim.engine.linear_score import check_measures
 from reprsim.inference import NO_INFERENCE, InferenceOptions, Uncertainty, sentence_blocks
@@ -238,17 +239,19 @@ def linear_plan(reps: Sequence[RepresentationSource], names: Sequence[str],
             "bytes_per_task": largest, "rows": int(reps[0].n_rows or 0)}
 
 
-def merged_records(moments: CrossMoments, reps: Sequence[RepresentationSource], names: Sequence[str],
-                   done: set[tuple[str, int, str, int, str]], progress: bool) -> list[dict[str, Any]]:
+def merged_records(moments: CrossMoments | BlockedMoments, reps: Sequence[RepresentationSource],
+                   names: Sequence[str], done: set[tuple[str, int, str, int, str]], progress: bool,
+                   inference: InferenceOptions = NO_INFERENCE) -> list[dict[str, Any]]:
     """Linear measures from moments accumulated elsewhere (merged shards), as `streamed_records` gives them.
 
     Parameters
     ----------
     moments
-        Moments holding every block (a, b), a <= b, of the representations.
+        Moments holding every block (a, b), a <= b, of the representations; per sentence block
+        (`BlockedMoments`) when `inference` asks for intervals.
     reps
         The representations, in the moments' order (only their ids and widths are used).
-    names, done, progress
+    names, done, progress, inference
         As for `streamed_records`.
 
     Returns
@@ -260,8 +263,9 @@ def merged_records(moments: CrossMoments, reps: Sequence[RepresentationSource], 
         return []
     moments.release_buffers()
     family = MomentsFamily(moments, [r.id for r in reps], check_measures(names), svcca=SvccaOptions(),
-                           workers=torch.get_num_threads())
-    return _linear_records(family, reps, names, done, 1 << 62, moments.n_rows(), progress)
+                           workers=torch.get_num_threads(), inference=inference)
+    n_rows = int(moments.bounds[-1]) if isinstance(moments, BlockedMoments) else moments.n_rows()
+    return _linear_records(family, reps, names, done, 1 << 62, n_rows, progress)
 
 
 def _linear_records(family: LinearFamily, reps: Sequence[RepresentationSource], names: Sequence[str],

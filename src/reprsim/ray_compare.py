@@ -26,14 +26,21 @@ import torch
 from tqdm.auto import tqdm
 
 from reprsim.engine import CrossMoments, LinearFamily, RepresentationSource
-from reprsim.engine.moments_state import moments_arrays, moments_from_arrays
+from reprsim.engine.block_moments import BlockedMoments, merge_block_parts
+from reprsim.engine.moments_state import (
+    block_parts_arrays,
+    block_parts_from_arrays,
+    moments_arrays,
+    moments_from_arrays,
+)
 from reprsim.ray_support import MAX_RETRIES, RETRIED_EXCEPTIONS, connect, result
-from reprsim.row_shards import Shard, shard_moments, shard_rows
+from reprsim.row_shards import Shard, shard_block_parts, shard_moments, shard_rows
 
 __all__ = ["RayLinearFamily", "accumulate_task", "default_shards", "ray_moments"]
 
 def accumulate_task(store: str, keys: Sequence[str], rows: tuple[int, int], members: Sequence[int],
-                    blocks: Sequence[tuple[int, int]], row_norms: bool, chunk_rows: int) -> dict[str, np.ndarray]:
+                    blocks: Sequence[tuple[int, int]], row_norms: bool, chunk_rows: int,
+                    bounds: Sequence[int] | None = None) -> dict[str, np.ndarray]:
     """What one (row shard x column tile) task runs: the tile's moments over the shard's rows, as arrays.
 
     Parameters
@@ -52,16 +59,23 @@ def accumulate_task(store: str, keys: Sequence[str], rows: tuple[int, int], memb
         Keep the row-norm sums.
     chunk_rows
         Rows per chunk.
+    bounds
+        The sentence blocks' row offsets over the corpus, when the statistics need moments per block.
 
     Returns
     -------
     dict of str to numpy.ndarray
-        `reprsim.engine.moments_state.moments_arrays` of the shard's tile.
+        `reprsim.engine.moments_state.moments_arrays` of the shard's tile, or with `bounds`
+        `reprsim.engine.moments_state.block_parts_arrays` of its moments per sentence block.
     """
     from reprsim.comparison_entries import select_entries
     from reprsim.store import ActivationStore
 
     entries = select_entries(ActivationStore(store, create=False), list(keys))
+    if bounds is not None:
+        return block_parts_arrays(shard_block_parts(entries, rows, np.asarray(bounds), row_norms=row_norms,
+                                                    members=members, blocks=list(blocks), device="cpu",
+                                                    chunk_rows=chunk_rows))
     return moments_arrays(shard_moments(entries, rows, row_norms=row_norms, members=members, blocks=list(blocks),
                                         device="cpu", chunk_rows=chunk_rows))
 
@@ -81,7 +95,7 @@ def ray_moments(store: str, keys: Sequence[str], sentence_lengths: Sequence[int]
                 address: str | None = None, chunk_rows: int = 8192, progress: bool = True,
                 task: Callable[..., dict[str, np.ndarray]] = accumulate_task, num_cpus: float = 1,
                 memory: int | None = None, device: str | torch.device = "cpu",
-                description: str = "shards on ray") -> CrossMoments:
+                description: str = "shards on ray", bounds: np.ndarray | None = None) -> Any:
     """A tile's moments, accumulated by Ray tasks over row shards and merged by a tree of Ray tasks.
 
     Parameters
@@ -113,11 +127,15 @@ def ray_moments(store: str, keys: Sequence[str], sentence_lengths: Sequence[int]
         Where the merged moments go (the driver's derivations).
     description
         The progress bar's label.
+    bounds
+        The sentence blocks' row offsets (G + 1,), for moments per block (the statistics' intervals): the
+        shards' parts then come to the driver in shard order and are added there (their sum is as large
+        as the parts, so a tree of merges would save nothing).
 
     Returns
     -------
-    CrossMoments
-        The tile's blocks over all rows.
+    CrossMoments or BlockedMoments
+        The tile's blocks over all rows; per sentence block (finished) with `bounds`.
 
     Raises
     ------
@@ -140,10 +158,12 @@ def ray_moments(store: str, keys: Sequence[str], sentence_lengths: Sequence[int]
     merge = ray.remote(**{**options, **({"memory": 3 * int(memory)} if memory else {})})(_merge_arrays)
     flags: dict[Any, str] = {}
     arrays: list[Any] = []
+    extra = [] if bounds is None else [[int(b) for b in bounds]]
     for i in range(1, count + 1):
         shard = Shard(i, count)
         rows = shard_rows(sentence_lengths, shard)
-        flag, values = remote.remote(store, list(keys), rows, list(members), list(blocks), row_norms, chunk_rows)
+        flag, values = remote.remote(store, list(keys), rows, list(members), list(blocks), row_norms, chunk_rows,
+                                     *extra)
         flags[flag] = f"shard {shard} (rows {rows[0]}..{rows[1]})"
         arrays.append(values)
     pending = list(flags)
@@ -153,6 +173,13 @@ def ray_moments(store: str, keys: Sequence[str], sentence_lengths: Sequence[int]
                 ready, pending = ray.wait(pending, num_returns=1)
                 result(ray, ready[0], flags[ready[0]])
                 bar.update(1)
+        if bounds is not None:
+            parts: dict[int, CrossMoments] = {}
+            for k, ref in enumerate(arrays):  # in shard order, so the sums do not depend on timing
+                merge_block_parts(parts, block_parts_from_arrays(result(ray, ref, "fetching the shards"),
+                                                                 device=device, what=f"shard {k + 1}/{count}"))
+                arrays[k] = None
+            return BlockedMoments.from_parts(parts, bounds, what="the shards on ray")
         level = arrays  # in shard order, so the merges do not depend on timing
         while len(level) > 1:
             merges = [merge.remote(level[k], level[k + 1]) for k in range(0, len(level) - 1, 2)]
@@ -174,7 +201,7 @@ class RayLinearFamily(LinearFamily):
     sources
         The representations: every layer of the entries, entry by entry (`reprsim.comparison_entries`).
     measures
-        As for `LinearFamily` (no statistics).
+        As for `LinearFamily`.
     store
         The store's path, as the workers see it.
     keys
@@ -198,10 +225,24 @@ class RayLinearFamily(LinearFamily):
 
     def _pass(self, members: Sequence[int], blocks: Sequence[tuple[int, int]]) -> CrossMoments:
         """The tile's pass as (row shard x this tile) tasks, merged by a tree of tasks."""
+        moments: CrossMoments = ray_moments(**self._tile_options(members, blocks, 1))
+        return moments
+
+    def _blocked_pass(self, members: Sequence[int], blocks: Sequence[tuple[int, int]]) -> BlockedMoments:
+        """The tile's pass per sentence block as (row shard x this tile) tasks, the parts added on the driver."""
+        assert self.bounds is not None
+        count = self.shards or default_shards(connect(self.address), len(self.sentence_lengths))
+        held = -(-(len(self.bounds) - 1) // count) + 1  # the sentence blocks one shard overlaps, at most
+        blocked: BlockedMoments = ray_moments(**self._tile_options(members, blocks, held), bounds=self.bounds)
+        return blocked
+
+    def _tile_options(self, members: Sequence[int], blocks: Sequence[tuple[int, int]], copies: int) -> dict[str, Any]:
+        """`ray_moments`' options for one tile, each task declaring `copies` times the tile's blocks."""
         widths = [self.sources[g].width for g in members]
-        memory = 8 * sum(widths[a] * widths[b] for a, b in blocks) + 8 * self.chunk_rows * sum(widths)
-        return ray_moments(self.store, self.keys, self.sentence_lengths, members=members, blocks=blocks,
-                           row_norms=self._row_norms(), shards=self.shards, address=self.address,
-                           chunk_rows=self.chunk_rows, progress=self.progress, memory=memory, device=self.device,
-                           description=f"pass {self.passes} on ray" if self.passes > 1 else "shards on ray")
+        memory = 8 * copies * sum(widths[a] * widths[b] for a, b in blocks) + 8 * self.chunk_rows * sum(widths)
+        return {"store": self.store, "keys": self.keys, "sentence_lengths": self.sentence_lengths,
+                "members": members, "blocks": blocks, "row_norms": self._row_norms(), "shards": self.shards,
+                "address": self.address, "chunk_rows": self.chunk_rows, "progress": self.progress, "memory": memory,
+                "device": self.device,
+                "description": f"pass {self.passes} on ray" if self.passes > 1 else "shards on ray"}
 

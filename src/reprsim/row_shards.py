@@ -1,7 +1,9 @@
 """Row shards of a corpus: runs of whole sentences, and one pass over a shard's rows into mergeable moments.
 
 `Shard` names shard i of N; `shard_sentences` and `shard_rows` say which sentences and rows it holds;
-`shard_moments` streams them into every block of a study's layers. `reprsim.shards` (files for any
+`shard_moments` streams them into every block of a study's layers, and `shard_block_parts` into moments per
+sentence block (the statistics' blocks, `reprsim.engine.BlockedMoments`; a block a shard boundary cuts is
+added back by the merge). `reprsim.shards` (files for any
 scheduler) and `reprsim.ray_compare` (Ray tasks) both split the linear pass this way, so both merge to the
 same moments.
 """
@@ -14,13 +16,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reprsim.engine import CrossMoments, RepresentationSource
+from reprsim.engine import CrossMoments, RepresentationSource, resolve_device
+from reprsim.engine.block_moments import BlockedMoments, shard_block_bounds
 from reprsim.engine.checks import PairSpec
 from reprsim.engine.sources import stream
 from reprsim.store import StoreEntry
 from reprsim.store.layout import word_offsets
 
-__all__ = ["Shard", "shard_bytes", "shard_moments", "shard_rows", "shard_sentences"]
+__all__ = ["Shard", "shard_block_parts", "shard_bytes", "shard_moments", "shard_rows", "shard_sentences"]
 
 
 @dataclass(frozen=True)
@@ -140,3 +143,40 @@ def shard_moments(entries: Sequence[StoreEntry], rows: tuple[int, int], *, row_n
                            diagonal=blocks == "all")
     stream(sources, moments, chunk_rows, progress, description)
     return moments
+
+
+def shard_block_parts(entries: Sequence[StoreEntry], rows: tuple[int, int], bounds: np.ndarray, *, row_norms: bool,
+                      members: Sequence[int] | None = None, blocks: Sequence[tuple[int, int]] | None = None,
+                      device: str = "auto", chunk_rows: int = 8192, progress: bool = False,
+                      description: str = "shard") -> dict[int, CrossMoments]:
+    """One pass over rows [start, stop) into moments per sentence block, for the statistics (ci) to merge.
+
+    Parameters
+    ----------
+    entries, rows, row_norms, members, device, chunk_rows, progress, description
+        As for `shard_moments`.
+    bounds
+        (G + 1,) row offsets of the sentence blocks over the whole corpus (`reprsim.inference.sentence_blocks`).
+    blocks
+        (a, b) pairs of member positions, every member's diagonal block included (default: every a <= b).
+
+    Returns
+    -------
+    dict of int to CrossMoments
+        Sentence block -> its moments over the shard's rows of it (the blocks the shard overlaps);
+        `reprsim.engine.block_moments.merge_block_parts` adds shards' parts and
+        `reprsim.engine.BlockedMoments.from_parts` makes the whole from them.
+    """
+    sources = [RepresentationSource.from_store(e, layer, rows) for e in entries for layer in e.layer_ids]
+    if members is not None:
+        sources = [sources[i] for i in members]
+    count = len(sources)
+    pairs = list(blocks) if blocks is not None else [(a, b) for a in range(count) for b in range(a, count)]
+    held, local = shard_block_bounds(bounds, rows)
+    blocked = BlockedMoments([s.width for s in sources], pairs, local, device=resolve_device(device),
+                             precision="float64", row_norms=row_norms)
+    stream(sources, blocked, chunk_rows, progress, description)  # type: ignore[arg-type]
+    blocked.release_buffers()
+    if blocked.rows_seen != rows[1] - rows[0]:
+        raise ValueError(f"{description}: the pass gave {blocked.rows_seen} rows, not the shard's {rows[1] - rows[0]}")
+    return dict(zip(held, blocked.parts, strict=True))

@@ -8,8 +8,9 @@
   n x n and attention measures from the store as `reprsim.compare` does, and returns the same table.
 
 The shards hold every block (a, b), a <= b, of the study's layers, so a shard's memory is that of an
-untiled pass (`shard_bytes`). Statistics (``ci``, ``null``) are not available on this path: they need the
-sentence blocks' statistics, which moments files do not carry yet.
+untiled pass (`shard_bytes`). With intervals (``ci``), a shard keeps its moments per sentence block (the
+statistics' blocks, `reprsim.inference.sentence_blocks`; G / N + 1 times the memory at most), a block that a
+shard boundary cuts is added back by the merge, and the merged table's statistics equal `reprsim.compare`'s.
 """
 
 from __future__ import annotations
@@ -27,13 +28,19 @@ import numpy as np
 
 from reprsim._version import __version__
 from reprsim.comparison import ComparisonPlan, finish_comparison, other_records, plan_comparison, recording_warnings
-from reprsim.comparison_records import merged_records
+from reprsim.comparison_records import block_bounds, merged_records
 from reprsim.engine import CrossMoments
-from reprsim.engine.linear_family import needs_row_norms
-from reprsim.engine.moments_state import moments_arrays, moments_from_arrays
-from reprsim.inference import NO_INFERENCE
+from reprsim.engine.block_moments import BlockedMoments, merge_block_parts
+from reprsim.engine.linear_family import pass_needs_row_norms
+from reprsim.engine.moments_state import (
+    block_parts_arrays,
+    block_parts_from_arrays,
+    moments_arrays,
+    moments_from_arrays,
+)
+from reprsim.inference import InferenceOptions
 from reprsim.results import ResultTable
-from reprsim.row_shards import Shard, shard_bytes, shard_moments, shard_rows, shard_sentences
+from reprsim.row_shards import Shard, shard_block_parts, shard_bytes, shard_moments, shard_rows, shard_sentences
 from reprsim.store import ActivationStore
 
 __all__ = [
@@ -49,6 +56,7 @@ _FILE_NAME = re.compile(r"moments-\d+-of-\d+\.npz")
 def _study_record(run: ComparisonPlan) -> dict[str, Any]:
     """What every shard of one study shares (the store's path is left out: nodes may mount it elsewhere)."""
     first = run.entries[0]
+    statistics = {"inference": run.options.as_dict()} if run.options.enabled else {}
     return {
         "corpus_hash": first.corpus_hash,
         "n_words": first.n_words,
@@ -59,15 +67,17 @@ def _study_record(run: ComparisonPlan) -> dict[str, Any]:
         "subsample_rows": run.subsample_rows,
         "attention_sentences": run.attention_sentences,
         "seed": run.seed,
+        **statistics,
     }
 
 
 def _plan(store: str | Path | ActivationStore, measures: Sequence[str], models: Sequence[str] | None,
-          chunk_rows: int, subsample_rows: int, attention_sentences: int, seed: int) -> ComparisonPlan:
+          chunk_rows: int, subsample_rows: int, attention_sentences: int, seed: int,
+          options: InferenceOptions) -> ComparisonPlan:
     """The study checked as `reprsim.compare` checks it, with at least one linear measure to accumulate."""
     run = plan_comparison(store, measures, models, previous=None, chunk_rows=chunk_rows,
                           subsample_rows=subsample_rows, attention_sentences=attention_sentences, seed=seed,
-                          options=NO_INFERENCE)
+                          options=options)
     if not run.streamed:
         raise ValueError(f"none of the measures {run.names} is a linear (streamed) measure, so shards have "
                          "nothing to accumulate: run `reprsim compare` instead")
@@ -87,6 +97,13 @@ def accumulate_shard(
     attention_sentences: int = 500,
     seed: int = 0,
     progress: bool = True,
+    ci: str = "none",
+    null: str = "none",
+    blocks: int = 50,
+    resamples: int = 1000,
+    permutations: int = 200,
+    alpha: float = 0.05,
+    jackknife: str = "linearised",
 ) -> Path:
     """Stream one row shard of a study into a moments file that `merge_shards` combines.
 
@@ -102,6 +119,9 @@ def accumulate_shard(
     measures, models, device, chunk_rows, subsample_rows, attention_sentences, seed, progress
         As for `reprsim.compare`. The n x n and attention measures are computed by `merge_shards`; their
         options are recorded here so that every shard and the merge agree on them.
+    ci, null, blocks, resamples, permutations, alpha, jackknife
+        The statistics, as for `reprsim.compare` (every shard of a study must be given the same); `merge_shards`
+        computes them. With intervals the shard keeps its moments per sentence block.
 
     Returns
     -------
@@ -112,15 +132,25 @@ def accumulate_shard(
     ------
     ValueError
         As `reprsim.compare` (unknown measures or models, entries of different corpora), and if no measure
-        is linear, or the corpus has fewer sentences than shards.
+        is linear, the corpus has fewer sentences than shards or than sentence blocks, or a statistics option
+        is bad.
     """
     shard = Shard.parse(shard) if isinstance(shard, str) else shard
-    run = _plan(store, measures, models, chunk_rows, subsample_rows, attention_sentences, seed)
+    options = InferenceOptions(ci=ci, null=null, blocks=blocks, resamples=resamples, permutations=permutations,
+                               alpha=alpha, seed=seed, jackknife=jackknife)
+    run = _plan(store, measures, models, chunk_rows, subsample_rows, attention_sentences, seed, options)
     lengths = run.entries[0].sentence_lengths
     sentences = shard_sentences(lengths, shard)
     rows = shard_rows(lengths, shard)
-    moments = shard_moments(run.entries, rows, row_norms=needs_row_norms(run.streamed), device=device,
-                            chunk_rows=chunk_rows, progress=progress, description=f"shard {shard}")
+    row_norms = pass_needs_row_norms(run.streamed, options)
+    bounds = block_bounds(lengths, options)
+    if bounds is None:
+        arrays = moments_arrays(shard_moments(run.entries, rows, row_norms=row_norms, device=device,
+                                              chunk_rows=chunk_rows, progress=progress, description=f"shard {shard}"))
+    else:
+        arrays = block_parts_arrays(shard_block_parts(run.entries, rows, bounds, row_norms=row_norms, device=device,
+                                                      chunk_rows=chunk_rows, progress=progress,
+                                                      description=f"shard {shard}"))
     record = {
         "format": MOMENTS_FORMAT,
         "version": MOMENTS_VERSION,
@@ -137,7 +167,7 @@ def accumulate_shard(
     partial = folder / f".{shard.file_name}.{os.getpid()}.partial"
     try:
         with open(partial, "wb") as f:
-            np.savez(f, allow_pickle=False, record=np.asarray(json.dumps(record)), **moments_arrays(moments))
+            np.savez(f, allow_pickle=False, record=np.asarray(json.dumps(record)), **arrays)
             f.flush()
             os.fsync(f.fileno())
         os.replace(partial, path)
@@ -294,14 +324,25 @@ def merge_shards(
             raise ValueError(f"the shards were accumulated from store entry {key!r} of model {name!r}, but the "
                              f"store {opened.path} now holds {', '.join(map(repr, now)) or 'no such entry'}: "
                              "accumulate again")
+    options = InferenceOptions(**study.get("inference", {}))
     run = _plan(opened, study["measures"], list(study["entries"].values()), 8192, study["subsample_rows"],
-                study["attention_sentences"], study["seed"])
+                study["attention_sentences"], study["seed"], options)
     _check_store(run, study, shards)
-    merged: CrossMoments | None = None
-    for s in shards:
-        moments = moments_from_arrays(s.arrays, device=device, what=str(s.path))
-        merged = moments if merged is None else merged.merge(moments)
+    bounds = block_bounds(run.entries[0].sentence_lengths, options)
+    merged: CrossMoments | BlockedMoments | None = None
+    if bounds is None:
+        total: CrossMoments | None = None
+        for s in shards:
+            moments = moments_from_arrays(s.arrays, device=device, what=str(s.path))
+            total = moments if total is None else total.merge(moments)
+        merged = total
+    else:
+        parts: dict[int, CrossMoments] = {}
+        for s in shards:
+            merge_block_parts(parts, block_parts_from_arrays(s.arrays, device=device, what=str(s.path)))
+        merged = BlockedMoments.from_parts(parts, bounds, what=", ".join(str(s.path) for s in shards[:3])
+                                           + (", ..." if len(shards) > 3 else ""))
     assert merged is not None
     with recording_warnings(run.streamed, run.raised):
-        records = merged_records(merged, run.reps, run.streamed, run.done, progress)
+        records = merged_records(merged, run.reps, run.streamed, run.done, progress, options)
     return finish_comparison(run, records + other_records(run, progress), shards=count)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from reprsim.cli import add_quiet, command_parser
-from reprsim.cli.compare import split_names
+from reprsim.cli.compare import add_inference_options, inference_arguments, split_names
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
         args.store, shard, args.out, split_names(args.measures), split_names(args.models) if args.models else None,
         device=args.device, chunk_rows=args.chunk_rows, subsample_rows=args.subsample_rows,
         attention_sentences=args.attention_sentences, seed=args.seed, progress=not args.quiet,
+        **inference_arguments(args),
     )
     print(f"wrote shard {shard} ({path.stat().st_size / 2**20:,.1f} MiB) to {path}")
     return 0
@@ -54,7 +55,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         description=(
             "Stream shard i of N (a run of whole sentences) of every stored layer into the moments of the linear "
             "measures and write them to DIR/moments-0000i-of-0000N.npz. Run the N shards anywhere that sees the "
-            "store, then `reprsim merge DIR --out results.parquet`. The measure options are compare's."
+            "store, then `reprsim merge DIR --out results.parquet`. The measure and statistics options are compare's "
+            "(give every shard the same); merge computes the statistics."
         ),
     )
     p.add_argument("--store", required=True, help="activation store directory (a path every node sees)")
@@ -68,6 +70,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="rows for n x n measures, which `reprsim merge` computes")
     p.add_argument("--attention-sentences", type=int, default=500,
                    help="sentences for attention measures, which `reprsim merge` computes")
-    p.add_argument("--seed", type=int, default=0, help="seed of the row and sentence subsamples")
+    p.add_argument("--seed", type=int, default=0, help="seed of the row and sentence subsamples and the statistics")
+    add_inference_options(p)
     add_quiet(p)
     p.set_defaults(func=run)

@@ -14,7 +14,7 @@ budget counts it and tiles the study into more passes when it must.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -318,6 +318,95 @@ class BlockedMoments:
     def weighted(self, weights: Sequence[float]) -> MomentSums:
         """sum_g w_g (block g's sums): a bootstrap replicate's moments for integer multiplicities."""
         return MomentSums.combine(self.block_sums, weights)
+
+    @classmethod
+    def from_parts(cls, parts: Mapping[int, CrossMoments], bounds: np.ndarray, *,
+                   what: str = "the shards") -> BlockedMoments:
+        """Blocked moments put together from every block's moments, accumulated elsewhere (row shards, merged).
+
+        Each block's moments may be about any shift (a shard's own); every block is re-expressed about block
+        0's (exactly, as `CrossMoments.merge` does), which `MomentSums` needs to add blocks.
+
+        Parameters
+        ----------
+        parts
+            Block index -> that block's moments over all its rows (`merge_block_parts` of the shards'
+            `shard_block_parts`).
+        bounds
+            (G + 1,) row offsets of the blocks.
+        what
+            How errors name the source.
+
+        Returns
+        -------
+        BlockedMoments
+            Finished blocked moments, read as those of one pass are.
+
+        Raises
+        ------
+        ValueError
+            If a block is missing or has not all its rows, or the blocks' widths or pairs differ.
+        """
+        bounds = np.asarray(bounds, dtype=np.int64)
+        count = len(bounds) - 1
+        missing = [g for g in range(count) if g not in parts]
+        if missing or len(parts) != count:
+            raise ValueError(f"{what}: sentence blocks {missing or sorted(set(parts) - set(range(count)))} are "
+                             f"missing or unknown (there are {count})")
+        first = parts[0]
+        out = cls(first.widths, first.blocks, bounds, device=first.device, precision=first.precision,
+                  row_norms=first.row_norms)
+        shifts = [r.shift for r in first._layout.reps]
+        for g in range(count):
+            part = parts[g]
+            if part.widths != first.widths or sorted(part.blocks) != sorted(first.blocks):
+                raise ValueError(f"{what}: sentence block {g} holds other representations or pairs than block 0")
+            rows = int(bounds[g + 1] - bounds[g])
+            if any(r.n != rows for r in part._layout.reps):
+                raise ValueError(f"{what}: sentence block {g} has {part._layout.reps[0].n} rows, not its {rows}")
+            target = out.parts[g]
+            for rep, shift in zip(target._layout.reps, shifts, strict=True):
+                assert shift is not None
+                rep.shift = shift.to(target.device).clone()
+            target.merge(part)
+        out.rows_seen = int(bounds[-1])
+        out.release_buffers()
+        out.finish()
+        return out
+
+
+def shard_block_bounds(bounds: np.ndarray, rows: tuple[int, int]) -> tuple[list[int], np.ndarray]:
+    """The sentence blocks that rows [start, stop) of a shard overlap, and their bounds within the shard.
+
+    Parameters
+    ----------
+    bounds
+        (G + 1,) row offsets of the blocks over the whole corpus.
+    rows
+        The shard's rows.
+
+    Returns
+    -------
+    tuple
+        The overlapped blocks' indices, and (len + 1,) row offsets of their parts relative to ``start``
+        (a block cut by a shard boundary is split between the two shards and added back by the merge).
+    """
+    start, stop = rows
+    edges = np.asarray(bounds, dtype=np.int64)
+    blocks = [g for g in range(len(edges) - 1) if edges[g] < stop and edges[g + 1] > start]
+    local = np.clip(np.concatenate([edges[blocks], [edges[blocks[-1] + 1]]]), start, stop) - start if blocks \
+        else np.zeros(1, dtype=np.int64)
+    return blocks, local
+
+
+def merge_block_parts(mine: dict[int, CrossMoments], theirs: Mapping[int, CrossMoments]) -> dict[int, CrossMoments]:
+    """Two shards' block moments added block by block (in place into `mine`, which is returned)."""
+    for g, part in theirs.items():
+        if g in mine:
+            mine[g].merge(part)
+        else:
+            mine[g] = part
+    return mine
 
 
 def cka_bootstrap_hsic(blocks: Sequence[MomentSums], a: int, b: int, counts: np.ndarray) -> np.ndarray:

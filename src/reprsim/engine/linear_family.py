@@ -262,24 +262,26 @@ class LinearFamily:
         return moments
 
     def _row_norms(self) -> bool:
-        """Whether the pass keeps row norms: for debiased/lange CKA, and for linear CKA's analytic null."""
-        needs_null = self.inference.null != "none" and any(
-            registry.parse_spec(m)[0] == "linear_cka" for m in self.measures)
-        return needs_row_norms(self.measures) or needs_null
+        """Whether the pass keeps row norms (`pass_needs_row_norms`)."""
+        return pass_needs_row_norms(self.measures, self.inference)
 
     def _accumulate_blocks(self, tile: Tile) -> MomentSums:
         """One pass keeping every block of the tile (every member's own included) per sentence block."""
         local = {g: i for i, g in enumerate(tile.members)}
         blocks = {(local[min(a, b)], local[max(a, b)]) for a, b in tile.pairs} | {(i, i) for i in local.values()}
-        assert self.bounds is not None
-        blocked = BlockedMoments([self.sources[g].width for g in tile.members], sorted(blocks), self.bounds,
-                                 device=self.device, precision=self.precision, row_norms=self._row_norms())
         self.passes += 1
-        stream([self.sources[g] for g in tile.members], blocked, self.chunk_rows,  # type: ignore[arg-type]
+        self._blocked = self._blocked_pass(tile.members, sorted(blocks))
+        return self._blocked.total
+
+    def _blocked_pass(self, members: Sequence[int], blocks: Sequence[tuple[int, int]]) -> BlockedMoments:
+        """One pass over the members' rows into the blocks per sentence block, finished."""
+        assert self.bounds is not None
+        blocked = BlockedMoments([self.sources[g].width for g in members], blocks, self.bounds,
+                                 device=self.device, precision=self.precision, row_norms=self._row_norms())
+        stream([self.sources[g] for g in members], blocked, self.chunk_rows,  # type: ignore[arg-type]
                self.progress, f"pass {self.passes}" if self.passes > 1 else "streaming rows")
         blocked.finish()
-        self._blocked = blocked
-        return blocked.total
+        return blocked
 
     def terms(self, a: int, b: int) -> PairTerms:
         """The cross terms of a pair of the open tile.
@@ -382,10 +384,11 @@ class MomentsFamily(LinearFamily):
     Parameters
     ----------
     moments
-        Moments holding the diagonal block of every representation in a pair and each pair's cross block.
+        Moments holding the diagonal block of every representation in a pair and each pair's cross block, or
+        the same per sentence block (`BlockedMoments`, finished), which intervals need.
     ids
         Names of the representations.
-    measures, svcca, neuron_matches_too, workers
+    measures, svcca, neuron_matches_too, workers, inference
         As for `LinearFamily`.
 
     Notes
@@ -394,19 +397,34 @@ class MomentsFamily(LinearFamily):
     no budget limit (one tile).
     """
 
-    def __init__(self, moments: CrossMoments, ids: Sequence[Hashable], measures: Sequence[str], *,
-                 svcca: SvccaOptions, neuron_matches_too: bool = False, workers: int = 1) -> None:
-        sources = [RepresentationSource(id=i, width=w, chunks=lambda _: iter(())) for i, w in zip(ids, moments.widths,
+    def __init__(self, moments: CrossMoments | BlockedMoments, ids: Sequence[Hashable], measures: Sequence[str], *,
+                 svcca: SvccaOptions, neuron_matches_too: bool = False, workers: int = 1,
+                 inference: InferenceOptions = NO_INFERENCE) -> None:
+        first = moments.parts[0] if isinstance(moments, BlockedMoments) else moments
+        if inference.ci != "none" and not isinstance(moments, BlockedMoments):
+            raise ValueError("intervals need the moments per sentence block (BlockedMoments)")
+        sources = [RepresentationSource(id=i, width=w, chunks=lambda _: iter(())) for i, w in zip(ids, first.widths,
                                                                                               strict=True)]
-        super().__init__(sources, measures, device=moments.device, precision=moments.precision, svcca=svcca,
-                         chunk_rows=1, neuron_matches_too=neuron_matches_too, workers=workers)
+        super().__init__(sources, measures, device=first.device, precision=first.precision, svcca=svcca,
+                         chunk_rows=1, neuron_matches_too=neuron_matches_too, workers=workers, inference=inference,
+                         bounds=moments.bounds if isinstance(moments, BlockedMoments) else None)
         self.moments = moments
 
-    def _accumulate(self, tile: Tile, new: Sequence[int]) -> tuple[CrossMoments, dict[int, int]]:
+    def _accumulate(self, tile: Tile, new: Sequence[int]) -> tuple[CrossMoments | MomentSums, dict[int, int]]:
         """The given moments, indexed as they are (no pass)."""
-        return self.moments, {i: i for i in range(self.moments.n_reps)}
+        local = {i: i for i in range(len(self.sources))}
+        if isinstance(self.moments, BlockedMoments):
+            self._blocked = self.moments
+            return self.moments.total, local
+        return self.moments, local
 
 
 def needs_row_norms(measures: Sequence[str]) -> bool:
     """Whether some measure (debiased or lange CKA) needs the row-norm sums of the pass."""
     return any(registry.parse_spec(m)[0] in ROW_NORM_MEASURES for m in measures)
+
+
+def pass_needs_row_norms(measures: Sequence[str], inference: InferenceOptions = NO_INFERENCE) -> bool:
+    """Whether a pass keeps the row-norm sums: for debiased/lange CKA, and for linear CKA's analytic null."""
+    needs_null = inference.null != "none" and any(registry.parse_spec(m)[0] == "linear_cka" for m in measures)
+    return needs_row_norms(measures) or needs_null

@@ -16,7 +16,7 @@ import torch
 from .checks import check_precision
 from .moments import CrossMoments
 
-__all__ = ["moments_arrays", "moments_from_arrays"]
+__all__ = ["block_parts_arrays", "block_parts_from_arrays", "moments_arrays", "moments_from_arrays"]
 
 _PANEL_VECTORS = ("row_total", "col_total")
 _PANEL_NORMS = ("col_norm_totals", "norms_dot", "row_norms_cols", "cols_norms_row")
@@ -147,3 +147,54 @@ def moments_from_arrays(arrays: Mapping[str, np.ndarray], *, device: str | torch
     if "multiply_adds" in arrays:
         moments.multiply_adds = int(arrays["multiply_adds"])
     return moments
+
+
+def block_parts_arrays(parts: Mapping[int, CrossMoments]) -> dict[str, np.ndarray]:
+    """Per sentence block moments (a shard's part of `reprsim.engine.BlockedMoments`) as named arrays.
+
+    Parameters
+    ----------
+    parts
+        Block index -> that block's moments over the rows seen.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        ``sentence_blocks`` (the indices) and each block's `moments_arrays` keyed ``block<g>.<name>``.
+    """
+    out: dict[str, np.ndarray] = {"sentence_blocks": np.asarray(sorted(parts), dtype=np.int64)}
+    for g in sorted(parts):
+        out.update({f"block{g}.{key}": value for key, value in moments_arrays(parts[g]).items()})
+    return out
+
+
+def block_parts_from_arrays(arrays: Mapping[str, np.ndarray], *, device: str | torch.device = "cpu",
+                            what: str = "moments") -> dict[int, CrossMoments]:
+    """Block moments rebuilt from `block_parts_arrays`' output.
+
+    Parameters
+    ----------
+    arrays, device, what
+        As for `moments_from_arrays`.
+
+    Returns
+    -------
+    dict of int to CrossMoments
+        Block index -> its moments.
+
+    Raises
+    ------
+    ValueError
+        As `moments_from_arrays`, for any block, or if the block indices are missing or malformed.
+    """
+    if "sentence_blocks" not in arrays:
+        raise ValueError(f"{what}: array 'sentence_blocks' is missing (the file holds no per-block moments)")
+    ids = np.asarray(arrays["sentence_blocks"])
+    if ids.ndim != 1 or ids.dtype.kind not in "iu" or len(set(ids.tolist())) != len(ids) or (ids < 0).any():
+        raise ValueError(f"{what}: array 'sentence_blocks' must list distinct block indices")
+    parts = {}
+    for g in ids.tolist():
+        prefix = f"block{g}."
+        own = {key[len(prefix):]: value for key, value in arrays.items() if key.startswith(prefix)}
+        parts[int(g)] = moments_from_arrays(own, device=device, what=f"{what} (sentence block {g})")
+    return parts
