@@ -127,7 +127,7 @@ def test_column_tiles_on_ray_give_the_local_table(cluster, store):
 @pytest.mark.parametrize("ci", ["bootstrap", "jackknife"])
 def test_statistics_on_ray_equal_the_local_ones(cluster, store, ci):
     # 3 shards over 7 sentence blocks: shard boundaries cut blocks, whose parts the driver adds back.
-    measures = ["linear_cka", "debiased_cka", "svcca", "linreg", "procrustes", "rsa"]
+    measures = ["linear_cka", "debiased_cka", "svcca", "linreg", "procrustes", "rsa", "mutual_knn", "attention_js"]
     options = {"ci": ci, "null": "analytic", "blocks": 7, "resamples": 40, "subsample_rows": 200}
     local = compare(store, measures, progress=False, **options)
     on_ray = compare(store, measures, progress=False, backend="ray", shards=3, **options)
@@ -349,3 +349,49 @@ def test_ctrl_c_in_the_driver_stops_at_once_and_leaves_the_store_as_it_was(store
     out, _ = child.communicate(timeout=60)  # the tasks sleep 120 s: returning sooner means they were not awaited
     assert "INTERRUPTED" in out, out[-3000:]
     assert files_of(store.path) == before
+
+
+def test_nxn_and_attention_fits_are_one_task_per_layer_and_pairs_run_in_groups(cluster, store):
+    from functools import partial
+
+    from reprsim.comparison_entries import attention_layers, representations
+    from reprsim.comparison_records import attention_records, subsampled_records
+    from reprsim.ray_pairs import ray_attention_family, ray_sample_family
+
+    path, keys = _entries(store)
+    made = []
+
+    def recorded(factory, *args, **options):
+        family = factory(*args, **options, store=path, keys=keys, address=None)
+        made.append(family)
+        return family
+
+    entries, reps = store.entries(), representations(store.entries())
+    for measure in ("rbf_cka", "cknna"):
+        local = subsampled_records(reps, [measure], set(), 250, 0, 64, False)
+        remote = subsampled_records(reps, [measure], set(), 250, 0, 64, False,
+                                    family=partial(recorded, ray_sample_family))
+        assert [r["value"] for r in remote] == pytest.approx([r["value"] for r in local], abs=1e-12, rel=0)
+        assert made[-1].fitted == len(reps) and made[-1].groups == 2
+    local = attention_records(entries, ["attention_pearson"], set(), 30, 0, False)
+    remote = attention_records(entries, ["attention_pearson"], set(), 30, 0, False,
+                               family=partial(recorded, ray_attention_family))
+    assert len(remote) == len(local) > 0
+    assert [r["value"] for r in remote] == pytest.approx([r["value"] for r in local], abs=1e-12, rel=0)
+    assert made[-1].fitted == len(attention_layers(entries))
+
+
+def test_a_failing_fit_on_ray_names_the_measure_and_the_cause(cluster, store):
+    from reprsim.engine.scheduler import Tile
+    from reprsim.ray_pairs import RayMemberFamily
+
+    class Broken:
+        def fit_member(self, item):
+            raise ValueError(f"representation {item}: rows are not finite")
+
+    local = type("Sizes", (), {"fit_bytes": lambda self, k: 8, "pair_bytes": lambda self, a, b: 0})()
+    family = RayMemberFamily(local, Broken, address=None, label="rsa")
+    tile = Tile((0, 1), ((0, 1),))
+    family.fit(tile)
+    with pytest.raises(ValueError, match=r"rsa pairs 1\.\.1 of 1 failed on ray: .*representation 0: rows are not "):
+        list(family.score(tile))

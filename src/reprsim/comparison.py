@@ -275,8 +275,9 @@ def compare(
         per pair) or ``"exact"`` (every representation refitted once per block: G times the work).
     backend
         Where the linear measures' pass runs: ``"local"`` (this process, tiled under `LINEAR_BUDGET_BYTES`),
-        or ``"ray"`` (one Ray task per row shard and a tree of merges, `reprsim.ray_compare`; the store must
-        be at the same path on every worker). The table, statistics included, is the same to 1e-10.
+        or ``"ray"`` (one Ray task per row shard and a tree of merges, `reprsim.ray_compare`; the n x n and
+        attention measures as one task per layer's fit and per group of pairs, `reprsim.ray_pairs`; the store
+        must be at the same path on every worker). The table, statistics included, is the same to 1e-10.
     address
         The Ray cluster's address (``"auto"``: a running one; default: a local cluster).
     shards
@@ -334,7 +335,7 @@ def compare(
             records = streamed_records(run.reps, run.streamed, run.done, device, chunk_rows, progress, run.options,
                                        block_bounds(run.entries[0].sentence_lengths, run.options)
                                        if run.streamed else None, budget=budget)
-    return finish_comparison(run, records + other_records(run, progress))
+    return finish_comparison(run, records + other_records(run, progress, backend, address))
 
 
 def plan_lines(store: str | Path | ActivationStore, measures: Sequence[str] = ("all",),
@@ -382,12 +383,15 @@ def plan_lines(store: str | Path | ActivationStore, measures: Sequence[str] = ("
                      f"tiles = {linear['tiles']} passes over the rows, {where}; up to "
                      f"{linear['bytes_per_task'] / 2**20:,.1f} MiB of blocks per "
                      f"{'task' if backend == 'ray' else 'pass'} (budget {budget / 2**20:,.0f} MiB)")
+    where = ("on ray: one task per layer's fit and per group of pairs" if backend == "ray"
+             else "in this process")
     if run.sampled:
         lines.append(f"n x n measures ({len(run.sampled)}): on a seeded subsample of "
-                     f"{min(subsample_rows, linear['rows']):,} rows, one fit per layer, in this process")
+                     f"{min(subsample_rows, linear['rows']):,} rows, one fit per layer, {where}")
     if run.attention:
         lines.append(f"attention measures ({len(run.attention)}): on a seeded subsample of "
-                     f"{min(attention_sentences, run.entries[0].n_sentences):,} sentences, in this process")
+                     f"{min(attention_sentences, run.entries[0].n_sentences):,} sentences, one fit per layer, "
+                     f"{where}")
     return lines
 
 
@@ -502,7 +506,8 @@ def plan_comparison(store: str | Path | ActivationStore, measures: Sequence[str]
                           seed, chunk_rows, raised)
 
 
-def other_records(run: ComparisonPlan, progress: bool) -> list[dict[str, Any]]:
+def other_records(run: ComparisonPlan, progress: bool, backend: str = "local",
+                  address: str | None = None) -> list[dict[str, Any]]:
     """The records of the n x n measures (on the row subsample) and of the attention measures.
 
     Parameters
@@ -511,6 +516,10 @@ def other_records(run: ComparisonPlan, progress: bool) -> list[dict[str, Any]]:
         The comparison.
     progress
         Show progress bars.
+    backend
+        ``"local"``, or ``"ray"``: every fit and every group of pairs is a Ray task (`reprsim.ray_pairs`).
+    address
+        The Ray cluster's address.
 
     Returns
     -------
@@ -519,14 +528,22 @@ def other_records(run: ComparisonPlan, progress: bool) -> list[dict[str, Any]]:
     """
     records: list[dict[str, Any]] = []
     lengths = run.entries[0].sentence_lengths
+    families: dict[str, Any] = {}
+    if backend == "ray" and (run.sampled or run.attention):
+        from reprsim.ray_pairs import ray_attention_family, ray_sample_family
+
+        path, keys = str(run.store.path.resolve()), [e.key for e in run.entries]
+        families = {"sampled": functools.partial(ray_sample_family, store=path, keys=keys, address=address),
+                    "attention": functools.partial(ray_attention_family, store=path, keys=keys, address=address)}
     for m in run.sampled:
         with recording_warnings([m], run.raised):
             records += subsampled_records(run.reps, [m], run.done, run.subsample_rows, run.seed, run.chunk_rows,
-                                          progress, run.options, lengths)
+                                          progress, run.options, lengths,
+                                          **({"family": families["sampled"]} if families else {}))
     for m in run.attention:
         with recording_warnings([m], run.raised):
             records += attention_records(run.entries, [m], run.done, run.attention_sentences, run.seed, progress,
-                                         run.options)
+                                         run.options, **({"family": families["attention"]} if families else {}))
     return records
 
 

@@ -308,7 +308,8 @@ PROFILE_BUDGET_BYTES = 2 << 30  # n x n fits held at once; beyond it, representa
 def subsampled_records(reps: Sequence[RepresentationSource], names: Sequence[str],
                        done: set[tuple[str, int, str, int, str]], size: int, seed: int, chunk_rows: int,
                        progress: bool, inference: InferenceOptions = NO_INFERENCE,
-                       sentence_lengths: Sequence[int] | None = None) -> list[dict[str, Any]]:
+                       sentence_lengths: Sequence[int] | None = None,
+                       family: Callable[..., PairFamily] = SampleFamily) -> list[dict[str, Any]]:
     """N x n measures on one shared row subsample, every pair scored from per-representation fits.
 
     Each representation is fitted once per measure (once per tile of representations when the fits exceed
@@ -335,6 +336,9 @@ def subsampled_records(reps: Sequence[RepresentationSource], names: Sequence[str
         The statistics to attach (`reprsim.engine.sample_family`): resampling the subsample's sentences.
     sentence_lengths
         Rows per sentence of the corpus, needed when `inference` is enabled.
+    family
+        Makes each measure's family from (reps, measure, rows, chunk_rows, **options): `SampleFamily`, or
+        the Ray backend's (`reprsim.ray_pairs`).
 
     Returns
     -------
@@ -356,8 +360,8 @@ def subsampled_records(reps: Sequence[RepresentationSource], names: Sequence[str
         extra: dict[str, Any] = {}
         if inference.enabled:
             extra = {"inference": inference, "sentence_of_row": sentence_of_row}
-        family = SampleFamily(reps, m, rows, chunk_rows, **extra)
-        records += _family_records(family, ids, {m: _todo(reps, m, done)}, PROFILE_BUDGET_BYTES, "representation",
+        made = family(reps, m, rows, chunk_rows, **extra)
+        records += _family_records(made, ids, {m: _todo(reps, m, done)}, PROFILE_BUDGET_BYTES, "representation",
                                    len(rows), len(rows) < n_words, progress, f"{m} pairs")
     return records
 
@@ -368,7 +372,8 @@ ATTENTION_FIT_BUDGET_BYTES = 2 << 30  # attention fits held at once; beyond it, 
 
 def attention_records(entries: Sequence[StoreEntry], names: Sequence[str],
                       done: set[tuple[str, int, str, int, str]], max_sentences: int, seed: int,
-                      progress: bool, inference: InferenceOptions = NO_INFERENCE) -> list[dict[str, Any]]:
+                      progress: bool, inference: InferenceOptions = NO_INFERENCE,
+                      family: Callable[..., PairFamily] = AttentionFamily) -> list[dict[str, Any]]:
     """Attention measures on a shared sentence subsample, every pair of layers scored from per-layer fits.
 
     Each layer is fitted once per measure (once per tile of layers when the fits exceed
@@ -392,6 +397,9 @@ def attention_records(entries: Sequence[StoreEntry], names: Sequence[str],
         Show progress bars.
     inference
         The statistics to attach (`reprsim.engine.attention_family`): resampling the subsample's sentences.
+    family
+        Makes each measure's family from (layers, measure, sentences, lengths, inference):
+        `AttentionFamily`, or the Ray backend's (`reprsim.ray_pairs`).
 
     Returns
     -------
@@ -408,8 +416,8 @@ def attention_records(entries: Sequence[StoreEntry], names: Sequence[str],
     ids: list[LayerId] = [a.id for a in layers]  # type: ignore[misc]
     records = []
     for m in names:
-        family = AttentionFamily(layers, m, sentences, lengths, inference)
-        records += _family_records(family, ids, {m: _todo(layers, m, done)}, ATTENTION_FIT_BUDGET_BYTES,
+        made = family(layers, m, sentences, lengths, inference)
+        records += _family_records(made, ids, {m: _todo(layers, m, done)}, ATTENTION_FIT_BUDGET_BYTES,
                                    "attention", sum(lengths), len(sentences) < n_sentences, progress, f"{m} pairs")
     return records
 

@@ -8,7 +8,7 @@ sentences (`reprsim.engine.attention_inference`), the same draws for every pair 
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterator, Sequence
+from collections.abc import Hashable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -106,8 +106,37 @@ class AttentionFamily:
         ValueError
             If a layer's maps are malformed (the message names the layer and the sentence).
         """
-        self.fits = refit(self.fits, tile,
-                          lambda k: fit_attention(self._maps(k), self.kind, name=_label(self.sources[k].id)))
+        self.fits = refit(self.fits, tile, self.fit_member)
+
+    def fit_member(self, k: int) -> AttentionFit:
+        """One layer's fit, made apart from any tile (a remote executor's fit task).
+
+        Parameters
+        ----------
+        k
+            Index of the layer.
+
+        Returns
+        -------
+        AttentionFit
+            What `hold` takes for it.
+
+        Raises
+        ------
+        ValueError
+            If the layer's maps are malformed (naming the layer and the sentence).
+        """
+        return fit_attention(self._maps(k), self.kind, name=_label(self.sources[k].id))
+
+    def hold(self, fits: Mapping[int, AttentionFit]) -> None:
+        """Hold fits made by `fit_member` (elsewhere) as the open tile's, instead of calling `fit`.
+
+        Parameters
+        ----------
+        fits
+            Index -> fit, for every member of the tile to score.
+        """
+        self.fits = dict(fits)
 
     def score(self, tile: Tile) -> Iterator[PairScore]:
         """The measure of each pair of the tile from the two fits.

@@ -9,7 +9,7 @@ uses); the replicates and permutations are the same for every pair.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -164,6 +164,33 @@ class SampleFamily:
             The tile to open.
         """
         self._held = refit(self._held, tile, self._fit_one)
+        self.fits = {k: held[0] for k, held in self._held.items()}
+        self.deep = {k: held[1] for k, held in self._held.items()}
+
+    def fit_member(self, k: int) -> tuple[Any, RankedNeighbours | None]:
+        """One representation's fit, made apart from any tile (a remote executor's fit task).
+
+        Parameters
+        ----------
+        k
+            Index of the representation.
+
+        Returns
+        -------
+        tuple
+            What `hold` takes for it.
+        """
+        return self._fit_one(k)
+
+    def hold(self, fits: Mapping[int, tuple[Any, RankedNeighbours | None]]) -> None:
+        """Hold fits made by `fit_member` (elsewhere) as the open tile's, instead of calling `fit`.
+
+        Parameters
+        ----------
+        fits
+            Index -> `fit_member`'s result, for every member of the tile to score.
+        """
+        self._held = dict(fits)
         self.fits = {k: held[0] for k, held in self._held.items()}
         self.deep = {k: held[1] for k, held in self._held.items()}
 

@@ -106,6 +106,40 @@ class PairFamily(Protocol):
         ...
 
 
+class MemberFamily(PairFamily, Protocol):
+    """A `PairFamily` whose fits are per representation and can be made apart from the tiles.
+
+    A remote executor (`reprsim.ray_pairs`) fits each representation in a task of its own (`fit_member`) and
+    scores groups of a tile's pairs in other tasks, each holding the fits it needs (`hold`) instead of calling
+    `fit`. `SampleFamily` and `AttentionFamily` are such families.
+    """
+
+    def fit_member(self, item: int) -> Any:
+        """One representation's fit.
+
+        Parameters
+        ----------
+        item
+            Index of the representation.
+
+        Returns
+        -------
+        object
+            What `hold` takes for it.
+        """
+        ...
+
+    def hold(self, fits: Mapping[int, Any]) -> None:
+        """Hold fits made by `fit_member` as those of the tile `score` is called with next.
+
+        Parameters
+        ----------
+        fits
+            Index -> fit, for every member of that tile.
+        """
+        ...
+
+
 def refit(fits: Mapping[int, FitT], tile: Tile, make: Callable[[int], FitT]) -> dict[int, FitT]:
     """The fits a tile needs: those already held for its members, and a new one for each missing member.
 
