@@ -395,3 +395,32 @@ def test_a_failing_fit_on_ray_names_the_measure_and_the_cause(cluster, store):
     family.fit(tile)
     with pytest.raises(ValueError, match=r"rsa pairs 1\.\.1 of 1 failed on ray: .*representation 0: rows are not "):
         list(family.score(tile))
+
+
+def test_linear_fits_and_derivations_are_ray_tasks_and_an_undefined_pair_is_named(cluster, tmp_path):
+    from functools import partial
+
+    from reprsim.comparison_entries import representations
+    from reprsim.comparison_records import streamed_records
+    from reprsim.ray_compare import RayLinearFamily
+    from test_compare import write_model
+
+    made = ActivationStore(tmp_path / "store")
+    rng = np.random.default_rng(0)
+    write_model(made, "A", {0: rng.normal(size=(N_WORDS, 4)), 1: rng.normal(size=(N_WORDS, 3))}, heads=0, seed=0)
+    write_model(made, "C", {0: np.full((N_WORDS, 3), 3.0)}, heads=0, seed=1)
+    families = []
+
+    def recorded(*args, **options):
+        families.append(RayLinearFamily(*args, store=str(made.path), keys=[e.key for e in made.entries()],
+                                        sentence_lengths=LENGTHS, shards=2, address=None, **options))
+        return families[-1]
+
+    reps = representations(made.entries())
+    with pytest.raises(ValueError, match=r"pairs \d+\.\.\d+ of 6 failed on ray: ValueError: pair \(LayerId\(model='A'"
+                                         r", layer=0\), LayerId\(model='C', layer=0\)\): \w+: every neuron"):
+        streamed_records(reps, ["linear_cka", "maxsim"], set(), "cpu", 128, False, family=partial(recorded))
+    assert sorted(families[-1].fit_refs) == [0, 1, 2]
+    local = streamed_records(reps[:2], ["linear_cka", "svcca"], set(), "cpu", 128, False)
+    remote = streamed_records(reps[:2], ["linear_cka", "svcca"], set(), "cpu", 128, False, family=partial(recorded))
+    assert [r["value"] for r in remote] == pytest.approx([r["value"] for r in local], abs=1e-12, rel=0)

@@ -4,8 +4,11 @@
 same memory budget, the same fits kept across tiles, the same derivations) whose pass over a tile's rows runs
 on Ray: `ray_moments` submits one task per row shard (`reprsim.row_shards.shard_moments`, read from the store
 by the worker), merges the results pairwise in Ray tasks (log2 N rounds, in shard order) and returns the
-tile's moments to the driver, which derives the tile's pairs. Only this module imports ray, and only when
-the Ray backend is asked for.
+tile's moments to the driver. Each new representation's fit (its covariance's decompositions) is then a task
+(`fit_task`), and the tile's pairs are derived by one task per group of pairs (`derive_task`) from the fits,
+which stay in Ray's object store for the later tiles, and the pairs' cross blocks. With statistics, or with
+the driver's moments on a GPU, the fits and derivations run on the driver as they do locally. Only this
+module and `reprsim.ray_pairs` import ray, and only when the Ray backend is asked for.
 
 - A task whose worker process dies (killed, out of memory) or that raises an ``OSError`` (a shared file
   system's hiccup) is retried by Ray, up to `reprsim.ray_support.MAX_RETRIES` times; a pass is
@@ -18,7 +21,7 @@ the Ray backend is asked for.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -26,17 +29,21 @@ import torch
 from tqdm.auto import tqdm
 
 from reprsim.engine import CrossMoments, LinearFamily, RepresentationSource
-from reprsim.engine.block_moments import BlockedMoments, merge_block_parts
+from reprsim.engine.block_moments import BlockedMoments, MomentSums, merge_block_parts
+from reprsim.engine.linear_family import derive_pair, prepare_fit_for
+from reprsim.engine.linear_fit import LinearFit, SvccaOptions
 from reprsim.engine.moments_state import (
     block_parts_arrays,
     block_parts_from_arrays,
     moments_arrays,
     moments_from_arrays,
 )
+from reprsim.engine.pair_terms import PairTerms
+from reprsim.engine.scheduler import PairScore, Tile
 from reprsim.ray_support import MAX_RETRIES, RETRIED_EXCEPTIONS, connect, result
 from reprsim.row_shards import Shard, shard_block_parts, shard_moments, shard_rows
 
-__all__ = ["RayLinearFamily", "accumulate_task", "default_shards", "ray_moments"]
+__all__ = ["RayLinearFamily", "accumulate_task", "default_shards", "derive_task", "fit_task", "ray_moments"]
 
 def accumulate_task(store: str, keys: Sequence[str], rows: tuple[int, int], members: Sequence[int],
                     blocks: Sequence[tuple[int, int]], row_norms: bool, chunk_rows: int,
@@ -193,6 +200,51 @@ def ray_moments(store: str, keys: Sequence[str], sentence_lengths: Sequence[int]
     return moments_from_arrays(merged, device=device)
 
 
+def fit_task(covariance: torch.Tensor, n: int, absmax: torch.Tensor, norm_product: float | None, name: str,
+             mean: torch.Tensor, measures: Sequence[str], svcca: SvccaOptions) -> LinearFit:
+    """One representation's fit with the decompositions the measures use (a task).
+
+    Parameters
+    ----------
+    covariance, n, absmax, norm_product, name, mean
+        As `reprsim.engine.LinearFit` takes them.
+    measures, svcca
+        The measures and SVCCA's options, which fix the decompositions computed.
+
+    Returns
+    -------
+    LinearFit
+        The fit, its decompositions computed.
+    """
+    fit = LinearFit(covariance, n, absmax, norm_product=norm_product, name=name, mean=mean)
+    prepare_fit_for(fit, measures, svcca)
+    return fit
+
+
+def derive_task(measures: Sequence[str], svcca: SvccaOptions, neurons: bool, pairs: Sequence[tuple[int, int]],
+                labels: Sequence[str], crosses: Sequence[torch.Tensor], norms: Sequence[float | None],
+                members: Sequence[int], *fits: LinearFit) -> list[PairScore]:
+    """Every measure of a group of pairs from their cross blocks and the members' fits (a task).
+
+    Parameters
+    ----------
+    measures, svcca, neurons
+        As for `reprsim.engine.linear_family.derive_pair`.
+    pairs, labels, crosses, norms
+        Per pair: its indices, how errors name it, its centred cross block and its row-norm product.
+    members, *fits
+        The pairs' representations and their fits (Ray resolves the fits' references).
+
+    Returns
+    -------
+    list
+        ``(a, b, {measure: value})`` per pair, in order.
+    """
+    fit_of = dict(zip(members, fits, strict=True))
+    return [(a, b, derive_pair(PairTerms(fit_of[a], fit_of[b], cross, norm), measures, svcca, neurons, label))
+            for (a, b), label, cross, norm in zip(pairs, labels, crosses, norms, strict=True)]
+
+
 class RayLinearFamily(LinearFamily):
     """`reprsim.engine.LinearFamily` whose pass over each column tile runs as Ray tasks over row shards.
 
@@ -222,6 +274,67 @@ class RayLinearFamily(LinearFamily):
         super().__init__(sources, measures, **options)
         self.store, self.keys, self.sentence_lengths = store, list(keys), list(sentence_lengths)
         self.shards, self.address = shards, address
+        self.fit_refs: dict[int, Any] = {}  # the fits in Ray's object store, for the derivation tasks
+
+    def _remote(self) -> bool:
+        """Whether the fits and derivations go to Ray: without statistics, and with the moments on the CPU."""
+        return not self.inference.enabled and self.device.type == "cpu"
+
+    def _new_fits(self, moments: CrossMoments | MomentSums, new: Sequence[int]) -> dict[int, LinearFit]:
+        """One fit task per new member; the fits come back for the later tiles and stay on Ray for the pairs."""
+        if not new or not self._remote():
+            return super()._new_fits(moments, new)
+        ray = connect(self.address)
+        remote = ray.remote(max_retries=MAX_RETRIES, retry_exceptions=RETRIED_EXCEPTIONS)(fit_task)
+        refs = {}
+        for g in new:
+            i, width = self._local[g], self.sources[g].width
+            norm = moments.centred_norm_product(i, i) if moments.row_norms else None
+            refs[g] = remote.options(memory=8 * 8 * width * width).remote(
+                moments.centred(i, i), moments.n_rows(i), moments.column_absmax(i), norm,
+                f"representation {self.ids[g]!r}", moments.mean(i), self.measures, self.svcca)
+        try:
+            fits = {g: result(ray, refs[g], f"the fit of {self.ids[g]!r}") for g in new}
+        except BaseException:
+            for ref in refs.values():
+                ray.cancel(ref, force=True)
+            raise
+        self.fit_refs.update(refs)
+        return fits
+
+    def score(self, tile: Tile) -> Iterator[PairScore]:
+        """The tile's pairs, derived by one Ray task per group of consecutive pairs, in the tile's order."""
+        if not self._remote():
+            yield from super().score(tile)
+            return
+        assert self._moments is not None
+        ray = connect(self.address)
+        remote = ray.remote(max_retries=MAX_RETRIES, retry_exceptions=RETRIED_EXCEPTIONS)(derive_task)
+        pairs, moments = list(tile.pairs), self._moments
+        groups = min(self.shards or default_shards(ray, len(pairs)), max(1, len(pairs)))
+        size = -(-len(pairs) // groups)
+        tasks = []
+        try:
+            for start in range(0, len(pairs), size):
+                group = pairs[start:start + size]
+                members = sorted({k for p in group for k in p})
+                local = [(self._local[a], self._local[b]) for a, b in group]
+                crosses = [moments.centred(la, lb) for la, lb in local]
+                norms = [moments.centred_norm_product(la, lb) if moments.row_norms else None for la, lb in local]
+                labels = [f"pair ({self.ids[a]!r}, {self.ids[b]!r})" for a, b in group]
+                memory = sum(self.pair_bytes(a, b) for a, b in group) + 8 * sum(self.fit_bytes(k) for k in members)
+                ref = remote.options(memory=memory).remote(
+                    self.measures, self.svcca, self.neuron_matches_too, group, labels, crosses, norms, members,
+                    *(self.fit_refs[k] for k in members))
+                tasks.append((ref, f"pairs {start + 1}..{start + len(group)} of {len(pairs)}"))
+            scored = [result(ray, ref, label) for ref, label in tasks]
+        except BaseException:
+            for ref, _ in tasks:
+                ray.cancel(ref, force=True)
+            raise
+        self._moments = None
+        for group_scores in scored:
+            yield from group_scores
 
     def _pass(self, members: Sequence[int], blocks: Sequence[tuple[int, int]]) -> CrossMoments:
         """The tile's pass as (row shard x this tile) tasks, merged by a tree of tasks."""

@@ -234,6 +234,11 @@ class LinearFamily:
         self._moments = None
         new = [m for m in tile.members if m not in self.fits]
         moments, self._local = self._accumulate(tile, new)
+        self.fits.update(self._new_fits(moments, new))
+        self._moments = moments
+
+    def _new_fits(self, moments: CrossMoments | MomentSums, new: Sequence[int]) -> dict[int, LinearFit]:
+        """The fits of the tile's new members from its moments, with their decompositions (in parallel)."""
 
         def build(g: int) -> LinearFit:
             fit = LinearFit.from_moments(moments, self._local[g], name=f"representation {self.ids[g]!r}")
@@ -241,8 +246,7 @@ class LinearFamily:
             return fit
 
         with _one_blas_thread_each(self.workers, self.device) as n, ThreadPoolExecutor(n) as pool:
-            self.fits.update(zip(new, pool.map(build, new), strict=True))
-        self._moments = moments
+            return dict(zip(new, pool.map(build, new), strict=True))
 
     def _accumulate(self, tile: Tile, new: Sequence[int]) -> tuple[CrossMoments | MomentSums, dict[int, int]]:
         """One pass over the rows of the tile's members: its cross blocks and the new members' own blocks."""
@@ -322,14 +326,8 @@ class LinearFamily:
 
         def one(pair: tuple[int, int]) -> PairScore:
             a, b = pair
-            terms = self.terms(a, b)
-            try:
-                values: dict[str, Any] = dict(derive(terms, self.measures, self.svcca))
-                if self.neuron_matches_too:
-                    values["neurons"] = neuron_matches(terms)
-            except ValueError as exc:
-                raise ValueError(f"pair ({self.ids[a]!r}, {self.ids[b]!r}): {exc}") from exc
-            return a, b, values
+            return a, b, derive_pair(self.terms(a, b), self.measures, self.svcca, self.neuron_matches_too,
+                                     f"pair ({self.ids[a]!r}, {self.ids[b]!r})")
 
         with _one_blas_thread_each(self.workers, self.device) as n, ThreadPoolExecutor(n) as pool:
             if not self.inference.enabled:
@@ -417,6 +415,29 @@ class MomentsFamily(LinearFamily):
             self._blocked = self.moments
             return self.moments.total, local
         return self.moments, local
+
+
+def prepare_fit_for(fit: LinearFit, measures: Sequence[str], svcca: SvccaOptions) -> None:
+    """Compute the decompositions of a fit that the measures will use, before its pairs share them."""
+    _prepare(fit, measures, svcca)
+
+
+def derive_pair(terms: PairTerms, measures: Sequence[str], svcca: SvccaOptions, neurons: bool,
+                label: str) -> dict[str, Any]:
+    """Every measure of one pair from its terms (and its neuron matches with `neurons`), errors naming `label`.
+
+    Raises
+    ------
+    ValueError
+        If a measure is undefined for the pair, the message starting with `label`.
+    """
+    try:
+        values: dict[str, Any] = dict(derive(terms, measures, svcca))
+        if neurons:
+            values["neurons"] = neuron_matches(terms)
+    except ValueError as exc:
+        raise ValueError(f"{label}: {exc}") from exc
+    return values
 
 
 def needs_row_norms(measures: Sequence[str]) -> bool:
