@@ -195,9 +195,12 @@ def test_compare_on_the_command_line_and_in_a_study_file(cluster, store, tmp_pat
     spec = load_study(study).compare
     assert (spec.backend, spec.address, spec.shards) == ("ray", "auto", 4)
     study.write_text("name: s\ncorpus: builtin\nmodels: [{name: m, model: minilm}]\n"
-                     "extraction: {backend: ray, address: auto, gpus_per_model: 0.5}\n")
+                     "extraction: {backend: ray, address: auto, gpus_per_model: 0.5, corpus_shards: 4}\n")
     ex = load_study(study).extraction
-    assert (ex.backend, ex.address, ex.gpus_per_model) == ("ray", "auto", 0.5)
+    assert (ex.backend, ex.address, ex.gpus_per_model, ex.corpus_shards) == ("ray", "auto", 0.5, 4)
+    study.write_text("name: s\ncorpus: builtin\nmodels: [{name: m, model: minilm}]\nextraction: {corpus_shards: 2}\n")
+    with pytest.raises(StudyConfigError, match=r"`extraction\.corpus_shards`: applies to the Ray backend only"):
+        load_study(study)
     study.write_text("name: s\ncorpus: builtin\nmodels: [{name: m, model: minilm}]\ncompare: {backend: dask}\n")
     with pytest.raises(StudyConfigError, match=r"`compare\.backend`: 'dask' is not allowed; choose one of local, ray"):
         load_study(study)
@@ -223,6 +226,44 @@ def test_extraction_on_ray_writes_the_entries_local_extraction_writes(cluster, t
     assert main(["extract", model, "--corpus", corpus, "--store", str(tmp_path / "cli"), "--name", "tiny",
                  "--layers", "0,2", "--backend", "ray", "--gpus-per-model", "0", "--quiet"]) == 0
     assert files_of(tmp_path / "cli") == {k: v for k, v in files_of(tmp_path / "local").items() if "tiny" in k}
+
+
+@pytest.mark.parametrize("count", [2, 3])
+def test_corpus_shards_join_into_the_entry_a_single_actor_writes(cluster, tmp_path, count):
+    from reprsim.extraction import extract
+    from reprsim.extraction.corpus_shards import PARTS, corpus_parts
+    from test_cli_extract import files_of, tiny_bert_folder, write_corpus
+
+    corpus = str(write_corpus(tmp_path / "corpus.txt", 600))  # windows [0, 256), [256, 512), [512, 600)
+    assert corpus_parts(600, 2) == [(0, 512), (512, 600)] and len(corpus_parts(600, 3)) == 3
+    model = str(tiny_bert_folder(tmp_path / "tiny"))
+    (local,) = extract([model], corpus, tmp_path / "local", names=["tiny"], layers=[0, 2], progress=False)
+    (joined,) = extract([model], corpus, tmp_path / "ray", names=["tiny"], layers=[0, 2], progress=False,
+                        backend="ray", gpus_per_model=0, corpus_shards=count)
+    assert joined.key == local.key
+    ours = {k: v for k, v in files_of(tmp_path / "ray").items() if not k.startswith(PARTS)}
+    assert ours == files_of(tmp_path / "local")
+    assert not ActivationStore(tmp_path / "ray" / PARTS).keys()  # the parts are removed once joined
+    again = extract([model], corpus, tmp_path / "ray", names=["tiny"], layers=[0, 2], progress=False,
+                    backend="ray", gpus_per_model=0, corpus_shards=count)
+    assert again[0].key == local.key and not ActivationStore(tmp_path / "ray" / PARTS).keys()
+
+
+def test_corpus_shards_and_ray_options_are_checked_by_name(tmp_path, capsys):
+    from reprsim.cli import main
+    from reprsim.extraction import extract
+
+    assert main(["extract", "minilm", "--corpus", "builtin", "--max-sentences", "3", "--store", str(tmp_path),
+                 "--corpus-shards", "2", "--quiet"]) == 1
+    assert "corpus_shards (--corpus-shards) only apply to the Ray backend" in capsys.readouterr().err
+
+    with pytest.raises(ValueError, match=r"corpus_shards=3 \(--corpus-shards\) but the corpus has 300 sentences, 2 "
+                                         r"window\(s\) of 256"):
+        extract(["minilm"], "builtin", tmp_path, max_sentences=300, progress=False, backend="ray", corpus_shards=3)
+    with pytest.raises(ValueError, match=r"corpus_shards \(--corpus-shards\) only apply to the Ray backend"):
+        extract(["minilm"], "builtin", tmp_path, max_sentences=3, progress=False, corpus_shards=2)
+    with pytest.raises(ValueError, match=r"gpus_per_model \(--gpus-per-model\) must be a number >= 0, got -1"):
+        extract(["minilm"], "builtin", tmp_path, max_sentences=3, progress=False, backend="ray", gpus_per_model=-1)
 
 
 def test_a_worker_killed_mid_extraction_resumes_from_the_durable_prefix(cluster, tmp_path):

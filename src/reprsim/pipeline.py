@@ -200,7 +200,7 @@ def run_study(study: Study, progress: bool = True, command: str | None = None) -
 
         keys = extract_on_ray([m.model for m in study.models], [m.name for m in study.models], corpus,
                               str(store.path.resolve()), arguments, address=ex.address, task=extraction_task,
-                              gpus_per_model=ex.gpus_per_model, progress=progress)
+                              gpus_per_model=ex.gpus_per_model, progress=progress, corpus_shards=ex.corpus_shards)
     else:
         keys = [extract([model.model], corpus, store, names=[model.name], progress=progress, **kwargs)[0].key
                 for model, kwargs in zip(study.models, arguments, strict=True)]

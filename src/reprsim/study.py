@@ -116,6 +116,9 @@ class ExtractionSpec:
         The Ray cluster's address (default: a local cluster).
     gpus_per_model : float, optional
         GPUs each Ray actor declares (default: 1 when the cluster has GPUs, else 0).
+    corpus_shards : int, default 1
+        On Ray, one actor per model and corpus shard (runs of whole 256-sentence windows), the parts joined
+        into the model's entry.
     """
 
     layers: str | list[int] = "all"
@@ -130,6 +133,7 @@ class ExtractionSpec:
     backend: str = "local"
     address: str | None = None
     gpus_per_model: float | None = None
+    corpus_shards: int = 1
 
 
 @dataclass(frozen=True)
@@ -383,6 +387,8 @@ def _extraction(raw: Any) -> ExtractionSpec:
     for key in ("attention", "causal_attention"):  # sentence rows have no word x word maps
         if rows != base.rows and d.get(key) is True:
             raise _fail(f"extraction.{key}", f"must be false with rows: {rows} (sentence rows store no attention)")
+    if d.get("corpus_shards", 1) != 1 and d.get("backend", base.backend) != "ray":
+        raise _fail("extraction.corpus_shards", "applies to the Ray backend only: add `backend: ray`")
     return ExtractionSpec(
         layers=_layers(d.get("layers", base.layers)),
         subword=_choice(d.get("subword", base.subword), "extraction.subword"),
@@ -397,6 +403,8 @@ def _extraction(raw: Any) -> ExtractionSpec:
         backend=_choice(d.get("backend", base.backend), "extraction.backend"),
         address=_optional_str(d.get("address", base.address), "extraction.address"),
         gpus_per_model=_gpus(d.get("gpus_per_model", base.gpus_per_model)),
+        corpus_shards=_typed(d.get("corpus_shards", base.corpus_shards), "extraction.corpus_shards", int,
+                             minimum=1),
     )
 
 

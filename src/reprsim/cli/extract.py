@@ -61,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
         backend=args.backend,
         address=args.address,
         gpus_per_model=args.gpus_per_model,
+        corpus_shards=args.corpus_shards,
     )
     for entry in entries:
         attention = "with attention" if entry.has_attention else "no attention"
@@ -161,5 +162,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--address", default=None, help="the Ray cluster (`ray start --head` prints it; default: local)")
     g.add_argument("--gpus-per-model", type=float, default=None,
                    help="GPUs each Ray actor declares (default: 1 when the cluster has GPUs, else 0)")
+    g.add_argument("--corpus-shards", type=int, default=1,
+                   help="on Ray, one actor per model and corpus shard (runs of whole 256-sentence windows), the "
+                        "parts then joined into the model's entry")
     add_quiet(parser, "no progress bars (transformers' weight-loading bar included)")
     parser.set_defaults(func=run)

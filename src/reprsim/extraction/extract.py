@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.metadata
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,7 @@ def extract(
     backend: str = "local",
     address: str | None = None,
     gpus_per_model: float | None = None,
+    corpus_shards: int = 1,
 ) -> list[StoreEntry]:
     """Extract word vectors (and word-level attention) of each model over the corpus into the store.
 
@@ -102,6 +104,10 @@ def extract(
         The Ray cluster's address ("auto": a running one; default: a local cluster).
     gpus_per_model : float, optional
         GPUs each Ray actor declares (default: 1 when the cluster has GPUs, else 0).
+    corpus_shards : int, default 1
+        On Ray, split each model's corpus into this many runs of whole windows (256 sentences), each
+        extracted by an actor of its own and then joined into the model's entry
+        (`reprsim.extraction.corpus_shards`); the entry is the same, byte for byte.
 
     Returns
     -------
@@ -139,6 +145,14 @@ def extract(
     duplicates = sorted({label for label in labels if labels.count(label) > 1})
     if duplicates:
         raise ValueError(f"two models share the display name {duplicates[0]!r}; pass names=[...] (--name)")
+    if backend == "local" and (corpus_shards != 1 or gpus_per_model is not None or address is not None):
+        given = [o for o, v in (("corpus_shards", corpus_shards != 1), ("gpus_per_model", gpus_per_model is not None),
+                                ("address", address is not None)) if v]
+        raise ValueError(f"{', '.join(given)} (--{given[0].replace('_', '-')}) only apply to the Ray backend: add "
+                         "backend='ray' (--backend ray)")
+    if gpus_per_model is not None and (isinstance(gpus_per_model, bool) or not isinstance(gpus_per_model, int | float)
+                                       or not gpus_per_model >= 0):
+        raise ValueError(f"gpus_per_model (--gpus-per-model) must be a number >= 0, got {gpus_per_model!r}")
     if backend == "ray":
         by_name = [spec for spec in specs if isinstance(spec, str)]
         if len(by_name) != len(specs):
@@ -151,7 +165,8 @@ def extract(
                      "dtype": dtype, "long_sentences": long_sentences, "trust_remote_code": trust_remote_code,
                      "rows": rows}
         keys = extract_on_ray(by_name, labels, corpus, str(store.path.resolve()), [arguments] * len(by_name),
-                              address=address, task=extraction_task, gpus_per_model=gpus_per_model, progress=progress)
+                              address=address, task=extraction_task, gpus_per_model=gpus_per_model, progress=progress,
+                              corpus_shards=corpus_shards)
         return [store.get(key) for key in keys]
     if backend != "local":
         raise ValueError(f"backend {backend!r}: choose one of local, ray")
@@ -216,33 +231,35 @@ def _versions() -> dict[str, str]:
     return found
 
 
-def extract_one(
-    spec: ModelSpec, name: str, corpus: Corpus, store: ActivationStore, options: ExtractOptions
-) -> StoreEntry:
-    """Extract one model into the store, or reuse its complete entry.
+@dataclass(frozen=True)
+class EntryIdentity:
+    """What names a model's store entry before anything is loaded: its key and manifest.
 
-    Parameters
+    Attributes
     ----------
-    spec : str or WordAdapter
-        A model name or folder, or an adapter.
-    name : str
-        Its display name.
-    corpus : Corpus
-        The corpus (already cut to max_sentences).
-    store : ActivationStore
-        The store.
-    options : ExtractOptions
-        The checked options.
+    key
+        The entry's key (`reprsim.store.make_key` of the name and the fingerprint).
+    manifest
+        The entry's manifest (name, model, corpus hash, fingerprint, library versions, rows).
+    source
+        The resolved model, for a model given by name.
+    adapter
+        The adapter, for a model given as one.
+    """
 
-    Returns
-    -------
-    StoreEntry
-        The model's entry.
+    key: str
+    manifest: dict[str, Any]
+    source: ModelSource | None
+    adapter: WordAdapter | None
+
+
+def entry_identity(spec: ModelSpec, name: str, corpus: Corpus, options: ExtractOptions) -> EntryIdentity:
+    """The key and manifest of a model's entry for this corpus and these options (nothing loaded).
 
     Raises
     ------
     ValueError
-        When the model is neither a name nor a WordAdapter, or its output does not fit the corpus.
+        When the model is neither a name nor a WordAdapter.
     """
     source = resolve_model(spec, options.trust_remote_code) if isinstance(spec, str) else None
     adapter: WordAdapter | None = None
@@ -263,7 +280,52 @@ def extract_one(
         model_fields = {"adapter": type(spec).__name__, "fingerprint": spec.fingerprint()}
         label = type(spec).__name__
     fingerprint = {"model": model_fields, "corpus_hash": corpus.hash, **options.key_fields()}
-    key = make_key(name, fingerprint)
+    manifest = {
+        "name": name,
+        "model": label,
+        "corpus_hash": corpus.hash,
+        "fingerprint": fingerprint,
+        "versions": _versions(),
+    }
+    if options.rows != WORD_ROWS:  # absent for word rows: their manifests stay as they were
+        manifest["rows"] = options.rows
+    return EntryIdentity(make_key(name, fingerprint), manifest, source, adapter)
+
+
+def extract_one(
+    spec: ModelSpec, name: str, corpus: Corpus, store: ActivationStore, options: ExtractOptions,
+    whole_windows: bool = False,
+) -> StoreEntry:
+    """Extract one model into the store, or reuse its complete entry.
+
+    Parameters
+    ----------
+    spec : str or WordAdapter
+        A model name or folder, or an adapter.
+    name : str
+        Its display name.
+    corpus : Corpus
+        The corpus (already cut to max_sentences).
+    store : ActivationStore
+        The store.
+    options : ExtractOptions
+        The checked options.
+    whole_windows : bool, default False
+        Write the last window whole too, as every other (a corpus shard that is not the corpus's last, so
+        that its windows and batches are those of the whole corpus: `reprsim.extraction.corpus_shards`).
+
+    Returns
+    -------
+    StoreEntry
+        The model's entry.
+
+    Raises
+    ------
+    ValueError
+        When the model is neither a name nor a WordAdapter, or its output does not fit the corpus.
+    """
+    identity = entry_identity(spec, name, corpus, options)
+    key = identity.key
     if store.has_complete(key):
         return store.get(key)
 
@@ -275,19 +337,11 @@ def extract_one(
     with store.writing(key, on_wait=waiting):
         if store.has_complete(key):
             return store.get(key)
+        adapter = identity.adapter
         if adapter is None:
-            assert source is not None
-            adapter = _load_adapter(source, name, options)
-        manifest = {
-            "name": name,
-            "model": label,
-            "corpus_hash": corpus.hash,
-            "fingerprint": fingerprint,
-            "versions": _versions(),
-        }
-        if options.rows != WORD_ROWS:  # absent for word rows: their manifests stay as they were
-            manifest["rows"] = options.rows
-        return _extract_loaded(adapter, name, key, manifest, corpus, store, options)
+            assert identity.source is not None
+            adapter = _load_adapter(identity.source, name, options)
+        return _extract_loaded(adapter, name, key, identity.manifest, corpus, store, options, whole_windows)
 
 
 def _extract_loaded(
@@ -298,6 +352,7 @@ def _extract_loaded(
     corpus: Corpus,
     store: ActivationStore,
     options: ExtractOptions,
+    whole_windows: bool = False,
 ) -> StoreEntry:
     """Check the corpus against a loaded adapter, then extract it into a new or resumed entry."""
     validate_sentences(adapter, corpus.sentences, name)
@@ -320,6 +375,7 @@ def _extract_loaded(
         check_rows=not isinstance(adapter, TransformerAdapter),
         progress=options.progress,
         rows=options.rows,
+        whole_windows=whole_windows,
     )
     try:
         run_windows(run, corpus, writer)

@@ -1,4 +1,4 @@
-"""Extraction on a Ray cluster: one actor per model, each writing its own entry into the shared store.
+"""Extraction on a Ray cluster: one actor per model (or per model x corpus shard), all writing into the shared store.
 
 Each actor declares its resources (one GPU when the cluster has GPUs, else one CPU; overridable), loads its
 model on the worker where it lands (``device="auto"`` there: CUDA when the worker sees a GPU, else the CPU)
@@ -12,6 +12,9 @@ shared POSIX file system). The driver shows one progress bar over the models.
   makes the second wait, then reuse the entry.
 - Any error in a model's extraction reaches the driver naming the model; Ctrl-C kills the actors, and what
   they committed stays in the store for the next run.
+- With ``corpus_shards`` N > 1, each model's corpus is cut into N runs of whole windows, each extracted by an
+  actor of its own into the store's part store, and a task joins the parts into the model's entry
+  (`reprsim.extraction.corpus_shards`): the entry is the one a single actor writes, byte for byte.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from reprsim.corpus import Corpus
-from reprsim.ray_support import MAX_RETRIES, connect, result
+from reprsim.extraction.corpus_shards import corpus_parts, join_parts, part_task
+from reprsim.ray_support import MAX_RETRIES, RETRIED_EXCEPTIONS, connect, result
 
 __all__ = ["extract_on_ray"]
 
@@ -37,8 +41,8 @@ class _Extractor:
 def extract_on_ray(specs: Sequence[str], names: Sequence[str], corpus: Corpus, store: str,
                    arguments: Sequence[dict[str, Any]], *, address: str | None = None,
                    task: Callable[..., str], gpus_per_model: float | None = None, cpus_per_model: float = 1,
-                   progress: bool = True) -> list[str]:
-    """Extract each model in an actor of its own on the Ray cluster; the entries' keys.
+                   progress: bool = True, corpus_shards: int = 1) -> list[str]:
+    """Extract each model in an actor of its own (or one per corpus shard) on the Ray cluster; the entries' keys.
 
     Parameters
     ----------
@@ -58,10 +62,13 @@ def extract_on_ray(specs: Sequence[str], names: Sequence[str], corpus: Corpus, s
     cpus_per_model
         CPUs each actor declares.
     progress
-        Show a progress bar over the models.
+        Show a progress bar over the models (over the parts and joins with corpus shards).
     task
         The function each actor runs: ``task(spec, name, corpus, store, arguments)`` gives the entry's key
         (`reprsim.extraction.extract.extraction_task`; tests wrap it to inject faults).
+    corpus_shards
+        Parts of the corpus per model, each in an actor of its own, then joined into the model's entry by a
+        task (`reprsim.extraction.corpus_shards`; whole windows of 256 sentences each, so at most that many).
 
     Returns
     -------
@@ -71,28 +78,52 @@ def extract_on_ray(specs: Sequence[str], names: Sequence[str], corpus: Corpus, s
     Raises
     ------
     ValueError
-        If ray is not installed (with the install command), or a model's extraction failed (naming it).
+        If ray is not installed (with the install command), the corpus has fewer windows than
+        `corpus_shards`, or a model's extraction failed (naming it, and the part).
     """
+    parts = corpus_parts(len(corpus), corpus_shards)  # checked before any actor starts
     ray = connect(address)
     if gpus_per_model is None:
         gpus_per_model = 1.0 if ray.cluster_resources().get("GPU", 0) >= 1 else 0.0
     actor_class = ray.remote(num_cpus=cpus_per_model, num_gpus=gpus_per_model, max_restarts=MAX_RETRIES,
                              max_task_retries=MAX_RETRIES)(_Extractor)
-    actors = [actor_class.remote() for _ in specs]
-    refs = [actor.run.remote(task, spec, name, corpus, store, kwargs)
-            for actor, spec, name, kwargs in zip(actors, specs, names, arguments, strict=True)]
-    labels = {ref: f"model {name!r}" for ref, name in zip(refs, names, strict=True)}
-    actor_of = dict(zip(refs, actors, strict=True))
+    join = ray.remote(num_cpus=1, max_retries=MAX_RETRIES, retry_exceptions=RETRIED_EXCEPTIONS)(join_parts)
+    shared = ray.put(corpus) if corpus_shards > 1 else corpus  # one copy for every part's actor
+    labels: dict[Any, str] = {}
+    actor_of: dict[Any, Any] = {}
+    finals: list[Any] = []
+    for spec, name, kwargs in zip(specs, names, arguments, strict=True):
+        if corpus_shards == 1:
+            actor = actor_class.remote()
+            ref = actor.run.remote(task, spec, name, corpus, store, kwargs)
+            labels[ref], actor_of[ref] = f"model {name!r}", actor
+            finals.append(ref)
+            continue
+        part_refs = []
+        for part in parts:
+            actor = actor_class.remote()
+            ref = actor.run.remote(part_task, spec, name, shared, store, kwargs, part)
+            labels[ref], actor_of[ref] = f"model {name!r} (sentences {part[0]}..{part[1]})", actor
+            part_refs.append(ref)
+        ref = join.remote(spec, name, shared, store, kwargs, parts, *part_refs)
+        labels[ref] = f"model {name!r} (joining its {len(parts)} corpus shards)"
+        finals.append(ref)
     keys: dict[Any, str] = {}
-    pending = list(refs)
+    pending = list(labels)
     try:
-        with tqdm(total=len(refs), desc="models on ray", unit="model", disable=not progress) as bar:
+        with tqdm(total=len(pending), desc="models on ray" if corpus_shards == 1 else "model parts on ray",
+                  unit="model" if corpus_shards == 1 else "task", disable=not progress) as bar:
             while pending:
                 ready, pending = ray.wait(pending, num_returns=1)
-                ray.kill(actor_of.pop(ready[0]))  # its GPU goes to the next model waiting for one
+                if ready[0] in actor_of:
+                    ray.kill(actor_of.pop(ready[0]))  # its GPU goes to the next model waiting for one
                 keys[ready[0]] = result(ray, ready[0], labels[ready[0]])
                 bar.update(1)
+    except BaseException:
+        for ref in pending:
+            ray.cancel(ref, force=True)
+        raise
     finally:
         for actor in actor_of.values():
             ray.kill(actor)
-    return [keys[ref] for ref in refs]
+    return [keys[ref] for ref in finals]

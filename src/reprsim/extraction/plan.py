@@ -45,6 +45,9 @@ class ModelRun:
         Show a words/s progress bar.
     rows : str, default "word"
         What one stored row is: a word, or one text-level row per sentence (see `reprsim.extraction.rows`).
+    whole_windows : bool, default False
+        Write the corpus's last window whole, not in pieces (`window_bounds`' tail): for a corpus shard that
+        is not the corpus's last (`reprsim.extraction.corpus_shards`).
     """
 
     adapter: WordAdapter
@@ -57,6 +60,7 @@ class ModelRun:
     check_rows: bool
     progress: bool
     rows: str = WORD_ROWS
+    whole_windows: bool = False
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,15 @@ from reprsim.corpus import Corpus
 from reprsim.extraction.adapter import AdapterOutput, SentenceError
 from reprsim.extraction.checks import check_hidden, check_output
 from reprsim.extraction.placement import place_attention, place_rows
-from reprsim.extraction.plan import Batch, ModelRun, WindowLayout, length_batches, window_bounds
+from reprsim.extraction.plan import (
+    TAIL_WINDOW_SENTENCES,
+    WINDOW_SENTENCES,
+    Batch,
+    ModelRun,
+    WindowLayout,
+    length_batches,
+    window_bounds,
+)
 from reprsim.extraction.rows import WORD_ROWS, pool_word_rows, stored_row_counts
 from reprsim.store import EntryWriter
 
@@ -140,7 +148,7 @@ def run_windows(run: ModelRun, corpus: Corpus, writer: EntryWriter) -> None:
         disable=not run.progress,
         dynamic_ncols=True,
     )
-    bounds = window_bounds(done, len(sentences))
+    bounds = window_bounds(done, len(sentences), tail=WINDOW_SENTENCES if run.whole_windows else TAIL_WINDOW_SENTENCES)
     # Per window: its rows (of each hidden layer) and sum of n^2 (values per head of its attention maps).
     sizes = [(sum(row_counts[a:b]), sum(n * n for n in row_counts[a:b])) for a, b in bounds]
     buffers = WindowBuffers(
