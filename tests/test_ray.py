@@ -122,6 +122,14 @@ def test_column_tiles_on_ray_give_the_local_table(cluster, store):
     assert local.frame[KEYS].equals(tiled.frame[KEYS])
     np.testing.assert_allclose(tiled.frame.value.to_numpy(), local.frame.value.to_numpy(), rtol=0, atol=1e-10)
     assert "in 1 column tiles" in plan_lines(store, measures)[1]
+    # The plan's bytes per task are what a task declares: every block a <= b and one chunk of rows.
+    from reprsim.comparison_entries import representations
+    from reprsim.comparison_records import linear_plan
+    from reprsim.engine.linear_family import pass_bytes
+
+    widths = [r.width for r in representations(store.entries())]
+    assert linear_plan(representations(store.entries()), measures, set(), chunk_rows=100)["bytes_per_task"] == \
+        pass_bytes(widths, ALL_BLOCKS, 100) == 8 * sum(widths[a] * widths[b] for a, b in ALL_BLOCKS) + 800 * sum(widths)
 
 
 @pytest.mark.parametrize("ci", ["bootstrap", "jackknife"])
@@ -180,8 +188,8 @@ def test_compare_on_the_command_line_and_in_a_study_file(cluster, store, tmp_pat
     plan = capsys.readouterr().out.splitlines()
     assert plan[0] == f"2 models, 6 layers, {N_WORDS:,} rows (words)"
     assert re.match(r"linear measures \(1\): 21 pairs in \d+ column tiles = \d+ passes over the rows, on ray: "
-                    r"4 row shards per tile, \d+ tasks \(shards and merges\); up to [0-9.]+ MiB of blocks per task "
-                    r"\(budget 0 MiB\)", plan[1]), plan[1]
+                    r"4 row shards per tile, \d+ tasks \(shards and merges\); up to [0-9.]+ MiB per task "
+                    r"\(blocks and one chunk of rows; budget 0 MiB of blocks\)", plan[1]), plan[1]
     assert plan[2].startswith("n x n measures (1): on a seeded subsample of") and "attention measures (1)" in plan[3]
     assert not (tmp_path / "nothing.parquet").exists()
     assert main(["compare", "--store", str(store.path), "--measures", "linear_cka"]) == 1

@@ -193,6 +193,18 @@ def test_shards_with_other_statistics_or_a_missing_block_are_refused(store, tmp_
 
 
 # --- merges refused ----------------------------------------------------------------------------------------
+def test_moments_that_do_not_match_their_record_are_refused(store, tmp_path):
+    files = _accumulate_all(store, tmp_path / "s", 3, measures=["linear_cka"])
+    half = accumulate_shard(store, "1/2", tmp_path / "half", ["linear_cka"], progress=False)
+    with np.load(files[0], allow_pickle=False) as first, np.load(half, allow_pickle=False) as second:
+        record, arrays = first["record"], {k: second[k] for k in second.files if k != "record"}
+        assert int(first["rep.n"][0]) != int(second["rep.n"][0])
+    np.savez(files[0], allow_pickle=False, record=record, **arrays)  # shard 1/3's record, 1/2's sums
+    with pytest.raises(ValueError, match=r"moments-00001-of-00003\.npz: its moments hold \d+ rows, not the \d+ of "
+                                         r"shard 1/3 .*the file is damaged"):
+        merge_shards([tmp_path / "s"], progress=False)
+
+
 def test_a_shard_merged_twice_or_missing_is_an_error_naming_the_files(store, tmp_path):
     files = _accumulate_all(store, tmp_path / "s", 3, measures=["linear_cka"])
     with pytest.raises(ValueError, match=r"moments-00002-of-00003\.npz is given twice"):

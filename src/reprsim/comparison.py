@@ -342,7 +342,7 @@ def plan_lines(store: str | Path | ActivationStore, measures: Sequence[str] = ("
                models: Sequence[str] | None = None, *, previous: ResultTable | None = None,
                backend: str = "local", address: str | None = None, shards: int | None = None,
                memory_per_task: int | None = None, subsample_rows: int = 5000, attention_sentences: int = 500,
-               seed: int = 0) -> list[str]:
+               seed: int = 0, chunk_rows: int = 8192) -> list[str]:
     """What `compare` with these options would do, in lines a person reads (``reprsim compare --plan``).
 
     Nothing is computed: the lines give the pairs, the column tiles (passes over the rows), the tasks and
@@ -351,7 +351,7 @@ def plan_lines(store: str | Path | ActivationStore, measures: Sequence[str] = ("
     Parameters
     ----------
     store, measures, models, previous, backend, address, shards, memory_per_task, subsample_rows,
-    attention_sentences, seed
+    attention_sentences, seed, chunk_rows
         As for `compare`. Without `shards` or `address`, the Ray backend's shards are this machine's CPUs
         (what a local cluster gets).
 
@@ -362,8 +362,9 @@ def plan_lines(store: str | Path | ActivationStore, measures: Sequence[str] = ("
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend {backend!r}: choose one of {', '.join(BACKENDS)}")
-    run = plan_comparison(store, measures, models, previous=previous, chunk_rows=8192, subsample_rows=subsample_rows,
-                          attention_sentences=attention_sentences, seed=seed, options=InferenceOptions())
+    run = plan_comparison(store, measures, models, previous=previous, chunk_rows=chunk_rows,
+                          subsample_rows=subsample_rows, attention_sentences=attention_sentences, seed=seed,
+                          options=InferenceOptions())
     budget = LINEAR_BUDGET_BYTES if memory_per_task is None else memory_per_task
     if backend == "ray" and shards is None:
         if address is not None:
@@ -374,15 +375,15 @@ def plan_lines(store: str | Path | ActivationStore, measures: Sequence[str] = ("
         else:
             shards = min(os.cpu_count() or 1, run.entries[0].n_sentences)
     count = min(shards, run.entries[0].n_sentences) if backend == "ray" and shards else 1
-    linear = linear_plan(run.reps, run.streamed, run.done, budget, count)
+    linear = linear_plan(run.reps, run.streamed, run.done, budget, count, chunk_rows)
     lines = [f"{len(run.entries)} models, {len(run.reps)} layers, {linear['rows']:,} rows (words)"]
     if run.streamed:
         where = (f"on ray: {count} row shards per tile, {linear['tasks']} tasks (shards and merges)"
                  if backend == "ray" else "in this process")
         lines.append(f"linear measures ({len(run.streamed)}): {linear['pairs']} pairs in {linear['tiles']} column "
                      f"tiles = {linear['tiles']} passes over the rows, {where}; up to "
-                     f"{linear['bytes_per_task'] / 2**20:,.1f} MiB of blocks per "
-                     f"{'task' if backend == 'ray' else 'pass'} (budget {budget / 2**20:,.0f} MiB)")
+                     f"{linear['bytes_per_task'] / 2**20:,.1f} MiB per {'task' if backend == 'ray' else 'pass'} "
+                     f"(blocks and one chunk of rows; budget {budget / 2**20:,.0f} MiB of blocks)")
     where = ("on ray: one task per layer's fit and per group of pairs" if backend == "ray"
              else "in this process")
     if run.sampled:

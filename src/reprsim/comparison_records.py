@@ -35,8 +35,9 @@ from reprsim.engine import (
     score_pairs,
 )
 from reprsim.engine.block_moments import BlockedMoments
-from reprsim.engine.linear_family import MomentsFamily, warn_about_fits
+from reprsim.engine.linear_family import MomentsFamily, pass_bytes, warn_about_fits
 from reprsim.engine.linear_score import check_measures
+from reprsim.engine.scheduler import Tile
 from reprsim.inference import NO_INFERENCE, InferenceOptions, Uncertainty, sentence_blocks
 from reprsim.layers import LayerId
 from reprsim.results import DIRECTED, SYMMETRIC, ResultTable
@@ -209,7 +210,7 @@ def streamed_records(reps: Sequence[RepresentationSource], names: Sequence[str],
 
 def linear_plan(reps: Sequence[RepresentationSource], names: Sequence[str],
                 done: set[tuple[str, int, str, int, str]], budget: int = LINEAR_BUDGET_BYTES,
-                shards: int = 1) -> dict[str, int]:
+                shards: int = 1, chunk_rows: int = 8192) -> dict[str, int]:
     """How the linear measures' pass would run, without running it.
 
     Parameters
@@ -220,6 +221,8 @@ def linear_plan(reps: Sequence[RepresentationSource], names: Sequence[str],
         Bytes of blocks per tile.
     shards
         Row shards per tile (1 for the local backend).
+    chunk_rows
+        Rows per chunk of a pass.
 
     Returns
     -------
@@ -233,8 +236,12 @@ def linear_plan(reps: Sequence[RepresentationSource], names: Sequence[str],
                           svcca=SvccaOptions(), chunk_rows=2)
     pairs = sorted({(min(p), max(p)) for m in names for p in _todo(reps, m, done)})
     tiles = plan_tiles(pairs, family.fit_bytes, family.pair_bytes, budget) if pairs else []
-    largest = max((sum(family.pair_bytes(a, b) for a, b in t.pairs) + sum(family.fit_bytes(m) for m in t.members)
-                   for t in tiles), default=0)
+    def tile_bytes(tile: Tile) -> int:  # what a pass over the tile holds (every member's own block counted)
+        local = {g: i for i, g in enumerate(tile.members)}
+        blocks = {(local[min(a, b)], local[max(a, b)]) for a, b in tile.pairs} | {(i, i) for i in local.values()}
+        return pass_bytes([reps[g].width for g in tile.members], sorted(blocks), chunk_rows)
+
+    largest = max((tile_bytes(t) for t in tiles), default=0)
     return {"pairs": len(pairs), "tiles": len(tiles), "tasks": len(tiles) * (2 * shards - 1 if shards > 1 else 1),
             "bytes_per_task": largest, "rows": int(reps[0].n_rows or 0)}
 

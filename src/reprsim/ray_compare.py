@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from reprsim.engine import CrossMoments, LinearFamily, RepresentationSource
 from reprsim.engine.block_moments import BlockedMoments, MomentSums, merge_block_parts
-from reprsim.engine.linear_family import derive_pair, prepare_fit_for
+from reprsim.engine.linear_family import derive_pair, pass_bytes, prepare_fit_for
 from reprsim.engine.linear_fit import LinearFit, SvccaOptions
 from reprsim.engine.moments_state import (
     block_parts_arrays,
@@ -351,8 +351,7 @@ class RayLinearFamily(LinearFamily):
 
     def _tile_options(self, members: Sequence[int], blocks: Sequence[tuple[int, int]], copies: int) -> dict[str, Any]:
         """`ray_moments`' options for one tile, each task declaring `copies` times the tile's blocks."""
-        widths = [self.sources[g].width for g in members]
-        memory = 8 * copies * sum(widths[a] * widths[b] for a, b in blocks) + 8 * self.chunk_rows * sum(widths)
+        memory = pass_bytes([self.sources[g].width for g in members], blocks, self.chunk_rows, copies)
         return {"store": self.store, "keys": self.keys, "sentence_lengths": self.sentence_lengths,
                 "members": members, "blocks": blocks, "row_norms": self._row_norms(), "shards": self.shards,
                 "address": self.address, "chunk_rows": self.chunk_rows, "progress": self.progress, "memory": memory,

@@ -119,7 +119,7 @@ def shard_moments(entries: Sequence[StoreEntry], rows: tuple[int, int], *, row_n
     rows
         The shard's rows (`shard_rows`).
     row_norms
-        Keep the row-norm sums (debiased and lange CKA, `reprsim.engine.linear_family.needs_row_norms`).
+        Keep the row-norm sums (debiased and lange CKA, `reprsim.engine.linear_family.pass_needs_row_norms`).
     members
         The representations to read, by index (default: every layer); the moments number them 0, 1, ...
         in this order.

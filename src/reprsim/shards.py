@@ -277,6 +277,18 @@ def _check_store(run: ComparisonPlan, study: dict[str, Any], shards: Sequence[_S
                              f"{list(shard_rows(lengths, s.shard))} this reprsim assigns it")
 
 
+def _check_arrays(shard: _ShardFile, moments: Sequence[CrossMoments], widths: Sequence[int]) -> None:
+    """That a file's moments hold the study's layers and exactly the shard's rows, as its record says."""
+    start, stop = shard.record["rows"]
+    if any(m.widths != list(widths) for m in moments):
+        raise ValueError(f"{shard.path}: its moments hold layers of widths {moments[0].widths}, not the study's "
+                         f"{list(widths)}: the file is damaged")
+    rows = sum(m.n_rows() for m in moments)
+    if rows != stop - start:
+        raise ValueError(f"{shard.path}: its moments hold {rows} rows, not the {stop - start} of shard {shard.shard} "
+                         f"(rows {start}..{stop}): the file is damaged")
+
+
 def merge_shards(
     paths: Sequence[str | Path],
     *,
@@ -330,16 +342,20 @@ def merge_shards(
     _check_store(run, study, shards)
     bounds = block_bounds(run.entries[0].sentence_lengths, options)
     merged: CrossMoments | BlockedMoments | None = None
+    widths = [int(w) for _, _, w in study["representations"]]
     if bounds is None:
         total: CrossMoments | None = None
         for s in shards:
             moments = moments_from_arrays(s.arrays, device=device, what=str(s.path))
+            _check_arrays(s, [moments], widths)
             total = moments if total is None else total.merge(moments)
         merged = total
     else:
         parts: dict[int, CrossMoments] = {}
         for s in shards:
-            merge_block_parts(parts, block_parts_from_arrays(s.arrays, device=device, what=str(s.path)))
+            own = block_parts_from_arrays(s.arrays, device=device, what=str(s.path))
+            _check_arrays(s, list(own.values()), widths)
+            merge_block_parts(parts, own)
         merged = BlockedMoments.from_parts(parts, bounds, what=", ".join(str(s.path) for s in shards[:3])
                                            + (", ..." if len(shards) > 3 else ""))
     assert merged is not None

@@ -27,7 +27,7 @@ from . import linear_influence
 from .block_moments import BlockedMoments, MomentSums
 from .block_score import prepare_fit
 from .checks import Precision
-from .linear_fit import CCA_TYPE_MEASURES, ROW_NORM_MEASURES, LinearFit, SvccaOptions
+from .linear_fit import CCA_TYPE_MEASURES, LinearFit, SvccaOptions, needs_row_norms
 from .linear_inference import LinearStatistics, block_bytes_factor
 from .linear_score import PairTerms, derive, neuron_matches, svcca_options_of
 from .moments import CrossMoments
@@ -440,9 +440,28 @@ def derive_pair(terms: PairTerms, measures: Sequence[str], svcca: SvccaOptions, 
     return values
 
 
-def needs_row_norms(measures: Sequence[str]) -> bool:
-    """Whether some measure (debiased or lange CKA) needs the row-norm sums of the pass."""
-    return any(registry.parse_spec(m)[0] in ROW_NORM_MEASURES for m in measures)
+def pass_bytes(widths: Sequence[int], blocks: Sequence[tuple[int, int]], chunk_rows: int, copies: int = 1) -> int:
+    """Bytes one pass over a tile holds: `copies` of its float64 blocks and one staged float64 chunk of rows.
+
+    What `reprsim.comparison.plan_lines` prints per task and a Ray task declares (`reprsim.ray_compare`).
+
+    Parameters
+    ----------
+    widths
+        The tile's members' widths.
+    blocks
+        The tile's (a, b) blocks, in member positions.
+    chunk_rows
+        Rows per chunk.
+    copies
+        Copies of the blocks held (the sentence blocks one shard overlaps, with statistics).
+
+    Returns
+    -------
+    int
+        The bytes.
+    """
+    return 8 * copies * sum(widths[a] * widths[b] for a, b in blocks) + 8 * chunk_rows * sum(widths)
 
 
 def pass_needs_row_norms(measures: Sequence[str], inference: InferenceOptions = NO_INFERENCE) -> bool:

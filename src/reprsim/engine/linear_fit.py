@@ -8,7 +8,7 @@ representation is in reuses them (`reprsim.engine.linear_score`), so a pair pays
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Generic, TypeVar
@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 import torch
 
 from reprsim.arrays import CONSTANT_RTOL
+from reprsim.measures import registry
 from reprsim.measures.shape import whitening_weights
 from reprsim.measures.spectral import gulp_weights
 
@@ -58,10 +59,17 @@ MIN_ROWS_UNBIASED = 4
 # Measures that need the row-norm sums (CrossMoments(row_norms=True)).
 ROW_NORM_MEASURES = frozenset({"debiased_cka", "lange_cka"})
 
+
 __all__ = [
     "CCA_TYPE_MEASURES", "DIRECTED_MEASURES", "ENGINE_MEASURES", "MIN_ROWS_UNBIASED", "ROW_NORM_MEASURES",
-    "Directed", "LinearFit", "Spectrum", "SvccaConvention", "SvccaOptions", "eigen_rank_tolerance", "spectrum",
+    "Directed", "LinearFit", "Spectrum", "SvccaConvention", "SvccaOptions", "eigen_rank_tolerance", "needs_row_norms",
+    "spectrum",
 ]
+
+
+def needs_row_norms(measures: Sequence[str]) -> bool:
+    """Whether some measure (debiased or lange CKA) needs the row-norm sums of the pass."""
+    return any(registry.parse_spec(m)[0] in ROW_NORM_MEASURES for m in measures)
 
 
 @dataclass(frozen=True)

@@ -20,13 +20,13 @@ import torch
 
 from reprsim.arrays import ArrayLike, warn_constant, warn_few_rows
 from reprsim.engine.checks import Precision, check_precision, resolve_device
-from reprsim.engine.linear_family import needs_row_norms
 from reprsim.engine.linear_fit import (
     CCA_TYPE_MEASURES,
     ENGINE_MEASURES,
     Directed,
     LinearFit,
     SvccaOptions,
+    needs_row_norms,
 )
 from reprsim.engine.linear_score import (
     MeasureValue,
