@@ -110,3 +110,14 @@ def test_cli_measure_lists_keep_commas_inside_a_spec() -> None:
 
     assert split_names("svcca(keep=0.9, convention=wu),linear_cka, rsa,") == [
         "svcca(keep=0.9, convention=wu)", "linear_cka", "rsa"]
+
+
+def test_the_null_key_reads_as_written_though_yaml_reads_it_as_none(tmp_path) -> None:
+    study = tmp_path / "study.yaml"
+    study.write_text("name: s\ncorpus: builtin\nmodels: [{name: m, model: minilm}]\n"
+                     "compare: {ci: jackknife, null: analytic, blocks: 6}\n")
+    spec = load_study(study).compare
+    assert (spec.ci, spec.null, spec.blocks) == ("jackknife", "analytic", 6)
+    study.write_text("name: s\ncorpus: builtin\nmodels: [{name: m, model: minilm}]\nextraction: {null: x}\n")
+    with pytest.raises(StudyConfigError, match=r"`extraction\.null`: unknown key"):
+        load_study(study)

@@ -283,7 +283,9 @@ def _mapping(value: Any, path: str, allowed: set[str]) -> dict[str, Any]:
         return {}
     if not isinstance(value, dict):
         raise _fail(path, f"must be a mapping, got {type(value).__name__}")
-    unknown = sorted(set(value) - allowed)
+    if None in value:  # YAML reads the key `null:` (compare's null baselines) as None
+        value = {"null" if k is None else k: v for k, v in value.items()}
+    unknown = sorted(set(value) - allowed, key=str)
     if unknown:
         raise _fail(f"{path}.{unknown[0]}" if path else unknown[0],
                     f"unknown key; allowed: {', '.join(sorted(allowed))}")
