@@ -261,3 +261,39 @@ def test_integer_options_are_checked_before_anything_runs(argv, message, capsys)
         main(argv)
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_join_of_corpus_shards_interrupted_midway_resumes_to_the_same_entry(tmp_path, monkeypatch) -> None:
+    """The corpus-shard path without Ray: parts extracted, a join killed after one window, then rerun."""
+    from reprsim.corpus import Corpus
+    from reprsim.extraction import extract
+    from reprsim.extraction.corpus_shards import PARTS, corpus_parts, join_parts, part_task
+    from reprsim.extraction.extract import task_arguments
+    from reprsim.store import ActivationStore
+    from reprsim.store.writer import EntryWriter
+
+    corpus = Corpus.load(str(write_corpus(tmp_path / "corpus.txt", 600)))
+    model = str(tiny_bert_folder(tmp_path / "tiny"))
+    arguments = task_arguments(layers=[0, 2])
+    parts = corpus_parts(len(corpus), 3)
+    keys = [part_task(model, "tiny", corpus, str(tmp_path / "joined"), arguments, part) for part in parts]
+    original, writes = EntryWriter.write_sentences, []
+
+    def write_once_then_fail(self, start, stop, *rest, **kwargs):
+        if writes:
+            raise OSError("the node went away")
+        writes.append((start, stop))
+        original(self, start, stop, *rest, **kwargs)
+
+    monkeypatch.setattr(EntryWriter, "write_sentences", write_once_then_fail)
+    with pytest.raises(OSError, match="the node went away"):
+        join_parts(model, "tiny", corpus, str(tmp_path / "joined"), arguments, parts, *keys)
+    monkeypatch.setattr(EntryWriter, "write_sentences", original)
+    assert writes == [(0, 256)] and sorted(ActivationStore(tmp_path / "joined" / PARTS).keys()) == sorted(keys)
+    key = join_parts(model, "tiny", corpus, str(tmp_path / "joined"), arguments, parts, *keys)
+    (local,) = extract([model], corpus, tmp_path / "local", names=["tiny"], layers=[0, 2], progress=False)
+    assert key == local.key and not ActivationStore(tmp_path / "joined" / PARTS).keys()
+    ours = {k: v for k, v in files_of(tmp_path / "joined").items() if not k.startswith(PARTS)}
+    assert ours == files_of(tmp_path / "local")
+    # Joining again (another driver's rerun) finds the entry complete and the parts gone: nothing happens.
+    assert join_parts(model, "tiny", corpus, str(tmp_path / "joined"), arguments, parts, *keys) == key

@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -523,3 +524,78 @@ output: {{dir: {tmp_path / where}}}
         for column in ["value", "se", "ci_low", "ci_high", "null_mean", "p_value", "calibrated"]:
             np.testing.assert_allclose(got.frame[column].to_numpy(float), local.frame[column].to_numpy(float),
                                        rtol=0, atol=1e-10, equal_nan=True, err_msg=f"{name}: {column}")
+
+
+def test_a_failing_model_is_named_while_another_still_waits_for_the_gpu(cluster, tmp_path):
+    from reprsim.corpus import Corpus
+    from reprsim.extraction.on_ray import extract_on_ray
+
+    def first_fails(spec, name, *args):
+        if name == "first":
+            raise ValueError("sentence 3: the model gave 2 rows for 3 words")
+        time.sleep(30)  # holds the one GPU's turn: the failure must not wait for it, nor be hidden by a cancel
+        return "never"
+
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match=r"model 'first' failed on ray: ValueError: sentence 3: the model gave"):
+        extract_on_ray(["a", "b", "c"], ["first", "second", "third"], Corpus.load("builtin").head(3),
+                       str(tmp_path), [{}, {}, {}], progress=False, task=first_fails, gpus_per_model=1)
+    assert time.perf_counter() - start < 25
+
+
+def test_a_task_no_node_could_hold_is_refused_by_name(cluster, store):
+    with pytest.raises(ValueError, match=r"a shard's task needs [0-9,.]+ GiB, more than the largest node of the Ray "
+                                         r"cluster offers .*lower --memory-per-task"):
+        _on_ray(store, False, shards=2, memory=1 << 50)
+
+
+def test_warnings_raised_in_ray_tasks_are_raised_on_the_driver(cluster):
+    import warnings as w
+
+    from reprsim.engine.scheduler import Tile
+    from reprsim.ray_pairs import RayMemberFamily
+
+    class Warns:
+        def fit_member(self, item):
+            w.warn(f"layer {item}: 3 constant neurons", UserWarning, stacklevel=1)
+            return item
+
+        def hold(self, fits):
+            self.fits = fits
+
+        def score(self, tile):
+            w.warn("interval not available for one pair", RuntimeWarning, stacklevel=1)
+            for a, b in tile.pairs:
+                yield a, b, {"m": float(self.fits[a] + self.fits[b])}
+
+    local = type("Sizes", (), {"fit_bytes": lambda self, k: 8, "pair_bytes": lambda self, a, b: 0})()
+    family = RayMemberFamily(local, Warns, address=None, label="m")
+    tile = Tile((0, 1), ((0, 1), (1, 1)))
+    family.fit(tile)
+    with w.catch_warnings(record=True) as caught:
+        w.simplefilter("always")
+        scores = list(family.score(tile))
+    assert [(a, b, v["m"]) for a, b, v in scores] == [(0, 1, 1.0), (1, 1, 2.0)]
+    messages = {str(c.message) for c in caught}
+    assert {"layer 0: 3 constant neurons", "layer 1: 3 constant neurons",
+            "interval not available for one pair"} <= messages
+
+
+def test_plan_counts_the_statistics_copies_and_ray_options_need_the_ray_backend(cluster, store):
+    from reprsim.comparison import plan_lines
+
+    plain = plan_lines(store, ["linear_cka"], backend="ray", shards=3)[1]
+    with_ci = plan_lines(store, ["linear_cka"], backend="ray", shards=3, ci="jackknife", blocks=7)[1]
+    assert "(shards and merges)" in plain and "3 tasks (shards)" in with_ci
+    from reprsim.comparison_entries import representations
+    from reprsim.comparison_records import linear_plan
+    from reprsim.inference import InferenceOptions
+
+    reps, ci = representations(store.entries()), InferenceOptions(ci="jackknife", blocks=7)
+    one, three = (linear_plan(reps, ["linear_cka"], set(), chunk_rows=10, inference=ci, copies=k)["bytes_per_task"]
+                  for k in (1, 3))
+    assert three - 80 * sum(r.width for r in reps) == 3 * (one - 80 * sum(r.width for r in reps))
+    with pytest.raises(ValueError, match=r"shards \(--shards\) only apply to the Ray backend"):
+        compare(store, ["linear_cka"], progress=False, shards=2)
+    with pytest.raises(ValueError, match=r"address \(--address\) only apply to the Ray backend"):
+        plan_lines(store, ["linear_cka"], address="auto")

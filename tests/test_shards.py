@@ -182,9 +182,9 @@ def test_shards_with_other_statistics_or_a_missing_block_are_refused(store, tmp_
     first = accumulate_shard(store, "1/2", tmp_path / "a", ["linear_cka"], progress=False, ci="jackknife", blocks=6)
     other = accumulate_shard(store, "2/2", tmp_path / "b", ["linear_cka"], progress=False, ci="jackknife", blocks=5)
     plain = accumulate_shard(store, "2/2", tmp_path / "c", ["linear_cka"], progress=False)
-    for second in (other, plain):
+    for pair in ([first, other], [first, plain], [plain, first]):  # with statistics or without, either order
         with pytest.raises(ValueError, match="shards of different studies: their inference differ"):
-            merge_shards([first, second], progress=False)
+            merge_shards(pair, progress=False)
     with np.load(first, allow_pickle=False) as data:
         parts = block_parts_from_arrays({k: data[k] for k in data.files if k != "record"}, what=first.name)
     bounds = np.asarray([0, 100, 200, 300, 400, 500, N_WORDS])

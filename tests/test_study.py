@@ -121,3 +121,15 @@ def test_the_null_key_reads_as_written_though_yaml_reads_it_as_none(tmp_path) ->
     study.write_text("name: s\ncorpus: builtin\nmodels: [{name: m, model: minilm}]\nextraction: {null: x}\n")
     with pytest.raises(StudyConfigError, match=r"`extraction\.null`: unknown key"):
         load_study(study)
+
+
+@pytest.mark.parametrize("section, key", [("compare", "shards: 4"), ("compare", "address: auto"),
+                                          ("extraction", "gpus_per_model: 1"), ("extraction", "corpus_shards: 2")])
+def test_ray_options_without_the_ray_backend_are_refused(tmp_path, section, key) -> None:
+    study = tmp_path / "study.yaml"
+    study.write_text(f"name: s\ncorpus: builtin\nmodels: [minilm]\n{section}: {{{key}}}\n")
+    name = key.split(":")[0]
+    with pytest.raises(StudyConfigError, match=rf"`{section}\.{name}`: applies to the Ray backend only"):
+        load_study(study)
+    study.write_text(f"name: s\ncorpus: builtin\nmodels: [minilm]\n{section}: {{backend: ray, {key}}}\n")
+    load_study(study)

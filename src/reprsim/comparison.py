@@ -34,10 +34,12 @@ from typing import Any
 from reprsim import measures as registry
 from reprsim._version import __version__
 from reprsim.engine import ENGINE_MEASURES, RepresentationSource
-from reprsim.engine.linear_inference import inference_provenance
+from reprsim.engine.block_moments import shard_block_bounds
+from reprsim.engine.linear_inference import block_bytes_factor, inference_provenance
 from reprsim.inference import InferenceOptions
 from reprsim.measures.knn import DEFAULT_K
 from reprsim.results import ResultTable
+from reprsim.row_shards import Shard, shard_rows
 from reprsim.store import ActivationStore, StoreEntry
 
 from .comparison_entries import (
@@ -323,6 +325,7 @@ def compare(
                                                    jackknife=jackknife))
     if backend not in BACKENDS:
         raise ValueError(f"backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+    _refuse_ray_options(backend, shards, address)
     if shards is not None and (isinstance(shards, bool) or not isinstance(shards, int) or shards < 1):
         raise ValueError(f"shards must be a positive integer, got {shards!r}")
     budget = LINEAR_BUDGET_BYTES if memory_per_task is None else memory_per_task
@@ -342,7 +345,7 @@ def plan_lines(store: str | Path | ActivationStore, measures: Sequence[str] = ("
                models: Sequence[str] | None = None, *, previous: ResultTable | None = None,
                backend: str = "local", address: str | None = None, shards: int | None = None,
                memory_per_task: int | None = None, subsample_rows: int = 5000, attention_sentences: int = 500,
-               seed: int = 0, chunk_rows: int = 8192) -> list[str]:
+               seed: int = 0, chunk_rows: int = 8192, ci: str = "none", blocks: int = 50) -> list[str]:
     """What `compare` with these options would do, in lines a person reads (``reprsim compare --plan``).
 
     Nothing is computed: the lines give the pairs, the column tiles (passes over the rows), the tasks and
@@ -351,8 +354,9 @@ def plan_lines(store: str | Path | ActivationStore, measures: Sequence[str] = ("
     Parameters
     ----------
     store, measures, models, previous, backend, address, shards, memory_per_task, subsample_rows,
-    attention_sentences, seed, chunk_rows
-        As for `compare`. Without `shards` or `address`, the Ray backend's shards are this machine's CPUs
+    attention_sentences, seed, chunk_rows, ci, blocks
+        As for `compare` (the statistics' intervals keep copies of the blocks per sentence block, which the
+        plan counts). Without `shards` or `address`, the Ray backend's shards are this machine's CPUs
         (what a local cluster gets).
 
     Returns
@@ -362,9 +366,10 @@ def plan_lines(store: str | Path | ActivationStore, measures: Sequence[str] = ("
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+    _refuse_ray_options(backend, shards, address)
     run = plan_comparison(store, measures, models, previous=previous, chunk_rows=chunk_rows,
                           subsample_rows=subsample_rows, attention_sentences=attention_sentences, seed=seed,
-                          options=InferenceOptions())
+                          options=InferenceOptions(ci=ci, blocks=blocks))
     budget = LINEAR_BUDGET_BYTES if memory_per_task is None else memory_per_task
     if backend == "ray" and shards is None:
         if address is not None:
@@ -375,10 +380,17 @@ def plan_lines(store: str | Path | ActivationStore, measures: Sequence[str] = ("
         else:
             shards = min(os.cpu_count() or 1, run.entries[0].n_sentences)
     count = min(shards, run.entries[0].n_sentences) if backend == "ray" and shards else 1
-    linear = linear_plan(run.reps, run.streamed, run.done, budget, count, chunk_rows)
+    copies = 1
+    bounds = block_bounds(run.entries[0].sentence_lengths, run.options) if run.streamed else None
+    if bounds is not None:  # intervals: a local pass holds G + 2 copies; a shard's task, the blocks it overlaps
+        lengths = run.entries[0].sentence_lengths
+        copies = max(len(shard_block_bounds(bounds, shard_rows(lengths, Shard(i, count)))[0])
+                     for i in range(1, count + 1)) if backend == "ray" else block_bytes_factor(run.options)
+    linear = linear_plan(run.reps, run.streamed, run.done, budget, count, chunk_rows, run.options, copies)
     lines = [f"{len(run.entries)} models, {len(run.reps)} layers, {linear['rows']:,} rows (words)"]
     if run.streamed:
-        where = (f"on ray: {count} row shards per tile, {linear['tasks']} tasks (shards and merges)"
+        where = (f"on ray: {count} row shards per tile, {linear['tasks']} tasks "
+                 f"({'shards' if bounds is not None else 'shards and merges'})"
                  if backend == "ray" else "in this process")
         lines.append(f"linear measures ({len(run.streamed)}): {linear['pairs']} pairs in {linear['tiles']} column "
                      f"tiles = {linear['tiles']} passes over the rows, {where}; up to "
@@ -394,6 +406,14 @@ def plan_lines(store: str | Path | ActivationStore, measures: Sequence[str] = ("
                      f"{min(attention_sentences, run.entries[0].n_sentences):,} sentences, one fit per layer, "
                      f"{where}")
     return lines
+
+
+def _refuse_ray_options(backend: str, shards: int | None, address: str | None) -> None:
+    """The Ray backend's options without it would be ignored: refuse them, naming them."""
+    given = [name for name, value in (("shards", shards), ("address", address)) if value is not None]
+    if backend != "ray" and given:
+        raise ValueError(f"{', '.join(given)} (--{given[0]}) only apply to the Ray backend: add backend='ray' "
+                         "(--backend ray)")
 
 
 def _records_on_ray(run: ComparisonPlan, device: str, address: str | None, shards: int | None, budget: int,

@@ -210,7 +210,8 @@ def streamed_records(reps: Sequence[RepresentationSource], names: Sequence[str],
 
 def linear_plan(reps: Sequence[RepresentationSource], names: Sequence[str],
                 done: set[tuple[str, int, str, int, str]], budget: int = LINEAR_BUDGET_BYTES,
-                shards: int = 1, chunk_rows: int = 8192) -> dict[str, int]:
+                shards: int = 1, chunk_rows: int = 8192, inference: InferenceOptions = NO_INFERENCE,
+                copies: int = 1) -> dict[str, int]:
     """How the linear measures' pass would run, without running it.
 
     Parameters
@@ -223,27 +224,35 @@ def linear_plan(reps: Sequence[RepresentationSource], names: Sequence[str],
         Row shards per tile (1 for the local backend).
     chunk_rows
         Rows per chunk of a pass.
+    inference
+        The statistics: intervals keep G + 2 copies of the blocks, which the tiling counts.
+    copies
+        Copies of a tile's blocks one pass (or task) holds: 1, the statistics' G + 2, or a shard's blocks.
 
     Returns
     -------
     dict
         ``pairs`` to score, ``tiles`` (= passes over the rows), ``tasks`` (one per row shard and tile, plus
-        the merges of the shards' results), ``bytes_per_task`` (the largest tile's blocks) and ``rows``.
+        the merges of the shards' results without intervals), ``bytes_per_task`` (`pass_bytes` of the
+        largest tile) and ``rows``.
     """
     if not names:
         return {"pairs": 0, "tiles": 0, "tasks": 0, "bytes_per_task": 0, "rows": int(reps[0].n_rows or 0)}
     family = LinearFamily(reps, check_measures(names), device=torch.device("cpu"), precision="float64",
-                          svcca=SvccaOptions(), chunk_rows=2)
+                          svcca=SvccaOptions(), chunk_rows=2, inference=inference,
+                          bounds=np.zeros(2, dtype=np.int64) if inference.ci != "none" else None)
     pairs = sorted({(min(p), max(p)) for m in names for p in _todo(reps, m, done)})
     tiles = plan_tiles(pairs, family.fit_bytes, family.pair_bytes, budget) if pairs else []
+
     def tile_bytes(tile: Tile) -> int:  # what a pass over the tile holds (every member's own block counted)
         local = {g: i for i, g in enumerate(tile.members)}
         blocks = {(local[min(a, b)], local[max(a, b)]) for a, b in tile.pairs} | {(i, i) for i in local.values()}
-        return pass_bytes([reps[g].width for g in tile.members], sorted(blocks), chunk_rows)
+        return pass_bytes([reps[g].width for g in tile.members], sorted(blocks), chunk_rows, copies)
 
     largest = max((tile_bytes(t) for t in tiles), default=0)
-    return {"pairs": len(pairs), "tiles": len(tiles), "tasks": len(tiles) * (2 * shards - 1 if shards > 1 else 1),
-            "bytes_per_task": largest, "rows": int(reps[0].n_rows or 0)}
+    per_tile = 1 if shards == 1 else shards if inference.ci != "none" else 2 * shards - 1
+    return {"pairs": len(pairs), "tiles": len(tiles), "tasks": len(tiles) * per_tile, "bytes_per_task": largest,
+            "rows": int(reps[0].n_rows or 0)}
 
 
 def merged_records(moments: CrossMoments | BlockedMoments, reps: Sequence[RepresentationSource],

@@ -177,6 +177,7 @@ def run_study(study: Study, progress: bool = True, command: str | None = None) -
     from reprsim import __version__
     from reprsim.comparison import compare
     from reprsim.extraction import extract
+    from reprsim.extraction.extract import task_arguments
     from reprsim.report import write_report
     from reprsim.store import ActivationStore
 
@@ -187,10 +188,10 @@ def run_study(study: Study, progress: bool = True, command: str | None = None) -
     ex = study.extraction
     # The entries of this study's options, not older ones of the same name left in the store.
     arguments: list[dict[str, Any]] = [
-        {"layers": None if layers == "all" else layers, "subword": ex.subword, "attention": ex.attention,
-         "causal_attention": ex.causal_attention, "batch_size": ex.batch_size, "device": ex.device,
-         "dtype": ex.dtype, "long_sentences": ex.long_sentences, "rows": ex.rows,
-         "trust_remote_code": model.trust_remote_code}
+        task_arguments(layers=None if layers == "all" else layers, subword=ex.subword, attention=ex.attention,
+                       causal_attention=ex.causal_attention, batch_size=ex.batch_size, device=ex.device,
+                       dtype=ex.dtype, long_sentences=ex.long_sentences, rows=ex.rows,
+                       trust_remote_code=model.trust_remote_code)
         for model in study.models
         for layers in [model.layers if model.layers is not None else ex.layers]
     ]

@@ -29,7 +29,7 @@ import torch
 from tqdm.auto import tqdm
 
 from reprsim.engine import CrossMoments, LinearFamily, RepresentationSource
-from reprsim.engine.block_moments import BlockedMoments, MomentSums, merge_block_parts
+from reprsim.engine.block_moments import BlockedMoments, MomentSums, merge_block_parts, shard_block_bounds
 from reprsim.engine.linear_family import derive_pair, pass_bytes, prepare_fit_for
 from reprsim.engine.linear_fit import LinearFit, SvccaOptions
 from reprsim.engine.moments_state import (
@@ -40,7 +40,15 @@ from reprsim.engine.moments_state import (
 )
 from reprsim.engine.pair_terms import PairTerms
 from reprsim.engine.scheduler import PairScore, Tile
-from reprsim.ray_support import MAX_RETRIES, RETRIED_EXCEPTIONS, connect, result
+from reprsim.ray_support import (
+    MAX_RETRIES,
+    RETRIED_EXCEPTIONS,
+    checked_memory,
+    connect,
+    recording_warnings_of,
+    replay_warnings,
+    result,
+)
 from reprsim.row_shards import Shard, shard_block_parts, shard_moments, shard_rows
 
 __all__ = ["RayLinearFamily", "accumulate_task", "default_shards", "derive_task", "fit_task", "ray_moments"]
@@ -159,10 +167,11 @@ def ray_moments(store: str, keys: Sequence[str], sentence_lengths: Sequence[int]
     options: dict[str, Any] = {"num_cpus": num_cpus, "max_retries": MAX_RETRIES,
                                "retry_exceptions": RETRIED_EXCEPTIONS}
     if memory:
-        options["memory"] = int(memory)
+        options["memory"] = checked_memory(ray, int(memory), "a shard's task")
     remote = ray.remote(num_returns=2, **options)(run_shard)
     # A merge holds its two inputs and its output.
-    merge = ray.remote(**{**options, **({"memory": 3 * int(memory)} if memory else {})})(_merge_arrays)
+    merge_memory = {"memory": checked_memory(ray, 3 * int(memory), "a merge of two shards")} if memory else {}
+    merge = ray.remote(**{**options, **merge_memory})(_merge_arrays)
     flags: dict[Any, str] = {}
     arrays: list[Any] = []
     extra = [] if bounds is None else [[int(b) for b in bounds]]
@@ -245,6 +254,21 @@ def derive_task(measures: Sequence[str], svcca: SvccaOptions, neurons: bool, pai
             for (a, b), label, cross, norm in zip(pairs, labels, crosses, norms, strict=True)]
 
 
+def _fit_recording(*args: Any) -> tuple[LinearFit, list[tuple[type[Warning], str]]]:
+    """`fit_task` with the warnings it raised (what the Ray task runs)."""
+    result: tuple[LinearFit, list[tuple[type[Warning], str]]] = recording_warnings_of(fit_task, *args)
+    return result
+
+
+def _derive_recording(measures: Sequence[str], svcca: SvccaOptions, neurons: bool, pairs: Sequence[tuple[int, int]],
+                      labels: Sequence[str], crosses: Sequence[torch.Tensor], norms: Sequence[float | None],
+                      members: Sequence[int], *fits: tuple[LinearFit, Any]) -> tuple[list[PairScore], list[Any]]:
+    """`derive_task` from `_fit_recording`'s results, with the warnings it raised (what the Ray task runs)."""
+    result: tuple[list[PairScore], list[Any]] = recording_warnings_of(
+        derive_task, measures, svcca, neurons, pairs, labels, crosses, norms, members, *(fit for fit, _ in fits))
+    return result
+
+
 class RayLinearFamily(LinearFamily):
     """`reprsim.engine.LinearFamily` whose pass over each column tile runs as Ray tasks over row shards.
 
@@ -285,22 +309,26 @@ class RayLinearFamily(LinearFamily):
         if not new or not self._remote():
             return super()._new_fits(moments, new)
         ray = connect(self.address)
-        remote = ray.remote(max_retries=MAX_RETRIES, retry_exceptions=RETRIED_EXCEPTIONS)(fit_task)
+        remote = ray.remote(max_retries=MAX_RETRIES, retry_exceptions=RETRIED_EXCEPTIONS)(_fit_recording)
         refs = {}
         for g in new:
             i, width = self._local[g], self.sources[g].width
             norm = moments.centred_norm_product(i, i) if moments.row_norms else None
-            refs[g] = remote.options(memory=8 * 8 * width * width).remote(
+            # The covariance and its decompositions, a few d x d matrices each.
+            memory = checked_memory(ray, 8 * 8 * width * width, f"the fit of {self.ids[g]!r}")
+            refs[g] = remote.options(memory=memory).remote(
                 moments.centred(i, i), moments.n_rows(i), moments.column_absmax(i), norm,
                 f"representation {self.ids[g]!r}", moments.mean(i), self.measures, self.svcca)
         try:
-            fits = {g: result(ray, refs[g], f"the fit of {self.ids[g]!r}") for g in new}
+            fetched = {g: result(ray, refs[g], f"the fit of {self.ids[g]!r}") for g in new}
         except BaseException:
             for ref in refs.values():
                 ray.cancel(ref, force=True)
             raise
+        for _, caught in fetched.values():
+            replay_warnings(caught)
         self.fit_refs.update(refs)
-        return fits
+        return {g: fit for g, (fit, _) in fetched.items()}
 
     def score(self, tile: Tile) -> Iterator[PairScore]:
         """The tile's pairs, derived by one Ray task per group of consecutive pairs, in the tile's order."""
@@ -309,7 +337,7 @@ class RayLinearFamily(LinearFamily):
             return
         assert self._moments is not None
         ray = connect(self.address)
-        remote = ray.remote(max_retries=MAX_RETRIES, retry_exceptions=RETRIED_EXCEPTIONS)(derive_task)
+        remote = ray.remote(max_retries=MAX_RETRIES, retry_exceptions=RETRIED_EXCEPTIONS)(_derive_recording)
         pairs, moments = list(tile.pairs), self._moments
         groups = min(self.shards or default_shards(ray, len(pairs)), max(1, len(pairs)))
         size = -(-len(pairs) // groups)
@@ -322,18 +350,21 @@ class RayLinearFamily(LinearFamily):
                 crosses = [moments.centred(la, lb) for la, lb in local]
                 norms = [moments.centred_norm_product(la, lb) if moments.row_norms else None for la, lb in local]
                 labels = [f"pair ({self.ids[a]!r}, {self.ids[b]!r})" for a, b in group]
-                memory = sum(self.pair_bytes(a, b) for a, b in group) + 8 * sum(self.fit_bytes(k) for k in members)
+                label = f"pairs {start + 1}..{start + len(group)} of {len(pairs)}"
+                memory = checked_memory(ray, sum(self.pair_bytes(a, b) for a, b in group)
+                                        + 8 * sum(self.fit_bytes(k) for k in members), f"deriving {label}")
                 ref = remote.options(memory=memory).remote(
                     self.measures, self.svcca, self.neuron_matches_too, group, labels, crosses, norms, members,
                     *(self.fit_refs[k] for k in members))
-                tasks.append((ref, f"pairs {start + 1}..{start + len(group)} of {len(pairs)}"))
+                tasks.append((ref, label))
             scored = [result(ray, ref, label) for ref, label in tasks]
         except BaseException:
             for ref, _ in tasks:
                 ray.cancel(ref, force=True)
             raise
         self._moments = None
-        for group_scores in scored:
+        for group_scores, caught in scored:
+            replay_warnings(caught)
             yield from group_scores
 
     def _pass(self, members: Sequence[int], blocks: Sequence[tuple[int, int]]) -> CrossMoments:
@@ -344,8 +375,12 @@ class RayLinearFamily(LinearFamily):
     def _blocked_pass(self, members: Sequence[int], blocks: Sequence[tuple[int, int]]) -> BlockedMoments:
         """The tile's pass per sentence block as (row shard x this tile) tasks, the parts added on the driver."""
         assert self.bounds is not None
-        count = self.shards or default_shards(connect(self.address), len(self.sentence_lengths))
-        held = -(-(len(self.bounds) - 1) // count) + 1  # the sentence blocks one shard overlaps, at most
+        count = min(self.shards or default_shards(connect(self.address), len(self.sentence_lengths)),
+                    len(self.sentence_lengths))
+        # The most sentence blocks one shard overlaps (shards and blocks are cut apart, so uneven sentences
+        # can give one shard many more than G / N).
+        held = max(len(shard_block_bounds(self.bounds, shard_rows(self.sentence_lengths, Shard(i, count)))[0])
+                   for i in range(1, count + 1))
         blocked: BlockedMoments = ray_moments(**self._tile_options(members, blocks, held), bounds=self.bounds)
         return blocked
 

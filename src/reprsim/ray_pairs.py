@@ -11,7 +11,8 @@
 
 Each worker builds its own family from the store's path and the entries' keys (`sample_family_on_worker`,
 `attention_family_on_worker`), so only names and row indices travel. Retries, named errors and Ctrl-C are
-those of `reprsim.ray_compare`. Only this module and `reprsim.ray_compare` import ray, and only when the Ray
+those of `reprsim.ray_compare`; the warnings a task raises are raised again on the driver, so that the table
+records them as a local run does. Only this module and `reprsim.ray_compare` import ray, and only when the Ray
 backend is asked for.
 """
 
@@ -27,7 +28,15 @@ from reprsim.engine import AttentionFamily, RepresentationSource, SampleFamily
 from reprsim.engine.attention_family import AttentionSource
 from reprsim.engine.scheduler import MemberFamily, PairScore, Tile
 from reprsim.inference import NO_INFERENCE, InferenceOptions
-from reprsim.ray_support import MAX_RETRIES, RETRIED_EXCEPTIONS, connect, result
+from reprsim.ray_support import (
+    MAX_RETRIES,
+    RETRIED_EXCEPTIONS,
+    checked_memory,
+    connect,
+    recording_warnings_of,
+    replay_warnings,
+    result,
+)
 
 __all__ = [
     "RayMemberFamily", "attention_family_on_worker", "ray_attention_family", "ray_sample_family",
@@ -85,17 +94,19 @@ def attention_family_on_worker(store: str, keys: Sequence[str], measure: str, se
     return AttentionFamily(attention_layers(entries), measure, sentences, lengths, inference)
 
 
-def _fit_task(make: Callable[[], MemberFamily], item: int) -> Any:
-    """One representation's fit (a task)."""
-    return make().fit_member(item)
+def _fit_task(make: Callable[[], MemberFamily], item: int) -> tuple[Any, list[tuple[type[Warning], str]]]:
+    """One representation's fit (a task), with the warnings it raised."""
+    return recording_warnings_of(lambda: make().fit_member(item))
 
 
 def _score_task(make: Callable[[], MemberFamily], members: Sequence[int], pairs: Sequence[tuple[int, int]],
-                *fits: Any) -> list[PairScore]:
-    """One group of pairs scored from the fits of its members (a task; Ray resolves the fits)."""
+                *fits: tuple[Any, list[tuple[type[Warning], str]]]) -> tuple[list[PairScore], list[Any]]:
+    """One group of pairs scored from its members' fits (a task; Ray resolves them), with the warnings raised."""
     family = make()
-    family.hold(dict(zip(members, fits, strict=True)))
-    return [(a, b, dict(values)) for a, b, values in family.score(Tile(tuple(members), tuple(pairs)))]
+    family.hold({k: fit for k, (fit, _) in zip(members, fits, strict=True)})
+    scored, caught = recording_warnings_of(
+        lambda: [(a, b, dict(values)) for a, b, values in family.score(Tile(tuple(members), tuple(pairs)))])
+    return scored, [w for _, fit_warnings in fits for w in fit_warnings] + caught
 
 
 class RayMemberFamily:
@@ -145,7 +156,8 @@ class RayMemberFamily:
         refs = {k: self._refs[k] for k in tile.members if k in self._refs}
         for k in tile.members:
             if k not in refs:
-                refs[k] = self._fit.options(memory=max(1, 2 * self.local.fit_bytes(k))).remote(self.make, k)
+                memory = checked_memory(self.ray, 2 * self.local.fit_bytes(k), f"the fit of {self.label}'s layer {k}")
+                refs[k] = self._fit.options(memory=memory).remote(self.make, k)
                 self.fitted += 1
         self._refs = refs
 
@@ -157,17 +169,19 @@ class RayMemberFamily:
         for start in range(0, len(pairs), size):
             group = pairs[start:start + size]
             members = sorted({k for p in group for k in p})
-            memory = max(1, sum(self.local.fit_bytes(k) for k in members))
+            label = f"{self.label} pairs {start + 1}..{start + len(group)} of {len(pairs)}"
+            memory = checked_memory(self.ray, sum(self.local.fit_bytes(k) for k in members), label)
             ref = self._score.options(memory=memory).remote(self.make, members, group,
                                                             *(self._refs[k] for k in members))
-            tasks.append((ref, f"{self.label} pairs {start + 1}..{start + len(group)} of {len(pairs)}"))
+            tasks.append((ref, label))
         try:
             scored = [result(self.ray, ref, label) for ref, label in tasks]
         except BaseException:
             for ref in [ref for ref, _ in tasks] + list(self._refs.values()):
                 self.ray.cancel(ref, force=True)
             raise
-        for group_scores in scored:
+        for group_scores, caught in scored:
+            replay_warnings(caught)
             yield from group_scores
 
 

@@ -1,4 +1,7 @@
-"""What every Ray backend shares: the install check, the connection, the retry policy and named errors.
+"""What every Ray backend shares: the install check, the connection, the retries, named errors, memory, warnings.
+
+The memory a task may declare is checked against the cluster's nodes, and the warnings a task raises are
+carried back to the driver.
 
 Nothing here imports ray until a backend asks for it, so the local paths never do.
 """
@@ -6,9 +9,14 @@ Nothing here imports ray until a backend asks for it, so the local paths never d
 from __future__ import annotations
 
 import importlib.util
+import warnings
+from collections.abc import Callable, Sequence
 from typing import Any
 
-__all__ = ["MAX_RETRIES", "RAY_INSTALL", "RETRIED_EXCEPTIONS", "check_ray", "connect", "result"]
+__all__ = [
+    "MAX_RETRIES", "RAY_INSTALL", "RETRIED_EXCEPTIONS", "check_ray", "checked_memory", "connect",
+    "recording_warnings_of", "replay_warnings", "result",
+]
 
 RAY_INSTALL = "pip install 'reprsim[ray]' (ray==2.60.0)"
 MAX_RETRIES = 3  # runs of a task (or restarts of an actor) after its worker died or it raised an OSError
@@ -84,3 +92,54 @@ def result(ray: Any, ref: Any, label: str) -> Any:
         raise ValueError(f"{label} failed on ray: {type(cause).__name__}: {cause}") from cause
     except ray.exceptions.RayError as exc:
         raise ValueError(f"{label} failed on ray: {exc}") from exc
+
+
+def checked_memory(ray: Any, need: int, what: str) -> int:
+    """Bytes a task declares, checked against the largest live node's memory (else Ray waits forever).
+
+    Parameters
+    ----------
+    ray
+        The ray module, connected.
+    need
+        The bytes the task will hold.
+    what
+        What the task is, for the message.
+
+    Returns
+    -------
+    int
+        `need` (at least 1).
+
+    Raises
+    ------
+    ValueError
+        If no node of the cluster offers that much memory.
+    """
+    offered = [float(node.get("Resources", {}).get("memory", 0)) for node in ray.nodes() if node.get("Alive")]
+    largest = max(offered, default=0.0)
+    if largest and need > largest:
+        raise ValueError(f"{what} needs {need / 2**30:,.2f} GiB, more than the largest node of the Ray cluster "
+                         f"offers ({largest / 2**30:,.2f} GiB): lower --memory-per-task (memory_per_task), or "
+                         "add larger nodes")
+    return max(1, int(need))
+
+
+def recording_warnings_of(task: Callable[..., Any], *args: Any) -> tuple[Any, list[tuple[type[Warning], str]]]:
+    """Run a task on a worker, keeping the warnings it raises so that the driver can raise them again.
+
+    Returns
+    -------
+    tuple
+        The task's result, and (category, message) of every warning it raised.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        value = task(*args)
+    return value, [(w.category, str(w.message)) for w in caught]
+
+
+def replay_warnings(caught: Sequence[tuple[type[Warning], str]]) -> None:
+    """Raise again on the driver the warnings a task raised on its worker (`recording_warnings_of`)."""
+    for category, message in caught:
+        warnings.warn(message, category, stacklevel=2)

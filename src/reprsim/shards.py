@@ -9,7 +9,7 @@
 
 The shards hold every block (a, b), a <= b, of the study's layers, so a shard's memory is that of an
 untiled pass (`shard_bytes`). With intervals (``ci``), a shard keeps its moments per sentence block (the
-statistics' blocks, `reprsim.inference.sentence_blocks`; G / N + 1 times the memory at most), a block that a
+statistics' blocks, `reprsim.inference.sentence_blocks`; about G / N + 1 times the memory), a block that a
 shard boundary cuts is added back by the merge, and the merged table's statistics equal `reprsim.compare`'s.
 """
 
@@ -244,8 +244,9 @@ def _check_one_study(shards: Sequence[_ShardFile]) -> int:
         if other.shard.count != first.shard.count:
             raise ValueError(f"{first.path} is shard {first.shard} but {other.path} is shard {other.shard}: "
                              "they come from splits into different numbers of shards")
-        for key, value in first.record["study"].items():
-            theirs = other.record["study"].get(key)
+        mine_study, their_study = first.record["study"], other.record["study"]
+        for key in [*mine_study, *(k for k in their_study if k not in mine_study)]:
+            value, theirs = mine_study.get(key), their_study.get(key)
             if theirs != value:
                 raise ValueError(f"{first.path} and {other.path} are shards of different studies: their {key} "
                                  f"differ ({_short(value)} vs {_short(theirs)})")

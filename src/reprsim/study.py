@@ -21,6 +21,7 @@ output: {dir: reprsim-out}                                      # store/, result
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -389,8 +390,7 @@ def _extraction(raw: Any) -> ExtractionSpec:
     for key in ("attention", "causal_attention"):  # sentence rows have no word x word maps
         if rows != base.rows and d.get(key) is True:
             raise _fail(f"extraction.{key}", f"must be false with rows: {rows} (sentence rows store no attention)")
-    if d.get("corpus_shards", 1) != 1 and d.get("backend", base.backend) != "ray":
-        raise _fail("extraction.corpus_shards", "applies to the Ray backend only: add `backend: ray`")
+    _ray_only(d, "extraction", ("address", "gpus_per_model", "corpus_shards"), base.backend)
     return ExtractionSpec(
         layers=_layers(d.get("layers", base.layers)),
         subword=_choice(d.get("subword", base.subword), "extraction.subword"),
@@ -408,6 +408,15 @@ def _extraction(raw: Any) -> ExtractionSpec:
         corpus_shards=_typed(d.get("corpus_shards", base.corpus_shards), "extraction.corpus_shards", int,
                              minimum=1),
     )
+
+
+def _ray_only(d: dict[str, Any], section: str, keys: Sequence[str], default_backend: str) -> None:
+    """Refuse the Ray backend's keys without ``backend: ray`` (they would be ignored)."""
+    if d.get("backend", default_backend) == "ray":
+        return
+    for key in keys:
+        if d.get(key) is not None and not (key == "corpus_shards" and d[key] == 1):
+            raise _fail(f"{section}.{key}", "applies to the Ray backend only: add `backend: ray`")
 
 
 def _gpus(value: Any) -> float | None:
@@ -442,6 +451,7 @@ def _compare(raw: Any) -> CompareSpec:
             raise _fail("compare.measures", f"unknown measure {m!r}; available: {', '.join(known)}") from None
         except ValueError as exc:
             raise _fail("compare.measures", str(exc)) from None
+    _ray_only(d, "compare", ("address", "shards"), base.backend)
     return CompareSpec(
         measures=canonical,
         device=_choice(d.get("device", base.device), "compare.device"),

@@ -131,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
                                    split_names(args.models) if args.models else None, backend=args.backend,
                                    address=args.address, shards=args.shards, memory_per_task=args.memory_per_task,
                                    subsample_rows=args.subsample_rows, attention_sentences=args.attention_sentences,
-                                   seed=args.seed, chunk_rows=args.chunk_rows)))
+                                   seed=args.seed, chunk_rows=args.chunk_rows, ci=args.ci, blocks=args.blocks)))
         return 0
     if args.out is None:
         raise ValueError("--out is required (the results file), except with --plan")

@@ -320,7 +320,7 @@ class BlockedMoments:
         return MomentSums.combine(self.block_sums, weights)
 
     @classmethod
-    def from_parts(cls, parts: Mapping[int, CrossMoments], bounds: np.ndarray, *,
+    def from_parts(cls, parts: dict[int, CrossMoments], bounds: np.ndarray, *,
                    what: str = "the shards") -> BlockedMoments:
         """Blocked moments put together from every block's moments, accumulated elsewhere (row shards, merged).
 
@@ -331,7 +331,8 @@ class BlockedMoments:
         ----------
         parts
             Block index -> that block's moments over all its rows (`merge_block_parts` of the shards'
-            `shard_block_parts`).
+            `shard_block_parts`). It is emptied as the blocks are taken, so that the parts and the result
+            are not held whole at once.
         bounds
             (G + 1,) row offsets of the blocks.
         what
@@ -354,21 +355,29 @@ class BlockedMoments:
             raise ValueError(f"{what}: sentence blocks {missing or sorted(set(parts) - set(range(count)))} are "
                              f"missing or unknown (there are {count})")
         first = parts[0]
-        out = cls(first.widths, first.blocks, bounds, device=first.device, precision=first.precision,
-                  row_norms=first.row_norms)
-        shifts = [r.shift for r in first._layout.reps]
+        widths, blocks, shifts = first.widths, first.blocks, [r.shift for r in first._layout.reps]
+        taken: list[CrossMoments] = []
         for g in range(count):
-            part = parts[g]
-            if part.widths != first.widths or sorted(part.blocks) != sorted(first.blocks):
+            part = parts.pop(g)
+            if part.widths != widths or sorted(part.blocks) != sorted(blocks):
                 raise ValueError(f"{what}: sentence block {g} holds other representations or pairs than block 0")
             rows = int(bounds[g + 1] - bounds[g])
             if any(r.n != rows for r in part._layout.reps):
                 raise ValueError(f"{what}: sentence block {g} has {part._layout.reps[0].n} rows, not its {rows}")
-            target = out.parts[g]
+            # Each block's target is made only when its part is taken, so the parts and the result are never
+            # held whole together.
+            target = CrossMoments(widths, blocks, device=part.device, precision=part.precision,
+                                  row_norms=part.row_norms, diagonal=False)
             for rep, shift in zip(target._layout.reps, shifts, strict=True):
                 assert shift is not None
                 rep.shift = shift.to(target.device).clone()
             target.merge(part)
+            target.release_buffers()
+            taken.append(target)
+            del part
+        out = cls(widths, blocks, bounds[:2], device=first.device, precision=first.precision,
+                  row_norms=first.row_norms)  # one empty block, replaced by the G taken
+        out.bounds, out.parts = bounds, taken
         out.rows_seen = int(bounds[-1])
         out.release_buffers()
         out.finish()

@@ -88,7 +88,10 @@ def part_task(spec: str, name: str, corpus: Corpus, store: str, arguments: dict[
     if ActivationStore(store).has_complete(entry_identity(spec, name, corpus, options).key):
         return ""  # the model's entry is done already: nothing to extract or join
     last = part[1] == len(corpus)
-    entry = extract_one(spec, name, _part_corpus(corpus, part), ActivationStore(Path(store) / PARTS), options,
+    # The part's name holds its place in the corpus: the same sentences as another corpus's part (or as its
+    # last part, whose last window is cut in pieces) are another part.
+    label = f"{name}.part-{part[0]}-{part[1]}-of-{len(corpus)}"
+    entry = extract_one(spec, label, _part_corpus(corpus, part), ActivationStore(Path(store) / PARTS), options,
                         whole_windows=not last)
     return entry.key
 
@@ -134,8 +137,11 @@ def join_parts(spec: str, name: str, corpus: Corpus, store: str, arguments: dict
             _copy_parts(target, identity.key, identity.manifest, [part_store.get(k) for k in part_keys], parts,
                         len(corpus), name)
     for key in part_keys:
-        if key and part_store.has_complete(key):
-            part_store.remove(key)
+        if not key:
+            continue
+        with part_store.writing(key):  # another join of the same parts may have removed it already
+            if key in part_store.keys():
+                part_store.remove(key)
     return identity.key
 
 

@@ -160,10 +160,10 @@ def extract(
                              "adapter object runs only on the local backend")
         from .on_ray import extract_on_ray
 
-        arguments = {"layers": layers, "subword": subword, "attention": attention,
-                     "causal_attention": causal_attention, "batch_size": batch_size, "device": device,
-                     "dtype": dtype, "long_sentences": long_sentences, "trust_remote_code": trust_remote_code,
-                     "rows": rows}
+        arguments = task_arguments(layers=layers, subword=subword, attention=attention,
+                                   causal_attention=causal_attention, batch_size=batch_size, device=device,
+                                   dtype=dtype, long_sentences=long_sentences, trust_remote_code=trust_remote_code,
+                                   rows=rows)
         keys = extract_on_ray(by_name, labels, corpus, str(store.path.resolve()), [arguments] * len(by_name),
                               address=address, task=extraction_task, gpus_per_model=gpus_per_model, progress=progress,
                               corpus_shards=corpus_shards)
@@ -171,6 +171,24 @@ def extract(
     if backend != "local":
         raise ValueError(f"backend {backend!r}: choose one of local, ray")
     return [extract_one(spec, label, corpus, store, options) for spec, label in zip(specs, labels, strict=True)]
+
+
+def task_arguments(*, layers: Sequence[int] | str | None = None, subword: str = "last", attention: bool | None = None,
+                   causal_attention: bool = False, batch_size: int = 32, device: str = "auto", dtype: str = "float32",
+                   long_sentences: str = "error", trust_remote_code: bool = False,
+                   rows: str = "word") -> dict[str, Any]:
+    """The options of one model's extraction as a worker's task takes them (`extraction_task`, corpus shards).
+
+    Parameters are those of `extract`.
+
+    Returns
+    -------
+    dict
+        The keyword arguments of `reprsim.extraction.options.check_options` but ``progress``.
+    """
+    return {"layers": layers, "subword": subword, "attention": attention, "causal_attention": causal_attention,
+            "batch_size": batch_size, "device": device, "dtype": dtype, "long_sentences": long_sentences,
+            "trust_remote_code": trust_remote_code, "rows": rows}
 
 
 def extraction_task(spec: str, name: str, corpus: Corpus, store: str, arguments: dict[str, Any]) -> str:

@@ -120,8 +120,9 @@ def extract_on_ray(specs: Sequence[str], names: Sequence[str], corpus: Corpus, s
                 keys[ready[0]] = result(ray, ready[0], labels[ready[0]])
                 bar.update(1)
     except BaseException:
-        for ref in pending:
-            ray.cancel(ref, force=True)
+        for ref in pending:  # the joins; an actor's task cannot be force-cancelled: its actor is killed below
+            if ref not in actor_of:
+                ray.cancel(ref, force=True)
         raise
     finally:
         for actor in actor_of.values():
