@@ -552,19 +552,22 @@ def test_a_task_no_node_could_hold_is_refused_by_name(cluster, store):
 def test_warnings_raised_in_ray_tasks_are_raised_on_the_driver(cluster):
     import warnings as w
 
+    from reprsim.arrays import ConstantNeuronWarning
     from reprsim.engine.scheduler import Tile
+    from reprsim.inference import InferenceWarning
     from reprsim.ray_pairs import RayMemberFamily
 
     class Warns:
         def fit_member(self, item):
-            w.warn(f"layer {item}: 3 constant neurons", UserWarning, stacklevel=1)
+            w.warn(f"layer {item}: 3 constant neurons", ConstantNeuronWarning, stacklevel=1)
+            w.warn("a library's own warning on the worker", UserWarning, stacklevel=1)
             return item
 
         def hold(self, fits):
             self.fits = fits
 
         def score(self, tile):
-            w.warn("interval not available for one pair", RuntimeWarning, stacklevel=1)
+            w.warn("interval not available for one pair", InferenceWarning, stacklevel=1)
             for a, b in tile.pairs:
                 yield a, b, {"m": float(self.fits[a] + self.fits[b])}
 
@@ -579,6 +582,7 @@ def test_warnings_raised_in_ray_tasks_are_raised_on_the_driver(cluster):
     messages = {str(c.message) for c in caught}
     assert {"layer 0: 3 constant neurons", "layer 1: 3 constant neurons",
             "interval not available for one pair"} <= messages
+    assert "a library's own warning on the worker" not in messages
 
 
 def test_plan_counts_the_statistics_copies_and_ray_options_need_the_ray_backend(cluster, store):

@@ -126,17 +126,20 @@ def checked_memory(ray: Any, need: int, what: str) -> int:
 
 
 def recording_warnings_of(task: Callable[..., Any], *args: Any) -> tuple[Any, list[tuple[type[Warning], str]]]:
-    """Run a task on a worker, keeping the warnings it raises so that the driver can raise them again.
+    """Run a task on a worker, keeping reprsim's warnings it raises so that the driver can raise them again.
+
+    Other libraries' warnings on a worker (torch's about its inputs, say) concern the worker, not the study,
+    and are left out.
 
     Returns
     -------
     tuple
-        The task's result, and (category, message) of every warning it raised.
+        The task's result, and (category, message) of every reprsim warning it raised.
     """
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         value = task(*args)
-    return value, [(w.category, str(w.message)) for w in caught]
+    return value, [(w.category, str(w.message)) for w in caught if w.category.__module__.startswith("reprsim")]
 
 
 def replay_warnings(caught: Sequence[tuple[type[Warning], str]]) -> None:
