@@ -56,7 +56,8 @@ def study_store(tmp_path_factory):
 
 
 def test_every_measure_equals_per_pair_calls(study_store):
-    table = compare(study_store, measures=["all", "minibatch_cka", "uniformity_difference"], subsample_rows=N_WORDS,
+    table = compare(study_store, measures=["all", "minibatch_cka", "uniformity_difference", "linear_predictivity"],
+                    subsample_rows=N_WORDS,
                     attention_sentences=len(LENGTHS), progress=False)
     entries = {e.name: e for e in study_store.entries()}
     rows = {(e.name, layer): e.read_rows(layer, 0, e.n_words) for e in entries.values() for layer in e.layer_ids}
@@ -77,6 +78,8 @@ def test_every_measure_equals_per_pair_calls(study_store):
                 warnings.simplefilter("ignore")
                 if info.level == "attention":
                     expected = info.function(maps[a], maps[b])
+                elif info.base == "linear_predictivity":  # its folds are runs of the corpus's sentences
+                    expected = info.function(rows[a], rows[b], sentence_lengths=LENGTHS)
                 else:
                     expected = info.function(rows[a], rows[b])
             # arccos near 1 turns a rounding error e of the similarity into sqrt(2e): 1e-16 -> 1.5e-8; so does a
@@ -237,9 +240,26 @@ def test_warnings_raised_during_compare_are_kept_in_the_provenance(tmp_path):
     assert {e["measure"] for e in more.provenance["warnings"]} == {"cca_rho", "svcca"}
 
 
-def test_a_measure_compare_cannot_compute_is_refused_before_any_work(study_store):
-    with pytest.raises(ValueError, match=r"compare cannot compute linear_predictivity: it cross-validates over folds"):
-        compare(study_store, measures=["linear_cka", "linear_predictivity"], progress=False)
+def test_linear_predictivity_with_options_and_tiles_equals_the_one_shot_function(study_store):
+    from reprsim.comparison_entries import representations
+    from reprsim.comparison_records import folded_records
+
+    spec = "linear_predictivity(folds=3,lam=2.5,score=r2)"
+    entries = {e.name: e for e in study_store.entries()}
+    rows = {(e.name, layer): e.read_rows(layer, 0, e.n_words) for e in entries.values() for layer in e.layer_ids}
+    reps = representations(study_store.entries())
+    whole = folded_records(reps, [spec], set(), "cpu", 64, False, LENGTHS)
+    tiled = folded_records(reps, [spec], set(), "cpu", 64, False, LENGTHS, budget=8 * 6 * 6 * 4 * 3)
+    assert len(whole) == len(tiled) == len(reps) ** 2
+    for r, t in zip(whole, tiled, strict=True):
+        a, b = (r["model_a"], r["layer_a"]), (r["model_b"], r["layer_b"])
+        want = measures.linear_predictivity(rows[a], rows[b], lam=2.5, score="r2", folds=3, sentence_lengths=LENGTHS)
+        assert r["value"] == pytest.approx(want, rel=1e-9, abs=1e-12) and t["value"] == pytest.approx(r["value"],
+                                                                                                       abs=1e-12)
+    with pytest.raises(ValueError, match=r"option\(s\) groups do not apply in an all-pairs comparison"):
+        compare(study_store, measures=["linear_predictivity(groups=[0])"], progress=False)
+    with pytest.raises(ValueError, match=r"option folds=500 exceeds the number of sentences \(120\)"):
+        compare(study_store, measures=["linear_predictivity(folds=500)"], progress=False)
 
 
 def test_recorded_warnings_are_raised_again_once_and_also_when_the_work_fails():

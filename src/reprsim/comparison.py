@@ -35,6 +35,7 @@ from reprsim import measures as registry
 from reprsim._version import __version__
 from reprsim.engine import ENGINE_MEASURES, RepresentationSource
 from reprsim.engine.block_moments import shard_block_bounds
+from reprsim.engine.fold_family import FOLD_MEASURES
 from reprsim.engine.linear_inference import block_bytes_factor, inference_provenance
 from reprsim.inference import InferenceOptions
 from reprsim.measures.knn import DEFAULT_K
@@ -56,6 +57,7 @@ from .comparison_records import (
     attention_records,
     block_bounds,
     done_keys,
+    folded_records,
     linear_plan,
     streamed_records,
     subsample_rows,
@@ -89,11 +91,7 @@ KNN_MEASURES = frozenset({"mutual_knn", "jaccard_knn", "rank_similarity", "secon
 # difference has no per-representation fit, so it would rebuild two n x n distance matrices for every pair.
 NOT_IN_ALL = frozenset({"minibatch_cka", "uniformity_difference", "linear_predictivity"})
 # Measures compare cannot compute yet, with the reason.
-NOT_IN_COMPARE = {
-    "linear_predictivity": "it cross-validates over folds of whole sentences, which the all-pairs pass does not "
-    "keep yet; call reprsim.measures.linear_predictivity on two stored layers (StoreEntry.read_rows) with "
-    "sentence_lengths=entry.sentence_lengths",
-}
+NOT_IN_COMPARE: dict[str, str] = {}
 
 
 def resolve_measures(names: Sequence[str]) -> list[str]:
@@ -338,7 +336,7 @@ def compare(
             records = streamed_records(run.reps, run.streamed, run.done, device, chunk_rows, progress, run.options,
                                        block_bounds(run.entries[0].sentence_lengths, run.options)
                                        if run.streamed else None, budget=budget)
-    return finish_comparison(run, records + other_records(run, progress, backend, address))
+    return finish_comparison(run, records + other_records(run, progress, backend, address, device))
 
 
 def plan_lines(store: str | Path | ActivationStore, measures: Sequence[str] = ("all",),
@@ -398,6 +396,9 @@ def plan_lines(store: str | Path | ActivationStore, measures: Sequence[str] = ("
                      f"(blocks and one chunk of rows; budget {budget / 2**20:,.0f} MiB of blocks)")
     where = ("on ray: one task per layer's fit and per group of pairs" if backend == "ray"
              else "in this process")
+    if run.folded:
+        lines.append(f"cross-validated measures ({len(run.folded)}): one pass each over the rows keeping the moments "
+                     "per fold, in this process")
     if run.sampled:
         lines.append(f"n x n measures ({len(run.sampled)}): on a seeded subsample of "
                      f"{min(subsample_rows, linear['rows']):,} rows, one fit per layer, {where}")
@@ -459,6 +460,8 @@ class ComparisonPlan:
         As for `compare`.
     raised
         The warnings recorded so far (those of `previous` first).
+    folded
+        The cross-validated measures (`reprsim.engine.FoldFamily`), from a pass keeping moments per fold.
     """
 
     store: ActivationStore
@@ -477,6 +480,7 @@ class ComparisonPlan:
     seed: int
     chunk_rows: int
     raised: list[dict[str, str]] = field(default_factory=list)
+    folded: list[str] = field(default_factory=list)
 
 
 def plan_comparison(store: str | Path | ActivationStore, measures: Sequence[str], models: Sequence[str] | None, *,
@@ -511,7 +515,8 @@ def plan_comparison(store: str | Path | ActivationStore, measures: Sequence[str]
         earlier_entries = previous.provenance.get("entries") or {}
 
     streamed = [m for m in names if registry.get(m).base in ENGINE_MEASURES]
-    sampled = [m for m in names if registry.get(m).level != "attention" and m not in streamed]
+    folded = [m for m in names if registry.get(m).base in FOLD_MEASURES]
+    sampled = [m for m in names if registry.get(m).level != "attention" and m not in streamed and m not in folded]
     attention = [m for m in names if registry.get(m).level == "attention"]
     for m in sampled:  # checked before the other measures run, not after
         info = registry.get(m)
@@ -524,12 +529,12 @@ def plan_comparison(store: str | Path | ActivationStore, measures: Sequence[str]
     raised: list[dict[str, str]] = list(previous.provenance.get("warnings") or []) if previous is not None else []
     return ComparisonPlan(store, names, streamed, sampled, attention, entries, representations(entries), options,
                           previous, done_keys(previous), earlier_entries, subsample_rows, attention_sentences,
-                          seed, chunk_rows, raised)
+                          seed, chunk_rows, raised, folded)
 
 
 def other_records(run: ComparisonPlan, progress: bool, backend: str = "local",
-                  address: str | None = None) -> list[dict[str, Any]]:
-    """The records of the n x n measures (on the row subsample) and of the attention measures.
+                  address: str | None = None, device: str = "auto") -> list[dict[str, Any]]:
+    """The records of the cross-validated, the n x n (on the row subsample) and the attention measures.
 
     Parameters
     ----------
@@ -541,6 +546,8 @@ def other_records(run: ComparisonPlan, progress: bool, backend: str = "local",
         ``"local"``, or ``"ray"``: every fit and every group of pairs is a Ray task (`reprsim.ray_pairs`).
     address
         The Ray cluster's address.
+    device
+        Where the cross-validated measures' pass runs (``"auto"``, ``"cpu"``, ``"cuda"``).
 
     Returns
     -------
@@ -549,6 +556,9 @@ def other_records(run: ComparisonPlan, progress: bool, backend: str = "local",
     """
     records: list[dict[str, Any]] = []
     lengths = run.entries[0].sentence_lengths
+    for m in run.folded:  # its pass runs here on every backend
+        with recording_warnings([m], run.raised):
+            records += folded_records(run.reps, [m], run.done, device, run.chunk_rows, progress, lengths)
     families: dict[str, Any] = {}
     if backend == "ray" and (run.sampled or run.attention):
         from reprsim.ray_pairs import ray_attention_family, ray_sample_family

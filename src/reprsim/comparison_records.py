@@ -35,6 +35,7 @@ from reprsim.engine import (
     score_pairs,
 )
 from reprsim.engine.block_moments import BlockedMoments
+from reprsim.engine.fold_family import FoldFamily
 from reprsim.engine.linear_family import MomentsFamily, pass_bytes, warn_about_fits
 from reprsim.engine.linear_score import check_measures
 from reprsim.engine.scheduler import Tile
@@ -292,6 +293,36 @@ def _linear_records(family: LinearFamily, reps: Sequence[RepresentationSource], 
     records = _family_records(family, ids, {m: _todo(reps, m, done) for m in names}, budget,
                               "representation", n_rows, False, progress, "pairs", unordered=True)
     warn_about_fits(family.fits, ids, names)
+    return records
+
+
+# --- cross-validated measures: one pass keeping the moments per fold --------------------------------------
+def folded_records(reps: Sequence[RepresentationSource], names: Sequence[str],
+                   done: set[tuple[str, int, str, int, str]], device: str, chunk_rows: int, progress: bool,
+                   sentence_lengths: Sequence[int], budget: int = LINEAR_BUDGET_BYTES) -> list[dict[str, Any]]:
+    """Cross-validated linear predictivity (`reprsim.engine.FoldFamily`) of every pair, both directions.
+
+    Parameters
+    ----------
+    reps, names, done, device, chunk_rows, progress
+        As for `streamed_records`; `names` are `linear_predictivity` specs.
+    sentence_lengths
+        Rows per sentence, which the folds keep whole.
+    budget
+        Bytes of blocks per pass (k + 1 copies each).
+
+    Returns
+    -------
+    list of dict
+        Results-table records (level ``"representation"``, every row of the corpus).
+    """
+    ids: list[LayerId] = [r.id for r in reps]  # type: ignore[misc]
+    records = []
+    for m in names:
+        family = FoldFamily(reps, m, sentence_lengths, device=resolve_device(device), chunk_rows=chunk_rows,
+                            progress=progress)
+        records += _family_records(family, ids, {m: _todo(reps, m, done)}, budget, "representation",
+                                   int(reps[0].n_rows or 0), False, progress, f"{m} pairs", unordered=True)
     return records
 
 

@@ -362,4 +362,4 @@ def merge_shards(
     assert merged is not None
     with recording_warnings(run.streamed, run.raised):
         records = merged_records(merged, run.reps, run.streamed, run.done, progress, options)
-    return finish_comparison(run, records + other_records(run, progress), shards=count)
+    return finish_comparison(run, records + other_records(run, progress, device=device), shards=count)

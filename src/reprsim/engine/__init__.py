@@ -11,11 +11,13 @@
 - `StreamingSimilarity`: the two-representation accumulator.
 - `PairFamily`, `score_pairs`, `plan_tiles`, `Tile`: the fit-once protocol and its one scheduler, which also
   drives the n x n measures (`SampleFamily`) and the attention measures (`AttentionFamily`, over
-  `AttentionSource`s) as well as the linear ones (`LinearFamily`).
+  `AttentionSource`s) as well as the linear ones (`LinearFamily`) and cross-validated linear predictivity
+  (`FoldFamily`, moments per fold of whole sentences).
 - `resolve_device`: ``"auto"`` / ``"cpu"`` / ``"cuda"`` to a torch device, checked.
 """
 
 from reprsim.engine.families import AttentionFamily, LinearFamily, SampleFamily
+from reprsim.engine.fold_family import FoldFamily
 from reprsim.engine.folds import FoldMoments
 from reprsim.engine.linear_fit import DIRECTED_MEASURES, ENGINE_MEASURES, Directed, LinearFit, SvccaOptions
 from reprsim.engine.linear_score import PairTerms, derive
@@ -32,6 +34,7 @@ __all__ = [
     "AttentionSource",
     "CrossMoments",
     "Directed",
+    "FoldFamily",
     "FoldMoments",
     "LinearFamily",
     "LinearFit",
