@@ -21,7 +21,7 @@ from reprsim.extraction import extract
 from reprsim.store import ActivationStore
 
 # The module, not the function that reprsim.extraction re-exports under the same name.
-extract_module = importlib.import_module("reprsim.extraction.extract")
+extract_module = importlib.import_module("reprsim.extraction.one_model")
 VOCAB = [
     "the",
     "a",

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from reprsim.corpus import Corpus
-from reprsim.extraction.extract import entry_identity, extract_one
+from reprsim.extraction.one_model import entry_identity, extract_one
 from reprsim.extraction.options import check_options
 from reprsim.extraction.plan import WINDOW_SENTENCES, window_bounds
 from reprsim.store import ActivationStore, StoreEntry
@@ -75,7 +75,7 @@ def part_task(spec: str, name: str, corpus: Corpus, store: str, arguments: dict[
     Parameters
     ----------
     spec, name, corpus, store, arguments
-        As `reprsim.extraction.extract.extraction_task` takes them (the whole corpus).
+        As `reprsim.extraction.one_model.extraction_task` takes them (the whole corpus).
     part
         The part's sentences [first, stop) (`corpus_parts`).
 

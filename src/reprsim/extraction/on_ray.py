@@ -65,7 +65,7 @@ def extract_on_ray(specs: Sequence[str], names: Sequence[str], corpus: Corpus, s
         Show a progress bar over the models (over the parts and joins with corpus shards).
     task
         The function each actor runs: ``task(spec, name, corpus, store, arguments)`` gives the entry's key
-        (`reprsim.extraction.extract.extraction_task`; tests wrap it to inject faults).
+        (`reprsim.extraction.one_model.extraction_task`; tests wrap it to inject faults).
     corpus_shards
         Parts of the corpus per model, each in an actor of its own, then joined into the model's entry by a
         task (`reprsim.extraction.corpus_shards`; whole windows of 256 sentences each, so at most that many).
