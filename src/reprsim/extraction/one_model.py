@@ -61,14 +61,15 @@ def extraction_task(spec: str, name: str, corpus: Corpus, store: str, arguments:
     store
         The store's path, as the worker sees it.
     arguments
-        The other keyword arguments of `reprsim.extraction.extract` (layers, subword, device, ...).
+        The other keyword arguments of `reprsim.extraction.extract` (layers, subword, device, ...); those
+        left out take `extract`'s defaults (`task_arguments`).
 
     Returns
     -------
     str
         The entry's key.
     """
-    options = check_options(progress=False, **arguments)
+    options = check_options(progress=False, **task_arguments(**arguments))
     return extract_one(spec, name, corpus, ActivationStore(store), options).key
 
 
