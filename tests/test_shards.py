@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 import shutil
 import zipfile
 from pathlib import Path
@@ -154,6 +155,40 @@ def test_n_shards_merged_give_compares_table(store, local, tmp_path, count, chun
     assert {k: v for k, v in merged.provenance.items() if k != "shards"} == local.provenance
 
 
+@pytest.mark.parametrize("ci", ["none", "jackknife"])
+def test_column_tiles_of_shards_merge_into_compares_table(store, tmp_path, ci):
+    from reprsim.comparison import plan_lines
+
+    measures = ["linear_cka", "debiased_cka", "svcca", "maxsim", "procrustes"]
+    stats = {"ci": ci, "null": "analytic", "blocks": 5} if ci != "none" else {}
+    small = 8 * 6 * 6 * 12 * (7 if ci != "none" else 1)  # a few layers' blocks per tile
+    planned = plan_lines(store, measures, memory_per_task=small, **{k: v for k, v in stats.items() if k != "null"})
+    tiles = int(re.search(r"in (\d+) column tiles", planned[1]).group(1))
+    assert tiles > 2
+    with pytest.raises(ValueError, match=rf"the study's blocks need {tiles} column tiles .*give each job --tile t/"):
+        accumulate_shard(store, "1/2", tmp_path, measures, progress=False, memory_per_task=small, **stats)
+    for i in (1, 2):
+        for t in range(1, tiles + 1):
+            accumulate_shard(store, f"{i}/2", tmp_path / "m", measures, progress=False, memory_per_task=small,
+                             tile=f"{t}/{tiles}", **stats)
+    files = sorted((tmp_path / "m").iterdir())
+    assert len(files) == 2 * tiles and files[0].name == f"moments-00001-of-00002-tile-00001-of-{tiles:05d}.npz"
+    merged = merge_shards([tmp_path / "m"], progress=False)
+    want = compare(store, measures, progress=False, **stats)
+    if ci == "none":
+        assert merged.frame[KEYS].equals(want.frame[KEYS])
+        np.testing.assert_allclose(merged.frame.value.to_numpy(), want.frame.value.to_numpy(), rtol=0, atol=1e-10)
+    else:
+        assert_same_statistics(merged, want)
+    assert merged.provenance["shards"] == 2
+    files[1].unlink()
+    with pytest.raises(ValueError, match=rf"shards 1/2 of tile 2/{tiles} are missing"):
+        merge_shards([tmp_path / "m"], progress=False)
+    with pytest.raises(ValueError, match=rf"--tile 1/{tiles + 1}: the study has {tiles} column tile"):
+        accumulate_shard(store, "1/2", tmp_path, measures, progress=False, memory_per_task=small,
+                         tile=f"1/{tiles + 1}", **stats)
+
+
 def test_files_given_in_any_order_and_one_by_one_merge_alike(store, local, tmp_path):
     files = _accumulate_all(store, tmp_path, 3, measures=["linear_cka", "maxsim"])
     merged = merge_shards(list(reversed(files)), progress=False)
@@ -299,6 +334,18 @@ def test_accumulate_and_merge_on_the_command_line(store, local, tmp_path, capsys
     with_ci = ResultTable.load(tmp_path / "ci.parquet")
     want = compare(store, ["linear_cka"], progress=False, ci="jackknife", blocks=5)
     np.testing.assert_allclose(with_ci.frame.se.to_numpy(float), want.frame.se.to_numpy(float), atol=1e-10, rtol=0)
+    assert main(["accumulate", "--store", str(store.path), "--shard", "1/2", "--out", str(tmp_path / "t"),
+                 "--measures", "linear_cka", "--memory-per-task", "5000", "--quiet"]) == 1
+    assert "column tiles under --memory-per-task" in capsys.readouterr().err
+    for i in (1, 2):
+        for t in (1, 2, 3, 4, 5, 6):
+            assert main(["accumulate", "--store", str(store.path), "--shard", f"{i}/2", "--out", str(tmp_path / "t"),
+                         "--measures", "linear_cka", "--memory-per-task", "5000", "--tile", f"{t}/6", "--quiet"]) == 0
+    assert "wrote shard 2/2, tile 6/6" in capsys.readouterr().out
+    assert main(["merge", str(tmp_path / "t"), "--out", str(tmp_path / "tiled.parquet"), "--quiet"]) == 0
+    tiled = ResultTable.load(tmp_path / "tiled.parquet").frame.value.to_numpy()
+    np.testing.assert_allclose(tiled, compare(store, ["linear_cka"], progress=False).frame.value.to_numpy(),
+                               atol=1e-10, rtol=0)
     assert main(["accumulate", "--store", str(store.path), "--shard", "3", "--out", str(tmp_path)]) == 1
     assert "write it as i/N" in capsys.readouterr().err
 

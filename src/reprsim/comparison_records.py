@@ -26,6 +26,7 @@ from reprsim.engine import (
     CrossMoments,
     Directed,
     LinearFamily,
+    LinearFit,
     PairFamily,
     RepresentationSource,
     SampleFamily,
@@ -258,18 +259,27 @@ def linear_plan(reps: Sequence[RepresentationSource], names: Sequence[str],
 
 def merged_records(moments: CrossMoments | BlockedMoments, reps: Sequence[RepresentationSource],
                    names: Sequence[str], done: set[tuple[str, int, str, int, str]], progress: bool,
-                   inference: InferenceOptions = NO_INFERENCE) -> list[dict[str, Any]]:
+                   inference: InferenceOptions = NO_INFERENCE, only: set[tuple[int, int]] | None = None,
+                   fits: dict[int, LinearFit] | None = None,
+                   members: Sequence[int] | None = None) -> list[dict[str, Any]]:
     """Linear measures from moments accumulated elsewhere (merged shards), as `streamed_records` gives them.
 
     Parameters
     ----------
     moments
-        Moments holding every block (a, b), a <= b, of the representations; per sentence block
-        (`BlockedMoments`) when `inference` asks for intervals.
+        Moments holding the own block of every representation and the block (a, b), a <= b, of every pair
+        to score; per sentence block (`BlockedMoments`) when `inference` asks for intervals.
     reps
         The representations, in the moments' order (only their ids and widths are used).
     names, done, progress, inference
         As for `streamed_records`.
+    only
+        The (a, b) pairs, a <= b, to score (default: every pair of `reps`), for a column tile.
+    fits
+        Collects the fits, keyed by `members` (their indices in the study), for one study-wide warning about
+        them (`warn_about_fits`) after every tile; without it, this call warns itself.
+    members
+        The representations' indices in the study (with `fits`).
 
     Returns
     -------
@@ -282,17 +292,24 @@ def merged_records(moments: CrossMoments | BlockedMoments, reps: Sequence[Repres
     family = MomentsFamily(moments, [r.id for r in reps], check_measures(names), svcca=SvccaOptions(),
                            workers=torch.get_num_threads(), inference=inference)
     n_rows = int(moments.bounds[-1]) if isinstance(moments, BlockedMoments) else moments.n_rows()
-    return _linear_records(family, reps, names, done, 1 << 62, n_rows, progress)
+    records = _linear_records(family, reps, names, done, 1 << 62, n_rows, progress, only=only, warn=fits is None)
+    if fits is not None:
+        index = list(members) if members is not None else list(range(len(reps)))
+        fits.update({index[i]: fit for i, fit in family.fits.items()})
+    return records
 
 
 def _linear_records(family: LinearFamily, reps: Sequence[RepresentationSource], names: Sequence[str],
                     done: set[tuple[str, int, str, int, str]], budget: int, n_rows: int,
-                    progress: bool) -> list[dict[str, Any]]:
-    """The linear family's records for the pairs not done, with the study-wide warnings about the fits."""
+                    progress: bool, only: set[tuple[int, int]] | None = None,
+                    warn: bool = True) -> list[dict[str, Any]]:
+    """The linear family's records for the pairs not done (of `only`), with the study-wide warnings about the fits."""
     ids: list[LayerId] = [r.id for r in reps]  # type: ignore[misc]
-    records = _family_records(family, ids, {m: _todo(reps, m, done) for m in names}, budget,
-                              "representation", n_rows, False, progress, "pairs", unordered=True)
-    warn_about_fits(family.fits, ids, names)
+    todo = {m: [p for p in _todo(reps, m, done) if only is None or (min(p), max(p)) in only] for m in names}
+    records = _family_records(family, ids, todo, budget, "representation", n_rows, False, progress, "pairs",
+                              unordered=True)
+    if warn:
+        warn_about_fits(family.fits, ids, names)
     return records
 
 

@@ -8,7 +8,9 @@
   n x n and attention measures from the store as `reprsim.compare` does, and returns the same table.
 
 The shards hold every block (a, b), a <= b, of the study's layers, so a shard's memory is that of an
-untiled pass (`shard_bytes`). With intervals (``ci``), a shard keeps its moments per sentence block (the
+untiled pass (`shard_bytes`), unless the blocks exceed the budget (``memory_per_task``): then the study is cut
+into the column tiles `reprsim.compare` would cut, and each file is one (shard, tile), its layers' own blocks
+included, so that the merge fits each tile from its files alone. With intervals (``ci``), a shard keeps its moments per sentence block (the
 statistics' blocks, `reprsim.inference.sentence_blocks`; about G / N + 1 times the memory), a block that a
 shard boundary cuts is added back by the merge, and the merged table's statistics equal `reprsim.compare`'s.
 """
@@ -25,19 +27,23 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from reprsim._version import __version__
 from reprsim.comparison import ComparisonPlan, finish_comparison, other_records, plan_comparison, recording_warnings
-from reprsim.comparison_records import block_bounds, merged_records
+from reprsim.comparison_records import LINEAR_BUDGET_BYTES, block_bounds, merged_records
 from reprsim.engine import CrossMoments
 from reprsim.engine.block_moments import BlockedMoments, merge_block_parts
-from reprsim.engine.linear_family import pass_needs_row_norms
+from reprsim.engine.linear_family import LinearFamily, pass_needs_row_norms, warn_about_fits
+from reprsim.engine.linear_fit import SvccaOptions
+from reprsim.engine.linear_score import check_measures
 from reprsim.engine.moments_state import (
     block_parts_arrays,
     block_parts_from_arrays,
     moments_arrays,
     moments_from_arrays,
 )
+from reprsim.engine.scheduler import Tile, plan_tiles
 from reprsim.inference import InferenceOptions
 from reprsim.results import ResultTable
 from reprsim.row_shards import Shard, shard_block_parts, shard_bytes, shard_moments, shard_rows, shard_sentences
@@ -50,13 +56,15 @@ __all__ = [
 
 MOMENTS_FORMAT = "reprsim-moments"
 MOMENTS_VERSION = 1
-_FILE_NAME = re.compile(r"moments-\d+-of-\d+\.npz")
+_FILE_NAME = re.compile(r"moments-\d+-of-\d+(-tile-\d+-of-\d+)?\.npz")
 
 
-def _study_record(run: ComparisonPlan) -> dict[str, Any]:
+def _study_record(run: ComparisonPlan, budget: int = LINEAR_BUDGET_BYTES) -> dict[str, Any]:
     """What every shard of one study shares (the store's path is left out: nodes may mount it elsewhere)."""
     first = run.entries[0]
-    statistics = {"inference": run.options.as_dict()} if run.options.enabled else {}
+    statistics: dict[str, Any] = {"inference": run.options.as_dict()} if run.options.enabled else {}
+    if len(_tiles(run, budget)) > 1:  # the budget fixes the column tiles, which every file must share
+        statistics["memory_per_task"] = budget
     return {
         "corpus_hash": first.corpus_hash,
         "n_words": first.n_words,
@@ -69,6 +77,24 @@ def _study_record(run: ComparisonPlan) -> dict[str, Any]:
         "seed": run.seed,
         **statistics,
     }
+
+
+def _tiles(run: ComparisonPlan, budget: int) -> list[Tile]:
+    """The column tiles of the study's linear pass under the budget, as `reprsim.compare` cuts them.
+
+    Each file holds one tile, its members' own blocks included, so that the tile's fits need no other file.
+    """
+    family = LinearFamily(run.reps, check_measures(run.streamed), device=torch.device("cpu"), precision="float64",
+                          svcca=SvccaOptions(), chunk_rows=2, inference=run.options,
+                          bounds=np.zeros(2, dtype=np.int64) if run.options.ci != "none" else None)
+    n = len(run.reps)
+    return plan_tiles([(a, b) for a in range(n) for b in range(a, n)], family.fit_bytes, family.pair_bytes, budget)
+
+
+def _tile_blocks(tile: Tile) -> list[tuple[int, int]]:
+    """A tile's blocks in member positions: its pairs' and every member's own."""
+    local = {g: i for i, g in enumerate(tile.members)}
+    return sorted({(local[min(a, b)], local[max(a, b)]) for a, b in tile.pairs} | set((i, i) for i in local.values()))
 
 
 def _plan(store: str | Path | ActivationStore, measures: Sequence[str], models: Sequence[str] | None,
@@ -104,8 +130,10 @@ def accumulate_shard(
     permutations: int = 200,
     alpha: float = 0.05,
     jackknife: str = "linearised",
+    tile: str | None = None,
+    memory_per_task: int | None = None,
 ) -> Path:
-    """Stream one row shard of a study into a moments file that `merge_shards` combines.
+    """Stream one row shard (of one column tile) of a study into a moments file that `merge_shards` combines.
 
     Parameters
     ----------
@@ -122,6 +150,12 @@ def accumulate_shard(
     ci, null, blocks, resamples, permutations, alpha, jackknife
         The statistics, as for `reprsim.compare` (every shard of a study must be given the same); `merge_shards`
         computes them. With intervals the shard keeps its moments per sentence block.
+    tile
+        ``"t/T"``: column tile t of T (1-based), when the study's blocks exceed `memory_per_task` and are cut
+        into T tiles (the error says T); every (shard, tile) is one file. ``None`` for an untiled study.
+    memory_per_task
+        Bytes of blocks one file's pass may hold (default: `reprsim.comparison.LINEAR_BUDGET_BYTES`, 4 GiB),
+        which fixes the tiles; every file of a study must be given the same.
 
     Returns
     -------
@@ -144,27 +178,36 @@ def accumulate_shard(
     rows = shard_rows(lengths, shard)
     row_norms = pass_needs_row_norms(run.streamed, options)
     bounds = block_bounds(lengths, options)
+    budget = _budget(memory_per_task)
+    tiles = _tiles(run, budget)
+    which = _which_tile(tile, len(tiles), budget)
+    members, tile_blocks = list(tiles[which.index - 1].members), _tile_blocks(tiles[which.index - 1])
+    label = f"shard {shard}" + (f", tile {which}" if which.count > 1 else "")
     if bounds is None:
-        arrays = moments_arrays(shard_moments(run.entries, rows, row_norms=row_norms, device=device,
-                                              chunk_rows=chunk_rows, progress=progress, description=f"shard {shard}"))
+        arrays = moments_arrays(shard_moments(run.entries, rows, row_norms=row_norms, members=members,
+                                              blocks=tile_blocks, device=device, chunk_rows=chunk_rows,
+                                              progress=progress, description=label))
     else:
-        arrays = block_parts_arrays(shard_block_parts(run.entries, rows, bounds, row_norms=row_norms, device=device,
-                                                      chunk_rows=chunk_rows, progress=progress,
-                                                      description=f"shard {shard}"))
+        arrays = block_parts_arrays(shard_block_parts(run.entries, rows, bounds, row_norms=row_norms, members=members,
+                                                      blocks=tile_blocks, device=device, chunk_rows=chunk_rows,
+                                                      progress=progress, description=label))
     record = {
         "format": MOMENTS_FORMAT,
         "version": MOMENTS_VERSION,
         "reprsim_version": __version__,
-        "study": _study_record(run),
+        "study": _study_record(run, budget),
         "shard": [shard.index, shard.count],
+        "tile": [which.index, which.count],
         "sentences": list(sentences),
         "rows": list(rows),
         "store": str(run.store.path.resolve()),
     }
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / shard.file_name
-    partial = folder / f".{shard.file_name}.{os.getpid()}.partial"
+    name = shard.file_name if which.count == 1 else shard.file_name.replace(
+        ".npz", f"-tile-{which.index:05d}-of-{which.count:05d}.npz")
+    path = folder / name
+    partial = folder / f".{name}.{os.getpid()}.partial"
     try:
         with open(partial, "wb") as f:
             np.savez(f, allow_pickle=False, record=np.asarray(json.dumps(record)), **arrays)
@@ -174,6 +217,29 @@ def accumulate_shard(
     finally:
         partial.unlink(missing_ok=True)
     return path
+
+
+def _budget(memory_per_task: int | None) -> int:
+    """The bytes of blocks per file's pass, checked."""
+    budget = LINEAR_BUDGET_BYTES if memory_per_task is None else memory_per_task
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
+        raise ValueError(f"memory_per_task must be a positive number of bytes, got {memory_per_task!r}")
+    return budget
+
+
+def _which_tile(tile: str | None, count: int, budget: int) -> Shard:
+    """The tile a file holds (`Shard` numbering: t of T), checked against the study's T tiles."""
+    if tile is None:
+        if count > 1:
+            raise ValueError(f"the study's blocks need {count} column tiles under --memory-per-task "
+                             f"{budget / 2**20:,.0f} MiB: give each job --tile t/{count} as well (t = 1..{count}; "
+                             "`reprsim compare --plan` shows the tiles), or a larger --memory-per-task")
+        return Shard(1, 1)
+    which = Shard.parse(tile)
+    if which.count != count:
+        raise ValueError(f"--tile {tile}: the study has {count} column tile(s) under --memory-per-task "
+                         f"{budget / 2**20:,.0f} MiB, not {which.count}")
+    return which
 
 
 @dataclass
@@ -187,6 +253,10 @@ class _ShardFile:
     @property
     def shard(self) -> Shard:
         return Shard(*self.record["shard"])
+
+    @property
+    def tile(self) -> Shard:
+        return Shard(*self.record.get("tile", [1, 1]))
 
 
 def _read(path: Path) -> _ShardFile:
@@ -237,36 +307,45 @@ def _short(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def _check_one_study(shards: Sequence[_ShardFile]) -> int:
-    """That the files are every shard of one study, each once; the shard count."""
+def _check_one_study(shards: Sequence[_ShardFile]) -> tuple[int, int]:
+    """That the files are every (shard, tile) of one study, each once; the shard and tile counts."""
     first = shards[0]
     for other in shards[1:]:
         if other.shard.count != first.shard.count:
             raise ValueError(f"{first.path} is shard {first.shard} but {other.path} is shard {other.shard}: "
                              "they come from splits into different numbers of shards")
+        if other.tile.count != first.tile.count:
+            raise ValueError(f"{first.path} is column tile {first.tile} but {other.path} is tile {other.tile}: "
+                             "they come from different --memory-per-task")
         mine_study, their_study = first.record["study"], other.record["study"]
         for key in [*mine_study, *(k for k in their_study if k not in mine_study)]:
             value, theirs = mine_study.get(key), their_study.get(key)
             if theirs != value:
                 raise ValueError(f"{first.path} and {other.path} are shards of different studies: their {key} "
                                  f"differ ({_short(value)} vs {_short(theirs)})")
-    by_index: dict[int, _ShardFile] = {}
+    count, tiles = first.shard.count, first.tile.count
+
+    def name(s: _ShardFile) -> str:
+        return f"shard {s.shard}" + (f" of tile {s.tile}" if tiles > 1 else "")
+
+    by_key: dict[tuple[int, int], _ShardFile] = {}
     for s in shards:
-        if s.shard.index in by_index:
-            raise ValueError(f"{by_index[s.shard.index].path} and {s.path} are both shard {s.shard}: merge each "
-                             "shard once")
-        by_index[s.shard.index] = s
-    count = first.shard.count
-    missing = [f"{i}/{count}" for i in range(1, count + 1) if i not in by_index]
+        key = (s.shard.index, s.tile.index)
+        if key in by_key:
+            raise ValueError(f"{by_key[key].path} and {s.path} are both {name(s)}: merge each shard once")
+        by_key[key] = s
+    missing = [f"{i}/{count}" + (f" of tile {t}/{tiles}" if tiles > 1 else "")
+               for t in range(1, tiles + 1) for i in range(1, count + 1) if (i, t) not in by_key]
     if missing:
-        raise ValueError(f"shards {', '.join(missing)} are missing (have {len(shards)} of {count}): accumulate them, "
+        shown = ", ".join(missing[:6]) + (f" and {len(missing) - 6} more" if len(missing) > 6 else "")
+        raise ValueError(f"shards {shown} are missing (have {len(shards)} of {count * tiles}): accumulate them, "
                          "or merge the folder that holds them too")
-    return count
+    return count, tiles
 
 
 def _check_store(run: ComparisonPlan, study: dict[str, Any], shards: Sequence[_ShardFile]) -> None:
     """That the store still holds the entries, layers and sentences the shards were accumulated from."""
-    now = _study_record(run)  # its entries are the shards' keys, checked by merge_shards
+    now = _study_record(run, study.get("memory_per_task", LINEAR_BUDGET_BYTES))  # entries checked by merge_shards
     if now != study:
         differs = next(k for k in study if now.get(k) != study[k])
         raise ValueError(f"the store {run.store.path} no longer matches the shards: its {differs} is "
@@ -326,8 +405,8 @@ def merge_shards(
         a shard is missing; or the store no longer holds the entries the shards were accumulated from.
     """
     shards = [_read(p) for p in _files(paths)]
-    count = _check_one_study(shards)
-    shards.sort(key=lambda s: s.shard.index)
+    count, tile_count = _check_one_study(shards)
+    shards.sort(key=lambda s: (s.tile.index, s.shard.index))
     study = shards[0].record["study"]
     where = store if store is not None else shards[0].record["store"]
     opened = where if isinstance(where, ActivationStore) else ActivationStore(where, create=False)
@@ -341,25 +420,50 @@ def merge_shards(
     run = _plan(opened, study["measures"], list(study["entries"].values()), 8192, study["subsample_rows"],
                 study["attention_sentences"], study["seed"], options)
     _check_store(run, study, shards)
+    tiles = _tiles(run, study.get("memory_per_task", LINEAR_BUDGET_BYTES))
+    if len(tiles) != tile_count:
+        raise ValueError(f"{shards[0].path}: the shards hold {tile_count} column tile(s), but this reprsim cuts the "
+                         f"study into {len(tiles)}: accumulate again with this version")
     bounds = block_bounds(run.entries[0].sentence_lengths, options)
-    merged: CrossMoments | BlockedMoments | None = None
     widths = [int(w) for _, _, w in study["representations"]]
+    records: list[dict[str, Any]] = []
+    fits: dict[int, Any] = {}
+    with recording_warnings(run.streamed, run.raised):
+        for t, tile in enumerate(tiles, start=1):
+            own = [s for s in shards if s.tile.index == t]
+            merged = _merged(own, [widths[m] for m in tile.members], bounds, device)
+            local = {g: i for i, g in enumerate(tile.members)}
+            records += merged_records(merged, [run.reps[m] for m in tile.members], run.streamed, run.done, progress,
+                                      options, only={(local[a], local[b]) for a, b in tile.pairs},
+                                      fits=fits, members=list(tile.members))
+        warn_about_fits(fits, [r.id for r in run.reps], run.streamed)
+    if tile_count > 1:  # in the order of one untiled pass: pair by pair, then measure, then direction
+        index = {(r.id.model, r.id.layer): k for k, r in enumerate(run.reps)}  # type: ignore[attr-defined]
+        place = {m: k for k, m in enumerate(run.streamed)}
+
+        def order(r: dict[str, Any]) -> tuple[int, int, int, int]:
+            a, b = index[r["model_a"], r["layer_a"]], index[r["model_b"], r["layer_b"]]
+            return min(a, b), max(a, b), place[r["measure"]], int(a > b)
+
+        records.sort(key=order)
+    return finish_comparison(run, records + other_records(run, progress, device=device), shards=count)
+
+
+def _merged(shards: Sequence[_ShardFile], widths: Sequence[int], bounds: np.ndarray | None,
+            device: str) -> CrossMoments | BlockedMoments:
+    """One tile's moments over every shard (per sentence block with `bounds`), each file checked."""
     if bounds is None:
         total: CrossMoments | None = None
         for s in shards:
             moments = moments_from_arrays(s.arrays, device=device, what=str(s.path))
             _check_arrays(s, [moments], widths)
             total = moments if total is None else total.merge(moments)
-        merged = total
-    else:
-        parts: dict[int, CrossMoments] = {}
-        for s in shards:
-            own = block_parts_from_arrays(s.arrays, device=device, what=str(s.path))
-            _check_arrays(s, list(own.values()), widths)
-            merge_block_parts(parts, own)
-        merged = BlockedMoments.from_parts(parts, bounds, what=", ".join(str(s.path) for s in shards[:3])
-                                           + (", ..." if len(shards) > 3 else ""))
-    assert merged is not None
-    with recording_warnings(run.streamed, run.raised):
-        records = merged_records(merged, run.reps, run.streamed, run.done, progress, options)
-    return finish_comparison(run, records + other_records(run, progress, device=device), shards=count)
+        assert total is not None
+        return total
+    parts: dict[int, CrossMoments] = {}
+    for s in shards:
+        own = block_parts_from_arrays(s.arrays, device=device, what=str(s.path))
+        _check_arrays(s, list(own.values()), widths)
+        merge_block_parts(parts, own)
+    return BlockedMoments.from_parts(parts, bounds, what=", ".join(str(s.path) for s in shards[:3])
+                                     + (", ..." if len(shards) > 3 else ""))

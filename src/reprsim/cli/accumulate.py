@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from reprsim.cli import add_quiet, command_parser
+from reprsim.cli import add_quiet, byte_size, command_parser
 from reprsim.cli.compare import add_inference_options, inference_arguments, split_names
 
 
@@ -34,9 +34,10 @@ def run(args: argparse.Namespace) -> int:
         args.store, shard, args.out, split_names(args.measures), split_names(args.models) if args.models else None,
         device=args.device, chunk_rows=args.chunk_rows, subsample_rows=args.subsample_rows,
         attention_sentences=args.attention_sentences, seed=args.seed, progress=not args.quiet,
-        **inference_arguments(args),
+        **inference_arguments(args), tile=args.tile, memory_per_task=args.memory_per_task,
     )
-    print(f"wrote shard {shard} ({path.stat().st_size / 2**20:,.1f} MiB) to {path}")
+    tile = f", tile {args.tile}" if args.tile else ""
+    print(f"wrote shard {shard}{tile} ({path.stat().st_size / 2**20:,.1f} MiB) to {path}")
     return 0
 
 
@@ -62,6 +63,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--store", required=True, help="activation store directory (a path every node sees)")
     p.add_argument("--shard", required=True, help="i/N: shard i of N, counted from 1 (e.g. $SLURM_ARRAY_TASK_ID/8)")
     p.add_argument("--out", required=True, help="folder of the moments files")
+    p.add_argument("--tile", default=None,
+                   help="t/T: column tile t of T, when the study's blocks exceed --memory-per-task (the error says T)")
+    p.add_argument("--memory-per-task", type=byte_size, default=None,
+                   help="bytes of blocks one job holds, e.g. 8GiB (default 4GiB); more blocks are cut into column "
+                        "tiles, one file per shard and tile; give every job the same")
     p.add_argument("--measures", default="all", help="as for `reprsim compare`")
     p.add_argument("--models", default=None, help="comma-separated entry names (default: every entry)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where the pass runs")
