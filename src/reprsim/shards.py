@@ -8,11 +8,12 @@
   n x n and attention measures from the store as `reprsim.compare` does, and returns the same table.
 
 The shards hold every block (a, b), a <= b, of the study's layers, so a shard's memory is that of an
-untiled pass (`shard_bytes`), unless the blocks exceed the budget (``memory_per_task``): then the study is cut
-into the column tiles `reprsim.compare` would cut, and each file is one (shard, tile), its layers' own blocks
-included, so that the merge fits each tile from its files alone. With intervals (``ci``), a shard keeps its moments per sentence block (the
-statistics' blocks, `reprsim.inference.sentence_blocks`; about G / N + 1 times the memory), a block that a
-shard boundary cuts is added back by the merge, and the merged table's statistics equal `reprsim.compare`'s.
+untiled pass (`shard_bytes`), unless the blocks exceed the budget (``memory_per_task``): then the study is
+cut into the column tiles `reprsim.compare` would cut, and each file is one (shard, tile), its layers' own
+blocks included, so that the merge fits each tile from its files alone. With intervals (``ci``), a shard
+keeps its moments per sentence block (the statistics' blocks, `reprsim.inference.sentence_blocks`; about
+G / N + 1 times the memory), a block that a shard boundary cuts is added back by the merge, and the merged
+table's statistics equal `reprsim.compare`'s.
 """
 
 from __future__ import annotations
