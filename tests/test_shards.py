@@ -181,9 +181,16 @@ def test_column_tiles_of_shards_merge_into_compares_table(store, tmp_path, ci):
     else:
         assert_same_statistics(merged, want)
     assert merged.provenance["shards"] == 2
+    # A budget other than the default that needs no tiles: the files record it, and the merge plans with it.
+    for i in (1, 2):
+        accumulate_shard(store, f"{i}/2", tmp_path / "big", measures, progress=False, memory_per_task=1 << 40, **stats)
+    np.testing.assert_allclose(merge_shards([tmp_path / "big"], progress=False).frame.value.to_numpy(),
+                               want.frame.value.to_numpy(), rtol=0, atol=1e-10)
     files[1].unlink()
     with pytest.raises(ValueError, match=rf"shards 1/2 of tile 2/{tiles} are missing"):
         merge_shards([tmp_path / "m"], progress=False)
+    with pytest.raises(ValueError, match=r"--tile 'second': write it as t/T"):
+        accumulate_shard(store, "1/2", tmp_path, measures, progress=False, memory_per_task=small, tile="second")
     with pytest.raises(ValueError, match=rf"--tile 1/{tiles + 1}: the study has {tiles} column tile"):
         accumulate_shard(store, "1/2", tmp_path, measures, progress=False, memory_per_task=small,
                          tile=f"1/{tiles + 1}", **stats)

@@ -33,9 +33,9 @@ from typing import Any
 
 from reprsim import measures as registry
 from reprsim._version import __version__
-from reprsim.engine import ENGINE_MEASURES, RepresentationSource
+from reprsim.engine import ENGINE_MEASURES, RepresentationSource, resolve_device
 from reprsim.engine.block_moments import shard_block_bounds
-from reprsim.engine.fold_family import FOLD_MEASURES
+from reprsim.engine.fold_family import FOLD_MEASURES, FoldFamily
 from reprsim.engine.linear_inference import block_bytes_factor, inference_provenance
 from reprsim.inference import InferenceOptions
 from reprsim.measures.knn import DEFAULT_K
@@ -336,7 +336,7 @@ def compare(
             records = streamed_records(run.reps, run.streamed, run.done, device, chunk_rows, progress, run.options,
                                        block_bounds(run.entries[0].sentence_lengths, run.options)
                                        if run.streamed else None, budget=budget)
-    return finish_comparison(run, records + other_records(run, progress, backend, address, device))
+    return finish_comparison(run, records + other_records(run, progress, backend, address, device, budget))
 
 
 def plan_lines(store: str | Path | ActivationStore, measures: Sequence[str] = ("all",),
@@ -397,8 +397,8 @@ def plan_lines(store: str | Path | ActivationStore, measures: Sequence[str] = ("
     where = ("on ray: one task per layer's fit and per group of pairs" if backend == "ray"
              else "in this process")
     if run.folded:
-        lines.append(f"cross-validated measures ({len(run.folded)}): one pass each over the rows keeping the moments "
-                     "per fold, in this process")
+        lines.append(f"cross-validated measures ({len(run.folded)}): passes over the rows keeping the moments per "
+                     "fold (k + 1 copies of the blocks, tiled under the same budget), in this process")
     if run.sampled:
         lines.append(f"n x n measures ({len(run.sampled)}): on a seeded subsample of "
                      f"{min(subsample_rows, linear['rows']):,} rows, one fit per layer, {where}")
@@ -516,6 +516,8 @@ def plan_comparison(store: str | Path | ActivationStore, measures: Sequence[str]
 
     streamed = [m for m in names if registry.get(m).base in ENGINE_MEASURES]
     folded = [m for m in names if registry.get(m).base in FOLD_MEASURES]
+    for m in folded:  # its options and folds, checked before any measure runs
+        FoldFamily(representations(entries)[:1], m, entries[0].sentence_lengths, device=resolve_device("cpu"))
     sampled = [m for m in names if registry.get(m).level != "attention" and m not in streamed and m not in folded]
     attention = [m for m in names if registry.get(m).level == "attention"]
     for m in sampled:  # checked before the other measures run, not after
@@ -533,7 +535,8 @@ def plan_comparison(store: str | Path | ActivationStore, measures: Sequence[str]
 
 
 def other_records(run: ComparisonPlan, progress: bool, backend: str = "local",
-                  address: str | None = None, device: str = "auto") -> list[dict[str, Any]]:
+                  address: str | None = None, device: str = "auto",
+                  budget: int = LINEAR_BUDGET_BYTES) -> list[dict[str, Any]]:
     """The records of the cross-validated, the n x n (on the row subsample) and the attention measures.
 
     Parameters
@@ -548,6 +551,8 @@ def other_records(run: ComparisonPlan, progress: bool, backend: str = "local",
         The Ray cluster's address.
     device
         Where the cross-validated measures' pass runs (``"auto"``, ``"cpu"``, ``"cuda"``).
+    budget
+        Bytes of blocks of one cross-validated pass (k + 1 copies each); more are cut into column tiles.
 
     Returns
     -------
@@ -558,7 +563,7 @@ def other_records(run: ComparisonPlan, progress: bool, backend: str = "local",
     lengths = run.entries[0].sentence_lengths
     for m in run.folded:  # its pass runs here on every backend
         with recording_warnings([m], run.raised):
-            records += folded_records(run.reps, [m], run.done, device, run.chunk_rows, progress, lengths)
+            records += folded_records(run.reps, [m], run.done, device, run.chunk_rows, progress, lengths, budget)
     families: dict[str, Any] = {}
     if backend == "ray" and (run.sampled or run.attention):
         from reprsim.ray_pairs import ray_attention_family, ray_sample_family

@@ -43,6 +43,7 @@ from reprsim.engine.scheduler import PairScore, Tile
 from reprsim.ray_support import (
     MAX_RETRIES,
     RETRIED_EXCEPTIONS,
+    cancel_unfinished,
     checked_memory,
     connect,
     recording_warnings_of,
@@ -203,8 +204,7 @@ def ray_moments(store: str, keys: Sequence[str], sentence_lengths: Sequence[int]
             level = merges + (level[-1:] if len(level) % 2 else [])
         merged = result(ray, level[0], "merging the shards")
     except BaseException:
-        for ref in pending:
-            ray.cancel(ref, force=True)
+        cancel_unfinished(ray, pending)
         raise
     return moments_from_arrays(merged, device=device)
 
@@ -322,8 +322,7 @@ class RayLinearFamily(LinearFamily):
         try:
             fetched = {g: result(ray, refs[g], f"the fit of {self.ids[g]!r}") for g in new}
         except BaseException:
-            for ref in refs.values():
-                ray.cancel(ref, force=True)
+            cancel_unfinished(ray, list(refs.values()))
             raise
         for _, caught in fetched.values():
             replay_warnings(caught)
@@ -359,8 +358,7 @@ class RayLinearFamily(LinearFamily):
                 tasks.append((ref, label))
             scored = [result(ray, ref, label) for ref, label in tasks]
         except BaseException:
-            for ref, _ in tasks:
-                ray.cancel(ref, force=True)
+            cancel_unfinished(ray, [ref for ref, _ in tasks])
             raise
         self._moments = None
         for group_scores, caught in scored:

@@ -31,6 +31,7 @@ from reprsim.inference import NO_INFERENCE, InferenceOptions
 from reprsim.ray_support import (
     MAX_RETRIES,
     RETRIED_EXCEPTIONS,
+    cancel_unfinished,
     checked_memory,
     connect,
     recording_warnings_of,
@@ -177,8 +178,7 @@ class RayMemberFamily:
         try:
             scored = [result(self.ray, ref, label) for ref, label in tasks]
         except BaseException:
-            for ref in [ref for ref, _ in tasks] + list(self._refs.values()):
-                self.ray.cancel(ref, force=True)
+            cancel_unfinished(self.ray, [ref for ref, _ in tasks] + list(self._refs.values()))
             raise
         for group_scores, caught in scored:
             replay_warnings(caught)

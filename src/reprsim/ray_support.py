@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 __all__ = [
-    "MAX_RETRIES", "RAY_INSTALL", "RETRIED_EXCEPTIONS", "check_ray", "checked_memory", "connect",
+    "MAX_RETRIES", "RAY_INSTALL", "RETRIED_EXCEPTIONS", "cancel_unfinished", "check_ray", "checked_memory", "connect",
     "recording_warnings_of", "replay_warnings", "result",
 ]
 
@@ -146,3 +146,17 @@ def replay_warnings(caught: Sequence[tuple[type[Warning], str]]) -> None:
     """Raise again on the driver the warnings a task raised on its worker (`recording_warnings_of`)."""
     for category, message in caught:
         warnings.warn(message, category, stacklevel=2)
+
+
+def cancel_unfinished(ray: Any, refs: Sequence[Any]) -> None:
+    """Cancel the tasks of `refs` that have not finished (force: their workers are stopped).
+
+    Finished tasks are left alone: force-cancelling a task that has already returned can bring down the
+    driver's own Ray process, which the tests saw.
+    """
+    refs = list(refs)
+    if not refs:
+        return
+    _, unfinished = ray.wait(refs, num_returns=len(refs), timeout=0)
+    for ref in unfinished:
+        ray.cancel(ref, force=True)

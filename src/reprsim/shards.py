@@ -56,7 +56,7 @@ __all__ = [
 ]
 
 MOMENTS_FORMAT = "reprsim-moments"
-MOMENTS_VERSION = 1
+MOMENTS_VERSION = 2  # 2: every file records its column tile and the budget that fixes the tiles
 _FILE_NAME = re.compile(r"moments-\d+-of-\d+(-tile-\d+-of-\d+)?\.npz")
 
 
@@ -64,8 +64,6 @@ def _study_record(run: ComparisonPlan, budget: int = LINEAR_BUDGET_BYTES) -> dic
     """What every shard of one study shares (the store's path is left out: nodes may mount it elsewhere)."""
     first = run.entries[0]
     statistics: dict[str, Any] = {"inference": run.options.as_dict()} if run.options.enabled else {}
-    if len(_tiles(run, budget)) > 1:  # the budget fixes the column tiles, which every file must share
-        statistics["memory_per_task"] = budget
     return {
         "corpus_hash": first.corpus_hash,
         "n_words": first.n_words,
@@ -76,6 +74,7 @@ def _study_record(run: ComparisonPlan, budget: int = LINEAR_BUDGET_BYTES) -> dic
         "subsample_rows": run.subsample_rows,
         "attention_sentences": run.attention_sentences,
         "seed": run.seed,
+        "memory_per_task": budget,  # it fixes the column tiles, which every file must share
         **statistics,
     }
 
@@ -236,7 +235,10 @@ def _which_tile(tile: str | None, count: int, budget: int) -> Shard:
                              f"{budget / 2**20:,.0f} MiB: give each job --tile t/{count} as well (t = 1..{count}; "
                              "`reprsim compare --plan` shows the tiles), or a larger --memory-per-task")
         return Shard(1, 1)
-    which = Shard.parse(tile)
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", tile)
+    if not match or not 1 <= int(match.group(1)) <= int(match.group(2)):
+        raise ValueError(f"--tile {tile!r}: write it as t/T, e.g. 2/6 (column tile 2 of 6, counted from 1)")
+    which = Shard(int(match.group(1)), int(match.group(2)))
     if which.count != count:
         raise ValueError(f"--tile {tile}: the study has {count} column tile(s) under --memory-per-task "
                          f"{budget / 2**20:,.0f} MiB, not {which.count}")
@@ -245,11 +247,10 @@ def _which_tile(tile: str | None, count: int, budget: int) -> Shard:
 
 @dataclass
 class _ShardFile:
-    """One moments file, read and checked for format."""
+    """One moments file: its record, read and checked for format; its arrays are read when merged."""
 
     path: Path
     record: dict[str, Any]
-    arrays: dict[str, np.ndarray]
 
     @property
     def shard(self) -> Shard:
@@ -259,16 +260,24 @@ class _ShardFile:
     def tile(self) -> Shard:
         return Shard(*self.record.get("tile", [1, 1]))
 
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The file's moments arrays (never unpickled); read one tile's files at a time, not all at once."""
+        try:
+            with np.load(self.path, allow_pickle=False) as data:
+                return {k: data[k] for k in data.files if k != "record"}
+        except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+            raise ValueError(f"{self.path}: not a readable moments file ({exc})") from exc
+
 
 def _read(path: Path) -> _ShardFile:
-    """A moments file's record and arrays (never unpickled), or an error naming the file."""
+    """A moments file's record (never unpickled), or an error naming the file."""
     try:
         with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+            raw = data["record"]
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
         raise ValueError(f"{path}: not a readable moments file ({exc})") from exc
     try:
-        record = json.loads(str(arrays.pop("record")))
+        record = json.loads(str(raw))
         if record.get("format") != MOMENTS_FORMAT:
             raise ValueError("it is not a reprsim moments file")
         if record.get("version") != MOMENTS_VERSION:
@@ -277,7 +286,7 @@ def _read(path: Path) -> _ShardFile:
         Shard(*record["shard"])
     except (KeyError, TypeError, ValueError, json.JSONDecodeError) as exc:
         raise ValueError(f"{path}: {exc}") from exc
-    return _ShardFile(path, record, arrays)
+    return _ShardFile(path, record)
 
 
 def _files(paths: Sequence[str | Path]) -> list[Path]:
@@ -346,11 +355,11 @@ def _check_one_study(shards: Sequence[_ShardFile]) -> tuple[int, int]:
 
 def _check_store(run: ComparisonPlan, study: dict[str, Any], shards: Sequence[_ShardFile]) -> None:
     """That the store still holds the entries, layers and sentences the shards were accumulated from."""
-    now = _study_record(run, study.get("memory_per_task", LINEAR_BUDGET_BYTES))  # entries checked by merge_shards
+    now = _study_record(run, study["memory_per_task"])  # its entries are the shards' keys, checked by merge_shards
     if now != study:
-        differs = next(k for k in study if now.get(k) != study[k])
+        differs = next(k for k in [*study, *now] if now.get(k) != study.get(k))
         raise ValueError(f"the store {run.store.path} no longer matches the shards: its {differs} is "
-                         f"{_short(now.get(differs))}, the shards' {_short(study[differs])}")
+                         f"{_short(now.get(differs))}, the shards' {_short(study.get(differs))}")
     lengths = run.entries[0].sentence_lengths
     for s in shards:
         if list(shard_rows(lengths, s.shard)) != s.record["rows"]:
@@ -421,7 +430,7 @@ def merge_shards(
     run = _plan(opened, study["measures"], list(study["entries"].values()), 8192, study["subsample_rows"],
                 study["attention_sentences"], study["seed"], options)
     _check_store(run, study, shards)
-    tiles = _tiles(run, study.get("memory_per_task", LINEAR_BUDGET_BYTES))
+    tiles = _tiles(run, study["memory_per_task"])
     if len(tiles) != tile_count:
         raise ValueError(f"{shards[0].path}: the shards hold {tile_count} column tile(s), but this reprsim cuts the "
                          f"study into {len(tiles)}: accumulate again with this version")
@@ -447,7 +456,8 @@ def merge_shards(
             return min(a, b), max(a, b), place[r["measure"]], int(a > b)
 
         records.sort(key=order)
-    return finish_comparison(run, records + other_records(run, progress, device=device), shards=count)
+    return finish_comparison(run, records + other_records(run, progress, device=device,
+                                                          budget=study["memory_per_task"]), shards=count)
 
 
 def _merged(shards: Sequence[_ShardFile], widths: Sequence[int], bounds: np.ndarray | None,
@@ -456,14 +466,14 @@ def _merged(shards: Sequence[_ShardFile], widths: Sequence[int], bounds: np.ndar
     if bounds is None:
         total: CrossMoments | None = None
         for s in shards:
-            moments = moments_from_arrays(s.arrays, device=device, what=str(s.path))
+            moments = moments_from_arrays(s.arrays(), device=device, what=str(s.path))
             _check_arrays(s, [moments], widths)
             total = moments if total is None else total.merge(moments)
         assert total is not None
         return total
     parts: dict[int, CrossMoments] = {}
     for s in shards:
-        own = block_parts_from_arrays(s.arrays, device=device, what=str(s.path))
+        own = block_parts_from_arrays(s.arrays(), device=device, what=str(s.path))
         _check_arrays(s, list(own.values()), widths)
         merge_block_parts(parts, own)
     return BlockedMoments.from_parts(parts, bounds, what=", ".join(str(s.path) for s in shards[:3])

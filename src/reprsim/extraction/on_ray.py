@@ -2,8 +2,8 @@
 
 Each actor declares its resources (one GPU when the cluster has GPUs, else one CPU; overridable), loads its
 model on the worker where it lands (``device="auto"`` there: CUDA when the worker sees a GPU, else the CPU)
-and runs `reprsim.extraction.extract` for that model into the store, whose path every worker must see (a
-shared POSIX file system). The driver shows one progress bar over the models.
+and runs `reprsim.extraction.one_model.extract_one` for that model into the store, whose path every worker
+must see (a shared POSIX file system). The driver shows one progress bar over the models.
 
 - A worker that dies (killed, out of memory, a lost node) restarts its actor, up to
   `reprsim.ray_support.MAX_RETRIES` times, and the method runs again: it resumes the half-written entry
@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from reprsim.corpus import Corpus
 from reprsim.extraction.corpus_shards import corpus_parts, join_parts, part_task
-from reprsim.ray_support import MAX_RETRIES, RETRIED_EXCEPTIONS, connect, result
+from reprsim.ray_support import MAX_RETRIES, RETRIED_EXCEPTIONS, cancel_unfinished, connect, result
 
 __all__ = ["extract_on_ray"]
 
@@ -120,9 +120,8 @@ def extract_on_ray(specs: Sequence[str], names: Sequence[str], corpus: Corpus, s
                 keys[ready[0]] = result(ray, ready[0], labels[ready[0]])
                 bar.update(1)
     except BaseException:
-        for ref in pending:  # the joins; an actor's task cannot be force-cancelled: its actor is killed below
-            if ref not in actor_of:
-                ray.cancel(ref, force=True)
+        # The joins; an actor's task cannot be force-cancelled: its actor is killed below.
+        cancel_unfinished(ray, [ref for ref in pending if ref not in actor_of])
         raise
     finally:
         for actor in actor_of.values():
