@@ -210,6 +210,34 @@ def streamed_records(reps: Sequence[RepresentationSource], names: Sequence[str],
     return _linear_records(made, reps, names, done, budget, int(reps[0].n_rows or 0), progress)
 
 
+def linear_tiles(reps: Sequence[RepresentationSource], names: Sequence[str], pairs: Sequence[tuple[int, int]],
+                 budget: int, inference: InferenceOptions = NO_INFERENCE) -> list[Tile]:
+    """The column tiles the linear family cuts these pairs into under the budget (what `streamed_records` runs).
+
+    Parameters
+    ----------
+    reps, names
+        As for `streamed_records`.
+    pairs
+        The (a, b) pairs, a <= b.
+    budget
+        Bytes of blocks per tile.
+    inference
+        The statistics: intervals keep G + 2 copies of the blocks, which the tiles count.
+
+    Returns
+    -------
+    list of Tile
+        The tiles, in plan order (none without pairs).
+    """
+    if not pairs:
+        return []
+    family = LinearFamily(reps, check_measures(names), device=torch.device("cpu"), precision="float64",
+                          svcca=SvccaOptions(), chunk_rows=2, inference=inference,
+                          bounds=np.zeros(2, dtype=np.int64) if inference.ci != "none" else None)
+    return plan_tiles(pairs, family.fit_bytes, family.pair_bytes, budget)
+
+
 def linear_plan(reps: Sequence[RepresentationSource], names: Sequence[str],
                 done: set[tuple[str, int, str, int, str]], budget: int = LINEAR_BUDGET_BYTES,
                 shards: int = 1, chunk_rows: int = 8192, inference: InferenceOptions = NO_INFERENCE,
@@ -240,11 +268,8 @@ def linear_plan(reps: Sequence[RepresentationSource], names: Sequence[str],
     """
     if not names:
         return {"pairs": 0, "tiles": 0, "tasks": 0, "bytes_per_task": 0, "rows": int(reps[0].n_rows or 0)}
-    family = LinearFamily(reps, check_measures(names), device=torch.device("cpu"), precision="float64",
-                          svcca=SvccaOptions(), chunk_rows=2, inference=inference,
-                          bounds=np.zeros(2, dtype=np.int64) if inference.ci != "none" else None)
     pairs = sorted({(min(p), max(p)) for m in names for p in _todo(reps, m, done)})
-    tiles = plan_tiles(pairs, family.fit_bytes, family.pair_bytes, budget) if pairs else []
+    tiles = linear_tiles(reps, names, pairs, budget, inference)
 
     def tile_bytes(tile: Tile) -> int:  # what a pass over the tile holds (every member's own block counted)
         local = {g: i for i, g in enumerate(tile.members)}

@@ -28,23 +28,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from reprsim._version import __version__
 from reprsim.comparison import ComparisonPlan, finish_comparison, other_records, plan_comparison, recording_warnings
-from reprsim.comparison_records import LINEAR_BUDGET_BYTES, block_bounds, merged_records
+from reprsim.comparison_records import LINEAR_BUDGET_BYTES, block_bounds, linear_tiles, merged_records
 from reprsim.engine import CrossMoments
 from reprsim.engine.block_moments import BlockedMoments, merge_block_parts
-from reprsim.engine.linear_family import LinearFamily, pass_needs_row_norms, warn_about_fits
-from reprsim.engine.linear_fit import SvccaOptions
-from reprsim.engine.linear_score import check_measures
+from reprsim.engine.linear_family import pass_needs_row_norms, warn_about_fits
 from reprsim.engine.moments_state import (
     block_parts_arrays,
     block_parts_from_arrays,
     moments_arrays,
     moments_from_arrays,
 )
-from reprsim.engine.scheduler import Tile, plan_tiles
+from reprsim.engine.scheduler import Tile
 from reprsim.inference import InferenceOptions
 from reprsim.results import ResultTable
 from reprsim.row_shards import Shard, shard_block_parts, shard_bytes, shard_moments, shard_rows, shard_sentences
@@ -84,11 +81,8 @@ def _tiles(run: ComparisonPlan, budget: int) -> list[Tile]:
 
     Each file holds one tile, its members' own blocks included, so that the tile's fits need no other file.
     """
-    family = LinearFamily(run.reps, check_measures(run.streamed), device=torch.device("cpu"), precision="float64",
-                          svcca=SvccaOptions(), chunk_rows=2, inference=run.options,
-                          bounds=np.zeros(2, dtype=np.int64) if run.options.ci != "none" else None)
     n = len(run.reps)
-    return plan_tiles([(a, b) for a in range(n) for b in range(a, n)], family.fit_bytes, family.pair_bytes, budget)
+    return linear_tiles(run.reps, run.streamed, [(a, b) for a in range(n) for b in range(a, n)], budget, run.options)
 
 
 def _tile_blocks(tile: Tile) -> list[tuple[int, int]]:
