@@ -33,14 +33,13 @@ from typing import Any
 
 from reprsim import measures as registry
 from reprsim._version import __version__
-from reprsim.engine import ENGINE_MEASURES, RepresentationSource, resolve_device
-from reprsim.engine.block_moments import shard_block_bounds
+from reprsim.engine import ENGINE_MEASURES, AttentionFamily, RepresentationSource, SampleFamily, resolve_device
 from reprsim.engine.fold_family import FOLD_MEASURES, FoldFamily
 from reprsim.engine.linear_inference import block_bytes_factor, inference_provenance
 from reprsim.inference import InferenceOptions
 from reprsim.measures.knn import DEFAULT_K
 from reprsim.results import ResultTable
-from reprsim.row_shards import Shard, shard_rows
+from reprsim.row_shards import most_blocks_per_shard
 from reprsim.store import ActivationStore, StoreEntry
 
 from .comparison_entries import (
@@ -381,9 +380,8 @@ def plan_lines(store: str | Path | ActivationStore, measures: Sequence[str] = ("
     copies = 1
     bounds = block_bounds(run.entries[0].sentence_lengths, run.options) if run.streamed else None
     if bounds is not None:  # intervals: a local pass holds G + 2 copies; a shard's task, the blocks it overlaps
-        lengths = run.entries[0].sentence_lengths
-        copies = max(len(shard_block_bounds(bounds, shard_rows(lengths, Shard(i, count)))[0])
-                     for i in range(1, count + 1)) if backend == "ray" else block_bytes_factor(run.options)
+        copies = (most_blocks_per_shard(bounds, run.entries[0].sentence_lengths, count) if backend == "ray"
+                  else block_bytes_factor(run.options))
     linear = linear_plan(run.reps, run.streamed, run.done, budget, count, chunk_rows, run.options, copies)
     lines = [f"{len(run.entries)} models, {len(run.reps)} layers, {linear['rows']:,} rows (words)"]
     if run.streamed:
@@ -515,9 +513,10 @@ def plan_comparison(store: str | Path | ActivationStore, measures: Sequence[str]
         earlier_entries = previous.provenance.get("entries") or {}
 
     streamed = [m for m in names if registry.get(m).base in ENGINE_MEASURES]
+    reps = representations(entries)
     folded = [m for m in names if registry.get(m).base in FOLD_MEASURES]
     for m in folded:  # its options and folds, checked before any measure runs
-        FoldFamily(representations(entries)[:1], m, entries[0].sentence_lengths, device=resolve_device("cpu"))
+        FoldFamily(reps[:1], m, entries[0].sentence_lengths, device=resolve_device("cpu"))
     sampled = [m for m in names if registry.get(m).level != "attention" and m not in streamed and m not in folded]
     attention = [m for m in names if registry.get(m).level == "attention"]
     for m in sampled:  # checked before the other measures run, not after
@@ -529,7 +528,7 @@ def plan_comparison(store: str | Path | ActivationStore, measures: Sequence[str]
                 f"{entries[0].n_words} words: choose measures without it (--measures) or a larger corpus"
             )
     raised: list[dict[str, str]] = list(previous.provenance.get("warnings") or []) if previous is not None else []
-    return ComparisonPlan(store, names, streamed, sampled, attention, entries, representations(entries), options,
+    return ComparisonPlan(store, names, streamed, sampled, attention, entries, reps, options,
                           previous, done_keys(previous), earlier_entries, subsample_rows, attention_sentences,
                           seed, chunk_rows, raised, folded)
 
@@ -564,7 +563,7 @@ def other_records(run: ComparisonPlan, progress: bool, backend: str = "local",
     for m in run.folded:  # its pass runs here on every backend
         with recording_warnings([m], run.raised):
             records += folded_records(run.reps, [m], run.done, device, run.chunk_rows, progress, lengths, budget)
-    families: dict[str, Any] = {}
+    families: dict[str, Any] = {"sampled": SampleFamily, "attention": AttentionFamily}
     if backend == "ray" and (run.sampled or run.attention):
         from reprsim.ray_pairs import ray_attention_family, ray_sample_family
 
@@ -574,12 +573,11 @@ def other_records(run: ComparisonPlan, progress: bool, backend: str = "local",
     for m in run.sampled:
         with recording_warnings([m], run.raised):
             records += subsampled_records(run.reps, [m], run.done, run.subsample_rows, run.seed, run.chunk_rows,
-                                          progress, run.options, lengths,
-                                          **({"family": families["sampled"]} if families else {}))
+                                          progress, run.options, lengths, family=families["sampled"])
     for m in run.attention:
         with recording_warnings([m], run.raised):
             records += attention_records(run.entries, [m], run.done, run.attention_sentences, run.seed, progress,
-                                         run.options, **({"family": families["attention"]} if families else {}))
+                                         run.options, family=families["attention"])
     return records
 
 

@@ -23,10 +23,8 @@ import torch
 from reprsim import measures as registry
 from reprsim.engine import (
     AttentionFamily,
-    CrossMoments,
     Directed,
     LinearFamily,
-    LinearFit,
     PairFamily,
     RepresentationSource,
     SampleFamily,
@@ -35,11 +33,10 @@ from reprsim.engine import (
     resolve_device,
     score_pairs,
 )
-from reprsim.engine.block_moments import BlockedMoments
 from reprsim.engine.fold_family import FoldFamily
-from reprsim.engine.linear_family import MomentsFamily, pass_bytes, warn_about_fits
+from reprsim.engine.linear_family import pass_bytes, warn_about_fits
 from reprsim.engine.linear_score import check_measures
-from reprsim.engine.scheduler import Tile
+from reprsim.engine.scheduler import Tile, tile_blocks
 from reprsim.inference import NO_INFERENCE, InferenceOptions, Uncertainty, sentence_blocks
 from reprsim.layers import LayerId
 from reprsim.results import DIRECTED, SYMMETRIC, ResultTable
@@ -271,70 +268,22 @@ def linear_plan(reps: Sequence[RepresentationSource], names: Sequence[str],
     pairs = sorted({(min(p), max(p)) for m in names for p in _todo(reps, m, done)})
     tiles = linear_tiles(reps, names, pairs, budget, inference)
 
-    def tile_bytes(tile: Tile) -> int:  # what a pass over the tile holds (every member's own block counted)
-        local = {g: i for i, g in enumerate(tile.members)}
-        blocks = {(local[min(a, b)], local[max(a, b)]) for a, b in tile.pairs} | {(i, i) for i in local.values()}
-        return pass_bytes([reps[g].width for g in tile.members], sorted(blocks), chunk_rows, copies)
-
-    largest = max((tile_bytes(t) for t in tiles), default=0)
+    # What a pass over a tile holds, every member's own block counted.
+    largest = max((pass_bytes([reps[g].width for g in t.members], tile_blocks(t), chunk_rows, copies) for t in tiles),
+                  default=0)
     per_tile = 1 if shards == 1 else shards if inference.ci != "none" else 2 * shards - 1
     return {"pairs": len(pairs), "tiles": len(tiles), "tasks": len(tiles) * per_tile, "bytes_per_task": largest,
             "rows": int(reps[0].n_rows or 0)}
 
 
-def merged_records(moments: CrossMoments | BlockedMoments, reps: Sequence[RepresentationSource],
-                   names: Sequence[str], done: set[tuple[str, int, str, int, str]], progress: bool,
-                   inference: InferenceOptions = NO_INFERENCE, only: set[tuple[int, int]] | None = None,
-                   fits: dict[int, LinearFit] | None = None,
-                   members: Sequence[int] | None = None) -> list[dict[str, Any]]:
-    """Linear measures from moments accumulated elsewhere (merged shards), as `streamed_records` gives them.
-
-    Parameters
-    ----------
-    moments
-        Moments holding the own block of every representation and the block (a, b), a <= b, of every pair
-        to score; per sentence block (`BlockedMoments`) when `inference` asks for intervals.
-    reps
-        The representations, in the moments' order (only their ids and widths are used).
-    names, done, progress, inference
-        As for `streamed_records`.
-    only
-        The (a, b) pairs, a <= b, to score (default: every pair of `reps`), for a column tile.
-    fits
-        Collects the fits, keyed by `members` (their indices in the study), for one study-wide warning about
-        them (`warn_about_fits`) after every tile; without it, this call warns itself.
-    members
-        The representations' indices in the study (with `fits`).
-
-    Returns
-    -------
-    list of dict
-        Results-table records, as `streamed_records`.
-    """
-    if not names:
-        return []
-    moments.release_buffers()
-    family = MomentsFamily(moments, [r.id for r in reps], check_measures(names), svcca=SvccaOptions(),
-                           workers=torch.get_num_threads(), inference=inference)
-    n_rows = int(moments.bounds[-1]) if isinstance(moments, BlockedMoments) else moments.n_rows()
-    records = _linear_records(family, reps, names, done, 1 << 62, n_rows, progress, only=only, warn=fits is None)
-    if fits is not None:
-        index = list(members) if members is not None else list(range(len(reps)))
-        fits.update({index[i]: fit for i, fit in family.fits.items()})
-    return records
-
-
 def _linear_records(family: LinearFamily, reps: Sequence[RepresentationSource], names: Sequence[str],
                     done: set[tuple[str, int, str, int, str]], budget: int, n_rows: int,
-                    progress: bool, only: set[tuple[int, int]] | None = None,
-                    warn: bool = True) -> list[dict[str, Any]]:
-    """The linear family's records for the pairs not done (of `only`), with the study-wide warnings about the fits."""
+                    progress: bool) -> list[dict[str, Any]]:
+    """The linear family's records for the pairs not done, with the study-wide warnings about the fits."""
     ids: list[LayerId] = [r.id for r in reps]  # type: ignore[misc]
-    todo = {m: [p for p in _todo(reps, m, done) if only is None or (min(p), max(p)) in only] for m in names}
-    records = _family_records(family, ids, todo, budget, "representation", n_rows, False, progress, "pairs",
-                              unordered=True)
-    if warn:
-        warn_about_fits(family.fits, ids, names)
+    records = _family_records(family, ids, {m: _todo(reps, m, done) for m in names}, budget,
+                              "representation", n_rows, False, progress, "pairs", unordered=True)
+    warn_about_fits(family.fits, ids, names)
     return records
 
 

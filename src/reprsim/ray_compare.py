@@ -29,7 +29,7 @@ import torch
 from tqdm.auto import tqdm
 
 from reprsim.engine import CrossMoments, LinearFamily, RepresentationSource
-from reprsim.engine.block_moments import BlockedMoments, MomentSums, merge_block_parts, shard_block_bounds
+from reprsim.engine.block_moments import BlockedMoments, MomentSums, merge_block_parts
 from reprsim.engine.linear_family import derive_pair, pass_bytes, prepare_fit_for
 from reprsim.engine.linear_fit import LinearFit, SvccaOptions
 from reprsim.engine.moments_state import (
@@ -46,11 +46,12 @@ from reprsim.ray_support import (
     cancel_unfinished,
     checked_memory,
     connect,
+    consecutive_groups,
+    gathered,
     recording_warnings_of,
-    replay_warnings,
     result,
 )
-from reprsim.row_shards import Shard, shard_block_parts, shard_moments, shard_rows
+from reprsim.row_shards import Shard, most_blocks_per_shard, shard_block_parts, shard_moments, shard_rows
 
 __all__ = ["RayLinearFamily", "accumulate_task", "default_shards", "derive_task", "fit_task", "ray_moments"]
 
@@ -319,15 +320,9 @@ class RayLinearFamily(LinearFamily):
             refs[g] = remote.options(memory=memory).remote(
                 moments.centred(i, i), moments.n_rows(i), moments.column_absmax(i), norm,
                 f"representation {self.ids[g]!r}", moments.mean(i), self.measures, self.svcca)
-        try:
-            fetched = {g: result(ray, refs[g], f"the fit of {self.ids[g]!r}") for g in new}
-        except BaseException:
-            cancel_unfinished(ray, list(refs.values()))
-            raise
-        for _, caught in fetched.values():
-            replay_warnings(caught)
+        fits = gathered(ray, [(refs[g], f"the fit of {self.ids[g]!r}") for g in new])
         self.fit_refs.update(refs)
-        return {g: fit for g, (fit, _) in fetched.items()}
+        return dict(zip(new, fits, strict=True))
 
     def score(self, tile: Tile) -> Iterator[PairScore]:
         """The tile's pairs, derived by one Ray task per group of consecutive pairs, in the tile's order."""
@@ -338,12 +333,9 @@ class RayLinearFamily(LinearFamily):
         ray = connect(self.address)
         remote = ray.remote(max_retries=MAX_RETRIES, retry_exceptions=RETRIED_EXCEPTIONS)(_derive_recording)
         pairs, moments = list(tile.pairs), self._moments
-        groups = min(self.shards or default_shards(ray, len(pairs)), max(1, len(pairs)))
-        size = -(-len(pairs) // groups)
         tasks = []
         try:
-            for start in range(0, len(pairs), size):
-                group = pairs[start:start + size]
+            for start, group in consecutive_groups(pairs, self.shards or default_shards(ray, len(pairs))):
                 members = sorted({k for p in group for k in p})
                 local = [(self._local[a], self._local[b]) for a, b in group]
                 crosses = [moments.centred(la, lb) for la, lb in local]
@@ -356,13 +348,12 @@ class RayLinearFamily(LinearFamily):
                     self.measures, self.svcca, self.neuron_matches_too, group, labels, crosses, norms, members,
                     *(self.fit_refs[k] for k in members))
                 tasks.append((ref, label))
-            scored = [result(ray, ref, label) for ref, label in tasks]
-        except BaseException:
+        except BaseException:  # a group refused (memory): the groups already submitted are not left running
             cancel_unfinished(ray, [ref for ref, _ in tasks])
             raise
+        scored = gathered(ray, tasks)
         self._moments = None
-        for group_scores, caught in scored:
-            replay_warnings(caught)
+        for group_scores in scored:
             yield from group_scores
 
     def _pass(self, members: Sequence[int], blocks: Sequence[tuple[int, int]]) -> CrossMoments:
@@ -375,10 +366,7 @@ class RayLinearFamily(LinearFamily):
         assert self.bounds is not None
         count = min(self.shards or default_shards(connect(self.address), len(self.sentence_lengths)),
                     len(self.sentence_lengths))
-        # The most sentence blocks one shard overlaps (shards and blocks are cut apart, so uneven sentences
-        # can give one shard many more than G / N).
-        held = max(len(shard_block_bounds(self.bounds, shard_rows(self.sentence_lengths, Shard(i, count)))[0])
-                   for i in range(1, count + 1))
+        held = most_blocks_per_shard(self.bounds, self.sentence_lengths, count)
         blocked: BlockedMoments = ray_moments(**self._tile_options(members, blocks, held), bounds=self.bounds)
         return blocked
 

@@ -31,12 +31,11 @@ from reprsim.inference import NO_INFERENCE, InferenceOptions
 from reprsim.ray_support import (
     MAX_RETRIES,
     RETRIED_EXCEPTIONS,
-    cancel_unfinished,
     checked_memory,
     connect,
+    consecutive_groups,
+    gathered,
     recording_warnings_of,
-    replay_warnings,
-    result,
 )
 
 __all__ = [
@@ -165,23 +164,15 @@ class RayMemberFamily:
     def score(self, tile: Tile) -> Iterator[PairScore]:
         """The tile's pairs, scored by one task per group of consecutive pairs, in the tile's order."""
         pairs = list(tile.pairs)
-        size = -(-len(pairs) // min(self.groups, max(1, len(pairs))))
         tasks = []
-        for start in range(0, len(pairs), size):
-            group = pairs[start:start + size]
+        for start, group in consecutive_groups(pairs, self.groups):
             members = sorted({k for p in group for k in p})
             label = f"{self.label} pairs {start + 1}..{start + len(group)} of {len(pairs)}"
             memory = checked_memory(self.ray, sum(self.local.fit_bytes(k) for k in members), label)
             ref = self._score.options(memory=memory).remote(self.make, members, group,
                                                             *(self._refs[k] for k in members))
             tasks.append((ref, label))
-        try:
-            scored = [result(self.ray, ref, label) for ref, label in tasks]
-        except BaseException:
-            cancel_unfinished(self.ray, [ref for ref, _ in tasks] + list(self._refs.values()))
-            raise
-        for group_scores, caught in scored:
-            replay_warnings(caught)
+        for group_scores in gathered(self.ray, tasks, also_cancel=list(self._refs.values())):
             yield from group_scores
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 __all__ = [
     "MAX_RETRIES", "RAY_INSTALL", "RETRIED_EXCEPTIONS", "cancel_unfinished", "check_ray", "checked_memory", "connect",
-    "recording_warnings_of", "replay_warnings", "result",
+    "consecutive_groups", "gathered", "recording_warnings_of", "replay_warnings", "result",
 ]
 
 RAY_INSTALL = "pip install 'reprsim[ray]' (ray==2.60.0)"
@@ -160,3 +160,44 @@ def cancel_unfinished(ray: Any, refs: Sequence[Any]) -> None:
     _, unfinished = ray.wait(refs, num_returns=len(refs), timeout=0)
     for ref in unfinished:
         ray.cancel(ref, force=True)
+
+
+def consecutive_groups(items: Sequence[Any], count: int) -> list[tuple[int, list[Any]]]:
+    """The items cut into at most `count` runs of consecutive items of about equal size, each with its start."""
+    items = list(items)
+    size = -(-len(items) // max(1, min(count, len(items)))) if items else 1
+    return [(start, items[start:start + size]) for start in range(0, len(items), size)]
+
+
+def gathered(ray: Any, tasks: Sequence[tuple[Any, str]], also_cancel: Sequence[Any] = ()) -> list[Any]:
+    """The results of tasks run under `recording_warnings_of`, in order, their warnings raised on the driver.
+
+    Parameters
+    ----------
+    ray
+        The ray module.
+    tasks
+        (reference, label) of each task; the label names it in an error (`result`).
+    also_cancel
+        Other references to cancel when one fails (the tasks these depend on).
+
+    Returns
+    -------
+    list
+        Each task's value.
+
+    Raises
+    ------
+    ValueError
+        As `result`, after the unfinished tasks are cancelled.
+    """
+    try:
+        recorded = [result(ray, ref, label) for ref, label in tasks]
+    except BaseException:
+        cancel_unfinished(ray, [ref for ref, _ in tasks] + list(also_cancel))
+        raise
+    values = []
+    for value, caught in recorded:
+        replay_warnings(caught)
+        values.append(value)
+    return values

@@ -23,7 +23,10 @@ from reprsim.engine.sources import stream
 from reprsim.store import StoreEntry
 from reprsim.store.layout import word_offsets
 
-__all__ = ["Shard", "shard_block_parts", "shard_bytes", "shard_moments", "shard_rows", "shard_sentences"]
+__all__ = [
+    "Shard", "most_blocks_per_shard", "shard_block_parts", "shard_bytes", "shard_moments", "shard_rows",
+    "shard_sentences",
+]
 
 
 @dataclass(frozen=True)
@@ -180,3 +183,12 @@ def shard_block_parts(entries: Sequence[StoreEntry], rows: tuple[int, int], boun
     if blocked.rows_seen != rows[1] - rows[0]:
         raise ValueError(f"{description}: the pass gave {blocked.rows_seen} rows, not the shard's {rows[1] - rows[0]}")
     return dict(zip(held, blocked.parts, strict=True))
+
+
+def most_blocks_per_shard(bounds: np.ndarray, sentence_lengths: Sequence[int], count: int) -> int:
+    """The most sentence blocks one of `count` shards overlaps: the copies of a tile's blocks its task holds.
+
+    Shards and blocks are cut apart, so uneven sentences can give one shard many more than G / N + 1.
+    """
+    return max(len(shard_block_bounds(bounds, shard_rows(sentence_lengths, Shard(i, count)))[0])
+               for i in range(1, count + 1))

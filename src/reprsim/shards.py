@@ -18,6 +18,7 @@ table's statistics equal `reprsim.compare`'s.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -28,20 +29,21 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from reprsim._version import __version__
 from reprsim.comparison import ComparisonPlan, finish_comparison, other_records, plan_comparison, recording_warnings
-from reprsim.comparison_records import LINEAR_BUDGET_BYTES, block_bounds, linear_tiles, merged_records
-from reprsim.engine import CrossMoments
+from reprsim.comparison_records import LINEAR_BUDGET_BYTES, block_bounds, linear_tiles, streamed_records
+from reprsim.engine import CrossMoments, RepresentationSource
 from reprsim.engine.block_moments import BlockedMoments, merge_block_parts
-from reprsim.engine.linear_family import pass_needs_row_norms, warn_about_fits
+from reprsim.engine.linear_family import LinearFamily, pass_needs_row_norms
 from reprsim.engine.moments_state import (
     block_parts_arrays,
     block_parts_from_arrays,
     moments_arrays,
     moments_from_arrays,
 )
-from reprsim.engine.scheduler import Tile
+from reprsim.engine.scheduler import Tile, tile_blocks
 from reprsim.inference import InferenceOptions
 from reprsim.results import ResultTable
 from reprsim.row_shards import Shard, shard_block_parts, shard_bytes, shard_moments, shard_rows, shard_sentences
@@ -83,12 +85,6 @@ def _tiles(run: ComparisonPlan, budget: int) -> list[Tile]:
     """
     n = len(run.reps)
     return linear_tiles(run.reps, run.streamed, [(a, b) for a in range(n) for b in range(a, n)], budget, run.options)
-
-
-def _tile_blocks(tile: Tile) -> list[tuple[int, int]]:
-    """A tile's blocks in member positions: its pairs' and every member's own."""
-    local = {g: i for i, g in enumerate(tile.members)}
-    return sorted({(local[min(a, b)], local[max(a, b)]) for a, b in tile.pairs} | set((i, i) for i in local.values()))
 
 
 def _plan(store: str | Path | ActivationStore, measures: Sequence[str], models: Sequence[str] | None,
@@ -175,15 +171,16 @@ def accumulate_shard(
     budget = _budget(memory_per_task)
     tiles = _tiles(run, budget)
     which = _which_tile(tile, len(tiles), budget)
-    members, tile_blocks = list(tiles[which.index - 1].members), _tile_blocks(tiles[which.index - 1])
+    chosen = tiles[which.index - 1]
+    members, blocks_of_tile = list(chosen.members), tile_blocks(chosen)
     label = f"shard {shard}" + (f", tile {which}" if which.count > 1 else "")
     if bounds is None:
         arrays = moments_arrays(shard_moments(run.entries, rows, row_norms=row_norms, members=members,
-                                              blocks=tile_blocks, device=device, chunk_rows=chunk_rows,
+                                              blocks=blocks_of_tile, device=device, chunk_rows=chunk_rows,
                                               progress=progress, description=label))
     else:
         arrays = block_parts_arrays(shard_block_parts(run.entries, rows, bounds, row_norms=row_norms, members=members,
-                                                      blocks=tile_blocks, device=device, chunk_rows=chunk_rows,
+                                                      blocks=blocks_of_tile, device=device, chunk_rows=chunk_rows,
                                                       progress=progress, description=label))
     record = {
         "format": MOMENTS_FORMAT,
@@ -428,34 +425,50 @@ def merge_shards(
     if len(tiles) != tile_count:
         raise ValueError(f"{shards[0].path}: the shards hold {tile_count} column tile(s), but this reprsim cuts the "
                          f"study into {len(tiles)}: accumulate again with this version")
-    bounds = block_bounds(run.entries[0].sentence_lengths, options)
-    widths = [int(w) for _, _, w in study["representations"]]
-    records: list[dict[str, Any]] = []
-    fits: dict[int, Any] = {}
+    files = {tile.members: [s for s in shards if s.tile.index == t] for t, tile in enumerate(tiles, start=1)}
+    family = functools.partial(_FilesFamily, files=files, widths=[int(w) for _, _, w in study["representations"]])
     with recording_warnings(run.streamed, run.raised):
-        for t, tile in enumerate(tiles, start=1):
-            own = [s for s in shards if s.tile.index == t]
-            merged = _merged(own, [widths[m] for m in tile.members], bounds, device)
-            local = {g: i for i, g in enumerate(tile.members)}
-            records += merged_records(merged, [run.reps[m] for m in tile.members], run.streamed, run.done, progress,
-                                      options, only={(local[a], local[b]) for a, b in tile.pairs},
-                                      fits=fits, members=list(tile.members))
-        warn_about_fits(fits, [r.id for r in run.reps], run.streamed)
-    if tile_count > 1:  # in the order of one untiled pass: pair by pair, then measure, then direction
-        index = {(r.id.model, r.id.layer): k for k, r in enumerate(run.reps)}  # type: ignore[attr-defined]
-        place = {m: k for k, m in enumerate(run.streamed)}
-
-        def order(r: dict[str, Any]) -> tuple[int, int, int, int]:
-            a, b = index[r["model_a"], r["layer_a"]], index[r["model_b"], r["layer_b"]]
-            return min(a, b), max(a, b), place[r["measure"]], int(a > b)
-
-        records.sort(key=order)
+        records = streamed_records(run.reps, run.streamed, run.done, device, 8192, progress, options,
+                                   block_bounds(run.entries[0].sentence_lengths, options), family=family,
+                                   budget=study["memory_per_task"])
     return finish_comparison(run, records + other_records(run, progress, device=device,
                                                           budget=study["memory_per_task"]), shards=count)
 
 
+class _FilesFamily(LinearFamily):
+    """The linear family whose pass over a tile merges that tile's moments files instead of reading rows.
+
+    The tiles are those `accumulate_shard` cut (the same plan under the same budget), so the local family's
+    tiling, fit reuse, derivations and warnings serve the merge unchanged.
+    """
+
+    def __init__(self, sources: Sequence[RepresentationSource], measures: Sequence[str], *,
+                 files: dict[tuple[int, ...], list[_ShardFile]], widths: Sequence[int], **options: Any) -> None:
+        super().__init__(sources, measures, **options)
+        self.files, self.widths = files, list(widths)
+
+    def _tile_files(self, members: Sequence[int]) -> tuple[list[_ShardFile], list[int]]:
+        """The tile's files and its members' widths."""
+        key = tuple(members)
+        assert key in self.files, f"the merge's tile {key} is not one the shards were accumulated for"
+        return self.files[key], [self.widths[m] for m in members]
+
+    def _pass(self, members: Sequence[int], blocks: Sequence[tuple[int, int]]) -> CrossMoments:
+        """The tile's moments over every shard."""
+        moments = _merged(*self._tile_files(members), None, self.device)
+        assert isinstance(moments, CrossMoments)
+        return moments
+
+    def _blocked_pass(self, members: Sequence[int], blocks: Sequence[tuple[int, int]]) -> BlockedMoments:
+        """The tile's moments per sentence block over every shard."""
+        assert self.bounds is not None
+        moments = _merged(*self._tile_files(members), self.bounds, self.device)
+        assert isinstance(moments, BlockedMoments)
+        return moments
+
+
 def _merged(shards: Sequence[_ShardFile], widths: Sequence[int], bounds: np.ndarray | None,
-            device: str) -> CrossMoments | BlockedMoments:
+            device: str | torch.device) -> CrossMoments | BlockedMoments:
     """One tile's moments over every shard (per sentence block with `bounds`), each file checked."""
     if bounds is None:
         total: CrossMoments | None = None

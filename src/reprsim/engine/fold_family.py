@@ -23,7 +23,7 @@ from reprsim.measures.spectral import check_lam
 from .block_moments import BlockedMoments, MomentSums
 from .checks import Precision
 from .linear_fit import Directed
-from .scheduler import PairScore, Tile
+from .scheduler import PairScore, Tile, tile_blocks
 from .sources import RepresentationSource, stream
 
 __all__ = ["FOLD_MEASURES", "FoldFamily", "fold_bounds"]
@@ -143,9 +143,7 @@ class FoldFamily:
             If a source gives bad rows (naming the representation), or rows that do not match the sentences.
         """
         self._local = {g: i for i, g in enumerate(tile.members)}
-        local = self._local
-        blocks = {(local[min(a, b)], local[max(a, b)]) for a, b in tile.pairs} | {(i, i) for i in local.values()}
-        blocked = BlockedMoments([self.sources[g].width for g in tile.members], sorted(blocks), self.bounds,
+        blocked = BlockedMoments([self.sources[g].width for g in tile.members], tile_blocks(tile), self.bounds,
                                  device=self.device, precision=self.precision, row_norms=False)
         self.passes += 1
         stream([self.sources[g] for g in tile.members], blocked, self.chunk_rows,  # type: ignore[arg-type]

@@ -31,7 +31,7 @@ from .linear_fit import CCA_TYPE_MEASURES, LinearFit, SvccaOptions, needs_row_no
 from .linear_inference import LinearStatistics, block_bytes_factor
 from .linear_score import PairTerms, derive, neuron_matches, svcca_options_of
 from .moments import CrossMoments
-from .scheduler import PairScore, Tile
+from .scheduler import PairScore, Tile, tile_blocks
 from .sources import RepresentationSource, stream
 
 
@@ -271,10 +271,8 @@ class LinearFamily:
 
     def _accumulate_blocks(self, tile: Tile) -> MomentSums:
         """One pass keeping every block of the tile (every member's own included) per sentence block."""
-        local = {g: i for i, g in enumerate(tile.members)}
-        blocks = {(local[min(a, b)], local[max(a, b)]) for a, b in tile.pairs} | {(i, i) for i in local.values()}
         self.passes += 1
-        self._blocked = self._blocked_pass(tile.members, sorted(blocks))
+        self._blocked = self._blocked_pass(tile.members, tile_blocks(tile))
         return self._blocked.total
 
     def _blocked_pass(self, members: Sequence[int], blocks: Sequence[tuple[int, int]]) -> BlockedMoments:
@@ -382,11 +380,10 @@ class MomentsFamily(LinearFamily):
     Parameters
     ----------
     moments
-        Moments holding the diagonal block of every representation in a pair and each pair's cross block, or
-        the same per sentence block (`BlockedMoments`, finished), which intervals need.
+        Moments holding the diagonal block of every representation in a pair and each pair's cross block.
     ids
         Names of the representations.
-    measures, svcca, neuron_matches_too, workers, inference
+    measures, svcca, neuron_matches_too, workers
         As for `LinearFamily`.
 
     Notes
@@ -395,26 +392,17 @@ class MomentsFamily(LinearFamily):
     no budget limit (one tile).
     """
 
-    def __init__(self, moments: CrossMoments | BlockedMoments, ids: Sequence[Hashable], measures: Sequence[str], *,
-                 svcca: SvccaOptions, neuron_matches_too: bool = False, workers: int = 1,
-                 inference: InferenceOptions = NO_INFERENCE) -> None:
-        first = moments.parts[0] if isinstance(moments, BlockedMoments) else moments
-        if inference.ci != "none" and not isinstance(moments, BlockedMoments):
-            raise ValueError("intervals need the moments per sentence block (BlockedMoments)")
-        sources = [RepresentationSource(id=i, width=w, chunks=lambda _: iter(())) for i, w in zip(ids, first.widths,
+    def __init__(self, moments: CrossMoments, ids: Sequence[Hashable], measures: Sequence[str], *,
+                 svcca: SvccaOptions, neuron_matches_too: bool = False, workers: int = 1) -> None:
+        sources = [RepresentationSource(id=i, width=w, chunks=lambda _: iter(())) for i, w in zip(ids, moments.widths,
                                                                                               strict=True)]
-        super().__init__(sources, measures, device=first.device, precision=first.precision, svcca=svcca,
-                         chunk_rows=1, neuron_matches_too=neuron_matches_too, workers=workers, inference=inference,
-                         bounds=moments.bounds if isinstance(moments, BlockedMoments) else None)
+        super().__init__(sources, measures, device=moments.device, precision=moments.precision, svcca=svcca,
+                         chunk_rows=1, neuron_matches_too=neuron_matches_too, workers=workers)
         self.moments = moments
 
-    def _accumulate(self, tile: Tile, new: Sequence[int]) -> tuple[CrossMoments | MomentSums, dict[int, int]]:
+    def _accumulate(self, tile: Tile, new: Sequence[int]) -> tuple[CrossMoments, dict[int, int]]:
         """The given moments, indexed as they are (no pass)."""
-        local = {i: i for i in range(len(self.sources))}
-        if isinstance(self.moments, BlockedMoments):
-            self._blocked = self.moments
-            return self.moments.total, local
-        return self.moments, local
+        return self.moments, {i: i for i in range(self.moments.n_reps)}
 
 
 def prepare_fit_for(fit: LinearFit, measures: Sequence[str], svcca: SvccaOptions) -> None:

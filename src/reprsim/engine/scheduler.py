@@ -42,6 +42,23 @@ class Tile:
     pairs: tuple[Pair, ...]
 
 
+def tile_blocks(tile: Tile) -> list[tuple[int, int]]:
+    """A tile's blocks (a, b), a <= b, in member positions: its pairs' blocks and every member's own.
+
+    Parameters
+    ----------
+    tile
+        The tile.
+
+    Returns
+    -------
+    list of tuple of int
+        The blocks, sorted.
+    """
+    local = {g: i for i, g in enumerate(tile.members)}
+    return sorted({(local[min(a, b)], local[max(a, b)]) for a, b in tile.pairs} | {(i, i) for i in local.values()})
+
+
 class PairFamily(Protocol):
     """A family of measures computed the fit-once way.
 
