@@ -110,6 +110,13 @@ def shard_bytes(widths: Sequence[int]) -> int:
     return 4 * (total * total + sum(w * w for w in widths))
 
 
+def _shard_sources(entries: Sequence[StoreEntry], rows: tuple[int, int],
+                   members: Sequence[int] | None) -> list[RepresentationSource]:
+    """The shard's rows of the entries' layers (entry by entry), or of the chosen members in their order."""
+    sources = [RepresentationSource.from_store(e, layer, rows) for e in entries for layer in e.layer_ids]
+    return sources if members is None else [sources[i] for i in members]
+
+
 def shard_moments(entries: Sequence[StoreEntry], rows: tuple[int, int], *, row_norms: bool,
                   members: Sequence[int] | None = None, blocks: PairSpec = "all", device: str = "auto",
                   chunk_rows: int = 8192, progress: bool = False, description: str = "shard") -> CrossMoments:
@@ -139,9 +146,7 @@ def shard_moments(entries: Sequence[StoreEntry], rows: tuple[int, int], *, row_n
     CrossMoments
         The shard's moments, ready to merge.
     """
-    sources = [RepresentationSource.from_store(e, layer, rows) for e in entries for layer in e.layer_ids]
-    if members is not None:
-        sources = [sources[i] for i in members]
+    sources = _shard_sources(entries, rows, members)
     moments = CrossMoments([s.width for s in sources], blocks, device=device, row_norms=row_norms,
                            diagonal=blocks == "all")
     stream(sources, moments, chunk_rows, progress, description)
@@ -170,9 +175,7 @@ def shard_block_parts(entries: Sequence[StoreEntry], rows: tuple[int, int], boun
         `reprsim.engine.block_moments.merge_block_parts` adds shards' parts and
         `reprsim.engine.BlockedMoments.from_parts` makes the whole from them.
     """
-    sources = [RepresentationSource.from_store(e, layer, rows) for e in entries for layer in e.layer_ids]
-    if members is not None:
-        sources = [sources[i] for i in members]
+    sources = _shard_sources(entries, rows, members)
     count = len(sources)
     pairs = list(blocks) if blocks is not None else [(a, b) for a in range(count) for b in range(a, count)]
     held, local = shard_block_bounds(bounds, rows)

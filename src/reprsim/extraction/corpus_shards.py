@@ -21,8 +21,7 @@ from typing import Any
 import numpy as np
 
 from reprsim.corpus import Corpus
-from reprsim.extraction.one_model import entry_identity, extract_one, task_arguments
-from reprsim.extraction.options import check_options
+from reprsim.extraction.one_model import entry_identity, extract_one, task_options
 from reprsim.extraction.plan import WINDOW_SENTENCES, window_bounds
 from reprsim.store import ActivationStore, StoreEntry
 
@@ -84,7 +83,7 @@ def part_task(spec: str, name: str, corpus: Corpus, store: str, arguments: dict[
     str
         The part's key in the part store.
     """
-    options = check_options(progress=False, **task_arguments(**arguments))
+    options = task_options(arguments)
     if ActivationStore(store).has_complete(entry_identity(spec, name, corpus, options).key):
         return ""  # the model's entry is done already: nothing to extract or join
     last = part[1] == len(corpus)
@@ -126,7 +125,7 @@ def join_parts(spec: str, name: str, corpus: Corpus, store: str, arguments: dict
     ValueError
         If the parts do not cover the corpus in order, or do not hold the same layers.
     """
-    options = check_options(progress=False, **task_arguments(**arguments))
+    options = task_options(arguments)
     identity = entry_identity(spec, name, corpus, options)
     target = ActivationStore(store)
     part_store = ActivationStore(Path(store) / PARTS)

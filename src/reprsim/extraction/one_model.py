@@ -26,7 +26,7 @@ from reprsim.extraction.transformer import TransformerAdapter
 from reprsim.extraction.windows import run_windows
 from reprsim.store import ActivationStore, StoreEntry, make_key
 
-__all__ = ["EntryIdentity", "entry_identity", "extract_one", "extraction_task", "task_arguments"]
+__all__ = ["EntryIdentity", "entry_identity", "extract_one", "extraction_task", "task_arguments", "task_options"]
 
 
 def task_arguments(*, layers: Sequence[int] | str | None = None, subword: str = "last", attention: bool | None = None,
@@ -45,6 +45,11 @@ def task_arguments(*, layers: Sequence[int] | str | None = None, subword: str = 
     return {"layers": layers, "subword": subword, "attention": attention, "causal_attention": causal_attention,
             "batch_size": batch_size, "device": device, "dtype": dtype, "long_sentences": long_sentences,
             "trust_remote_code": trust_remote_code, "rows": rows}
+
+
+def task_options(arguments: dict[str, Any]) -> ExtractOptions:
+    """A worker task's arguments (some may be left out: `extract`'s defaults), checked, without progress bars."""
+    return check_options(progress=False, **task_arguments(**arguments))
 
 
 def extraction_task(spec: str, name: str, corpus: Corpus, store: str, arguments: dict[str, Any]) -> str:
@@ -69,7 +74,7 @@ def extraction_task(spec: str, name: str, corpus: Corpus, store: str, arguments:
     str
         The entry's key.
     """
-    options = check_options(progress=False, **task_arguments(**arguments))
+    options = task_options(arguments)
     return extract_one(spec, name, corpus, ActivationStore(store), options).key
 
 
