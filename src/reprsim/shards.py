@@ -10,10 +10,10 @@
 The shards hold every block (a, b), a <= b, of the study's layers, so a shard's memory is that of an
 untiled pass (`shard_bytes`), unless the blocks exceed the budget (``memory_per_task``): then the study is
 cut into the column tiles `reprsim.compare` would cut, and each file is one (shard, tile), its layers' own
-blocks included, so that the merge fits each tile from its files alone. With intervals (``ci``), a shard
-keeps its moments per sentence block (the statistics' blocks, `reprsim.inference.sentence_blocks`; about
-G / N + 1 times the memory), a block that a shard boundary cuts is added back by the merge, and the merged
-table's statistics equal `reprsim.compare`'s.
+blocks included; the merge runs compare's tiled pass with each tile's files in place of its rows. With
+intervals (``ci``), a shard keeps its moments per sentence block (the statistics' blocks,
+`reprsim.inference.sentence_blocks`; about G / N + 1 times the memory), a block that a shard boundary cuts is
+added back by the merge, and the merged table's statistics equal `reprsim.compare`'s.
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ def _study_record(run: ComparisonPlan, budget: int = LINEAR_BUDGET_BYTES) -> dic
 def _tiles(run: ComparisonPlan, budget: int) -> list[Tile]:
     """The column tiles of the study's linear pass under the budget, as `reprsim.compare` cuts them.
 
-    Each file holds one tile, its members' own blocks included, so that the tile's fits need no other file.
+    Each file holds one tile, its members' own blocks included (the blocks a tile's pass with intervals keeps).
     """
     n = len(run.reps)
     return linear_tiles(run.reps, run.streamed, [(a, b) for a in range(n) for b in range(a, n)], budget, run.options)
