@@ -17,7 +17,7 @@ import scipy.linalg
 import scipy.spatial
 import torch
 
-from reprsim.arrays import ConstantNeuronWarning, FewRowsWarning
+from reprsim.arrays import CONSTANT_RTOL, ConstantNeuronWarning, FewRowsWarning, constant_columns
 from reprsim.measures.cca import canonical_correlations, cca_r2, cca_rho, pwcca, svcca
 from reprsim.measures.neuron import NeuronMatch, maxsim, maxsim_per_neuron
 from reprsim.measures.procrustes import angular_distance, procrustes, procrustes_distance
@@ -398,6 +398,26 @@ def test_constant_neurons_are_excluded_not_nan(name: str) -> None:
         got = ALL[name](Xk, Yk)
     assert math.isfinite(got)
     assert got == pytest.approx(ALL[name](X, Y), rel=1e-10, abs=1e-12)
+
+
+def test_constant_columns_follow_their_definition_column_by_column() -> None:
+    # The check scans only the columns under a matrix-wide bound; it must mark exactly the columns whose
+    # centred norm is at most CONSTANT_RTOL * max|x_j| * sqrt(n), however the magnitudes are spread.
+    rng = np.random.default_rng(44)
+    n = 500
+    columns = [
+        np.full(n, 0.1),                                  # constant, small
+        np.full(n, -3e5),                                 # constant, the matrix's largest magnitude
+        1e6 + 1e-7 * rng.standard_normal(n),              # varies only in its rounding: constant
+        1e-5 * rng.standard_normal(n),                    # varies, tiny next to the largest magnitude
+        rng.standard_normal(n),                           # varies
+        np.where(np.arange(n) == 7, 1.0 + 1e-12, 1.0),    # one value off by less than the tolerance
+    ]
+    X = torch.from_numpy(np.stack(columns, axis=1))
+    spread = np.linalg.norm(X.numpy() - X.numpy().mean(axis=0), axis=0)
+    expected = spread <= CONSTANT_RTOL * np.abs(X.numpy()).max(axis=0) * np.sqrt(n)
+    np.testing.assert_array_equal(constant_columns(X).numpy(), expected)
+    np.testing.assert_array_equal(expected, [True, True, True, False, False, True])
 
 
 def test_maxsim_reports_constant_neurons() -> None:

@@ -65,11 +65,16 @@ def as_matrix(X: ArrayLike, name: str = "X", device: torch.device | None = None)
         Naming `name`, for input that is not an array, is not 2-D, is empty, has a non-numeric or complex
         dtype, or holds NaN or Inf values (the message counts them and gives the first row).
     """
+    source = matrix_tensor(X, name, device)
     # Convert before any arithmetic so float16 inputs never overflow in a sum of squares.
-    t = matrix_tensor(X, name, device).to(torch.float64)
-    if not bool(torch.isfinite(t).all()):
+    t = source.to(torch.float64)
+    # One min/max scan finds a NaN (it propagates) or an Inf and the largest magnitude together; float
+    # input is scanned in its own dtype, whose values the conversion keeps exactly.
+    low, high = torch.aminmax(source if source.is_floating_point() else t)
+    low_value, high_value = float(low), float(high)
+    if not (math.isfinite(low_value) and math.isfinite(high_value)):
         raise_non_finite(t, name)
-    return _in_safe_range(t)
+    return _in_safe_range(t, max(-low_value, high_value))
 
 
 # Values of magnitude within 2^-_SAFE_EXPONENT .. 2^_SAFE_EXPONENT keep fourth powers summed over many terms
@@ -77,11 +82,10 @@ def as_matrix(X: ArrayLike, name: str = "X", device: torch.device | None = None)
 _SAFE_EXPONENT = 64
 
 
-def _in_safe_range(t: torch.Tensor) -> torch.Tensor:
+def _in_safe_range(t: torch.Tensor, largest: float) -> torch.Tensor:
     """``t``, or ``t`` times an exact power of two bringing its largest magnitude near 1 (see `as_matrix`)."""
     # Every measure is invariant to isotropic scaling, so rescaling changes no score; what it removes is the
     # overflow (a NaN, or a CKA of 0 at 1e76) or underflow (a spurious "no variation" at 1e-90).
-    largest = float(t.abs().max()) if t.numel() else 0.0
     if largest == 0.0 or 2.0**-_SAFE_EXPONENT <= largest <= 2.0**_SAFE_EXPONENT:
         return t
     return t * 2.0 ** -math.frexp(largest)[1]
@@ -226,7 +230,7 @@ def centre(X: torch.Tensor) -> torch.Tensor:
     return X - X.mean(dim=0, keepdim=True)
 
 
-def constant_columns(X: torch.Tensor) -> torch.Tensor:
+def constant_columns(X: torch.Tensor, spread: torch.Tensor | None = None) -> torch.Tensor:
     """Mark the columns with zero variance, up to rounding.
 
     A column is constant when the norm of its centred values is at most `CONSTANT_RTOL` times
@@ -236,15 +240,26 @@ def constant_columns(X: torch.Tensor) -> torch.Tensor:
     ----------
     X
         A float matrix, n rows x columns.
+    spread
+        The norms of X's centred columns when the caller has them (the root of a covariance's diagonal,
+        say); computed here otherwise.
 
     Returns
     -------
     torch.Tensor
         Boolean mask with one entry per column, True for the constant ones.
     """
-    spread = centre(X).norm(dim=0)
-    scale = X.abs().amax(dim=0) * (X.shape[0] ** 0.5)
-    return spread <= CONSTANT_RTOL * scale
+    if spread is None:
+        spread = centre(X).square().sum(dim=0).sqrt()
+    bound = CONSTANT_RTOL * X.shape[0] ** 0.5
+    low, high = torch.aminmax(X)
+    # A column's largest magnitude is at most the matrix's: only columns under that looser bound can be
+    # constant, and only theirs is needed (a scan of every column costs more than the rest of the check).
+    constant = spread <= bound * max(-float(low), float(high))
+    candidates = torch.nonzero(constant).squeeze(1)
+    if candidates.numel():
+        constant[candidates] = spread[candidates] <= bound * X[:, candidates].abs().amax(dim=0)
+    return constant
 
 
 def warn_constant(n_x: int, n_y: int, measure: str) -> None:

@@ -49,12 +49,17 @@ __all__ = [
 ]
 
 
-def _linear_cka_feature(x: torch.Tensor, y: torch.Tensor) -> float:
-    """Linear CKA of centred x, y from p x q cross-products: ||Y^T X||^2 / (||X^T X|| ||Y^T Y||)."""
-    xy = float(torch.linalg.matrix_norm(y.T @ x)) ** 2
-    xx = float(torch.linalg.matrix_norm(x.T @ x)) ** 2
-    yy = float(torch.linalg.matrix_norm(y.T @ y)) ** 2
-    return cka_ratio(xy, xx, yy, "linear_cka")
+def _linear_cka_feature(x: torch.Tensor, y: torch.Tensor, xc: torch.Tensor, yc: torch.Tensor) -> float:
+    """Linear CKA of centred xc, yc from p x q cross-products: ||Y^T X||^2 / (||X^T X|| ||Y^T Y||).
+
+    x and y are the uncentred inputs; the covariances' diagonals give the variation check its spreads.
+    """
+    gx, gy = xc.T @ xc, yc.T @ yc
+    require_variation(x, "X", "linear_cka", torch.diagonal(gx).clamp(min=0.0).sqrt())
+    require_variation(y, "Y", "linear_cka", torch.diagonal(gy).clamp(min=0.0).sqrt())
+    xy = float(torch.linalg.matrix_norm(yc.T @ xc)) ** 2
+    return cka_ratio(xy, float(torch.linalg.matrix_norm(gx)) ** 2, float(torch.linalg.matrix_norm(gy)) ** 2,
+                     "linear_cka")
 
 
 def _linear_cka_gram(x: torch.Tensor, y: torch.Tensor) -> float:
@@ -89,11 +94,13 @@ def linear_cka(X: ArrayLike, Y: ArrayLike, space: Space = "auto") -> float:
         For malformed input, an unknown `space`, or when X or Y is constant in every neuron.
     """
     x, y = as_pair(X, Y)
+    chosen = resolve_space(space, x.shape[0], x.shape[1], y.shape[1], "linear_cka")
+    xc, yc = centre(x), centre(y)
+    if chosen == "feature":
+        return _linear_cka_feature(x, y, xc, yc)
     require_variation(x, "X", "linear_cka")
     require_variation(y, "Y", "linear_cka")
-    x, y = centre(x), centre(y)
-    chosen = resolve_space(space, x.shape[0], x.shape[1], y.shape[1], "linear_cka")
-    return _linear_cka_feature(x, y) if chosen == "feature" else _linear_cka_gram(x, y)
+    return _linear_cka_gram(xc, yc)
 
 
 def debiased_cka(X: ArrayLike, Y: ArrayLike, space: Space = "auto") -> float:

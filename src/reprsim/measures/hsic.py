@@ -23,7 +23,7 @@ Space = Literal["auto", "feature", "gram"]
 MIN_ROWS_UNBIASED = 4
 
 
-def require_variation(x: torch.Tensor, name: str, measure: str) -> None:
+def require_variation(x: torch.Tensor, name: str, measure: str, spread: torch.Tensor | None = None) -> None:
     """Refuse a representation that is constant in every neuron: it has no geometry to compare.
 
     Parameters
@@ -34,13 +34,15 @@ def require_variation(x: torch.Tensor, name: str, measure: str) -> None:
         What the message calls it (``"X"`` or ``"Y"``).
     measure
         The measure's name, which starts the message.
+    spread
+        The norms of x's centred columns, when the caller has them (see `reprsim.arrays.constant_columns`).
 
     Raises
     ------
     ValueError
         If every column of `x` is constant (all rows identical).
     """
-    if bool(constant_columns(x).all()):
+    if bool(constant_columns(x, spread).all()):
         raise ValueError(
             f"{measure}: {name} has zero variance in every neuron (all rows identical); the similarity is "
             "undefined"

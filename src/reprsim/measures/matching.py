@@ -18,7 +18,7 @@ import numpy as np
 import scipy.optimize
 
 from reprsim.arrays import ArrayLike, as_pair, warn_constant
-from reprsim.measures.neuron import nonconstant_columns, unit_columns
+from reprsim.measures.neuron import standardised_columns
 
 
 def correlation_matrix(X: ArrayLike, Y: ArrayLike, measure: str) -> np.ndarray:
@@ -47,10 +47,10 @@ def correlation_matrix(X: ArrayLike, Y: ArrayLike, measure: str) -> np.ndarray:
         When constant neurons were left out.
     """
     x, y = as_pair(X, Y)
-    x_var, x_const = nonconstant_columns(x, "X", measure)
-    y_var, y_const = nonconstant_columns(y, "Y", measure)
+    x_unit, x_const = standardised_columns(x, "X", measure)
+    y_unit, y_const = standardised_columns(y, "Y", measure)
     warn_constant(int(x_const.sum()), int(y_const.sum()), measure)
-    corr = (unit_columns(x_var).T @ unit_columns(y_var)).clamp_(-1.0, 1.0)
+    corr = (x_unit.T @ y_unit).clamp_(-1.0, 1.0)
     return corr.cpu().numpy()
 
 

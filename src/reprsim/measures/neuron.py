@@ -73,12 +73,50 @@ def nonconstant_columns(x: torch.Tensor, name: str, measure: str) -> tuple[torch
     ValueError
         If every column of `x` is constant.
     """
-    constant = constant_columns(x)
+    constant = _checked_constant(x, name, measure)
+    return (x[:, ~constant] if bool(constant.any()) else x), constant
+
+
+def _checked_constant(x: torch.Tensor, name: str, measure: str, spread: torch.Tensor | None = None) -> torch.Tensor:
+    """`constant_columns`, refusing a representation with no varying column."""
+    constant = constant_columns(x, spread)
     if bool(constant.all()):
         raise ValueError(
             f"{measure}: every neuron of {name} is constant (zero variance); the similarity is undefined"
         )
-    return x[:, ~constant], constant
+    return constant
+
+
+def standardised_columns(x: torch.Tensor, name: str, measure: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """`nonconstant_columns` followed by `unit_columns`, centring once.
+
+    Parameters
+    ----------
+    x
+        The representation, n x p, float64.
+    name
+        What the error message calls it (``"X"`` or ``"Y"``).
+    measure
+        The measure's name, which starts the message.
+
+    Returns
+    -------
+    unit : torch.Tensor
+        The varying columns of `x`, centred and scaled to unit norm, in their order.
+    constant : torch.Tensor
+        Boolean mask over all p columns, True for those dropped as constant.
+
+    Raises
+    ------
+    ValueError
+        If every column of `x` is constant.
+    """
+    c = centre(x)
+    spread = c.square().sum(dim=0).sqrt()
+    constant = _checked_constant(x, name, measure, spread)
+    if bool(constant.any()):
+        c, spread = c[:, ~constant], spread[~constant]
+    return c / spread, constant
 
 
 def unit_columns(x: torch.Tensor) -> torch.Tensor:
@@ -103,9 +141,9 @@ def unit_columns(x: torch.Tensor) -> torch.Tensor:
 
 def _match_neurons(x: torch.Tensor, y: torch.Tensor) -> NeuronMatch:
     """Best |Pearson| partner in y for every column of x, constant columns excluded on both sides."""
-    x_var, x_const = nonconstant_columns(x, "X", "maxsim")
-    y_var, y_const = nonconstant_columns(y, "Y", "maxsim")
-    corr = (unit_columns(x_var).T @ unit_columns(y_var)).abs().clamp_(max=1.0)
+    x_unit, x_const = standardised_columns(x, "X", "maxsim")
+    y_unit, y_const = standardised_columns(y, "Y", "maxsim")
+    corr = (x_unit.T @ y_unit).abs_().clamp_(max=1.0)
     best_var, arg_var = corr.max(dim=1)
     y_index = torch.nonzero(~y_const).squeeze(1)  # position in Y of each non-constant column
 
