@@ -314,6 +314,28 @@ def test_rsa_ties_get_average_ranks_like_scipy():
     assert rsa(X, Y) == pytest.approx(rsa_ref(X, Y), rel=1e-9)
 
 
+def _rank_cases() -> list[np.ndarray]:
+    rng = np.random.default_rng(22)
+    close = np.linspace(1.0, 1.0 + 1e-12, 5000)  # values sharing their leading bits: the re-sorted runs
+    return [
+        rng.random(1000),
+        np.round(rng.standard_normal(5000), 1),  # many exact ties, both signs
+        np.r_[np.zeros(7), -np.zeros(5), -rng.random(30), rng.random(30), [1e300, -1e300, 5e-324, -5e-324]],
+        np.r_[close, close[::-1]],  # ties inside runs of shared leading bits
+        np.array([3.0]),
+        np.array([2.0, 2.0]),
+        np.array([]),
+    ]
+
+
+@pytest.mark.parametrize("case", range(7))
+def test_average_ranks_equal_scipy_rankdata(case):
+    from reprsim.measures.rsm import average_ranks
+
+    v = _rank_cases()[case]
+    np.testing.assert_array_equal(average_ranks(torch.from_numpy(v)).numpy(), scipy.stats.rankdata(v))
+
+
 def test_rsa_agrees_with_rsatoolbox():
     from rsatoolbox.data import Dataset
     from rsatoolbox.rdm import calc_rdm, compare

@@ -55,7 +55,7 @@ from .sample_inference import (
 )
 
 Pair = tuple[int, int]
-KERNEL_LAYOUTS = {"rbf_cka": "square", "distance_correlation": "packed", "rsa": "packed"}
+KERNEL_LAYOUTS = {"rbf_cka": "packed", "distance_correlation": "packed", "rsa": "packed"}
 
 
 def kind_of(base: str, fit_options: Mapping[str, Any], fitted_here: bool) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 from reprsim.arrays import ArrayLike, centre
@@ -18,12 +19,16 @@ from .hsic import gram_cka, require_variation
 
 def _median_of_all_entries(D: torch.Tensor) -> float:
     """numpy-style median (mean of the two middle values for an even count) of every entry of D."""
-    flat = D.reshape(-1)
-    count = flat.numel()
-    upper = float(torch.kthvalue(flat, count // 2 + 1).values)
+    flat = D.reshape(-1).cpu().numpy()
+    count = flat.size
+    # One selection (numpy's introselect, several times faster than torch.kthvalue on the CPU) puts the
+    # upper middle value in place with every smaller value before it; the lower middle is their maximum.
+    middle = count // 2
+    selected = np.partition(flat, middle)
+    upper = float(selected[middle])
     if count % 2:
         return upper
-    return 0.5 * (float(torch.kthvalue(flat, count // 2).values) + upper)
+    return 0.5 * (float(selected[:middle].max()) + upper)
 
 
 def rbf_gram(x: torch.Tensor, t: float, name: str = "X") -> torch.Tensor:

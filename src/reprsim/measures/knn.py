@@ -173,8 +173,13 @@ def _neighbour_mask(sims: torch.Tensor, k: int) -> torch.Tensor:
     kth = torch.topk(sims, k, dim=1).values[:, -1:]
     above = sims > kth
     tied = sims == kth
-    room = k - above.sum(dim=1, keepdim=True)
-    return above | (tied & (tied.cumsum(dim=1) <= room))
+    mask = above | tied
+    over = (mask.sum(dim=1) > k).nonzero().squeeze(1)  # rows with more ties at the k-th value than room
+    if over.numel():
+        room = k - above[over].sum(dim=1, keepdim=True)
+        tied_over = tied[over]
+        mask[over] = above[over] | (tied_over & (tied_over.cumsum(dim=1) <= room))
+    return mask
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from reprsim.arrays import ArrayLike, as_matrix
-from reprsim.measures.cka import centre_gram_, rbf_cka, rbf_gram, require_variation
+from reprsim.measures.cka import rbf_cka, rbf_gram, require_variation
 from reprsim.measures.knn import (
     DEFAULT_K,
     KnnGraph,
@@ -44,7 +44,14 @@ from reprsim.measures.neighbours import (
     second_order_cosine,
 )
 from reprsim.measures.rsa import distance_correlation, rsa
-from reprsim.measures.rsm import centred_distances, check_rdm_options, compare_vectors, comparison_vector, rdm_upper
+from reprsim.measures.rsm import (
+    centred_distances,
+    check_rdm_options,
+    compare_vectors,
+    comparison_vector,
+    double_centred_compact,
+    rdm_upper,
+)
 
 # The k-NN measures: the one-shot function, the score of two graphs, the smallest k, whether the graph keeps
 # its n x n similarity matrix.
@@ -103,7 +110,8 @@ class SampleFit:
     measure
         One of `SAMPLE_FIT_MEASURES`.
     data
-        rbf_cka: the double-centred RBF Gram matrix, flattened and scaled to unit norm (n^2 float64);
+        rbf_cka: the double-centred RBF Gram matrix, packed (see
+        `reprsim.measures.rsm.double_centred_compact`) and scaled to unit norm (``n (n + 1) / 2`` float64);
         rsa: the RDM's vector for its comparison (see `reprsim.measures.rsm.comparison_vector`);
         distance_correlation: the packed double-centred distance matrix at unit norm; the neighbourhood
         measures: the representation's `reprsim.measures.knn.KnnGraph`.
@@ -147,20 +155,20 @@ def sample_fit_bytes(measure: str, n: int, k: int = DEFAULT_K) -> int:
     Returns
     -------
     int
-        The bytes: ``8 n^2`` for rbf_cka, at most ``4 n (n + 1)`` for rsa and distance_correlation,
+        The bytes: ``4 n (n + 1)`` for rbf_cka and distance_correlation, at most that for rsa,
         ``24 n k`` for a k-NN graph (plus ``8 n^2`` for second_order_cosine's similarity matrix).
     """
     if measure in _GRAPH_MEASURES:
         return knn_graph_bytes(n, k, with_matrix=_GRAPH_MEASURES[measure][3])
-    return {"rbf_cka": 8 * n * n, "rsa": 4 * n * (n + 1), "distance_correlation": 4 * n * (n + 1)}.get(measure, 0)
+    return 4 * n * (n + 1) if measure in _OTHER_MEASURES else 0
 
 
 def _unit(v: torch.Tensor, what: str) -> torch.Tensor:
-    """Scale v to unit norm, refusing a zero or non-finite norm."""
+    """Scale v to unit norm in place, refusing a zero or non-finite norm."""
     norm = float(v.norm())
     if not norm > 0.0 or not math.isfinite(norm):
         raise ValueError(f"{what}: the representation's n x n matrix has no variation; the measure is undefined")
-    return v / norm
+    return v.div_(norm)
 
 
 def _resolved_options(measure: str, given: dict[str, Any]) -> dict[str, Any]:
@@ -221,8 +229,8 @@ def fit_sample(measure: str, X: ArrayLike, *, name: str = "X", **options: Any) -
     n = x.shape[0]
     if measure == "rbf_cka":
         require_variation(x, name, "rbf_cka")
-        gram = centre_gram_(rbf_gram(x, float(resolved["t"]), name))
-        return SampleFit(measure, _unit(gram.reshape(-1), measure), frozen, n)
+        packed = double_centred_compact(rbf_gram(x, float(resolved["t"]), name))
+        return SampleFit(measure, _unit(packed, measure), frozen, n)
     if measure == "rsa":
         check_rdm_options(resolved["rdm"], resolved["compare"])
         upper = rdm_upper(x, resolved["rdm"], name, None)
