@@ -282,3 +282,59 @@ def test_recorded_warnings_are_raised_again_once_and_also_when_the_work_fails():
             w.warn("raised before the failure", FewRowsWarning, stacklevel=1)
             raise RuntimeError("the work failed")
     assert [str(x.message) for x in outer] == ["raised before the failure"]
+
+
+# ------------------------------------------------------------------------------------ CKA in sample space
+
+
+@pytest.fixture(scope="module")
+def wide_store(tmp_path_factory):
+    """Few rows and wide layers: the Gram-space route of linear and debiased CKA is the cheaper one."""
+    rng = np.random.default_rng(5)
+    lengths = [3] * 12  # 36 rows
+    latent = rng.standard_normal((36, 5))
+    store = ActivationStore(tmp_path_factory.mktemp("wide"))
+    for m, name in enumerate(["A", "B"]):
+        layers = {layer: latent @ rng.standard_normal((5, 90)) + rng.standard_normal((36, 90)) for layer in range(3)}
+        write_model(store, name, layers, heads=0, seed=m, corpus_hash="wide", lengths=lengths)
+    return store
+
+
+def test_cka_in_sample_space_equals_feature_space_and_the_one_shot_functions(wide_store):
+    from reprsim.comparison import plan_lines
+
+    names = ["linear_cka", "debiased_cka"]
+    tables = {space: compare(wide_store, measures=names, space=space, progress=False).frame
+              for space in ("auto", "feature", "gram")}
+    keys = ["model_a", "layer_a", "model_b", "layer_b", "measure", "direction"]
+    described = [*keys, "level", "n_rows", "subsample"]
+    feature = tables["feature"].sort_values(keys).reset_index(drop=True)
+    for space in ("auto", "gram"):
+        other = tables[space].sort_values(keys).reset_index(drop=True)
+        assert other[described].equals(feature[described])
+        np.testing.assert_allclose(other["value"], feature["value"], rtol=0, atol=1e-12)
+    rows = {(e.name, layer): e.read_rows(layer, 0, e.n_words) for e in wide_store.entries() for layer in e.layer_ids}
+    for r in feature.itertuples():
+        x, y = rows[(r.model_a, r.layer_a)], rows[(r.model_b, r.layer_b)]
+        assert r.value == pytest.approx(getattr(measures, r.measure)(x, y, space="feature"), abs=1e-12)
+    plan = "\n".join(plan_lines(wide_store, names))
+    assert "CKA route: in sample space (linear_cka, debiased_cka)" in plan and "linear measures" not in plan
+    assert "CKA route: in feature space" in "\n".join(plan_lines(wide_store, names, space="feature"))
+
+
+def test_auto_keeps_cka_in_the_pass_beside_other_linear_measures_or_with_statistics(wide_store):
+    from reprsim.comparison import plan_lines
+
+    assert "in feature space" in "\n".join(plan_lines(wide_store, ["linear_cka", "maxsim"]))
+    assert "in feature space" in "\n".join(plan_lines(wide_store, ["linear_cka"], ci="jackknife", blocks=4))
+    mixed = "\n".join(plan_lines(wide_store, ["linear_cka", "maxsim"], space="gram"))
+    assert "in sample space (linear_cka)" in mixed and "linear measures (1)" in mixed
+
+
+def test_space_options_are_checked(wide_store):
+    with pytest.raises(ValueError, match="space must be one of auto, feature, gram, got 'grams'"):
+        compare(wide_store, measures=["linear_cka"], space="grams", progress=False)
+    with pytest.raises(ValueError, match=r"space='gram' \(--space gram\) computes no intervals"):
+        compare(wide_store, measures=["linear_cka"], space="gram", ci="jackknife", blocks=4, progress=False)
+    with pytest.raises(ValueError, match="applies to linear_cka and debiased_cka only; none of maxsim"):
+        compare(wide_store, measures=["maxsim"], space="gram", progress=False)

@@ -379,6 +379,7 @@ SPECS = [
     "second_order_cosine(vectors=distance)", "cknna(k=5)",
     "cycle_knn(clip_quantile=None)", "distance_correlation", "rsa", "rsa(compare=tau_a, rdm=cosine)",
     "rsa(compare=cosine_cov, rdm=squared_euclidean)", "rsa(compare=pearson, rdm=euclidean)", "rbf_cka",
+    "linear_cka", "debiased_cka",
 ]
 
 
@@ -405,9 +406,10 @@ def test_fits_with_other_options_or_rows_do_not_score_together():
         fit_sample("rsa", X, k=3)
     with pytest.raises(ValueError, match="second_order_cosine: vectors must be one of similarity, distance"):
         fit_sample("second_order_cosine", X, vectors="distances")
-    with pytest.raises(ValueError, match="no per-representation fit for measure 'linear_cka'"):
-        fit_sample("linear_cka", X)
-    assert set(KNN_MEASURES) | {"rsa", "distance_correlation", "rbf_cka"} == set(SAMPLE_FIT_MEASURES)
+    with pytest.raises(ValueError, match="no per-representation fit for measure 'maxsim'"):
+        fit_sample("maxsim", X)
+    assert set(KNN_MEASURES) | {"rsa", "distance_correlation", "rbf_cka", "linear_cka", "debiased_cka"} == set(
+        SAMPLE_FIT_MEASURES)
 
 
 def test_sample_family_fits_each_representation_once_and_equals_the_one_shot_functions():

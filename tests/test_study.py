@@ -62,6 +62,8 @@ output: {dir: out, report: false}
         ({"models": ["a"], "finetuning": {"base": "a", "finetuned": ["zz"]}}, "'zz' is not one of the study's"),
         ({"models": ["a"], "compare": {"jackknife": "fast"}}, "`compare.jackknife`: 'fast' is not allowed; "
          "choose one of exact, linearised"),
+        ({"models": ["a"], "compare": {"space": "sample"}}, "`compare.space`: 'sample' is not allowed; "
+         "choose one of auto, feature, gram"),
     ],
 )
 def test_errors_name_the_key(raw, fragment):
@@ -117,7 +119,7 @@ def test_the_null_key_reads_as_written_though_yaml_reads_it_as_none(tmp_path) ->
     study.write_text("name: s\ncorpus: builtin\nmodels: [{name: m, model: minilm}]\n"
                      "compare: {ci: jackknife, null: analytic, blocks: 6}\n")
     spec = load_study(study).compare
-    assert (spec.ci, spec.null, spec.blocks) == ("jackknife", "analytic", 6)
+    assert (spec.ci, spec.null, spec.blocks, spec.space) == ("jackknife", "analytic", 6, "auto")
     study.write_text("name: s\ncorpus: builtin\nmodels: [{name: m, model: minilm}]\nextraction: {null: x}\n")
     with pytest.raises(StudyConfigError, match=r"`extraction\.null`: unknown key"):
         load_study(study)

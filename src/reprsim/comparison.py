@@ -38,6 +38,7 @@ from reprsim.engine.fold_family import FOLD_MEASURES, FoldFamily
 from reprsim.engine.linear_inference import block_bytes_factor, inference_provenance
 from reprsim.inference import InferenceOptions
 from reprsim.measures.knn import DEFAULT_K
+from reprsim.measures.sample_fit import GRAM_SPACE_MEASURES
 from reprsim.results import ResultTable
 from reprsim.row_shards import most_blocks_per_shard
 from reprsim.store import ActivationStore, StoreEntry
@@ -57,7 +58,9 @@ from .comparison_records import (
     block_bounds,
     done_keys,
     folded_records,
+    gram_space_measures,
     linear_plan,
+    space_costs,
     streamed_records,
     subsample_rows,
     subsampled_records,
@@ -226,6 +229,7 @@ def compare(
     address: str | None = None,
     shards: int | None = None,
     memory_per_task: int | None = None,
+    space: str = "auto",
 ) -> ResultTable:
     """Compare every stored representation with every other on each measure.
 
@@ -284,6 +288,11 @@ def compare(
     memory_per_task
         Bytes of cross-product blocks one pass holds (one Ray task on the Ray backend); more blocks are cut
         into column tiles, each a pass over the rows (default: `LINEAR_BUDGET_BYTES`, 4 GiB).
+    space
+        The route of linear and debiased CKA: ``"feature"`` (the pass's d x d cross-products), ``"gram"``
+        (each layer's n x n Gram matrix on every row; no statistics) or ``"auto"`` (Gram space when every
+        linear measure asked for is one of the two, no statistics are, and it costs fewer multiply-adds:
+        rows well below the layers' total width, as with one row per text). The values are the same.
 
     Returns
     -------
@@ -319,7 +328,7 @@ def compare(
                           subsample_rows=subsample_rows, attention_sentences=attention_sentences, seed=seed,
                           options=InferenceOptions(ci=ci, null=null, blocks=blocks, resamples=resamples,
                                                    permutations=permutations, alpha=alpha, seed=seed,
-                                                   jackknife=jackknife))
+                                                   jackknife=jackknife), space=space)
     if backend not in BACKENDS:
         raise ValueError(f"backend {backend!r}: choose one of {', '.join(BACKENDS)}")
     _refuse_ray_options(backend, shards, address)
@@ -342,7 +351,8 @@ def plan_lines(store: str | Path | ActivationStore, measures: Sequence[str] = ("
                models: Sequence[str] | None = None, *, previous: ResultTable | None = None,
                backend: str = "local", address: str | None = None, shards: int | None = None,
                memory_per_task: int | None = None, subsample_rows: int = 5000, attention_sentences: int = 500,
-               seed: int = 0, chunk_rows: int = 8192, ci: str = "none", blocks: int = 50) -> list[str]:
+               seed: int = 0, chunk_rows: int = 8192, ci: str = "none", blocks: int = 50,
+               space: str = "auto") -> list[str]:
     """What `compare` with these options would do, in lines a person reads (``reprsim compare --plan``).
 
     Nothing is computed: the lines give the pairs, the column tiles (passes over the rows), the tasks and
@@ -351,7 +361,7 @@ def plan_lines(store: str | Path | ActivationStore, measures: Sequence[str] = ("
     Parameters
     ----------
     store, measures, models, previous, backend, address, shards, memory_per_task, subsample_rows,
-    attention_sentences, seed, chunk_rows, ci, blocks
+    attention_sentences, seed, chunk_rows, ci, blocks, space
         As for `compare` (the statistics' intervals keep copies of the blocks per sentence block, which the
         plan counts). Without `shards` or `address`, the Ray backend's shards are this machine's CPUs
         (what a local cluster gets).
@@ -366,7 +376,7 @@ def plan_lines(store: str | Path | ActivationStore, measures: Sequence[str] = ("
     _refuse_ray_options(backend, shards, address)
     run = plan_comparison(store, measures, models, previous=previous, chunk_rows=chunk_rows,
                           subsample_rows=subsample_rows, attention_sentences=attention_sentences, seed=seed,
-                          options=InferenceOptions(ci=ci, blocks=blocks))
+                          options=InferenceOptions(ci=ci, blocks=blocks), space=space)
     budget = LINEAR_BUDGET_BYTES if memory_per_task is None else memory_per_task
     if backend == "ray" and shards is None:
         if address is not None:
@@ -394,6 +404,13 @@ def plan_lines(store: str | Path | ActivationStore, measures: Sequence[str] = ("
                      f"(blocks and one chunk of rows; budget {budget / 2**20:,.0f} MiB of blocks)")
     where = ("on ray: one task per layer's fit and per group of pairs" if backend == "ray"
              else "in this process")
+    capable = [m for m in run.gram + run.streamed if registry.get(m).base in GRAM_SPACE_MEASURES]
+    if capable:
+        feature, gram = space_costs(linear["rows"], [r.width for r in run.reps], len(capable))
+        route = (f"in sample space ({', '.join(run.gram)}): one n x n Gram matrix per layer on all "
+                 f"{linear['rows']:,} rows, {where}" if run.gram else "in feature space (the pass)")
+        lines.append(f"CKA route: {route}; cost model {gram:.2g} multiply-adds in sample space against "
+                     f"{feature:.2g} in feature space")
     if run.folded:
         lines.append(f"cross-validated measures ({len(run.folded)}): passes over the rows keeping the moments per "
                      "fold (k + 1 copies of the blocks, tiled under the same budget), in this process")
@@ -460,6 +477,9 @@ class ComparisonPlan:
         The warnings recorded so far (those of `previous` first).
     folded
         The cross-validated measures (`reprsim.engine.FoldFamily`), from a pass keeping moments per fold.
+    gram
+        The CKA measures computed in sample space, from each layer's n x n Gram matrix on every row
+        (`reprsim.comparison_records.gram_space_measures`), instead of in `streamed`.
     """
 
     store: ActivationStore
@@ -479,15 +499,17 @@ class ComparisonPlan:
     chunk_rows: int
     raised: list[dict[str, str]] = field(default_factory=list)
     folded: list[str] = field(default_factory=list)
+    gram: list[str] = field(default_factory=list)
 
 
 def plan_comparison(store: str | Path | ActivationStore, measures: Sequence[str], models: Sequence[str] | None, *,
                     previous: ResultTable | None, chunk_rows: int, subsample_rows: int, attention_sentences: int,
-                    seed: int, options: InferenceOptions) -> ComparisonPlan:
+                    seed: int, options: InferenceOptions, space: str = "auto") -> ComparisonPlan:
     """Check a comparison's options, measures, entries and earlier table before any work.
 
     Parameters are those of `compare`, the statistics as `InferenceOptions`; the errors and the
-    `StaleResultsWarning` are those `compare` documents.
+    `StaleResultsWarning` are those `compare` documents. `space` chooses the CKA measures' route
+    (`reprsim.comparison_records.gram_space_measures`).
 
     Returns
     -------
@@ -514,10 +536,12 @@ def plan_comparison(store: str | Path | ActivationStore, measures: Sequence[str]
 
     streamed = [m for m in names if registry.get(m).base in ENGINE_MEASURES]
     reps = representations(entries)
+    gram = gram_space_measures(streamed, space, entries[0].n_words, [r.width for r in reps], options)
+    streamed = [m for m in streamed if m not in gram]
     folded = [m for m in names if registry.get(m).base in FOLD_MEASURES]
     for m in folded:  # its options and folds, checked before any measure runs
         FoldFamily(reps[:1], m, entries[0].sentence_lengths, device=resolve_device("cpu"))
-    sampled = [m for m in names if registry.get(m).level != "attention" and m not in streamed and m not in folded]
+    sampled = [m for m in names if registry.get(m).level != "attention" and m not in streamed + folded + gram]
     attention = [m for m in names if registry.get(m).level == "attention"]
     for m in sampled:  # checked before the other measures run, not after
         info = registry.get(m)
@@ -530,7 +554,7 @@ def plan_comparison(store: str | Path | ActivationStore, measures: Sequence[str]
     raised: list[dict[str, str]] = list(previous.provenance.get("warnings") or []) if previous is not None else []
     return ComparisonPlan(store, names, streamed, sampled, attention, entries, reps, options,
                           previous, done_keys(previous), earlier_entries, subsample_rows, attention_sentences,
-                          seed, chunk_rows, raised, folded)
+                          seed, chunk_rows, raised, folded, gram)
 
 
 def other_records(run: ComparisonPlan, progress: bool, backend: str = "local",
@@ -564,12 +588,16 @@ def other_records(run: ComparisonPlan, progress: bool, backend: str = "local",
         with recording_warnings([m], run.raised):
             records += folded_records(run.reps, [m], run.done, device, run.chunk_rows, progress, lengths, budget)
     families: dict[str, Any] = {"sampled": SampleFamily, "attention": AttentionFamily}
-    if backend == "ray" and (run.sampled or run.attention):
+    if backend == "ray" and (run.sampled or run.attention or run.gram):
         from reprsim.ray_pairs import ray_attention_family, ray_sample_family
 
         path, keys = str(run.store.path.resolve()), [e.key for e in run.entries]
         families = {"sampled": functools.partial(ray_sample_family, store=path, keys=keys, address=address),
                     "attention": functools.partial(ray_attention_family, store=path, keys=keys, address=address)}
+    for m in run.gram:  # every row: the same values as the pass's
+        with recording_warnings([m], run.raised):
+            records += subsampled_records(run.reps, [m], run.done, run.entries[0].n_words, run.seed,
+                                          run.chunk_rows, progress, family=families["sampled"])
     for m in run.sampled:
         with recording_warnings([m], run.raised):
             records += subsampled_records(run.reps, [m], run.done, run.subsample_rows, run.seed, run.chunk_rows,

@@ -39,6 +39,7 @@ from reprsim.engine.linear_score import check_measures
 from reprsim.engine.scheduler import Tile, tile_blocks
 from reprsim.inference import NO_INFERENCE, InferenceOptions, Uncertainty, sentence_blocks
 from reprsim.layers import LayerId
+from reprsim.measures.sample_fit import GRAM_SPACE_MEASURES
 from reprsim.results import DIRECTED, SYMMETRIC, ResultTable
 from reprsim.store import StoreEntry
 
@@ -341,6 +342,92 @@ def subsample_rows(n: int, size: int, seed: int) -> np.ndarray:
 
 
 PROFILE_BUDGET_BYTES = 2 << 30  # n x n fits held at once; beyond it, representations are fitted in tiles
+SPACES = ("auto", "feature", "gram")
+
+
+def space_costs(n: int, widths: Sequence[int], gram_measures: int) -> tuple[float, float]:
+    """Multiply-adds of the CKA measures' two routes over every pair of the representations.
+
+    Feature space is the streaming pass: ``n d_a d_b`` for each block a <= b, shared by every linear
+    measure. Gram space fits each representation's n x n Gram matrix (``n^2 d_a``) once per measure and
+    tile of fits (`PROFILE_BUDGET_BYTES` holds the fits; beyond it representations are refitted, about
+    (G + 1) / 2 times for G groups) and scores each pair from two packed fits (``n^2 / 2``).
+
+    Parameters
+    ----------
+    n
+        Rows (words, or texts for pooled rows).
+    widths
+        The representations' widths.
+    gram_measures
+        How many measures would each fit their own Gram matrices (linear and debiased CKA: 1 or 2).
+
+    Returns
+    -------
+    tuple of (float, float)
+        (feature space, Gram space) multiply-adds; Gram space is infinite when one fit takes more than a
+        quarter of the fits' budget.
+    """
+    total = float(sum(widths))
+    feature = n * (total * total + sum(float(w) * w for w in widths)) / 2
+    fit_bytes, count = 4 * n * (n + 1), len(widths)
+    if count * fit_bytes <= PROFILE_BUDGET_BYTES:
+        refits = 1.0
+    elif fit_bytes <= PROFILE_BUDGET_BYTES / 4:
+        groups = -(-count // int(PROFILE_BUDGET_BYTES / 4 // fit_bytes))
+        refits = (groups + 1) / 2
+    else:
+        return feature, float("inf")
+    gram = gram_measures * (refits * float(n) * n * total + count * (count + 1) / 2 * n * (n + 1) / 2)
+    return feature, gram
+
+
+def gram_space_measures(names: Sequence[str], space: str, n: int, widths: Sequence[int],
+                        inference: InferenceOptions) -> list[str]:
+    """Which of the streamed measures go through n x n Gram matrices instead of the pass (`space_costs`).
+
+    Only linear and debiased CKA have a Gram-space route, and only without statistics (their intervals
+    resample the pass's sentence blocks); ``"auto"`` takes it when every streamed measure has one and it
+    costs fewer multiply-adds, ``"gram"`` takes it for linear and debiased CKA whatever the cost.
+
+    Parameters
+    ----------
+    names
+        The streamed measures (registry names).
+    space
+        ``"auto"``, ``"feature"`` or ``"gram"``.
+    n, widths
+        Rows and the representations' widths.
+    inference
+        The statistics asked for.
+
+    Returns
+    -------
+    list of str
+        The measures to fit in Gram space (a sublist of `names`).
+
+    Raises
+    ------
+    ValueError
+        For an unknown `space`, or ``"gram"`` with statistics or with no measure it applies to.
+    """
+    if space not in SPACES:
+        raise ValueError(f"space must be one of {', '.join(SPACES)}, got {space!r}")
+    capable = [m for m in names if registry.get(m).base in GRAM_SPACE_MEASURES and not registry.get(m).options]
+    if space == "gram":
+        if inference.enabled:
+            raise ValueError("space='gram' (--space gram) computes no intervals or nulls; their sentence blocks "
+                             "come from the feature-space pass: use space='feature' or 'auto' with statistics")
+        if not capable:
+            raise ValueError(f"space='gram' (--space gram) applies to linear_cka and debiased_cka only; none of "
+                             f"{', '.join(names) or 'the measures'} has a Gram-space route")
+        return capable
+    if space == "feature" or inference.enabled or not names or len(capable) < len(names):
+        return []
+    feature, gram = space_costs(n, widths, len(capable))
+    return capable if gram < feature else []
+
+
 
 
 def subsampled_records(reps: Sequence[RepresentationSource], names: Sequence[str],

@@ -211,7 +211,8 @@ def run_study(study: Study, progress: bool = True, command: str | None = None) -
         store, measures=cmp.measures, models=keys, previous=previous,
         device=cmp.device, chunk_rows=cmp.chunk_rows, subsample_rows=cmp.subsample_rows,
         attention_sentences=cmp.attention_sentences, seed=cmp.seed, progress=progress,
-        backend=cmp.backend, address=cmp.address, shards=cmp.shards, **cmp.inference_arguments(),
+        backend=cmp.backend, address=cmp.address, shards=cmp.shards, space=cmp.space,
+        **cmp.inference_arguments(),
     )
     table_changed = previous is None or table_fingerprint(table) != table_fingerprint(previous)
     if table_changed:

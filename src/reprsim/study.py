@@ -175,6 +175,9 @@ class CompareSpec:
         The Ray cluster's address (default: a local cluster).
     shards : int, optional
         Row shards of the Ray backend (default: the cluster's CPUs).
+    space : {"auto", "feature", "gram"}, default "auto"
+        The route of linear and debiased CKA (`reprsim.compare`): the pass's cross-products, each layer's
+        n x n Gram matrix, or the cheaper.
     """
 
     measures: list[str] = field(default_factory=lambda: ["all"])
@@ -193,6 +196,7 @@ class CompareSpec:
     backend: str = "local"
     address: str | None = None
     shards: int | None = None
+    space: str = "auto"
 
     def inference_arguments(self) -> dict[str, Any]:
         """The statistics options as `reprsim.compare` keywords."""
@@ -268,6 +272,7 @@ _CHOICES = {
     "compare.ci": {"bootstrap", "jackknife", "none"},
     "compare.null": {"analytic", "permutation", "none"},
     "compare.jackknife": set(JACKKNIFE_METHODS),
+    "compare.space": {"auto", "feature", "gram"},  # reprsim.comparison_records.SPACES
     "extraction.backend": {"local", "ray"},
     "compare.backend": {"local", "ray"},  # reprsim.comparison.BACKENDS, without importing the engine here
 }
@@ -471,6 +476,7 @@ def _compare(raw: Any) -> CompareSpec:
         backend=_choice(d.get("backend", base.backend), "compare.backend"),
         address=_optional_str(d.get("address", base.address), "compare.address"),
         shards=_optional_int(d, "shards", "compare"),
+        space=_choice(d.get("space", base.space), "compare.space"),
     )
 
 

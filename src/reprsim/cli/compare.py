@@ -131,7 +131,8 @@ def run(args: argparse.Namespace) -> int:
                                    split_names(args.models) if args.models else None, backend=args.backend,
                                    address=args.address, shards=args.shards, memory_per_task=args.memory_per_task,
                                    subsample_rows=args.subsample_rows, attention_sentences=args.attention_sentences,
-                                   seed=args.seed, chunk_rows=args.chunk_rows, ci=args.ci, blocks=args.blocks)))
+                                   seed=args.seed, chunk_rows=args.chunk_rows, ci=args.ci, blocks=args.blocks,
+                                   space=args.space)))
         return 0
     if args.out is None:
         raise ValueError("--out is required (the results file), except with --plan")
@@ -152,6 +153,7 @@ def run(args: argparse.Namespace) -> int:
         address=args.address,
         shards=args.shards,
         memory_per_task=args.memory_per_task,
+        space=args.space,
         **inference_arguments(args),
     )
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -201,6 +203,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--attention-sentences", type=int, default=500, help="sentences for attention measures")
     p.add_argument("--seed", type=int, default=0,
                    help="seed of the row and sentence subsamples, the bootstrap and the permutations")
+    p.add_argument("--space", default="auto", choices=["auto", "feature", "gram"],
+                   help="route of linear and debiased CKA: the pass's cross-products (feature), each layer's "
+                        "n x n Gram matrix (gram), or the cheaper (auto; --plan prints the cost model)")
     g = p.add_argument_group("scaling out (docs: guide/scaling)")
     g.add_argument("--backend", default="local", choices=["local", "ray"],
                    help="where the linear measures' pass runs: this process, or Ray tasks over row shards")

@@ -277,6 +277,22 @@ def double_centred_compact(D: torch.Tensor) -> torch.Tensor:
     """
     D -= D.mean(dim=0, keepdim=True)
     D -= D.mean(dim=1, keepdim=True)
+    return packed_symmetric(D)
+
+
+def packed_symmetric(D: torch.Tensor) -> torch.Tensor:
+    """``[sqrt(2) * upper triangle, diagonal]`` of a symmetric matrix: inner products of packs are Frobenius products.
+
+    Parameters
+    ----------
+    D
+        A symmetric n x n matrix.
+
+    Returns
+    -------
+    torch.Tensor
+        The ``n (n + 1) / 2`` packed values (upper triangle row-major, then the diagonal).
+    """
     return torch.cat([_upper_of_block(D, 0).mul_(math.sqrt(2.0)), torch.diagonal(D)])
 
 

@@ -17,8 +17,9 @@ from typing import Any
 
 import torch
 
-from reprsim.arrays import ArrayLike, as_matrix
-from reprsim.measures.cka import rbf_cka, rbf_gram, require_variation
+from reprsim.arrays import ArrayLike, as_matrix, centre
+from reprsim.measures.cka import debiased_cka, linear_cka, rbf_cka, rbf_gram, require_variation
+from reprsim.measures.hsic import require_rows, u_centre_
 from reprsim.measures.knn import (
     DEFAULT_K,
     KnnGraph,
@@ -50,6 +51,7 @@ from reprsim.measures.rsm import (
     compare_vectors,
     comparison_vector,
     double_centred_compact,
+    packed_symmetric,
     rdm_upper,
 )
 
@@ -65,10 +67,14 @@ _GRAPH_MEASURES: dict[str, tuple[Callable[..., float], Callable[[KnnGraph, KnnGr
 }
 _OTHER_MEASURES: dict[str, Callable[..., float]] = {
     "rbf_cka": rbf_cka, "rsa": rsa, "distance_correlation": distance_correlation,
+    "linear_cka": linear_cka, "debiased_cka": debiased_cka,
 }
-SAMPLE_FIT_MEASURES: tuple[str, ...] = ("rbf_cka", "rsa", "distance_correlation", *_GRAPH_MEASURES)
-# Options that choose the rows (the caller does) rather than the fit.
-_ROW_OPTIONS = frozenset({"max_rows", "seed"})
+SAMPLE_FIT_MEASURES: tuple[str, ...] = ("rbf_cka", "rsa", "distance_correlation", *_GRAPH_MEASURES,
+                                        "linear_cka", "debiased_cka")
+# Linear and debiased CKA in sample space: the engine's Gram-space route (a fit is a Gram matrix).
+GRAM_SPACE_MEASURES: tuple[str, ...] = ("linear_cka", "debiased_cka")
+# Options that choose the rows (the caller does) or the space (a fit is the Gram-space one) rather than the fit.
+_ROW_OPTIONS = frozenset({"max_rows", "seed", "space"})
 
 
 def _one_shot(measure: str) -> Callable[..., float]:
@@ -112,6 +118,8 @@ class SampleFit:
     data
         rbf_cka: the double-centred RBF Gram matrix, packed (see
         `reprsim.measures.rsm.double_centred_compact`) and scaled to unit norm (``n (n + 1) / 2`` float64);
+        linear_cka: the same of the linear Gram matrix; debiased_cka: of its U-centred form (so that the
+        inner product of two fits is the unbiased HSIC's CKA ratio);
         rsa: the RDM's vector for its comparison (see `reprsim.measures.rsm.comparison_vector`);
         distance_correlation: the packed double-centred distance matrix at unit norm; the neighbourhood
         measures: the representation's `reprsim.measures.knn.KnnGraph`.
@@ -235,6 +243,13 @@ def fit_sample(measure: str, X: ArrayLike, *, name: str = "X", **options: Any) -
         check_rdm_options(resolved["rdm"], resolved["compare"])
         upper = rdm_upper(x, resolved["rdm"], name, None)
         return SampleFit(measure, comparison_vector(upper, resolved["compare"], n, name), frozen, n)
+    if measure in GRAM_SPACE_MEASURES:
+        require_variation(x, name, measure)
+        c = centre(x)
+        if measure == "linear_cka":
+            return SampleFit(measure, _unit(double_centred_compact(c @ c.T), measure), frozen, n)
+        require_rows(n, measure)
+        return SampleFit(measure, _unit(packed_symmetric(u_centre_(c @ c.T)), measure), frozen, n)
     return SampleFit(measure, centred_distances(x, name), frozen, n)  # distance_correlation
 
 
