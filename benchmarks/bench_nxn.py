@@ -34,10 +34,10 @@ MEASURES = "rbf_cka,rsa,mutual_knn"
 KEYS = ["model_a", "layer_a", "model_b", "layer_b", "measure", "direction"]
 
 
-def run_compare(src: Path, store: Path, out: Path) -> tuple[float, int]:
+def run_compare(src: Path, store: Path, out: Path, measures: str) -> tuple[float, int]:
     """Wall seconds and peak resident bytes of one `reprsim compare` run with `src` first on the path."""
     env = {**os.environ, "PYTHONPATH": str(src)}
-    command = [sys.executable, "-m", "reprsim", "compare", "--store", str(store), "--measures", MEASURES,
+    command = [sys.executable, "-m", "reprsim", "compare", "--store", str(store), "--measures", measures,
                "--out", str(out), "--quiet", "--overwrite"]
     start = time.perf_counter()
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
@@ -53,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline-src", type=Path, help="the src folder of the checkout to compare against")
     parser.add_argument("--sentences", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--measures", default=MEASURES, help=f"what to compare (default {MEASURES}; or all)")
     parser.add_argument("--quick", action="store_true", help="40 sentences, one repeat")
     args = parser.parse_args(argv)
     sentences, repeats = (40, 1) if args.quick else (args.sentences, args.repeats)
@@ -69,12 +70,12 @@ def main(argv: list[str] | None = None) -> int:
         peak: dict[str, int] = dict.fromkeys(sides, 0)
         for _ in range(repeats):
             for name, src in sides.items():
-                took, rss = run_compare(src, store, Path(tmp) / f"{name}.parquet")
+                took, rss = run_compare(src, store, Path(tmp) / f"{name}.parquet", args.measures)
                 seconds[name].append(took)
                 peak[name] = max(peak[name], rss)
         tables = {name: pd.read_parquet(Path(tmp) / f"{name}.parquet") for name in sides}
         store_bytes = sum(f.stat().st_size for f in store.rglob("*") if f.is_file())
-    print(f"data: minilm + minilm-random, {sentences} sentences, 7 layers each; measures {MEASURES}; "
+    print(f"data: minilm + minilm-random, {sentences} sentences, 7 layers each; measures {args.measures}; "
           f"store {store_bytes / 2**20:.0f} MiB; median of {repeats}")
     print()
     print(f"{'':16s} {'seconds':>8s} {'peak RSS':>10s}")

@@ -338,3 +338,56 @@ def test_space_options_are_checked(wide_store):
         compare(wide_store, measures=["linear_cka"], space="gram", ci="jackknife", blocks=4, progress=False)
     with pytest.raises(ValueError, match="applies to linear_cka and debiased_cka only; none of maxsim"):
         compare(wide_store, measures=["maxsim"], space="gram", progress=False)
+
+
+def test_neighbourhood_measures_share_one_graph_per_layer(study_store, monkeypatch):
+    from reprsim.measures import sample_fit
+
+    built: list[int] = []
+    real = sample_fit.prepared_graph
+
+    def counting(x, *args, **kwargs):
+        built.append(x.shape[0])
+        return real(x, *args, **kwargs)
+
+    monkeypatch.setattr(sample_fit, "prepared_graph", counting)
+    names = ["mutual_knn", "jaccard_knn", "cknna", "mutual_knn(k=5)"]
+    table = compare(study_store, measures=names, subsample_rows=N_WORDS, progress=False)
+    layers = sum(len(e.layer_ids) for e in study_store.entries())
+    # k=10 clipped (mutual_knn, cknna), k=10 unclipped (jaccard_knn's default), k=5 clipped: 3 graphs a layer
+    assert len(built) == 3 * layers
+    rows = {(e.name, layer): e.read_rows(layer, 0, e.n_words) for e in study_store.entries() for layer in e.layer_ids}
+    for r in table.frame.itertuples():
+        info = measures.get(r.measure)
+        x, y = rows[(r.model_a, r.layer_a)], rows[(r.model_b, r.layer_b)]
+        assert r.value == pytest.approx(info.function(x, y, **info.options), abs=1e-12)
+
+
+def test_shards_accumulate_cka_in_feature_space_where_compare_would_take_sample_space(wide_store, tmp_path):
+    from reprsim.shards import accumulate_shard, merge_shards
+
+    names = ["linear_cka", "debiased_cka"]
+    files = [accumulate_shard(wide_store, f"{i}/2", tmp_path, measures=names, progress=False) for i in (1, 2)]
+    merged = merge_shards(files, progress=False).frame
+    local = compare(wide_store, measures=names, progress=False)
+    assert local.provenance["sample_space"] == names
+    keys = ["model_a", "layer_a", "model_b", "layer_b", "measure", "direction"]
+    np.testing.assert_allclose(merged.sort_values(keys)["value"], local.frame.sort_values(keys)["value"], atol=1e-12)
+
+
+def test_the_plan_and_sample_family_follow_the_statistics_asked_for(wide_store):
+    from reprsim.comparison import plan_lines
+    from reprsim.comparison_entries import representations
+    from reprsim.comparison_records import gram_space_measures
+    from reprsim.engine import SampleFamily
+    from reprsim.inference import NO_INFERENCE, InferenceOptions
+
+    assert "in feature space" in "\n".join(plan_lines(wide_store, ["linear_cka"], null="permutation"))
+    with pytest.raises(ValueError, match="computes no intervals or nulls"):
+        plan_lines(wide_store, ["linear_cka"], space="gram", null="analytic")
+    with pytest.raises(ValueError, match=r"on 30,000 rows takes 3\.4 GiB, more than a quarter of the 2 GiB"):
+        gram_space_measures(["linear_cka"], "gram", 30_000, [8, 8], NO_INFERENCE)
+    reps = representations(wide_store.entries())
+    rows = np.arange(36)
+    with_statistics = SampleFamily(reps, "linear_cka", rows, 64, inference=InferenceOptions(ci="jackknife", blocks=4))
+    assert not with_statistics.fitted_here and SampleFamily(reps, "linear_cka", rows, 64).fitted_here

@@ -191,7 +191,8 @@ def test_compare_on_the_command_line_and_in_a_study_file(cluster, store, tmp_pat
     assert re.match(r"linear measures \(1\): 21 pairs in \d+ column tiles = \d+ passes over the rows, on ray: "
                     r"4 row shards per tile, \d+ tasks \(shards and merges\); up to [0-9.]+ MiB per task "
                     r"\(blocks and one chunk of rows; budget 0 MiB of blocks\)", plan[1]), plan[1]
-    assert plan[2].startswith("n x n measures (1): on a seeded subsample of") and "attention measures (1)" in plan[3]
+    assert plan[2].startswith("CKA route: in feature space (the pass)")
+    assert plan[3].startswith("n x n measures (1): on a seeded subsample of") and "attention measures (1)" in plan[4]
     assert not (tmp_path / "nothing.parquet").exists()
     assert main(["compare", "--store", str(store.path), "--measures", "linear_cka"]) == 1
     assert "--out is required" in capsys.readouterr().err

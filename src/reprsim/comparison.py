@@ -352,7 +352,7 @@ def plan_lines(store: str | Path | ActivationStore, measures: Sequence[str] = ("
                backend: str = "local", address: str | None = None, shards: int | None = None,
                memory_per_task: int | None = None, subsample_rows: int = 5000, attention_sentences: int = 500,
                seed: int = 0, chunk_rows: int = 8192, ci: str = "none", blocks: int = 50,
-               space: str = "auto") -> list[str]:
+               space: str = "auto", null: str = "none") -> list[str]:
     """What `compare` with these options would do, in lines a person reads (``reprsim compare --plan``).
 
     Nothing is computed: the lines give the pairs, the column tiles (passes over the rows), the tasks and
@@ -361,7 +361,7 @@ def plan_lines(store: str | Path | ActivationStore, measures: Sequence[str] = ("
     Parameters
     ----------
     store, measures, models, previous, backend, address, shards, memory_per_task, subsample_rows,
-    attention_sentences, seed, chunk_rows, ci, blocks, space
+    attention_sentences, seed, chunk_rows, ci, blocks, space, null
         As for `compare` (the statistics' intervals keep copies of the blocks per sentence block, which the
         plan counts). Without `shards` or `address`, the Ray backend's shards are this machine's CPUs
         (what a local cluster gets).
@@ -376,7 +376,7 @@ def plan_lines(store: str | Path | ActivationStore, measures: Sequence[str] = ("
     _refuse_ray_options(backend, shards, address)
     run = plan_comparison(store, measures, models, previous=previous, chunk_rows=chunk_rows,
                           subsample_rows=subsample_rows, attention_sentences=attention_sentences, seed=seed,
-                          options=InferenceOptions(ci=ci, blocks=blocks), space=space)
+                          options=InferenceOptions(ci=ci, null=null, blocks=blocks), space=space)
     budget = LINEAR_BUDGET_BYTES if memory_per_task is None else memory_per_task
     if backend == "ray" and shards is None:
         if address is not None:
@@ -598,10 +598,12 @@ def other_records(run: ComparisonPlan, progress: bool, backend: str = "local",
         with recording_warnings([m], run.raised):
             records += subsampled_records(run.reps, [m], run.done, run.entries[0].n_words, run.seed,
                                           run.chunk_rows, progress, family=families["sampled"])
+    graphs: dict[tuple[int, Any], Any] = {}  # one k-NN graph per layer for every neighbourhood measure
     for m in run.sampled:
         with recording_warnings([m], run.raised):
             records += subsampled_records(run.reps, [m], run.done, run.subsample_rows, run.seed, run.chunk_rows,
-                                          progress, run.options, lengths, family=families["sampled"])
+                                          progress, run.options, lengths, family=families["sampled"],
+                                          graphs=graphs)
     for m in run.attention:
         with recording_warnings([m], run.raised):
             records += attention_records(run.entries, [m], run.done, run.attention_sentences, run.seed, progress,
@@ -646,6 +648,8 @@ def finish_comparison(run: ComparisonPlan, records: list[dict[str, Any]],
         "warnings": run.raised,
         **provenance_extra,
     }
+    if run.gram:
+        provenance["sample_space"] = run.gram
     if options.enabled:
         provenance["inference"] = {"options": options.as_dict(), "methods": _methods(run.names, records, options)}
     for r in records:  # the methods go in the provenance, once per measure

@@ -421,6 +421,12 @@ def gram_space_measures(names: Sequence[str], space: str, n: int, widths: Sequen
         if not capable:
             raise ValueError(f"space='gram' (--space gram) applies to linear_cka and debiased_cka only; none of "
                              f"{', '.join(names) or 'the measures'} has a Gram-space route")
+        fit_bytes = 4 * n * (n + 1)
+        if fit_bytes > PROFILE_BUDGET_BYTES / 4:
+            raise ValueError(f"space='gram' (--space gram): one layer's packed Gram matrix on {n:,} rows takes "
+                             f"{fit_bytes / 2**30:.1f} GiB, more than a quarter of the "
+                             f"{PROFILE_BUDGET_BYTES / 2**30:.0f} GiB the fits may hold; use space='feature' "
+                             "(the pass) or 'auto'")
         return capable
     if space == "feature" or inference.enabled or not names or len(capable) < len(names):
         return []
@@ -434,7 +440,8 @@ def subsampled_records(reps: Sequence[RepresentationSource], names: Sequence[str
                        done: set[tuple[str, int, str, int, str]], size: int, seed: int, chunk_rows: int,
                        progress: bool, inference: InferenceOptions = NO_INFERENCE,
                        sentence_lengths: Sequence[int] | None = None,
-                       family: Callable[..., PairFamily] = SampleFamily) -> list[dict[str, Any]]:
+                       family: Callable[..., PairFamily] = SampleFamily,
+                       graphs: dict[tuple[int, Any], Any] | None = None) -> list[dict[str, Any]]:
     """N x n measures on one shared row subsample, every pair scored from per-representation fits.
 
     Each representation is fitted once per measure (once per tile of representations when the fits exceed
@@ -464,6 +471,9 @@ def subsampled_records(reps: Sequence[RepresentationSource], names: Sequence[str
     family
         Makes each measure's family from (reps, measure, rows, chunk_rows, **options): `SampleFamily`, or
         the Ray backend's (`reprsim.ray_pairs`).
+    graphs
+        The k-NN graphs built so far on these rows, shared by the neighbourhood measures (see
+        `SampleFamily`); pass one dict to every call of a comparison on the same subsample.
 
     Returns
     -------
@@ -481,10 +491,14 @@ def subsampled_records(reps: Sequence[RepresentationSource], names: Sequence[str
         assert sentence_lengths is not None, "statistics need the sentence lengths"
         sentence_of_row = np.repeat(np.arange(len(sentence_lengths)), sentence_lengths)[rows]
     records = []
+    if graphs is None:
+        graphs = {}
     for m in names:
         extra: dict[str, Any] = {}
         if inference.enabled:
             extra = {"inference": inference, "sentence_of_row": sentence_of_row}
+        elif family is SampleFamily:
+            extra = {"graphs": graphs}
         made = family(reps, m, rows, chunk_rows, **extra)
         records += _family_records(made, ids, {m: _todo(reps, m, done)}, PROFILE_BUDGET_BYTES, "representation",
                                    len(rows), len(rows) < n_words, progress, f"{m} pairs")

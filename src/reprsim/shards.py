@@ -93,7 +93,7 @@ def _plan(store: str | Path | ActivationStore, measures: Sequence[str], models: 
     """The study checked as `reprsim.compare` checks it, with at least one linear measure to accumulate."""
     run = plan_comparison(store, measures, models, previous=None, chunk_rows=chunk_rows,
                           subsample_rows=subsample_rows, attention_sentences=attention_sentences, seed=seed,
-                          options=options)
+                          options=options, space="feature")  # the shards' moments are the feature-space pass's
     if not run.streamed:
         raise ValueError(f"none of the measures {run.names} is a linear (streamed) measure, so shards have "
                          "nothing to accumulate: run `reprsim compare` instead")

@@ -132,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
                                    address=args.address, shards=args.shards, memory_per_task=args.memory_per_task,
                                    subsample_rows=args.subsample_rows, attention_sentences=args.attention_sentences,
                                    seed=args.seed, chunk_rows=args.chunk_rows, ci=args.ci, blocks=args.blocks,
-                                   space=args.space)))
+                                   space=args.space, null=args.null)))
         return 0
     if args.out is None:
         raise ValueError("--out is required (the results file), except with --plan")

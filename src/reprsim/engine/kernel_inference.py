@@ -61,13 +61,6 @@ def square_of(layout: str, data: torch.Tensor, n: int) -> torch.Tensor:
     return out
 
 
-def packed_of_square(matrix: torch.Tensor) -> torch.Tensor:
-    """``[sqrt(2) * upper triangle, diagonal]`` of a symmetric matrix (inner products are Frobenius products)."""
-    n = matrix.shape[0]
-    i, j = torch.triu_indices(n, n, offset=1, device=matrix.device)
-    return torch.cat([math.sqrt(2.0) * matrix[i, j], torch.diagonal(matrix)])
-
-
 def _sentence_sums(matrix: torch.Tensor, sentence: torch.Tensor, n_sentences: int) -> torch.Tensor:
     """(S, S) sums of a matrix's entries over pairs of sentences."""
     n = matrix.shape[0]

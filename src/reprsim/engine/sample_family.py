@@ -18,11 +18,14 @@ from reprsim.inference import NO_INFERENCE, InferenceOptions
 from reprsim.measures import registry
 from reprsim.measures.knn import DEFAULT_K
 from reprsim.measures.sample_fit import (
+    GRAM_SPACE_MEASURES,
     SAMPLE_FIT_MEASURES,
     fit_sample,
     fit_sample_deep,
+    graph_fit,
     sample_fit_bytes,
     score_sample,
+    shared_graph_key,
 )
 
 from .knn_inference import RankedNeighbours, ranked_neighbours
@@ -51,6 +54,11 @@ class SampleFamily:
     sentence_of_row
         The corpus sentence of each subsample row (same length as `rows`), the unit of the resampling;
         ``None`` makes every row its own sentence.
+    graphs
+        k-NN graphs by (representation, `reprsim.measures.sample_fit.shared_graph_key`), shared by the
+        families of one comparison on the same rows: a neighbourhood measure takes a representation's graph
+        from there when another measure has built it, and puts the graphs it builds there (without
+        statistics, whose fits search deeper).
 
     Attributes
     ----------
@@ -69,10 +77,15 @@ class SampleFamily:
 
     def __init__(self, sources: Sequence[RepresentationSource], measure: str, rows: np.ndarray,
                  chunk_rows: int, inference: InferenceOptions = NO_INFERENCE,
-                 sentence_of_row: np.ndarray | None = None) -> None:
+                 sentence_of_row: np.ndarray | None = None,
+                 graphs: dict[tuple[int, Any], Any] | None = None) -> None:
         self.sources, self.measure, self.rows, self.chunk_rows = list(sources), measure, rows, chunk_rows
         info = registry.get(measure)
-        self.base, self.fitted_here = info.base, info.base in SAMPLE_FIT_MEASURES
+        # Linear and debiased CKA's Gram-space fits have no resampling of their own: with statistics they
+        # take the rows path (the measure recomputed per replicate), as measures without a fit do.
+        self.base = info.base
+        self.fitted_here = info.base in SAMPLE_FIT_MEASURES and not (
+            inference.enabled and info.base in GRAM_SPACE_MEASURES)
         self.function = info.function
         self.fit_options = dict(info.options)
         if self.fitted_here:
@@ -86,6 +99,9 @@ class SampleFamily:
         self._held: dict[int, tuple[Any, RankedNeighbours | None]] = {}
         self.fitted = 0
         self.inference = inference
+        self.graphs = graphs
+        self.graph_key = shared_graph_key(self.base, self.fit_options) \
+            if self.fitted_here and graphs is not None and not inference.enabled else None
         self.statistics: TileStatistics | None = None
         self.groups: SentenceGroups | None = None
         if inference.enabled:
@@ -132,10 +148,11 @@ class SampleFamily:
         if kind == "graph":
             extra += 40 * n * self._depth()  # the deep graph and its rank-ordered table
         elif kind == "kernel":
+            # The intervals and the permutation null each unpack a member's fit into its n x n matrix.
             replicates = options.resamples if options.ci == "bootstrap" else options.blocks
             square = 8 * n * n if KERNEL_LAYOUTS[self.base] != "square" else 0
-            packed = 4 * n * n if KERNEL_LAYOUTS[self.base] == "square" and options.null == "permutation" else 0
-            extra += (square + 8 * replicates * n if options.ci != "none" else 0) + packed
+            extra += (square + 8 * replicates * n if options.ci != "none" else 0)
+            extra += (square or 4 * n * n) if options.null == "permutation" else 0
         elif kind == "rsa" and options.ci != "none":
             extra += base  # one re-ranked sub-RDM per member and replicate
         return extra
@@ -196,14 +213,26 @@ class SampleFamily:
 
     def _fit_one(self, k: int) -> tuple[Any, RankedNeighbours | None]:
         """Fit one representation on the subsample's rows (the rows themselves for a measure without a fit)."""
+        if self.graph_key is not None and self.graphs is not None:
+            built = self.graphs.get((k, self.graph_key))
+            if built is not None:
+                return graph_fit(self.base, built, **self.fit_options), None
         data = read_rows(self.sources[k], self.rows, self.chunk_rows)
         self.fitted += 1
+        if self.graph_key is not None and self.graphs is not None:
+            fit = fit_sample(self.base, data, name=self._name(k), **self.fit_options)
+            self.graphs[(k, self.graph_key)] = fit.data
+            return fit, None
         if not self.fitted_here:
             return data, None
         if self.statistics is not None and self.statistics.kind == "graph":
-            fit, deep = fit_sample_deep(self.base, data, self._depth(), **self.fit_options)
+            fit, deep = fit_sample_deep(self.base, data, self._depth(), name=self._name(k), **self.fit_options)
             return fit, ranked_neighbours(deep, fit.k)
-        return fit_sample(self.base, data, **self.fit_options), None
+        return fit_sample(self.base, data, name=self._name(k), **self.fit_options), None
+
+    def _name(self, k: int) -> str:
+        """What a fit's errors call representation k: its id."""
+        return str(self.sources[k].id)
 
     def score(self, tile: Tile) -> Iterator[PairScore]:
         """The measure of each pair of the tile from the two fits.

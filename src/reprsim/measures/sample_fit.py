@@ -247,10 +247,64 @@ def fit_sample(measure: str, X: ArrayLike, *, name: str = "X", **options: Any) -
         require_variation(x, name, measure)
         c = centre(x)
         if measure == "linear_cka":
-            return SampleFit(measure, _unit(double_centred_compact(c @ c.T), measure), frozen, n)
+            return SampleFit(measure, _unit(packed_symmetric(c @ c.T), measure), frozen, n)  # centred columns
         require_rows(n, measure)
         return SampleFit(measure, _unit(packed_symmetric(u_centre_(c @ c.T)), measure), frozen, n)
     return SampleFit(measure, centred_distances(x, name), frozen, n)  # distance_correlation
+
+
+def shared_graph_key(measure: str, options: dict[str, Any]) -> tuple[int, float | None] | None:
+    """The (k, clip_quantile) of the k-NN graph that is a fit of `measure` with `options`, or ``None``.
+
+    Every neighbourhood measure but second-order cosine (which keeps its n x n similarities too) fits the
+    same graph for the same k and clipping, so one graph per representation serves all of them
+    (`graph_fit`).
+
+    Parameters
+    ----------
+    measure
+        One of `SAMPLE_FIT_MEASURES`.
+    options
+        The fit's options (defaults filled in as `fit_sample` does).
+
+    Returns
+    -------
+    tuple or None
+        The graph's key, or ``None`` for a measure whose fit is not a plain graph.
+    """
+    if measure not in _GRAPH_MEASURES or _GRAPH_MEASURES[measure][3]:
+        return None
+    resolved = _resolved_options(measure, options)
+    return int(resolved["k"]), resolved["clip_quantile"]
+
+
+def graph_fit(measure: str, graph: KnnGraph, **options: Any) -> SampleFit:
+    """`fit_sample`'s fit of a neighbourhood measure from a graph already built with the same k and clipping.
+
+    Parameters
+    ----------
+    measure
+        A measure with a `shared_graph_key`.
+    graph
+        The representation's graph, built for a measure with the same key.
+    **options
+        As `fit_sample`.
+
+    Returns
+    -------
+    SampleFit
+        The fit `fit_sample` would make on the graph's rows.
+
+    Raises
+    ------
+    ValueError
+        For options out of range, or a graph whose k is not the options'.
+    """
+    resolved = _resolved_options(measure, options)
+    k = check_k(resolved["k"], measure, _GRAPH_MEASURES[measure][2])
+    if graph.k != k:
+        raise ValueError(f"{measure}: the graph has k={graph.k}, the fit asks for k={k}")
+    return SampleFit(measure, graph, tuple(sorted(resolved.items())), graph.n)
 
 
 def fit_sample_deep(measure: str, X: ArrayLike, depth: int, *, name: str = "X",
