@@ -213,22 +213,20 @@ class SampleFamily:
 
     def _fit_one(self, k: int) -> tuple[Any, RankedNeighbours | None]:
         """Fit one representation on the subsample's rows (the rows themselves for a measure without a fit)."""
-        if self.graph_key is not None and self.graphs is not None:
-            built = self.graphs.get((k, self.graph_key))
-            if built is not None:
-                return graph_fit(self.base, built, **self.fit_options), None
+        shared = self.graphs if self.graph_key is not None else None
+        if shared is not None and (k, self.graph_key) in shared:
+            return graph_fit(self.base, shared[k, self.graph_key], **self.fit_options), None
         data = read_rows(self.sources[k], self.rows, self.chunk_rows)
         self.fitted += 1
-        if self.graph_key is not None and self.graphs is not None:
-            fit = fit_sample(self.base, data, name=self._name(k), **self.fit_options)
-            self.graphs[(k, self.graph_key)] = fit.data
-            return fit, None
         if not self.fitted_here:
             return data, None
         if self.statistics is not None and self.statistics.kind == "graph":
-            fit, deep = fit_sample_deep(self.base, data, self._depth(), name=self._name(k), **self.fit_options)
-            return fit, ranked_neighbours(deep, fit.k)
-        return fit_sample(self.base, data, name=self._name(k), **self.fit_options), None
+            deep_fit, deep = fit_sample_deep(self.base, data, self._depth(), name=self._name(k), **self.fit_options)
+            return deep_fit, ranked_neighbours(deep, deep_fit.k)
+        fit = fit_sample(self.base, data, name=self._name(k), **self.fit_options)
+        if shared is not None:
+            shared[k, self.graph_key] = fit.data
+        return fit, None
 
     def _name(self, k: int) -> str:
         """What a fit's errors call representation k: its id."""

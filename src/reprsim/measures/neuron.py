@@ -90,26 +90,8 @@ def _checked_constant(x: torch.Tensor, name: str, measure: str, spread: torch.Te
 def standardised_columns(x: torch.Tensor, name: str, measure: str) -> tuple[torch.Tensor, torch.Tensor]:
     """`nonconstant_columns` followed by `unit_columns`, centring once.
 
-    Parameters
-    ----------
-    x
-        The representation, n x p, float64.
-    name
-        What the error message calls it (``"X"`` or ``"Y"``).
-    measure
-        The measure's name, which starts the message.
-
-    Returns
-    -------
-    unit : torch.Tensor
-        The varying columns of `x`, centred and scaled to unit norm, in their order.
-    constant : torch.Tensor
-        Boolean mask over all p columns, True for those dropped as constant.
-
-    Raises
-    ------
-    ValueError
-        If every column of `x` is constant.
+    Takes and raises what `nonconstant_columns` does; returns the varying columns centred and scaled to unit
+    norm (in their order) with the same boolean mask of the constant ones.
     """
     c = centre(x)
     spread = c.square().sum(dim=0).sqrt()
