@@ -391,7 +391,7 @@ def test_fits_scored_in_pairs_equal_the_one_shot_function(spec):
     b = fit_sample(info.base, Y, name="Y", **info.options)
     assert score_sample(a, b) == pytest.approx(info.function(X, Y), abs=1e-12)
     assert score_sample(b, a) == pytest.approx(info.function(Y, X), abs=1e-12)
-    assert a.nbytes <= sample_fit_bytes(info.base, 60, **({"k": a.k} if a.k else {}))
+    assert a.nbytes <= sample_fit_bytes(info.base, 60, **({"k": a.k} if a.k else {}), width=X.shape[1])
 
 
 def test_fits_with_other_options_or_rows_do_not_score_together():

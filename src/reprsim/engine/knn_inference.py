@@ -45,14 +45,15 @@ class RankedNeighbours:
         (n, depth) the row's neighbours, nearest first (ties towards the lower index).
     similarities
         (n, depth) their cosine similarities.
-    matrix
-        The n x n similarity matrix when the measure reads it (second-order cosine), else ``None``.
+    unit_rows
+        The unit rows when the measure reads similarities outside the graph (second-order cosine), else
+        ``None``.
     """
 
     k: int
     table: torch.Tensor
     similarities: torch.Tensor
-    matrix: torch.Tensor | None = None
+    unit_rows: torch.Tensor | None = None
 
     @property
     def n(self) -> int:
@@ -62,7 +63,7 @@ class RankedNeighbours:
     @property
     def nbytes(self) -> int:
         """Bytes held."""
-        tensors = [self.table, self.similarities] + ([self.matrix] if self.matrix is not None else [])
+        tensors = [self.table, self.similarities] + ([self.unit_rows] if self.unit_rows is not None else [])
         return sum(t.numel() * t.element_size() for t in tensors)
 
 
@@ -87,16 +88,16 @@ def ranked_neighbours(deep: KnnGraph, k: int) -> RankedNeighbours:
     rows, slots = deep.rows, deep.ranks - 1
     table[rows, slots] = deep.columns
     sims[rows, slots] = deep.similarities
-    return RankedNeighbours(k, table, sims, deep.matrix)
+    return RankedNeighbours(k, table, sims, deep.unit_rows)
 
 
-def _graph_from_table(columns: torch.Tensor, sims: torch.Tensor, matrix: torch.Tensor | None) -> KnnGraph:
+def _graph_from_table(columns: torch.Tensor, sims: torch.Tensor, rows: torch.Tensor | None) -> KnnGraph:
     """A KnnGraph from (m, k) neighbour columns and similarities in rank order."""
     m, k = columns.shape
     order = torch.argsort(columns, dim=1)
     ranks = torch.arange(1, k + 1, device=columns.device).expand(m, k).gather(1, order)
     keys = (torch.arange(m, device=columns.device)[:, None] * m + columns.gather(1, order)).reshape(-1)
-    return KnnGraph(m, k, keys, ranks.reshape(-1), sims.gather(1, order).reshape(-1), matrix)
+    return KnnGraph(m, k, keys, ranks.reshape(-1), sims.gather(1, order).reshape(-1), rows)
 
 
 def subgraph(neighbours: RankedNeighbours, keep: torch.Tensor) -> KnnGraph:
@@ -132,14 +133,13 @@ def subgraph(neighbours: RankedNeighbours, keep: torch.Tensor) -> KnnGraph:
                          f"in their list of {table.shape[1]}")
     columns = renumber[table[take]].reshape(-1, k)
     sims = neighbours.similarities[kept][take].reshape(-1, k)
-    matrix = None if neighbours.matrix is None else neighbours.matrix[kept][:, kept]
-    return _graph_from_table(columns, sims, matrix)
+    return _graph_from_table(columns, sims, None if neighbours.unit_rows is None else neighbours.unit_rows[kept])
 
 
 def point_graph(neighbours: RankedNeighbours) -> KnnGraph:
     """The graph with k neighbours per row on every row (the point estimate's graph)."""
     k = neighbours.k
-    return _graph_from_table(neighbours.table[:, :k], neighbours.similarities[:, :k], neighbours.matrix)
+    return _graph_from_table(neighbours.table[:, :k], neighbours.similarities[:, :k], neighbours.unit_rows)
 
 
 def inverse_permutation(p: torch.Tensor) -> torch.Tensor:
@@ -168,8 +168,8 @@ def relabelled(graph: KnnGraph, p: torch.Tensor) -> KnnGraph:
     n = graph.n
     keys = q[graph.rows] * n + q[graph.columns]
     order = torch.argsort(keys)
-    matrix = None if graph.matrix is None else graph.matrix[p][:, p]
-    return KnnGraph(n, graph.k, keys[order], graph.ranks[order], graph.similarities[order], matrix)
+    moved = None if graph.unit_rows is None else graph.unit_rows[p]
+    return KnnGraph(n, graph.k, keys[order], graph.ranks[order], graph.similarities[order], moved)
 
 
 def _harmonic(k: int, device: torch.device) -> torch.Tensor:

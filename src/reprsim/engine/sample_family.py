@@ -136,7 +136,8 @@ class SampleFamily:
         n = len(self.rows)
         if not self.fitted_here:
             return 4 * n * self.sources[item].width
-        base = sample_fit_bytes(self.base, n, k=int(self.fit_options.get("k", DEFAULT_K)))
+        base = sample_fit_bytes(self.base, n, k=int(self.fit_options.get("k", DEFAULT_K)),
+                                width=self.sources[item].width)
         return base + self._statistics_bytes(n, base)
 
     def _statistics_bytes(self, n: int, base: int) -> int:

@@ -75,10 +75,10 @@ def neighbourhood_measure_rows() -> tuple[MeasureInfo, ...]:
             "define it; vectors=distance compares the cosine distances 1 - s instead, as ReSi's code does (that "
             "variant is similarity-repository's second_order_cosine_similarity; on weakly related data it "
             "barely separates related from unrelated pairs). A row whose vectors are zero on both sides scores "
-            "1, on one side 0. Each graph keeps its n x n similarity matrix; runs on a seeded row subsample "
-            "(5,000 rows).",
+            "1, on one side 0. Each graph keeps its unit rows, from which a pair reads the similarities of the "
+            "other graph's neighbours; runs on a seeded row subsample (5,000 rows).",
             reference="Hamilton et al. 2016, Cultural shift or linguistic drift? (EMNLP); " + resi_reference,
-            cost="O(n^2 (p + q)) for the graphs, O(n k log(n k)) per pair; memory O(n^2)",
+            cost="O(n^2 (p + q)) for the graphs, O(n k (log(n k) + p + q)) per pair; memory O(n (k + p + q))",
         ),
         MeasureInfo(
             name="cknna", function=cknna, level="distributed", symmetric=False, larger_is_similar=True,

@@ -202,9 +202,9 @@ class KnnGraph:
         Aligned with `keys`: 1 for the nearest neighbour of i up to k for the k-th (int64).
     similarities
         Aligned with `keys`: the inner product of the unit rows i and j (float64).
-    matrix
-        The whole n x n similarity matrix of the unit rows, kept only for measures that read similarities
-        outside the graph (second-order cosine); ``None`` otherwise.
+    unit_rows
+        The unit rows themselves (n x p), kept only for measures that read similarities outside the graph
+        (second-order cosine, through `row_similarities`); ``None`` otherwise.
     """
 
     n: int
@@ -212,12 +212,13 @@ class KnnGraph:
     keys: torch.Tensor
     ranks: torch.Tensor
     similarities: torch.Tensor
-    matrix: torch.Tensor | None = None
+    unit_rows: torch.Tensor | None = None
 
     @property
     def nbytes(self) -> int:
         """Bytes the graph holds."""
-        tensors = [self.keys, self.ranks, self.similarities] + ([self.matrix] if self.matrix is not None else [])
+        kept = [self.unit_rows] if self.unit_rows is not None else []
+        tensors = [self.keys, self.ranks, self.similarities, *kept]
         return sum(t.numel() * t.element_size() for t in tensors)
 
     @property
@@ -231,7 +232,7 @@ class KnnGraph:
         return torch.remainder(self.keys, self.n)
 
 
-def knn_graph_bytes(n: int, k: int, with_matrix: bool = False) -> int:
+def knn_graph_bytes(n: int, k: int, with_rows: bool = False, width: int = 0) -> int:
     """Bytes of a `KnnGraph` on n rows with k neighbours each.
 
     Parameters
@@ -240,18 +241,43 @@ def knn_graph_bytes(n: int, k: int, with_matrix: bool = False) -> int:
         Rows.
     k
         Neighbours per row.
-    with_matrix
-        Whether the graph keeps its n x n similarity matrix.
+    with_rows
+        Whether the graph keeps its unit rows.
+    width
+        The rows' width, when it keeps them.
 
     Returns
     -------
     int
-        ``24 n k`` (keys, ranks, similarities), plus ``8 n^2`` with the matrix.
+        ``24 n k`` (keys, ranks, similarities), plus ``8 n width`` with the rows.
     """
-    return 24 * n * k + (8 * n * n if with_matrix else 0)
+    return 24 * n * k + (8 * n * width if with_rows else 0)
 
 
-def knn_graph(z: torch.Tensor, k: int, keep_matrix: bool = False) -> KnnGraph:
+def row_similarities(z: torch.Tensor, rows: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
+    """Inner products ``z_i . z_j`` of the given (row, column) pairs, computed in slices of bounded size.
+
+    Parameters
+    ----------
+    z
+        Unit rows, n x p.
+    rows, columns
+        The pairs, aligned int64 vectors.
+
+    Returns
+    -------
+    torch.Tensor
+        One similarity per pair.
+    """
+    out = torch.empty(rows.numel(), dtype=z.dtype, device=z.device)
+    step = max(1, 2**22 // max(1, z.shape[1]))  # about 32 MiB of gathered rows per side
+    for start in range(0, rows.numel(), step):
+        stop = start + step
+        out[start:stop] = (z[rows[start:stop]] * z[columns[start:stop]]).sum(dim=1)
+    return out
+
+
+def knn_graph(z: torch.Tensor, k: int, keep_rows: bool = False) -> KnnGraph:
     """Build the k-NN graph of unit rows by inner product, in blocks of `BLOCK_ROWS` rows.
 
     Parameters
@@ -260,8 +286,8 @@ def knn_graph(z: torch.Tensor, k: int, keep_matrix: bool = False) -> KnnGraph:
         Unit rows, n x p (see `unit_rows`).
     k
         Neighbours per row, ``1 <= k < n``.
-    keep_matrix
-        Keep the n x n similarity matrix in the graph (see `KnnGraph.matrix`).
+    keep_rows
+        Keep the unit rows in the graph (see `KnnGraph.unit_rows`).
 
     Returns
     -------
@@ -271,7 +297,6 @@ def knn_graph(z: torch.Tensor, k: int, keep_matrix: bool = False) -> KnnGraph:
     """
     n = z.shape[0]
     keys, ranks, sims = [], [], []
-    matrix = torch.empty(n, n, dtype=z.dtype, device=z.device) if keep_matrix else None
     positions = torch.arange(1, k + 1, device=z.device)
     # Repeated rows (a word type's static embedding, a repeated sentence) must tie exactly, or the tie rule
     # becomes whatever the matrix product's kernel does in the last bit: score them from one copy.
@@ -281,8 +306,6 @@ def knn_graph(z: torch.Tensor, k: int, keep_matrix: bool = False) -> KnnGraph:
         stop = min(start + BLOCK_ROWS, n)
         own = torch.arange(start, stop, device=z.device)
         block = (z[start:stop] @ distinct.T)[:, copy_of] if repeated else z[start:stop] @ z.T
-        if matrix is not None:
-            matrix[start:stop] = block
         block[own - start, own] = -torch.inf
         rows, cols = _neighbour_mask(block, k).nonzero(as_tuple=True)  # row-major: k ascending columns a row
         values = block[rows, cols].reshape(-1, k)
@@ -291,11 +314,11 @@ def knn_graph(z: torch.Tensor, k: int, keep_matrix: bool = False) -> KnnGraph:
         keys.append((rows + start) * n + cols)
         ranks.append(rank.reshape(-1))
         sims.append(values.reshape(-1))
-    return KnnGraph(n, k, torch.cat(keys), torch.cat(ranks), torch.cat(sims), matrix)
+    return KnnGraph(n, k, torch.cat(keys), torch.cat(ranks), torch.cat(sims), z if keep_rows else None)
 
 
 def prepared_graph(x: torch.Tensor, k: int, clip_quantile: float | None, name: str, measure: str,
-                   keep_matrix: bool = False) -> KnnGraph:
+                   keep_rows: bool = False) -> KnnGraph:
     """Clip, normalise the rows and build the k-NN graph of one representation.
 
     Parameters
@@ -310,8 +333,8 @@ def prepared_graph(x: torch.Tensor, k: int, clip_quantile: float | None, name: s
         What the error messages call the representation.
     measure
         The measure's name, which starts the error messages.
-    keep_matrix
-        Keep the n x n similarity matrix (see `KnnGraph.matrix`).
+    keep_rows
+        Keep the unit rows (see `KnnGraph.unit_rows`).
 
     Returns
     -------
@@ -324,12 +347,12 @@ def prepared_graph(x: torch.Tensor, k: int, clip_quantile: float | None, name: s
         If ``k >= n``, a row is zero after clipping, or every row points the same way.
     """
     check_k_below_rows(k, x.shape[0], measure)
-    return knn_graph(unit_rows(clip_at_quantile(x, clip_quantile), name, measure), k, keep_matrix)
+    return knn_graph(unit_rows(clip_at_quantile(x, clip_quantile), name, measure), k, keep_rows)
 
 
 def graph_pair(X: ArrayLike, Y: ArrayLike, k: int, max_rows: int | None, seed: int, clip_quantile: float | None,
                measure: str, minimum_k: int = 1, min_rows: int = 2,
-               keep_matrix: bool = False) -> tuple[KnnGraph, KnnGraph]:
+               keep_rows: bool = False) -> tuple[KnnGraph, KnnGraph]:
     """Check the options, take the seeded row subsample and build both k-NN graphs (the one-shot measures).
 
     Parameters
@@ -348,8 +371,8 @@ def graph_pair(X: ArrayLike, Y: ArrayLike, k: int, max_rows: int | None, seed: i
         The smallest `k` the measure is defined with.
     min_rows
         The fewest rows the measure is defined on.
-    keep_matrix
-        Keep each graph's n x n similarity matrix.
+    keep_rows
+        Keep each graph's unit rows.
 
     Returns
     -------
@@ -365,8 +388,8 @@ def graph_pair(X: ArrayLike, Y: ArrayLike, k: int, max_rows: int | None, seed: i
     check_k(k, measure, minimum_k)
     check_clip_quantile(clip_quantile, measure)
     x, y, _ = as_subsampled_pair(X, Y, max_rows, seed, measure, min_rows=min_rows)
-    return (prepared_graph(x, k, clip_quantile, "X", measure, keep_matrix),
-            prepared_graph(y, k, clip_quantile, "Y", measure, keep_matrix))
+    return (prepared_graph(x, k, clip_quantile, "X", measure, keep_rows),
+            prepared_graph(y, k, clip_quantile, "Y", measure, keep_rows))
 
 
 def check_same_rows(a: KnnGraph, b: KnnGraph, measure: str) -> None:

@@ -22,7 +22,15 @@ import math
 import torch
 
 from reprsim.arrays import ArrayLike
-from reprsim.measures.knn import DEFAULT_K, KnnGraph, check_same_rows, find_edges, graph_pair, shared_neighbours
+from reprsim.measures.knn import (
+    DEFAULT_K,
+    KnnGraph,
+    check_same_rows,
+    find_edges,
+    graph_pair,
+    row_similarities,
+    shared_neighbours,
+)
 
 
 # --- scores from two graphs ---------------------------------------------------------------------------------
@@ -118,7 +126,7 @@ def score_second_order_cosine(a: KnnGraph, b: KnnGraph, vectors: str = "similari
     Parameters
     ----------
     a, b
-        Graphs on the same rows with the same k, built with ``keep_matrix=True``.
+        Graphs on the same rows with the same k, built with ``keep_rows=True``.
     vectors
         ``"similarity"`` or ``"distance"``.
 
@@ -134,12 +142,13 @@ def score_second_order_cosine(a: KnnGraph, b: KnnGraph, vectors: str = "similari
     """
     check_same_rows(a, b, "second_order_cosine")
     check_second_order_vectors(vectors)
-    if a.matrix is None or b.matrix is None:
-        raise ValueError("second_order_cosine: the k-NN graphs must keep their similarity matrices "
-                         "(knn_graph(..., keep_matrix=True))")
+    if a.unit_rows is None or b.unit_rows is None:
+        raise ValueError("second_order_cosine: the k-NN graphs must keep their unit rows "
+                         "(knn_graph(..., keep_rows=True))")
     union = torch.unique(torch.cat([a.keys, b.keys]))  # sorted, each edge once
-    rows = torch.div(union, a.n, rounding_mode="floor")
-    s_a, s_b = a.matrix.reshape(-1)[union].clamp(-1.0, 1.0), b.matrix.reshape(-1)[union].clamp(-1.0, 1.0)
+    rows, columns = torch.div(union, a.n, rounding_mode="floor"), torch.remainder(union, a.n)
+    s_a = row_similarities(a.unit_rows, rows, columns).clamp_(-1.0, 1.0)
+    s_b = row_similarities(b.unit_rows, rows, columns).clamp_(-1.0, 1.0)
     v_a, v_b = (s_a, s_b) if vectors == "similarity" else (1.0 - s_a, 1.0 - s_b)
 
     def per_row(v: torch.Tensor) -> torch.Tensor:
@@ -359,7 +368,7 @@ def second_order_cosine(X: ArrayLike, Y: ArrayLike, k: int = DEFAULT_K, max_rows
         When it runs on a subsample.
     """
     check_second_order_vectors(vectors)
-    graphs = graph_pair(X, Y, k, max_rows, seed, clip_quantile, "second_order_cosine", keep_matrix=True)
+    graphs = graph_pair(X, Y, k, max_rows, seed, clip_quantile, "second_order_cosine", keep_rows=True)
     return score_second_order_cosine(*graphs, vectors=vectors)
 
 

@@ -56,7 +56,7 @@ from reprsim.measures.rsm import (
 )
 
 # The k-NN measures: the one-shot function, the score of two graphs, the smallest k, whether the graph keeps
-# its n x n similarity matrix.
+# its unit rows (to read similarities outside it).
 _GRAPH_MEASURES: dict[str, tuple[Callable[..., float], Callable[[KnnGraph, KnnGraph], float], int, bool]] = {
     "mutual_knn": (mutual_knn, score_mutual_knn, 1, False),
     "jaccard_knn": (jaccard_knn, score_jaccard, 1, False),
@@ -148,7 +148,7 @@ class SampleFit:
         return int(dict(self.options).get("k", 0))
 
 
-def sample_fit_bytes(measure: str, n: int, k: int = DEFAULT_K) -> int:
+def sample_fit_bytes(measure: str, n: int, k: int = DEFAULT_K, width: int = 0) -> int:
     """Bytes a `SampleFit` of `measure` on n rows holds (to tile all-pairs work under a memory budget).
 
     Parameters
@@ -159,15 +159,17 @@ def sample_fit_bytes(measure: str, n: int, k: int = DEFAULT_K) -> int:
         Rows of the subsample.
     k
         Neighbours per row, for the neighbourhood measures.
+    width
+        The representation's width (second_order_cosine's graph keeps its unit rows).
 
     Returns
     -------
     int
         The bytes: ``4 n (n + 1)`` for rbf_cka and distance_correlation, at most that for rsa,
-        ``24 n k`` for a k-NN graph (plus ``8 n^2`` for second_order_cosine's similarity matrix).
+        ``24 n k`` for a k-NN graph (plus ``8 n width`` for second_order_cosine's unit rows).
     """
     if measure in _GRAPH_MEASURES:
-        return knn_graph_bytes(n, k, with_matrix=_GRAPH_MEASURES[measure][3])
+        return knn_graph_bytes(n, k, with_rows=_GRAPH_MEASURES[measure][3], width=width)
     return 4 * n * (n + 1) if measure in _OTHER_MEASURES else 0
 
 
@@ -225,13 +227,13 @@ def fit_sample(measure: str, X: ArrayLike, *, name: str = "X", **options: Any) -
     resolved = _resolved_options(measure, options)
     frozen = tuple(sorted(resolved.items()))
     if measure in _GRAPH_MEASURES:
-        _, _, minimum_k, keep_matrix = _GRAPH_MEASURES[measure]
+        _, _, minimum_k, keep_rows = _GRAPH_MEASURES[measure]
         k = check_k(resolved["k"], measure, minimum_k)
         check_clip_quantile(resolved["clip_quantile"], measure)
         if measure == "second_order_cosine":
             check_second_order_vectors(resolved["vectors"])
         x = as_matrix(X, name)
-        graph = prepared_graph(x, k, resolved["clip_quantile"], name, measure, keep_matrix)
+        graph = prepared_graph(x, k, resolved["clip_quantile"], name, measure, keep_rows)
         return SampleFit(measure, graph, frozen, x.shape[0])
     x = as_matrix(X, name)
     n = x.shape[0]
@@ -330,8 +332,8 @@ def fit_sample_deep(measure: str, X: ArrayLike, depth: int, *, name: str = "X",
     Returns
     -------
     tuple of (SampleFit, KnnGraph)
-        The fit (equal to `fit_sample`'s) and the deep graph (with the similarity matrix when the measure
-        keeps it).
+        The fit (equal to `fit_sample`'s) and the deep graph (with the unit rows when the measure
+        keeps them).
 
     Raises
     ------
@@ -341,7 +343,7 @@ def fit_sample_deep(measure: str, X: ArrayLike, depth: int, *, name: str = "X",
     if measure not in _GRAPH_MEASURES:
         raise ValueError(f"{measure!r} has no k-NN graph; graph measures: {', '.join(_GRAPH_MEASURES)}")
     resolved = _resolved_options(measure, options)
-    _, _, minimum_k, keep_matrix = _GRAPH_MEASURES[measure]
+    _, _, minimum_k, keep_rows = _GRAPH_MEASURES[measure]
     k = check_k(resolved["k"], measure, minimum_k)
     check_clip_quantile(resolved["clip_quantile"], measure)
     if measure == "second_order_cosine":
@@ -350,9 +352,9 @@ def fit_sample_deep(measure: str, X: ArrayLike, depth: int, *, name: str = "X",
     check_k_below_rows(k, x.shape[0], measure)
     if not k <= depth < x.shape[0]:
         raise ValueError(f"{measure}: depth={depth} must be at least k={k} and below the rows ({x.shape[0]})")
-    deep = prepared_graph(x, depth, resolved["clip_quantile"], name, measure, keep_matrix)
+    deep = prepared_graph(x, depth, resolved["clip_quantile"], name, measure, keep_rows)
     first = deep.ranks <= k  # the first k ranks of a deeper search are the k-NN graph (same ties)
-    graph = KnnGraph(deep.n, k, deep.keys[first], deep.ranks[first], deep.similarities[first], deep.matrix)
+    graph = KnnGraph(deep.n, k, deep.keys[first], deep.ranks[first], deep.similarities[first], deep.unit_rows)
     return SampleFit(measure, graph, tuple(sorted(resolved.items())), x.shape[0]), deep
 
 
