@@ -351,10 +351,11 @@ def test_neighbourhood_measures_share_one_graph_per_layer(study_store, monkeypat
         return real(x, *args, **kwargs)
 
     monkeypatch.setattr(sample_fit, "prepared_graph", counting)
-    names = ["mutual_knn", "jaccard_knn", "cknna", "mutual_knn(k=5)"]
+    names = ["mutual_knn", "jaccard_knn", "cknna", "mutual_knn(k=5)", "second_order_cosine"]
     table = compare(study_store, measures=names, subsample_rows=N_WORDS, progress=False)
     layers = sum(len(e.layer_ids) for e in study_store.entries())
-    # k=10 clipped (mutual_knn, cknna), k=10 unclipped (jaccard_knn's default), k=5 clipped: 3 graphs a layer
+    # k=10 clipped (mutual_knn, cknna), k=10 unclipped (jaccard_knn's and second_order_cosine's default), k=5
+    # clipped: 3 graphs a layer
     assert len(built) == 3 * layers
     rows = {(e.name, layer): e.read_rows(layer, 0, e.n_words) for e in study_store.entries() for layer in e.layer_ids}
     for r in table.frame.itertuples():

@@ -9,6 +9,7 @@ uses); the replicates and permutations are the same for every pair.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -16,13 +17,14 @@ import numpy as np
 
 from reprsim.inference import NO_INFERENCE, InferenceOptions
 from reprsim.measures import registry
-from reprsim.measures.knn import DEFAULT_K
+from reprsim.measures.knn import DEFAULT_K, KnnGraph
 from reprsim.measures.sample_fit import (
     GRAM_SPACE_MEASURES,
     SAMPLE_FIT_MEASURES,
     fit_sample,
     fit_sample_deep,
     graph_fit,
+    keeps_rows,
     sample_fit_bytes,
     score_sample,
     shared_graph_key,
@@ -216,7 +218,8 @@ class SampleFamily:
         """Fit one representation on the subsample's rows (the rows themselves for a measure without a fit)."""
         shared = self.graphs if self.graph_key is not None else None
         if shared is not None and (k, self.graph_key) in shared:
-            return graph_fit(self.base, shared[k, self.graph_key], **self.fit_options), None
+            rows = read_rows(self.sources[k], self.rows, self.chunk_rows) if keeps_rows(self.base) else None
+            return graph_fit(self.base, shared[k, self.graph_key], rows, name=self._name(k), **self.fit_options), None
         data = read_rows(self.sources[k], self.rows, self.chunk_rows)
         self.fitted += 1
         if not self.fitted_here:
@@ -225,8 +228,8 @@ class SampleFamily:
             deep_fit, deep = fit_sample_deep(self.base, data, self._depth(), name=self._name(k), **self.fit_options)
             return deep_fit, ranked_neighbours(deep, deep_fit.k)
         fit = fit_sample(self.base, data, name=self._name(k), **self.fit_options)
-        if shared is not None:
-            shared[k, self.graph_key] = fit.data
+        if shared is not None and isinstance(fit.data, KnnGraph):  # the graph alone: 24 n k bytes a layer
+            shared[k, self.graph_key] = dataclasses.replace(fit.data, unit_rows=None)
         return fit, None
 
     def _name(self, k: int) -> str:

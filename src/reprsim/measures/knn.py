@@ -347,7 +347,28 @@ def prepared_graph(x: torch.Tensor, k: int, clip_quantile: float | None, name: s
         If ``k >= n``, a row is zero after clipping, or every row points the same way.
     """
     check_k_below_rows(k, x.shape[0], measure)
-    return knn_graph(unit_rows(clip_at_quantile(x, clip_quantile), name, measure), k, keep_rows)
+    return knn_graph(prepared_rows(x, clip_quantile, name, measure), k, keep_rows)
+
+
+def prepared_rows(x: torch.Tensor, clip_quantile: float | None, name: str, measure: str) -> torch.Tensor:
+    """The rows a k-NN graph is searched on: clipped at the quantile, then scaled to unit norm.
+
+    Parameters
+    ----------
+    x, clip_quantile, name, measure
+        As for `prepared_graph`.
+
+    Returns
+    -------
+    torch.Tensor
+        The unit rows.
+
+    Raises
+    ------
+    ValueError
+        If a row is zero after clipping, or every row points the same way.
+    """
+    return unit_rows(clip_at_quantile(x, clip_quantile), name, measure)
 
 
 def graph_pair(X: ArrayLike, Y: ArrayLike, k: int, max_rows: int | None, seed: int, clip_quantile: float | None,

@@ -9,6 +9,7 @@ same rows, and a fit's options default to those of the measure's one-shot functi
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import math
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from reprsim.measures.knn import (
     knn_graph_bytes,
     mutual_knn,
     prepared_graph,
+    prepared_rows,
     score_mutual_knn,
 )
 from reprsim.measures.neighbours import (
@@ -256,11 +258,10 @@ def fit_sample(measure: str, X: ArrayLike, *, name: str = "X", **options: Any) -
 
 
 def shared_graph_key(measure: str, options: dict[str, Any]) -> tuple[int, float | None] | None:
-    """The (k, clip_quantile) of the k-NN graph that is a fit of `measure` with `options`, or ``None``.
+    """The (k, clip_quantile) of the k-NN graph that a fit of `measure` with `options` holds, or ``None``.
 
-    Every neighbourhood measure but second-order cosine (which keeps its n x n similarities too) fits the
-    same graph for the same k and clipping, so one graph per representation serves all of them
-    (`graph_fit`).
+    Every neighbourhood measure fits the same graph for the same k and clipping, so one graph per
+    representation serves all of them (`graph_fit`); second-order cosine adds the unit rows.
 
     Parameters
     ----------
@@ -272,15 +273,21 @@ def shared_graph_key(measure: str, options: dict[str, Any]) -> tuple[int, float 
     Returns
     -------
     tuple or None
-        The graph's key, or ``None`` for a measure whose fit is not a plain graph.
+        The graph's key, or ``None`` for a measure whose fit is not a graph.
     """
-    if measure not in _GRAPH_MEASURES or _GRAPH_MEASURES[measure][3]:
+    if measure not in _GRAPH_MEASURES:
         return None
     resolved = _resolved_options(measure, options)
     return int(resolved["k"]), resolved["clip_quantile"]
 
 
-def graph_fit(measure: str, graph: KnnGraph, **options: Any) -> SampleFit:
+def keeps_rows(measure: str) -> bool:
+    """Whether a fit of `measure` keeps the unit rows beside its k-NN graph (second-order cosine does)."""
+    return measure in _GRAPH_MEASURES and _GRAPH_MEASURES[measure][3]
+
+
+def graph_fit(measure: str, graph: KnnGraph, X: ArrayLike | None = None, *, name: str = "X",
+              **options: Any) -> SampleFit:
     """`fit_sample`'s fit of a neighbourhood measure from a graph already built with the same k and clipping.
 
     Parameters
@@ -288,7 +295,12 @@ def graph_fit(measure: str, graph: KnnGraph, **options: Any) -> SampleFit:
     measure
         A measure with a `shared_graph_key`.
     graph
-        The representation's graph, built for a measure with the same key.
+        The representation's graph, built for a measure with the same key (its unit rows, if any, are not
+        used).
+    X
+        The representation, n x p: needed by second-order cosine, whose fit keeps the unit rows.
+    name
+        What the error messages call the representation.
     **options
         As `fit_sample`.
 
@@ -300,13 +312,19 @@ def graph_fit(measure: str, graph: KnnGraph, **options: Any) -> SampleFit:
     Raises
     ------
     ValueError
-        For options out of range, or a graph whose k is not the options'.
+        For options out of range, a graph whose k is not the options', or a missing `X`.
     """
     resolved = _resolved_options(measure, options)
     k = check_k(resolved["k"], measure, _GRAPH_MEASURES[measure][2])
     if graph.k != k:
         raise ValueError(f"{measure}: the graph has k={graph.k}, the fit asks for k={k}")
-    return SampleFit(measure, graph, tuple(sorted(resolved.items())), graph.n)
+    rows = None
+    if _GRAPH_MEASURES[measure][3]:
+        if X is None:
+            raise ValueError(f"{measure}: its fit keeps the unit rows; pass the representation (X)")
+        check_second_order_vectors(resolved["vectors"])
+        rows = prepared_rows(as_matrix(X, name), resolved["clip_quantile"], name, measure)
+    return SampleFit(measure, dataclasses.replace(graph, unit_rows=rows), tuple(sorted(resolved.items())), graph.n)
 
 
 def fit_sample_deep(measure: str, X: ArrayLike, depth: int, *, name: str = "X",
