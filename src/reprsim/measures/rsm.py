@@ -27,7 +27,6 @@ its Gram-matrix formula (``64 eps (|x_i|^2 + |x_j|^2)`` on centred columns) is e
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from typing import Literal, get_args
 
 import numpy as np
@@ -123,20 +122,17 @@ def squared_distances_upper(x: torch.Tensor) -> torch.Tensor:
     torch.Tensor
         The ``n (n - 1) / 2`` squared distances, row-major.
     """
-    return torch.cat([_upper_of_block(sq, start) for start, sq in _squared_distance_blocks(x)])
-
-
-def _squared_distance_blocks(x: torch.Tensor) -> Iterator[tuple[int, torch.Tensor]]:
-    """Rows start.. of the squared Euclidean distance matrix, `BLOCK_ROWS` at a time, rounding floored to 0."""
     z = x - x.mean(dim=0, keepdim=True)  # distances ignore a shift; the Gram formula cancels less without one
     norms = (z * z).sum(dim=1)
     floor = _ROUNDING_FLOOR * torch.finfo(z.dtype).eps
+    parts = []
     for start in range(0, z.shape[0], BLOCK_ROWS):
         block_norms = norms[start:start + BLOCK_ROWS, None]
         scale = block_norms + norms[None, :]
         sq = (scale - 2.0 * (z[start:start + BLOCK_ROWS] @ z.T)).clamp_(min=0.0)
         sq[sq <= floor * scale] = 0.0
-        yield start, sq
+        parts.append(_upper_of_block(sq, start))
+    return torch.cat(parts)
 
 
 def _snap(v: torch.Tensor, unit: float) -> torch.Tensor:
@@ -429,11 +425,7 @@ def centred_distances(x: torch.Tensor, name: str, measure: str = "distance_corre
     ValueError
         If every row is the same (zero distance variance).
     """
-    n = x.shape[0]
-    full = torch.empty(n, n, dtype=x.dtype, device=x.device)
-    for start, sq in _squared_distance_blocks(x):
-        full[start:start + sq.shape[0]] = sq.sqrt_()
-    upper = full.triu_(1)  # the upper triangle mirrored, as the upper-triangle RDM's square is: exactly symmetric
-    packed = double_centred_compact(upper + upper.T)
+    d = squared_distances_upper(x).sqrt_()
+    packed = double_centred_compact(square_from_upper(d, x.shape[0]))
     return _unit(packed, f"{measure}: every row of {name} is the same; its distance variance is 0 and the "
                  "distance correlation is undefined")
