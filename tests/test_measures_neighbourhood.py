@@ -412,6 +412,21 @@ def test_fits_with_other_options_or_rows_do_not_score_together():
         SAMPLE_FIT_MEASURES)
 
 
+def test_graph_fit_and_fit_bytes_refuse_what_second_order_cosine_cannot_use():
+    from reprsim.measures.sample_fit import graph_fit
+
+    X, Y = related_pair(30, 4, 4, seed=30)
+    shared = fit_sample("jaccard_knn", X).data  # the same k and clipping as second_order_cosine's
+    with pytest.raises(ValueError, match="its fit keeps the unit rows; pass the representation"):
+        graph_fit("second_order_cosine", shared)
+    with pytest.raises(ValueError, match="X has 20 rows, its graph 30"):
+        graph_fit("second_order_cosine", shared, X[:20])
+    with pytest.raises(ValueError, match=r"give the representation's width \(width=\)"):
+        sample_fit_bytes("second_order_cosine", 30)
+    reused, own = graph_fit("second_order_cosine", shared, X), fit_sample("second_order_cosine", Y, name="Y")
+    assert score_sample(reused, own) == pytest.approx(get("second_order_cosine").function(X, Y), abs=1e-12)
+
+
 def test_sample_family_fits_each_representation_once_and_equals_the_one_shot_functions():
     rng = np.random.default_rng(29)
     latent = rng.standard_normal((50, 3))

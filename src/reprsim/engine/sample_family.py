@@ -138,11 +138,11 @@ class SampleFamily:
         n = len(self.rows)
         if not self.fitted_here:
             return 4 * n * self.sources[item].width
-        base = sample_fit_bytes(self.base, n, k=int(self.fit_options.get("k", DEFAULT_K)),
-                                width=self.sources[item].width)
-        return base + self._statistics_bytes(n, base)
+        width = self.sources[item].width
+        base = sample_fit_bytes(self.base, n, k=int(self.fit_options.get("k", DEFAULT_K)), width=width)
+        return base + self._statistics_bytes(n, base, width)
 
-    def _statistics_bytes(self, n: int, base: int) -> int:
+    def _statistics_bytes(self, n: int, base: int, width: int) -> int:
         """What a member's statistics hold beyond its fit while a tile is scored."""
         if self.statistics is None:
             return 0
@@ -150,6 +150,8 @@ class SampleFamily:
         extra = 0
         if kind == "graph":
             extra += 40 * n * self._depth()  # the deep graph and its rank-ordered table
+            if keeps_rows(self.base) and options.ci != "none":
+                extra += 8 * n * width  # each leave-one-out subgraph's copy of the kept unit rows
         elif kind == "kernel":
             # The intervals and the permutation null each unpack a member's fit into its n x n matrix.
             replicates = options.resamples if options.ci == "bootstrap" else options.blocks

@@ -2,7 +2,8 @@
 
 Each representation's graph is built once (`reprsim.measures.knn.knn_graph`: neighbours by cosine
 similarity, a row never its own neighbour, ties towards the lower row index) and a pair is scored from two
-graphs in O(n k log(n k)). The definitions follow the published code:
+graphs in O(n k log(n k)) (second-order cosine also reads 2 k similarities a row from the unit rows: O(n k p)
+more). The definitions follow the published code:
 
 - ReSi (Klabunde et al. 2025, github.com/mklabunde/resi, ``repsim/measures/nearest_neighbor.py``):
   `jaccard_knn`, `rank_similarity` (Wang et al. 2020's rank similarity with ReSi's normalisation) and
@@ -342,8 +343,8 @@ def second_order_cosine(X: ArrayLike, Y: ArrayLike, k: int = DEFAULT_K, max_rows
     k
         Neighbours per row, ``1 <= k < n``.
     max_rows
-        When ``n > max_rows`` both matrices use the same ``max_rows`` rows drawn with `seed` (each keeps an
-        n x n similarity matrix); ``None`` uses all rows.
+        When ``n > max_rows`` both matrices use the same ``max_rows`` rows drawn with `seed` (the graphs
+        are built from n x n similarities in blocks); ``None`` uses all rows.
     seed
         Seed of the row subsample.
     clip_quantile

@@ -162,7 +162,7 @@ def sample_fit_bytes(measure: str, n: int, k: int = DEFAULT_K, width: int = 0) -
     k
         Neighbours per row, for the neighbourhood measures.
     width
-        The representation's width (second_order_cosine's graph keeps its unit rows).
+        The representation's width, required for second_order_cosine (its graph keeps the unit rows).
 
     Returns
     -------
@@ -171,6 +171,8 @@ def sample_fit_bytes(measure: str, n: int, k: int = DEFAULT_K, width: int = 0) -
         ``24 n k`` for a k-NN graph (plus ``8 n width`` for second_order_cosine's unit rows).
     """
     if measure in _GRAPH_MEASURES:
+        if keeps_rows(measure) and width < 1:
+            raise ValueError(f"{measure}: its fit keeps the unit rows; give the representation's width (width=)")
         return knn_graph_bytes(n, k, with_rows=_GRAPH_MEASURES[measure][3], width=width)
     return 4 * n * (n + 1) if measure in _OTHER_MEASURES else 0
 
@@ -312,7 +314,8 @@ def graph_fit(measure: str, graph: KnnGraph, X: ArrayLike | None = None, *, name
     Raises
     ------
     ValueError
-        For options out of range, a graph whose k is not the options', or a missing `X`.
+        For options out of range, a graph whose k is not the options', or a missing `X` or one whose rows
+        are not the graph's.
     """
     resolved = _resolved_options(measure, options)
     k = check_k(resolved["k"], measure, _GRAPH_MEASURES[measure][2])
@@ -323,7 +326,10 @@ def graph_fit(measure: str, graph: KnnGraph, X: ArrayLike | None = None, *, name
         if X is None:
             raise ValueError(f"{measure}: its fit keeps the unit rows; pass the representation (X)")
         check_second_order_vectors(resolved["vectors"])
-        rows = prepared_rows(as_matrix(X, name), resolved["clip_quantile"], name, measure)
+        x = as_matrix(X, name)
+        if x.shape[0] != graph.n:
+            raise ValueError(f"{measure}: {name} has {x.shape[0]} rows, its graph {graph.n}")
+        rows = prepared_rows(x, resolved["clip_quantile"], name, measure)
     return SampleFit(measure, dataclasses.replace(graph, unit_rows=rows), tuple(sorted(resolved.items())), graph.n)
 
 
