@@ -351,22 +351,9 @@ def prepared_graph(x: torch.Tensor, k: int, clip_quantile: float | None, name: s
 
 
 def prepared_rows(x: torch.Tensor, clip_quantile: float | None, name: str, measure: str) -> torch.Tensor:
-    """The rows a k-NN graph is searched on: clipped at the quantile, then scaled to unit norm.
+    """The unit rows a k-NN graph is searched on: `unit_rows` of `clip_at_quantile`.
 
-    Parameters
-    ----------
-    x, clip_quantile, name, measure
-        As for `prepared_graph`.
-
-    Returns
-    -------
-    torch.Tensor
-        The unit rows.
-
-    Raises
-    ------
-    ValueError
-        If a row is zero after clipping, or every row points the same way.
+    Takes `prepared_graph`'s arguments but k, and raises its errors about the rows.
     """
     return unit_rows(clip_at_quantile(x, clip_quantile), name, measure)
 
