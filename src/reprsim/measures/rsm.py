@@ -293,7 +293,16 @@ def packed_symmetric(D: torch.Tensor) -> torch.Tensor:
     torch.Tensor
         The ``n (n + 1) / 2`` packed values (upper triangle row-major, then the diagonal).
     """
-    return torch.cat([_upper_of_block(D, 0).mul_(math.sqrt(2.0)), torch.diagonal(D)])
+    n = D.shape[0]
+    m = n * (n - 1) // 2
+    packed = torch.empty(m + n, dtype=D.dtype, device=D.device)  # filled in place: no second copy of the pack
+    start = 0
+    for r in range(n - 1):
+        packed[start:start + n - 1 - r] = D[r, r + 1:]
+        start += n - 1 - r
+    packed[:m].mul_(math.sqrt(2.0))
+    packed[m:] = torch.diagonal(D)
+    return packed
 
 
 def _unit(v: torch.Tensor, what: str) -> torch.Tensor:
