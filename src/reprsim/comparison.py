@@ -38,7 +38,6 @@ from reprsim.engine.fold_family import FOLD_MEASURES, FoldFamily
 from reprsim.engine.linear_inference import block_bytes_factor, inference_provenance
 from reprsim.inference import InferenceOptions
 from reprsim.measures.knn import DEFAULT_K
-from reprsim.measures.sample_fit import GRAM_SPACE_MEASURES
 from reprsim.results import ResultTable
 from reprsim.row_shards import most_blocks_per_shard
 from reprsim.store import ActivationStore, StoreEntry
@@ -58,6 +57,7 @@ from .comparison_records import (
     block_bounds,
     done_keys,
     folded_records,
+    gram_capable,
     gram_space_measures,
     linear_plan,
     space_costs,
@@ -404,7 +404,7 @@ def plan_lines(store: str | Path | ActivationStore, measures: Sequence[str] = ("
                      f"(blocks and one chunk of rows; budget {budget / 2**20:,.0f} MiB of blocks)")
     where = ("on ray: one task per layer's fit and per group of pairs" if backend == "ray"
              else "in this process")
-    capable = [m for m in run.gram + run.streamed if registry.get(m).base in GRAM_SPACE_MEASURES]
+    capable = gram_capable(run.gram + run.streamed)
     if capable:
         feature, gram = space_costs(linear["rows"], [r.width for r in run.reps], len(capable))
         route = (f"in sample space ({', '.join(run.gram)}): one n x n Gram matrix per layer on all "

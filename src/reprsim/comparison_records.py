@@ -39,7 +39,7 @@ from reprsim.engine.linear_score import check_measures
 from reprsim.engine.scheduler import Tile, tile_blocks
 from reprsim.inference import NO_INFERENCE, InferenceOptions, Uncertainty, sentence_blocks
 from reprsim.layers import LayerId
-from reprsim.measures.sample_fit import GRAM_SPACE_MEASURES
+from reprsim.measures.sample_fit import GRAM_SPACE_MEASURES, sample_fit_bytes
 from reprsim.results import DIRECTED, SYMMETRIC, ResultTable
 from reprsim.store import StoreEntry
 
@@ -370,7 +370,7 @@ def space_costs(n: int, widths: Sequence[int], gram_measures: int) -> tuple[floa
     """
     total = float(sum(widths))
     feature = n * (total * total + sum(float(w) * w for w in widths)) / 2
-    fit_bytes, count = 4 * n * (n + 1), len(widths)
+    fit_bytes, count = sample_fit_bytes("linear_cka", n), len(widths)
     if count * fit_bytes <= PROFILE_BUDGET_BYTES:
         refits = 1.0
     elif fit_bytes <= PROFILE_BUDGET_BYTES / 4:
@@ -413,7 +413,7 @@ def gram_space_measures(names: Sequence[str], space: str, n: int, widths: Sequen
     """
     if space not in SPACES:
         raise ValueError(f"space must be one of {', '.join(SPACES)}, got {space!r}")
-    capable = [m for m in names if registry.get(m).base in GRAM_SPACE_MEASURES and not registry.get(m).options]
+    capable = gram_capable(names)
     if space == "gram":
         if inference.enabled:
             raise ValueError("space='gram' (--space gram) computes no intervals or nulls; their sentence blocks "
@@ -421,7 +421,7 @@ def gram_space_measures(names: Sequence[str], space: str, n: int, widths: Sequen
         if not capable:
             raise ValueError(f"space='gram' (--space gram) applies to linear_cka and debiased_cka only; none of "
                              f"{', '.join(names) or 'the measures'} has a Gram-space route")
-        fit_bytes = 4 * n * (n + 1)
+        fit_bytes = sample_fit_bytes("linear_cka", n)
         if fit_bytes > PROFILE_BUDGET_BYTES / 4:
             raise ValueError(f"space='gram' (--space gram): one layer's packed Gram matrix on {n:,} rows takes "
                              f"{fit_bytes / 2**30:.1f} GiB, more than a quarter of the "
@@ -433,6 +433,10 @@ def gram_space_measures(names: Sequence[str], space: str, n: int, widths: Sequen
     feature, gram = space_costs(n, widths, len(capable))
     return capable if gram < feature else []
 
+
+def gram_capable(names: Sequence[str]) -> list[str]:
+    """The measures among `names` with a Gram-space route: linear and debiased CKA, without options."""
+    return [m for m in names if registry.get(m).base in GRAM_SPACE_MEASURES and not registry.get(m).options]
 
 
 

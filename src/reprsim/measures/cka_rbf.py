@@ -13,6 +13,7 @@ import torch
 
 from reprsim.arrays import ArrayLike, centre
 from reprsim.measures._subsample import as_subsampled_pair
+from reprsim.measures.rsm import copy_upper
 
 from .hsic import gram_cka, require_variation
 
@@ -27,10 +28,7 @@ def _median_of_all_entries(D: torch.Tensor) -> float:
     """
     n = D.shape[0]
     upper = np.empty(n * (n - 1) // 2)
-    start = 0
-    for r in range(n - 1):
-        upper[start:start + n - 1 - r] = D[r, r + 1:].cpu().numpy()
-        start += n - 1 - r
+    copy_upper(D, 0, torch.from_numpy(upper))
     count = n * n
     wanted = [count // 2, count // 2 + 1] if count % 2 == 0 else [(count + 1) // 2]  # 1-based ranks
     positions = sorted({(k - n + 1) // 2 - 1 for k in wanted if k > n})

@@ -105,8 +105,33 @@ def _unit_directions(x: torch.Tensor, kind: str, name: str, rows: np.ndarray | N
 
 def _upper_of_block(block: torch.Tensor, start: int) -> torch.Tensor:
     """The entries of rows start.. of an n x n matrix block that lie above the diagonal, row-major."""
-    # Row slices joined once copy each entry once: faster than a mask or an index list of n^2 / 2 pairs.
-    return torch.cat([block[r, start + r + 1:] for r in range(block.shape[0])])
+    n, rows = block.shape[1], block.shape[0]
+    out = torch.empty(rows * (2 * n - 2 * start - rows - 1) // 2, dtype=block.dtype, device=block.device)
+    copy_upper(block, start, out)
+    return out
+
+
+def copy_upper(block: torch.Tensor, start: int, out: torch.Tensor) -> None:
+    """Write the entries above the diagonal of rows start.. of an n x n matrix (`block`) into `out`, row-major.
+
+    Row slices copied one by one move each entry once: faster than a mask or an index list of n^2 / 2 pairs,
+    and `out` may be part of a larger vector (a pack) or a CPU view of a numpy array.
+
+    Parameters
+    ----------
+    block
+        Rows start..start + b of the matrix, b x n.
+    start
+        The matrix row of the block's first row.
+    out
+        At least as long as the entries copied.
+    """
+    n, at = block.shape[1], 0
+    for r in range(block.shape[0]):
+        width = n - start - r - 1
+        if width > 0:
+            out[at:at + width] = block[r, start + r + 1:]
+            at += width
 
 
 def squared_distances_upper(x: torch.Tensor) -> torch.Tensor:
@@ -296,10 +321,7 @@ def packed_symmetric(D: torch.Tensor) -> torch.Tensor:
     n = D.shape[0]
     m = n * (n - 1) // 2
     packed = torch.empty(m + n, dtype=D.dtype, device=D.device)  # filled in place: no second copy of the pack
-    start = 0
-    for r in range(n - 1):
-        packed[start:start + n - 1 - r] = D[r, r + 1:]
-        start += n - 1 - r
+    copy_upper(D, 0, packed)
     packed[:m].mul_(math.sqrt(2.0))
     packed[m:] = torch.diagonal(D)
     return packed
