@@ -304,7 +304,7 @@ def test_cka_in_sample_space_equals_feature_space_and_the_one_shot_functions(wid
     from reprsim.comparison import plan_lines
 
     names = ["linear_cka", "debiased_cka"]
-    tables = {space: compare(wide_store, measures=names, space=space, progress=False).frame
+    tables = {space: compare(wide_store, measures=names, space=space, precision="float64", progress=False).frame
               for space in ("auto", "feature", "gram")}
     keys = ["model_a", "layer_a", "model_b", "layer_b", "measure", "direction"]
     described = [*keys, "level", "n_rows", "subsample"]
@@ -392,3 +392,31 @@ def test_the_plan_and_sample_family_follow_the_statistics_asked_for(wide_store):
     rows = np.arange(36)
     with_statistics = SampleFamily(reps, "linear_cka", rows, 64, inference=InferenceOptions(ci="jackknife", blocks=4))
     assert not with_statistics.fitted_here and SampleFamily(reps, "linear_cka", rows, 64).fitted_here
+
+
+# ------------------------------------------------------------------------------------ precision of the pass
+
+
+def test_auto_precision_runs_the_cka_family_in_float32_and_the_rest_in_float64(study_store):
+    from reprsim.comparison import plan_lines
+
+    names = ["linear_cka", "maxsim"]
+    keys = ["model_a", "layer_a", "model_b", "layer_b", "measure", "direction"]
+    auto = compare(study_store, measures=names, progress=False)
+    exact = compare(study_store, measures=names, precision="float64", progress=False)
+    assert auto.provenance["linear_precision"] == "float32" and exact.provenance["linear_precision"] == "float64"
+    a, b = (t.frame.sort_values(keys).reset_index(drop=True) for t in (auto, exact))
+    assert a[keys].equals(b[keys])
+    np.testing.assert_allclose(a["value"], b["value"], rtol=0, atol=1e-6)
+    assert not np.array_equal(a["value"], b["value"])  # float32 products did run
+    mixed = compare(study_store, measures=["linear_cka", "svcca"], progress=False)
+    assert mixed.provenance["linear_precision"] == "float64"
+    assert "float32 products" in "\n".join(plan_lines(study_store, names))
+    assert "float64 products" in "\n".join(plan_lines(study_store, names, ci="jackknife", blocks=4))
+
+
+def test_precision_options_are_checked(study_store):
+    with pytest.raises(ValueError, match=r"precision must be one of \('auto', 'float64', 'float32'\), got 'half'"):
+        compare(study_store, measures=["linear_cka"], precision="half", progress=False)
+    with pytest.raises(ValueError, match=r"precision='float32' .* Ray backend's row shards are summed in float64"):
+        compare(study_store, measures=["linear_cka"], precision="float32", backend="ray", progress=False)

@@ -178,7 +178,7 @@ def test_compare_on_the_command_line_and_in_a_study_file(cluster, store, tmp_pat
     out = tmp_path / "r.parquet"
     assert main(["compare", "--store", str(store.path), "--measures", "linear_cka,maxsim", "--out", str(out),
                  "--backend", "ray", "--shards", "3", "--quiet"]) == 0
-    local = compare(store, ["linear_cka", "maxsim"], progress=False)
+    local = compare(store, ["linear_cka", "maxsim"], progress=False, precision="float64")  # Ray's shards: float64
     np.testing.assert_allclose(ResultTable.load(out).frame.value.to_numpy(), local.frame.value.to_numpy(),
                                atol=1e-10, rtol=0)
     assert _CHOICES["compare.backend"] == set(BACKENDS)
@@ -189,7 +189,8 @@ def test_compare_on_the_command_line_and_in_a_study_file(cluster, store, tmp_pat
     plan = capsys.readouterr().out.splitlines()
     assert plan[0] == f"2 models, 6 layers, {N_WORDS:,} rows (words)"
     assert re.match(r"linear measures \(1\): 21 pairs in \d+ column tiles = \d+ passes over the rows, on ray: "
-                    r"4 row shards per tile, \d+ tasks \(shards and merges\); up to [0-9.]+ MiB per task "
+                    r"4 row shards per tile, \d+ tasks \(shards and merges\), float64 products; "
+                    r"up to [0-9.]+ MiB per task "
                     r"\(blocks and one chunk of rows; budget 0 MiB of blocks\)", plan[1]), plan[1]
     assert plan[2].startswith("CKA route: in feature space (the pass)")
     assert plan[3].startswith("n x n measures (1): on a seeded subsample of") and "attention measures (1)" in plan[4]

@@ -64,6 +64,8 @@ output: {dir: out, report: false}
          "choose one of exact, linearised"),
         ({"models": ["a"], "compare": {"space": "sample"}}, "`compare.space`: 'sample' is not allowed; "
          "choose one of auto, feature, gram"),
+        ({"models": ["a"], "compare": {"precision": "half"}}, "`compare.precision`: 'half' is not allowed; "
+         "choose one of auto, float32, float64"),
     ],
 )
 def test_errors_name_the_key(raw, fragment):
@@ -117,9 +119,10 @@ def test_cli_measure_lists_keep_commas_inside_a_spec() -> None:
 def test_the_null_key_reads_as_written_though_yaml_reads_it_as_none(tmp_path) -> None:
     study = tmp_path / "study.yaml"
     study.write_text("name: s\ncorpus: builtin\nmodels: [{name: m, model: minilm}]\n"
-                     "compare: {ci: jackknife, null: analytic, blocks: 6}\n")
+                     "compare: {ci: jackknife, null: analytic, blocks: 6, precision: float64}\n")
     spec = load_study(study).compare
-    assert (spec.ci, spec.null, spec.blocks, spec.space) == ("jackknife", "analytic", 6, "auto")
+    assert (spec.ci, spec.null, spec.blocks, spec.space, spec.precision) == ("jackknife", "analytic", 6, "auto",
+                                                                             "float64")
     study.write_text("name: s\ncorpus: builtin\nmodels: [{name: m, model: minilm}]\nextraction: {null: x}\n")
     with pytest.raises(StudyConfigError, match=r"`extraction\.null`: unknown key"):
         load_study(study)

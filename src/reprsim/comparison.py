@@ -34,7 +34,9 @@ from typing import Any
 from reprsim import measures as registry
 from reprsim._version import __version__
 from reprsim.engine import ENGINE_MEASURES, AttentionFamily, RepresentationSource, SampleFamily, resolve_device
+from reprsim.engine.checks import PrecisionChoice, check_precision_choice
 from reprsim.engine.fold_family import FOLD_MEASURES, FoldFamily
+from reprsim.engine.linear_fit import pass_precision
 from reprsim.engine.linear_inference import block_bytes_factor, inference_provenance
 from reprsim.inference import InferenceOptions
 from reprsim.measures.knn import DEFAULT_K
@@ -230,6 +232,7 @@ def compare(
     shards: int | None = None,
     memory_per_task: int | None = None,
     space: str = "auto",
+    precision: str = "auto",
 ) -> ResultTable:
     """Compare every stored representation with every other on each measure.
 
@@ -293,6 +296,11 @@ def compare(
         (each layer's n x n Gram matrix on every row; no statistics) or ``"auto"`` (Gram space when every
         linear measure asked for is one of the two, no statistics are, and it costs fewer multiply-adds:
         rows well below the layers' total width, as with one row per text). The values are the same.
+    precision
+        The linear measures' products: ``"auto"`` (float32 when every linear measure asked for holds
+        float64's values to about 1e-8 whatever the layers' conditioning, as the CKA family and maxsim do, and
+        no statistics are asked for; float64 otherwise), ``"float64"``, or ``"float32"`` (faster, and within
+        a condition number times 1e-7 for the CCA family and linreg). The Ray backend's passes are float64.
 
     Returns
     -------
@@ -328,10 +336,10 @@ def compare(
                           subsample_rows=subsample_rows, attention_sentences=attention_sentences, seed=seed,
                           options=InferenceOptions(ci=ci, null=null, blocks=blocks, resamples=resamples,
                                                    permutations=permutations, alpha=alpha, seed=seed,
-                                                   jackknife=jackknife), space=space)
+                                                   jackknife=jackknife), space=space, precision=precision)
     if backend not in BACKENDS:
         raise ValueError(f"backend {backend!r}: choose one of {', '.join(BACKENDS)}")
-    _refuse_ray_options(backend, shards, address)
+    _refuse_ray_options(backend, shards, address, run.precision)
     if shards is not None and (isinstance(shards, bool) or not isinstance(shards, int) or shards < 1):
         raise ValueError(f"shards must be a positive integer, got {shards!r}")
     budget = LINEAR_BUDGET_BYTES if memory_per_task is None else memory_per_task
@@ -343,8 +351,16 @@ def compare(
         else:
             records = streamed_records(run.reps, run.streamed, run.done, device, chunk_rows, progress, run.options,
                                        block_bounds(run.entries[0].sentence_lengths, run.options)
-                                       if run.streamed else None, budget=budget)
-    return finish_comparison(run, records + other_records(run, progress, backend, address, device, budget))
+                                       if run.streamed else None, budget=budget, precision=run.precision)
+    extra = {"linear_precision": _linear_precision(run, backend)} if run.streamed else {}
+    return finish_comparison(run, records + other_records(run, progress, backend, address, device, budget), **extra)
+
+
+def _linear_precision(run: ComparisonPlan, backend: str) -> str:
+    """The precision of the linear measures' passes (float64 on Ray, whose row shards are summed so)."""
+    if backend == "ray":
+        return "float64"
+    return pass_precision(run.precision, run.streamed, run.options.enabled)
 
 
 def plan_lines(store: str | Path | ActivationStore, measures: Sequence[str] = ("all",),
@@ -352,7 +368,7 @@ def plan_lines(store: str | Path | ActivationStore, measures: Sequence[str] = ("
                backend: str = "local", address: str | None = None, shards: int | None = None,
                memory_per_task: int | None = None, subsample_rows: int = 5000, attention_sentences: int = 500,
                seed: int = 0, chunk_rows: int = 8192, ci: str = "none", blocks: int = 50,
-               space: str = "auto", null: str = "none") -> list[str]:
+               space: str = "auto", null: str = "none", precision: str = "auto") -> list[str]:
     """What `compare` with these options would do, in lines a person reads (``reprsim compare --plan``).
 
     Nothing is computed: the lines give the pairs, the column tiles (passes over the rows), the tasks and
@@ -361,7 +377,7 @@ def plan_lines(store: str | Path | ActivationStore, measures: Sequence[str] = ("
     Parameters
     ----------
     store, measures, models, previous, backend, address, shards, memory_per_task, subsample_rows,
-    attention_sentences, seed, chunk_rows, ci, blocks, space, null
+    attention_sentences, seed, chunk_rows, ci, blocks, space, null, precision
         As for `compare` (the statistics' intervals keep copies of the blocks per sentence block, which the
         plan counts). Without `shards` or `address`, the Ray backend's shards are this machine's CPUs
         (what a local cluster gets).
@@ -373,10 +389,11 @@ def plan_lines(store: str | Path | ActivationStore, measures: Sequence[str] = ("
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend {backend!r}: choose one of {', '.join(BACKENDS)}")
-    _refuse_ray_options(backend, shards, address)
     run = plan_comparison(store, measures, models, previous=previous, chunk_rows=chunk_rows,
                           subsample_rows=subsample_rows, attention_sentences=attention_sentences, seed=seed,
-                          options=InferenceOptions(ci=ci, null=null, blocks=blocks), space=space)
+                          options=InferenceOptions(ci=ci, null=null, blocks=blocks), space=space,
+                          precision=precision)
+    _refuse_ray_options(backend, shards, address, run.precision)
     budget = LINEAR_BUDGET_BYTES if memory_per_task is None else memory_per_task
     if backend == "ray" and shards is None:
         if address is not None:
@@ -399,7 +416,8 @@ def plan_lines(store: str | Path | ActivationStore, measures: Sequence[str] = ("
                  f"({'shards' if bounds is not None else 'shards and merges'})"
                  if backend == "ray" else "in this process")
         lines.append(f"linear measures ({len(run.streamed)}): {linear['pairs']} pairs in {linear['tiles']} column "
-                     f"tiles = {linear['tiles']} passes over the rows, {where}; up to "
+                     f"tiles = {linear['tiles']} passes over the rows, {where}, "
+                     f"{_linear_precision(run, backend)} products; up to "
                      f"{linear['bytes_per_task'] / 2**20:,.1f} MiB per {'task' if backend == 'ray' else 'pass'} "
                      f"(blocks and one chunk of rows; budget {budget / 2**20:,.0f} MiB of blocks)")
     where = ("on ray: one task per layer's fit and per group of pairs" if backend == "ray"
@@ -424,12 +442,15 @@ def plan_lines(store: str | Path | ActivationStore, measures: Sequence[str] = ("
     return lines
 
 
-def _refuse_ray_options(backend: str, shards: int | None, address: str | None) -> None:
-    """The Ray backend's options without it would be ignored: refuse them, naming them."""
+def _refuse_ray_options(backend: str, shards: int | None, address: str | None, precision: str = "auto") -> None:
+    """Options the backend would ignore: refuse them, naming them."""
     given = [name for name, value in (("shards", shards), ("address", address)) if value is not None]
     if backend != "ray" and given:
         raise ValueError(f"{', '.join(given)} (--{given[0]}) only apply to the Ray backend: add backend='ray' "
                          "(--backend ray)")
+    if backend == "ray" and precision == "float32":
+        raise ValueError("precision='float32' (--precision float32): the Ray backend's row shards are summed in "
+                         "float64; use precision='auto' or 'float64'")
 
 
 def _records_on_ray(run: ComparisonPlan, device: str, address: str | None, shards: int | None, budget: int,
@@ -443,7 +464,7 @@ def _records_on_ray(run: ComparisonPlan, device: str, address: str | None, shard
                                sentence_lengths=run.entries[0].sentence_lengths, shards=shards, address=address)
     bounds = block_bounds(run.entries[0].sentence_lengths, run.options) if run.streamed else None
     return streamed_records(run.reps, run.streamed, run.done, device, run.chunk_rows, progress, run.options, bounds,
-                            family=family, budget=budget)
+                            family=family, budget=budget, precision="float64")
 
 
 @dataclass
@@ -480,6 +501,8 @@ class ComparisonPlan:
     gram
         The CKA measures computed in sample space, from each layer's n x n Gram matrix on every row
         (`reprsim.comparison_records.gram_space_measures`), instead of in `streamed`.
+    precision
+        The linear passes' precision choice (`reprsim.engine.linear_fit.pass_precision`).
     """
 
     store: ActivationStore
@@ -500,11 +523,13 @@ class ComparisonPlan:
     raised: list[dict[str, str]] = field(default_factory=list)
     folded: list[str] = field(default_factory=list)
     gram: list[str] = field(default_factory=list)
+    precision: PrecisionChoice = "auto"
 
 
 def plan_comparison(store: str | Path | ActivationStore, measures: Sequence[str], models: Sequence[str] | None, *,
                     previous: ResultTable | None, chunk_rows: int, subsample_rows: int, attention_sentences: int,
-                    seed: int, options: InferenceOptions, space: str = "auto") -> ComparisonPlan:
+                    seed: int, options: InferenceOptions, space: str = "auto",
+                    precision: str = "auto") -> ComparisonPlan:
     """Check a comparison's options, measures, entries and earlier table before any work.
 
     Parameters are those of `compare`, the statistics as `InferenceOptions`; the errors and the
@@ -516,6 +541,7 @@ def plan_comparison(store: str | Path | ActivationStore, measures: Sequence[str]
     ComparisonPlan
         The checked comparison.
     """
+    precision = check_precision_choice(precision)
     if not isinstance(store, ActivationStore):
         store = ActivationStore(store, create=False)
     for name, value, minimum in (("chunk_rows", chunk_rows, 2), ("subsample_rows", subsample_rows, 10),
@@ -554,7 +580,7 @@ def plan_comparison(store: str | Path | ActivationStore, measures: Sequence[str]
     raised: list[dict[str, str]] = list(previous.provenance.get("warnings") or []) if previous is not None else []
     return ComparisonPlan(store, names, streamed, sampled, attention, entries, reps, options,
                           previous, done_keys(previous), earlier_entries, subsample_rows, attention_sentences,
-                          seed, chunk_rows, raised, folded, gram)
+                          seed, chunk_rows, raised, folded, gram, precision)
 
 
 def other_records(run: ComparisonPlan, progress: bool, backend: str = "local",

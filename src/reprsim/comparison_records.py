@@ -33,6 +33,7 @@ from reprsim.engine import (
     resolve_device,
     score_pairs,
 )
+from reprsim.engine.checks import PrecisionChoice
 from reprsim.engine.fold_family import FoldFamily
 from reprsim.engine.linear_family import pass_bytes, warn_about_fits
 from reprsim.engine.linear_score import check_measures
@@ -158,7 +159,7 @@ def streamed_records(reps: Sequence[RepresentationSource], names: Sequence[str],
                      done: set[tuple[str, int, str, int, str]], device: str, chunk_rows: int,
                      progress: bool, inference: InferenceOptions = NO_INFERENCE,
                      bounds: np.ndarray | None = None, family: Callable[..., LinearFamily] = LinearFamily,
-                     budget: int = LINEAR_BUDGET_BYTES) -> list[dict[str, Any]]:
+                     budget: int = LINEAR_BUDGET_BYTES, precision: PrecisionChoice = "auto") -> list[dict[str, Any]]:
     """Linear measures from the engine's streaming pass over every needed pair (i <= j).
 
     Every layer is fitted once; when the blocks exceed `LINEAR_BUDGET_BYTES` the rows are streamed once
@@ -188,6 +189,9 @@ def streamed_records(reps: Sequence[RepresentationSource], names: Sequence[str],
         (`reprsim.ray_compare.RayLinearFamily` with its own options bound).
     budget
         Bytes of blocks per tile (per pass over the rows).
+    precision
+        The passes' precision (`reprsim.engine.linear_fit.pass_precision`): ``"auto"`` for a pass over the
+        rows, ``"float64"`` for the families whose moments come from float64 row shards.
 
     Returns
     -------
@@ -202,7 +206,7 @@ def streamed_records(reps: Sequence[RepresentationSource], names: Sequence[str],
     """
     if not names:
         return []
-    made = family(reps, check_measures(names), device=resolve_device(device), precision="float64",
+    made = family(reps, check_measures(names), device=resolve_device(device), precision=precision,
                   svcca=SvccaOptions(), chunk_rows=chunk_rows, workers=torch.get_num_threads(), progress=progress,
                   inference=inference, bounds=bounds)
     return _linear_records(made, reps, names, done, budget, int(reps[0].n_rows or 0), progress)

@@ -211,7 +211,7 @@ def run_study(study: Study, progress: bool = True, command: str | None = None) -
         store, measures=cmp.measures, models=keys, previous=previous,
         device=cmp.device, chunk_rows=cmp.chunk_rows, subsample_rows=cmp.subsample_rows,
         attention_sentences=cmp.attention_sentences, seed=cmp.seed, progress=progress,
-        backend=cmp.backend, address=cmp.address, shards=cmp.shards, space=cmp.space,
+        backend=cmp.backend, address=cmp.address, shards=cmp.shards, space=cmp.space, precision=cmp.precision,
         **cmp.inference_arguments(),
     )
     table_changed = previous is None or table_fingerprint(table) != table_fingerprint(previous)

@@ -430,9 +430,10 @@ def merge_shards(
     with recording_warnings(run.streamed, run.raised):
         records = streamed_records(run.reps, run.streamed, run.done, device, 8192, progress, options,
                                    block_bounds(run.entries[0].sentence_lengths, options), family=family,
-                                   budget=study["memory_per_task"])
+                                   budget=study["memory_per_task"], precision="float64")
     return finish_comparison(run, records + other_records(run, progress, device=device,
-                                                          budget=study["memory_per_task"]), shards=count)
+                                                          budget=study["memory_per_task"]), shards=count,
+                              **({"linear_precision": "float64"} if run.streamed else {}))
 
 
 class _FilesFamily(LinearFamily):

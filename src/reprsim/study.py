@@ -178,6 +178,8 @@ class CompareSpec:
     space : {"auto", "feature", "gram"}, default "auto"
         The route of linear and debiased CKA (`reprsim.compare`): the pass's cross-products, each layer's
         n x n Gram matrix, or the cheaper.
+    precision : {"auto", "float64", "float32"}, default "auto"
+        The linear measures' products (`reprsim.compare`; docs: guide/comparison).
     """
 
     measures: list[str] = field(default_factory=lambda: ["all"])
@@ -197,6 +199,7 @@ class CompareSpec:
     address: str | None = None
     shards: int | None = None
     space: str = "auto"
+    precision: str = "auto"
 
     def inference_arguments(self) -> dict[str, Any]:
         """The statistics options as `reprsim.compare` keywords."""
@@ -273,6 +276,7 @@ _CHOICES = {
     "compare.null": {"analytic", "permutation", "none"},
     "compare.jackknife": set(JACKKNIFE_METHODS),
     "compare.space": {"auto", "feature", "gram"},  # reprsim.comparison_records.SPACES
+    "compare.precision": {"auto", "float64", "float32"},  # reprsim.engine.checks.PRECISION_CHOICES
     "extraction.backend": {"local", "ray"},
     "compare.backend": {"local", "ray"},  # reprsim.comparison.BACKENDS, without importing the engine here
 }
@@ -477,6 +481,7 @@ def _compare(raw: Any) -> CompareSpec:
         address=_optional_str(d.get("address", base.address), "compare.address"),
         shards=_optional_int(d, "shards", "compare"),
         space=_choice(d.get("space", base.space), "compare.space"),
+        precision=_choice(d.get("precision", base.precision), "compare.precision"),
     )
 
 

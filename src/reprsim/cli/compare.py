@@ -132,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
                                    address=args.address, shards=args.shards, memory_per_task=args.memory_per_task,
                                    subsample_rows=args.subsample_rows, attention_sentences=args.attention_sentences,
                                    seed=args.seed, chunk_rows=args.chunk_rows, ci=args.ci, blocks=args.blocks,
-                                   space=args.space, null=args.null)))
+                                   space=args.space, null=args.null, precision=args.precision)))
         return 0
     if args.out is None:
         raise ValueError("--out is required (the results file), except with --plan")
@@ -154,6 +154,7 @@ def run(args: argparse.Namespace) -> int:
         shards=args.shards,
         memory_per_task=args.memory_per_task,
         space=args.space,
+        precision=args.precision,
         **inference_arguments(args),
     )
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -206,6 +207,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--space", default="auto", choices=["auto", "feature", "gram"],
                    help="route of linear and debiased CKA: the pass's cross-products (feature), each layer's "
                         "n x n Gram matrix (gram), or the cheaper (auto; --plan prints the cost model)")
+    p.add_argument("--precision", default="auto", choices=["auto", "float64", "float32"],
+                   help="the linear measures' products: float32 where every measure asked for keeps float64's "
+                        "values whatever the conditioning (auto: the CKA family, maxsim, Procrustes), else "
+                        "float64 (docs: guide/comparison)")
     g = p.add_argument_group("scaling out (docs: guide/scaling)")
     g.add_argument("--backend", default="local", choices=["local", "ray"],
                    help="where the linear measures' pass runs: this process, or Ray tasks over row shards")

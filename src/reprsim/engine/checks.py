@@ -12,9 +12,12 @@ from typing import Literal
 import torch
 
 Precision = Literal["float64", "float32"]
+# What a linear pass is asked for: a GEMM precision, or "auto" (`reprsim.engine.linear_fit.pass_precision`).
+PrecisionChoice = Literal["auto", "float64", "float32"]
 PairSpec = Literal["all"] | Iterable[tuple[int, int]]
 
 PRECISIONS: tuple[str, ...] = ("float64", "float32")
+PRECISION_CHOICES: tuple[str, ...] = ("auto", *PRECISIONS)
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -67,6 +70,29 @@ def check_precision(precision: str) -> Precision:
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    return precision  # type: ignore[return-value]
+
+
+def check_precision_choice(precision: str) -> PrecisionChoice:
+    """Validate a linear pass's precision choice.
+
+    Parameters
+    ----------
+    precision
+        ``"auto"``, ``"float64"`` or ``"float32"``.
+
+    Returns
+    -------
+    PrecisionChoice
+        The same string.
+
+    Raises
+    ------
+    ValueError
+        If it is none of them.
+    """
+    if precision not in PRECISION_CHOICES:
+        raise ValueError(f"precision must be one of {PRECISION_CHOICES}, got {precision!r}")
     return precision  # type: ignore[return-value]
 
 

@@ -26,8 +26,8 @@ from reprsim.measures import registry
 from . import linear_influence
 from .block_moments import BlockedMoments, MomentSums
 from .block_score import prepare_fit
-from .checks import Precision
-from .linear_fit import CCA_TYPE_MEASURES, LinearFit, SvccaOptions, needs_row_norms
+from .checks import Precision, PrecisionChoice
+from .linear_fit import CCA_TYPE_MEASURES, LinearFit, SvccaOptions, needs_row_norms, pass_precision
 from .linear_inference import LinearStatistics, block_bytes_factor
 from .linear_score import PairTerms, derive, neuron_matches, svcca_options_of
 from .moments import CrossMoments
@@ -125,7 +125,8 @@ class LinearFamily:
     device
         The torch device of the accumulators and derivations.
     precision
-        ``"float64"`` GEMMs, or ``"float32"`` GEMMs added into float64 sums.
+        ``"auto"`` (float32 GEMMs when every measure allows it, `pass_precision`), ``"float64"`` GEMMs, or
+        ``"float32"`` GEMMs added into float64 sums.
     svcca
         SVCCA's options.
     chunk_rows
@@ -151,6 +152,8 @@ class LinearFamily:
         The `LinearFit` of every representation fitted so far, by index (kept across tiles).
     passes
         How many passes over the rows have been made.
+    precision
+        The GEMM precision the passes run in (`pass_precision` of the choice).
     """
 
     def __init__(
@@ -159,7 +162,7 @@ class LinearFamily:
         measures: Sequence[str],
         *,
         device: torch.device,
-        precision: Precision,
+        precision: PrecisionChoice,
         svcca: SvccaOptions,
         chunk_rows: int,
         neuron_matches_too: bool = False,
@@ -175,7 +178,8 @@ class LinearFamily:
         self._blocked: BlockedMoments | None = None
         self.sources = list(sources)
         self.measures = tuple(measures)
-        self.device, self.precision, self.svcca = device, precision, svcca
+        self.device, self.svcca = device, svcca
+        self.precision: Precision = pass_precision(precision, self.measures, inference.enabled)
         self.chunk_rows, self.neuron_matches_too = chunk_rows, neuron_matches_too
         self.workers, self.progress = max(1, workers), progress
         self.ids = [s.id for s in self.sources]

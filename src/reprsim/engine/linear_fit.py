@@ -20,6 +20,7 @@ from reprsim.measures import registry
 from reprsim.measures.shape import whitening_weights
 from reprsim.measures.spectral import gulp_weights
 
+from .checks import Precision, PrecisionChoice, check_precision_choice
 from .moments import CrossMoments
 
 if TYPE_CHECKING:  # annotations only: block_moments builds on moments
@@ -56,20 +57,63 @@ ENGINE_MEASURES: tuple[str, ...] = (
 DIRECTED_MEASURES = frozenset({"maxsim", "linreg", "r2_lr", "pwcca"})
 CCA_TYPE_MEASURES = frozenset({"cca_r2", "cca_rho", "svcca", "pwcca"})
 MIN_ROWS_UNBIASED = 4
+# Measures whose float32-pass error does not grow with a representation's conditioning: bounded ratios of
+# Frobenius and nuclear norms of the blocks, correlation maxima and assignments, each perturbed by about the
+# blocks' relative rounding (1e-9 to 1e-7 on the strained cases of tests/test_engine_precision.py).
+# Whitening measures (the CCA family, linreg, GULP, the shape metric) err by that rounding times a condition
+# number, and unbounded values (ENSD's effective dimensions, Bures and magnitude distances) by it times their
+# scale, so "auto" gives them float64 (docs: guide/comparison).
+FLOAT32_EXACT_MEASURES = frozenset({
+    "maxsim", "linear_cka", "debiased_cka", "lange_cka", "procrustes", "procrustes_distance", "angular_distance",
+    "hard_matching",
+})
 # Measures that need the row-norm sums (CrossMoments(row_norms=True)).
 ROW_NORM_MEASURES = frozenset({"debiased_cka", "lange_cka"})
 
 
 __all__ = [
-    "CCA_TYPE_MEASURES", "DIRECTED_MEASURES", "ENGINE_MEASURES", "MIN_ROWS_UNBIASED", "ROW_NORM_MEASURES",
-    "Directed", "LinearFit", "Spectrum", "SvccaConvention", "SvccaOptions", "eigen_rank_tolerance", "needs_row_norms",
-    "spectrum",
+    "CCA_TYPE_MEASURES", "DIRECTED_MEASURES", "ENGINE_MEASURES", "FLOAT32_EXACT_MEASURES", "MIN_ROWS_UNBIASED",
+    "ROW_NORM_MEASURES", "Directed", "LinearFit", "Spectrum", "SvccaConvention", "SvccaOptions",
+    "eigen_rank_tolerance", "needs_row_norms", "pass_precision", "spectrum",
 ]
 
 
 def needs_row_norms(measures: Sequence[str]) -> bool:
     """Whether some measure (debiased or lange CKA) needs the row-norm sums of the pass."""
     return any(registry.parse_spec(m)[0] in ROW_NORM_MEASURES for m in measures)
+
+
+def pass_precision(precision: PrecisionChoice, measures: Sequence[str], statistics: bool = False) -> Precision:
+    """The GEMM precision a linear pass runs in.
+
+    ``"auto"`` is float32 when every measure is one whose float32 error stays at float32's rounding whatever
+    the data's conditioning (`FLOAT32_EXACT_MEASURES`) and no statistics are asked for (their block
+    replicates differ by amounts float32 rounding would blur); float64 otherwise.
+
+    Parameters
+    ----------
+    precision
+        ``"auto"``, ``"float64"`` or ``"float32"``.
+    measures
+        The measures the pass feeds.
+    statistics
+        Whether intervals or nulls are computed from the pass.
+
+    Returns
+    -------
+    Precision
+        ``"float64"`` or ``"float32"``.
+
+    Raises
+    ------
+    ValueError
+        If `precision` is not one of the three.
+    """
+    choice = check_precision_choice(precision)
+    if choice != "auto":
+        return choice
+    exact = all(registry.parse_spec(m)[0] in FLOAT32_EXACT_MEASURES for m in measures)
+    return "float32" if exact and measures and not statistics else "float64"
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ import torch
 
 from reprsim.measures.neuron import NeuronMatch
 
-from .checks import Precision, check_precision, resolve_device
+from .checks import PrecisionChoice, check_precision_choice, resolve_device
 from .families import LinearFamily, MomentsFamily, warn_about_fits
 from .linear_fit import Directed, SvccaOptions
 from .linear_score import MeasureValue, check_measures
@@ -111,7 +111,7 @@ def all_pairs(
     chunk_rows: int = 8192,
     progress: bool = True,
     *,
-    precision: Precision = "float64",
+    precision: PrecisionChoice = "auto",
     svcca: SvccaOptions | None = None,
     neuron_matches_too: bool = False,
     memory_limit_bytes: int = DEFAULT_MEMORY_LIMIT,
@@ -140,7 +140,9 @@ def all_pairs(
     progress
         Show progress bars over the passes and the pairs.
     precision
-        ``"float64"``, or ``"float32"`` GEMMs added into float64 accumulators.
+        ``"auto"`` (float32 GEMMs when every measure keeps float64's values to float32 rounding whatever the
+        data's conditioning, float64 otherwise: `reprsim.engine.linear_fit.pass_precision`), ``"float64"``, or
+        ``"float32"`` GEMMs added into float64 accumulators.
     svcca
         SVCCA's options (default: keep 0.99, Raghu's rule).
     neuron_matches_too
@@ -175,7 +177,7 @@ def all_pairs(
     """
     sources = check_sources(reps)
     names = check_measures(measures)
-    precision = check_precision(precision)
+    precision = check_precision_choice(precision)
     if isinstance(chunk_rows, bool) or not isinstance(chunk_rows, int) or chunk_rows < 1:
         raise ValueError(f"chunk_rows must be a positive integer, got {chunk_rows!r}")
     if isinstance(memory_limit_bytes, bool) or not isinstance(memory_limit_bytes, int) or memory_limit_bytes < 1:
